@@ -1,0 +1,33 @@
+# `make run` and `make test` create or reuse .venv; nothing else needs to be installed first.
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+# torch and torchvision are pinned together: this pair is on the build machines' disk.
+TORCH := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: run test lint bench docs clean
+
+$(VENV)/.ready: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH)
+	$(PY) -m pip install -q -e '.[test]' $(TORCH)
+	touch $@
+
+run: $(VENV)/.ready
+	$(VENV)/bin/flopwise
+
+test: $(VENV)/.ready
+	$(PY) -m pytest
+	$(PY) -m ruff check src tests bench
+	$(PY) -m mypy
+
+lint: $(VENV)/.ready
+	$(PY) -m ruff check src tests bench
+	$(PY) -m mypy
+
+bench: $(VENV)/.ready
+	$(PY) bench/counting_overhead.py
+
+clean:
+	rm -rf $(VENV) build dist src/*.egg-info

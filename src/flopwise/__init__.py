@@ -1,0 +1,25 @@
+"""flopwise: exact MACs, FLOPs, parameters and bytes moved of any PyTorch model, per module and per operator."""
+
+from .conventions import PRESETS as CONVENTIONS
+from .conventions import Convention
+from .cost import Cost, Flops, Term, Work
+from .count import count, counting
+from .registry import formula, zero_cost
+from .report import ModuleRow, Report
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CONVENTIONS",
+    "Convention",
+    "Cost",
+    "Flops",
+    "ModuleRow",
+    "Report",
+    "Term",
+    "Work",
+    "count",
+    "counting",
+    "formula",
+    "zero_cost",
+]

@@ -1,0 +1,110 @@
+"""The values a count is made of.
+
+A formula describes the work of one op call as a `Work`: its MACs and its non-contraction FLOPs, each a
+`Term` that keeps the symbols it multiplied so `explain` can show the hand calculation. The engine turns
+a `Work` into a `Cost` (plain integers) through a convention; costs add up into reports.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+
+_SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@lru_cache(maxsize=None)
+def _compile(expr: str):  # type: ignore[no-untyped-def]
+    # Formulas are written with the symbols people use by hand (·, −, /); Python evaluates them.
+    python = expr.replace("·", "*").replace("×", "*").replace("−", "-").replace("/", "//")
+    return compile(python, expr, "eval")
+
+
+@dataclass(frozen=True)
+class Term:
+    """One quantity as a formula in symbols, the sizes substituted into it, and its value.
+
+    `Term("M·N·K", M=4, N=6, K=5).value == 120`. The value is computed from the expression itself, so the
+    explanation of a count and the count cannot disagree.
+    """
+
+    expr: str
+    sizes: tuple[tuple[str, int], ...]
+    value: int
+
+    def __init__(self, expr: str, **sizes: int) -> None:
+        names = set(_SYMBOL.findall(expr))
+        missing = names - sizes.keys()
+        if missing:
+            raise ValueError(f"Term {expr!r} has no size for {sorted(missing)}")
+        value = eval(_compile(expr), {"__builtins__": {}}, sizes)  # noqa: S307 - our own formula strings
+        object.__setattr__(self, "expr", expr)
+        object.__setattr__(self, "sizes", tuple((k, int(v)) for k, v in sizes.items()))
+        object.__setattr__(self, "value", int(value))
+
+    def substituted(self) -> str:
+        """The expression with each symbol replaced by its size: `4·6·5`."""
+        sizes = dict(self.sizes)
+        return _SYMBOL.sub(lambda m: str(sizes[m.group(0)]), self.expr)
+
+
+@dataclass(frozen=True)
+class Flops:
+    """Non-contraction FLOPs of one kind ("bias", "elementwise", "softmax", "norm", …)."""
+
+    kind: str
+    term: Term
+
+
+@dataclass(frozen=True)
+class Work:
+    """What a formula returns for one op call."""
+
+    macs: Term | None = None
+    dots: int = 0  # dot products computed (outputs of the contraction); exact counting uses 2k−1 each
+    flops: tuple[Flops, ...] = ()
+    note: str = ""  # a convention or assumption the count depends on, shown by explain
+
+    @property
+    def mac_count(self) -> int:
+        return self.macs.value if self.macs is not None else 0
+
+
+ZERO_WORK = Work()
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Plain counts; frozen and addable. Reads and writes are kept apart."""
+
+    macs: int = 0
+    flops: int = 0
+    bytes_read: int = 0
+    bytes_written: int = 0
+
+    def __add__(self, other: Cost) -> Cost:
+        return Cost(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
+
+    @property
+    def bytes(self) -> int:
+        return self.bytes_read + self.bytes_written
+
+    @property
+    def intensity(self) -> float | None:
+        """FLOPs per byte moved; None when nothing moved."""
+        return self.flops / self.bytes if self.bytes else None
+
+
+ZERO = Cost()
+
+
+@dataclass(frozen=True)
+class OpCall:
+    """One aten op call seen during a count."""
+
+    op: str
+    module: str  # qualified name of the innermost module it ran in ("" for the root / outside)
+    cost: Cost
+    work: Work = field(default=ZERO_WORK, compare=False)
+    shapes: tuple[tuple[int, ...], ...] = ()

@@ -1,0 +1,211 @@
+"""The public entry points: `count(model, inputs)` and `counting()` for arbitrary code."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.func import functional_call
+from torch.utils._pytree import tree_map
+
+from .capture import CountingMode
+from .conventions import Convention, resolve
+from .cost import ZERO, Cost, OpCall
+from .modules import ModuleStack
+from .registry import Formula
+from .report import ModuleRow, Report
+
+MODES = ("real", "fake", "meta")
+
+
+class Counting:
+    """What `counting()` yields; `report` is filled in when the block ends (also when it raises)."""
+
+    report: Report
+
+    def __init__(self) -> None:
+        self._stack: ModuleStack | None = None
+        self._mode: CountingMode | None = None
+
+    @property
+    def raised_in(self) -> str | None:
+        """The innermost module whose forward raised, if one did."""
+        return self._stack.raised_in if self._stack else None
+
+
+@contextlib.contextmanager
+def counting(
+    convention: str | Convention = "default",
+    overrides: dict[Any, Formula | None] | None = None,
+    *,
+    model: torch.nn.Module | None = None,
+    inputs: str = "",
+) -> Iterator[Counting]:
+    """Count every aten op run inside the block: training steps, generate(), several models.
+
+    Modules of `model` are named as in `model.named_modules()`; other modules met in the block are named by
+    their class (`GPT2Model.h.0.attn`). `overrides` maps ops to a formula, or to None to ignore them.
+    """
+    rules = resolve(convention)
+    session = Counting()
+    stack = ModuleStack({model: ""} if model is not None else None)
+    mode = CountingMode(stack, rules, overrides)
+    session._stack, session._mode = stack, mode
+    try:
+        with mode:
+            yield session
+    finally:
+        stack.close()
+        session.report = _build_report(stack, mode, rules, model, inputs)
+
+
+def count(
+    model: torch.nn.Module,
+    inputs: Any = (),
+    *,
+    mode: str = "real",
+    convention: str | Convention = "default",
+    overrides: dict[Any, Formula | None] | None = None,
+) -> Report:
+    """Count the MACs, FLOPs, parameters and bytes of one forward of `model` on `inputs`.
+
+    `inputs` is a tensor, a tuple of positional arguments, or a dict of keyword arguments. `mode="real"`
+    runs the model as given; `"fake"` runs on fake tensors (shapes only, no arithmetic, weights untouched);
+    `"meta"` moves everything to the meta device. A model built on the meta device is always counted on it.
+    The model, its state and torch's RNG are left exactly as found.
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"count() expects an nn.Module as its first argument, got {type(model).__name__}")
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    args, kwargs = _split_inputs(inputs)
+    if _on_meta(model):
+        mode = "meta"
+    fake = FakeTensorMode(allow_non_fake_inputs=True) if mode == "fake" else None
+    state, args, kwargs = _prepare(model, args, kwargs, mode, fake)
+    with _rng_preserved(), torch.no_grad(), fake or contextlib.nullcontext():
+        with counting(convention, overrides, model=model, inputs=describe_inputs(args, kwargs)) as session:
+            try:
+                functional_call(model, state, args, kwargs, strict=False)
+            except Exception as error:
+                where = session.raised_in or ""
+                kind = session._stack.types.get(where, "") if session._stack else ""
+                error.add_note(
+                    f"flopwise: raised in module {where or '(root)'!r} ({kind}) "
+                    f"with inputs {describe_inputs(args, kwargs)}"
+                )
+                if mode == "fake":
+                    error.add_note("flopwise: the model may need real data; try mode='real'")
+                raise
+    return session.report
+
+
+def _split_inputs(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if isinstance(inputs, dict):
+        return (), dict(inputs)
+    if isinstance(inputs, (tuple, list)):
+        return tuple(inputs), {}
+    return (inputs,), {}
+
+
+def _on_meta(model: torch.nn.Module) -> bool:
+    tensors = list(model.parameters()) + list(model.buffers())
+    return bool(tensors) and all(t.is_meta for t in tensors)
+
+
+def _prepare(model, args, kwargs, mode, fake):  # type: ignore[no-untyped-def]
+    """Tensors the model runs with, so that its own parameters and buffers are never written."""
+    params = dict(model.named_parameters(remove_duplicate=False))
+    buffers = dict(model.named_buffers(remove_duplicate=False))
+    if mode == "real":  # running statistics update copies, not the model's buffers
+        state = {name: b.clone() for name, b in buffers.items()}
+        return state, args, kwargs
+    if mode == "fake":
+        convert = fake.from_tensor
+    else:
+        def convert(t):  # type: ignore[no-untyped-def]
+            return t if t.is_meta else torch.empty_like(t, device="meta").requires_grad_(t.requires_grad)
+
+    state = {name: convert(t) for name, t in {**params, **buffers}.items()}
+    args, kwargs = tree_map(lambda x: convert(x) if isinstance(x, torch.Tensor) else x, (args, kwargs))
+    return state, args, kwargs
+
+
+@contextlib.contextmanager
+def _rng_preserved() -> Iterator[None]:
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    try:
+        yield
+    finally:
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+
+def describe_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    def one(x: Any) -> str:
+        if isinstance(x, torch.Tensor):
+            return "×".join(str(d) for d in x.shape) + f" {str(x.dtype).removeprefix('torch.')}"
+        return type(x).__name__ if x is not None else "None"
+
+    parts = [one(a) for a in args] + [f"{k}={one(v)}" for k, v in kwargs.items()]
+    return ", ".join(parts)
+
+
+def _ancestors(name: str) -> list[str]:
+    """'a.b.c' → ['a.b.c', 'a.b', 'a', '']."""
+    chain = [name]
+    while name:
+        name = name.rpartition(".")[0]
+        chain.append(name)
+    return chain
+
+
+def _build_report(
+    stack: ModuleStack, mode: CountingMode, rules: Convention, model: torch.nn.Module | None, inputs: str
+) -> Report:
+    calls: tuple[OpCall, ...] = tuple(mode.calls)
+    inclusive: dict[str, Cost] = {}
+    own: dict[str, Cost] = {}
+    for call in calls:
+        own[call.module] = own.get(call.module, ZERO) + call.cost
+        for name in _ancestors(call.module):
+            inclusive[name] = inclusive.get(name, ZERO) + call.cost
+
+    modules_by_name = {name: module for module, name in stack.names.items()}
+    names = [""] + [n for n in stack.types if n]
+    names += sorted(n for n in inclusive if n not in stack.types and n)
+    rows: dict[str, ModuleRow] = {}
+    for name in names:
+        module = modules_by_name.get(name)
+        total, trainable = _params([module] if module is not None else ([] if name else stack.roots))
+        kind = stack.types.get(name, type(model).__name__ if model is not None and not name else "")
+        rows[name] = ModuleRow(
+            name, kind, inclusive.get(name, ZERO), own.get(name, ZERO), total, trainable, stack.calls[name]
+        )
+    root = rows[""]
+    unsupported = {op: dict(where) for op, where in mode.unsupported.items()}
+    return Report(
+        model=type(model).__name__ if model is not None else "code",
+        inputs=inputs,
+        convention=rules,
+        calls=calls,
+        modules=rows,
+        params=root.params,
+        trainable_params=root.trainable_params,
+        unsupported_where=unsupported,
+    )
+
+
+def _params(modules: list[torch.nn.Module]) -> tuple[int, int]:
+    """(all, trainable) parameter counts; a parameter shared between modules is counted once."""
+    seen: dict[int, torch.nn.Parameter] = {}
+    for module in modules:
+        for p in module.parameters():
+            seen.setdefault(id(p), p)
+    total = sum(p.numel() for p in seen.values())
+    return total, sum(p.numel() for p in seen.values() if p.requires_grad)

@@ -1,0 +1,96 @@
+"""Which module is running: a stack of qualified module names, kept by global hooks for one count only.
+
+Forward: global forward pre/post hooks push and pop. Backward: the module is re-entered when the gradient of
+its outputs arrives and left when the gradient of its inputs is ready (the approach of
+`torch.utils.module_tracker`, with an ordered stack so the innermost module is known). Every hook is removed
+in `close()`; nothing is left on the user's modules.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections import Counter
+from typing import Any
+
+import torch
+from torch.autograd.graph import register_multi_grad_hook
+from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
+from torch.utils._pytree import tree_leaves
+
+
+class ModuleStack:
+    def __init__(self, roots: dict[torch.nn.Module, str] | None = None) -> None:
+        self.stack: list[str] = []
+        self.names: weakref.WeakKeyDictionary[torch.nn.Module, str] = weakref.WeakKeyDictionary()
+        self.types: dict[str, str] = {}
+        self.calls: Counter[str] = Counter()
+        self.roots: list[torch.nn.Module] = []
+        self._grad_hooks: list[Any] = []
+        self._reset_queued = False
+        self.raised_in: str | None = None  # innermost module whose forward raised
+        for root, prefix in (roots or {}).items():
+            self._name_tree(root, prefix)
+        self._handles = [
+            register_module_forward_pre_hook(self._enter),
+            register_module_forward_hook(self._exit, always_call=True),
+        ]
+
+    @property
+    def current(self) -> str:
+        return self.stack[-1] if self.stack else ""
+
+    def _name_tree(self, root: torch.nn.Module, prefix: str) -> None:
+        self.roots.append(root)
+        for name, module in root.named_modules(prefix=prefix):
+            if module not in self.names:  # a shared module keeps its first name
+                self.names[module] = name
+                self.types[name] = type(module).__name__
+
+    def _name_of(self, module: torch.nn.Module) -> str:
+        if module not in self.names:  # a model we were not told about (counting() over arbitrary code)
+            base = type(module).__name__
+            name, n = base, 1
+            while name in self.types:
+                n += 1
+                name = f"{base}#{n}"
+            self._name_tree(module, name)
+        return self.names[module]
+
+    def _enter(self, module: torch.nn.Module, args: Any) -> None:
+        name = self._name_of(module)
+        self.stack.append(name)
+        self.calls[name] += 1
+        needs_grad = [t for t in tree_leaves(args) if isinstance(t, torch.Tensor) and t.requires_grad]
+        if needs_grad:  # backward leaves this module when the gradients of its inputs are ready
+            self._grad_hooks.append(register_multi_grad_hook(needs_grad, lambda _: self._pop(name)))
+
+    def _exit(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        name = self._name_of(module)
+        self._pop(name)
+        if output is None and self.raised_in is None:  # always_call hooks see None when forward raised
+            self.raised_in = name
+        needs_grad = [t for t in tree_leaves(output) if isinstance(t, torch.Tensor) and t.requires_grad]
+        if needs_grad:  # backward enters this module when the gradients of its outputs arrive
+            self._grad_hooks.append(register_multi_grad_hook(needs_grad, lambda _: self._enter_backward(name)))
+
+    def _enter_backward(self, name: str) -> None:
+        if not self._reset_queued:  # a module whose input gradients never arrive must not outlive the backward
+            torch.autograd.Variable._execution_engine.queue_callback(self._end_backward)
+            self._reset_queued = True
+        self.stack.append(name)
+
+    def _end_backward(self) -> None:
+        self.stack.clear()
+        self._reset_queued = False
+
+    def _pop(self, name: str) -> None:
+        for i in range(len(self.stack) - 1, -1, -1):
+            if self.stack[i] == name:
+                del self.stack[i]
+                return
+
+    def close(self) -> None:
+        for handle in self._handles + self._grad_hooks:
+            handle.remove()
+        self._handles, self._grad_hooks = [], []
+        self.stack.clear()

@@ -1,0 +1,121 @@
+"""Scaled dot-product attention kernels and PyTorch's fused transformer fast paths.
+
+For queries (B, H, L, E), keys (B, H_kv, S, E) and values (B, H_kv, S, E_v) — grouped-query attention
+shares each key/value head among H/H_kv query heads, which changes no product:
+    MACs = B·H·L·S·E (scores QKᵀ) + B·H·L·S·E_v (weighted sum of values)
+Non-contraction: scaling the scores (B·H·L·S), an additive mask when one is given (B·H·L·S), and the
+softmax (3S−1 per row of S). Dense attention counts the full score matrix, also when causal.
+"""
+
+from __future__ import annotations
+
+from torch import ops
+
+from ..cost import Flops, Term, Work
+from ..registry import formula
+from . import costs
+
+aten = ops.aten
+
+
+def sdpa_work(b: int, h: int, l: int, s: int, e: int, e_v: int, masked: bool, causal: bool) -> Work:
+    macs = Term("B·H·L·S·E + B·H·L·S·E_v", B=b, H=h, L=l, S=s, E=e, E_v=e_v)
+    flops = [
+        Flops("scale", Term("B·H·L·S", B=b, H=h, L=l, S=s)),
+        Flops("softmax", Term("B·H·L·(3·S−1)", B=b, H=h, L=l, S=s)),
+    ]
+    if masked:
+        flops.append(Flops("mask", Term("B·H·L·S", B=b, H=h, L=l, S=s)))
+    note = "dense: the full L×S score matrix is counted although the mask is causal" if causal else ""
+    return Work(macs=macs, dots=b * h * l * (s + e_v), flops=tuple(flops), note=note)
+
+
+def _heads_first(q, k, v, masked: bool, causal: bool) -> Work:
+    """Layout (B, H, L, E), as F.scaled_dot_product_attention takes it; extra leading dims fold into B."""
+    *lead, h, l, e = q.shape
+    b = 1
+    for d in lead:
+        b *= int(d)
+    return sdpa_work(b, int(h), int(l), int(k.shape[-2]), int(e), int(v.shape[-1]), masked, causal)
+
+
+def _seq_first(q, k, v, masked: bool, causal: bool) -> Work:
+    """Layout (B, L, H, E), as the raw flash / memory-efficient kernels take it."""
+    b, l, h, e = q.shape
+    return sdpa_work(int(b), int(h), int(l), int(k.shape[1]), int(e), int(v.shape[-1]), masked, causal)
+
+
+@formula(aten._scaled_dot_product_flash_attention_for_cpu)
+def flash_cpu(result, q, k, v, dropout_p=0.0, is_causal=False, *, attn_mask=None, scale=None):
+    return _heads_first(q, k, v, attn_mask is not None, bool(is_causal))
+
+
+@formula(aten._scaled_dot_product_flash_attention)
+def flash(result, q, k, v, dropout_p=0.0, is_causal=False, *rest, **kwargs):
+    return _heads_first(q, k, v, False, bool(is_causal))
+
+
+@formula(aten._scaled_dot_product_efficient_attention)
+def efficient(result, q, k, v, attn_bias, compute_log_sumexp, dropout_p=0.0, is_causal=False, *rest, **kwargs):
+    return _heads_first(q, k, v, attn_bias is not None, bool(is_causal))
+
+
+@formula(aten._scaled_dot_product_cudnn_attention)
+def cudnn(result, q, k, v, attn_bias, compute_log_sumexp, dropout_p=0.0, is_causal=False, *rest, **kwargs):
+    return _heads_first(q, k, v, attn_bias is not None, bool(is_causal))
+
+
+@formula(aten._scaled_dot_product_fused_attention_overrideable)
+def overrideable(result, q, k, v, attn_bias=None, dropout_p=0.0, is_causal=False, *rest, **kwargs):
+    return _heads_first(q, k, v, attn_bias is not None, bool(is_causal))
+
+
+@formula(aten._flash_attention_forward)
+def flash_forward(result, q, k, v, cum_seq_q, cum_seq_k, max_q, max_k, dropout_p, is_causal, *rest, **kwargs):
+    return _seq_first(q, k, v, False, bool(is_causal))
+
+
+@formula(aten._efficient_attention_forward)
+def efficient_forward(result, q, k, v, bias, *rest, **kwargs):
+    causal = bool(kwargs.get("custom_mask_type", rest[5] if len(rest) > 5 else 0))
+    return _seq_first(q, k, v, bias is not None, causal)
+
+
+def _mha_terms(b: int, l: int, s: int, e: int, heads: int, masked: bool) -> Work:
+    """Projections of q (L rows) and k, v (S rows), attention over `heads` heads, output projection."""
+    projections = Term("B·L·E·E + 2·B·S·E·E + B·L·E·E", B=b, L=l, S=s, E=e)
+    attention = sdpa_work(b, heads, l, s, e // heads, e // heads, masked, False)
+    assert attention.macs is not None
+    macs = Term(
+        "B·L·E·E + 2·B·S·E·E + B·L·E·E + B·H·L·S·(E/H) + B·H·L·S·(E/H)", B=b, L=l, S=s, E=e, H=heads
+    )
+    assert macs.value == projections.value + attention.macs.value
+    bias = Flops("bias", Term("2·B·L·E + 2·B·S·E", B=b, L=l, S=s, E=e))
+    return Work(macs=macs, dots=b * (2 * l + 2 * s) * e + attention.dots, flops=(bias,) + attention.flops)
+
+
+@formula(aten._native_multi_head_attention)
+def native_mha(result, q, k, v, embed_dim, num_head, qkv_weight, qkv_bias, proj_weight, proj_bias, mask=None,
+               *rest, **kwargs):
+    b, l, e = q.shape
+    return _mha_terms(int(b), int(l), int(k.shape[1]), int(e), int(num_head), mask is not None)
+
+
+@formula(aten._transformer_encoder_layer_fwd)
+def encoder_layer(result, src, embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight, proj_bias, use_gelu,
+                  norm_first, eps, norm_weight_1, norm_bias_1, norm_weight_2, norm_bias_2, ffn_weight_1, ffn_bias_1,
+                  ffn_weight_2, ffn_bias_2, mask=None, mask_type=None):
+    b, l, e = (int(d) for d in src.shape)
+    f = int(ffn_weight_1.shape[0])
+    attention = _mha_terms(b, l, l, e, int(num_heads), mask is not None)
+    assert attention.macs is not None
+    sizes = dict(attention.macs.sizes)
+    macs = Term(f"{attention.macs.expr} + B·L·E·F + B·L·F·E", F=f, **sizes)
+    activation = costs.GELU if use_gelu else costs.RELU
+    flops = attention.flops + (
+        Flops("bias", Term("B·L·F + B·L·E", B=b, L=l, E=e, F=f)),
+        Flops("activation", Term("B·L·F·act", B=b, L=l, F=f, act=activation)),
+        Flops("residual", Term("2·B·L·E", B=b, L=l, E=e)),
+        Flops("norm", Term("2·B·L·E·ln", B=b, L=l, E=e, ln=costs.LAYER_NORM)),
+    )
+    return Work(macs=macs, dots=attention.dots + b * l * (f + e), flops=flops)

@@ -1,0 +1,76 @@
+"""Op → formula registry, and the explicit list of ops that do no arithmetic.
+
+A formula is a pure function of the op's arguments' shapes (and its non-tensor arguments): it is called as
+`fn(result, *args, **kwargs)` with the op's output first and returns a `Work`. Registering by overload
+packet covers every overload (`aten.add.Tensor`, `aten.add.Scalar`, `aten.add.out`); in-place variants
+(`aten.add_`) use the formula of their functional op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+
+from .cost import Work
+
+Formula = Callable[..., Work]
+OpLike = Any  # torch._ops.OpOverloadPacket | torch._ops.OpOverload | str
+
+FORMULAS: dict[str, Formula] = {}
+ZERO_COST: dict[str, str] = {}  # op name → why it does no arithmetic (it still moves bytes unless it is a view)
+
+
+def op_name(op: OpLike) -> str:
+    """`aten.mm`, `aten.add_` — the overload packet's qualified name without the `.default` overload."""
+    if isinstance(op, str):
+        return op
+    packet = getattr(op, "overloadpacket", op)
+    namespace, name = packet._qualified_op_name.split("::")
+    return f"{namespace}.{name}"
+
+
+def formula(*ops: OpLike) -> Callable[[Formula], Formula]:
+    """Register `fn` as the formula for each op (decorator). Registering an op twice replaces the first."""
+
+    def register(fn: Formula) -> Formula:
+        for op in ops:
+            FORMULAS[op_name(op)] = fn
+        return fn
+
+    return register
+
+
+def zero_cost(reason: str, ops: Iterable[OpLike]) -> None:
+    """Declare ops that do no floating-point arithmetic (copies, fills, indexing, metadata)."""
+    for op in ops:
+        ZERO_COST[op_name(op)] = reason
+
+
+def functional_name(name: str) -> str:
+    """`aten.add_` → `aten.add`: in-place variants cost the same as their functional op."""
+    namespace, base = name.split(".", 1)
+    if base.endswith("_") and not base.endswith("__"):
+        return f"{namespace}.{base[:-1]}"
+    return name
+
+
+def lookup(name: str, overrides: dict[str, Formula | None] | None = None) -> Formula | None | bool:
+    """The formula for an op; None if an override ignores it; False if nothing is known."""
+    for candidate in (name, functional_name(name)):
+        if overrides and candidate in overrides:
+            return overrides[candidate]
+        if candidate in FORMULAS:
+            return FORMULAS[candidate]
+    return False
+
+
+def is_zero_cost(name: str) -> bool:
+    return name in ZERO_COST or functional_name(name) in ZERO_COST
+
+
+def is_view(func: torch._ops.OpOverload) -> bool:
+    """A view returns an alias of an input without writing it: no arithmetic, no bytes moved."""
+    returns = func._schema.returns
+    return bool(returns) and all(r.alias_info is not None and not r.alias_info.is_write for r in returns)

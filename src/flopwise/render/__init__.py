@@ -1,0 +1,1 @@
+"""Renderers turn a Report into text or data; counting itself never prints."""

@@ -1,0 +1,43 @@
+"""The plain-text table printed by `print(report)`: module tree × params, MACs, FLOPs, bytes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .units import binary_bytes, si
+
+if TYPE_CHECKING:
+    from ..report import Report
+
+HEADERS = ("Module", "Type", "Params", "MACs", "FLOPs", "Bytes moved")
+
+
+def render_table(report: Report, depth: int | None = 2) -> str:
+    rows = []
+    for row in report.by_module(depth):
+        label = "  " * row.depth + (row.name.rpartition(".")[2] if row.name else f"{report.model} (total)")
+        rows.append((label, row.type, si(row.params), si(row.macs), si(row.flops), binary_bytes(row.cost.bytes)))
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADERS)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        left = [c.ljust(w) for c, w in zip(cells[:2], widths[:2])]
+        right = [c.rjust(w) for c, w in zip(cells[2:], widths[2:])]
+        return "  ".join(left + right).rstrip()
+
+    out = [line(HEADERS), line(tuple("─" * w for w in widths))]
+    out += [line(r) for r in rows]
+    out.append("")
+    out.append(f"inputs: {report.inputs or '(none)'}")
+    out.append(f"convention: {report.convention.name} — {report.convention.description}")
+    out.append(
+        f"total: {report.macs:,} MACs, {report.flops:,} FLOPs, {report.params:,} params "
+        f"({report.trainable_params:,} trainable, {report.frozen_params:,} frozen), "
+        f"{report.bytes_read:,} bytes read, {report.bytes_written:,} bytes written"
+    )
+    if report.unsupported:
+        out.append("")
+        out.append("INCOMPLETE: the totals are a lower bound; ops with no known cost:")
+        for op, where in report.unsupported_where.items():
+            places = ", ".join(f"{m or '(root)'} ×{n}" for m, n in where.items())
+            out.append(f"  {op}: {sum(where.values())} call(s) in {places}")
+    return "\n".join(out)

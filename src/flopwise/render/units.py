@@ -1,0 +1,29 @@
+"""Human-readable numbers: 3,976,448 → '3.98 M'."""
+
+from __future__ import annotations
+
+_PREFIXES = ["", "k", "M", "G", "T", "P", "E", "Z", "Y"]
+
+
+def si(value: float, unit: str = "", digits: int = 3) -> str:
+    """Three significant digits with an SI prefix from k to Y: si(3_976_448) == '3.98 M'."""
+    if value == 0:
+        return f"0 {unit}".rstrip()
+    magnitude, scaled = 0, float(value)
+    while abs(scaled) >= 999.5 and magnitude < len(_PREFIXES) - 1:
+        scaled /= 1000
+        magnitude += 1
+    if magnitude == 0 and float(value).is_integer():
+        return f"{int(value)} {unit}".rstrip()
+    text = f"{scaled:.{digits}g}"
+    return f"{text} {_PREFIXES[magnitude]}{unit}".rstrip()
+
+
+def binary_bytes(value: int) -> str:
+    """Bytes with binary prefixes: 12_582_912 → '12 MiB'."""
+    scaled, units = float(value), ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
+    for unit in units:
+        if abs(scaled) < 1024 or unit == units[-1]:
+            return f"{scaled:.3g} {unit}" if unit != "B" else f"{int(scaled)} B"
+        scaled /= 1024
+    raise AssertionError("unreachable")
