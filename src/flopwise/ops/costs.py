@@ -19,3 +19,11 @@ LAYER_NORM = 8  # per element: mean (add), centre (sub), square, add, normalize 
 
 def softmax(rows: int, n: int) -> int:
     return rows * (3 * n - 1)
+
+# Recurrent cells, per hidden unit and time step (bias adds are counted apart, as kind "bias"):
+# LSTM: 4 gate sums (W_ih·x + W_hh·h), 3 sigmoids + 2 tanh (3·4 + 2·5 = 22), c' = f·c + i·g (3), h' = o·tanh(c') (1)
+LSTM_CELL = 4 + 3 * SIGMOID + 2 * TANH + 3 + 1
+# GRU: 2 gate sums (r, z), r ⊙ (W_hn·h) and its add (2), 2 sigmoids + 1 tanh (13), h' = (1 − z)·n + z·h (4)
+GRU_CELL = 2 + 2 + 2 * SIGMOID + TANH + 4
+RNN_TANH_CELL = 1 + TANH  # gate sum, tanh
+RNN_RELU_CELL = 1 + RELU  # gate sum, relu
