@@ -106,7 +106,7 @@ def count(
 def _split_inputs(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     if isinstance(inputs, dict):
         return (), dict(inputs)
-    if isinstance(inputs, (tuple, list)):
+    if type(inputs) in (tuple, list):  # a namedtuple such as PackedSequence is one argument, not several
         return tuple(inputs), {}
     return (inputs,), {}
 

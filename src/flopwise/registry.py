@@ -70,7 +70,13 @@ def is_zero_cost(name: str) -> bool:
     return name in ZERO_COST or functional_name(name) in ZERO_COST
 
 
+# Views whose schema does not say so: they return tensors sharing the input's storage without annotating it.
+_UNANNOTATED_VIEWS = {"aten._unsafe_view", "aten.unsafe_split", "aten.unsafe_split_with_sizes", "aten.unsafe_chunk"}
+
+
 def is_view(func: torch._ops.OpOverload) -> bool:
-    """A view returns an alias of an input without writing it: no arithmetic, no bytes moved."""
+    """A view returns an alias of an input (or changes only its metadata): no arithmetic, no bytes moved."""
+    if torch.Tag.inplace_view in func.tags or op_name(func) in _UNANNOTATED_VIEWS:
+        return True
     returns = func._schema.returns
     return bool(returns) and all(r.alias_info is not None and not r.alias_info.is_write for r in returns)

@@ -1,0 +1,58 @@
+"""Tiny models shared by the tests."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ConvBNNet(nn.Module):
+    """Conv → BatchNorm → ReLU → Dropout → Linear: has running statistics and uses the RNG in train mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = nn.BatchNorm2d(8)
+        self.drop = nn.Dropout(0.5)
+        self.fc = nn.Linear(8 * 8 * 8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.drop(torch.relu(self.bn(self.conv(x))))
+        return self.fc(x.flatten(1))
+
+
+class Raises(nn.Module):
+    """A forward that fails inside a submodule, after BatchNorm has already run."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = ConvBNNet()
+        self.head = nn.Linear(5, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.net(x))  # net returns 4 features, head expects 5
+
+
+class MatmulInForward(nn.Module):
+    """Matmuls written inside forward (`@`, torch.matmul, einsum) that module hooks never see."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(6, 5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = x @ self.weight  # (B, 4, 6) @ (6, 5)
+        b = torch.matmul(a, a.transpose(-1, -2))  # (B, 4, 5) @ (B, 5, 4)
+        return torch.einsum("bij,bjk->bik", b, a)  # (B, 4, 4) @ (B, 4, 5)
+
+
+class SharedLinear(nn.Module):
+    """One Linear used twice under two names: its parameters count once, its MACs twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = nn.Linear(8, 8)
+        self.second = self.first
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.second(self.first(x))
