@@ -77,6 +77,12 @@ class ModuleStack:
         if not self._reset_queued:  # a module whose input gradients never arrive must not outlive the backward
             torch.autograd.Variable._execution_engine.queue_callback(self._end_backward)
             self._reset_queued = True
+        # A module and its last child share the output tensor, and their hooks fire parent last: keep the
+        # parent below its descendants so the innermost module stays on top.
+        for i, entered in enumerate(self.stack):
+            if entered.startswith(name + ".") or (not name and entered):
+                self.stack.insert(i, name)
+                return
         self.stack.append(name)
 
     def _end_backward(self) -> None:

@@ -72,11 +72,16 @@ def is_zero_cost(name: str) -> bool:
 
 # Views whose schema does not say so: they return tensors sharing the input's storage without annotating it.
 _UNANNOTATED_VIEWS = {"aten._unsafe_view", "aten.unsafe_split", "aten.unsafe_split_with_sizes", "aten.unsafe_chunk"}
+# Queries of a tensor's metadata: they read no element.
+_METADATA = {"prim.device", "prim.layout", "aten.sym_size", "aten.sym_stride", "aten.sym_numel",
+             "aten.sym_storage_offset", "aten.is_same_size", "aten.is_contiguous", "aten.is_strides_like_format",
+             "aten.is_non_overlapping_and_dense"}
 
 
 def is_view(func: torch._ops.OpOverload) -> bool:
     """A view returns an alias of an input (or changes only its metadata): no arithmetic, no bytes moved."""
-    if torch.Tag.inplace_view in func.tags or op_name(func) in _UNANNOTATED_VIEWS:
+    name = op_name(func)
+    if torch.Tag.inplace_view in func.tags or name in _UNANNOTATED_VIEWS or name in _METADATA:
         return True
     returns = func._schema.returns
     return bool(returns) and all(r.alias_info is not None and not r.alias_info.is_write for r in returns)
