@@ -14,6 +14,7 @@ from torch.utils._pytree import tree_map
 from .capture import CountingMode
 from .conventions import Convention, resolve
 from .cost import ZERO, Cost, OpCall
+from .explain import describe_module
 from .modules import ModuleStack
 from .registry import Formula
 from .report import ModuleRow, Report
@@ -198,6 +199,7 @@ def _build_report(
         params=root.params,
         trainable_params=root.trainable_params,
         unsupported_where=unsupported,
+        describe={name: describe_module(module) for name, module in modules_by_name.items()},
     )
 
 

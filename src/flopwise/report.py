@@ -53,6 +53,7 @@ class Report:
     params: int
     trainable_params: int
     unsupported_where: dict[str, dict[str, int]] = field(default_factory=dict)  # op → {module: calls}
+    describe: dict[str, str] = field(default_factory=dict)  # module → 'Conv2d 1→16, k3, s1, p1'
 
     # — totals —
     @property
@@ -132,3 +133,9 @@ class Report:
 
     def __str__(self) -> str:
         return self.table()
+
+    def explain(self, depth: int | None = None, fmt: str = "text") -> str:
+        """The hand calculation of this count, per module and op: formula, sizes substituted, result."""
+        from .explain import render_explanation
+
+        return render_explanation(self, depth=depth, fmt=fmt)
