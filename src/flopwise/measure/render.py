@@ -1,0 +1,83 @@
+"""The plain-text measurement table: header figures, then modules and operators with time, FLOP/s, roofline."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..render.units import si
+from . import energy
+
+if TYPE_CHECKING:
+    from .result import Measurement, Row
+
+HEADERS = ("Name", "Type", "Time", "Share", "FLOPs", "FLOP/s", "Bytes/s", "FLOP/B", "Bound", "Roofline")
+
+
+def _seconds(value: float) -> str:
+    return si(value * 1e3, "ms") if value < 1 else f"{value:.3g} s"
+
+
+def _pct(value: float | None) -> str:
+    return "unknown" if value is None else f"{100 * value:.1f}%"
+
+
+def _cells(row: Row, label: str) -> tuple[str, ...]:
+    intensity = row.intensity
+    return (
+        label, row.kind, _seconds(row.seconds), _pct(row.share), si(row.cost.flops),
+        si(row.flops_per_s or 0, "FLOP/s"), si(row.bytes_per_s or 0, "B/s"),
+        "-" if intensity is None else f"{intensity:.3g}", row.bound, _pct(row.roofline_fraction),
+    )
+
+
+def _grid(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(HEADERS)]
+
+    def line(cells: tuple[str, ...]) -> str:
+        left = [c.ljust(w) for c, w in zip(cells[:2], widths[:2], strict=True)]
+        right = [c.rjust(w) for c, w in zip(cells[2:], widths[2:], strict=True)]
+        return "  ".join(left + right).rstrip()
+
+    return [line(HEADERS), line(tuple("─" * w for w in widths))] + [line(r) for r in rows]
+
+
+def render_measurement(m: Measurement, depth: int | None = 2, top: int = 12) -> str:
+    r, p, t = m.report, m.peaks, m.total
+    out = [
+        f"measured: {r.model} {m.step} on {m.device} ({p.device}), {m.dtype}, inputs {r.inputs}",
+        f"time: median {_seconds(t.median)} over {len(t.samples)} runs (min {_seconds(t.min)}, "
+        f"max {_seconds(t.max)}, spread {100 * t.spread:.1f}%)",
+        f"work: {si(r.flops)}FLOPs ({si(m.model_flops)}FLOPs model), {si(r.bytes_read + r.bytes_written)}B moved → "
+        f"{si(m.flops_per_s, 'FLOP/s')}, {si(m.bytes_per_s, 'B/s')}",
+    ]
+    if p.flops_per_s is not None:
+        bandwidth = "unknown" if p.bytes_per_s is None else si(p.bytes_per_s, "B/s")
+        out.append(f"peak: {si(p.flops_per_s, 'FLOP/s')}, {bandwidth} — {p.source}")
+        out.append(f"MFU {_pct(m.mfu)}, HFU {_pct(m.hfu)}")
+    else:
+        out.append(f"peak: unknown — {p.unknown}; MFU and HFU unknown")
+    e = m.energy
+    if e is None:
+        out.append(f"energy: {energy.unsupported_reason(m.dtype)}")
+    else:
+        low, high = e.total_j
+        out.append(f"energy ESTIMATE: {si(low, 'J')}–{si(high, 'J')} per {m.step} "
+                   f"(arithmetic {si(e.compute_j, 'J')}; {energy.SOURCE})")
+    out += ["", "by module (inclusive time from module hooks):"]
+    out += _grid([_cells(row, "  " * row.name.count(".") + (row.name.rpartition(".")[2] or "(total)")
+                         if row.name else f"{r.model} (total)") for row in m.modules(depth)])
+    ops = m.operators()
+    out += ["", f"by operator (profiler; top {min(top, len(ops))} of {len(ops)} by time):"]
+    out += _grid([_cells(row, row.name) for row in ops[:top]])
+    o = m.op_times
+    attributed = sum(o.seconds.values())
+    out += [
+        "",
+        f"profiled run: {_seconds(o.wall_s)} wall, {o.events} events; ops {_seconds(attributed)}, "
+        f"other aten {_seconds(o.other_s)}; profiler overhead ≈ {si(m.profiler_overhead_per_event_s * 1e6)}µs/event",
+        f"module hooks: +{_seconds(max(m.hook_overhead_s, 0.0))} per run; modules at depth 1 cover "
+        f"{_pct(m.coverage(1))} of the hooked run",
+    ]
+    if not r.complete:
+        out.append(f"INCOMPLETE count: unsupported ops {', '.join(r.unsupported)}; FLOP/s are lower bounds")
+    return "\n".join(out)

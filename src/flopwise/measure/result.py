@@ -1,0 +1,206 @@
+"""`Measurement`: timings joined to counts — per module and per operator time, FLOP/s, roofline, MFU, energy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..conventions import CONTRACTIONS
+from ..cost import ZERO, Cost
+from ..report import Report
+from . import energy
+from .optimes import OpTimes
+from .roofline import Peaks
+from .timing import Timing
+
+SCHEMA = "flopwise-measure/1"
+
+
+@dataclass(frozen=True)
+class Row:
+    """Work and the time it took: one module, or one operator summed over its calls."""
+
+    name: str
+    kind: str  # module type, or "op"
+    cost: Cost
+    seconds: float
+    share: float  # of the measured whole
+    calls: int
+    peaks: Peaks
+
+    @property
+    def flops_per_s(self) -> float | None:
+        return self.cost.flops / self.seconds if self.seconds > 0 else None
+
+    @property
+    def bytes_per_s(self) -> float | None:
+        return self.cost.bytes / self.seconds if self.seconds > 0 else None
+
+    @property
+    def intensity(self) -> float | None:
+        return self.cost.intensity
+
+    @property
+    def bound(self) -> str:
+        return self.peaks.bound(self.intensity)
+
+    @property
+    def roofline_fraction(self) -> float | None:
+        return self.peaks.fraction(self.cost.flops, self.cost.bytes, self.seconds)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "type": self.kind, "calls": self.calls, "seconds": self.seconds, "share": self.share,
+            "flops": self.cost.flops, "macs": self.cost.macs, "bytes": self.cost.bytes,
+            "flops_per_s": self.flops_per_s, "bytes_per_s": self.bytes_per_s, "intensity": self.intensity,
+            "bound": self.bound, "roofline_fraction": self.roofline_fraction,
+        }
+
+
+@dataclass(frozen=True)
+class Measurement:
+    report: Report  # the count of exactly the step that was timed
+    step: str  # "forward" or "train" (forward + backward)
+    device: str  # torch device, e.g. "cpu", "cuda:0"
+    dtype: str
+    peaks: Peaks
+    total: Timing  # plain runs: no hooks, no profiler
+    hooked: Timing  # runs with the module-timing hooks
+    module_times: dict[str, Timing]  # inclusive, from the hooked runs
+    op_times: OpTimes  # from the profiled runs
+    forward_macs: int  # MACs of one forward (for the training-step MFU convention 3 × forward)
+
+    # — whole step —
+    @property
+    def seconds(self) -> float:
+        return self.total.median
+
+    @property
+    def flops_per_s(self) -> float:
+        return self.report.flops / self.seconds
+
+    @property
+    def bytes_per_s(self) -> float:
+        return (self.report.bytes_read + self.report.bytes_written) / self.seconds
+
+    @property
+    def model_flops(self) -> int:
+        """FLOPs the model needs: 2 × forward MACs, × 3 for a training step (forward + 2 × backward)."""
+        forward = CONTRACTIONS.flops_per_mac * self.forward_macs
+        return 3 * forward if self.step == "train" else forward
+
+    @property
+    def hardware_flops(self) -> int:
+        """Every FLOP counted in the step as run (default convention: contractions and all other ops)."""
+        return self.report.flops
+
+    @property
+    def mfu(self) -> float | None:
+        """Model FLOPs utilisation: model FLOPs / time / peak FLOP/s of the dtype; None when the peak is unknown."""
+        if self.peaks.flops_per_s is None:
+            return None
+        return self.model_flops / self.seconds / self.peaks.flops_per_s
+
+    @property
+    def hfu(self) -> float | None:
+        """Hardware FLOPs utilisation: all FLOPs executed / time / peak; None when the peak is unknown."""
+        if self.peaks.flops_per_s is None:
+            return None
+        return self.hardware_flops / self.seconds / self.peaks.flops_per_s
+
+    @property
+    def energy(self) -> energy.Energy | None:
+        """ESTIMATED joules per step (see flopwise.measure.energy); None for dtypes the source does not cover."""
+        return energy.estimate(self.report.total, self.dtype)
+
+    # — rows —
+    def modules(self, depth: int | None = 2) -> list[Row]:
+        whole = self.module_times[""].median if "" in self.module_times else self.hooked.median
+        rows = []
+        for row in self.report.by_module(depth):
+            timing = self.module_times.get(row.name)
+            if timing is None:
+                continue  # a module that never ran in the timed runs (the count saw it through other code)
+            rows.append(Row(row.name, row.type, row.cost, timing.median, timing.median / whole, row.calls, self.peaks))
+        return rows
+
+    def operators(self) -> list[Row]:
+        """Per operator name, summed over modules: profiler time joined to the counted cost; most time first."""
+        costs: dict[str, Cost] = {}
+        calls: dict[str, int] = {}
+        for call in self.report.calls:
+            costs[call.op] = costs.get(call.op, ZERO) + call.cost
+            calls[call.op] = calls.get(call.op, 0) + 1
+        seconds: dict[str, float] = {}
+        for (_, op), s in self.op_times.seconds.items():
+            seconds[op] = seconds.get(op, 0.0) + s
+        whole = self.op_times.wall_s
+        rows = [Row(op, "op", costs[op], seconds.get(op, 0.0), seconds.get(op, 0.0) / whole, calls[op], self.peaks)
+                for op in costs if costs[op].flops or costs[op].bytes]
+        return sorted(rows, key=lambda r: -r.seconds)
+
+    def op_groups(self) -> list[Row]:
+        """Per (module, operator): the points of the roofline plot."""
+        costs: dict[tuple[str, str], Cost] = {}
+        for call in self.report.calls:
+            key = (call.module, call.op)
+            costs[key] = costs.get(key, ZERO) + call.cost
+        whole = self.op_times.wall_s
+        return [Row(f"{module}:{op}", "op", costs[(module, op)], s, s / whole, 1, self.peaks)
+                for (module, op), s in self.op_times.seconds.items() if (module, op) in costs]
+
+    @property
+    def profiler_overhead_per_event_s(self) -> float:
+        """(profiled wall − plain wall) / events: what the profiler adds per event it records."""
+        events = max(self.op_times.events, 1)
+        return max(self.op_times.wall_s - self.total.median, 0.0) / events
+
+    @property
+    def hook_overhead_s(self) -> float:
+        """Median hooked run − median plain run: what the module-timing hooks cost per step."""
+        return self.hooked.median - self.total.median
+
+    def coverage(self, depth: int = 1) -> float:
+        """Time inside modules at `depth`, over the whole (from the same hooked runs)."""
+        whole = self.module_times[""].median if "" in self.module_times else self.hooked.median
+        inside = sum(t.median for name, t in self.module_times.items() if name and name.count(".") + 1 == depth)
+        return inside / whole
+
+    # — output —
+    def table(self, depth: int | None = 2, top: int = 12) -> str:
+        from .render import render_measurement
+
+        return render_measurement(self, depth=depth, top=top)
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def to_dict(self) -> dict[str, Any]:
+        e = self.energy
+        return {
+            "schema": SCHEMA,
+            "count": self.report.to_dict(),
+            "step": self.step,
+            "device": self.device,
+            "device_name": self.peaks.device,
+            "dtype": self.dtype,
+            "peaks": {"flops_per_s": self.peaks.flops_per_s, "bytes_per_s": self.peaks.bytes_per_s,
+                      "source": self.peaks.source, "unknown": self.peaks.unknown or None},
+            "time": self.total.to_dict(),
+            "hooked_time": self.hooked.to_dict(),
+            "flops_per_s": self.flops_per_s,
+            "bytes_per_s": self.bytes_per_s,
+            "model_flops": self.model_flops,
+            "hardware_flops": self.hardware_flops,
+            "mfu": self.mfu,
+            "hfu": self.hfu,
+            "energy_estimate": None if e is None else {
+                "joules_low": e.total_j[0], "joules_high": e.total_j[1], "compute_joules": e.compute_j,
+                "source": energy.SOURCE, "note": "estimate from counts, not a power measurement",
+            },
+            "profiler": {"wall_s": self.op_times.wall_s, "events": self.op_times.events,
+                         "other_s": self.op_times.other_s,
+                         "overhead_per_event_s": self.profiler_overhead_per_event_s},
+            "modules": [r.to_dict() for r in self.modules(depth=None)],
+            "operators": [r.to_dict() for r in self.operators()],
+        }
