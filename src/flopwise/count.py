@@ -170,12 +170,19 @@ def _build_report(
     stack: ModuleStack, mode: CountingMode, rules: Convention, model: torch.nn.Module | None, inputs: str
 ) -> Report:
     calls: tuple[OpCall, ...] = tuple(mode.calls)
-    inclusive: dict[str, Cost] = {}
-    own: dict[str, Cost] = {}
+    sums: dict[str, list[int]] = {}  # plain integers: a large model makes tens of thousands of calls
     for call in calls:
-        own[call.module] = own.get(call.module, ZERO) + call.cost
-        for name in _ancestors(call.module):
-            inclusive[name] = inclusive.get(name, ZERO) + call.cost
+        total = sums.setdefault(call.module, [0, 0, 0, 0])
+        cost = call.cost
+        total[0] += cost.macs
+        total[1] += cost.flops
+        total[2] += cost.bytes_read
+        total[3] += cost.bytes_written
+    own = {name: Cost(*total) for name, total in sums.items()}
+    inclusive: dict[str, Cost] = {}
+    for name, cost in own.items():
+        for ancestor in _ancestors(name):
+            inclusive[ancestor] = inclusive.get(ancestor, ZERO) + cost
 
     modules_by_name = {name: module for module, name in stack.names.items()}
     names = [""] + [n for n in stack.types if n]
