@@ -38,6 +38,8 @@ def render_table(report: Report, depth: int | None = 2) -> str:
         out.append("")
         out.append("INCOMPLETE: the totals are a lower bound; ops with no known cost:")
         for op, where in report.unsupported_where.items():
-            places = ", ".join(f"{m or '(root)'} ×{n}" for m, n in where.items())
+            places = ", ".join(f"{m or '(root)'}" + (f" ×{n}" if n > 1 else "") for m, n in list(where.items())[:3])
+            if len(where) > 3:
+                places += f" and {len(where) - 3} more modules"
             out.append(f"  {op}: {sum(where.values())} call(s) in {places}")
     return "\n".join(out)
