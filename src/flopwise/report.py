@@ -139,3 +139,32 @@ class Report:
         from .explain import render_explanation
 
         return render_explanation(self, depth=depth, fmt=fmt)
+
+    def to_csv(self, depth: int | None = None, per_operator: bool = False) -> str:
+        """One CSV row per module (or per aten operator), exact integers."""
+        from .render.csv import render_csv
+
+        return render_csv([self], depth=depth, per_operator=per_operator)
+
+    def to_markdown(self, depth: int | None = 2, per_operator: bool = False) -> str:
+        """A Markdown table ready for a README or a paper, with the exact totals below it."""
+        from .render.markdown import render_markdown
+
+        return render_markdown(self, depth=depth, per_operator=per_operator)
+
+    def to_dataframe(self, depth: int | None = None, by: str = "module") -> Any:
+        """A pandas DataFrame, one row per module (or per operator with by="operator"); needs pandas."""
+        from .render.frame import to_dataframe
+
+        return to_dataframe(self, depth=depth, by=by)
+
+    def rich_table(self, depth: int | None = 2) -> Any:
+        """A rich.table.Table of the module tree, for `rich.print(report.rich_table())`; needs rich."""
+        from .render.console import rich_table
+
+        return rich_table(self, depth=depth)
+
+    def _repr_html_(self) -> str:
+        from .render.html import render_html
+
+        return render_html(self)

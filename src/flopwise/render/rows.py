@@ -1,0 +1,45 @@
+"""Flat records of a report, shared by the CSV, DataFrame, Markdown and HTML renderers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..report import Report
+
+MODULE_COLUMNS = (
+    "model", "module", "type", "depth", "calls", "params", "trainable_params",
+    "macs", "flops", "bytes_read", "bytes_written", "self_macs", "self_flops",
+)
+OPERATOR_COLUMNS = ("model", "operator", "calls", "macs", "flops", "bytes_read", "bytes_written")
+
+
+def module_records(report: Report, depth: int | None = None) -> list[dict[str, Any]]:
+    """One record per module in tree order (the root's name is ''), down to `depth` (None = all)."""
+    return [
+        {
+            "model": report.model, "module": row.name, "type": row.type, "depth": row.depth, "calls": row.calls,
+            "params": row.params, "trainable_params": row.trainable_params,
+            "macs": row.macs, "flops": row.flops, "bytes_read": row.bytes_read, "bytes_written": row.bytes_written,
+            "self_macs": row.self_cost.macs, "self_flops": row.self_cost.flops,
+        }
+        for row in report.by_module(depth)
+    ]
+
+
+def operator_records(report: Report) -> list[dict[str, Any]]:
+    """One record per aten operator, most FLOPs first."""
+    calls = report.operator_calls()
+    return [
+        {"model": report.model, "operator": op, "calls": calls[op], "macs": cost.macs, "flops": cost.flops,
+         "bytes_read": cost.bytes_read, "bytes_written": cost.bytes_written}
+        for op, cost in report.by_operator().items()
+    ]
+
+
+def incomplete_note(report: Report) -> str:
+    """'' for a complete count, else one sentence naming the ops with no known cost."""
+    if report.complete:
+        return ""
+    ops = ", ".join(f"{op} ×{n}" for op, n in report.unsupported.items())
+    return f"INCOMPLETE: the totals are a lower bound; ops with no known cost: {ops}"
