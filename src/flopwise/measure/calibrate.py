@@ -60,8 +60,9 @@ def calibrate(
             torch.cuda.synchronize()
 
     with torch.no_grad():
-        a = torch.randn(matmul_n, matmul_n, device=device).to(dtype)
-        b = torch.randn(matmul_n, matmul_n, device=device).to(dtype)
+        own = torch.Generator(device=device).manual_seed(0)  # torch's global RNG is left alone
+        a = torch.randn(matmul_n, matmul_n, device=device, generator=own).to(dtype)
+        b = torch.randn(matmul_n, matmul_n, device=device, generator=own).to(dtype)
 
         def matmul() -> None:
             torch.mm(a, b)

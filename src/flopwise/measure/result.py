@@ -161,10 +161,16 @@ class Measurement:
         return self.hooked.median - self.total.median
 
     def coverage(self, depth: int = 1) -> float:
-        """Time inside modules at `depth`, over the whole (from the same hooked runs)."""
-        whole = self.module_times[""].median if "" in self.module_times else self.hooked.median
-        inside = sum(t.median for name, t in self.module_times.items() if name and name.count(".") + 1 == depth)
-        return inside / whole
+        """Median over the hooked runs of (time inside modules at `depth`) / (the root module's time).
+
+        Per run, not a ratio of medians: child spans nest inside the root's span in the same run, so the ratio
+        is at most 1 and the gap is the parents' own code and the hooks.
+        """
+        whole = self.module_times[""].samples if "" in self.module_times else self.hooked.samples
+        level = [t.samples for name, t in self.module_times.items() if name and name.count(".") + 1 == depth]
+        ratios = sorted(sum(run[i] for run in level) / whole[i] for i in range(len(whole)))
+        middle = len(ratios) // 2
+        return ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
 
     # — output —
     def table(self, depth: int | None = 2, top: int = 12) -> str:

@@ -74,10 +74,10 @@ def measure(
         module_times, hooked = time_modules(run, model, target, repeats)
         counted_ops = {call.op for call in report.calls}
         op_times = profile_ops(run, model, target, counted_ops, profile_repeats)
-    peaks = resolve_peaks(
-        device_name(target), target.type, dtype, peak_tflops=peak_tflops, peak_gbs=peak_gbs,
-        calibrate=lambda: calibrate(target, dtype),
-    )
+        peaks = resolve_peaks(
+            device_name(target), target.type, dtype, peak_tflops=peak_tflops, peak_gbs=peak_gbs,
+            calibrate=lambda: calibrate(target, dtype),
+        )
     return Measurement(report, step, str(target), str(dtype).removeprefix("torch."), peaks, total, hooked,
                        module_times, op_times, forward.macs)
 
