@@ -128,3 +128,35 @@ def test_lstm_and_gru_language_model() -> None:
     assert report["gru"].macs == b * t * 3 * 24 * (32 + 24)  # T·B·3H·(I+H)
     assert report["out"].macs == b * t * 24 * 5
     assert report["embed"].macs == 0
+
+
+LLAMA_70B_COUNT = """
+import resource, sys, torch, flopwise
+from transformers import LlamaConfig, LlamaForCausalLM
+config = LlamaConfig(vocab_size=128256, hidden_size=8192, intermediate_size=28672, num_hidden_layers=80,
+                     num_attention_heads=64, num_key_value_heads=8, max_position_embeddings=8192)
+config._attn_implementation = "sdpa"
+with torch.device("meta"):
+    model = LlamaForCausalLM(config)
+report = flopwise.count(model, {"input_ids": torch.zeros(1, 4096, dtype=torch.long, device="meta")})
+print(report.macs, report.params, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_llama_70b_on_the_meta_device_counts_without_memory() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", LLAMA_70B_COUNT], capture_output=True, text=True, check=True)
+    macs, params, peak_mib = (int(v) for v in done.stdout.split())
+    s, d, inter, layers, heads, kv_heads, vocab = 4096, 8192, 28672, 80, 64, 8, 128256
+    head_dim = d // heads
+    per_layer = (
+        2 * s * d * d  # q_proj, o_proj
+        + 2 * s * d * kv_heads * head_dim  # k_proj, v_proj
+        + 2 * heads * s * s * head_dim  # QKᵀ, AV
+        + 3 * s * d * inter  # SwiGLU MLP
+    )
+    assert macs == layers * per_layer + s * d * vocab  # + lm_head
+    assert params == 70_553_706_496
+    assert peak_mib < 1024  # the whole process, interpreter and libraries included
