@@ -122,6 +122,10 @@ def test_cpu_flash_kernel_is_costed() -> None:
     assert c.report.macs == sdpa_macs(1, 2, 16, 16, 8, 8)
     (call,) = [x for x in c.report.calls if x.op.endswith("flash_attention_for_cpu")]
     assert "causal" in call.work.note
+    with torch.no_grad(), flopwise.counting(convention="causal") as c:
+        F.scaled_dot_product_attention(q, q, q, is_causal=True)
+    pairs = 16 * 17 // 2  # query i attends keys 0..i
+    assert c.report.macs == 1 * 2 * pairs * 8 + 1 * 2 * pairs * 8  # B·H·P·E + B·H·P·E_v
 
 
 def meta(*shape: int) -> torch.Tensor:

@@ -106,6 +106,6 @@ class CountingMode(TorchDispatchMode):
         elif plan is not _ZERO and plan is not None:
             extra = {k: v for k, v in kwargs.items() if k != "out"}
             work = plan(out, *args, **extra)
-        cost = Cost(work.mac_count, self.convention.flops(work), bytes_read, bytes_written)
+        cost = Cost(self.convention.macs(work), self.convention.flops(work), bytes_read, bytes_written)
         shapes = tuple(tuple(t.shape) for t in inputs)
         self.calls.append(OpCall(name, module, cost, work, shapes))

@@ -19,9 +19,15 @@ class Convention:
     exact_dots: bool = False  # a k-term dot product is k multiplies and k−1 adds (2k−1), not 2k
     other_ops: bool = True  # count non-contraction FLOPs (activations, norms, softmax, residual adds…)
     skip: frozenset[str] = frozenset()  # kinds of non-contraction FLOPs left out, e.g. {"bias"}
+    causal: bool = False  # count only the unmasked query–key pairs of causal attention (default: dense)
+
+    def macs(self, work: Work) -> int:
+        if self.causal and work.causal_macs is not None:
+            return work.causal_macs.value
+        return work.mac_count
 
     def flops(self, work: Work) -> int:
-        total = self.flops_per_mac * work.mac_count
+        total = self.flops_per_mac * self.macs(work)
         if self.exact_dots:
             total -= work.dots
         if self.other_ops:
@@ -52,7 +58,13 @@ FUSED_BN = Convention(
     skip=frozenset({"bn_inference"}),
 )
 
-PRESETS: dict[str, Convention] = {c.name: c for c in (DEFAULT, CONTRACTIONS, MAC_AS_FLOP, EXACT, NO_BIAS, FUSED_BN)}
+CAUSAL = Convention(
+    "causal", "the default, with causal attention counting only the query–key pairs its mask keeps", causal=True
+)
+
+PRESETS: dict[str, Convention] = {
+    c.name: c for c in (DEFAULT, CONTRACTIONS, MAC_AS_FLOP, EXACT, NO_BIAS, FUSED_BN, CAUSAL)
+}
 
 
 def resolve(convention: str | Convention) -> Convention:

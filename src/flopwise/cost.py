@@ -65,6 +65,7 @@ class Work:
     dots: int = 0  # dot products computed (outputs of the contraction); exact counting uses 2k−1 each
     flops: tuple[Flops, ...] = ()
     note: str = ""  # a convention or assumption the count depends on, shown by explain
+    causal_macs: Term | None = None  # attention under a causal mask, when only unmasked pairs are counted
 
     @property
     def mac_count(self) -> int:

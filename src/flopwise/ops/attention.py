@@ -26,8 +26,16 @@ def sdpa_work(b: int, h: int, l: int, s: int, e: int, e_v: int, masked: bool, ca
     ]
     if masked:
         flops.append(Flops("mask", Term("B·H·L·S", B=b, H=h, L=l, S=s)))
-    note = "dense: the full L×S score matrix is counted although the mask is causal" if causal else ""
-    return Work(macs=macs, dots=b * h * l * (s + e_v), flops=tuple(flops), note=note)
+    if not causal:
+        return Work(macs=macs, dots=b * h * l * (s + e_v), flops=tuple(flops))
+    # query i sees keys 0..i (PyTorch's is_causal aligns the mask top-left)
+    pairs = l * (l + 1) // 2 if l <= s else s * (s + 1) // 2 + (l - s) * s
+    causal_macs = Term("B·H·P·E + B·H·P·E_v", B=b, H=h, P=pairs, E=e, E_v=e_v)
+    note = (
+        "dense: the full L×S score matrix is counted although the mask is causal; "
+        f"the 'causal' convention counts the P = {pairs:,} unmasked query–key pairs instead"
+    )
+    return Work(macs=macs, dots=b * h * l * (s + e_v), flops=tuple(flops), note=note, causal_macs=causal_macs)
 
 
 def _heads_first(q, k, v, masked: bool, causal: bool) -> Work:
