@@ -139,7 +139,8 @@ def _huggingface(spec: str, where: str, flags: InputFlags) -> Loaded:
         import transformers
     except ImportError:
         raise UsageError(f"{spec}: hf: specs need the transformers package (pip install transformers)") from None
-    transformers.logging.set_verbosity_error()  # config warnings are not the user's question here
+    # config warnings (e.g. token ids outside a small vocabulary) are not the user's question here
+    transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     model_type = data.pop("model_type")
     try:
         config = transformers.AutoConfig.for_model(model_type, **data)
@@ -148,7 +149,10 @@ def _huggingface(spec: str, where: str, flags: InputFlags) -> Loaded:
     architecture = (data.get("architectures") or [None])[0]
     cls = getattr(transformers, architecture, None) if architecture else None
     with torch.device("meta"):  # no weights: parameters have shapes only
-        model = cls(config) if cls is not None else transformers.AutoModel.from_config(config)
+        if cls is not None:
+            model = cls(config)
+        else:
+            model = transformers.AutoModel.from_config(config)  # type: ignore[no-untyped-call]
     notes = [f"{spec}: built {type(model).__name__} on the meta device (no weights), counted in meta mode"]
     return Loaded(spec, model.eval(), _hf_default_inputs(model, config, flags), notes)
 
@@ -232,7 +236,7 @@ def _is_module_class(value: Any) -> bool:
 
 
 def _defined_in(value: Any, namespace: Any) -> bool:
-    return getattr(value, "__module__", None) == namespace.__name__
+    return bool(getattr(value, "__module__", None) == namespace.__name__)
 
 
 # — archives —
@@ -244,7 +248,12 @@ def _archive(spec: str, allow_pickle: bool) -> Loaded:
         raise UsageError(f"{spec}: no such file")
     names = zipfile.ZipFile(path).namelist() if zipfile.is_zipfile(path) else []
     if any("/code/" in n for n in names) and any(n.endswith("constants.pkl") or n.endswith("data.pkl") for n in names):
-        model = torch.jit.load(str(path), map_location="cpu")  # TorchScript: code, not pickled Python objects
+        try:  # TorchScript holds code for its own interpreter, not pickled Python objects
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", FutureWarning)  # "torch.jit is deprecated": not the user's question
+                model = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
+        except Exception as error:
+            raise UsageError(f"{spec}: not a loadable TorchScript file ({type(error).__name__}: {error})") from None
         notes = [f"{spec}: TorchScript runs as one unit: counted in real mode, totals only (no per-module rows)"]
         return Loaded(spec, model.eval(), None, notes, scripted=True)
     if any("serialized_exported_program" in n or n.endswith("archive_format") for n in names):

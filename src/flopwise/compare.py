@@ -1,0 +1,245 @@
+"""`flopwise compare SPEC …`: several models in one table, relative to the first, with an optional scatter plot.
+
+Specs may be globs (`torchvision:*` = every classification model, `torchvision:resnet*`,
+`torchvision:detection/*`) or come from a list file (`--list FILE`, one spec a line). A model that fails is
+reported in its row and the others go on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from .inputs import UsageError
+from .render.units import binary_bytes, si
+from .report import Report
+
+HEADERS = ("Model", "Params", "MACs", "FLOPs", "Bytes moved", "FLOP/B", "Params ×", "FLOPs ×", "Note")
+
+
+@dataclass
+class Outcome:
+    spec: str
+    report: Report | None
+    error: str  # '' when counted
+    seconds: float
+
+    @property
+    def note(self) -> str:
+        if self.error:
+            return "FAILED"
+        if self.report is not None and not self.report.complete:
+            return f"lower bound ({len(self.report.unsupported)} unsupported ops)"
+        return ""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .cli import add_count_options, add_input_options
+
+    parser = argparse.ArgumentParser(
+        prog="flopwise compare",
+        description="Count several models and compare them in one table (ratios are relative to the first).",
+        epilog="examples:\n"
+               "  flopwise compare torchvision:resnet18 torchvision:resnet50 --plot resnets\n"
+               "  flopwise compare 'torchvision:*'                every torchvision classification model\n"
+               "  flopwise compare 'torchvision:detection/*' 'torchvision:efficientnet_b?'\n"
+               "  flopwise compare --list models.txt --format csv --output zoo.csv\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("specs", nargs="*", metavar="SPEC", help="model specs as for `flopwise MODEL`, or globs")
+    parser.add_argument("--list", metavar="FILE", help="a file with one spec a line (# starts a comment)")
+    add_input_options(parser)
+    add_count_options(parser)
+    parser.add_argument("--plot", metavar="FILE", help="write a FLOPs-vs-params scatter plot to FILE.png and FILE.svg")
+    parser.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    options = build_parser().parse_args(argv)
+    try:
+        return _run(options)
+    except UsageError as error:
+        if options.traceback:
+            raise
+        print(f"flopwise compare: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(options: argparse.Namespace) -> int:
+    from .cli import count_loaded, notifier
+    from .load import InputFlags, load
+
+    specs = expand_specs(options.specs + (read_list(options.list) if options.list else []))
+    if not specs:
+        raise UsageError("nothing to compare: give model specs (torchvision:resnet18 …), a glob, or --list FILE")
+    flags = InputFlags(tuple(options.input), options.tokens, options.batch, options.allow_pickle)
+    notices: list[str] = []  # said after the progress bar is done, so that they do not break it
+    show = (options.progress or sys.stderr.isatty()) and not options.quiet
+    bar = Progress(len(specs), sys.stderr if show else None)
+    outcomes = []
+    for spec in specs:
+        bar.update(spec)
+        start = time.perf_counter()
+        try:
+            report = count_loaded(load(spec, flags), options.mode, options.convention, notices.append)
+            outcomes.append(Outcome(spec, report, "", time.perf_counter() - start))
+        except UsageError as error:
+            outcomes.append(Outcome(spec, None, str(error), time.perf_counter() - start))
+        except Exception as error:  # a bug on one model must not lose the whole zoo
+            message = f"{spec}: {type(error).__name__}: {str(error).strip().splitlines()[0] if str(error) else ''}"
+            outcomes.append(Outcome(spec, None, message, time.perf_counter() - start))
+    bar.done()
+    notify = notifier(options.quiet)
+    for notice in notices:
+        notify(notice)
+    for outcome in outcomes:
+        if outcome.error:
+            print(f"flopwise compare: failed: {outcome.error}", file=sys.stderr)
+    text = render(outcomes, options.format)
+    if options.output:
+        try:
+            Path(options.output).write_text(text + "\n")
+        except OSError as error:
+            raise UsageError(f"--output {options.output}: cannot write ({error.strerror})") from None
+        notify(f"wrote {options.output}")
+    else:
+        print(text)
+    if options.plot:
+        from .plot import scatter_plot
+
+        for path in scatter_plot([(o.spec, o.report) for o in outcomes if o.report is not None], options.plot):
+            notify(f"wrote {path}")
+    return 0 if all(o.report is not None and o.report.complete for o in outcomes) else 1
+
+
+def read_list(path: str) -> list[str]:
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as error:
+        raise UsageError(f"--list {path}: cannot read ({error.strerror})") from None
+    return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
+
+
+def expand_specs(specs: list[str]) -> list[str]:
+    """Expand torchvision globs; `torchvision:*` means the classification models, `FAMILY/PATTERN` another family."""
+    expanded: list[str] = []
+    for spec in specs:
+        kind, _, pattern = spec.partition(":")
+        if kind != "torchvision" or not any(c in pattern for c in "*?["):
+            expanded.append(spec)
+            continue
+        from .load import torchvision_families
+
+        families = torchvision_families()
+        family, _, names = pattern.rpartition("/")
+        family = family or "classification"
+        if family not in families and family != "all":
+            raise UsageError(f"{spec}: no torchvision family {family!r}; expected {', '.join(families)} or all")
+        pool = [n for f, ns in families.items() if family in (f, "all") for n in ns]
+        matches = fnmatch.filter(pool, names)
+        if not matches:
+            raise UsageError(f"{spec}: matches no torchvision {family} model")
+        expanded += [f"torchvision:{name}" for name in matches]
+    return list(dict.fromkeys(expanded))  # in order, without repeats
+
+
+class Progress:
+    """A one-line progress bar on a terminal (stderr), redrawn in place; silent when `stream` is None."""
+
+    def __init__(self, total: int, stream: TextIO | None, width: int = 24) -> None:
+        self.total, self.stream, self.width, self.done_count = total, stream, width, 0
+
+    def update(self, label: str) -> None:
+        if self.stream is None:
+            return
+        filled = self.width * self.done_count // max(self.total, 1)
+        bar = "█" * filled + "·" * (self.width - filled)
+        self.stream.write(f"\r[{bar}] {self.done_count}/{self.total} {label[:40]:<40}")
+        self.stream.flush()
+        self.done_count += 1
+
+    def done(self) -> None:
+        if self.stream is not None:
+            self.stream.write(f"\r[{'█' * self.width}] {self.total}/{self.total} {'done':<40}\n")
+            self.stream.flush()
+
+
+def _ratio(value: int, first: int) -> str:
+    return f"{value / first:.2f}×" if first else "–"
+
+
+def rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
+    """Plain records, one per model, with ratios to the first model that was counted."""
+    first = next((o.report for o in outcomes if o.report is not None), None)
+    records = []
+    for o in outcomes:
+        r = o.report
+        record: dict[str, Any] = {"spec": o.spec, "error": o.error, "seconds": round(o.seconds, 3)}
+        if r is not None and first is not None:
+            record.update(
+                model=r.model, inputs=r.inputs, params=r.params, macs=r.macs, flops=r.flops,
+                bytes_read=r.bytes_read, bytes_written=r.bytes_written, intensity=r.total.intensity,
+                params_ratio=r.params / first.params if first.params else None,
+                flops_ratio=r.flops / first.flops if first.flops else None,
+                complete=r.complete, unsupported=r.unsupported,
+            )
+        records.append(record)
+    return records
+
+
+def render(outcomes: list[Outcome], fmt: str) -> str:
+    if fmt == "json":
+        convention = next((o.report.convention.name for o in outcomes if o.report is not None), None)
+        return json.dumps({"schema": "flopwise/1-compare", "convention": convention, "models": rows(outcomes)},
+                          indent=2)
+    if fmt == "csv":
+        import csv
+        import io
+
+        out = io.StringIO()
+        columns = ["spec", "model", "inputs", "params", "macs", "flops", "bytes_read", "bytes_written",
+                   "intensity", "params_ratio", "flops_ratio", "complete", "error", "seconds"]
+        writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows(outcomes))
+        return out.getvalue()
+    return _table(outcomes, markdown=fmt == "markdown")
+
+
+def _table(outcomes: list[Outcome], markdown: bool) -> str:
+    first = next((o.report for o in outcomes if o.report is not None), None)
+    cells = []
+    for o in outcomes:
+        r = o.report
+        if r is None or first is None:
+            cells.append((o.spec, "", "", "", "", "", "", "", o.note))
+            continue
+        intensity = r.total.intensity
+        cells.append((
+            o.spec, si(r.params), si(r.macs), si(r.flops), binary_bytes(r.total.bytes),
+            f"{intensity:.1f}" if intensity is not None else "–",
+            _ratio(r.params, first.params), _ratio(r.flops, first.flops), o.note,
+        ))
+    failures = [f"- {o.error.replace(chr(10) + '  ', ' — ')}" for o in outcomes if o.error]
+    convention = first.convention.name if first is not None else "?"
+    footer = f"convention: {convention}; ratios are relative to {outcomes[0].spec}; FLOP/B = FLOPs per byte moved"
+    if markdown:
+        lines = ["| " + " | ".join(HEADERS) + " |", "|:--|" + "--:|" * 7 + ":--|"]
+        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+        return "\n".join(lines + ["", footer] + (["", "Failures:", *failures] if failures else []))
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(HEADERS)]
+
+    def line(row: tuple[str, ...]) -> str:
+        parts = [row[0].ljust(widths[0])]
+        parts += [c.rjust(w) for c, w in zip(row[1:-1], widths[1:-1], strict=True)]
+        return "  ".join([*parts, row[-1]]).rstrip()
+
+    out = [line(HEADERS), line(tuple("─" * w for w in widths)), *(line(c) for c in cells), "", footer]
+    return "\n".join(out + (["", "failures:", *failures] if failures else []))
