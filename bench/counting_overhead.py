@@ -67,6 +67,17 @@ def llama_70b_on_meta() -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
     return model, {"input_ids": torch.zeros(1, 4096, dtype=torch.long, device="meta")}
 
 
+def row(name: str, model: torch.nn.Module, inputs: dict[str, torch.Tensor], repeats: int) -> str:
+    base = median_seconds(lambda: plain(model, inputs), repeats)
+    real = median_seconds(lambda: flopwise.count(model, inputs), repeats)
+    if next(model.parameters()).is_meta:  # a meta model is always counted on the meta device
+        fake_cell = "(= real)"
+    else:
+        fake_cell = f"{median_seconds(lambda: flopwise.count(model, inputs, mode='fake'), repeats) / base:.2f}×"
+    reference = median_seconds(lambda: flop_counter(model, inputs), repeats)
+    return f"{name:28} {base * 1000:7.0f}ms {real / base:13.2f}× {fake_cell:>14} {reference / base:15.2f}×"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
@@ -82,16 +93,7 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for name, build in builders:
-        model, inputs = build()
-        base = median_seconds(lambda: plain(model, inputs), options.repeats)
-        real = median_seconds(lambda: flopwise.count(model, inputs), options.repeats)
-        on_meta = next(model.parameters()).is_meta
-        fake = real if on_meta else median_seconds(lambda: flopwise.count(model, inputs, mode="fake"), options.repeats)
-        reference = median_seconds(lambda: flop_counter(model, inputs), options.repeats)
-        fake_cell = "(= real)" if on_meta else f"{fake / base:.2f}×"
-        print(
-            f"{name:28} {base * 1000:7.0f}ms {real / base:13.2f}× {fake_cell:>14} {reference / base:15.2f}×"
-        )
+        print(row(name, *build(), options.repeats))
     print("\nratios are counting time ÷ plain forward time (no_grad) of the same model in the same run")
 
 

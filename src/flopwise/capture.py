@@ -35,7 +35,7 @@ def _tensors(tree: Any) -> list[torch.Tensor]:
     return [t for t in tree_leaves(tree) if isinstance(t, torch.Tensor)]
 
 
-class CountingMode(TorchDispatchMode):
+class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
     """Records one `OpCall` per aten op; ops with no formula are decomposed, else reported as unsupported."""
 
     def __init__(
@@ -44,7 +44,7 @@ class CountingMode(TorchDispatchMode):
         convention: Convention,
         overrides: dict[Any, Formula | None] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.modules = modules
         self.convention = convention
         self.overrides = {op_name(op): fn for op, fn in (overrides or {}).items()}
@@ -78,7 +78,7 @@ class CountingMode(TorchDispatchMode):
         self._record(name, plan, args, kwargs, out)
         return out
 
-    def _decompose(self, func: torch._ops.OpOverload, args: tuple, kwargs: dict) -> Any:
+    def _decompose(self, func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run the op's decomposition under this mode so its parts are counted; NotImplemented if none."""
         decomposition = _DECOMPOSITIONS.get(func)
         start = len(self.calls)
@@ -92,7 +92,7 @@ class CountingMode(TorchDispatchMode):
             return NotImplemented
         return out
 
-    def _record(self, name: str, plan: Any, args: tuple, kwargs: dict, out: Any) -> None:
+    def _record(self, name: str, plan: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         module = self.modules.current
         if plan is _VIEW:
             self.calls.append(OpCall(name, module, Cost()))

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 _SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compile(expr: str):  # type: ignore[no-untyped-def]
     # Formulas are written with the symbols people use by hand (·, −, /); Python evaluates them.
     python = expr.replace("·", "*").replace("×", "*").replace("−", "-").replace("/", "//")

@@ -117,18 +117,19 @@ def _on_meta(model: torch.nn.Module) -> bool:
     return bool(tensors) and all(t.is_meta for t in tensors)
 
 
-def _prepare(model, args, kwargs, mode, fake):  # type: ignore[no-untyped-def]
+def _prepare(
+    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str, fake: FakeTensorMode | None
+) -> tuple[dict[str, torch.Tensor], tuple[Any, ...], dict[str, Any]]:
     """Tensors the model runs with, so that its own parameters and buffers are never written."""
     params = dict(model.named_parameters(remove_duplicate=False))
     buffers = dict(model.named_buffers(remove_duplicate=False))
     if mode == "real":  # running statistics update copies, not the model's buffers
         state = {name: b.clone() for name, b in buffers.items()}
         return state, args, kwargs
-    if mode == "fake":
-        convert = fake.from_tensor
-    else:
-        def convert(t):  # type: ignore[no-untyped-def]
-            return t if t.is_meta else torch.empty_like(t, device="meta").requires_grad_(t.requires_grad)
+    def convert(t: torch.Tensor) -> torch.Tensor:
+        if fake is not None:
+            return fake.from_tensor(t)
+        return t if t.is_meta else torch.empty_like(t, device="meta").requires_grad_(t.requires_grad)
 
     state = {name: convert(t) for name, t in {**params, **buffers}.items()}
     args, kwargs = tree_map(lambda x: convert(x) if isinstance(x, torch.Tensor) else x, (args, kwargs))
@@ -138,7 +139,7 @@ def _prepare(model, args, kwargs, mode, fake):  # type: ignore[no-untyped-def]
 @contextlib.contextmanager
 def _rng_preserved() -> Iterator[None]:
     cpu = torch.get_rng_state()
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else None
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None  # type: ignore[no-untyped-call]
     try:
         yield
     finally:
@@ -190,10 +191,10 @@ def _build_report(
     rows: dict[str, ModuleRow] = {}
     for name in names:
         module = modules_by_name.get(name)
-        total, trainable = _params([module] if module is not None else ([] if name else stack.roots))
+        params, trainable = _params([module] if module is not None else ([] if name else stack.roots))
         kind = stack.types.get(name, type(model).__name__ if model is not None and not name else "")
         rows[name] = ModuleRow(
-            name, kind, inclusive.get(name, ZERO), own.get(name, ZERO), total, trainable, stack.calls[name]
+            name, kind, inclusive.get(name, ZERO), own.get(name, ZERO), params, trainable, stack.calls[name]
         )
     root = rows[""]
     unsupported = {op: dict(where) for op, where in mode.unsupported.items()}

@@ -24,7 +24,8 @@ class SimpleLinearModel(nn.Module):
         x = F.relu(self.fc1(x))
         x = self.fc2(x)
         F.relu(x)  # the guide's result is discarded; the op still runs and is counted
-        return self.fc3(x)
+        out: torch.Tensor = self.fc3(x)
+        return out
 
 
 class SimpleConv(nn.Module):
@@ -37,7 +38,8 @@ class SimpleConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.relu(self.conv1(x))
         x = F.relu(self.conv2(x))
-        return self.fc(x.view(x.shape[0], -1))
+        out: torch.Tensor = self.fc(x.view(x.shape[0], -1))
+        return out
 
 
 class SimpleAttentionBlock(nn.Module):
@@ -61,7 +63,8 @@ class SimpleAttentionBlock(nn.Module):
             energy = energy.masked_fill(mask == 0, float("-1e20"))
         attention = torch.softmax(energy, dim=3)
         out = torch.matmul(attention, v).reshape(n, length, self.heads * self.head_dim)
-        return self.fc_out(out)
+        result: torch.Tensor = self.fc_out(out)
+        return result
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ def op_name(op: OpLike) -> str:
     """`aten.mm`, `aten.add_` — the overload packet's qualified name without the `.default` overload."""
     if isinstance(op, str):
         return op
-    packet = getattr(op, "overloadpacket", op)
+    packet: Any = getattr(op, "overloadpacket", op)
     namespace, name = packet._qualified_op_name.split("::")
     return f"{namespace}.{name}"
 

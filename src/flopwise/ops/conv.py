@@ -26,17 +26,17 @@ def conv_work(x_shape, w_shape, out_shape, transposed: bool, groups: int, has_bi
     rank = len(w_shape) - 2
     names = _spatial_names(rank)
     kernel_names = tuple(f"K_{n.lower()}" if rank <= 3 else f"K{i}" for i, n in enumerate(names))
-    sizes = {k: int(v) for k, v in zip(kernel_names, w_shape[2:])}
+    sizes = {k: int(v) for k, v in zip(kernel_names, w_shape[2:], strict=True)}
     n, c_out = int(out_shape[0]), int(out_shape[1])
     c_in = int(x_shape[1])
     kernel = "·".join(kernel_names)
     if transposed:  # positions of the input are the ones each kernel element visits
         positions = tuple(f"{p}_in" for p in names)
-        sizes.update(zip(positions, (int(v) for v in x_shape[2:])))
+        sizes.update(zip(positions, (int(v) for v in x_shape[2:]), strict=True))
         expr = f"{'·'.join(positions)}·{kernel}·C_in·(C_out/groups)·N"
     else:
         positions = tuple(f"{p}_out" for p in names)
-        sizes.update(zip(positions, (int(v) for v in out_shape[2:])))
+        sizes.update(zip(positions, (int(v) for v in out_shape[2:]), strict=True))
         expr = f"{'·'.join(positions)}·{kernel}·(C_in/groups)·C_out·N"
     macs = Term(expr, C_in=c_in, C_out=c_out, groups=groups, N=n, **sizes)
     out_positions = 1

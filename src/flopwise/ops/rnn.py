@@ -9,6 +9,8 @@ plus 2·G bias adds when the layer has biases. Packed sequences count the real s
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import ops
 
 from ..cost import Flops, Term, Work
@@ -31,7 +33,7 @@ def _steps(x, batch_sizes, batch_first: bool) -> int:
     return int(x.shape[0]) * int(x.shape[1])
 
 
-def _layer_work(steps: int, weights: list, mode: int, has_biases: bool, hidden: int) -> Work:
+def _layer_work(steps: int, weights: list[list[Any]], mode: int, has_biases: bool, hidden: int) -> Work:
     """Work of all (layer, direction) groups: each group is (w_ih, w_hh[, w_hr])."""
     weight_elements = sum(int(w.shape[0]) * int(w.shape[1]) for group in weights for w in group)
     groups = len(weights)
@@ -65,7 +67,7 @@ def mkldnn_rnn_layer_backward(result, x, w_ih, w_hh, b_ih, b_hh, hx, cx, output,
     return Work(macs=macs, dots=2 * forward.dots, flops=forward.flops, note=note)
 
 
-def _grouped(weights: list, stride: int) -> list:
+def _grouped(weights: list[Any], stride: int) -> list[list[Any]]:
     """cuDNN's flat weight list → [(w_ih, w_hh[, w_hr])] per layer and direction, biases dropped."""
     groups = []
     for start in range(0, len(weights), stride):

@@ -23,4 +23,5 @@ def batch_size(shape: tuple[int, ...]) -> int:
 
 def first(out: Any) -> torch.Tensor:
     """The first tensor of an op's output (ops such as attention return a tuple)."""
-    return out[0] if isinstance(out, (tuple, list)) else out
+    tensor: torch.Tensor = out[0] if isinstance(out, (tuple, list)) else out
+    return tensor

@@ -20,8 +20,8 @@ def render_table(report: Report, depth: int | None = 2) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADERS)]
 
     def line(cells: tuple[str, ...]) -> str:
-        left = [c.ljust(w) for c, w in zip(cells[:2], widths[:2])]
-        right = [c.rjust(w) for c, w in zip(cells[2:], widths[2:])]
+        left = [c.ljust(w) for c, w in zip(cells[:2], widths[:2], strict=True)]
+        right = [c.rjust(w) for c, w in zip(cells[2:], widths[2:], strict=True)]
         return "  ".join(left + right).rstrip()
 
     out = [line(HEADERS), line(tuple("─" * w for w in widths))]
