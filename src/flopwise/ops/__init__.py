@@ -1,3 +1,17 @@
 """Formulas grouped by op family; importing this package registers them all."""
 
-from . import attention, conv, matmul, movement, pointwise, rnn  # noqa: F401
+from . import (  # noqa: F401
+    activation,
+    attention,
+    attention_backward,
+    conv,
+    matmul,
+    misc,
+    movement,
+    norm,
+    pointwise,
+    pool,
+    reduction,
+    rnn,
+    upsample,
+)

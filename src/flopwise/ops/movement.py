@@ -33,3 +33,26 @@ zero_cost(
     [aten.sym_size, aten.sym_stride, aten.sym_numel, aten.sym_storage_offset, aten._local_scalar_dense,
      aten.is_nonzero, aten.is_same_size, aten.set_, aten.detach],
 )
+zero_cost(
+    "pads by copying or reflecting edge elements",
+    [aten.reflection_pad1d, aten.reflection_pad2d, aten.reflection_pad3d, aten.replication_pad1d,
+     aten.replication_pad2d, aten.replication_pad3d, aten._pad_circular, aten._pad_enum, aten.pad],
+)
+zero_cost(
+    "rearranges or scatters elements without arithmetic",
+    [aten.scatter, aten.masked_scatter, aten.index_copy, aten.index_fill, aten.put, aten.take,
+     aten.take_along_dim, aten.one_hot, aten.im2col, aten.pixel_shuffle, aten.pixel_unshuffle,
+     aten.channel_shuffle, aten.native_channel_shuffle, aten.select_backward, aten.slice_backward,
+     aten.diagonal_backward, aten.as_strided_scatter, aten.diagonal_scatter, aten.unfold_backward,
+     aten.expand_copy, aten.permute_copy, aten.view_copy, aten._unsafe_view, aten.alias_copy, aten.t_copy,
+     aten.transpose_copy, aten.unsqueeze_copy, aten.squeeze_copy, aten.select_copy, aten.slice_copy,
+     aten.split_copy, aten.split_with_sizes_copy, aten.unbind_copy, aten.as_strided_copy, aten.diagonal_copy,
+     aten.unfold_copy, aten.narrow_copy, aten.complex, aten.polar, aten._to_dense, aten.to_padded_tensor,
+     aten.masked_select_backward, aten.tril_indices, aten.triu_indices, aten.eye],
+)
+zero_cost(
+    "reads metadata",
+    [aten.sym_is_contiguous, aten.is_contiguous, aten._nested_tensor_size, aten.equal, aten.item, aten.dim,
+     aten.numel, aten.size, aten.stride, aten.storage_offset, aten._assert_async, aten._assert_scalar,
+     aten._functional_assert_async, aten.record_stream, aten._assert_tensor_metadata],
+)

@@ -1,49 +1,65 @@
-"""Elementwise ops: a fixed number of FLOPs per output element (see `costs` for where each number comes from).
+"""Elementwise arithmetic: a fixed number of FLOPs per output element.
 
-FLOPs = E·c, E the output's element count and c the op's cost per element.
+FLOPs = E·c, E the element count of the op's (first) output and c the op's cost per element (see `costs`).
+In-place variants (`add_`) and `out=` overloads share the functional op's formula. Integer and boolean ops
+(bitwise, logical) are declared zero-cost: they move bytes but do no floating-point arithmetic.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import ops
 
 from ..cost import Flops, Term, Work
-from ..registry import formula
-from . import costs
+from ..registry import Formula, formula, zero_cost
+from .shapes import first
 
 aten = ops.aten
 
 
-def per_element(kind: str, cost: int):  # type: ignore[no-untyped-def]
+def per_element(kind: str, cost: int) -> Formula:
     """A formula charging `cost` FLOPs for each element of the op's (first) output."""
 
-    def fn(result, *args, **kwargs) -> Work:
-        out = result[0] if isinstance(result, (tuple, list)) else result
-        return Work(flops=(Flops(kind, Term("E·c", E=out.numel(), c=cost)),))
+    def fn(result: Any, *args: Any, **kwargs: Any) -> Work:
+        return Work(flops=(Flops(kind, Term("E·c", E=first(result).numel(), c=cost)),))
 
     fn.__doc__ = f"{cost} FLOP(s) per output element ({kind})"
     return fn
 
 
-formula(aten.add, aten.sub, aten.rsub, aten.mul, aten.div, aten.neg, aten.reciprocal, aten.abs)(
-    per_element("elementwise", 1)
-)
-formula(aten.maximum, aten.minimum, aten.eq, aten.ne, aten.lt, aten.le, aten.gt, aten.ge, aten.where)(
-    per_element("elementwise", 1)
-)
-formula(aten.relu, aten.threshold, aten.clamp, aten.clamp_min, aten.clamp_max, aten.hardtanh)(
-    per_element("activation", costs.RELU)
-)
-formula(aten.tanh)(per_element("activation", costs.TANH))
-formula(aten.sigmoid)(per_element("activation", costs.SIGMOID))
-formula(aten.gelu)(per_element("activation", costs.GELU))
-formula(aten.silu)(per_element("activation", costs.SILU))
-formula(aten.exp, aten.log, aten.sqrt, aten.rsqrt, aten.sin, aten.cos, aten.erf)(per_element("elementwise", 1))
-formula(aten.masked_fill)(per_element("elementwise", 1))
+def _scaled(alpha: Any) -> bool:
+    return alpha is not None and alpha != 1
 
 
-@formula(aten._softmax, aten._log_softmax)
-def softmax(result, x, dim, half_to_float=False) -> Work:
-    n = int(x.shape[dim]) if x.dim() else 1
-    rows = x.numel() // n if n else 0
-    return Work(flops=(Flops("softmax", Term("R·(3·n−1)", R=rows, n=n)),))
+@formula(aten.add, aten.sub, aten.rsub)
+def add(result: Any, a: Any, b: Any = None, alpha: Any = 1, **kwargs: Any) -> Work:
+    """a ± alpha·b: one add per element, and a multiply when alpha ≠ 1."""
+    cost = 2 if _scaled(alpha) else 1
+    return Work(flops=(Flops("elementwise", Term("E·c", E=first(result).numel(), c=cost)),))
+
+
+_ONE_FLOP = [
+    # arithmetic and rounding
+    aten.mul, aten.div, aten.neg, aten.reciprocal, aten.abs, aten.fmod, aten.remainder, aten.floor, aten.ceil,
+    aten.round, aten.trunc, aten.frac, aten.sign, aten.sgn, aten.copysign, aten.signbit,
+    # comparisons and selection
+    aten.maximum, aten.minimum, aten.fmax, aten.fmin, aten.eq, aten.ne, aten.lt, aten.le, aten.gt, aten.ge,
+    aten.where, aten.masked_fill, aten.isnan, aten.isinf, aten.isfinite, aten.heaviside,
+    # elementary functions: one evaluation each
+    aten.exp, aten.exp2, aten.expm1, aten.log, aten.log2, aten.log10, aten.log1p, aten.sqrt, aten.rsqrt,
+    aten.pow, aten.sin, aten.cos, aten.tan, aten.asin, aten.acos, aten.atan, aten.atan2, aten.sinh, aten.cosh,
+    aten.asinh, aten.acosh, aten.atanh, aten.erf, aten.erfc, aten.erfinv,
+]
+formula(*_ONE_FLOP)(per_element("elementwise", 1))
+formula(aten.lerp, aten.addcmul, aten.addcdiv)(per_element("elementwise", 3))  # a + w·(b − a); a + v·b·c; a + v·b/c
+formula(aten.linspace)(per_element("elementwise", 2))  # start + i·step
+formula(aten.logspace)(per_element("elementwise", 3))  # base ** (start + i·step)
+formula(aten.xlogy, aten.hypot, aten.logaddexp, aten.nan_to_num)(per_element("elementwise", 3))
+
+zero_cost(
+    "integer or boolean logic, not floating point",
+    [aten.bitwise_and, aten.bitwise_or, aten.bitwise_xor, aten.bitwise_not, aten.bitwise_left_shift,
+     aten.bitwise_right_shift, aten.logical_and, aten.logical_or, aten.logical_xor, aten.logical_not,
+     aten.__and__, aten.__or__, aten.__xor__, aten.__lshift__, aten.__rshift__, aten.isin],
+)

@@ -1,0 +1,106 @@
+"""Activations, softmax and dropout, with their gradients. Per-element costs are in `costs`.
+
+Dropout costs nothing at inference (the op is not even called); in training it multiplies by the mask and
+by 1/(1−p): 2 FLOPs per element (drawing the random mask is not floating-point arithmetic).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import ops
+
+from ..cost import Flops, Term, Work
+from ..registry import formula, zero_cost
+from . import costs
+from .pointwise import per_element
+from .shapes import first
+
+aten = ops.aten
+
+formula(aten.relu, aten.threshold)(per_element("activation", costs.RELU))
+formula(aten.tanh)(per_element("activation", costs.TANH))
+formula(aten.sigmoid)(per_element("activation", costs.SIGMOID))
+formula(aten.silu)(per_element("activation", costs.SILU))
+formula(aten.mish)(per_element("activation", costs.MISH))
+formula(aten.softplus)(per_element("activation", costs.SOFTPLUS))
+formula(aten.leaky_relu, aten._prelu_kernel)(per_element("activation", costs.LEAKY_RELU))
+formula(aten.elu, aten.celu)(per_element("activation", costs.ELU))
+formula(aten.selu)(per_element("activation", costs.SELU))
+formula(aten.hardtanh)(per_element("activation", costs.HARDTANH))
+formula(aten.hardsigmoid)(per_element("activation", costs.HARDSIGMOID))
+formula(aten.hardswish)(per_element("activation", costs.HARDSWISH))
+formula(aten.logit)(per_element("activation", 3))  # log(p / (1 − p)): subtract, divide, log
+
+formula(aten.clamp_min, aten.clamp_max)(per_element("activation", 1))  # one compare
+
+
+@formula(aten.clamp)
+def clamp(result: Any, x: Any, min: Any = None, max: Any = None, **kwargs: Any) -> Work:
+    bounds = (min is not None) + (max is not None)  # one compare per bound given
+    return Work(flops=(Flops("activation", Term("E·c", E=first(result).numel(), c=bounds)),))
+
+
+formula(aten.threshold_backward)(per_element("activation_backward", costs.RELU_BACKWARD))
+formula(aten.sigmoid_backward)(per_element("activation_backward", costs.SIGMOID_BACKWARD))
+formula(aten.tanh_backward)(per_element("activation_backward", costs.TANH_BACKWARD))
+formula(aten.silu_backward)(per_element("activation_backward", costs.SILU_BACKWARD))
+formula(aten.hardtanh_backward)(per_element("activation_backward", costs.HARDTANH_BACKWARD))
+formula(aten.hardsigmoid_backward)(per_element("activation_backward", costs.HARDSIGMOID_BACKWARD))
+formula(aten.hardswish_backward)(per_element("activation_backward", costs.HARDSWISH_BACKWARD))
+formula(aten.leaky_relu_backward)(per_element("activation_backward", costs.LEAKY_RELU_BACKWARD))
+formula(aten.elu_backward)(per_element("activation_backward", costs.ELU_BACKWARD))
+
+
+@formula(aten.gelu)
+def gelu(result: Any, x: Any, approximate: str = "none") -> Work:
+    cost = costs.GELU_TANH if approximate == "tanh" else costs.GELU
+    note = "tanh approximation" if approximate == "tanh" else "exact (erf) form"
+    return Work(flops=(Flops("activation", Term("E·c", E=first(result).numel(), c=cost)),), note=note)
+
+
+@formula(aten.gelu_backward)
+def gelu_backward(result: Any, grad: Any, x: Any, approximate: str = "none") -> Work:
+    # the tanh form's derivative costs about what its forward does plus the chain-rule products
+    cost = costs.GELU_TANH + 5 if approximate == "tanh" else costs.GELU_BACKWARD
+    return Work(flops=(Flops("activation_backward", Term("E·c", E=first(result).numel(), c=cost)),))
+
+
+def _rows(x: Any, dim: int) -> tuple[int, int]:
+    """(rows, n): the softmax runs over `n` elements of dim `dim`, once per row."""
+    n = int(x.shape[dim]) if x.dim() else 1
+    return (x.numel() // n if n else 0), n
+
+
+@formula(aten._softmax, aten._safe_softmax)
+def softmax(result: Any, x: Any, dim: int, *args: Any, **kwargs: Any) -> Work:
+    rows, n = _rows(x, dim)
+    return Work(flops=(Flops("softmax", Term("R·(3·n−1)", R=rows, n=n)),))
+
+
+@formula(aten._log_softmax)
+def log_softmax(result: Any, x: Any, dim: int, *args: Any, **kwargs: Any) -> Work:
+    rows, n = _rows(x, dim)  # n exps, n−1 adds, one log, n subtracts
+    return Work(flops=(Flops("softmax", Term("R·3·n", R=rows, n=n)),))
+
+
+@formula(aten._softmax_backward_data, aten._log_softmax_backward_data)
+def softmax_backward(result: Any, grad: Any, output: Any, dim: int, *args: Any, **kwargs: Any) -> Work:
+    rows, n = _rows(grad, dim)  # y·(g − Σ g·y), or g − e^y·Σ g: 4n−1 per row either way
+    return Work(flops=(Flops("softmax_backward", Term("R·(4·n−1)", R=rows, n=n)),))
+
+
+@formula(aten.native_dropout)
+def native_dropout(result: Any, x: Any, p: float, train: bool | None) -> Work:
+    if not train:
+        return Work(note="dropout at inference: identity")
+    return Work(flops=(Flops("dropout", Term("E·2", E=x.numel())),), note="mask multiply and 1/(1−p) scale")
+
+
+formula(aten.native_dropout_backward)(per_element("dropout", 2))  # g · mask · scale
+
+zero_cost(
+    "draws random numbers (no floating-point arithmetic counted)",
+    [aten.bernoulli, aten.rand, aten.rand_like, aten.randn, aten.randn_like, aten.randint, aten.randint_like,
+     aten.randperm, aten.normal, aten.uniform, aten.exponential, aten.multinomial, aten.poisson],
+)

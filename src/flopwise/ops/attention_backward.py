@@ -1,0 +1,40 @@
+"""Gradients of the fused attention kernels (kept apart from `attention`, whose forward formulas they reuse).
+
+A flash-style backward keeps only the log-sum-exp of each score row, so it recomputes the scores:
+    MACs = B·H·L·S·E (QKᵀ again) + B·H·L·S·E_v (dV = Pᵀ·dO) + B·H·L·S·E_v (dP = dO·Vᵀ)
+         + B·H·L·S·E (dQ = dS·K) + B·H·L·S·E (dK = dSᵀ·Q)
+Non-contraction per score: re-exponentiate (subtract, exp), dS = P·(dP − D) (subtract, multiply), scale (1);
+plus D = rowsum(dO·O): 2·E_v per query row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import ops
+
+from ..cost import Flops, Term, Work
+from ..registry import formula
+
+aten = ops.aten
+
+
+def sdpa_backward_work(b: int, h: int, l: int, s: int, e: int, e_v: int) -> Work:
+    sizes = dict(B=b, H=h, L=l, S=s, E=e, E_v=e_v)
+    macs = Term("3·B·H·L·S·E + 2·B·H·L·S·E_v", **sizes)
+    flops = (
+        Flops("softmax_backward", Term("5·B·H·L·S + 2·B·H·L·E_v", **sizes)),
+    )
+    dots = b * h * (l * s + l * e_v + l * s + l * e + s * e)
+    return Work(macs=macs, dots=dots, flops=flops, note="scores recomputed from the saved log-sum-exp")
+
+
+@formula(aten._scaled_dot_product_flash_attention_for_cpu_backward, aten._scaled_dot_product_flash_attention_backward,
+         aten._scaled_dot_product_efficient_attention_backward, aten._scaled_dot_product_cudnn_attention_backward)
+def sdpa_backward(result: Any, grad: Any, q: Any, k: Any, v: Any, *args: Any, **kwargs: Any) -> Work:
+    """Layout (B, H, L, E); extra leading dims fold into B."""
+    *lead, h, l, e = (int(d) for d in q.shape)
+    b = 1
+    for d in lead:
+        b *= d
+    return sdpa_backward_work(b, h, l, int(k.shape[-2]), e, int(v.shape[-1]))

@@ -1,0 +1,128 @@
+"""Reductions, scans, sorts and distances.
+
+A reduction of n elements into one output costs n−1 FLOPs (adds, multiplies or compares), so over a whole
+tensor FLOPs = E_in − E_out; a mean adds one divide per output (E_in). Variance is 4 per element:
+mean (add), centre (subtract), square, add (with the two divides per output folded in: 4n per row).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import ops
+
+from ..cost import Flops, Term, Work
+from ..registry import formula, zero_cost
+from .shapes import first
+
+aten = ops.aten
+
+
+def _reduced(x: Any, result: Any) -> tuple[int, int]:
+    """(input elements, output elements) of a reduction; a scalar input reduced to itself is one element."""
+    return int(x.numel()), int(first(result).numel())
+
+
+@formula(aten.sum, aten.nansum, aten.prod, aten.amax, aten.amin, aten.max, aten.min, aten.argmax, aten.argmin)
+def reduce(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    """n−1 adds (or multiplies, or compares) per output of n inputs: E_in − E_out in all."""
+    if args and isinstance(args[0], torch.Tensor):  # max(a, b), min(a, b): elementwise compares
+        return Work(flops=(Flops("elementwise", Term("E", E=first(result).numel())),))
+    e_in, e_out = _reduced(x, result)
+    e_out = min(e_out, e_in)  # an empty input reduces to a value with no arithmetic
+    return Work(flops=(Flops("reduction", Term("E_in − E_out", E_in=e_in, E_out=e_out)),))
+
+
+@formula(aten.mean, aten.nanmean)
+def mean(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    e_in, e_out = _reduced(x, result)  # (n−1) adds + 1 divide per output
+    return Work(flops=(Flops("reduction", Term("E_in", E_in=e_in)),))
+
+
+@formula(aten.var, aten.var_mean)
+def var(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    e_in, _ = _reduced(x, result)  # mean (add), centre, square, add per element; the two divides per row folded
+    return Work(flops=(Flops("reduction", Term("4·E_in", E_in=e_in)),))
+
+
+@formula(aten.std, aten.std_mean)
+def std(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    e_in, e_out = _reduced(x, result)  # the variance, then one square root per output
+    return Work(flops=(Flops("reduction", Term("4·E_in + E_out", E_in=e_in, E_out=e_out)),))
+
+
+@formula(aten.linalg_vector_norm, aten.norm)
+def vector_norm(result: Any, x: Any, ord: Any = 2, *args: Any, **kwargs: Any) -> Work:
+    """‖x‖₂: square, add per element (2·E_in − E_out) and a sqrt per output; ‖x‖₁: abs, add; ‖x‖∞: abs, compare;
+    other p: abs, pow, add per element and a pow per output."""
+    e_in, e_out = _reduced(x, result)
+    p = float(ord) if ord is not None else 2.0
+    if p in (1.0, math.inf, -math.inf):
+        term = Term("2·E_in − E_out", E_in=e_in, E_out=e_out)
+    elif p == 2.0:
+        term = Term("2·E_in", E_in=e_in)
+    else:
+        term = Term("3·E_in", E_in=e_in)
+    return Work(flops=(Flops("reduction", term),))
+
+
+@formula(aten.logsumexp)
+def logsumexp(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    e_in, e_out = _reduced(x, result)  # max (n−1), subtract n, exp n, add n−1, log 1, add back max 1
+    return Work(flops=(Flops("reduction", Term("4·E_in", E_in=e_in)),))
+
+
+@formula(aten.cumsum, aten.cumprod, aten.cummax, aten.cummin, aten.logcumsumexp)
+def scan(result: Any, x: Any, dim: int, *args: Any, **kwargs: Any) -> Work:
+    """Each element after the first of its row is one add (multiply, compare): E − E/n."""
+    n = int(x.shape[dim]) if x.dim() else 1
+    rows = x.numel() // n if n else 0
+    return Work(flops=(Flops("reduction", Term("R·(n − 1)", R=rows, n=n)),))
+
+
+def _sort_work(rows: int, n: int, k: int) -> Work:
+    log_k = max(1, math.ceil(math.log2(k))) if k > 1 else 0
+    return Work(
+        flops=(Flops("compare", Term("R·n·log_k", R=rows, n=n, log_k=log_k)),),
+        note="comparison sort: n·⌈log₂ k⌉ compares per row (k = n for a full sort); the kernel may do fewer",
+    )
+
+
+@formula(aten.sort, aten.argsort)
+def sort(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    dim = kwargs.get("dim", next((a for a in args if isinstance(a, int) and not isinstance(a, bool)), -1))
+    n = int(x.shape[dim]) if x.dim() else 1
+    return _sort_work(x.numel() // max(n, 1), n, n)
+
+
+@formula(aten.topk)
+def topk(result: Any, x: Any, k: int, dim: int = -1, *args: Any, **kwargs: Any) -> Work:
+    n = int(x.shape[dim]) if x.dim() else 1
+    return _sort_work(x.numel() // max(n, 1), n, int(k))
+
+
+@formula(aten.any, aten.all, aten.count_nonzero)
+def logical_reduce(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    return Work(note="boolean reduction: no floating-point arithmetic")
+
+
+@formula(aten._cdist_forward, aten._euclidean_dist)
+def cdist(result: Any, x1: Any, x2: Any, *args: Any, **kwargs: Any) -> Work:
+    """For each of the B·P·R pairs of D-vectors: D subtracts, D squares (or |·|^p), D−1 adds, one root."""
+    pairs = int(first(result).numel())
+    d = int(x1.shape[-1])
+    return Work(flops=(Flops("distance", Term("P·3·D", P=pairs, D=d)),))
+
+
+@formula(aten._pdist_forward)
+def pdist(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    return Work(flops=(Flops("distance", Term("P·3·D", P=int(result.numel()), D=int(x.shape[-1]))),))
+
+
+zero_cost(
+    "finds or selects elements by value (no floating-point arithmetic counted)",
+    [aten.nonzero, aten.unique_consecutive, aten._unique, aten._unique2, aten.unique_dim, aten.bucketize,
+     aten.searchsorted],
+)
