@@ -105,7 +105,7 @@ def _loss(e: int, per_element: int, reduction: Any) -> Work:
     return Work(flops=(Flops("loss", Term(expr, E=e, c=per_element)),), note=f"reduction={how}")
 
 
-def _reduction(args: tuple, kwargs: dict, position: int) -> Any:
+def _reduction(args: tuple[Any, ...], kwargs: dict[str, Any], position: int) -> Any:
     return kwargs.get("reduction", args[position] if len(args) > position else 1)
 
 

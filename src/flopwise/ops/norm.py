@@ -67,10 +67,9 @@ def norm_backward_work(x: Any, mask: Any) -> Work:
     e = int(x.numel())
     parts = [("input", costs.NORM_BACKWARD_INPUT), ("weight", costs.NORM_BACKWARD_WEIGHT),
              ("bias", costs.NORM_BACKWARD_BIAS)]
-    flops = tuple(
-        Flops("norm_backward", Term("E·c", E=e, c=cost)) for (_, cost), wanted in zip(parts, mask) if wanted
-    )
-    return Work(flops=flops, note="gradients for " + ", ".join(p for (p, _), w in zip(parts, mask) if w))
+    wanted = [part for part, flag in zip(parts, mask, strict=True) if flag]
+    flops = tuple(Flops("norm_backward", Term("E·c", E=e, c=cost)) for _, cost in wanted)
+    return Work(flops=flops, note="gradients for " + ", ".join(name for name, _ in wanted))
 
 
 @formula(aten.native_batch_norm_backward, aten.batch_norm_backward)

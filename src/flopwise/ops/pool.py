@@ -74,7 +74,7 @@ def max_pool_backward(result: Any, grad: Any, *args: Any, **kwargs: Any) -> Work
 def window_elements(in_sizes: tuple[int, ...], out_sizes: tuple[int, ...]) -> int:
     """Π over dims of the summed adaptive-window sizes (see the module docstring)."""
     total = 1
-    for size_in, size_out in zip(in_sizes, out_sizes):
+    for size_in, size_out in zip(in_sizes, out_sizes, strict=True):
         total *= sum(-((-(i + 1) * size_in) // size_out) - (i * size_in) // size_out for i in range(size_out))
     return total
 
