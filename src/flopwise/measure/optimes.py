@@ -8,9 +8,13 @@ again. Events matching no counted op keep their self time as "other" (composite 
 `aten::linear`, dispatch of ops the count never saw). CPU: the event's CPU time. CUDA: the time of the
 kernels it launched (`device_time_total`).
 
-Overhead: the profiler adds bookkeeping to every event it records (a few µs each on a CPU). It is
-measured per run as (profiled wall time − plain wall time) / events and reported; op times include at
-most (events inside the op) × that overhead, so achieved FLOP/s per op are lower bounds.
+Eager mode and the counting mode can name one op differently (eager `aten::native_batch_norm`, counted
+`aten._native_batch_norm_legit_no_training`). A module's unmatched time goes to its one counted op that
+received no time, when there is exactly one (recorded in `by_residual`); otherwise it stays "other".
+
+Overhead: the profiler adds bookkeeping to every event it records. `overhead_per_event()` measures it on
+a loop of tiny `aten::add` calls, profiled and not; op times include at most (events inside the op) ×
+that overhead, so per-op achieved FLOP/s are lower bounds. The bound is reported, not subtracted.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ class OpTimes:
     events: int  # profiler events per run
     wall_s: float  # median wall time of one profiled run
     nested: dict[tuple[str, str], int]  # events inside each (module, op) group per run: its overhead bound
+    by_residual: frozenset[tuple[str, str]] = frozenset()  # groups timed by their module's unmatched time
+    overhead_per_event_s: float = 0.0
 
 
 def _module_ranges(model: torch.nn.Module) -> list[Any]:
@@ -69,12 +75,17 @@ def _count_events(event: Any) -> int:
     return 1 + sum(_count_events(child) for child in event.cpu_children)
 
 
-def attribute(events: list[Any], counted_ops: set[str], cuda: bool) -> tuple[dict[tuple[str, str], float],
-                                                                            float, dict[tuple[str, str], int]]:
-    """Split one profiled run's events into (module, op) seconds, other seconds, and nested-event counts."""
+Attribution = tuple[dict[tuple[str, str], float], float, dict[tuple[str, str], int], set[tuple[str, str]]]
+
+
+def attribute(events: list[Any], counted: set[tuple[str, str]], cuda: bool) -> Attribution:
+    """Split one profiled run's events into (module, op) seconds, other seconds, nested-event counts, and
+    the groups timed by their module's residual. `counted` holds the (module, op) groups that have a cost.
+    """
+    counted_ops = {op for _, op in counted}
     seconds: dict[tuple[str, str], float] = defaultdict(float)
     nested: dict[tuple[str, str], int] = defaultdict(int)
-    other = 0.0
+    unmatched: dict[str, float] = defaultdict(float)
 
     def total(event: Any) -> float:
         return float(event.device_time_total if cuda else event.cpu_time_total) / 1e6  # profiler reports µs
@@ -83,26 +94,63 @@ def attribute(events: list[Any], counted_ops: set[str], cuda: bool) -> tuple[dic
         return float(event.self_device_time_total if cuda else event.self_cpu_time_total) / 1e6
 
     def visit(event: Any) -> None:
-        nonlocal other
         name = event.name.replace("::", ".")
         if name in counted_ops:
             key = (_module_of(event), name)
             seconds[key] += total(event)
             nested[key] += _count_events(event)
             return
-        if not event.name.startswith(_PREFIX):
-            other += own(event)
+        if not event.name.startswith(_PREFIX):  # a module range's own time is Python, not an aten op
+            unmatched[_module_of(event)] += own(event)
         for child in event.cpu_children:
             visit(child)
 
     for event in events:
         if event.cpu_parent is None:
             visit(event)
-    return dict(seconds), other, dict(nested)
+    other, residual = 0.0, set()
+    for module, spare in unmatched.items():
+        untimed = [key for key in counted if key[0] == module and key not in seconds]
+        if len(untimed) == 1:
+            seconds[untimed[0]] += spare
+            residual.add(untimed[0])
+        else:
+            other += spare
+    return dict(seconds), other, dict(nested), residual
+
+
+_OVERHEAD: dict[str, float] = {}
+
+
+def overhead_per_event(device: torch.device, calls: int = 2000) -> float:
+    """Seconds the profiler adds per recorded event: a loop of 1-element adds, best of 3, with and without it."""
+    if device.type in _OVERHEAD:
+        return _OVERHEAD[device.type]
+    x = torch.zeros(1, device=device)
+
+    def best_loop() -> float:
+        best = float("inf")
+        for _ in range(3):
+            start = time.perf_counter()
+            for _ in range(calls):
+                torch.add(x, x)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    with torch.no_grad():
+        plain = best_loop()
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        with profile(activities=activities):
+            profiled = best_loop()
+    _OVERHEAD[device.type] = max(profiled - plain, 0.0) / calls  # one aten::add event per call
+    return _OVERHEAD[device.type]
 
 
 def profile_ops(
-    step: Callable[[], Any], model: torch.nn.Module, device: torch.device, counted_ops: set[str], repeats: int
+    step: Callable[[], Any], model: torch.nn.Module, device: torch.device, counted: set[tuple[str, str]],
+    repeats: int,
 ) -> OpTimes:
     """Profile `repeats` runs of `step` (already warmed up) and take per-(module, op) medians."""
     cuda = device.type == "cuda"
@@ -110,6 +158,7 @@ def profile_ops(
     runs: list[dict[tuple[str, str], float]] = []
     others, walls, counts = [], [], []
     nested: dict[tuple[str, str], int] = {}
+    residual: set[tuple[str, str]] = set()
     for _ in range(repeats):
         handles = _module_ranges(model)
         try:
@@ -123,13 +172,15 @@ def profile_ops(
             for handle in handles:
                 handle.remove()
         events = list(prof.events())
-        seconds, other, nested = attribute(events, counted_ops, cuda)
+        seconds, other, nested, by_residual = attribute(events, counted, cuda)
+        residual |= by_residual
         runs.append(seconds)
         others.append(other)
         counts.append(len(events))
     keys = {key for run in runs for key in run}
     medians = {key: _median([run.get(key, 0.0) for run in runs]) for key in keys}
-    return OpTimes(medians, _median(others), int(_median(counts)), _median(walls), nested)
+    return OpTimes(medians, _median(others), int(_median(counts)), _median(walls), nested, frozenset(residual),
+                   overhead_per_event(device))
 
 
 def _median(values: list[float] | list[int]) -> float:

@@ -73,11 +73,19 @@ def render_measurement(m: Measurement, depth: int | None = 2, top: int = 12) -> 
     attributed = sum(o.seconds.values())
     out += [
         "",
-        f"profiled run: {_seconds(o.wall_s)} wall, {o.events} events; ops {_seconds(attributed)}, "
-        f"other aten {_seconds(o.other_s)}; profiler overhead ≈ {si(m.profiler_overhead_per_event_s * 1e6)}µs/event",
-        f"module hooks: +{_seconds(max(m.hook_overhead_s, 0.0))} per run; modules at depth 1 cover "
-        f"{_pct(m.coverage(1))} of the hooked run",
+        f"profiled run: {_seconds(o.wall_s)} wall, {o.events} events; ops {_seconds(attributed)}, other aten "
+        f"{_seconds(o.other_s)}; profiler overhead {si(m.profiler_overhead_per_event_s * 1e6, 'µs')}/event, "
+        f"≤ {_seconds(m.profiler_overhead_bound_s)} of the op times",
+        f"module hooks: {_seconds(m.hook_overhead_s)} per run (hooked − plain median); modules at depth 1 cover "
+        f"{_pct(m.coverage(1))} of the root module's time",
     ]
+    if o.by_residual:
+        out.append("timed by their module's unmatched profiler time (eager and counting name them differently): "
+                   + ", ".join(f"{op} in {mod or '(root)'}" for mod, op in sorted(o.by_residual)))
+    rows = m.modules(depth) + ops
+    if any((row.roofline_fraction or 0) > 1.0 for row in rows):
+        out.append("some rows exceed 100% of the roofline: their data stayed in cache (the roof is DRAM bandwidth), "
+                   "the byte count over-states what a gather reads, or the peaks were calibrated under load")
     if not r.complete:
         out.append(f"INCOMPLETE count: unsupported ops {', '.join(r.unsupported)}; FLOP/s are lower bounds")
     return "\n".join(out)

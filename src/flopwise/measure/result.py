@@ -114,14 +114,28 @@ class Measurement:
         return energy.estimate(self.report.total, self.dtype)
 
     # — rows —
+    def timing_of(self, name: str) -> Timing | None:
+        """A module's timing; for a container never called itself (ModuleList, ModuleDict), the per-run sum
+        of its outermost timed descendants; None when nothing inside it ran."""
+        if name in self.module_times:
+            return self.module_times[name]
+        prefix = f"{name}." if name else ""
+        inside = [n for n in self.module_times if n.startswith(prefix) and n != name]
+        outermost = [n for n in inside if not any(n.startswith(f"{other}.") for other in inside)]
+        if not outermost:
+            return None
+        runs = len(self.module_times[outermost[0]].samples)
+        return Timing(tuple(sum(self.module_times[n].samples[i] for n in outermost) for i in range(runs)))
+
     def modules(self, depth: int | None = 2) -> list[Row]:
         whole = self.module_times[""].median if "" in self.module_times else self.hooked.median
         rows = []
         for row in self.report.by_module(depth):
-            timing = self.module_times.get(row.name)
+            timing = self.timing_of(row.name)
             if timing is None:
                 continue  # a module that never ran in the timed runs (the count saw it through other code)
-            rows.append(Row(row.name, row.type, row.cost, timing.median, timing.median / whole, row.calls, self.peaks))
+            kind = row.type if row.name in self.module_times else f"{row.type} (Σ)"
+            rows.append(Row(row.name, kind, row.cost, timing.median, timing.median / whole, row.calls, self.peaks))
         return rows
 
     def operators(self) -> list[Row]:
@@ -151,9 +165,13 @@ class Measurement:
 
     @property
     def profiler_overhead_per_event_s(self) -> float:
-        """(profiled wall − plain wall) / events: what the profiler adds per event it records."""
-        events = max(self.op_times.events, 1)
-        return max(self.op_times.wall_s - self.total.median, 0.0) / events
+        """What the profiler adds per event it records (measured on a loop of tiny ops; see optimes.py)."""
+        return self.op_times.overhead_per_event_s
+
+    @property
+    def profiler_overhead_bound_s(self) -> float:
+        """At most this much of one profiled run's op times is the profiler's own bookkeeping."""
+        return self.op_times.events * self.op_times.overhead_per_event_s
 
     @property
     def hook_overhead_s(self) -> float:
@@ -167,7 +185,8 @@ class Measurement:
         is at most 1 and the gap is the parents' own code and the hooks.
         """
         whole = self.module_times[""].samples if "" in self.module_times else self.hooked.samples
-        level = [t.samples for name, t in self.module_times.items() if name and name.count(".") + 1 == depth]
+        names = {row.name for row in self.report.by_module(depth) if row.depth == depth}
+        level = [t.samples for t in (self.timing_of(name) for name in names) if t is not None]
         ratios = sorted(sum(run[i] for run in level) / whole[i] for i in range(len(whole)))
         middle = len(ratios) // 2
         return ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2

@@ -41,10 +41,12 @@ class Peaks:
         return min(self.flops_per_s, intensity * self.bytes_per_s)
 
     def bound(self, intensity: float | None) -> str:
-        """"compute" or "memory" by arithmetic intensity; "unknown" without both peaks."""
+        """"compute" or "memory" by arithmetic intensity; "unknown" without both peaks; "-" for no work."""
         ridge = self.ridge
-        if ridge is None or intensity is None:
-            return "unknown" if ridge is None else "memory"
+        if ridge is None:
+            return "unknown"
+        if intensity is None:
+            return "-"  # nothing read or written: no place on the roofline
         return "compute" if intensity >= ridge else "memory"
 
     def fraction(self, flops: int, bytes_moved: int, seconds: float) -> float | None:

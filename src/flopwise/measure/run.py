@@ -72,8 +72,8 @@ def measure(
         report = forward if step == "forward" else _count_step(run, model, args, kwargs)
         total = time_runs(run, target, warmup, repeats)
         module_times, hooked = time_modules(run, model, target, repeats)
-        counted_ops = {call.op for call in report.calls}
-        op_times = profile_ops(run, model, target, counted_ops, profile_repeats)
+        counted = {(call.module, call.op) for call in report.calls if call.cost.flops or call.cost.bytes}
+        op_times = profile_ops(run, model, target, counted, profile_repeats)
         peaks = resolve_peaks(
             device_name(target), target.type, dtype, peak_tflops=peak_tflops, peak_gbs=peak_gbs,
             calibrate=lambda: calibrate(target, dtype),
