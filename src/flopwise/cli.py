@@ -8,6 +8,7 @@ raised). User mistakes get one line on stderr naming the fix, never a traceback 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -135,10 +136,16 @@ def count_loaded(loaded: Loaded, mode: str, convention: str, notify: Callable[[s
 
 
 def _count(loaded: Loaded, model: torch.nn.Module, mode: str, convention: str) -> Report:
+    # fake tensors log a full traceback at ERROR level before re-raising; the message below says it in one line
+    fake_log = logging.getLogger("torch._subclasses.fake_tensor")
+    level = fake_log.level
+    fake_log.setLevel(logging.CRITICAL)
     try:
         return count(model, loaded.inputs, mode=mode, convention=convention)
     except Exception as error:
         raise ModelError(_describe_failure(loaded.spec, error)) from error
+    finally:
+        fake_log.setLevel(level)
 
 
 def _count_scripted(loaded: Loaded, convention: str) -> Report:
@@ -163,7 +170,11 @@ def _needs_data(error: BaseException) -> bool:
 
 def _describe_failure(spec: str, error: Exception) -> str:
     first = str(error).strip().splitlines()[0] if str(error).strip() else "(no message)"
-    notes = [n.removeprefix("flopwise: ") for n in getattr(error, "__notes__", []) if n.startswith("flopwise:")]
+    notes = [
+        n.removeprefix("flopwise: ").replace("mode='real'", "--mode real")
+        for n in getattr(error, "__notes__", [])
+        if n.startswith("flopwise:")
+    ]
     where = "; ".join(notes) if notes else "(no module recorded)"
     return f"{spec}: the model raised {type(error).__name__}: {first}\n  {where}"
 

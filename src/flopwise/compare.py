@@ -99,9 +99,9 @@ def _run(options: argparse.Namespace) -> int:
     notify = notifier(options.quiet)
     for notice in notices:
         notify(notice)
-    for outcome in outcomes:
-        if outcome.error:
-            print(f"flopwise compare: failed: {outcome.error}", file=sys.stderr)
+    failed = sum(1 for o in outcomes if o.error)
+    if failed:
+        print(f"flopwise compare: {failed} of {len(outcomes)} models failed (listed below the table)", file=sys.stderr)
     text = render(outcomes, options.format)
     if options.output:
         try:
@@ -172,7 +172,7 @@ class Progress:
 
 
 def _ratio(value: int, first: int) -> str:
-    return f"{value / first:.2f}×" if first else "–"
+    return f"{value / first:.3g}×" if first else "–"
 
 
 def rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:

@@ -40,6 +40,7 @@ def scatter_plot(points: list[tuple[str, Report]], path: str) -> list[Path]:
         stem = stem.with_suffix("")
     written = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")]
     try:
+        stem.parent.mkdir(parents=True, exist_ok=True)
         for file in written:
             figure.savefig(file, dpi=150)
     except OSError as error:
