@@ -195,6 +195,9 @@ def test_training_step_counts_forward_and_backward():
     # forward both + weight gradients of both + input gradient of the second only (the input needs none)
     assert m.report.macs == 2 * first + 3 * second
     assert m.model_flops == 3 * 2 * (first + second)  # the MFU convention: a training step is 3 forwards
+    rows = {row.name: row for row in m.modules(depth=1)}  # forward hooks time forwards: rows are forward work
+    assert rows[""].cost.macs == first + second and rows["1"].cost.macs == second
+    assert "forward part of the step only" in m.table()
 
 
 def test_bad_arguments_say_what_to_do():

@@ -123,27 +123,28 @@ _OVERHEAD: dict[str, float] = {}
 
 
 def overhead_per_event(device: torch.device, calls: int = 2000) -> float:
-    """Seconds the profiler adds per recorded event: a loop of 1-element adds, best of 3, with and without it."""
+    """Seconds the profiler adds per recorded event: loops of 1-element adds with and without it, taken in
+    turns (so a burst of load hits both) and the best of 5 of each compared."""
     if device.type in _OVERHEAD:
         return _OVERHEAD[device.type]
     x = torch.zeros(1, device=device)
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
 
-    def best_loop() -> float:
-        best = float("inf")
-        for _ in range(3):
-            start = time.perf_counter()
-            for _ in range(calls):
-                torch.add(x, x)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - start)
-        return best
+    def loop() -> float:
+        start = time.perf_counter()
+        for _ in range(calls):
+            torch.add(x, x)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
 
+    plain, profiled = float("inf"), float("inf")
     with torch.no_grad():
-        plain = best_loop()
-        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-        with profile(activities=activities):
-            profiled = best_loop()
+        loop()  # warm-up
+        for _ in range(5):
+            plain = min(plain, loop())
+            with profile(activities=activities):
+                profiled = min(profiled, loop())
     _OVERHEAD[device.type] = max(profiled - plain, 0.0) / calls  # one aten::add event per call
     return _OVERHEAD[device.type]
 

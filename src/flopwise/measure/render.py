@@ -63,7 +63,8 @@ def render_measurement(m: Measurement, depth: int | None = 2, top: int = 12) -> 
         low, high = e.total_j
         out.append(f"energy ESTIMATE: {si(low, 'J')}–{si(high, 'J')} per {m.step} "
                    f"(arithmetic {si(e.compute_j, 'J')}; {energy.SOURCE})")
-    out += ["", "by module (inclusive time from module hooks):"]
+    part = " — forward part of the step only" if m.step == "train" else ""
+    out += ["", f"by module (inclusive time from module hooks{part}):"]
     out += _grid([_cells(row, "  " * row.name.count(".") + (row.name.rpartition(".")[2] or "(total)")
                          if row.name else f"{r.model} (total)") for row in m.modules(depth)])
     ops = m.operators()

@@ -68,7 +68,7 @@ class Measurement:
     hooked: Timing  # runs with the module-timing hooks
     module_times: dict[str, Timing]  # inclusive, from the hooked runs
     op_times: OpTimes  # from the profiled runs
-    forward_macs: int  # MACs of one forward (for the training-step MFU convention 3 × forward)
+    forward: Report  # the count of one forward: model FLOPs, and the module rows of a training step
 
     # — whole step —
     @property
@@ -86,7 +86,7 @@ class Measurement:
     @property
     def model_flops(self) -> int:
         """FLOPs the model needs: 2 × forward MACs, × 3 for a training step (forward + 2 × backward)."""
-        forward = CONTRACTIONS.flops_per_mac * self.forward_macs
+        forward = CONTRACTIONS.flops_per_mac * self.forward.macs
         return 3 * forward if self.step == "train" else forward
 
     @property
@@ -128,9 +128,11 @@ class Measurement:
         return Timing(tuple(sum(self.module_times[n].samples[i] for n in outermost) for i in range(runs)))
 
     def modules(self, depth: int | None = 2) -> list[Row]:
+        """Module rows: hook times joined to module costs. Forward hooks time forwards only, so for a training
+        step the rows are the forward part (costs from the forward count; shares of the forward's time)."""
         whole = self.module_times[""].median if "" in self.module_times else self.hooked.median
         rows = []
-        for row in self.report.by_module(depth):
+        for row in self.forward.by_module(depth):
             timing = self.timing_of(row.name)
             if timing is None:
                 continue  # a module that never ran in the timed runs (the count saw it through other code)
@@ -185,7 +187,7 @@ class Measurement:
         is at most 1 and the gap is the parents' own code and the hooks.
         """
         whole = self.module_times[""].samples if "" in self.module_times else self.hooked.samples
-        names = {row.name for row in self.report.by_module(depth) if row.depth == depth}
+        names = {row.name for row in self.forward.by_module(depth) if row.depth == depth}
         level = [t.samples for t in (self.timing_of(name) for name in names) if t is not None]
         ratios = sorted(sum(run[i] for run in level) / whole[i] for i in range(len(whole)))
         middle = len(ratios) // 2

@@ -79,7 +79,7 @@ def measure(
             calibrate=lambda: calibrate(target, dtype),
         )
     return Measurement(report, step, str(target), str(dtype).removeprefix("torch."), peaks, total, hooked,
-                       module_times, op_times, forward.macs)
+                       module_times, op_times, forward)
 
 
 def _split(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
