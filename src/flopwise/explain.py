@@ -113,16 +113,22 @@ def _substituted(term: Term) -> str:
     return Term(_DIVIDED_BY.sub(simplify, term.expr), **sizes).substituted()
 
 
+def macs_term(work: Work, convention: Convention) -> Term | None:
+    """The MACs the convention counts: the unmasked pairs of causal attention under 'causal', else all."""
+    return work.causal_macs if convention.causal and work.causal_macs is not None else work.macs
+
+
 def flops_step(work: Work, convention: Convention) -> Step | None:
     """FLOPs of one call as the convention derives them: '2·MACs + bias N·C_out·P_out = 2·112,896 + 1·16·784'."""
     exprs: list[str] = []
     subs: list[str] = []
     shown = 0
-    if work.macs is not None and convention.flops_per_mac:
+    macs = macs_term(work, convention)
+    if macs is not None and convention.flops_per_mac:
         per_mac = convention.flops_per_mac
         exprs.append("MACs" if per_mac == 1 else f"{per_mac}·MACs")
-        subs.append(f"{work.macs.value:,}" if per_mac == 1 else f"{per_mac}·{work.macs.value:,}")
-        shown += per_mac * work.macs.value
+        subs.append(f"{macs.value:,}" if per_mac == 1 else f"{per_mac}·{macs.value:,}")
+        shown += per_mac * macs.value
         if convention.exact_dots and work.dots:  # a k-term dot product is k multiplies and k−1 adds
             exprs.append("− dot products")
             subs.append(f"− {work.dots:,}")
@@ -238,22 +244,23 @@ def build_groups(report: Report, depth: int | None = None) -> list[Group]:
                 entries[-1] = (entries[-1][0], entries[-1][1] + 1)
                 continue
         entries.append((i, 1))
-    per_module: dict[str, int] = {}
+    ops_in: dict[str, set[str]] = {}  # module → the ops shown in it, to name a call by its module alone
     for i in shown:
-        per_module[report.calls[i].module] = per_module.get(report.calls[i].module, 0) + 1
+        ops_in.setdefault(report.calls[i].module, set()).add(report.calls[i].op)
     groups = []
     for name, entries in raw:
         lines = []
         for i, repeat in entries:
             call = report.calls[i]
+            macs = macs_term(call.work, report.convention)
             where = call.module[len(name):].lstrip(".") if name else call.module
             hint = hints.get(i, "")
             label = (f"[{where}] " if where else "") + call.op + (f" ({hint})" if hint else "")
-            alone = call.module and per_module[call.module] == 1
+            alone = call.module and len(ops_in[call.module]) == 1
             short = hint or (call.module if alone else f"{call.module} {call.op}".strip())
             lines.append(CallLine(
                 call, label, short, repeat,
-                term_step(call.work.macs) if call.work.macs is not None else None,
+                term_step(macs) if macs is not None else None,
                 flops_step(call.work, report.convention),
                 call.op in report.unsupported_where,
                 tuple(uncounted(call.work, report.convention)),
@@ -331,7 +338,7 @@ class _Markdown(_Text):
         return "  " * level + "- " + s
 
 
-def _call_text(style: _Text, line: CallLine) -> str:
+def _call_text(style: _Text, line: CallLine, rules: Convention) -> str:
     if line.unsupported:
         return "no formula: not counted (the totals are a lower bound)"
     pieces = []
@@ -342,16 +349,16 @@ def _call_text(style: _Text, line: CallLine) -> str:
     text = "; ".join(pieces)
     if line.left_out:
         text += " (not counted under this convention: " + ", ".join(f"{k} {v:,}" for k, v in line.left_out) + ")"
-    if line.call.work.note:
-        text += f" — {line.call.work.note}"
+    if line.call.work.note and not (rules.causal and line.call.work.causal_macs is not None):
+        text += f" — {line.call.work.note}"  # (the note describes the dense count)
     return f"{line.repeat} identical calls, each: {text}" if line.repeat > 1 else text
 
 
-def _group_lines(style: _Text, group: Group) -> list[str]:
+def _group_lines(style: _Text, group: Group, rules: Convention) -> list[str]:
     if len(group.lines) == 1 and group.name and not group.lines[0].label.startswith("["):
-        return [style.item(f"{style.title(group.head, group.rest)}: {_call_text(style, group.lines[0])}")]
+        return [style.item(f"{style.title(group.head, group.rest)}: {_call_text(style, group.lines[0], rules)}")]
     out = [style.item(style.title(group.head, group.rest))]
-    out += [style.item(f"{line.label}: {_call_text(style, line)}", 1) for line in group.lines]
+    out += [style.item(f"{line.label}: {_call_text(style, line, rules)}", 1) for line in group.lines]
     return out
 
 
@@ -419,7 +426,7 @@ def _leading_batch(inputs: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _notes(style: _Text, report: Report) -> list[str]:
+def _notes(style: _Text, report: Report, groups: list[Group]) -> list[str]:
     rules, kinds = report.convention, _flops_by_kind(report)
     out = []
     left_out = {k: v for k, v in kinds.items() if v and (not rules.other_ops or k in rules.skip)}
@@ -438,13 +445,17 @@ def _notes(style: _Text, report: Report) -> list[str]:
     if kinds.get("bn_inference"):
         out.append(f"Inference batch norm costs {kinds['bn_inference']:,} FLOPs; folded into the preceding "
                    "convolution (convention 'fused-bn') it costs none.")
-    attention = any("attention" in c.op for c in report.calls) or any(
-        "QKᵀ" in line.short for g in build_groups(report) for line in g.lines)
-    if attention:
+    causal = [c.work for c in report.calls if c.work.causal_macs is not None]
+    dense, kept = sum(w.mac_count for w in causal), sum(w.causal_macs.value for w in causal if w.causal_macs)
+    if causal and rules.causal:
+        out.append(f"Causal attention counts only the query–key pairs its mask keeps: {kept:,} MACs "
+                   f"(dense, the full score matrix: {dense:,}).")
+    elif causal:
+        out.append(f"Causal attention is counted dense, the full score matrix, as the guides count it: {dense:,} "
+                   f"MACs; convention 'causal' counts only the pairs the mask keeps: {kept:,}.")
+    elif any("attention" in c.op for c in report.calls) or any("QKᵀ" in ln.short for g in groups for ln in g.lines):
         out.append("Attention is counted dense: every query against every key (the full L×S score matrix), as "
-                   "the guides count it; a causal mask would skip about half of the QKᵀ and AV products.")
-    for note in dict.fromkeys(c.work.note for c in report.calls if c.work.note):
-        out.append(f"Note: {note}.")
+                   "the guides count it.")
     others = [f"{name} {sum(c.flops(call.work) for call in report.calls):,}" for name, c in PRESETS.items()
               if c != rules]
     if report.calls:
@@ -474,10 +485,10 @@ def render_explanation(report: Report, depth: int | None = None, fmt: str = "tex
            f"Convention '{rules.name}': {rules.description}.", ""]
     groups = build_groups(report, depth)
     for group in groups:
-        out += _group_lines(style, group)
+        out += _group_lines(style, group, rules)
     if not groups:
         out.append(style.item("No arithmetic was counted."))
-    out += [""] + _totals(style, report, groups) + [""] + _notes(style, report)
+    out += [""] + _totals(style, report, groups) + [""] + _notes(style, report, groups)
     return "\n".join(out)
 
 
