@@ -271,8 +271,9 @@ def _pickled(spec: str, path: Path, allow_pickle: bool) -> Loaded:
     try:
         content = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as error:
-        if "Weights only load failed" not in str(error):
-            raise UsageError(f"{spec}: not a torch file ({type(error).__name__}: {str(error)[:200]})") from None
+        if "Unsupported global" not in str(error):  # not a pickle of Python objects: junk or a broken file
+            first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+            raise UsageError(f"{spec}: not a torch file ({type(error).__name__}: {first})") from None
         if not allow_pickle:
             raise UsageError(
                 f"{spec}: the file holds a pickled Python object; unpickling can run any code the file contains, "
