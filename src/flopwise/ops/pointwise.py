@@ -13,7 +13,7 @@ from torch import ops
 
 from ..cost import Flops, Term, Work
 from ..registry import Formula, formula, zero_cost
-from .shapes import first
+from .shapes import INTEGER_NOTE, first, floating
 
 aten = ops.aten
 
@@ -22,6 +22,8 @@ def per_element(kind: str, cost: int) -> Formula:
     """A formula charging `cost` FLOPs for each element of the op's (first) output."""
 
     def fn(result: Any, *args: Any, **kwargs: Any) -> Work:
+        if not floating(*args):
+            return Work(note=INTEGER_NOTE)
         return Work(flops=(Flops(kind, Term("E·c", E=first(result).numel(), c=cost)),))
 
     fn.__doc__ = f"{cost} FLOP(s) per output element ({kind})"
@@ -35,6 +37,8 @@ def _scaled(alpha: Any) -> bool:
 @formula(aten.add, aten.sub, aten.rsub)
 def add(result: Any, a: Any, b: Any = None, alpha: Any = 1, **kwargs: Any) -> Work:
     """a ± alpha·b: one add per element, and a multiply when alpha ≠ 1."""
+    if not floating(a, b):
+        return Work(note=INTEGER_NOTE)
     cost = 2 if _scaled(alpha) else 1
     return Work(flops=(Flops("elementwise", Term("E·c", E=first(result).numel(), c=cost)),))
 

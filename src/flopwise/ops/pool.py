@@ -4,7 +4,8 @@ Max pooling: K−1 compares per output, K the kernel's element count (dilation c
 Average pooling: K+1 per output (the guide: K adds into the sum, as it counts them, and one divide).
 Adaptive pooling has windows of varying size: for an output i of a dim of size In → Out the window is
 [⌊i·In/Out⌋, ⌈(i+1)·In/Out⌉); the windows' sizes multiply across dims, so the total window elements are
-W = Π_d Σ_i w_{d,i}; adaptive average costs W + P (sums and a divide per output), adaptive max W − P.
+W = Π_d Σ_i w_{d,i}; adaptive average costs W (w−1 adds and a divide per output of window w, as `mean`,
+which torch runs for a global average pool), adaptive max W − P (w−1 compares per output).
 Gradients: max pooling routes each output gradient to one input (1 add each); average pooling spreads it,
 divided once, over its window (K+1 per output, as the forward).
 """
@@ -87,8 +88,7 @@ def _adaptive(x: Any, out: Any, rank: int) -> tuple[int, int, int]:
     return planes, window_elements(spatial_in, spatial_out), int(out.numel())
 
 
-def _adaptive_pool(rank: int, kind: str, sign: str, grad_first: bool = False) -> Formula:
-    expr = f"N·W {sign} P"
+def _adaptive_pool(rank: int, kind: str, expr: str, grad_first: bool = False) -> Formula:
 
     def fn(result: Any, a: Any, b: Any, *args: Any, **kwargs: Any) -> Work:
         x, out = (b, a) if grad_first else (a, first(result))  # a backward gets (grad, input)
@@ -99,14 +99,14 @@ def _adaptive_pool(rank: int, kind: str, sign: str, grad_first: bool = False) ->
     return fn
 
 
-formula(aten.adaptive_avg_pool1d)(_adaptive_pool(1, "pool", "+"))
-formula(aten._adaptive_avg_pool2d)(_adaptive_pool(2, "pool", "+"))
-formula(aten._adaptive_avg_pool3d)(_adaptive_pool(3, "pool", "+"))
-formula(aten.adaptive_max_pool1d)(_adaptive_pool(1, "pool", "−"))
-formula(aten.adaptive_max_pool2d)(_adaptive_pool(2, "pool", "−"))
-formula(aten.adaptive_max_pool3d)(_adaptive_pool(3, "pool", "−"))
-formula(aten._adaptive_avg_pool2d_backward)(_adaptive_pool(2, "pool_backward", "+", grad_first=True))
-formula(aten._adaptive_avg_pool3d_backward)(_adaptive_pool(3, "pool_backward", "+", grad_first=True))
+formula(aten.adaptive_avg_pool1d)(_adaptive_pool(1, "pool", "N·W"))
+formula(aten._adaptive_avg_pool2d)(_adaptive_pool(2, "pool", "N·W"))
+formula(aten._adaptive_avg_pool3d)(_adaptive_pool(3, "pool", "N·W"))
+formula(aten.adaptive_max_pool1d)(_adaptive_pool(1, "pool", "N·W − P"))
+formula(aten.adaptive_max_pool2d)(_adaptive_pool(2, "pool", "N·W − P"))
+formula(aten.adaptive_max_pool3d)(_adaptive_pool(3, "pool", "N·W − P"))
+formula(aten._adaptive_avg_pool2d_backward)(_adaptive_pool(2, "pool_backward", "N·W", grad_first=True))
+formula(aten._adaptive_avg_pool3d_backward)(_adaptive_pool(3, "pool_backward", "N·W", grad_first=True))
 
 
 @formula(aten.adaptive_max_pool2d_backward, aten.adaptive_max_pool3d_backward)

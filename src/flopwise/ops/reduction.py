@@ -15,7 +15,7 @@ from torch import ops
 
 from ..cost import Flops, Term, Work
 from ..registry import formula, zero_cost
-from .shapes import first
+from .shapes import INTEGER_NOTE, first, floating
 
 aten = ops.aten
 
@@ -28,6 +28,8 @@ def _reduced(x: Any, result: Any) -> tuple[int, int]:
 @formula(aten.sum, aten.nansum, aten.prod, aten.amax, aten.amin, aten.max, aten.min, aten.argmax, aten.argmin)
 def reduce(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
     """n−1 adds (or multiplies, or compares) per output of n inputs: E_in − E_out in all."""
+    if not floating(x):
+        return Work(note=INTEGER_NOTE)
     if args and isinstance(args[0], torch.Tensor):  # max(a, b), min(a, b): elementwise compares
         return Work(flops=(Flops("elementwise", Term("E", E=first(result).numel())),))
     e_in, e_out = _reduced(x, result)
@@ -77,6 +79,8 @@ def logsumexp(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
 @formula(aten.cumsum, aten.cumprod, aten.cummax, aten.cummin, aten.logcumsumexp)
 def scan(result: Any, x: Any, dim: int, *args: Any, **kwargs: Any) -> Work:
     """Each element after the first of its row is one add (multiply, compare): E − E/n."""
+    if not floating(x):
+        return Work(note=INTEGER_NOTE)
     n = int(x.shape[dim]) if x.dim() else 1
     rows = x.numel() // n if n else 0
     return Work(flops=(Flops("reduction", Term("R·(n − 1)", R=rows, n=n)),))

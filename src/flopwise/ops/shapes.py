@@ -25,3 +25,11 @@ def first(out: Any) -> torch.Tensor:
     """The first tensor of an op's output (ops such as attention return a tuple)."""
     tensor: torch.Tensor = out[0] if isinstance(out, (tuple, list)) else out
     return tensor
+
+
+def floating(*args: Any) -> bool:
+    """Whether any tensor among `args` holds floating-point (or complex) values: integer math is not a FLOP."""
+    return any(isinstance(a, torch.Tensor) and (a.is_floating_point() or a.is_complex()) for a in args)
+
+
+INTEGER_NOTE = "integer or boolean arithmetic: not floating point, 0 FLOPs"
