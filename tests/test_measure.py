@@ -82,7 +82,7 @@ def test_large_matmul_reaches_a_fraction_of_the_calibrated_peak():
 
 
 def test_calibration_measures_both_peaks():
-    c = calibrate(matmul_n=128, copy_mib=4, repeats=2)
+    c = calibrate(matmul_n=128, copy_mib=4, repeats=2, budget_s=0.05)
     assert c.flops_per_s > 0 and c.bytes_per_s > 0
     assert "128×128" in c.source and "4 MiB" in c.source
 
@@ -137,7 +137,7 @@ def test_mfu_is_model_flops_over_time_and_peak(measured):
 
 
 def test_roofline_plot_files_are_well_formed(measured, tmp_path):
-    png = roofline_plot(measured, tmp_path / "roof.png")
+    png = measured.roofline_plot(tmp_path / "roof.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     import matplotlib.pyplot as plt
 
@@ -282,3 +282,21 @@ def test_containers_never_called_sum_their_children():
     rows = {row.name: row for row in m.modules(depth=1)}
     assert rows["h"].kind == "ModuleList (Σ)" and rows["h"].cost.macs == 2 * 8 * 64 * 64  # two B·in·out
     assert 0 < m.coverage(1) <= 1.0
+
+
+def test_keyword_inputs_and_meta_models():
+    class Keyed(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(16, 4, bias=False)
+
+        def forward(self, *, x):
+            return self.fc(x)
+
+    m = measure(Keyed(), {"x": torch.randn(2, 16)}, repeats=2, warmup=0, profile_repeats=1)
+    assert m.report.macs == 2 * 16 * 4  # B·in·out
+    assert "x=2×16 float32" in m.report.inputs
+    with torch.device("meta"):
+        on_meta = nn.Linear(4, 4)
+    with pytest.raises(ValueError, match="meta device"):
+        measure(on_meta, torch.randn(1, 4))

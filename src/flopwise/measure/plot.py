@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..render.units import si
+
 if TYPE_CHECKING:
     from .result import Measurement
 
@@ -35,7 +37,8 @@ def roofline_plot(m: Measurement, path: str | Path, legend: int = 8) -> Path:
     highest = max([x for pts in by_op.values() for x, _, _ in pts] + [ridge * 100])
     fig, ax = plt.subplots(figsize=(8, 5.5))
     xs = [lowest / 2, ridge, highest * 2]
-    ax.plot(xs, [min(p.flops_per_s, x * p.bytes_per_s) for x in xs], color="black", linewidth=2, label="roofline")
+    roof = f"roofline: {si(p.flops_per_s, 'FLOP/s')}, {si(p.bytes_per_s, 'B/s')}"
+    ax.plot(xs, [min(p.flops_per_s, x * p.bytes_per_s) for x in xs], color="black", linewidth=2, label=roof)
     ax.axvline(ridge, color="grey", linestyle=":", linewidth=1)
     ranked = sorted(by_op, key=lambda op: -sum(s for _, _, s in by_op[op]))
     for i, op in enumerate(ranked):

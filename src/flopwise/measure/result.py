@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..conventions import CONTRACTIONS
@@ -201,6 +202,12 @@ class Measurement:
 
     def __str__(self) -> str:
         return self.table()
+
+    def roofline_plot(self, path: str | Path) -> Path:
+        """Write the roofline plot (PNG, SVG or PDF by suffix); see flopwise.measure.plot."""
+        from .plot import roofline_plot
+
+        return roofline_plot(self, path)
 
     def to_dict(self) -> dict[str, Any]:
         e = self.energy

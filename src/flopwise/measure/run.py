@@ -67,8 +67,7 @@ def measure(
 
     with _preserved(model):
         run = _step(model, args, kwargs, step, loss_fn)
-        # count() takes positional or keyword inputs; both at once go through counting() directly
-        forward = count(model, kwargs or args) if not (args and kwargs) else _count_forward(model, args, kwargs)
+        forward = count(model, kwargs or args)  # inputs are positional or keyword, never both
         report = forward if step == "forward" else _count_step(run, model, args, kwargs)
         total = time_runs(run, target, warmup, repeats)
         module_times, hooked = time_modules(run, model, target, repeats)
@@ -148,12 +147,6 @@ def _count_step(run: Callable[[], Any], model: torch.nn.Module, args: tuple[Any,
                 kwargs: dict[str, Any]) -> Report:
     with counting(model=model, inputs=describe_inputs(args, kwargs)) as session:
         run()
-    return session.report
-
-
-def _count_forward(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Report:
-    with torch.no_grad(), counting(model=model, inputs=describe_inputs(args, kwargs)) as session:
-        model(*args, **kwargs)
     return session.report
 
 
