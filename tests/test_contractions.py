@@ -20,10 +20,10 @@ def macs_of(fn, *args) -> int:
 
 def test_mm_addmm_and_bias_is_not_a_mac() -> None:
     a, b, bias = torch.randn(4, 5), torch.randn(5, 6), torch.randn(6)
-    assert macs_of(torch.mm, a, b) == 4 * 6 * 5  # M·N·K
+    assert macs_of(torch.mm, a, b) == 4 * 5 * 6  # M·K·N
     with flopwise.counting() as c:
         torch.addmm(bias, a, b)
-    assert c.report.macs == 4 * 6 * 5  # M·N·K; the bias adds are FLOPs, not MACs
+    assert c.report.macs == 4 * 5 * 6  # M·K·N; the bias adds are FLOPs, not MACs
     assert c.report.flops == 2 * 4 * 6 * 5 + 4 * 6  # 2 per MAC + one add per output
     with flopwise.counting(convention="contractions") as c:
         torch.addmm(bias, a, b)

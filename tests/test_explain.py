@@ -55,9 +55,9 @@ def explained(name: str, convention: str = "contractions") -> tuple[flopwise.Rep
 def test_linear_model_reproduces_the_guide() -> None:
     _, text = explained("SimpleLinearModel")
     # M = batch rows, N = out features, K = in features; the guide writes I × O
-    assert f"fc1 (Linear 10→20, no bias): MACs = M·N·K = 1·20·10 = {10 * 20}; FLOPs = 2·MACs = 2·200 = {400}" in text
-    assert f"fc2 (Linear 20→15, no bias): MACs = M·N·K = 1·15·20 = {20 * 15}; FLOPs = 2·MACs = 2·300 = {600}" in text
-    assert f"fc3 (Linear 15→1, no bias): MACs = M·N·K = 1·1·15 = {15 * 1}; FLOPs = 2·MACs = 2·15 = {30}" in text
+    assert f"fc1 (Linear 10→20, no bias): MACs = M·K·N = 1·10·20 = {10 * 20}; FLOPs = 2·MACs = 2·200 = {400}" in text
+    assert f"fc2 (Linear 20→15, no bias): MACs = M·K·N = 1·20·15 = {20 * 15}; FLOPs = 2·MACs = 2·300 = {600}" in text
+    assert f"fc3 (Linear 15→1, no bias): MACs = M·K·N = 1·15·1 = {15 * 1}; FLOPs = 2·MACs = 2·15 = {30}" in text
     assert "Total MACs = MACs(fc1) + MACs(fc2) + MACs(fc3) = 200 + 300 + 15 = 515" in text
     assert f"Total FLOPs = FLOPs(fc1) + FLOPs(fc2) + FLOPs(fc3) = 400 + 600 + 30 = {400 + 600 + 30:,}" in text
     assert check_chains(text) >= 6
@@ -71,7 +71,7 @@ def test_conv_model_reproduces_the_guide_line_of_the_issue() -> None:
     assert ("conv2 (Conv2d 16→32, k3, s1, p1): MACs = H_out·W_out·K_h·K_w·(C_in/groups)·C_out·N = "
             f"28·28·3·3·16·32·1 = {conv2:,}") in text
     assert f"FLOPs = 2·MACs = 2·{conv2:,} = {7_225_344:,}" in text
-    assert f"fc (Linear 25088→10): MACs = M·N·K = 1·10·25088 = {fc:,}; FLOPs = 2·MACs = 2·{fc:,} = {501_760:,}" in text
+    assert f"fc (Linear 25088→10): MACs = M·K·N = 1·25088·10 = {fc:,}; FLOPs = 2·MACs = 2·{fc:,} = {501_760:,}" in text
     assert f"= 112,896 + 3,612,672 + 250,880 = {conv1 + conv2 + fc:,}" in text  # 3,976,448
     assert f"= 225,792 + 7,225,344 + 501,760 = {2 * (conv1 + conv2 + fc):,}" in text  # 7,952,896
     assert "(not counted under this convention: bias 12,544)" in text  # 16·28·28 bias adds, left out by the guides
@@ -81,8 +81,8 @@ def test_attention_block_shows_each_product_on_its_own_line() -> None:
     _, text = explained("SimpleAttentionBlock")
     projection, scores = 1 * 10 * 256 * 256, 1 * 8 * 10 * 10 * 32  # batch·seq·embed·embed; batch·heads·L·S·head_dim
     for name in ("values", "keys", "queries"):
-        assert f"{name} (Linear 256→256, no bias): MACs = M·N·K = 10·256·256 = {projection:,}" in text
-    assert f"fc_out (Linear 256→256): MACs = M·N·K = 10·256·256 = {projection:,}" in text
+        assert f"{name} (Linear 256→256, no bias): MACs = M·K·N = 10·256·256 = {projection:,}" in text
+    assert f"fc_out (Linear 256→256): MACs = M·K·N = 10·256·256 = {projection:,}" in text
     assert f"aten.bmm (QKᵀ): MACs = B·M·N·K = 8·10·10·32 = {scores:,}" in text
     assert f"aten.bmm (AV): MACs = B·M·N·K = 8·10·32·10 = {scores:,}" in text
     assert text.index("(QKᵀ)") < text.index("(AV)") < text.index("fc_out (")
@@ -133,9 +133,9 @@ def test_depth_groups_ops_under_their_ancestor() -> None:
     report = flopwise.count(model, torch.randn(1, 4))
     text = report.explain(depth=1)
     assert "\n0 (Sequential)\n" in text  # submodules named relative to the group: [0] is module 0.0
-    assert "  [0] aten.addmm: MACs = M·N·K = 1·3·4 = 12; FLOPs = 2·MACs + bias M·N = 2·12 + 1·3 = 27" in text
-    assert "  [1] aten.mm: MACs = M·N·K = 1·3·3 = 9; FLOPs = 2·MACs = 2·9 = 18" in text
-    assert "1 (Linear 3→2): MACs = M·N·K = 1·2·3 = 6" in text
+    assert "  [0] aten.addmm: MACs = M·K·N = 1·4·3 = 12; FLOPs = 2·MACs + bias M·N = 2·12 + 1·3 = 27" in text
+    assert "  [1] aten.mm: MACs = M·K·N = 1·3·3 = 9; FLOPs = 2·MACs = 2·9 = 18" in text
+    assert "1 (Linear 3→2): MACs = M·K·N = 1·3·2 = 6" in text
     assert "Total MACs = MACs(0.0) + MACs(0.1) + MACs(1) = 12 + 9 + 6 = 27" in text
     groups = build_groups(report, depth=1)
     assert [g.name for g in groups] == ["0", "1"]
@@ -148,7 +148,7 @@ def test_repeated_calls_are_shown_once() -> None:
         for _ in range(4):
             cell(x)
     text = c.report.explain(depth=0)
-    assert "4 identical calls, each: MACs = M·N·K = 2·5·5 = 50" in text
+    assert "4 identical calls, each: MACs = M·K·N = 2·5·5 = 50" in text
     assert f"Total MACs = 4·MACs(Linear) = 4·50 = {4 * 2 * 5 * 5}" in text  # counting() names modules by class
 
 

@@ -4,6 +4,7 @@ from .conventions import PRESETS as CONVENTIONS
 from .conventions import Convention
 from .cost import Cost, Flops, Term, Work
 from .count import count, counting
+from .explain import explain
 from .registry import formula, zero_cost
 from .report import ModuleRow, Report
 
@@ -20,6 +21,7 @@ __all__ = [
     "Work",
     "count",
     "counting",
+    "explain",
     "formula",
     "zero_cost",
 ]

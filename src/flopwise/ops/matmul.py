@@ -19,7 +19,7 @@ def _product(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> tuple[int, i
 @formula(aten.mm, aten._int_mm)
 def mm(result, a, b, *args, **kwargs) -> Work:
     m, n, k = _product(a.shape, b.shape)
-    return Work(macs=Term("M·N·K", M=m, N=n, K=k), dots=m * n)
+    return Work(macs=Term("M·K·N", M=m, K=k, N=n), dots=m * n)
 
 
 @formula(aten._scaled_mm)
@@ -31,7 +31,7 @@ def scaled_mm(result, a, b, *args, **kwargs) -> Work:
 def addmm(result, bias, a, b, *args, **kwargs) -> Work:
     m, n, k = _product(a.shape, b.shape)
     return Work(
-        macs=Term("M·N·K", M=m, N=n, K=k),
+        macs=Term("M·K·N", M=m, K=k, N=n),
         dots=m * n,
         flops=(Flops("bias", Term("M·N", M=m, N=n)),),
     )
