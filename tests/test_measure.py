@@ -165,6 +165,10 @@ def test_measurement_energy_and_dict(measured):
     assert data["time"]["median_s"] > 0 and data["energy_estimate"]["note"].startswith("estimate")
     assert {m["name"] for m in data["modules"]} == {"", "0", "1", "2"}
     assert "ESTIMATE" in measured.table()
+    ops = measured.operators()
+    per_op = [row.energy.total_j for row in ops]
+    assert sum(low for low, _ in per_op) == pytest.approx(low)  # per-op estimates add up to the model's
+    assert data["operators"][0]["energy_estimate_j"][0] > 0
 
 
 # — the model and torch are left as found —

@@ -49,12 +49,19 @@ class Row:
     def roofline_fraction(self) -> float | None:
         return self.peaks.fraction(self.cost.flops, self.cost.bytes, self.seconds)
 
+    @property
+    def energy(self) -> energy.Energy | None:
+        """ESTIMATED joules of this row's work in the measured dtype (see flopwise.measure.energy)."""
+        return energy.estimate(self.cost, self.peaks.dtype)
+
     def to_dict(self) -> dict[str, Any]:
+        e = self.energy
         return {
             "name": self.name, "type": self.kind, "calls": self.calls, "seconds": self.seconds, "share": self.share,
             "flops": self.cost.flops, "macs": self.cost.macs, "bytes": self.cost.bytes,
             "flops_per_s": self.flops_per_s, "bytes_per_s": self.bytes_per_s, "intensity": self.intensity,
             "bound": self.bound, "roofline_fraction": self.roofline_fraction,
+            "energy_estimate_j": None if e is None else list(e.total_j),
         }
 
 
