@@ -296,6 +296,7 @@ def _emit(text: str, options: argparse.Namespace, notify: Callable[[str], None])
         print(text)
         return
     try:
+        Path(options.output).parent.mkdir(parents=True, exist_ok=True)
         Path(options.output).write_text(text + "\n")
     except OSError as error:
         raise UsageError(f"--output {options.output}: cannot write ({error.strerror})") from None

@@ -105,6 +105,7 @@ def _run(options: argparse.Namespace) -> int:
     text = render(outcomes, options.format)
     if options.output:
         try:
+            Path(options.output).parent.mkdir(parents=True, exist_ok=True)
             Path(options.output).write_text(text + "\n")
         except OSError as error:
             raise UsageError(f"--output {options.output}: cannot write ({error.strerror})") from None

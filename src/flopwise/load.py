@@ -251,11 +251,11 @@ def _archive(spec: str, allow_pickle: bool) -> Loaded:
         try:  # TorchScript holds code for its own interpreter, not pickled Python objects
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # "torch.jit is deprecated": not the user's question
-                model = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
+                scripted = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
         except Exception as error:
             raise UsageError(f"{spec}: not a loadable TorchScript file ({type(error).__name__}: {error})") from None
         notes = [f"{spec}: TorchScript runs as one unit: counted in real mode, totals only (no per-module rows)"]
-        return Loaded(spec, model.eval(), None, notes, scripted=True)
+        return Loaded(spec, scripted.eval(), None, notes, scripted=True)
     if any("serialized_exported_program" in n or n.endswith("archive_format") for n in names):
         try:
             program = torch.export.load(str(path))
@@ -263,7 +263,11 @@ def _archive(spec: str, allow_pickle: bool) -> Loaded:
             raise UsageError(f"{spec}: not a loadable torch.export archive ({type(error).__name__}: {error})") from None
         args, kwargs = program.example_inputs or ((), {})
         inputs: Any = kwargs if kwargs and not args else (args if not kwargs else None)
-        return Loaded(spec, program.module(), inputs)
+        try:  # unflattened, submodules run as modules, so the rows per module are filled
+            model: nn.Module = torch.export.unflatten(program)
+        except Exception:  # some programs cannot be unflattened: count the flat graph (totals only)
+            model = program.module()
+        return Loaded(spec, model, inputs)
     return _pickled(spec, path, allow_pickle)
 
 
