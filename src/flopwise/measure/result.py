@@ -94,7 +94,7 @@ class Measurement:
     @property
     def model_flops(self) -> int:
         """FLOPs the model needs: 2 × forward MACs, × 3 for a training step (forward + 2 × backward)."""
-        forward = CONTRACTIONS.flops_per_mac * self.forward.macs
+        forward = sum(CONTRACTIONS.flops(call.work) for call in self.forward.calls)
         return 3 * forward if self.step == "train" else forward
 
     @property
