@@ -18,7 +18,9 @@ def _seconds(value: float) -> str:
 
 
 def _pct(value: float | None) -> str:
-    return "unknown" if value is None else f"{100 * value:.1f}%"
+    if value is None:
+        return "unknown"
+    return f"{100 * value:.1f}%" if value == 0 or abs(value) >= 0.001 else f"{100 * value:.2g}%"  # 0.0043%
 
 
 def _cells(row: Row, label: str) -> tuple[str, ...]:
