@@ -28,6 +28,7 @@ lint: $(VENV)/.ready
 
 bench: $(VENV)/.ready
 	$(PY) bench/counting_overhead.py
+	$(PY) bench/measure_models.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info
