@@ -25,7 +25,7 @@ zero_cost(
 zero_cost(
     "gathers, scatters or rearranges elements",
     [aten.cat, aten.stack, aten.index, aten.index_select, aten.gather, aten.embedding, aten.constant_pad_nd,
-     aten.flip, aten.roll, aten.repeat, aten.tril, aten.triu, aten.index_put, aten.slice_scatter,
+     aten.flip, aten.roll, aten.repeat, aten.tril, aten.triu, aten.slice_scatter,
      aten.select_scatter, aten.masked_select],
 )
 zero_cost(
