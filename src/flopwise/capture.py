@@ -13,6 +13,7 @@ from torch.utils._pytree import tree_leaves
 from . import ops as _ops  # noqa: F401 - registers the formulas
 from .conventions import Convention
 from .cost import Cost, OpCall, Work
+from .memory import ActivationMemory
 from .modules import ModuleStack
 from .registry import Formula, is_view, is_zero_cost, lookup, op_name
 
@@ -51,6 +52,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.calls: list[OpCall] = []
         self.unsupported: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._plan: dict[Any, tuple[str, Any]] = {}  # func → (name, formula | kind), decided once per op
+        self.memory = ActivationMemory()  # live and peak bytes of the tensors the ops create
 
     def _plan_for(self, func: torch._ops.OpOverload) -> tuple[str, Any]:
         if func not in self._plan:
@@ -100,6 +102,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         inputs = _tensors((args, {k: v for k, v in kwargs.items() if k != "out"}))
         outputs = _tensors(out)
         bytes_read, bytes_written = _nbytes(inputs), _nbytes(outputs)
+        self.memory.record(_tensors((args, kwargs)), outputs)
         work = Work()
         if plan is _UNKNOWN:
             self.unsupported[name][module] += 1

@@ -15,6 +15,7 @@ from .capture import CountingMode
 from .conventions import Convention, resolve
 from .cost import ZERO, Cost, OpCall
 from .explain import describe_module
+from .memory import param_memory
 from .modules import ModuleStack
 from .registry import Formula
 from .report import ModuleRow, Report
@@ -208,6 +209,8 @@ def _build_report(
         trainable_params=root.trainable_params,
         unsupported_where=unsupported,
         describe={name: describe_module(module) for name, module in modules_by_name.items()},
+        param_bytes=param_memory([model] if model is not None else stack.roots),
+        peak_activation_bytes=mode.memory.peak,
     )
 
 

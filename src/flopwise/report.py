@@ -42,6 +42,11 @@ class ModuleRow:
     def bytes_written(self) -> int:
         return self.cost.bytes_written
 
+    @property
+    def intensity(self) -> float | None:
+        """FLOPs per byte moved by this module's ops (submodules included)."""
+        return self.cost.intensity
+
 
 @dataclass(frozen=True)
 class Report:
@@ -54,6 +59,8 @@ class Report:
     trainable_params: int
     unsupported_where: dict[str, dict[str, int]] = field(default_factory=dict)  # op → {module: calls}
     describe: dict[str, str] = field(default_factory=dict)  # module → 'Conv2d 1→16, k3, s1, p1'
+    param_bytes: dict[str, int] = field(default_factory=dict)  # dtype → bytes of parameters (see memory.py)
+    peak_activation_bytes: int | None = None  # estimate from tensor lifetimes in the dispatch stream
 
     # — totals —
     @property
@@ -75,6 +82,16 @@ class Report:
     @property
     def bytes_written(self) -> int:
         return self.total.bytes_written
+
+    @property
+    def intensity(self) -> float | None:
+        """Arithmetic intensity: FLOPs per byte read or written; None when nothing moved."""
+        return self.total.intensity
+
+    @property
+    def param_memory(self) -> int:
+        """Bytes held by the parameters, all dtypes together (`param_bytes` splits them by dtype)."""
+        return sum(self.param_bytes.values())
 
     @property
     def frozen_params(self) -> int:

@@ -1,0 +1,67 @@
+"""Memory figures of a count: parameter memory by dtype, and the peak of activation memory.
+
+Peak activation memory is an estimate built from the dispatch stream alone, the way an allocator would see
+it if it allocated exactly each op's outputs and nothing else:
+
+- every tensor storage that an op creates (not a view, not written in place into an existing tensor, not an
+  `out=` tensor allocated earlier) becomes live with its byte size when the op returns;
+- it stops being live when Python and autograd drop their last reference to it (a weak-reference finalizer
+  on the storage), so tensors kept for the backward pass stay live in training and die early under no_grad;
+- parameters, buffers and the model's inputs are never counted: they exist before the first op.
+
+Not included: allocator rounding and caching, kernels' scratch workspaces, and storages freed and reused
+inside one fused kernel. The figure is the largest sum of live bytes after any op call.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable
+
+import torch
+
+
+def param_memory(modules: Iterable[torch.nn.Module]) -> dict[str, int]:
+    """{dtype name: bytes} of the parameters of `modules`; a parameter shared between modules counts once."""
+    seen: dict[int, torch.nn.Parameter] = {}
+    for module in modules:
+        for p in module.parameters():
+            seen.setdefault(id(p), p)
+    by_dtype: dict[str, int] = {}
+    for p in seen.values():
+        name = str(p.dtype).removeprefix("torch.")
+        by_dtype[name] = by_dtype.get(name, 0) + p.numel() * p.element_size()
+    return dict(sorted(by_dtype.items(), key=lambda kv: -kv[1]))
+
+
+def _storage_key(t: torch.Tensor) -> int | None:
+    try:
+        return int(t.untyped_storage()._cdata)
+    except (RuntimeError, NotImplementedError):  # sparse or other storage-less tensors
+        return None
+
+
+class ActivationMemory:
+    """Live bytes of the storages created in the dispatch stream, and their peak (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.live = 0
+        self.peak = 0
+        self._live: dict[int, int] = {}  # storage key → bytes
+
+    def record(self, inputs: list[torch.Tensor], outputs: list[torch.Tensor]) -> None:
+        """After an op (not a view): outputs whose storage is new become live until it is freed."""
+        existing = {_storage_key(t) for t in inputs}
+        for t in outputs:
+            key = _storage_key(t)
+            if key is None or key in existing or key in self._live:
+                continue
+            storage = t.untyped_storage()
+            size = int(storage.nbytes())
+            self._live[key] = size
+            self.live += size
+            weakref.finalize(storage, self._free, key)
+        self.peak = max(self.peak, self.live)
+
+    def _free(self, key: int) -> None:
+        self.live -= self._live.pop(key, 0)
