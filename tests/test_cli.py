@@ -84,12 +84,11 @@ def prepare(root: Path) -> dict[str, list[str]]:
     (root / "zoo.txt").write_text("# two squeezenets\ntorchvision:squeezenet1_?\n\nguides:SimpleConv  # and a guide\n")
     return {
         "guides_json": ["--format", "json"],
-        "help": ["--help"],
-        "version": ["--version"],
         "file_csv": [f"{models}:build", "--format", "csv"],
         "tv_json": ["torchvision:resnet18", "--format", "json", "--quiet"],
-        "markdown": ["guides:SimpleConv", "--format", "markdown", "--per-operator"],
-        "output": ["guides:SimpleLinearModel", "--output", str(root / "out" / "linear.txt")],
+        "markdown": [
+            "guides:SimpleConv", "--format", "markdown", "--per-operator", "--output", str(root / "md" / "c.md")
+        ],
         "hf_json": [f"hf:{root / 'gpt2'}", "--tokens", "1x16", "--format", "json"],
         "pt2_json": [str(root / "conv.pt2"), "--format", "json", "--quiet"],
         "ts_json": [str(root / "conv.pt"), "--input", "1x1x28x28", "--format", "json"],
@@ -98,12 +97,9 @@ def prepare(root: Path) -> dict[str, list[str]]:
         "fallback": [f"{models}:Filter", "--input", "3x8", "--format", "json"],
         "unsupported": [f"{models}:Mystery", "--input", "3x8", "--per-operator"],
         "raises": [f"{models}:broken"],
-        "unknown": ["resnet50"],
-        "bad_input": [f"{models}:Tiny", "--input", "1,8"],
         "compare": ["compare", "guides:SimpleConv", "guides:SimpleLinearModel", f"{models}:broken",
                     "--plot", str(root / "plots" / "zoo"), "--progress"],
         "compare_list": ["compare", "--list", str(root / "zoo.txt"), "--format", "json"],
-        "compare_empty": ["compare"],
     }
 
 
@@ -115,7 +111,7 @@ def runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess[str]]:
     def run(args: list[str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run([SCRIPT, *args], capture_output=True, text=True, cwd=root, timeout=300)
 
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with ThreadPoolExecutor(max_workers=3) as pool:
         results = dict(zip(cases, pool.map(run, cases.values())))
     results["_root"] = root  # type: ignore[assignment]
     return results
@@ -138,12 +134,6 @@ def test_no_arguments_counts_the_guides_examples(runs):
     assert all(d["schema"] == "flopwise/1" and d["complete"] for d in docs)
 
 
-def test_help_and_version(runs):
-    assert "examples:" in ok(runs["help"]).stdout and "flopwise compare" in runs["help"].stdout
-    assert "exit codes:" in runs["help"].stdout
-    assert ok(runs["version"]).stdout.startswith("flopwise ")
-
-
 def test_python_file_as_csv(runs):
     rows = list(csv.DictReader(io.StringIO(ok(runs["file_csv"]).stdout)))
     assert [r["module"] for r in rows] == ["", "fc"]
@@ -161,19 +151,15 @@ def test_torchvision_default_input(runs):
     assert runs["tv_json"].stderr == ""  # --quiet
 
 
-def test_markdown_renders(runs):
+def test_markdown_to_an_output_file(runs):
+    result = ok(runs["markdown"])
+    assert result.stdout == "" and "wrote" in result.stderr
     markdown_it = pytest.importorskip("markdown_it")
-    html = markdown_it.MarkdownIt("commonmark").enable("table").render(ok(runs["markdown"]).stdout)
+    text = (runs["_root"] / "md" / "c.md").read_text()  # the folder is created
+    html = markdown_it.MarkdownIt("commonmark").enable("table").render(text)
     assert html.count("<table>") == 2  # modules, then operators
     assert "<code>conv2</code>" in html and "<code>aten.convolution</code>" in html
     assert "3,976,448 MACs" in html
-
-
-def test_output_file(runs):
-    ok(runs["output"])
-    text = (runs["_root"] / "out" / "linear.txt").read_text()
-    assert "515 MACs" in text  # 10·20 + 20·15 + 15·1
-    assert runs["output"].stdout == "" and "wrote" in runs["output"].stderr
 
 
 def test_hf_config(runs):
@@ -214,9 +200,6 @@ def test_user_mistakes_exit_2_with_one_line(runs):
     raised = ok(runs["raises"], 2)
     assert "the model raised RuntimeError" in raised.stderr
     assert "raised in module '1' (Linear) with inputs 1×8 float32" in raised.stderr
-    assert "did you mean torchvision:resnet50" in ok(runs["unknown"], 2).stderr
-    assert "--input expects sizes like 1x3x224x224, got '1,8'" in ok(runs["bad_input"], 2).stderr
-    assert "nothing to compare" in ok(runs["compare_empty"], 2).stderr
 
 
 def test_compare_table_plot_and_failures(runs):
@@ -240,3 +223,58 @@ def test_compare_list_file_and_glob(runs):
     first, _, conv = doc["models"]
     assert conv["macs"] == GUIDES["SimpleConv"]
     assert conv["flops_ratio"] == pytest.approx(conv["flops"] / first["flops"])
+
+
+# — in process: the same main() the console script calls, for the cheap paths —
+
+
+def main(args: list[str], capsys) -> tuple[int, str, str]:
+    from flopwise.cli import main as cli_main
+
+    try:
+        code = cli_main(args)
+    except SystemExit as exit_:  # argparse's --help, --version and usage errors
+        code = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_help_and_version(capsys):
+    code, out, _ = main(["--help"], capsys)
+    assert code == 0 and "examples:" in out and "flopwise compare" in out and "exit codes:" in out
+    code, out, _ = main(["--version"], capsys)
+    assert code == 0 and out.startswith("flopwise ")
+    code, out, _ = main(["compare", "--help"], capsys)
+    assert code == 0 and "--plot" in out and "torchvision:*" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["resnet50"], "did you mean torchvision:resnet50"),
+        (["guides:SimpleConv", "--input", "1,8"], "--input expects sizes like 1x3x224x224, got '1,8'"),
+        (["guides:SimpleConv", "--input", "1x8:complex7"], "unknown dtype 'complex7'"),
+        (["guides:SimpleConv", "--tokens", "128"], "--tokens expects batch x sequence length like 1x128"),
+        (["--batch", "2"], "--input, --tokens and --batch need a MODEL"),
+        (["guides:SimpleConv", "--explain", "--format", "csv"], "--explain goes with --format table"),
+        (["guides:SimpleConv", "--convention", "papers"], "invalid choice: 'papers'"),
+        (["guides:SimpleConv", "--depth", "two"], "expects a depth like 2"),
+        (["no/such/file.py:build"], "no file 'no/such/file.py'"),
+        (["compare"], "nothing to compare"),
+        (["compare", "torchvision:nothing*"], "matches no torchvision classification model"),
+        (["compare", "torchvision:cars/*"], "no torchvision family 'cars'"),
+        (["compare", "--list", "no-such-list.txt"], "--list no-such-list.txt: cannot read"),
+    ],
+)
+def test_usage_errors_exit_2_and_name_the_fix(args, message, capsys):
+    code, out, err = main(args, capsys)
+    assert code == 2, err
+    assert message in err and "Traceback" not in err and out == ""
+
+
+def test_depth_and_per_operator_tables(capsys):
+    args = ["guides:SimpleConv", "--depth", "0", "--per-operator", "--convention", "contractions"]
+    code, out, err = main(args, capsys)
+    assert code == 0, err
+    assert "conv1" not in out.split("inputs:")[0]  # depth 0: the total row only
+    assert "aten.convolution" in out and "7,952,896 FLOPs" in out  # 2 × 3,976,448 in the contractions convention
