@@ -43,3 +43,13 @@ def test_registered_names_are_real_ops() -> None:
 
 def test_no_op_is_both_costed_and_declared_free() -> None:
     assert sorted(set(FORMULAS) & set(ZERO_COST)) == []
+
+
+def test_committed_cost_and_convention_pages_are_current() -> None:
+    import runpy
+    from pathlib import Path
+
+    script = runpy.run_path(str(Path(__file__).resolve().parent.parent / "scripts" / "gen_cost_table.py"))
+    assert script["main"](["--check"]) == 0, (
+        "docs/costs.md or docs/conventions.md is out of date: run .venv/bin/python scripts/gen_cost_table.py"
+    )

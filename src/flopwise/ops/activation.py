@@ -37,6 +37,7 @@ formula(aten.clamp_min, aten.clamp_max)(per_element("activation", 1))  # one com
 
 @formula(aten.clamp)
 def clamp(result: Any, x: Any, min: Any = None, max: Any = None, **kwargs: Any) -> Work:
+    """One compare per bound given, per element."""
     bounds = (min is not None) + (max is not None)  # one compare per bound given
     return Work(flops=(Flops("activation", Term("E·c", E=first(result).numel(), c=bounds)),))
 
@@ -54,6 +55,7 @@ formula(aten.elu_backward)(per_element("activation_backward", costs.ELU_BACKWARD
 
 @formula(aten.gelu)
 def gelu(result: Any, x: Any, approximate: str = "none") -> Work:
+    """5 FLOPs per element (erf form) or 13 (tanh approximation)."""
     cost = costs.GELU_TANH if approximate == "tanh" else costs.GELU
     note = "tanh approximation" if approximate == "tanh" else "exact (erf) form"
     return Work(flops=(Flops("activation", Term("E·c", E=first(result).numel(), c=cost)),), note=note)
@@ -61,6 +63,7 @@ def gelu(result: Any, x: Any, approximate: str = "none") -> Work:
 
 @formula(aten.gelu_backward)
 def gelu_backward(result: Any, grad: Any, x: Any, approximate: str = "none") -> Work:
+    """11 FLOPs per gradient element (erf form) or 18 (tanh approximation)."""
     # the tanh form's derivative costs about what its forward does plus the chain-rule products
     cost = costs.GELU_TANH + 5 if approximate == "tanh" else costs.GELU_BACKWARD
     return Work(flops=(Flops("activation_backward", Term("E·c", E=first(result).numel(), c=cost)),))
@@ -74,24 +77,28 @@ def _rows(x: Any, dim: int) -> tuple[int, int]:
 
 @formula(aten._softmax, aten._safe_softmax)
 def softmax(result: Any, x: Any, dim: int, *args: Any, **kwargs: Any) -> Work:
+    """3n−1 per row of n (the guide): n exps, n−1 adds, n divides."""
     rows, n = _rows(x, dim)
     return Work(flops=(Flops("softmax", Term("R·(3·n−1)", R=rows, n=n)),))
 
 
 @formula(aten._log_softmax)
 def log_softmax(result: Any, x: Any, dim: int, *args: Any, **kwargs: Any) -> Work:
+    """3n per row of n: n exps, n−1 adds, one log, n subtracts."""
     rows, n = _rows(x, dim)  # n exps, n−1 adds, one log, n subtracts
     return Work(flops=(Flops("softmax", Term("R·3·n", R=rows, n=n)),))
 
 
 @formula(aten._softmax_backward_data, aten._log_softmax_backward_data)
 def softmax_backward(result: Any, grad: Any, output: Any, dim: int, *args: Any, **kwargs: Any) -> Work:
+    """4n−1 per row of n: y·(g − Σ g·y)."""
     rows, n = _rows(grad, dim)  # y·(g − Σ g·y), or g − e^y·Σ g: 4n−1 per row either way
     return Work(flops=(Flops("softmax_backward", Term("R·(4·n−1)", R=rows, n=n)),))
 
 
 @formula(aten.native_dropout)
 def native_dropout(result: Any, x: Any, p: float, train: bool | None) -> Work:
+    """0 at inference; in training 2 per element (mask multiply, 1/(1−p) scale)."""
     if not train:
         return Work(note="dropout at inference: identity")
     return Work(flops=(Flops("dropout", Term("E·2", E=x.numel())),), note="mask multiply and 1/(1−p) scale")

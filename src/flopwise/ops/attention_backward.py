@@ -32,7 +32,7 @@ def sdpa_backward_work(b: int, h: int, l: int, s: int, e: int, e_v: int) -> Work
 @formula(aten._scaled_dot_product_flash_attention_for_cpu_backward, aten._scaled_dot_product_flash_attention_backward,
          aten._scaled_dot_product_efficient_attention_backward, aten._scaled_dot_product_cudnn_attention_backward)
 def sdpa_backward(result: Any, grad: Any, q: Any, k: Any, v: Any, *args: Any, **kwargs: Any) -> Work:
-    """Layout (B, H, L, E); extra leading dims fold into B."""
+    """MACs 3·B·H·L·S·E + 2·B·H·L·S·E_v (scores recomputed), 5 FLOPs per score; layout (B, H, L, E)."""
     *lead, h, l, e = (int(d) for d in q.shape)
     b = 1
     for d in lead:

@@ -41,6 +41,7 @@ def batch_norm_work(x: Any, training: bool, affine: bool) -> Work:
 @formula(aten.native_batch_norm, aten._native_batch_norm_legit, aten._native_batch_norm_legit_functional,
          aten.cudnn_batch_norm, aten.miopen_batch_norm)
 def batch_norm(result: Any, x: Any, weight: Any, bias: Any, *args: Any, **kwargs: Any) -> Work:
+    """Inference 4 per element (kind bn_inference); training adds 4 per element and 8 per channel."""
     # (running_mean, running_var, training, …) or, for the no_stats overload, (training, momentum, eps)
     flag = next((a for a in args if isinstance(a, bool)), kwargs.get("training", True))
     return batch_norm_work(x, bool(flag), weight is not None)
@@ -48,17 +49,20 @@ def batch_norm(result: Any, x: Any, weight: Any, bias: Any, *args: Any, **kwargs
 
 @formula(aten._native_batch_norm_legit_no_training)
 def batch_norm_inference(result: Any, x: Any, weight: Any, bias: Any, *args: Any, **kwargs: Any) -> Work:
+    """4 per element (the guide), kind bn_inference: folded away by the fused-bn convention."""
     return batch_norm_work(x, False, weight is not None)
 
 
 @formula(aten._batch_norm_with_update, aten._batch_norm_with_update_functional)
 def batch_norm_with_update(result: Any, x: Any, weight: Any, bias: Any, *args: Any, **kwargs: Any) -> Work:
+    """Training batch norm: 4 + 4 per element and 8 per channel."""
     return batch_norm_work(x, True, weight is not None)
 
 
 @formula(aten._batch_norm_no_update)
 def batch_norm_no_update(result: Any, x: Any, weight: Any, bias: Any, running_mean: Any, *args: Any,
                          **kwargs: Any) -> Work:
+    """Inference batch norm when running statistics are given, else training."""
     # without running statistics the batch's own are computed, as in training
     return batch_norm_work(x, running_mean is None, weight is not None)
 
@@ -74,12 +78,14 @@ def norm_backward_work(x: Any, mask: Any) -> Work:
 
 @formula(aten.native_batch_norm_backward, aten.batch_norm_backward)
 def batch_norm_backward(result: Any, grad: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    """Per element: 8 for the input gradient, 2 for the weight's, 1 for the bias's."""
     mask = kwargs.get("output_mask", next((a for a in args if isinstance(a, (list, tuple))), (True,) * 3))
     return norm_backward_work(x, mask)
 
 
 @formula(aten.cudnn_batch_norm_backward, aten.miopen_batch_norm_backward)
 def cudnn_batch_norm_backward(result: Any, x: Any, grad: Any, *args: Any, **kwargs: Any) -> Work:
+    """Per element: 8 for the input gradient, 2 for the weight's, 1 for the bias's."""
     return norm_backward_work(x, (True, True, True))
 
 
@@ -91,6 +97,7 @@ def _grouped_norm(e: int, rows: int, affine: bool, per_element: int, per_row: in
 @formula(aten.native_layer_norm)
 def layer_norm(result: Any, x: Any, normalized_shape: Any, weight: Any = None, bias: Any = None,
                *args: Any, **kwargs: Any) -> Work:
+    """7 per element and 4 per normalized row (5 per element without an affine weight and bias)."""
     n = prod(int(s) for s in normalized_shape)
     rows = x.numel() // n if n else 0
     return _grouped_norm(int(x.numel()), rows, weight is not None, costs.LAYER_NORM, costs.LAYER_NORM_ROW)
@@ -99,12 +106,14 @@ def layer_norm(result: Any, x: Any, normalized_shape: Any, weight: Any = None, b
 @formula(aten.native_group_norm)
 def group_norm(result: Any, x: Any, weight: Any, bias: Any, n: Any, c: Any, hxw: Any, group: Any,
                *args: Any, **kwargs: Any) -> Work:
+    """7 per element and 4 per (sample, group)."""
     return _grouped_norm(int(x.numel()), int(n) * int(group), weight is not None, costs.LAYER_NORM,
                          costs.LAYER_NORM_ROW)
 
 
 @formula(aten._fused_rms_norm)
 def rms_norm(result: Any, x: Any, normalized_shape: Any, weight: Any = None, *args: Any, **kwargs: Any) -> Work:
+    """4 per element (3 without weight) and 3 per row."""
     n = prod(int(s) for s in normalized_shape)
     rows = x.numel() // n if n else 0
     per_element = costs.RMS_NORM if weight is not None else costs.RMS_NORM - 1
@@ -115,18 +124,21 @@ def rms_norm(result: Any, x: Any, normalized_shape: Any, weight: Any = None, *ar
 @formula(aten.native_layer_norm_backward)
 def layer_norm_backward(result: Any, grad: Any, x: Any, normalized_shape: Any, mean: Any, rstd: Any,
                         weight: Any, bias: Any, output_mask: Any, **kwargs: Any) -> Work:
+    """Per element: 8 for the input gradient, 2 for the weight's, 1 for the bias's."""
     return norm_backward_work(x, output_mask)
 
 
 @formula(aten.native_group_norm_backward)
 def group_norm_backward(result: Any, grad: Any, x: Any, mean: Any, rstd: Any, weight: Any, n: Any, c: Any,
                         hxw: Any, group: Any, output_mask: Any, **kwargs: Any) -> Work:
+    """Per element: 8 for the input gradient, 2 for the weight's, 1 for the bias's."""
     return norm_backward_work(x, output_mask)
 
 
 @formula(aten._fused_rms_norm_backward)
 def rms_norm_backward(result: Any, grad: Any, x: Any, normalized_shape: Any, rstd: Any, weight: Any,
                       output_mask: Any, **kwargs: Any) -> Work:
+    """Per element: 8 for the input gradient, 2 for the weight's."""
     return norm_backward_work(x, (bool(output_mask[0]), bool(output_mask[1]), False))
 
 
@@ -138,5 +150,6 @@ def weight_norm(result: Any, v: Any, g: Any, dim: int = 0, **kwargs: Any) -> Wor
 
 @formula(aten._weight_norm_interface_backward)
 def weight_norm_backward(result: Any, grad_w: Any, v: Any, g: Any, norms: Any, dim: int = 0, **kwargs: Any) -> Work:
+    """6 per weight element and 3 per slice."""
     # grad_g = Σ grad_w·v / ‖v‖ (2 per element); grad_v = g/‖v‖·(grad_w − v·grad_g/‖v‖) (4 per element)
     return Work(flops=(Flops("norm_backward", Term("6·E + 3·R", E=int(v.numel()), R=int(g.numel()))),))

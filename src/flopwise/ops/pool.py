@@ -69,6 +69,7 @@ formula(aten.avg_pool3d_backward)(_avg_pool_backward(3))
 
 @formula(aten.max_pool2d_with_indices_backward, aten.max_pool3d_with_indices_backward)
 def max_pool_backward(result: Any, grad: Any, *args: Any, **kwargs: Any) -> Work:
+    """One add per output gradient, routed to its argmax."""
     return Work(flops=(Flops("pool_backward", Term("P", P=int(grad.numel()))),))
 
 
@@ -111,4 +112,5 @@ formula(aten._adaptive_avg_pool3d_backward)(_adaptive_pool(3, "pool_backward", "
 
 @formula(aten.adaptive_max_pool2d_backward, aten.adaptive_max_pool3d_backward)
 def adaptive_max_pool_backward(result: Any, grad: Any, *args: Any, **kwargs: Any) -> Work:
+    """One add per output gradient, routed to its argmax."""
     return Work(flops=(Flops("pool_backward", Term("P", P=int(grad.numel()))),))

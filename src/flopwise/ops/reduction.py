@@ -39,18 +39,21 @@ def reduce(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
 
 @formula(aten.mean, aten.nanmean)
 def mean(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    """E_in: n−1 adds and one divide per output of n inputs."""
     e_in, e_out = _reduced(x, result)  # (n−1) adds + 1 divide per output
     return Work(flops=(Flops("reduction", Term("E_in", E_in=e_in)),))
 
 
 @formula(aten.var, aten.var_mean)
 def var(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    """4 per input element: mean, centre, square, sum (the divides folded in: 4n per output)."""
     e_in, _ = _reduced(x, result)  # mean (add), centre, square, add per element; the two divides per row folded
     return Work(flops=(Flops("reduction", Term("4·E_in", E_in=e_in)),))
 
 
 @formula(aten.std, aten.std_mean)
 def std(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    """The variance (4 per input element) and one square root per output."""
     e_in, e_out = _reduced(x, result)  # the variance, then one square root per output
     return Work(flops=(Flops("reduction", Term("4·E_in + E_out", E_in=e_in, E_out=e_out)),))
 
@@ -72,6 +75,7 @@ def vector_norm(result: Any, x: Any, ord: Any = 2, *args: Any, **kwargs: Any) ->
 
 @formula(aten.logsumexp)
 def logsumexp(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    """4 per input element: max, subtract, exp, add (the log and the add-back per output folded in)."""
     e_in, e_out = _reduced(x, result)  # max (n−1), subtract n, exp n, add n−1, log 1, add back max 1
     return Work(flops=(Flops("reduction", Term("4·E_in", E_in=e_in)),))
 
@@ -96,6 +100,7 @@ def _sort_work(rows: int, n: int, k: int) -> Work:
 
 @formula(aten.sort, aten.argsort)
 def sort(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    """n·⌈log₂ n⌉ compares per row (a comparison sort)."""
     dim = kwargs.get("dim", next((a for a in args if isinstance(a, int) and not isinstance(a, bool)), -1))
     n = int(x.shape[dim]) if x.dim() else 1
     return _sort_work(x.numel() // max(n, 1), n, n)
@@ -103,12 +108,14 @@ def sort(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
 
 @formula(aten.topk)
 def topk(result: Any, x: Any, k: int, dim: int = -1, *args: Any, **kwargs: Any) -> Work:
+    """n·⌈log₂ k⌉ compares per row (a heap of k)."""
     n = int(x.shape[dim]) if x.dim() else 1
     return _sort_work(x.numel() // max(n, 1), n, int(k))
 
 
 @formula(aten.any, aten.all, aten.count_nonzero)
 def logical_reduce(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    """0: a boolean reduction is not floating point."""
     return Work(note="boolean reduction: no floating-point arithmetic")
 
 
@@ -122,6 +129,7 @@ def cdist(result: Any, x1: Any, x2: Any, *args: Any, **kwargs: Any) -> Work:
 
 @formula(aten._pdist_forward)
 def pdist(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    """3·D per pair of D-vectors: subtract, square, add, and a root."""
     return Work(flops=(Flops("distance", Term("P·3·D", P=int(result.numel()), D=int(x.shape[-1]))),))
 
 
