@@ -202,3 +202,11 @@ def test_report_is_data() -> None:
     assert data["total"]["macs"] == 3_976_448
     assert [m["name"] for m in data["modules"]] == ["", "conv1", "conv2", "fc"]
     assert copy.deepcopy(report).macs == report.macs
+
+
+def test_inputs_are_described_with_their_shapes() -> None:
+    from flopwise.count import describe_inputs
+
+    images = [torch.zeros(3, 4, 5), torch.zeros(3, 2, 2)]
+    assert describe_inputs((images,), {"scale": 2}) == "[3×4×5 float32, 3×2×2 float32], scale=int"
+    assert describe_inputs(([torch.zeros(1)] * 5,), {}) == "[1 float32, 1 float32, 1 float32, … 5 in all]"

@@ -153,6 +153,9 @@ def describe_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     def one(x: Any) -> str:
         if isinstance(x, torch.Tensor):
             return "×".join(str(d) for d in x.shape) + f" {str(x.dtype).removeprefix('torch.')}"
+        if type(x) in (list, tuple) and x:  # e.g. a detection model's list of images
+            inner = ", ".join(one(item) for item in x[:3]) + (f", … {len(x)} in all" if len(x) > 3 else "")
+            return f"[{inner}]"
         return type(x).__name__ if x is not None else "None"
 
     parts = [one(a) for a in args] + [f"{k}={one(v)}" for k, v in kwargs.items()]
