@@ -5,7 +5,7 @@ PYTHON ?= python3
 # torch and torchvision are pinned together: this pair is on the build machines' disk.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: run test lint bench docs clean
+.PHONY: run test lint bench docs clean compare-tools
 
 $(VENV)/.ready: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,3 +32,11 @@ bench: $(VENV)/.ready
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info
+
+# Other FLOP counters beside flopwise (docs/comparison.md); they live in their own venv, never in .venv.
+COMPARE := build/compare-venv
+compare-tools:
+	test -x $(COMPARE)/bin/python || $(PYTHON) -m venv $(COMPARE)
+	$(COMPARE)/bin/pip install -q $(TORCH) transformers -r bench/requirements-compare.txt
+	$(COMPARE)/bin/pip install -q --no-deps -e .
+	$(COMPARE)/bin/python bench/compare_tools.py
