@@ -131,7 +131,7 @@ def test_lstm_and_gru_language_model() -> None:
 
 
 LLAMA_70B_COUNT = """
-import resource, sys, torch, flopwise
+import re, torch, flopwise
 from transformers import LlamaConfig, LlamaForCausalLM
 config = LlamaConfig(vocab_size=128256, hidden_size=8192, intermediate_size=28672, num_hidden_layers=80,
                      num_attention_heads=64, num_key_value_heads=8, max_position_embeddings=8192)
@@ -139,7 +139,9 @@ config._attn_implementation = "sdpa"
 with torch.device("meta"):
     model = LlamaForCausalLM(config)
 report = flopwise.count(model, {"input_ids": torch.zeros(1, 4096, dtype=torch.long, device="meta")})
-print(report.macs, report.params, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+# VmHWM is this process's own peak resident set (ru_maxrss would inherit the parent's peak across exec)
+peak_kib = int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))
+print(report.macs, report.params, peak_kib // 1024)
 """
 
 
