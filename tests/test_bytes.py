@@ -59,3 +59,23 @@ def test_per_module_and_per_operator_bytes_sum_to_the_total() -> None:
     relu = r["2"]
     assert relu.bytes_read == relu.bytes_written == 2 * 8 * 8 * 8 * 4  # reads its input, writes its output
     assert relu.intensity == (2 * 8 * 8 * 8) / (2 * 2 * 8 * 8 * 8 * 4)  # 1 FLOP per 8 bytes
+
+
+def test_an_embedding_reads_only_the_rows_it_looks_up() -> None:
+    table = nn.Embedding(50_257, 64)
+    ids = torch.randint(0, 50_257, (2, 128))
+    r = flopwise.count(table, ids)
+    assert r.bytes_read == 2 * 128 * 8 + 2 * 128 * 64 * 4  # int64 ids + the rows read, not the 12.9 MB table
+    assert r.bytes_written == 2 * 128 * 64 * 4
+    assert r.flops == 0
+
+
+def test_indexing_reads_the_index_and_the_selected_elements() -> None:
+    x, idx = torch.randn(100, 10), torch.tensor([3, 7, 7])
+    with flopwise.counting() as c:
+        x.index_select(0, idx)
+        x[idx]
+        x.gather(0, idx.view(3, 1).expand(3, 10))
+    reads = [call.cost.bytes_read for call in c.report.calls if call.cost.bytes_read]
+    rows = 3 * 8 + 3 * 10 * 4  # 3 int64 indices + the 30 float32 elements of 3 rows
+    assert reads == [rows, rows, 30 * 8 + 30 * 4]  # gather takes one int64 index per element it reads

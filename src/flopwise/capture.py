@@ -109,6 +109,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         elif plan is not _ZERO and plan is not None:
             extra = {k: v for k, v in kwargs.items() if k != "out"}
             work = plan(out, *args, **extra)
+        if work.bytes_read is not None:
+            bytes_read = work.bytes_read
         cost = Cost(self.convention.macs(work), self.convention.flops(work), bytes_read, bytes_written)
         shapes = tuple(tuple(t.shape) for t in inputs)
         self.calls.append(OpCall(name, module, cost, work, shapes))

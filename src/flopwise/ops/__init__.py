@@ -5,6 +5,7 @@ from . import (  # noqa: F401
     attention,
     attention_backward,
     conv,
+    gather,
     matmul,
     misc,
     movement,

@@ -24,7 +24,7 @@ zero_cost(
 )
 zero_cost(
     "gathers, scatters or rearranges elements",
-    [aten.cat, aten.stack, aten.index, aten.index_select, aten.gather, aten.embedding, aten.constant_pad_nd,
+    [aten.cat, aten.stack, aten.constant_pad_nd,
      aten.flip, aten.roll, aten.repeat, aten.tril, aten.triu, aten.slice_scatter,
      aten.select_scatter, aten.masked_select],
 )
