@@ -79,3 +79,13 @@ def test_indexing_reads_the_index_and_the_selected_elements() -> None:
     reads = [call.cost.bytes_read for call in c.report.calls if call.cost.bytes_read]
     rows = 3 * 8 + 3 * 10 * 4  # 3 int64 indices + the 30 float32 elements of 3 rows
     assert reads == [rows, rows, 30 * 8 + 30 * 4]  # gather takes one int64 index per element it reads
+
+
+def test_allocations_move_no_bytes_and_copies_read_only_their_source() -> None:
+    src = torch.randn(256, 256)
+    with flopwise.counting() as c:
+        dst = torch.empty(256, 256)
+        dst.copy_(src)
+    allocate, copy = c.report.calls
+    assert (allocate.cost.bytes_read, allocate.cost.bytes_written) == (0, 0)
+    assert (copy.cost.bytes_read, copy.cost.bytes_written) == (256 * 256 * 4, 256 * 256 * 4)  # src in, dst out

@@ -325,6 +325,7 @@ CORPUS: list[Callable[[], object]] = [
     _fwd_bwd(lambda x: F.cross_entropy(x, torch.tensor([0, 2])), 2, 3),
     _fwd_bwd(lambda x: F.embedding(torch.tensor([0, 2]), x), 3, 4),
     _fwd_bwd(lambda x: x[torch.tensor([0, 2])] + x.index_select(0, torch.tensor([1])), 3, 4),
+    lambda: (torch.empty_strided((2, 3), (3, 1)), torch.zeros(2).new_empty(3), torch.empty(2).copy_(torch.ones(2))),
     _fwd_bwd(lambda x: F.embedding_bag(torch.tensor([0, 2, 1]), x, torch.tensor([0, 1])), 3, 4),
     _fwd_bwd(lambda x: F.grid_sample(x, torch.rand(1, 2, 2, 2) * 2 - 1, align_corners=False), 1, 1, 3, 3),
     _fwd_bwd(lambda x: F.grid_sample(x, torch.rand(1, 2, 2, 2, 3) * 2 - 1, align_corners=False), 1, 1, 3, 3, 3),

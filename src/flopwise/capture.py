@@ -111,6 +111,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             work = plan(out, *args, **extra)
         if work.bytes_read is not None:
             bytes_read = work.bytes_read
+        if work.bytes_written is not None:
+            bytes_written = work.bytes_written
         cost = Cost(self.convention.macs(work), self.convention.flops(work), bytes_read, bytes_written)
         shapes = tuple(tuple(t.shape) for t in inputs)
         self.calls.append(OpCall(name, module, cost, work, shapes))

@@ -67,6 +67,7 @@ class Work:
     note: str = ""  # a convention or assumption the count depends on, shown by explain
     causal_macs: Term | None = None  # attention under a causal mask, when only unmasked pairs are counted
     bytes_read: int | None = None  # when an op reads only part of an input (a gather's rows); else all inputs
+    bytes_written: int | None = None  # when an op writes less than its outputs (an allocation writes nothing)
 
     @property
     def mac_count(self) -> int:

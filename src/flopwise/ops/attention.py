@@ -124,6 +124,6 @@ def encoder_layer(result, src, embed_dim, num_heads, qkv_weight, qkv_bias, proj_
         Flops("bias", Term("B·L·F + B·L·E", B=b, L=l, E=e, F=f)),
         Flops("activation", Term("B·L·F·act", B=b, L=l, F=f, act=activation)),
         Flops("residual", Term("2·B·L·E", B=b, L=l, E=e)),
-        Flops("norm", Term("2·B·L·E·ln", B=b, L=l, E=e, ln=costs.LAYER_NORM)),
+        Flops("norm", Term("2·(B·L·E·ln + B·L·row)", B=b, L=l, E=e, ln=costs.LAYER_NORM, row=costs.LAYER_NORM_ROW)),
     )
     return Work(macs=macs, dots=attention.dots + b * l * (f + e), flops=flops)

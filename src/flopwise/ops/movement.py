@@ -5,20 +5,35 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch import ops
 
-from ..registry import zero_cost
+from ..cost import Work
+from ..registry import formula, zero_cost
 
 aten = ops.aten
 
+
+@formula(aten.empty, aten.empty_like, aten.empty_strided, aten.new_empty, aten.new_empty_strided)
+def allocation(result: Any, *args: Any, **kwargs: Any) -> Work:
+    """Allocating memory writes none of it."""
+    return Work(bytes_read=0, bytes_written=0, note="allocates without writing: no FLOPs, no bytes")
+
+
+@formula(aten.copy)
+def copy(result: Any, destination: Any, source: Any, *args: Any, **kwargs: Any) -> Work:
+    """`dst.copy_(src)` reads the source and writes the destination; it does not read the destination."""
+    return Work(bytes_read=source.numel() * source.element_size(), note="copies: reads the source only")
+
 zero_cost(
     "copies or converts data",
-    [aten.clone, aten.copy, aten._to_copy, aten.contiguous, aten._copy_from, aten._copy_from_and_resize,
+    [aten.clone, aten._to_copy, aten.contiguous, aten._copy_from, aten._copy_from_and_resize,
      aten.lift_fresh, aten.lift_fresh_copy, aten.detach_copy],
 )
 zero_cost(
     "allocates or fills memory",
-    [aten.empty, aten.empty_like, aten.empty_strided, aten.new_empty, aten.new_empty_strided, aten.zeros,
+    [aten.zeros,
      aten.zeros_like, aten.new_zeros, aten.ones, aten.ones_like, aten.new_ones, aten.full, aten.full_like,
      aten.new_full, aten.fill, aten.zero, aten.scalar_tensor, aten.arange, aten.resize],
 )
