@@ -5,6 +5,7 @@ from .conventions import Convention
 from .cost import Cost, Flops, Term, Work
 from .count import count, counting
 from .explain import explain
+from .measure import measure  # the function; `from flopwise.measure import …` still reaches the package
 from .registry import formula, zero_cost
 from .report import ModuleRow, Report
 
@@ -23,5 +24,6 @@ __all__ = [
     "counting",
     "explain",
     "formula",
+    "measure",
     "zero_cost",
 ]
