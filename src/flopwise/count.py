@@ -14,7 +14,7 @@ from torch.utils._pytree import tree_map
 from .capture import CountingMode
 from .conventions import Convention, resolve
 from .cost import ZERO, Cost, OpCall
-from .explain import describe_module
+from .derivation import describe_module
 from .memory import param_memory
 from .modules import ModuleStack
 from .registry import Formula
