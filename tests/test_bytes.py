@@ -89,3 +89,13 @@ def test_allocations_move_no_bytes_and_copies_read_only_their_source() -> None:
     allocate, copy = c.report.calls
     assert (allocate.cost.bytes_read, allocate.cost.bytes_written) == (0, 0)
     assert (copy.cost.bytes_read, copy.cost.bytes_written) == (256 * 256 * 4, 256 * 256 * 4)  # src in, dst out
+
+
+def test_identical_calls_share_a_cost_but_aliasing_is_kept_apart() -> None:
+    x, y = torch.randn(32, 32), torch.randn(32, 32)
+    with flopwise.counting() as c:
+        x * y
+        x * x  # same shapes and dtypes, but one tensor read once
+        x * y
+    reads = [call.cost.bytes_read for call in c.report.calls]
+    assert reads == [2 * 32 * 32 * 4, 32 * 32 * 4, 2 * 32 * 32 * 4]

@@ -8,11 +8,10 @@ from typing import Any
 import torch
 from torch._decomp import core_aten_decompositions
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_leaves
 
 from . import ops as _ops  # noqa: F401 - registers the formulas
 from .conventions import Convention
-from .cost import Cost, OpCall, Work
+from .cost import ZERO, Cost, OpCall, Work
 from .memory import ActivationMemory
 from .modules import ModuleStack
 from .registry import Formula, is_view, is_zero_cost, lookup, op_name
@@ -32,8 +31,43 @@ def _nbytes(tensors: list[torch.Tensor]) -> int:
     return total
 
 
+_PLAIN = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.memory_format, torch.layout)
+
+
+class _Unkeyable(Exception):
+    """An argument (a SymInt, an object) that cannot be part of a cache key."""
+
+
+def _scan(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
+    """A hashable description of an op's arguments — each tensor by shape, dtype and which argument it is
+    (so `x * x` differs from `x * y`) — collecting the tensors into `found` on the way."""
+    if isinstance(tree, torch.Tensor):
+        if id(tree) not in ids:
+            ids[id(tree)] = len(ids)
+            found.append(tree)
+        return (tree.shape, tree.dtype, ids[id(tree)])  # torch.Size is a hashable tuple
+    if isinstance(tree, (tuple, list)):
+        return tuple(_scan(item, ids, found) for item in tree)
+    if isinstance(tree, dict):
+        return tuple((key, _scan(value, ids, found)) for key, value in tree.items())
+    if isinstance(tree, _PLAIN):
+        return tree
+    raise _Unkeyable
+
+
 def _tensors(tree: Any) -> list[torch.Tensor]:
-    return [t for t in tree_leaves(tree) if isinstance(t, torch.Tensor)]
+    """The tensors in an op's arguments or outputs: (nested) tuples, lists and dicts, as aten passes them."""
+    found: list[torch.Tensor] = []
+    pending = [tree]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, torch.Tensor):
+            found.append(item)
+        elif isinstance(item, (tuple, list)):
+            pending.extend(reversed(item))
+        elif isinstance(item, dict):
+            pending.extend(reversed(list(item.values())))
+    return found
 
 
 class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
@@ -52,6 +86,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.calls: list[OpCall] = []
         self.unsupported: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._plan: dict[Any, tuple[str, Any]] = {}  # func → (name, formula | kind), decided once per op
+        # A formula is a pure function of shapes: identical calls (the layers of a deep model) are costed once.
+        self._costed: dict[Any, tuple[Work, Cost, tuple[tuple[int, ...], ...]]] = {}
         self.memory = ActivationMemory()  # live and peak bytes of the tensors the ops create
 
     def _plan_for(self, func: torch._ops.OpOverload) -> tuple[str, Any]:
@@ -77,7 +113,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             if out is not NotImplemented:
                 return out
         out = func(*args, **kwargs)
-        self._record(name, plan, args, kwargs, out)
+        self._record(func, name, plan, args, kwargs, out)
         return out
 
     def _decompose(self, func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -94,25 +130,37 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             return NotImplemented
         return out
 
-    def _record(self, name: str, plan: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+    def _record(
+        self, func: Any, name: str, plan: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any
+    ) -> None:
         module = self.modules.current
         if plan is _VIEW:
-            self.calls.append(OpCall(name, module, Cost()))
+            self.calls.append(OpCall(name, module, ZERO))
             return
-        inputs = _tensors((args, {k: v for k, v in kwargs.items() if k != "out"}))
+        extra = {k: v for k, v in kwargs.items() if k != "out"} if kwargs else kwargs
+        inputs: list[torch.Tensor] = []
+        try:
+            key: Any = (func, _scan((args, extra), {}, inputs), _scan(out, {}, []))
+        except _Unkeyable:
+            key, inputs = None, _tensors((args, extra))
         outputs = _tensors(out)
-        bytes_read, bytes_written = _nbytes(inputs), _nbytes(outputs)
-        self.memory.record(_tensors((args, kwargs)), outputs)
-        work = Work()
+        self.memory.record(inputs + _tensors(kwargs["out"]) if "out" in kwargs else inputs, outputs)
         if plan is _UNKNOWN:
             self.unsupported[name][module] += 1
-        elif plan is not _ZERO and plan is not None:
-            extra = {k: v for k, v in kwargs.items() if k != "out"}
-            work = plan(out, *args, **extra)
-        if work.bytes_read is not None:
-            bytes_read = work.bytes_read
-        if work.bytes_written is not None:
-            bytes_written = work.bytes_written
-        cost = Cost(self.convention.macs(work), self.convention.flops(work), bytes_read, bytes_written)
-        shapes = tuple(tuple(t.shape) for t in inputs)
+        costed = self._costed.get(key) if key is not None else None
+        if costed is None:
+            costed = self._cost(plan, out, args, extra, inputs, outputs)
+            if key is not None:
+                self._costed[key] = costed
+        work, cost, shapes = costed
         self.calls.append(OpCall(name, module, cost, work, shapes))
+
+    def _cost(
+        self, plan: Any, out: Any, args: tuple[Any, ...], extra: dict[str, Any], inputs: list[torch.Tensor],
+        outputs: list[torch.Tensor],
+    ) -> tuple[Work, Cost, tuple[tuple[int, ...], ...]]:
+        work = plan(out, *args, **extra) if plan not in (_UNKNOWN, _ZERO, None) else Work()
+        bytes_read = _nbytes(inputs) if work.bytes_read is None else work.bytes_read
+        bytes_written = _nbytes(outputs) if work.bytes_written is None else work.bytes_written
+        cost = Cost(self.convention.macs(work), self.convention.flops(work), bytes_read, bytes_written)
+        return work, cost, tuple(tuple(t.shape) for t in inputs)

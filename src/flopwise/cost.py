@@ -8,8 +8,9 @@ a `Work` into a `Cost` (plain integers) through a convention; costs add up into 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
+from typing import NamedTuple
 
 _SYMBOL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -107,12 +108,11 @@ class Cost:
 ZERO = Cost()
 
 
-@dataclass(frozen=True)
-class OpCall:
-    """One aten op call seen during a count."""
+class OpCall(NamedTuple):
+    """One aten op call seen during a count (a named tuple: a large model makes tens of thousands)."""
 
     op: str
     module: str  # qualified name of the innermost module it ran in ("" for the root / outside)
     cost: Cost
-    work: Work = field(default=ZERO_WORK, compare=False)
+    work: Work = ZERO_WORK
     shapes: tuple[tuple[int, ...], ...] = ()

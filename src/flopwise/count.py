@@ -192,10 +192,10 @@ def _build_report(
     modules_by_name = {name: module for module, name in stack.names.items()}
     names = [""] + [n for n in stack.types if n]
     names += sorted(n for n in inclusive if n not in stack.types and n)
+    param_counts = _param_counts(stack)
     rows: dict[str, ModuleRow] = {}
     for name in names:
-        module = modules_by_name.get(name)
-        params, trainable = _params([module] if module is not None else ([] if name else stack.roots))
+        params, trainable = param_counts.get(name, (0, 0))
         kind = stack.types.get(name, type(model).__name__ if model is not None and not name else "")
         rows[name] = ModuleRow(
             name, kind, inclusive.get(name, ZERO), own.get(name, ZERO), params, trainable, stack.calls[name]
@@ -217,11 +217,18 @@ def _build_report(
     )
 
 
-def _params(modules: list[torch.nn.Module]) -> tuple[int, int]:
-    """(all, trainable) parameter counts; a parameter shared between modules is counted once."""
-    seen: dict[int, torch.nn.Parameter] = {}
-    for module in modules:
-        for p in module.parameters():
-            seen.setdefault(id(p), p)
-    total = sum(p.numel() for p in seen.values())
-    return total, sum(p.numel() for p in seen.values() if p.requires_grad)
+def _param_counts(stack: ModuleStack) -> dict[str, tuple[int, int]]:
+    """{module name: (all, trainable) parameters in its subtree}; a shared parameter counts once per subtree."""
+    owners: dict[int, tuple[torch.nn.Parameter, set[str]]] = {}
+    for module, name in stack.names.items():
+        for p in module._parameters.values():  # direct parameters; .parameters(recurse=False) is far slower
+            if p is not None:
+                owners.setdefault(id(p), (p, set()))[1].add(name)
+    counts: dict[str, list[int]] = {}
+    for p, names in owners.values():
+        reached = {ancestor for name in names for ancestor in _ancestors(name)}
+        for ancestor in reached:
+            count = counts.setdefault(ancestor, [0, 0])
+            count[0] += p.numel()
+            count[1] += p.numel() if p.requires_grad else 0
+    return {name: (total, trainable) for name, (total, trainable) in counts.items()}

@@ -60,6 +60,8 @@ class ModuleStack:
         name = self._name_of(module)
         self.stack.append(name)
         self.calls[name] += 1
+        if not torch.is_grad_enabled():  # no backward will follow: nothing to hook
+            return
         needs_grad = [t for t in tree_leaves(args) if isinstance(t, torch.Tensor) and t.requires_grad]
         if needs_grad:  # backward leaves this module when the gradients of its inputs are ready
             self._grad_hooks.append(register_multi_grad_hook(needs_grad, lambda _: self._pop(name)))
@@ -69,6 +71,8 @@ class ModuleStack:
         self._pop(name)
         if output is None and self.raised_in is None:  # always_call hooks see None when forward raised
             self.raised_in = name
+        if not torch.is_grad_enabled():
+            return
         needs_grad = [t for t in tree_leaves(output) if isinstance(t, torch.Tensor) and t.requires_grad]
         if needs_grad:  # backward enters this module when the gradients of its outputs arrive
             self._grad_hooks.append(register_multi_grad_hook(needs_grad, lambda _: self._enter_backward(name)))
