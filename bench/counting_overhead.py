@@ -40,10 +40,10 @@ def plain(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> None:
         model(**inputs)
 
 
-def resnet50() -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
+def resnet50(batch: int = 1) -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
     import torchvision
 
-    return torchvision.models.resnet50().eval(), {"x": torch.randn(1, 3, 224, 224)}
+    return torchvision.models.resnet50().eval(), {"x": torch.randn(batch, 3, 224, 224)}
 
 
 def gpt2_small() -> tuple[torch.nn.Module, dict[str, torch.Tensor]]:
@@ -84,7 +84,11 @@ def main() -> None:
     parser.add_argument("--skip-70b", action="store_true")
     options = parser.parse_args()
     torch.manual_seed(0)
-    builders = [("ResNet-50 1×3×224×224", resnet50), ("GPT-2 small S=128", gpt2_small)]
+    builders = [
+        ("ResNet-50 1×3×224×224", resnet50),
+        ("ResNet-50 8×3×224×224", lambda: resnet50(8)),
+        ("GPT-2 small S=128", gpt2_small),
+    ]
     if not options.skip_70b:
         builders.append(("Llama 70B on meta, S=4096", llama_70b_on_meta))
 

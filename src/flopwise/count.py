@@ -127,10 +127,17 @@ def _prepare(
     if mode == "real":  # running statistics update copies, not the model's buffers
         state = {name: b.clone() for name, b in buffers.items()}
         return state, args, kwargs
+    converted: dict[int, torch.Tensor] = {}  # tied parameters stay tied
+
     def convert(t: torch.Tensor) -> torch.Tensor:
-        if fake is not None:
-            return fake.from_tensor(t)
-        return t if t.is_meta else torch.empty_like(t, device="meta").requires_grad_(t.requires_grad)
+        if id(t) not in converted:
+            if fake is not None:  # allocating under the fake mode is far cheaper than fake.from_tensor
+                with fake:
+                    new = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=t.device)
+            else:
+                new = t if t.is_meta else torch.empty_like(t, device="meta")
+            converted[id(t)] = new.requires_grad_(t.requires_grad) if new.is_leaf else new
+        return converted[id(t)]
 
     state = {name: convert(t) for name, t in {**params, **buffers}.items()}
     args, kwargs = tree_map(lambda x: convert(x) if isinstance(x, torch.Tensor) else x, (args, kwargs))
