@@ -54,3 +54,17 @@ def test_peak_of_a_model_in_each_mode_agrees() -> None:
     peaks = {mode: flopwise.count(model, x, mode=mode).peak_activation_bytes for mode in ("real", "fake", "meta")}
     # the first Linear's output (3×8 fp32) and the ReLU's output are alive together
     assert peaks == {"real": 2 * 3 * 8 * 4, "fake": 2 * 3 * 8 * 4, "meta": 2 * 3 * 8 * 4}
+
+
+def test_no_callback_outlives_the_count() -> None:
+    import gc
+    import weakref
+
+    x = torch.randn(16, 16)
+    with flopwise.counting() as c:
+        kept = torch.relu(x @ x)
+    assert c.report.peak_activation_bytes >= kept.numel() * 4
+    from flopwise.memory import ActivationMemory
+
+    watching = [f for f in gc.get_objects() if type(f) is weakref.finalize and f.alive]
+    assert not [f for f in watching if isinstance(getattr(f.peek()[1], "__self__", None), ActivationMemory)]

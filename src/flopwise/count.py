@@ -61,6 +61,7 @@ def counting(
             yield session
     finally:
         stack.close()
+        mode.memory.close()
         session.report = _build_report(stack, mode, rules, model, inputs)
 
 

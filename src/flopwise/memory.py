@@ -48,6 +48,7 @@ class ActivationMemory:
         self.live = 0
         self.peak = 0
         self._live: dict[int, int] = {}  # storage key → bytes
+        self._finalizers: list[weakref.finalize] = []  # type: ignore[type-arg]
 
     def record(self, inputs: list[torch.Tensor], outputs: list[torch.Tensor]) -> None:
         """After an op (not a view): outputs whose storage is new become live until it is freed."""
@@ -60,8 +61,14 @@ class ActivationMemory:
             size = int(storage.nbytes())
             self._live[key] = size
             self.live += size
-            weakref.finalize(storage, self._free, key)
+            self._finalizers.append(weakref.finalize(storage, self._free, key))
         self.peak = max(self.peak, self.live)
+
+    def close(self) -> None:
+        """Stop watching: the tensors a count returned outlive it without a callback attached."""
+        for finalizer in self._finalizers:
+            finalizer.detach()
+        self._finalizers.clear()
 
     def _free(self, key: int) -> None:
         self.live -= self._live.pop(key, 0)
