@@ -20,7 +20,7 @@ import torch
 from . import __version__
 from .conventions import PRESETS
 from .count import MODES, count, counting, describe_inputs
-from .inputs import UsageError
+from .inputs import UsageError, run_reporting_usage_errors
 from .load import InputFlags, Loaded, load
 from .report import Report
 
@@ -196,14 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         from .compare import main as compare_main
 
         return compare_main(argv[1:])
-    options = build_parser().parse_args(argv)
-    try:
-        return _run(options)
-    except UsageError as error:
-        if options.traceback:
-            raise
-        print(f"flopwise: error: {error}", file=sys.stderr)
-        return 2
+    return run_reporting_usage_errors(_run, build_parser().parse_args(argv), "flopwise")
 
 
 def _run(options: argparse.Namespace) -> int:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from .inputs import UsageError
+from .inputs import UsageError, run_reporting_usage_errors
 from .render.units import binary_bytes, si
 from .report import Report
 
@@ -62,14 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    options = build_parser().parse_args(argv)
-    try:
-        return _run(options)
-    except UsageError as error:
-        if options.traceback:
-            raise
-        print(f"flopwise compare: error: {error}", file=sys.stderr)
-        return 2
+    return run_reporting_usage_errors(_run, build_parser().parse_args(argv), "flopwise compare")
 
 
 def _run(options: argparse.Namespace) -> int:
