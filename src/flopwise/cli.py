@@ -280,7 +280,7 @@ def _render(counted: list[Counted], options: argparse.Namespace) -> str:
                 from .render.operators import render_operator_table
 
                 body += "\n\n" + render_operator_table(item.report)
-        parts.append("\n".join([*heading, body, *item.extra.values()]))
+        parts.append("\n".join([*heading, "\n\n".join([body, *item.extra.values()])]))
     return "\n\n".join(parts)
 
 
