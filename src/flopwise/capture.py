@@ -32,6 +32,7 @@ def _nbytes(tensors: list[torch.Tensor]) -> int:
 
 
 _PLAIN = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.memory_format, torch.layout)
+_PLAIN_TYPES = frozenset(_PLAIN)
 
 
 class _Unkeyable(Exception):
@@ -47,7 +48,8 @@ def _scan(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
             found.append(tree)
         return (tree.shape, tree.dtype, ids[id(tree)])  # torch.Size is a hashable tuple
     if isinstance(tree, (tuple, list)):
-        return tuple(_scan(item, ids, found) for item in tree)
+        # scalars are the common case (sizes, flags): handled here without a call per item
+        return tuple(item if type(item) in _PLAIN_TYPES else _scan(item, ids, found) for item in tree)
     if isinstance(tree, dict):
         return tuple((key, _scan(value, ids, found)) for key, value in tree.items())
     if isinstance(tree, _PLAIN):
