@@ -219,7 +219,7 @@ def _run(options: argparse.Namespace) -> int:
         loaded = load(options.model, flags)
         report = count_loaded(loaded, options.mode, options.convention, notify)
         counted.append(_extras(Counted("", report, {}), loaded, options))
-    _emit(_render(counted, options), options, notify)
+    emit(_render(counted, options), options, notify)
     return 0 if all(c.report.complete for c in counted) else 1
 
 
@@ -284,7 +284,7 @@ def _render(counted: list[Counted], options: argparse.Namespace) -> str:
     return "\n\n".join(parts)
 
 
-def _emit(text: str, options: argparse.Namespace, notify: Callable[[str], None]) -> None:
+def emit(text: str, options: argparse.Namespace, notify: Callable[[str], None]) -> None:
     if not options.output:
         print(text)
         return

@@ -66,7 +66,7 @@ def main(argv: list[str]) -> int:
 
 
 def _run(options: argparse.Namespace) -> int:
-    from .cli import count_loaded, notifier
+    from .cli import count_loaded, emit, notifier
     from .load import InputFlags, load
 
     specs = expand_specs(options.specs + (read_list(options.list) if options.list else []))
@@ -95,16 +95,7 @@ def _run(options: argparse.Namespace) -> int:
     failed = sum(1 for o in outcomes if o.error)
     if failed:
         print(f"flopwise compare: {failed} of {len(outcomes)} models failed (listed below the table)", file=sys.stderr)
-    text = render(outcomes, options.format)
-    if options.output:
-        try:
-            Path(options.output).parent.mkdir(parents=True, exist_ok=True)
-            Path(options.output).write_text(text + "\n")
-        except OSError as error:
-            raise UsageError(f"--output {options.output}: cannot write ({error.strerror})") from None
-        notify(f"wrote {options.output}")
-    else:
-        print(text)
+    emit(render(outcomes, options.format), options, notify)
     if options.plot:
         from .plot import scatter_plot
 
