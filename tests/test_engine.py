@@ -210,3 +210,11 @@ def test_inputs_are_described_with_their_shapes() -> None:
     images = [torch.zeros(3, 4, 5), torch.zeros(3, 2, 2)]
     assert describe_inputs((images,), {"scale": 2}) == "[3×4×5 float32, 3×2×2 float32], scale=int"
     assert describe_inputs(([torch.zeros(1)] * 5,), {}) == "[1 float32, 1 float32, 1 float32, … 5 in all]"
+
+
+def test_report_repr_is_one_line() -> None:
+    report = flopwise.count(SimpleConv(), torch.rand(1, 1, 28, 28))
+    assert repr(report) == (
+        "Report(model='SimpleConv', inputs='1×1×28×28 float32', convention='default', "
+        f"macs={3_976_448:,}, flops={report.flops:,}, params={255_690:,}, calls={len(report.calls)})"
+    )

@@ -151,6 +151,14 @@ class Report:
     def __str__(self) -> str:
         return self.table()
 
+    def __repr__(self) -> str:
+        # the generated dataclass repr would print every op call; a model makes thousands
+        gaps = "" if self.complete else f", unsupported={self.unsupported}"
+        return (
+            f"Report(model={self.model!r}, inputs={self.inputs!r}, convention={self.convention.name!r}, "
+            f"macs={self.macs:,}, flops={self.flops:,}, params={self.params:,}, calls={len(self.calls):,}{gaps})"
+        )
+
     def explain(self, depth: int | None = None, fmt: str = "text") -> str:
         """The hand calculation of this count, per module and op: formula, sizes substituted, result."""
         from .explain import render_explanation
