@@ -66,5 +66,8 @@ def test_no_callback_outlives_the_count() -> None:
     assert c.report.peak_activation_bytes >= kept.numel() * 4
     from flopwise.memory import ActivationMemory
 
-    watching = [f for f in gc.get_objects() if type(f) is weakref.finalize and f.alive]
-    assert not [f for f in watching if isinstance(getattr(f.peek()[1], "__self__", None), ActivationMemory)]
+    def ours(ref: weakref.ref) -> bool:  # type: ignore[type-arg]
+        return isinstance(getattr(ref.__callback__, "__self__", None), ActivationMemory)
+
+    gc.collect()
+    assert not [r for r in weakref.getweakrefs(kept.untyped_storage()) if ours(r)]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 
@@ -48,7 +49,8 @@ class ActivationMemory:
         self.live = 0
         self.peak = 0
         self._live: dict[int, int] = {}  # storage key → bytes
-        self._finalizers: list[weakref.finalize] = []  # type: ignore[type-arg]
+        # weak references whose callback frees the storage's bytes (far cheaper than weakref.finalize)
+        self._watching: dict[weakref.ref[Any], int] = {}
 
     def record(self, inputs: list[torch.Tensor], outputs: list[torch.Tensor]) -> None:
         """After an op (not a view): outputs whose storage is new become live until it is freed."""
@@ -61,14 +63,18 @@ class ActivationMemory:
             size = int(storage.nbytes())
             self._live[key] = size
             self.live += size
-            self._finalizers.append(weakref.finalize(storage, self._free, key))
+            self._watching[weakref.ref(storage, self._freed)] = key
         self.peak = max(self.peak, self.live)
 
     def close(self) -> None:
-        """Stop watching: the tensors a count returned outlive it without a callback attached."""
-        for finalizer in self._finalizers:
-            finalizer.detach()
-        self._finalizers.clear()
+        """Stop watching: dropping the weak references cancels their callbacks, so the tensors a count
+        returned outlive it with nothing attached."""
+        self._watching.clear()
+
+    def _freed(self, ref: weakref.ref[Any]) -> None:
+        key = self._watching.pop(ref, None)
+        if key is not None:
+            self._free(key)
 
     def _free(self, key: int) -> None:
         self.live -= self._live.pop(key, 0)
