@@ -90,19 +90,20 @@ def cudnn_rnn(result, x, weight, weight_stride0, *rest):
     return _layer_work(_steps(x, batch_sizes, bool(batch_first)), groups, int(mode), has_biases, int(hidden))
 
 
+def _fused_cell(state: Any, has_bias: bool, gates: int, per_unit: int) -> Work:
+    """Gate arithmetic of one fused CUDA cell step; its matrix products ran before it, as mm/addmm."""
+    rows, hidden = int(state.shape[0]) if state.dim() > 1 else 1, int(state.shape[-1])
+    flops = [Flops("rnn_cell", Term("B·H·c", B=rows, H=hidden, c=per_unit))]
+    if has_bias:
+        flops.append(Flops("bias", Term("B·2·G·H", B=rows, G=gates, H=hidden)))
+    return Work(flops=tuple(flops))
+
+
 @formula(aten._thnn_fused_lstm_cell)
 def fused_lstm_cell(result, input_gates, hidden_gates, cx, input_bias=None, hidden_bias=None):
-    rows, hidden = int(cx.shape[0]) if cx.dim() > 1 else 1, int(cx.shape[-1])
-    flops = [Flops("rnn_cell", Term("B·H·c", B=rows, H=hidden, c=costs.LSTM_CELL))]
-    if input_bias is not None:
-        flops.append(Flops("bias", Term("B·2·4·H", B=rows, H=hidden)))
-    return Work(flops=tuple(flops))
+    return _fused_cell(cx, input_bias is not None, 4, costs.LSTM_CELL)
 
 
 @formula(aten._thnn_fused_gru_cell)
 def fused_gru_cell(result, input_gates, hidden_gates, hx, input_bias=None, hidden_bias=None):
-    rows, hidden = int(hx.shape[0]) if hx.dim() > 1 else 1, int(hx.shape[-1])
-    flops = [Flops("rnn_cell", Term("B·H·c", B=rows, H=hidden, c=costs.GRU_CELL))]
-    if input_bias is not None:
-        flops.append(Flops("bias", Term("B·2·3·H", B=rows, H=hidden)))
-    return Work(flops=tuple(flops))
+    return _fused_cell(hx, input_bias is not None, 3, costs.GRU_CELL)
