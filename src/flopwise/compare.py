@@ -17,10 +17,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .inputs import UsageError, run_reporting_usage_errors
+from .render.grid import left, markdown_table, right, text_table
 from .render.units import binary_bytes, si
 from .report import Report
 
-HEADERS = ("Model", "Params", "MACs", "FLOPs", "Bytes moved", "FLOP/B", "Params ×", "FLOPs ×", "Note")
+COLUMNS = (
+    left("Model") + right("Params", "MACs", "FLOPs", "Bytes moved", "FLOP/B", "Params ×", "FLOPs ×") + left("Note")
+)
 
 
 @dataclass
@@ -216,15 +219,7 @@ def _table(outcomes: list[Outcome], markdown: bool) -> str:
     convention = first.convention.name if first is not None else "?"
     footer = f"convention: {convention}; ratios are relative to {outcomes[0].spec}; FLOP/B = FLOPs per byte moved"
     if markdown:
-        lines = ["| " + " | ".join(HEADERS) + " |", "|:--|" + "--:|" * 7 + ":--|"]
-        lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+        lines = markdown_table(COLUMNS, cells)
         return "\n".join(lines + ["", footer] + (["", "Failures:", *failures] if failures else []))
-    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(HEADERS)]
-
-    def line(row: tuple[str, ...]) -> str:
-        parts = [row[0].ljust(widths[0])]
-        parts += [c.rjust(w) for c, w in zip(row[1:-1], widths[1:-1], strict=True)]
-        return "  ".join([*parts, row[-1]]).rstrip()
-
-    out = [line(HEADERS), line(tuple("─" * w for w in widths)), *(line(c) for c in cells), "", footer]
+    out = [*text_table(COLUMNS, cells), "", footer]
     return "\n".join(out + (["", "failures:", *failures] if failures else []))

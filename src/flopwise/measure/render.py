@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..render.grid import left, right, text_table
 from ..render.units import si
 from . import energy
 
 if TYPE_CHECKING:
     from .result import Measurement, Row
 
-HEADERS = ("Name", "Type", "Time", "Share", "FLOPs", "FLOP/s", "Bytes/s", "FLOP/B", "Bound", "Roofline")
+COLUMNS = left("Name", "Type") + right("Time", "Share", "FLOPs", "FLOP/s", "Bytes/s", "FLOP/B", "Bound", "Roofline")
 
 
 def _seconds(value: float) -> str:
@@ -30,17 +31,6 @@ def _cells(row: Row, label: str) -> tuple[str, ...]:
         si(row.flops_per_s or 0, "FLOP/s"), si(row.bytes_per_s or 0, "B/s"),
         "-" if intensity is None else f"{intensity:.3g}", row.bound, _pct(row.roofline_fraction),
     )
-
-
-def _grid(rows: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(HEADERS)]
-
-    def line(cells: tuple[str, ...]) -> str:
-        left = [c.ljust(w) for c, w in zip(cells[:2], widths[:2], strict=True)]
-        right = [c.rjust(w) for c, w in zip(cells[2:], widths[2:], strict=True)]
-        return "  ".join(left + right).rstrip()
-
-    return [line(HEADERS), line(tuple("─" * w for w in widths))] + [line(r) for r in rows]
 
 
 def render_measurement(m: Measurement, depth: int | None = 2, top: int = 12) -> str:
@@ -67,11 +57,11 @@ def render_measurement(m: Measurement, depth: int | None = 2, top: int = 12) -> 
                    f"(arithmetic {si(e.compute_j, 'J')}; {energy.SOURCE})")
     part = " — forward part of the step only" if m.step == "train" else ""
     out += ["", f"by module (inclusive time from module hooks{part}):"]
-    out += _grid([_cells(row, "  " * row.name.count(".") + (row.name.rpartition(".")[2] or "(total)")
+    out += text_table(COLUMNS, [_cells(row, "  " * row.name.count(".") + (row.name.rpartition(".")[2] or "(total)")
                          if row.name else f"{r.model} (total)") for row in m.modules(depth)])
     ops = m.operators()
     out += ["", f"by operator (profiler; top {min(top, len(ops))} of {len(ops)} by time):"]
-    out += _grid([_cells(row, row.name) for row in ops[:top]])
+    out += text_table(COLUMNS, [_cells(row, row.name) for row in ops[:top]])
     o = m.op_times
     attributed = sum(o.seconds.values())
     out += [

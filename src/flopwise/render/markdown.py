@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .grid import left, markdown_table, right
 from .rows import incomplete_note
 from .units import binary_bytes, si
 
@@ -11,21 +12,17 @@ if TYPE_CHECKING:
     from ..report import Report
 
 
-def _escape(text: str) -> str:
-    return text.replace("|", "\\|")
+MODULE_COLUMNS = left("Module", "Type") + right("Params", "MACs", "FLOPs", "Bytes moved")
+OPERATOR_COLUMNS = left("Operator") + right("Calls", "MACs", "FLOPs", "Bytes moved")
 
 
 def render_markdown(report: Report, depth: int | None = 2, per_operator: bool = False) -> str:
-    lines = [
-        "| Module | Type | Params | MACs | FLOPs | Bytes moved |",
-        "|:--|:--|--:|--:|--:|--:|",
+    rows = [
+        (f"`{row.name}`" if row.name else f"**{report.model}** (total)", row.type, si(row.params), si(row.macs),
+         si(row.flops), binary_bytes(row.cost.bytes))
+        for row in report.by_module(depth)
     ]
-    for row in report.by_module(depth):
-        name = f"`{_escape(row.name)}`" if row.name else f"**{_escape(report.model)}** (total)"
-        lines.append(
-            f"| {name} | {_escape(row.type)} | {si(row.params)} | {si(row.macs)} | {si(row.flops)} "
-            f"| {binary_bytes(row.cost.bytes)} |"
-        )
+    lines = markdown_table(MODULE_COLUMNS, rows)
     lines += [
         "",
         f"Inputs {report.inputs or '(none)'}; convention `{report.convention.name}` "
@@ -43,7 +40,6 @@ def render_markdown(report: Report, depth: int | None = 2, per_operator: bool = 
 
 def render_markdown_operators(report: Report) -> str:
     calls = report.operator_calls()
-    lines = ["| Operator | Calls | MACs | FLOPs | Bytes moved |", "|:--|--:|--:|--:|--:|"]
-    for op, cost in report.by_operator().items():
-        lines.append(f"| `{op}` | {calls[op]} | {si(cost.macs)} | {si(cost.flops)} | {binary_bytes(cost.bytes)} |")
-    return "\n".join(lines)
+    rows = [(f"`{op}`", str(calls[op]), si(cost.macs), si(cost.flops), binary_bytes(cost.bytes))
+            for op, cost in report.by_operator().items()]
+    return "\n".join(markdown_table(OPERATOR_COLUMNS, rows))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .grid import left, right, text_table
 from .units import binary_bytes, si
 
 if TYPE_CHECKING:
     from ..report import Report
 
-HEADERS = ("Module", "Type", "Params", "MACs", "FLOPs", "Bytes moved")
+COLUMNS = left("Module", "Type") + right("Params", "MACs", "FLOPs", "Bytes moved")
 
 
 def render_table(report: Report, depth: int | None = 2) -> str:
@@ -17,15 +18,7 @@ def render_table(report: Report, depth: int | None = 2) -> str:
     for row in report.by_module(depth):
         label = "  " * row.depth + (row.name.rpartition(".")[2] if row.name else f"{report.model} (total)")
         rows.append((label, row.type, si(row.params), si(row.macs), si(row.flops), binary_bytes(row.cost.bytes)))
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADERS)]
-
-    def line(cells: tuple[str, ...]) -> str:
-        left = [c.ljust(w) for c, w in zip(cells[:2], widths[:2], strict=True)]
-        right = [c.rjust(w) for c, w in zip(cells[2:], widths[2:], strict=True)]
-        return "  ".join(left + right).rstrip()
-
-    out = [line(HEADERS), line(tuple("─" * w for w in widths))]
-    out += [line(r) for r in rows]
+    out = text_table(COLUMNS, rows)
     out.append("")
     out.append(f"inputs: {report.inputs or '(none)'}")
     out.append(f"convention: {report.convention.name} — {report.convention.description}")
