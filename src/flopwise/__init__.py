@@ -1,5 +1,6 @@
 """flopwise: exact MACs, FLOPs, parameters and bytes moved of any PyTorch model, per module and per operator."""
 
+from . import render  # noqa: F401 - registers the renderers as views of Report
 from .conventions import PRESETS as CONVENTIONS
 from .conventions import Convention
 from .cost import Cost, Flops, Term, Work

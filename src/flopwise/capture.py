@@ -14,7 +14,7 @@ from .conventions import Convention
 from .cost import ZERO, Cost, OpCall, Work
 from .memory import ActivationMemory
 from .modules import ModuleStack
-from .registry import Formula, is_view, is_zero_cost, lookup, op_name
+from .registry import Formula, is_view, is_zero_cost, lookup, op_name, specs
 
 _VIEW, _ZERO, _UNKNOWN = "view", "zero", "unknown"
 # Decompositions into Core ATen ops (not into prims), so their parts land on formulas we know.
@@ -161,7 +161,10 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self, plan: Any, out: Any, args: tuple[Any, ...], extra: dict[str, Any], inputs: list[torch.Tensor],
         outputs: list[torch.Tensor],
     ) -> tuple[Work, Cost, tuple[tuple[int, ...], ...]]:
-        work = plan(out, *args, **extra) if plan not in (_UNKNOWN, _ZERO, None) else Work()
+        work = Work()
+        if plan not in (_UNKNOWN, _ZERO, None):
+            out_spec, args_spec, extra_spec = specs((out, args, extra))  # shapes only: formulas never see values
+            work = plan(out_spec, *args_spec, **extra_spec)
         bytes_read = _nbytes(inputs) if work.bytes_read is None else work.bytes_read
         bytes_written = _nbytes(outputs) if work.bytes_written is None else work.bytes_written
         cost = Cost(self.convention.macs(work), self.convention.flops(work), bytes_read, bytes_written)

@@ -1,14 +1,26 @@
 """Counting conventions as data: how MACs and non-contraction work become FLOPs.
 
 MACs never depend on the convention; FLOPs do. Every preset is one frozen object, so a number in a paper
-or another tool can be lined up with flopwise by naming the convention it used.
+or another tool can be lined up with flopwise by naming the convention it used. `Convention.breakdown` is the
+one statement of the rule: the count sums its parts and the explanation shows them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .cost import Work
+from .cost import Term, Work
+
+MAC_PART, DOTS_PART = "MACs", "dot products"  # the labels of the two parts that are not a kind of other work
+
+
+@dataclass(frozen=True)
+class Part:
+    """One summand of a call's FLOPs: `per_mac` FLOPs per MAC, one less per dot product, or other work."""
+
+    label: str  # MAC_PART, DOTS_PART, or the kind of non-contraction work ("bias", "softmax", …)
+    value: int  # FLOPs, negative for the dot-product correction
+    term: Term | None = None  # the MACs, or the formula of the other work; None for the dot products
 
 
 @dataclass(frozen=True)
@@ -21,18 +33,31 @@ class Convention:
     skip: frozenset[str] = frozenset()  # kinds of non-contraction FLOPs left out, e.g. {"bias"}
     causal: bool = False  # count only the unmasked query–key pairs of causal attention (default: dense)
 
+    def macs_term(self, work: Work) -> Term | None:
+        """The MACs counted: the unmasked pairs of causal attention under a causal convention, else all."""
+        return work.causal_macs if self.causal and work.causal_macs is not None else work.macs
+
     def macs(self, work: Work) -> int:
-        if self.causal and work.causal_macs is not None:
-            return work.causal_macs.value
-        return work.mac_count
+        term = self.macs_term(work)
+        return term.value if term is not None else 0
+
+    def counts(self, kind: str) -> bool:
+        """Whether FLOPs of this kind of non-contraction work are counted."""
+        return self.other_ops and kind not in self.skip
+
+    def breakdown(self, work: Work) -> list[Part]:
+        """The FLOPs of one call, part by part: per_mac·MACs, − dot products (exact), + each other kind."""
+        parts = []
+        macs = self.macs_term(work)
+        if macs is not None and self.flops_per_mac:
+            parts.append(Part(MAC_PART, self.flops_per_mac * macs.value, macs))
+            if self.exact_dots and work.dots:  # a k-term dot product is k multiplies and k−1 adds
+                parts.append(Part(DOTS_PART, -work.dots))
+        parts += [Part(f.kind, f.term.value, f.term) for f in work.flops if self.counts(f.kind)]
+        return parts
 
     def flops(self, work: Work) -> int:
-        total = self.flops_per_mac * self.macs(work)
-        if self.exact_dots:
-            total -= work.dots
-        if self.other_ops:
-            total += sum(f.term.value for f in work.flops if f.kind not in self.skip)
-        return total
+        return sum(part.value for part in self.breakdown(work))
 
     def with_options(self, **changes: object) -> Convention:
         return replace(self, **changes)  # type: ignore[arg-type]

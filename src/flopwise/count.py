@@ -14,9 +14,8 @@ from torch.utils._pytree import tree_map
 from .capture import CountingMode
 from .conventions import Convention, resolve
 from .cost import ZERO, Cost, OpCall
-from .derivation import describe_module
 from .memory import param_memory
-from .modules import ModuleStack
+from .modules import ModuleStack, describe_module
 from .registry import Formula
 from .report import ModuleRow, Report
 
@@ -84,7 +83,7 @@ def count(
         raise TypeError(f"count() expects an nn.Module as its first argument, got {type(model).__name__}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-    args, kwargs = _split_inputs(inputs)
+    args, kwargs = split_inputs(inputs)
     if _on_meta(model):
         mode = "meta"
     fake = FakeTensorMode(allow_non_fake_inputs=True) if mode == "fake" else None
@@ -106,7 +105,9 @@ def count(
     return session.report
 
 
-def _split_inputs(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def split_inputs(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """What `inputs` means as a call, everywhere in flopwise: a dict is keyword arguments, a plain tuple or list
+    is positional arguments, anything else (a tensor, a PackedSequence or other namedtuple) is one argument."""
     if isinstance(inputs, dict):
         return (), dict(inputs)
     if type(inputs) in (tuple, list):  # a namedtuple such as PackedSequence is one argument, not several

@@ -1,4 +1,4 @@
-"""The three worked examples of the guides (seeds/000): the CLI's embedded default and the first acceptance test.
+"""The guides' three worked examples: the CLI's embedded default and the first acceptance test.
 
 Each entry gives the model, its example inputs, and the figures the guide derives by hand.
 """

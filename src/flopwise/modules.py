@@ -1,9 +1,11 @@
-"""Which module is running: a stack of qualified module names, kept by global hooks for one count only.
+"""Which module is running, and what it is.
+
+`ModuleStack`: a stack of qualified module names, kept by global hooks for one count only.
 
 Forward: global forward pre/post hooks push and pop. Backward: the module is re-entered when the gradient of
 its outputs arrives and left when the gradient of its inputs is ready (the approach of
 `torch.utils.module_tracker`, with an ordered stack so the innermost module is known). Every hook is removed
-in `close()`; nothing is left on the user's modules.
+in `close()`; nothing is left on the user's modules. `describe_module` gives a module's one-line description.
 """
 
 from __future__ import annotations
@@ -104,3 +106,37 @@ class ModuleStack:
             handle.remove()
         self._handles, self._grad_hooks = [], []
         self.stack.clear()
+
+
+def _sizes(value: Any) -> str:
+    """(3, 3) → '3'; (3, 5) → '3×5'; 'same' → 'same'."""
+    if isinstance(value, (tuple, list)):
+        return str(value[0]) if len(set(value)) == 1 else "×".join(str(v) for v in value)
+    return str(value)
+
+
+def describe_module(module: torch.nn.Module) -> str:
+    """A short description of a module's hyper-parameters: 'Conv2d 1→16, k3, s1, p1', 'Linear 10→20, no bias'."""
+    kind = type(module).__name__
+    no_bias = getattr(module, "bias", True) is None
+    if hasattr(module, "in_channels") and hasattr(module, "kernel_size"):  # convolutions of any rank
+        parts = [f"{kind} {module.in_channels}→{module.out_channels}", f"k{_sizes(module.kernel_size)}"]
+        parts += [f"s{_sizes(module.stride)}", f"p{_sizes(module.padding)}"]
+        if any(d != 1 for d in getattr(module, "dilation", (1,))):
+            parts.append(f"d{_sizes(module.dilation)}")
+        if getattr(module, "groups", 1) != 1:
+            parts.append(f"groups {module.groups}")
+    elif hasattr(module, "in_features") and hasattr(module, "out_features"):  # Linear and its subclasses
+        parts = [f"{kind} {module.in_features}→{module.out_features}"]
+    elif hasattr(module, "nx") and hasattr(module, "nf"):  # transformers' Conv1D (GPT-2 projections)
+        parts = [f"{kind} {module.nx}→{module.nf}"]
+    else:
+        try:
+            extra = module.extra_repr()
+        except Exception:  # a custom extra_repr that fails must not stop the explanation
+            extra = ""
+        extra = extra if len(extra) <= 60 else extra[:59] + "…"
+        return f"{kind} {extra}" if extra and "\n" not in extra else kind
+    if no_bias:
+        parts.append("no bias")
+    return ", ".join(parts)

@@ -1,17 +1,20 @@
 """Op → formula registry, and the explicit list of ops that do no arithmetic.
 
 A formula is a pure function of the op's arguments' shapes (and its non-tensor arguments): it is called as
-`fn(result, *args, **kwargs)` with the op's output first and returns a `Work`. Registering by overload
-packet covers every overload (`aten.add.Tensor`, `aten.add.Scalar`, `aten.add.out`); in-place variants
-(`aten.add_`) use the formula of their functional op.
+`fn(result, *args, **kwargs)` with the op's output first and returns a `Work`. Every tensor reaches it as a
+`TensorSpec` (shape, dtype, layout: never the values), so that promise is kept by construction. Registering by
+overload packet covers every overload (`aten.add.Tensor`, `aten.add.Scalar`, `aten.add.out`); in-place
+variants (`aten.add_`) use the formula of their functional op.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
+from torch.utils._pytree import tree_map
 
 from .cost import Work
 
@@ -31,12 +34,56 @@ def op_name(op: OpLike) -> str:
     return f"{namespace}.{name}"
 
 
-def formula(*ops: OpLike) -> Callable[[Formula], Formula]:
-    """Register `fn` as the formula for each op (decorator). Registering an op twice replaces the first."""
+class TensorSpec:
+    """What a formula may know of a tensor: its shape, dtype and layout, never its values."""
+
+    __slots__ = ("dtype", "layout", "shape")
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        self.shape = tensor.shape
+        self.dtype = tensor.dtype
+        self.layout = tensor.layout
+
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    def dim(self) -> int:
+        return len(self.shape)
+
+    def element_size(self) -> int:
+        return self.dtype.itemsize
+
+    def is_floating_point(self) -> bool:
+        return self.dtype.is_floating_point
+
+    def is_complex(self) -> bool:
+        return self.dtype.is_complex
+
+    def __repr__(self) -> str:
+        return f"TensorSpec({tuple(self.shape)}, {self.dtype})"
+
+
+def specs(tree: Any) -> Any:
+    """The op's arguments or outputs with every tensor replaced by its `TensorSpec`."""
+    return tree_map(lambda x: TensorSpec(x) if isinstance(x, torch.Tensor) else x, tree)
+
+
+def formula(*ops: OpLike, replace: bool = False) -> Callable[[Formula], Formula]:
+    """Register `fn` as the formula for each op (decorator).
+
+    An op has one formula: registering a second raises, unless `replace=True` says the replacement is meant
+    (for one count only, pass `overrides=` to `count` instead).
+    """
 
     def register(fn: Formula) -> Formula:
         for op in ops:
-            FORMULAS[op_name(op)] = fn
+            name = op_name(op)
+            if name in FORMULAS and not replace and FORMULAS[name] is not fn:
+                raise ValueError(
+                    f"{name} already has a formula ({FORMULAS[name].__module__}.{FORMULAS[name].__qualname__}); "
+                    "pass replace=True to replace it, or overrides={op: fn} to count() for one count"
+                )
+            FORMULAS[name] = fn
         return fn
 
     return register

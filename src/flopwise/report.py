@@ -1,10 +1,16 @@
-"""The result of a count: frozen data indexed by module and by operator. Rendering lives in `render/`."""
+"""The result of a count: frozen data indexed by module and by operator.
+
+Rendering lives above this module, in `render/` and `explain/`. They register their functions here as views
+when flopwise is imported, so that `print(report)` works without this module importing any of them.
+"""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from .conventions import Convention
 from .cost import ZERO, Cost, OpCall
@@ -50,6 +56,8 @@ class ModuleRow:
 
 @dataclass(frozen=True)
 class Report:
+    _views: ClassVar[dict[str, Callable[..., Any]]] = {}  # name → renderer, filled by render/ and explain/
+
     model: str
     inputs: str
     convention: Convention
@@ -132,21 +140,26 @@ class Report:
     def operator_calls(self) -> Counter[str]:
         return Counter(call.op for call in self.calls)
 
-    # — output —
-    def to_dict(self) -> dict[str, Any]:
-        from .render.data import report_to_dict
+    # — output: the renderers registered as views —
+    @classmethod
+    def register_view(cls, name: str, render: Callable[..., Any]) -> None:
+        cls._views[name] = render
 
-        return report_to_dict(self)
+    def _view(self, name: str, **options: Any) -> Any:
+        return self._views[name](self, **options)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, schema `flopwise/1`."""
+        result: dict[str, Any] = self._view("dict")
+        return result
 
     def to_json(self, indent: int | None = 2) -> str:
-        import json
-
         return json.dumps(self.to_dict(), indent=indent)
 
     def table(self, depth: int | None = 2) -> str:
-        from .render.table import render_table
-
-        return render_table(self, depth=depth)
+        """The plain-text module table that `print(report)` shows."""
+        text: str = self._view("table", depth=depth)
+        return text
 
     def __str__(self) -> str:
         return self.table()
@@ -161,35 +174,27 @@ class Report:
 
     def explain(self, depth: int | None = None, fmt: str = "text") -> str:
         """The hand calculation of this count, per module and op: formula, sizes substituted, result."""
-        from .explain import render_explanation
-
-        return render_explanation(self, depth=depth, fmt=fmt)
+        text: str = self._view("explain", depth=depth, fmt=fmt)
+        return text
 
     def to_csv(self, depth: int | None = None, per_operator: bool = False) -> str:
         """One CSV row per module (or per aten operator), exact integers."""
-        from .render.csv import render_csv
-
-        return render_csv([self], depth=depth, per_operator=per_operator)
+        text: str = self._view("csv", depth=depth, per_operator=per_operator)
+        return text
 
     def to_markdown(self, depth: int | None = 2, per_operator: bool = False) -> str:
         """A Markdown table ready for a README or a paper, with the exact totals below it."""
-        from .render.markdown import render_markdown
-
-        return render_markdown(self, depth=depth, per_operator=per_operator)
+        text: str = self._view("markdown", depth=depth, per_operator=per_operator)
+        return text
 
     def to_dataframe(self, depth: int | None = None, by: str = "module") -> Any:
         """A pandas DataFrame, one row per module (or per operator with by="operator"); needs pandas."""
-        from .render.frame import to_dataframe
-
-        return to_dataframe(self, depth=depth, by=by)
+        return self._view("dataframe", depth=depth, by=by)
 
     def rich_table(self, depth: int | None = 2) -> Any:
         """A rich.table.Table of the module tree, for `rich.print(report.rich_table())`; needs rich."""
-        from .render.console import rich_table
-
-        return rich_table(self, depth=depth)
+        return self._view("rich", depth=depth)
 
     def _repr_html_(self) -> str:
-        from .render.html import render_html
-
-        return render_html(self)
+        text: str = self._view("html")
+        return text

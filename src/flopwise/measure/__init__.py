@@ -7,10 +7,14 @@
 from .calibrate import Calibration, calibrate
 from .devices import DEVICES, DeviceSpec, find_device
 from .plot import roofline_plot
+from .render import render_measurement
 from .result import Measurement, Row
 from .roofline import Peaks, resolve_peaks
 from .run import measure
 from .timing import Timing
+
+Measurement.register_view("table", render_measurement)
+Measurement.register_view("roofline", roofline_plot)
 
 __all__ = [
     "DEVICES",

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ..render.units import si
-
-if TYPE_CHECKING:
-    from .result import Measurement
+from .result import Measurement
 
 
 def roofline_plot(m: Measurement, path: str | Path, legend: int = 8) -> Path:

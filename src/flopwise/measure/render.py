@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from ..render.grid import left, right, text_table
+from ..render.rows import incomplete_note
 from ..render.units import si
 from . import energy
-
-if TYPE_CHECKING:
-    from .result import Measurement, Row
+from .result import Measurement, Row
 
 COLUMNS = left("Name", "Type") + right("Time", "Share", "FLOPs", "FLOP/s", "Bytes/s", "FLOP/B", "Bound", "Roofline")
 
@@ -80,5 +77,5 @@ def render_measurement(m: Measurement, depth: int | None = 2, top: int = 12) -> 
         out.append("some rows exceed 100% of the roofline: their data stayed in cache (the roof is DRAM bandwidth), "
                    "the byte count over-states what a gather reads, or the peaks were calibrated under load")
     if not r.complete:
-        out.append(f"INCOMPLETE count: unsupported ops {', '.join(r.unsupported)}; FLOP/s are lower bounds")
+        out.append(f"{incomplete_note(r)} (FLOP/s are lower bounds too)")
     return "\n".join(out)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ..conventions import CONTRACTIONS
 from ..cost import ZERO, Cost
@@ -67,6 +68,9 @@ class Row:
 
 @dataclass(frozen=True)
 class Measurement:
+    # name → renderer; measure/__init__ registers the table and the plot, so this module imports neither
+    _views: ClassVar[dict[str, Callable[..., Any]]] = {}
+
     report: Report  # the count of exactly the step that was timed
     step: str  # "forward" or "train" (forward + backward)
     device: str  # torch device, e.g. "cpu", "cuda:0"
@@ -202,19 +206,21 @@ class Measurement:
         return ratios[middle] if len(ratios) % 2 else (ratios[middle - 1] + ratios[middle]) / 2
 
     # — output —
-    def table(self, depth: int | None = 2, top: int = 12) -> str:
-        from .render import render_measurement
+    @classmethod
+    def register_view(cls, name: str, render: Callable[..., Any]) -> None:
+        cls._views[name] = render
 
-        return render_measurement(self, depth=depth, top=top)
+    def table(self, depth: int | None = 2, top: int = 12) -> str:
+        text: str = self._views["table"](self, depth=depth, top=top)
+        return text
 
     def __str__(self) -> str:
         return self.table()
 
     def roofline_plot(self, path: str | Path) -> Path:
         """Write the roofline plot (PNG, SVG or PDF by suffix); see flopwise.measure.plot."""
-        from .plot import roofline_plot
-
-        return roofline_plot(self, path)
+        written: Path = self._views["roofline"](self, path)
+        return written
 
     def to_dict(self) -> dict[str, Any]:
         e = self.energy

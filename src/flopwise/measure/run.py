@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch.utils._pytree import tree_leaves, tree_map
 
-from ..count import count, counting, describe_inputs
+from ..count import count, counting, describe_inputs, split_inputs
 from ..report import Report
 from .calibrate import calibrate
 from .optimes import profile_ops
@@ -61,7 +61,7 @@ def measure(
         raise RuntimeError(f"measure(device={device!r}): CUDA is not available here; use device='cpu'")
     if _model_device(model) != target:
         model = copy.deepcopy(model).to(target)  # the user's model stays where it is
-    args, kwargs = _split(inputs)
+    args, kwargs = split_inputs(inputs)
     args, kwargs = tree_map(lambda x: x.to(target) if isinstance(x, torch.Tensor) else x, (args, kwargs))
     dtype = _dtype(model, args, kwargs)
 
@@ -79,14 +79,6 @@ def measure(
         )
     return Measurement(report, step, str(target), str(dtype).removeprefix("torch."), peaks, total, hooked,
                        module_times, op_times, forward)
-
-
-def _split(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    if isinstance(inputs, dict):
-        return (), dict(inputs)
-    if isinstance(inputs, (tuple, list)):
-        return tuple(inputs), {}
-    return (inputs,), {}
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:

@@ -1,11 +1,13 @@
 """FLOPs per element of the non-contraction functions, in one place.
 
-The guide `seeds/003` gives ReLU 1, tanh 5 (two exps, a subtract, an add, a divide), sigmoid 4 (negate, exp,
-add, divide), batch norm 4 (subtract, divide, scale, shift), softmax 3n−1 per row (n exps, n−1 adds,
-n divides), average pooling kernel+1 per output and dropout 0 at inference. The rest follow the textbook
-definition of the function: one FLOP per add, subtract, multiply, divide, compare or evaluation of an
-elementary function (exp, log, sqrt, erf, sin…). Fused kernels (attention, RNN cells, encoder layers) use the
-same numbers as the ops they fuse. Integer and boolean ops (bitwise, logical) are not floating point: 0 FLOPs.
+The guides (the per-layer formulas the project grew from) give ReLU 1, tanh 5 (two exps, a subtract, an add,
+a divide), sigmoid 4 (negate, exp, add, divide), batch norm 4 (subtract, divide, scale, shift), softmax 3n−1
+per row (n exps, n−1 adds, n divides), average pooling kernel+1 per output and dropout 0 at inference. The
+rest follow the textbook definition of the function: one FLOP per add, subtract, multiply, divide, compare or
+evaluation of an elementary function (exp, log, sqrt, erf, sin…). Fused kernels (attention, RNN cells, encoder
+layers) use the same numbers as the ops they fuse. Costs per row (softmax 3n−1, log-softmax 3n, their
+gradients 4n−1) are written in their formulas in `activation.py`, where the explanation shows them. Integer
+and boolean ops (bitwise, logical) are not floating point: 0 FLOPs.
 """
 
 # — activations —
@@ -23,7 +25,6 @@ SELU = ELU + 1  # scale · elu(x)
 HARDTANH = 2  # clamp to [min, max]: two compares
 HARDSIGMOID = 4  # clamp(x + 3, 0, 6) / 6: add, two compares, divide
 HARDSWISH = HARDSIGMOID + 1  # x · hardsigmoid(x)
-CLAMP_BOTH = 2  # clamp(x, min, max): two compares (one when only one bound is given)
 
 # — gradients of activations, per element of the gradient —
 RELU_BACKWARD = 1  # g if y > 0 else 0: one compare (select)
@@ -36,17 +37,6 @@ HARDSIGMOID_BACKWARD = 3  # two compares, g/6
 HARDSWISH_BACKWARD = 5  # two compares; g·(x/3 + 0.5): divide, add, multiply
 LEAKY_RELU_BACKWARD = 2  # compare, multiply
 ELU_BACKWARD = 3  # compare; g·(y + a) on the negative side: add, multiply
-
-# — softmax family, per row of n —
-SOFTMAX_PER_ROW_EXTRA = -1  # 3n − 1 per row: n exps, n−1 adds, n divides
-
-
-def softmax(rows: int, n: int) -> int:
-    return rows * (3 * n - 1)
-
-
-LOG_SOFTMAX_PER_ELEMENT = 3  # x − log Σ e^x: n exps, n−1 adds, 1 log, n subtracts = 3n per row
-SOFTMAX_BACKWARD_PER_ELEMENT = 4  # y·(g − Σ g·y): n multiplies, n−1 adds, n subtracts, n multiplies = 4n−1
 
 # — normalization —
 BATCH_NORM = 4  # (x − mean) / sqrt(var + eps) · γ + β, statistics given: subtract, divide, scale, shift

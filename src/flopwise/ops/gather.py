@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import ops
 
 from ..cost import Work
 from ..registry import formula
-from .shapes import first
+from .shapes import first, is_tensor
 
 aten = ops.aten
 
 
 def _nbytes(t: Any) -> int:
-    return int(t.numel()) * t.element_size() if isinstance(t, torch.Tensor) else 0
+    return int(t.numel()) * t.element_size() if is_tensor(t) else 0
 
 
 def _gathered(result: Any, *indices: Any) -> Work:

@@ -73,7 +73,8 @@ def col2im(result: Any, columns: Any, *args: Any, **kwargs: Any) -> Work:
     return Work(flops=(Flops("scatter_add", Term("E_in", E_in=int(columns.numel()))),))
 
 
-def _fft_work(x: Any, out: Any, dims: Any, real: bool, signal: Any) -> Work:
+def _fft_work(signal: Any, dims: Any, real: bool) -> Work:
+    """FFTs over `dims` of `signal` (the complex side of a real transform is the same length)."""
     n = math.prod(int(signal.shape[d]) for d in dims)
     batch = int(signal.numel()) // max(n, 1)
     log_n = math.ceil(math.log2(n)) if n > 1 else 0
@@ -85,19 +86,19 @@ def _fft_work(x: Any, out: Any, dims: Any, real: bool, signal: Any) -> Work:
 @formula(aten._fft_c2c)
 def fft_c2c(result: Any, x: Any, dim: Any, *args: Any, **kwargs: Any) -> Work:
     """5·N·log₂N per complex transform of N points (radix-2 Cooley–Tukey)."""
-    return _fft_work(x, result, dim, False, x)
+    return _fft_work(x, dim, False)
 
 
 @formula(aten._fft_r2c)
 def fft_r2c(result: Any, x: Any, dim: Any, *args: Any, **kwargs: Any) -> Work:
     """Half a complex transform: 2.5·N·log₂N per real transform."""
-    return _fft_work(x, result, dim, True, x)
+    return _fft_work(x, dim, True)
 
 
 @formula(aten._fft_c2r)
 def fft_c2r(result: Any, x: Any, dim: Any, *args: Any, **kwargs: Any) -> Work:
     """Half a complex transform: 2.5·N·log₂N per real transform."""
-    return _fft_work(x, result, dim, True, result)
+    return _fft_work(result, dim, True)
 
 
 # — losses (those torch does not decompose into ops above) —

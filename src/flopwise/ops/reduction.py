@@ -10,12 +10,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
 from torch import ops
 
 from ..cost import Flops, Term, Work
 from ..registry import formula, zero_cost
-from .shapes import INTEGER_NOTE, first, floating
+from .shapes import INTEGER_NOTE, first, floating, is_tensor
 
 aten = ops.aten
 
@@ -30,7 +29,7 @@ def reduce(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
     """n−1 adds (or multiplies, or compares) per output of n inputs: E_in − E_out in all."""
     if not floating(x):
         return Work(note=INTEGER_NOTE)
-    if args and isinstance(args[0], torch.Tensor):  # max(a, b), min(a, b): elementwise compares
+    if args and is_tensor(args[0]):  # max(a, b), min(a, b): elementwise compares
         return Work(flops=(Flops("elementwise", Term("E", E=first(result).numel())),))
     e_in, e_out = _reduced(x, result)
     e_out = min(e_out, e_in)  # an empty input reduces to a value with no arithmetic

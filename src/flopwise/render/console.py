@@ -1,14 +1,11 @@
-"""A rich console table (colour, tree guides) when `rich` is installed; the plain table otherwise."""
+"""A rich console table (colour, tree guides); needs `rich`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .rows import incomplete_note
+from ..report import Report
 from .units import binary_bytes, si
-
-if TYPE_CHECKING:
-    from ..report import Report
 
 
 def rich_table(report: Report, depth: int | None = 2) -> Any:
@@ -32,17 +29,3 @@ def rich_table(report: Report, depth: int | None = 2) -> Any:
             style="bold" if not row.name else None,
         )
     return table
-
-
-def print_console(report: Report, depth: int | None = 2, file: Any = None) -> None:
-    """Print the rich table (or the plain one without rich) to `file` (default stdout)."""
-    try:
-        from rich.console import Console
-    except ImportError:
-        print(report.table(depth), file=file)
-        return
-    console = Console(file=file)
-    console.print(rich_table(report, depth))
-    note = incomplete_note(report)
-    if note:
-        console.print(note, style="bold red", markup=False)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import TYPE_CHECKING
 
+from ..report import Report
 from .rows import MODULE_COLUMNS, OPERATOR_COLUMNS, module_records, operator_records
 
-if TYPE_CHECKING:
-    from ..report import Report
+
+def report_csv(report: Report, depth: int | None = None, per_operator: bool = False) -> str:
+    return render_csv([report], depth=depth, per_operator=per_operator)
 
 
 def render_csv(reports: list[Report], depth: int | None = None, per_operator: bool = False) -> str:

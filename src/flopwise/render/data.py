@@ -1,13 +1,11 @@
-"""Plain data for JSON and other formats: the `flopwise/1` schema of DESIGN.md."""
+"""Plain data for JSON and other formats: the `flopwise/1` schema (its keys are extended, never renamed)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..cost import Cost
-
-if TYPE_CHECKING:
-    from ..report import Report
+from ..report import Report
 
 SCHEMA = "flopwise/1"
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ..report import Report
 from .rows import MODULE_COLUMNS, OPERATOR_COLUMNS, module_records, operator_records
-
-if TYPE_CHECKING:
-    from ..report import Report
 
 
 def to_dataframe(report: Report, depth: int | None = None, by: str = "module") -> Any:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from html import escape
-from typing import TYPE_CHECKING
 
+from ..report import Report
 from .rows import incomplete_note
 from .units import binary_bytes, si
-
-if TYPE_CHECKING:
-    from ..report import Report
 
 
 def _cell(value: int, text: str) -> str:

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from ..report import Report
 from .grid import left, markdown_table, right
 from .rows import incomplete_note
 from .units import binary_bytes, si
-
-if TYPE_CHECKING:
-    from ..report import Report
-
 
 MODULE_COLUMNS = left("Module", "Type") + right("Params", "MACs", "FLOPs", "Bytes moved")
 OPERATOR_COLUMNS = left("Operator") + right("Calls", "MACs", "FLOPs", "Bytes moved")

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from ..report import Report
 from .grid import left, right, text_table
 from .units import binary_bytes, si
-
-if TYPE_CHECKING:
-    from ..report import Report
 
 COLUMNS = left("Operator") + right("Calls", "MACs", "FLOPs", "Bytes moved", "Share of FLOPs")
 

@@ -1,11 +1,10 @@
-"""Flat records of a report, shared by the CSV, DataFrame, Markdown and HTML renderers."""
+"""Flat records of a report, shared by the CSV and DataFrame renderers, and the incomplete-count message of all."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from ..report import Report
+from ..report import Report
 
 MODULE_COLUMNS = (
     "model", "module", "type", "depth", "calls", "params", "trainable_params",
@@ -37,9 +36,24 @@ def operator_records(report: Report) -> list[dict[str, Any]]:
     ]
 
 
+INCOMPLETE = "INCOMPLETE: the totals are a lower bound; ops with no known cost"
+
+
 def incomplete_note(report: Report) -> str:
-    """'' for a complete count, else one sentence naming the ops with no known cost."""
+    """'' for a complete count, else the one sentence every renderer uses, naming the ops with no known cost."""
     if report.complete:
         return ""
     ops = ", ".join(f"{op} ×{n}" for op, n in report.unsupported.items())
-    return f"INCOMPLETE: the totals are a lower bound; ops with no known cost: {ops}"
+    return f"{INCOMPLETE}: {ops}"
+
+
+def incomplete_lines(report: Report, places: int = 3) -> list[str]:
+    """The same, one line per op with the modules it ran in (the first `places` of them)."""
+    if report.complete:
+        return []
+    lines = [f"{INCOMPLETE}:"]
+    for op, where in report.unsupported_where.items():
+        shown = ", ".join(f"{m or '(root)'}" + (f" ×{n}" if n > 1 else "") for m, n in list(where.items())[:places])
+        more = f" and {len(where) - places} more modules" if len(where) > places else ""
+        lines.append(f"  {op}: {sum(where.values())} call(s) in {shown}{more}")
+    return lines

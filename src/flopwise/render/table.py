@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from ..report import Report
 from .grid import left, right, text_table
+from .rows import incomplete_lines
 from .units import binary_bytes, si
-
-if TYPE_CHECKING:
-    from ..report import Report
 
 COLUMNS = left("Module", "Type") + right("Params", "MACs", "FLOPs", "Bytes moved")
 
@@ -27,12 +24,6 @@ def render_table(report: Report, depth: int | None = 2) -> str:
         f"({report.trainable_params:,} trainable, {report.frozen_params:,} frozen), "
         f"{report.bytes_read:,} bytes read, {report.bytes_written:,} bytes written"
     )
-    if report.unsupported:
-        out.append("")
-        out.append("INCOMPLETE: the totals are a lower bound; ops with no known cost:")
-        for op, where in report.unsupported_where.items():
-            places = ", ".join(f"{m or '(root)'}" + (f" ×{n}" if n > 1 else "") for m, n in list(where.items())[:3])
-            if len(where) > 3:
-                places += f" and {len(where) - 3} more modules"
-            out.append(f"  {op}: {sum(where.values())} call(s) in {places}")
+    if not report.complete:
+        out += ["", *incomplete_lines(report)]
     return "\n".join(out)
