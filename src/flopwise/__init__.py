@@ -9,8 +9,7 @@ from .explain import explain
 from .measure import measure  # the function; `from flopwise.measure import …` still reaches the package
 from .registry import formula, zero_cost
 from .report import ModuleRow, Report
-
-__version__ = "0.1.0"
+from .version import __version__ as __version__
 
 __all__ = [
     "CONVENTIONS",

@@ -17,12 +17,12 @@ from typing import Any
 
 import torch
 
-from . import __version__
 from .conventions import PRESETS
 from .count import MODES, count, counting, describe_inputs
 from .inputs import UsageError, run_reporting_usage_errors
 from .load import InputFlags, Loaded, load
 from .report import Report
+from .version import __version__
 
 FORMATS = ("table", "json", "csv", "markdown")
 UNSET = -1  # --depth not given: 2 in tables, every module in CSV, the innermost modules in explanations
