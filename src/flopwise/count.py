@@ -15,6 +15,7 @@ from .capture import CountingMode
 from .conventions import Convention, resolve
 from .cost import ZERO, Cost, OpCall
 from .derivation import describe_module
+from .hops import fullgraph_tolerated
 from .memory import param_memory
 from .modules import ModuleStack
 from .registry import Formula
@@ -57,7 +58,7 @@ def counting(
     mode = CountingMode(stack, rules, overrides)
     session._stack, session._mode = stack, mode
     try:
-        with mode:
+        with mode, fullgraph_tolerated():
             yield session
     finally:
         stack.close()
@@ -222,6 +223,7 @@ def _build_report(
         describe={name: describe_module(module) for name, module in modules_by_name.items()},
         param_bytes=param_memory([model] if model is not None else stack.roots),
         peak_activation_bytes=mode.memory.peak,
+        warnings=list(mode.warnings),
     )
 
 

@@ -35,4 +35,8 @@ def render_table(report: Report, depth: int | None = 2) -> str:
             if len(where) > 3:
                 places += f" and {len(where) - 3} more modules"
             out.append(f"  {op}: {sum(where.values())} call(s) in {places}")
+    if report.warnings:
+        out.append("")
+        out.append("warnings:")
+        out.extend(f"  {warning}" for warning in report.warnings)
     return "\n".join(out)
