@@ -21,11 +21,17 @@ from .memory import _storage_key
 _OWN_DICTS = ("_parameters", "_buffers", "_modules")
 
 
+# Batch norm kernels that update the running statistics in training without saying so in their schema.
+_UNANNOTATED_WRITES = {"native_batch_norm", "cudnn_batch_norm", "miopen_batch_norm"}
+
+
 def written_arguments(func: torch._ops.OpOverload) -> tuple[tuple[int, str], ...]:
     """(position, name) of each argument the op writes, from its schema (`Tensor(a!)`)."""
     schema = getattr(func, "_schema", None)
     if schema is None:
         return ()
+    if schema.name.removeprefix("aten::") in _UNANNOTATED_WRITES:
+        return ((3, "running_mean"), (4, "running_var"))
     return tuple(
         (i, a.name) for i, a in enumerate(schema.arguments) if a.alias_info is not None and a.alias_info.is_write
     )
