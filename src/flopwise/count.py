@@ -100,7 +100,7 @@ def count(
         notes.append("a TorchScript module cannot move to the meta device: counted on fake tensors instead")
     fake = FakeTensorMode(allow_non_fake_inputs=True) if mode == "fake" else None
     state, args, kwargs = _prepare(model, args, kwargs, mode, fake, script)
-    guard = StateGuard(model, tensors=mode == "real")  # real mode runs on the model's own tensors
+    guard = StateGuard(model, tensors=state is None)  # the model runs on its own tensors
     with _rng_preserved(), torch.no_grad(), fake or contextlib.nullcontext():
         with counting(convention, overrides, model=model, inputs=describe_inputs(args, kwargs)) as session:
             assert session._mode is not None

@@ -4,8 +4,9 @@
   an `out=` op into a buffer): the counting mode calls `before_write` for every op whose schema says it writes
   an argument; the first write into the storage of a parameter or buffer copies that tensor, and `restore()`
   copies it back (and resets its version counter). Only written tensors are ever copied.
-- Writes the dispatcher never saw (`.data` assignments, NumPy views) are detected afterwards by version counter
-  and data pointer, and named in the report's warnings: they cannot be undone.
+- Data swapped under a tensor (`self.w.data = …`) is put back from an alias kept of each (no copy), with a
+  warning; an in-place write the mode never saw but the version counter did is named in the warnings, not undone.
+  Writes that leave no trace at all (through a NumPy view) are beyond reach.
 - Module attributes that forward set or replaced (`self.cache = x`: a fake or meta tensor in those modes, or a
   step counter) are put back from a shallow copy of each module's `__dict__`, with a warning.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import _disable_current_modes
 
 from .memory import _storage_key
 
@@ -49,18 +51,19 @@ class StateGuard:
     def __init__(self, model: torch.nn.Module, tensors: bool) -> None:
         """`tensors`: watch parameters and buffers (when the model runs on its own tensors, in real mode)."""
         self._storages: dict[int, list[tuple[str, torch.Tensor]]] = {}
-        self._versions: list[tuple[str, torch.Tensor, int, int]] = []
+        # name, tensor, its version, data pointer, and an alias of its data (no copy) to undo `.data = …`
+        self._versions: list[tuple[str, torch.Tensor, int, int, torch.Tensor]] = []
         self._saved: dict[int, tuple[torch.Tensor, torch.Tensor, int]] = {}  # id → (tensor, copy, version)
         if tensors:
             seen: set[int] = set()
             named = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
             for name, t in named:
-                key = _storage_key(t)
-                if id(t) in seen or key is None or t.is_meta:
+                key = None if t.is_meta or id(t) in seen else _storage_key(t)
+                if key is None:
                     continue
                 seen.add(id(t))
                 self._storages.setdefault(key, []).append((name, t))
-                self._versions.append((name, t, t._version, t.data_ptr()))
+                self._versions.append((name, t, t._version, t.data_ptr(), t.detach()))
         self._attributes = [
             (name, module, {k: v for k, v in vars(module).items() if k not in _OWN_DICTS},
              dict(module._parameters), dict(module._buffers))
@@ -78,7 +81,8 @@ class StateGuard:
             key = _storage_key(target)
             for _, t in self._storages.get(key, ()) if key is not None else ():
                 if id(t) not in self._saved:
-                    self._saved[id(t)] = (t, t.detach().clone(), t._version)
+                    with _disable_current_modes():  # a real copy, also under a fake mode (TorchScript)
+                        self._saved[id(t)] = (t, t.detach().clone(), t._version)
 
     def restore(self) -> list[str]:
         """Undo what forward changed; return warnings for what could not be undone or was put back."""
@@ -87,12 +91,12 @@ class StateGuard:
             for t, copy, version in self._saved.values():
                 t.copy_(copy)
                 torch._C._autograd._unsafe_set_version_counter((t,), (version,))
-        for name, t, version, pointer in self._versions:
-            if id(t) not in self._saved and (t._version != version or t.data_ptr() != pointer):
-                warnings.append(
-                    f"{name!r} was changed during the count by a write flopwise could not see (e.g. through "
-                    "`.data` or NumPy); it was not restored"
-                )
+        for name, t, version, pointer, data in self._versions:
+            if t.data_ptr() != pointer:
+                t.data = data
+                warnings.append(f"forward replaced the data of {name!r} (`.data = …`); restored")
+            elif id(t) not in self._saved and t._version != version:
+                warnings.append(f"{name!r} was written during the count where flopwise could not see it; not restored")
         self._saved.clear()
         for name, module, attributes, parameters, buffers in self._attributes:
             warnings += _restore_attributes(name, module, attributes)
