@@ -171,3 +171,20 @@ def test_out_dtype_costs_the_op_it_wraps() -> None:
         out = out_dtype(torch.ops.aten.mm.default, torch.int32, a, b)
     assert out.dtype == torch.int32
     assert c.report.macs == 4 * 8 * 3 and c.report.complete  # M·K·N
+
+
+@pytest.mark.filterwarnings("ignore:_compile flag on create_block_mask")
+def test_transformers_flex_attention_counts_as_sdpa_does() -> None:
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, vocab_size=100)
+    ids = {"input_ids": torch.randint(0, 100, (1, 16))}
+    reports = {}
+    for implementation in ("sdpa", "flex_attention"):
+        config._attn_implementation = implementation
+        reports[implementation] = flopwise.count(transformers.LlamaModel(config).eval(), ids)
+    assert reports["flex_attention"].complete
+    assert reports["flex_attention"].macs == reports["sdpa"].macs
+    # 2 layers of B·H·L·S·(E + E_v) = 1·4·16·16·(16 + 16): 4 query heads of width 64/4 = 16
+    flex = reports["flex_attention"].by_operator()["higher_order.flex_attention"]
+    assert flex.macs == 2 * 1 * 4 * 16 * 16 * (16 + 16)
