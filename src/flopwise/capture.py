@@ -12,11 +12,13 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from . import ops as _ops  # noqa: F401 - registers the formulas
 from .conventions import Convention
 from .cost import ZERO, Cost, OpCall, Work
+from .guard import StateGuard, written_arguments
+from .hops import hop_name, run_hop
 from .memory import ActivationMemory
 from .modules import ModuleStack
 from .registry import Formula, is_view, is_zero_cost, lookup, op_name, specs
 
-_VIEW, _ZERO, _UNKNOWN = "view", "zero", "unknown"
+_VIEW, _ZERO, _UNKNOWN, _HOP = "view", "zero", "unknown", "higher-order"
 # Decompositions into Core ATen ops (not into prims), so their parts land on formulas we know.
 _DECOMPOSITIONS = core_aten_decompositions()
 
@@ -73,7 +75,10 @@ def _tensors(tree: Any) -> list[torch.Tensor]:
 
 
 class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
-    """Records one `OpCall` per aten op; ops with no formula are decomposed, else reported as unsupported."""
+    """Records one `OpCall` per aten op; ops with no formula are decomposed, else reported as unsupported.
+    Higher-order operators (flex_attention, cond, while_loop, …) are handled in `hops.py`."""
+
+    supports_higher_order_operators = True
 
     def __init__(
         self,
@@ -87,13 +92,19 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.overrides = {op_name(op): fn for op, fn in (overrides or {}).items()}
         self.calls: list[OpCall] = []
         self.unsupported: defaultdict[str, Counter[str]] = defaultdict(Counter)
-        self._plan: dict[Any, tuple[str, Any]] = {}  # func → (name, formula | kind), decided once per op
+        # func → (name, formula | kind, arguments it writes), decided once per op
+        self._plan: dict[Any, tuple[str, Any, tuple[tuple[int, str], ...]]] = {}
         # A formula is a pure function of shapes: identical calls (the layers of a deep model) are costed once.
         self._costed: dict[Any, tuple[Work, Cost, tuple[tuple[int, ...], ...]]] = {}
         self.memory = ActivationMemory()  # live and peak bytes of the tensors the ops create
+        self.warnings: list[str] = []  # what the count assumed or could not keep as found (report.warnings)
+        self.guard: StateGuard | None = None  # set by count(): parameters and buffers written in place
 
-    def _plan_for(self, func: torch._ops.OpOverload) -> tuple[str, Any]:
+    def _plan_for(self, func: Any) -> tuple[str, Any, tuple[tuple[int, str], ...]]:
         if func not in self._plan:
+            if isinstance(func, torch._ops.HigherOrderOperator):
+                self._plan[func] = (hop_name(func), _HOP, ())
+                return self._plan[func]
             name = op_name(func)
             fn = lookup(name, self.overrides)
             if fn is not False:
@@ -104,12 +115,16 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 plan = _ZERO
             else:
                 plan = _UNKNOWN
-            self._plan[func] = (name, plan)
+            self._plan[func] = (name, plan, written_arguments(func))
         return self._plan[func]
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
-        name, plan = self._plan_for(func)
+        name, plan, writes = self._plan_for(func)
+        if writes and self.guard is not None:
+            self.guard.before_write(args, kwargs, writes)
+        if plan is _HOP:
+            return run_hop(self, func, args, kwargs)
         if plan is _UNKNOWN:
             out = self._decompose(func, args, kwargs)
             if out is not NotImplemented:
@@ -131,6 +146,18 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             del self.calls[start:]
             return NotImplemented
         return out
+
+    def record_work(self, name: str, work: Work, inputs: list[torch.Tensor], out: Any) -> None:
+        """Record one call costed outside the formula registry (a higher-order operator's formula)."""
+        outputs = _tensors(out)
+        self.memory.record(inputs, outputs)
+        cost = Cost(self.convention.macs(work), self.convention.flops(work), _nbytes(inputs), _nbytes(outputs))
+        self.calls.append(OpCall(name, self.modules.current, cost, work, tuple(tuple(t.shape) for t in inputs)))
+
+    def record_unsupported(self, name: str) -> None:
+        module = self.modules.current
+        self.unsupported[name][module] += 1
+        self.calls.append(OpCall(name, module, ZERO))
 
     def _record(
         self, func: Any, name: str, plan: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any

@@ -9,11 +9,14 @@ from typing import Any
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.func import functional_call
+from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_map
 
 from .capture import CountingMode
 from .conventions import Convention, resolve
 from .cost import ZERO, Cost, OpCall
+from .guard import StateGuard
+from .hops import fullgraph_tolerated
 from .memory import param_memory
 from .modules import ModuleStack, describe_module
 from .registry import Formula
@@ -56,7 +59,7 @@ def counting(
     mode = CountingMode(stack, rules, overrides)
     session._stack, session._mode = stack, mode
     try:
-        with mode:
+        with mode, fullgraph_tolerated():
             yield session
     finally:
         stack.close()
@@ -77,21 +80,36 @@ def count(
     `inputs` is a tensor, a tuple of positional arguments, or a dict of keyword arguments. `mode="real"`
     runs the model as given; `"fake"` runs on fake tensors (shapes only, no arithmetic, weights untouched);
     `"meta"` moves everything to the meta device. A model built on the meta device is always counted on it.
-    The model, its state and torch's RNG are left exactly as found.
+    A TorchScript module (traced or scripted) runs as it is; asked for "meta", it is counted on fake tensors.
+    The model, its state and torch's RNG are left exactly as found: parameters and buffers written in place are
+    restored, attributes that forward set are put back, and `report.warnings` says what could not be.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"count() expects an nn.Module as its first argument, got {type(model).__name__}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
     args, kwargs = split_inputs(inputs)
-    if _on_meta(model):
+    notes: list[str] = []
+    on_meta = _on_meta(model)
+    if on_meta:
         mode = "meta"
+    script = isinstance(model, torch.jit.ScriptModule)  # its parameters cannot be swapped: it runs as found
+    if script and mode == "meta" and not on_meta:
+        mode = "fake"
+        notes.append("a TorchScript module cannot move to the meta device: counted on fake tensors instead")
     fake = FakeTensorMode(allow_non_fake_inputs=True) if mode == "fake" else None
-    state, args, kwargs = _prepare(model, args, kwargs, mode, fake)
+    state, args, kwargs = _prepare(model, args, kwargs, mode, fake, script)
+    guard = StateGuard(model, tensors=state is None)  # the model runs on its own tensors
     with _rng_preserved(), torch.no_grad(), fake or contextlib.nullcontext():
         with counting(convention, overrides, model=model, inputs=describe_inputs(args, kwargs)) as session:
+            assert session._mode is not None
+            session._mode.warnings += notes
+            session._mode.guard = guard if guard.watching else None
             try:
-                functional_call(model, state, args, kwargs, strict=False)
+                if state is None:
+                    model(*args, **kwargs)
+                else:
+                    functional_call(model, state, args, kwargs, strict=False)
             except Exception as error:
                 where = session.raised_in or ""
                 kind = session._stack.types.get(where, "") if session._stack else ""
@@ -102,6 +120,9 @@ def count(
                 if mode == "fake":
                     error.add_note("flopwise: the model may need real data; try mode='real'")
                 raise
+            finally:
+                with _disable_current_modes():  # restoring is not part of the count
+                    session._mode.warnings += guard.restore()
     return session.report
 
 
@@ -121,14 +142,15 @@ def _on_meta(model: torch.nn.Module) -> bool:
 
 
 def _prepare(
-    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str, fake: FakeTensorMode | None
-) -> tuple[dict[str, torch.Tensor], tuple[Any, ...], dict[str, Any]]:
-    """Tensors the model runs with, so that its own parameters and buffers are never written."""
+    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str, fake: FakeTensorMode | None,
+    script: bool,
+) -> tuple[dict[str, torch.Tensor] | None, tuple[Any, ...], dict[str, Any]]:
+    """The parameters and buffers the model runs with (None: its own, watched by a `StateGuard`), and inputs
+    on the device or fake mode of the count."""
+    if mode == "real":
+        return None, args, kwargs
     params = dict(model.named_parameters(remove_duplicate=False))
     buffers = dict(model.named_buffers(remove_duplicate=False))
-    if mode == "real":  # running statistics update copies, not the model's buffers
-        state = {name: b.clone() for name, b in buffers.items()}
-        return state, args, kwargs
     converted: dict[int, torch.Tensor] = {}  # tied parameters stay tied
 
     def convert(t: torch.Tensor) -> torch.Tensor:
@@ -141,9 +163,10 @@ def _prepare(
             converted[id(t)] = new.requires_grad_(t.requires_grad) if new.is_leaf else new
         return converted[id(t)]
 
-    state = {name: convert(t) for name, t in {**params, **buffers}.items()}
     args, kwargs = tree_map(lambda x: convert(x) if isinstance(x, torch.Tensor) else x, (args, kwargs))
-    return state, args, kwargs
+    if script:  # a fake mode converts its real parameters as they are used; writes land on those copies
+        return None, args, kwargs
+    return {name: convert(t) for name, t in {**params, **buffers}.items()}, args, kwargs
 
 
 @contextlib.contextmanager
@@ -223,6 +246,7 @@ def _build_report(
         describe={name: describe_module(module) for name, module in modules_by_name.items()},
         param_bytes=param_memory([model] if model is not None else stack.roots),
         peak_activation_bytes=mode.memory.peak,
+        warnings=list(mode.warnings),
     )
 
 

@@ -10,8 +10,10 @@ in `close()`; nothing is left on the user's modules. `describe_module` gives a m
 
 from __future__ import annotations
 
+import threading
 import weakref
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -30,6 +32,8 @@ class ModuleStack:
         self._grad_hooks: list[Any] = []
         self._reset_queued = False
         self.raised_in: str | None = None  # innermost module whose forward raised
+        # Module hooks are global: modules run by other threads reach them too, and must not enter our stack.
+        self._thread = threading.get_ident()
         for root, prefix in (roots or {}).items():
             self._name_tree(root, prefix)
         self._handles = [
@@ -59,25 +63,39 @@ class ModuleStack:
         return self.names[module]
 
     def _enter(self, module: torch.nn.Module, args: Any) -> None:
+        if threading.get_ident() != self._thread:
+            return
         name = self._name_of(module)
         self.stack.append(name)
         self.calls[name] += 1
         if not torch.is_grad_enabled():  # no backward will follow: nothing to hook
             return
-        needs_grad = [t for t in tree_leaves(args) if isinstance(t, torch.Tensor) and t.requires_grad]
-        if needs_grad:  # backward leaves this module when the gradients of its inputs are ready
-            self._grad_hooks.append(register_multi_grad_hook(needs_grad, lambda _: self._pop(name)))
+        # backward leaves this module when the gradients of its inputs are ready
+        self._when_gradients(args, lambda _: self._pop(name))
 
     def _exit(self, module: torch.nn.Module, args: Any, output: Any) -> None:
+        if threading.get_ident() != self._thread:
+            return
         name = self._name_of(module)
         self._pop(name)
         if output is None and self.raised_in is None:  # always_call hooks see None when forward raised
             self.raised_in = name
         if not torch.is_grad_enabled():
             return
-        needs_grad = [t for t in tree_leaves(output) if isinstance(t, torch.Tensor) and t.requires_grad]
-        if needs_grad:  # backward enters this module when the gradients of its outputs arrive
-            self._grad_hooks.append(register_multi_grad_hook(needs_grad, lambda _: self._enter_backward(name)))
+        # backward enters this module when the gradients of its outputs arrive
+        self._when_gradients(output, lambda _: self._enter_backward(name))
+
+    def _when_gradients(self, tree: Any, fn: Callable[[Any], None]) -> None:
+        """Call `fn` once the gradients of the tensors in `tree` are ready. Leaf tensors (an input that
+        requires grad, a parameter returned as is) are left out where others exist: for a leaf, the hook would
+        ask the engine whether it will run the leaf's accumulator, which `torch.autograd.grad` cannot answer.
+        With leaves only, the first leaf gradient calls `fn`."""
+        needs_grad = [t for t in tree_leaves(tree) if isinstance(t, torch.Tensor) and t.requires_grad]
+        inner = [t for t in needs_grad if t.grad_fn is not None]
+        if inner:
+            self._grad_hooks.append(register_multi_grad_hook(inner, fn))
+        elif needs_grad:
+            self._grad_hooks.append(register_multi_grad_hook(needs_grad, fn, mode="any"))
 
     def _enter_backward(self, name: str) -> None:
         if not self._reset_queued:  # a module whose input gradients never arrive must not outlive the backward

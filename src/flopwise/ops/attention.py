@@ -127,3 +127,22 @@ def encoder_layer(result, src, embed_dim, num_heads, qkv_weight, qkv_bias, proj_
         Flops("norm", Term("2·(B·L·E·ln + B·L·row)", B=b, L=l, E=e, ln=costs.LAYER_NORM, row=costs.LAYER_NORM_ROW)),
     )
     return Work(macs=macs, dots=attention.dots + b * l * (f + e), flops=flops)
+
+
+def flex_attention_work(q, k, v, per_pair: dict[str, int | str]) -> Work:
+    """flex_attention: dense attention over (B, H, L, E) queries (GQA as in SDPA), plus `score_mod` and
+    `mask_mod` once per query–key pair (`per_pair`: their FLOPs on one pair, or why they could not be costed).
+    Block sparsity is not used: every pair is counted, also in the blocks a mask skips."""
+    *lead, h, l, e = q.shape
+    b = 1
+    for d in lead:
+        b *= int(d)
+    base = sdpa_work(b, int(h), int(l), int(k.shape[-2]), int(e), int(v.shape[-1]), False, False)
+    flops, notes = list(base.flops), ["dense: every query–key pair is counted, also in blocks the mask skips"]
+    for kind, cost in per_pair.items():
+        if isinstance(cost, str):
+            notes.append(f"{kind} left out: it could not run on one query–key pair ({cost})")
+        elif cost:
+            flops.append(Flops(kind, Term(f"B·H·L·S·{kind}", B=b, H=int(h), L=int(l), S=int(k.shape[-2]),
+                                          **{kind: cost})))
+    return Work(macs=base.macs, dots=base.dots, flops=tuple(flops), note="; ".join(notes))

@@ -45,3 +45,15 @@ def sdpa_backward(result: Any, grad: Any, q: Any, k: Any, v: Any, *args: Any, **
     for d in lead:
         b *= d
     return sdpa_backward_work(b, h, l, int(k.shape[-2]), e, int(v.shape[-1]))
+
+
+def flex_attention_backward_work(q: Any, k: Any, v: Any, out: Any, logsumexp: Any, grad_out: Any) -> Work:
+    """flex_attention's backward: the flash-style backward above over (B, H, L, E) queries; the gradient of
+    score_mod (its joint graph) is left out of the count."""
+    *lead, h, l, e = (int(d) for d in q.shape)
+    b = 1
+    for d in lead:
+        b *= d
+    work = sdpa_backward_work(b, h, l, int(k.shape[-2]), e, int(v.shape[-1]))
+    note = f"{work.note}; the gradient of score_mod is not counted"
+    return Work(macs=work.macs, dots=work.dots, flops=work.flops, note=note)

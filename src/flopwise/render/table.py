@@ -26,4 +26,8 @@ def render_table(report: Report, depth: int | None = 2) -> str:
     )
     if not report.complete:
         out += ["", *incomplete_lines(report)]
+    if report.warnings:
+        out.append("")
+        out.append("warnings:")
+        out.extend(f"  {warning}" for warning in report.warnings)
     return "\n".join(out)

@@ -1,0 +1,120 @@
+"""count() leaves the model as found when forward writes its own state: in-place writes to parameters and
+buffers, `.data` swaps, attributes stored on `self`; what it restores or cannot is said in report.warnings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+import flopwise
+
+
+class Writes(nn.Module):
+    """A forward that changes its own state in every way we know of."""
+
+    def __init__(self, how: str) -> None:
+        super().__init__()
+        self.how = how
+        self.w = nn.Parameter(torch.ones(4))
+        self.register_buffer("b", torch.zeros(4))
+        self.steps = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            if self.how == "add_":
+                self.w.add_(1)
+            elif self.how == "view":
+                self.w[1:3].zero_()  # a view of the parameter
+            elif self.how == "out=":
+                torch.mul(self.b, 2, out=self.b)
+                self.b.add_(x.sum())
+            elif self.how == "data":
+                self.w.data.fill_(7)  # `.data` aliases the parameter's storage: an in-place write all the same
+            elif self.how == "swap":
+                self.w.data = torch.full((4,), 3.0)  # new storage under the parameter
+            elif self.how == "attributes":
+                self.cache = x * 2  # a fake or meta tensor in those modes
+                self.steps += 1
+                self.b = self.b + 1  # replaces the registered buffer
+            elif self.how == "raise":
+                self.w.mul_(0)
+                raise ValueError("forward failed after writing")
+        return x * self.w
+
+
+def state(model: nn.Module) -> dict[str, Any]:
+    return {
+        "tensors": {k: v.clone() for k, v in model.state_dict().items()},
+        "versions": {k: v._version for k, v in model.state_dict(keep_vars=True).items()},
+        "pointers": {k: v.data_ptr() for k, v in model.state_dict(keep_vars=True).items()},
+        "attributes": {k: v for k, v in vars(model).items() if k not in ("_parameters", "_buffers", "_modules")},
+        "buffers": dict(model._buffers),
+    }
+
+
+def assert_as_found(before: dict[str, Any], model: nn.Module) -> None:
+    after = state(model)
+    assert before["tensors"].keys() == after["tensors"].keys()
+    for key, value in before["tensors"].items():
+        assert type(after["tensors"][key]) is torch.Tensor and torch.equal(value, after["tensors"][key]), key
+    assert before["versions"] == after["versions"]
+    assert before["pointers"] == after["pointers"]
+    assert before["attributes"].keys() == after["attributes"].keys()
+    assert all(after["attributes"][k] is v for k, v in before["attributes"].items())
+    assert all(after["buffers"][k] is v for k, v in before["buffers"].items())
+
+
+@pytest.mark.parametrize("how", ["add_", "view", "out=", "data"])
+def test_in_place_writes_to_parameters_and_buffers_are_undone_silently(how: str) -> None:
+    model = Writes(how)
+    before = state(model)
+    r = flopwise.count(model, torch.ones(4))
+    assert_as_found(before, model)
+    assert r.warnings == []
+    assert r.by_operator()["aten.mul"].flops >= 4  # x · w: 1 FLOP per element — the forward did run
+
+
+def test_a_swapped_data_is_put_back_with_a_warning() -> None:
+    model = Writes("swap")
+    before = state(model)
+    r = flopwise.count(model, torch.ones(4))
+    assert_as_found(before, model)
+    assert r.warnings == ["forward replaced the data of 'w' (`.data = …`); restored"]
+    assert "warnings:" in str(r) and r.to_dict()["warnings"] == r.warnings
+
+
+@pytest.mark.parametrize("mode", ["real", "fake", "meta"])
+def test_attributes_set_by_forward_are_put_back(mode: str) -> None:
+    model = Writes("attributes")
+    before = state(model)
+    r = flopwise.count(model, torch.ones(4), mode=mode)
+    assert_as_found(before, model)
+    assert not hasattr(model, "cache")  # no fake or meta tensor left on the model
+    assert model.steps == 0
+    assert sorted(r.warnings) == sorted([
+        "forward set attribute 'cache' of module '(root)' during the count; restored",
+        "forward set attribute 'steps' of module '(root)' during the count; restored",
+        "forward replaced a buffer of '(root)'; restored",
+    ] if mode == "real" else [  # in fake and meta mode functional_call itself puts the buffer back
+        "forward set attribute 'cache' of module '(root)' during the count; restored",
+        "forward set attribute 'steps' of module '(root)' during the count; restored",
+    ])
+
+
+def test_state_is_restored_when_forward_raises() -> None:
+    model = Writes("raise")
+    before = state(model)
+    with pytest.raises(ValueError, match="forward failed after writing"):
+        flopwise.count(model, torch.ones(4))
+    assert_as_found(before, model)
+
+
+def test_a_shared_parameter_written_through_one_owner() -> None:
+    inner = Writes("add_")
+    model = nn.Sequential(inner, inner)  # the same module twice: one tensor, written twice, restored once
+    before = state(model)
+    flopwise.count(model, torch.ones(4))
+    assert_as_found(before, model)
