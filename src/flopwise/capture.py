@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch._decomp import core_aten_decompositions
+from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import ops as _ops  # noqa: F401 - registers the formulas
@@ -14,7 +15,7 @@ from .conventions import Convention
 from .cost import ZERO, Cost, OpCall, Work
 from .memory import ActivationMemory
 from .modules import ModuleStack
-from .registry import Formula, is_view, is_zero_cost, lookup, op_name
+from .registry import OUTPUT_RULES, Formula, is_view, is_zero_cost, lookup, op_name
 
 _VIEW, _ZERO, _UNKNOWN = "view", "zero", "unknown"
 # Decompositions into Core ATen ops (not into prims), so their parts land on formulas we know.
@@ -72,6 +73,11 @@ def _tensors(tree: Any) -> list[torch.Tensor]:
     return found
 
 
+def _shapes_only(args: tuple[Any, ...]) -> bool:
+    """Whether the op runs on fake or meta tensors (no data, only the meta kernel)."""
+    return any(isinstance(t, FakeTensor) or t.is_meta for t in _tensors(args))
+
+
 class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
     """Records one `OpCall` per aten op; ops with no formula are decomposed, else reported as unsupported."""
 
@@ -114,9 +120,20 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             out = self._decompose(func, args, kwargs)
             if out is not NotImplemented:
                 return out
-        out = func(*args, **kwargs)
+        out = self._run(func, name, args, kwargs)
         self._record(func, name, plan, args, kwargs, out)
         return out
+
+    @staticmethod
+    def _run(func: torch._ops.OpOverload, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run the op; on fake or meta tensors, an op whose meta kernel refuses what the CPU kernel accepts
+        (float32 `_grouped_mm`) gets its output from the op's shape rule instead, so every mode counts alike."""
+        rule = OUTPUT_RULES.get(name)
+        if rule is not None and _shapes_only(args):
+            out = rule(*args, **kwargs)
+            if out is not None:
+                return out
+        return func(*args, **kwargs)
 
     def _decompose(self, func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run the op's decomposition under this mode so its parts are counted; NotImplemented if none."""

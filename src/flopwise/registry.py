@@ -20,6 +20,9 @@ OpLike = Any  # torch._ops.OpOverloadPacket | torch._ops.OpOverload | str
 
 FORMULAS: dict[str, Formula] = {}
 ZERO_COST: dict[str, str] = {}  # op name → why it does no arithmetic (it still moves bytes unless it is a view)
+# op name → the op's output from its arguments' shapes, for fake and meta tensors whose meta kernel refuses what
+# the real (CPU) kernel accepts; it returns None where the meta kernel is right.
+OUTPUT_RULES: dict[str, Callable[..., Any]] = {}
 
 
 def op_name(op: OpLike) -> str:
@@ -46,6 +49,18 @@ def zero_cost(reason: str, ops: Iterable[OpLike]) -> None:
     """Declare ops that do no floating-point arithmetic (copies, fills, indexing, metadata)."""
     for op in ops:
         ZERO_COST[op_name(op)] = reason
+
+
+def output_rule(*ops: OpLike) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register how to allocate an op's output in shape-only modes when torch's meta kernel is stricter than the
+    real one (decorator; see `OUTPUT_RULES`)."""
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for op in ops:
+            OUTPUT_RULES[op_name(op)] = fn
+        return fn
+
+    return register
 
 
 def functional_name(name: str) -> str:

@@ -8,6 +8,7 @@ from . import (  # noqa: F401
     gather,
     matmul,
     misc,
+    moe,
     movement,
     norm,
     pointwise,

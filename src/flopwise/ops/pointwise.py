@@ -43,6 +43,15 @@ def add(result: Any, a: Any, b: Any = None, alpha: Any = 1, **kwargs: Any) -> Wo
     return Work(flops=(Flops("elementwise", Term("E·c", E=first(result).numel(), c=cost)),))
 
 
+@formula(aten.floor_divide)
+def floor_divide(result: Any, a: Any, b: Any = None, **kwargs: Any) -> Work:
+    """floor(a / b): a divide and a floor per element (2) in floating point; integer division is 0."""
+    out = first(result)
+    if not floating(out):  # the result is floating point exactly when the division is (int // 2.5 is)
+        return Work(note=INTEGER_NOTE)
+    return Work(flops=(Flops("elementwise", Term("E·c", E=out.numel(), c=2)),))
+
+
 _ONE_FLOP = [
     # arithmetic and rounding
     aten.mul, aten.div, aten.neg, aten.reciprocal, aten.abs, aten.fmod, aten.remainder, aten.floor, aten.ceil,
