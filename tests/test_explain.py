@@ -284,6 +284,10 @@ SAMPLES: dict[str, Callable[[], object]] = {
     "aten.histc": lambda: (torch.histc(torch.randn(10), bins=4), torch.histc(torch.randn(10), 4, -1, 1)),
     "aten.aminmax": lambda: torch.aminmax(torch.randn(4, 5), dim=1),
     "aten.floor_divide": lambda: torch.randn(4) // 0.3,
+    "aten.quantize_per_tensor": lambda: torch.quantize_per_tensor(torch.randn(4), 0.1, 0, torch.qint8),
+    "aten.quantize_per_channel": lambda: torch.quantize_per_channel(
+        torch.randn(2, 3), torch.ones(2), torch.zeros(2, dtype=torch.long), 0, torch.qint8),
+    "aten.dequantize": lambda: torch.quantize_per_tensor(torch.randn(4), 0.1, 0, torch.qint8).dequantize(),
 }
 
 

@@ -13,6 +13,7 @@ from . import (  # noqa: F401
     norm,
     pointwise,
     pool,
+    quantized,
     reduction,
     rnn,
     upsample,

@@ -71,3 +71,4 @@ zero_cost(
      aten.numel, aten.size, aten.stride, aten.storage_offset, aten._assert_async, aten._assert_scalar,
      aten._functional_assert_async, aten.record_stream, aten._assert_tensor_metadata],
 )
+zero_cost("checks the integer error codes a factorization returned", [aten._linalg_check_errors])
