@@ -15,6 +15,7 @@ from .conventions import Convention
 from .cost import ZERO, Cost, OpCall, Work
 from .memory import ActivationMemory
 from .modules import ModuleStack
+from .ops.shapes import nested_sizes, padded_shape
 from .registry import OUTPUT_RULES, Formula, is_view, is_zero_cost, lookup, op_name
 
 _VIEW, _ZERO, _UNKNOWN = "view", "zero", "unknown"
@@ -47,7 +48,11 @@ def _scan(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
         if id(tree) not in ids:
             ids[id(tree)] = len(ids)
             found.append(tree)
-        return (tree.shape, tree.dtype, ids[id(tree)])  # torch.Size is a hashable tuple
+        try:
+            shape: Any = tree.shape  # torch.Size is a hashable tuple
+        except RuntimeError:  # a nested tensor has no shape: its components' sizes identify it
+            shape = ("nested", nested_sizes(tree))
+        return (shape, tree.dtype, ids[id(tree)])
     if isinstance(tree, (tuple, list)):
         # scalars are the common case (sizes, flags): handled here without a call per item
         return tuple(item if type(item) in _PLAIN_TYPES else _scan(item, ids, found) for item in tree)
@@ -182,4 +187,4 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         bytes_read = _nbytes(inputs) if work.bytes_read is None else work.bytes_read
         bytes_written = _nbytes(outputs) if work.bytes_written is None else work.bytes_written
         cost = Cost(self.convention.macs(work), self.convention.flops(work), bytes_read, bytes_written)
-        return work, cost, tuple(tuple(t.shape) for t in inputs)
+        return work, cost, tuple(padded_shape(t) for t in inputs)

@@ -17,6 +17,7 @@ from .cost import ZERO, Cost, OpCall
 from .derivation import describe_module
 from .memory import param_memory
 from .modules import ModuleStack
+from .ops.shapes import nested_sizes
 from .registry import Formula
 from .report import ModuleRow, Report
 
@@ -160,7 +161,11 @@ def _rng_preserved() -> Iterator[None]:
 def describe_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     def one(x: Any) -> str:
         if isinstance(x, torch.Tensor):
-            return "×".join(str(d) for d in x.shape) + f" {str(x.dtype).removeprefix('torch.')}"
+            dtype = str(x.dtype).removeprefix("torch.")
+            components = nested_sizes(x)
+            if components is not None:  # a nested tensor has no shape; its components do
+                return f"nested({', '.join('×'.join(map(str, c)) for c in components)}) {dtype}"
+            return "×".join(str(d) for d in x.shape) + f" {dtype}"
         if type(x) in (list, tuple) and x:  # e.g. a detection model's list of images
             inner = ", ".join(one(item) for item in x[:3]) + (f", … {len(x)} in all" if len(x) > 3 else "")
             return f"[{inner}]"
