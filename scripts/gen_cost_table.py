@@ -199,6 +199,21 @@ counts neither bias adds nor inference batch norm. Pass a preset's name or a Con
 - **exact dot products**: a k-term dot product is k multiplies and k−1 adds (2k−1, the guides' linear-layer
   formula) instead of 2k.
 
+## Complex numbers
+
+Complex tensors are counted in the real arithmetic the hardware does, under every preset:
+
+- **a complex product in a contraction** (`mm`, `bmm`, `addmm`, `matmul`, `einsum`, a complex `nn.Linear`) is
+  4 real MACs: (a + bi)(c + di) = (ac − bd) + (ad + bc)i is 4 real multiplies, and with the accumulation 4
+  real adds. The formula shows the factor (`MACs = 4·M·K·N`): a complex Linear 32→16 on 4 rows is
+  4·32·16 = 2,048 complex multiply-adds = 8,192 real MACs. Under `exact`, a complex dot product of length K
+  is two real ones of length 2K (8K − 2 FLOPs); a complex bias add is 2 real adds.
+- **complex convolution** runs in PyTorch as 3 real convolutions (Gauss's trick: conv(a, c), conv(b, d) and
+  conv(a + b, c + d) give the real and imaginary parts with a few adds), and is counted as exactly those:
+  3 × the MACs of one real convolution of the same shape, plus the adds, not 4 ×.
+- **complex elementwise ops**: an add is 2 FLOPs, a multiply 6 (4 multiplies, 2 adds), a divide 11, a
+  negation 2 per element (a real operand is promoted to complex by the kernel).
+
 ## Totals of each preset
 
 ResNet-50 (torchvision, eval, 1×3×224×224) and BERT-base (transformers `BertModel(BertConfig())`, eval,

@@ -279,6 +279,15 @@ SAMPLES: dict[str, Callable[[], object]] = {
     "aten.threshold": lambda: F.threshold(torch.randn(4), 0.1, 0.0),
     "aten.masked_fill": lambda: torch.randn(4).masked_fill(torch.rand(4) > 0.5, 0.0),
     "aten.where": lambda: torch.where(torch.rand(4) > 0.5, torch.randn(4), torch.randn(4)),
+    "aten._grouped_mm": lambda: A._grouped_mm(torch.randn(8, 16), torch.randn(2, 16, 8),
+                                              torch.tensor([3, 8], dtype=torch.int32)),
+    "aten.histc": lambda: (torch.histc(torch.randn(10), bins=4), torch.histc(torch.randn(10), 4, -1, 1)),
+    "aten.aminmax": lambda: torch.aminmax(torch.randn(4, 5), dim=1),
+    "aten.floor_divide": lambda: torch.randn(4) // 0.3,
+    "aten.quantize_per_tensor": lambda: torch.quantize_per_tensor(torch.randn(4), 0.1, 0, torch.qint8),
+    "aten.quantize_per_channel": lambda: torch.quantize_per_channel(
+        torch.randn(2, 3), torch.ones(2), torch.zeros(2, dtype=torch.long), 0, torch.qint8),
+    "aten.dequantize": lambda: torch.quantize_per_tensor(torch.randn(4), 0.1, 0, torch.qint8).dequantize(),
 }
 
 
@@ -377,6 +386,10 @@ def _generic(name: str) -> Callable[[], object] | None:
 # (the count of such a call is `convention.flops(work)`, which the test below checks the explanation against).
 DIRECT: dict[str, Callable[[], tuple]] = {
     "aten._thnn_fused_gru_cell": lambda: (_meta(2, 4), _meta(2, 12), _meta(2, 12), _meta(2, 4), _meta(12), _meta(12)),
+    # fp8 grouped products (CUDA only): result (M, N), a (M, K), b (G, K, N), scales, offs
+    "aten._scaled_grouped_mm": lambda: (_meta(8, 16), _meta(8, 32), _meta(2, 32, 16), _meta(8), _meta(2, 16),
+                                        _meta(2, dtype=torch.int32)),
+    "aten._scaled_grouped_mm_v2": lambda: (_meta(3, 8, 16), _meta(3, 8, 32), _meta(3, 32, 16)),
 }
 
 

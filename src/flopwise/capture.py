@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch._decomp import core_aten_decompositions
+from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import ops as _ops  # noqa: F401 - registers the formulas
@@ -16,7 +17,7 @@ from .guard import StateGuard, written_arguments
 from .hops import hop_name, run_hop
 from .memory import ActivationMemory
 from .modules import ModuleStack
-from .registry import Formula, is_view, is_zero_cost, lookup, op_name, specs
+from .registry import OUTPUT_RULES, Formula, is_view, is_zero_cost, lookup, nested_sizes, op_name, padded_shape, specs
 
 _VIEW, _ZERO, _UNKNOWN, _HOP = "view", "zero", "unknown", "higher-order"
 # Decompositions into Core ATen ops (not into prims), so their parts land on formulas we know.
@@ -48,7 +49,11 @@ def _scan(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
         if id(tree) not in ids:
             ids[id(tree)] = len(ids)
             found.append(tree)
-        return (tree.shape, tree.dtype, ids[id(tree)])  # torch.Size is a hashable tuple
+        try:
+            shape: Any = tree.shape  # torch.Size is a hashable tuple
+        except RuntimeError:  # a nested tensor has no shape: its components' sizes identify it
+            shape = ("nested", nested_sizes(tree))
+        return (shape, tree.dtype, ids[id(tree)])
     if isinstance(tree, (tuple, list)):
         # scalars are the common case (sizes, flags): handled here without a call per item
         return tuple(item if type(item) in _PLAIN_TYPES else _scan(item, ids, found) for item in tree)
@@ -72,6 +77,11 @@ def _tensors(tree: Any) -> list[torch.Tensor]:
         elif isinstance(item, dict):
             pending.extend(reversed(list(item.values())))
     return found
+
+
+def _shapes_only(args: tuple[Any, ...]) -> bool:
+    """Whether the op runs on fake or meta tensors (no data, only the meta kernel)."""
+    return any(isinstance(t, FakeTensor) or t.is_meta for t in _tensors(args))
 
 
 class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
@@ -129,9 +139,20 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             out = self._decompose(func, args, kwargs)
             if out is not NotImplemented:
                 return out
-        out = func(*args, **kwargs)
+        out = self._run(func, name, args, kwargs)
         self._record(func, name, plan, args, kwargs, out)
         return out
+
+    @staticmethod
+    def _run(func: torch._ops.OpOverload, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run the op; on fake or meta tensors, an op whose meta kernel refuses what the CPU kernel accepts
+        (float32 `_grouped_mm`) gets its output from the op's shape rule instead, so every mode counts alike."""
+        rule = OUTPUT_RULES.get(name)
+        if rule is not None and _shapes_only(args):
+            out = rule(*args, **kwargs)
+            if out is not None:
+                return out
+        return func(*args, **kwargs)
 
     def _decompose(self, func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run the op's decomposition under this mode so its parts are counted; NotImplemented if none."""
@@ -195,4 +216,4 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         bytes_read = _nbytes(inputs) if work.bytes_read is None else work.bytes_read
         bytes_written = _nbytes(outputs) if work.bytes_written is None else work.bytes_written
         cost = Cost(self.convention.macs(work), self.convention.flops(work), bytes_read, bytes_written)
-        return work, cost, tuple(tuple(t.shape) for t in inputs)
+        return work, cost, tuple(padded_shape(t) for t in inputs)

@@ -19,7 +19,7 @@ from .guard import StateGuard
 from .hops import fullgraph_tolerated
 from .memory import param_memory
 from .modules import ModuleStack, describe_module
-from .registry import Formula
+from .registry import Formula, nested_sizes
 from .report import ModuleRow, Report
 
 MODES = ("real", "fake", "meta")
@@ -184,7 +184,11 @@ def _rng_preserved() -> Iterator[None]:
 def describe_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
     def one(x: Any) -> str:
         if isinstance(x, torch.Tensor):
-            return "×".join(str(d) for d in x.shape) + f" {str(x.dtype).removeprefix('torch.')}"
+            dtype = str(x.dtype).removeprefix("torch.")
+            components = nested_sizes(x)
+            if components is not None:  # a nested tensor has no shape; its components do
+                return f"nested({', '.join('×'.join(map(str, c)) for c in components)}) {dtype}"
+            return "×".join(str(d) for d in x.shape) + f" {dtype}"
         if type(x) in (list, tuple) and x:  # e.g. a detection model's list of images
             inner = ", ".join(one(item) for item in x[:3]) + (f", … {len(x)} in all" if len(x) > 3 else "")
             return f"[{inner}]"

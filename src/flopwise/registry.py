@@ -23,6 +23,9 @@ OpLike = Any  # torch._ops.OpOverloadPacket | torch._ops.OpOverload | str
 
 FORMULAS: dict[str, Formula] = {}
 ZERO_COST: dict[str, str] = {}  # op name → why it does no arithmetic (it still moves bytes unless it is a view)
+# op name → the op's output from its arguments' shapes, for fake and meta tensors whose meta kernel refuses what
+# the real (CPU) kernel accepts; it returns None where the meta kernel is right.
+OUTPUT_RULES: dict[str, Callable[..., Any]] = {}
 
 
 def op_name(op: OpLike) -> str:
@@ -34,13 +37,33 @@ def op_name(op: OpLike) -> str:
     return f"{namespace}.{name}"
 
 
-class TensorSpec:
-    """What a formula may know of a tensor: its shape, dtype and layout, never its values."""
+def nested_sizes(t: Any) -> tuple[tuple[int, ...], ...] | None:
+    """The sizes of a nested tensor's components — e.g. ((5, 16), (3, 16)) for two sequences of 5 and 3 tokens —
+    or None for a regular tensor. They are metadata (the nested tensor's size table), not its data."""
+    if not (isinstance(t, torch.Tensor) and t.is_nested and t.layout == torch.strided):
+        return None  # jagged nested tensors dispatch as regular tensors on their values
+    return tuple(tuple(int(d) for d in row) for row in t._nested_tensor_size().tolist())
 
-    __slots__ = ("dtype", "layout", "shape")
+
+def padded_shape(t: torch.Tensor) -> tuple[int, ...]:
+    """A tensor's shape; for a nested tensor, the shape it has once padded: (components, largest sizes…)."""
+    sizes = nested_sizes(t)
+    if sizes is None:
+        return tuple(int(d) for d in t.shape)
+    return (len(sizes), *(max(column, default=0) for column in zip(*sizes, strict=True)))
+
+
+class TensorSpec:
+    """What a formula may know of a tensor: its shape, dtype and layout, never its values.
+
+    A nested tensor has the shape it would have once padded, and `nested` holds its components' sizes.
+    """
+
+    __slots__ = ("dtype", "layout", "nested", "shape")
 
     def __init__(self, tensor: torch.Tensor) -> None:
-        self.shape = tensor.shape
+        self.nested = nested_sizes(tensor)
+        self.shape = torch.Size(padded_shape(tensor)) if self.nested is not None else tensor.shape
         self.dtype = tensor.dtype
         self.layout = tensor.layout
 
@@ -93,6 +116,18 @@ def zero_cost(reason: str, ops: Iterable[OpLike]) -> None:
     """Declare ops that do no floating-point arithmetic (copies, fills, indexing, metadata)."""
     for op in ops:
         ZERO_COST[op_name(op)] = reason
+
+
+def output_rule(*ops: OpLike) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register how to allocate an op's output in shape-only modes when torch's meta kernel is stricter than the
+    real one (decorator; see `OUTPUT_RULES`)."""
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for op in ops:
+            OUTPUT_RULES[op_name(op)] = fn
+        return fn
+
+    return register
 
 
 def functional_name(name: str) -> str:

@@ -95,7 +95,8 @@ def total_flops_step(report: Report, convention: Convention | None = None) -> St
             sums[part.label] = sums.get(part.label, 0) + part.value
     per_mac = rules.flops_per_mac
     exprs, subs = [], []
-    for label, value in sums.items():
+    first = [label for label in (MAC_PART, DOTS_PART) if label in sums]  # the contraction parts lead, as per call
+    for label, value in [(label, sums[label]) for label in first + [k for k in sums if k not in first]]:
         if label == MAC_PART and value:
             exprs.append("Total MACs" if per_mac == 1 else f"{per_mac}·Total MACs")
             subs.append(f"{value:,}" if per_mac == 1 else f"{per_mac}·{value // per_mac:,}")

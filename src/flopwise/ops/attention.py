@@ -14,6 +14,7 @@ from torch import ops
 from ..cost import Flops, Term, Work
 from ..registry import formula
 from . import costs
+from .shapes import nested_sizes
 
 aten = ops.aten
 
@@ -102,9 +103,35 @@ def _mha_terms(b: int, l: int, s: int, e: int, heads: int, masked: bool) -> Work
     return Work(macs=macs, dots=b * (2 * l + 2 * s) * e + attention.dots, flops=(bias,) + attention.flops)
 
 
+def _nested_mha(lengths: list[int], e: int, heads: int) -> Work:
+    """PyTorch's CPU kernel on a nested batch (B sequences of L_i real tokens, T = ΣL_i, padded length L =
+    max L_i): the q, k, v and output projections run on the T real tokens; the q, k, v biases and the scaling
+    on the batch padded to L tokens (`to_padded_tensor`), and so do the score and value products (bmm of
+    B·H matrices L×L); the softmax runs on each sequence's real L_i×L_i scores (Q = ΣL_i²)."""
+    b, t, q, l = len(lengths), sum(lengths), sum(n * n for n in lengths), max(lengths, default=0)
+    sizes = {"B": b, "T": t, "L": l, "E": e, "H": heads}
+    macs = Term("3·T·E·E + T·E·E + B·H·L·L·(E/H) + B·H·L·L·(E/H)", **sizes)
+    flops = (
+        Flops("bias", Term("3·B·L·E + T·E", **sizes)),
+        Flops("scale", Term("B·H·L·L", **sizes)),
+        Flops("softmax", Term("H·(3·Q − T)", H=heads, Q=q, T=t)),
+    )
+    note = f"nested batch of {b} sequences of {', '.join(map(str, lengths))} tokens: attention products padded to {l}"
+    return Work(macs=macs, dots=4 * t * e + b * heads * l * (l + e // heads), flops=flops, note=note)
+
+
+def _lengths(x) -> list[int] | None:
+    """Tokens per sequence of a nested (sequence, features) batch; None for a regular tensor."""
+    sizes = nested_sizes(x)
+    return None if sizes is None else [int(s[0]) for s in sizes]
+
+
 @formula(aten._native_multi_head_attention)
 def native_mha(result, q, k, v, embed_dim, num_head, qkv_weight, qkv_bias, proj_weight, proj_bias, mask=None,
                *rest, **kwargs):
+    lengths = _lengths(q)
+    if lengths is not None:  # self-attention on a nested batch (PyTorch refuses a mask with it)
+        return _nested_mha(lengths, int(embed_dim), int(num_head))
     b, l, e = q.shape
     return _mha_terms(int(b), int(l), int(k.shape[1]), int(e), int(num_head), mask is not None)
 
@@ -113,20 +140,29 @@ def native_mha(result, q, k, v, embed_dim, num_head, qkv_weight, qkv_bias, proj_
 def encoder_layer(result, src, embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight, proj_bias, use_gelu,
                   norm_first, eps, norm_weight_1, norm_bias_1, norm_weight_2, norm_bias_2, ffn_weight_1, ffn_bias_1,
                   ffn_weight_2, ffn_bias_2, mask=None, mask_type=None):
-    b, l, e = (int(d) for d in src.shape)
-    f = int(ffn_weight_1.shape[0])
-    attention = _mha_terms(b, l, l, e, int(num_heads), mask is not None)
+    """Attention (as `_native_multi_head_attention`), two layer norms, two residual adds and the feed-forward
+    network; on a nested batch the feed-forward network, norms and adds run on the T real tokens only."""
+    lengths = _lengths(src)
+    e, f = int(embed_dim), int(ffn_weight_1.shape[0])
+    if lengths is not None:
+        attention = _nested_mha(lengths, e, int(num_heads))
+        rows, sizes = "T", {"T": sum(lengths)}
+    else:
+        b, l, _ = (int(d) for d in src.shape)
+        attention = _mha_terms(b, l, l, e, int(num_heads), mask is not None)
+        rows, sizes = "B·L", {"B": b, "L": l}
     assert attention.macs is not None
-    sizes = dict(attention.macs.sizes)
-    macs = Term(f"{attention.macs.expr} + B·L·E·F + B·L·F·E", F=f, **sizes)
+    n = sizes.get("T", sizes.get("B", 0) * sizes.get("L", 0))  # token rows of the feed-forward network
+    macs = Term(f"{attention.macs.expr} + {rows}·E·F + {rows}·F·E", F=f, **dict(attention.macs.sizes))
     activation = costs.GELU if use_gelu else costs.RELU
     flops = attention.flops + (
-        Flops("bias", Term("B·L·F + B·L·E", B=b, L=l, E=e, F=f)),
-        Flops("activation", Term("B·L·F·act", B=b, L=l, F=f, act=activation)),
-        Flops("residual", Term("2·B·L·E", B=b, L=l, E=e)),
-        Flops("norm", Term("2·(B·L·E·ln + B·L·row)", B=b, L=l, E=e, ln=costs.LAYER_NORM, row=costs.LAYER_NORM_ROW)),
+        Flops("bias", Term(f"{rows}·F + {rows}·E", E=e, F=f, **sizes)),
+        Flops("activation", Term(f"{rows}·F·act", F=f, act=activation, **sizes)),
+        Flops("residual", Term(f"2·{rows}·E", E=e, **sizes)),
+        Flops("norm", Term(f"2·({rows}·E·ln + {rows}·row)", E=e, ln=costs.LAYER_NORM, row=costs.LAYER_NORM_ROW,
+                           **sizes)),
     )
-    return Work(macs=macs, dots=attention.dots + b * l * (f + e), flops=flops)
+    return Work(macs=macs, dots=attention.dots + n * (f + e), flops=flops, note=attention.note)
 
 
 def flex_attention_work(q, k, v, per_pair: dict[str, int | str]) -> Work:

@@ -26,6 +26,12 @@ HARDTANH = 2  # clamp to [min, max]: two compares
 HARDSIGMOID = 4  # clamp(x + 3, 0, 6) / 6: add, two compares, divide
 HARDSWISH = HARDSIGMOID + 1  # x · hardsigmoid(x)
 
+# — complex elementwise arithmetic, in real FLOPs per complex element (what the kernel computes) —
+COMPLEX_ADD = 2  # (a + bi) ± (c + di): two real adds
+COMPLEX_MUL = 6  # (ac − bd) + (ad + bc)i: 4 multiplies, 2 adds
+COMPLEX_DIV = 11  # ((ac + bd) + (bc − ad)i) / (c² + d²): 6 multiplies, 3 adds, 2 divides
+COMPLEX_NEG = 2  # −a − bi: two negations
+
 # — gradients of activations, per element of the gradient —
 RELU_BACKWARD = 1  # g if y > 0 else 0: one compare (select)
 SIGMOID_BACKWARD = 3  # g · y · (1 − y)

@@ -71,3 +71,8 @@ zero_cost(
      aten.numel, aten.size, aten.stride, aten.storage_offset, aten._assert_async, aten._assert_scalar,
      aten._functional_assert_async, aten.record_stream, aten._assert_tensor_metadata],
 )
+zero_cost("checks the integer error codes a factorization returned", [aten._linalg_check_errors])
+zero_cost("packs the unmasked rows of a padded tensor into a nested tensor, or pads one (copies)",
+          [aten._nested_tensor_from_mask, aten._nested_from_padded])
+zero_cost("checks that a boolean mask keeps a prefix of each row (no floating point)",
+          [aten._nested_tensor_from_mask_left_aligned])

@@ -36,6 +36,27 @@ def reduce(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
     return Work(flops=(Flops("reduction", Term("E_in − E_out", E_in=e_in, E_out=e_out)),))
 
 
+@formula(aten.aminmax)
+def aminmax(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    """Two reductions by compares (min and max): 2·(E_in − E_out)."""
+    if not floating(x):
+        return Work(note=INTEGER_NOTE)
+    e_in, e_out = _reduced(x, result)
+    return Work(flops=(Flops("reduction", Term("2·(E_in − E_out)", E_in=e_in, E_out=min(e_out, e_in))),))
+
+
+@formula(aten.histc)
+def histc(result: Any, x: Any, bins: int = 100, min: Any = 0, max: Any = 0, **kwargs: Any) -> Work:
+    """6 per element: 2 compares (in range), the bin (x − lo)·bins/(hi − lo) (3), an add into it; with
+    min = max the kernel first finds the data's range: 2·(E − 1) compares more."""
+    if not floating(x):
+        return Work(note=INTEGER_NOTE)
+    e = int(x.numel())
+    if min == max and e:  # the kernel takes the range from the data: a min and a max reduction
+        return Work(flops=(Flops("histogram", Term("6·E + 2·(E − 1)", E=e)),), note="range from the data")
+    return Work(flops=(Flops("histogram", Term("6·E", E=e)),))
+
+
 @formula(aten.mean, aten.nanmean)
 def mean(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
     """E_in: n−1 adds and one divide per output of n inputs."""

@@ -16,6 +16,11 @@ def numel(t: Any) -> int:
     return t.numel() if is_tensor(t) else 1
 
 
+def nested_sizes(t: Any) -> tuple[tuple[int, ...], ...] | None:
+    """The component sizes of a nested tensor argument (e.g. ((5, 16), (3, 16))); None for a regular tensor."""
+    return t.nested if is_tensor(t) else None
+
+
 def first(out: Any) -> TensorSpec:
     """The first tensor of an op's output (ops such as attention return a tuple)."""
     tensor: TensorSpec = out[0] if isinstance(out, (tuple, list)) else out

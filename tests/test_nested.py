@@ -1,0 +1,98 @@
+"""Nested tensors: the fast path of nn.TransformerEncoder / nn.MultiheadAttention in eval with a padding mask.
+
+What PyTorch's CPU kernel runs on a nested batch of B sequences of L_i real tokens (T = ΣL_i, L = max L_i;
+checked with torch.profiler): the q, k, v, output and feed-forward products on the T real tokens, the score and
+value products (bmm) on the batch padded to L tokens, the softmax on each sequence's L_i×L_i scores.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+import flopwise
+
+pytestmark = pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
+
+B, LENGTHS, L, E, H, F = 2, (5, 3), 5, 16, 2, 32  # 2 sequences of 5 and 3 real tokens, padded to 5
+T = sum(LENGTHS)  # 8 real tokens
+LAYER_MACS = (
+    3 * T * E * E  # q, k, v projections of the real tokens
+    + T * E * E  # output projection
+    + 2 * B * H * L * L * (E // H)  # QKᵀ and A·V, padded: B·H matrices of L×L
+    + 2 * T * E * F  # feed-forward network, real tokens
+)
+
+
+def encoder(layers: int = 2) -> nn.Module:
+    torch.manual_seed(0)
+    layer = nn.TransformerEncoderLayer(E, H, F, batch_first=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return nn.TransformerEncoder(layer, layers, enable_nested_tensor=True).eval()
+
+
+def padding_mask() -> torch.Tensor:
+    return torch.tensor([[False] * 5, [False] * 3 + [True] * 2])  # True = padding
+
+
+def test_encoder_with_padding_mask_counts_the_real_tokens() -> None:
+    r = flopwise.count(encoder(), {"src": torch.randn(B, L, E), "src_key_padding_mask": padding_mask()})
+    assert r.unsupported == {}
+    assert LAYER_MACS == 6_144 + 2_048 + 1_600 + 8_192
+    assert r.macs == 2 * LAYER_MACS  # 35,968
+    assert r["layers.0"].macs == LAYER_MACS
+    q = sum(n * n for n in LENGTHS)  # 34 real query–key pairs per head
+    layer_flops = (
+        2 * LAYER_MACS
+        + 3 * B * L * E + T * E  # q, k, v biases (on the padded batch), output bias
+        + B * H * L * L  # scaling the scores
+        + H * (3 * q - T)  # softmax of each sequence's rows: 3·L_i − 1 per row of L_i
+        + T * F + T * E  # feed-forward biases
+        + T * F  # ReLU
+        + 2 * T * E  # two residual adds
+        + 2 * (T * E * 7 + T * 4)  # two layer norms: 7 per element, 4 per row
+    )
+    assert r["layers.0"].flops == layer_flops  # 39,616
+    assert r.peak_activation_bytes >= T * E * 4  # nested outputs are live memory: at least one T×E float32
+
+
+def test_padding_saves_exactly_the_padded_tokens_dense_work() -> None:
+    x = torch.randn(B, L, E)
+    nested = flopwise.count(encoder(1), {"src": x, "src_key_padding_mask": padding_mask()})
+    dense = flopwise.count(encoder(1), {"src": x})  # no mask: the fused kernel on the padded 2×5 batch
+    padded_tokens = B * L - T  # 2
+    assert dense.macs - nested.macs == padded_tokens * (4 * E * E + 2 * E * F)  # projections and FFN only
+
+
+def test_multihead_attention_on_nested_inputs() -> None:
+    mha = nn.MultiheadAttention(E, H, batch_first=True).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        x = torch.nested.nested_tensor([torch.randn(n, E) for n in LENGTHS])
+    r = flopwise.count(mha, (x, x, x))
+    assert r.unsupported == {}
+    assert r.macs == 4 * T * E * E + 2 * B * H * L * L * (E // H)  # 8,192 + 1,600
+    assert "nested(5×16, 3×16) float32" in r.inputs
+
+
+def test_transformer_with_padding_mask_runs() -> None:
+    torch.manual_seed(0)
+    model = nn.Transformer(E, H, 1, 1, F, batch_first=True).eval()
+    r = flopwise.count(model, {"src": torch.randn(B, L, E), "tgt": torch.randn(B, 4, E),
+                               "src_key_padding_mask": padding_mask()})
+    assert r.unsupported == {}
+    assert r["encoder.layers.0"].macs == LAYER_MACS  # the encoder takes the nested fast path
+
+
+def test_explanation_of_the_nested_layer_adds_up() -> None:
+    from flopwise.explain import render_explanation
+    from tests.test_explain import check_chains
+
+    r = flopwise.count(encoder(1), {"src": torch.randn(B, L, E), "src_key_padding_mask": padding_mask()})
+    text = render_explanation(r)
+    assert "nested batch of 2 sequences of 5, 3 tokens" in text
+    assert f"{LAYER_MACS:,}" in text and check_chains(text) >= 1
