@@ -4,15 +4,23 @@ from . import (  # noqa: F401
     activation,
     attention,
     attention_backward,
+    catalog,
+    collectives,
     conv,
+    foreach,
     gather,
+    linalg,
     matmul,
     misc,
     movement,
     norm,
     pointwise,
     pool,
+    prims,
+    quantized,
     reduction,
     rnn,
     upsample,
 )
+
+prims.register()  # after every family: prims reuse the aten entries
