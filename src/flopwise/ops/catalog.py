@@ -133,3 +133,12 @@ uncostable(
     [aten.batch_norm_stats, aten.batch_norm_elemt, aten.batch_norm_backward_reduce, aten.batch_norm_backward_elemt,
      aten.batch_norm_gather_stats, aten.batch_norm_gather_stats_with_counts, aten.batch_norm_update_stats],
 )
+uncostable(
+    "prims torch._inductor registers for its compiled graphs (random seeds, low-memory pooling, layout and "
+    "online-softmax helpers): eager code does not run them; costing compiled graphs is not covered yet",
+    [f"prims.{name}" for name in (
+        "_low_memory_max_pool_offsets_to_indices", "_low_memory_max_pool_with_offsets", "_unsafe_index_put_",
+        "inductor_cvt_e8m0_rceil", "inductor_force_stride_order", "inductor_lookup_seed", "inductor_rand_eager_offset",
+        "inductor_rand_eager_offsets", "inductor_randint", "inductor_random", "inductor_seed", "inductor_seeds",
+        "prepare_softmax_online")],
+)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import ops
 
 from ..registry import FORMULAS, ZERO_COST, formula, zero_cost
+from .pointwise import per_element
 
 prims = ops.prims
 
@@ -45,3 +46,6 @@ def register() -> None:
 
 zero_cost("a view whose schema does not say so (bytes counted as for a copy)", [prims.as_strided])
 zero_cost("orders side effects (an effect token): no arithmetic", [prims._make_token, prims._sink_tokens])
+
+# Prims torch._inductor registers when it is imported (by name: they do not exist before that import).
+formula("prims.fma")(per_element("elementwise", 2))  # a·b + c: a multiply and an add
