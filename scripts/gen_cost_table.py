@@ -23,6 +23,7 @@ import torch.nn.functional as F
 import flopwise
 from flopwise.conventions import PRESETS
 from flopwise.ops import costs
+from flopwise.ops.catalog import UNCOSTABLE
 from flopwise.registry import FORMULAS, ZERO_COST
 from flopwise.render.units import si
 
@@ -172,9 +173,24 @@ def zero_cost_section() -> str:
     return "\n".join(lines) + "\n"
 
 
+def uncostable_section() -> str:
+    by_reason: dict[str, list[str]] = {}
+    for name, reason in UNCOSTABLE.items():
+        by_reason.setdefault(reason, []).append(name)
+    lines = ["## Not costed, with the reason\n",
+             "Every other operator overload of `aten`, `quantized`, `_c10d_functional` and `prims` has a formula, "
+             "a zero-cost entry, or a decomposition torch provides (tests/test_coverage_all_ops.py checks it). "
+             "These have none: when one runs, it is listed in `report.unsupported` and the total is a lower "
+             "bound.\n",
+             "| why | ops |", "|---|---|"]
+    for reason, names in sorted(by_reason.items()):
+        lines.append(f"| {reason} | {', '.join(f'`{n}`' for n in sorted(names))} |")
+    return "\n".join(lines) + "\n"
+
+
 def render_costs() -> str:
     return "\n".join([COSTS_INTRO, constants_section(), examples_section(), formulas_section(),
-                      zero_cost_section(), CUSTOM_OPS])
+                      zero_cost_section(), uncostable_section(), CUSTOM_OPS])
 
 
 CONVENTIONS_INTRO = """\

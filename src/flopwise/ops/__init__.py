@@ -4,8 +4,12 @@ from . import (  # noqa: F401
     activation,
     attention,
     attention_backward,
+    catalog,
+    collectives,
     conv,
+    foreach,
     gather,
+    linalg,
     matmul,
     misc,
     moe,
@@ -13,8 +17,12 @@ from . import (  # noqa: F401
     norm,
     pointwise,
     pool,
+    prims,
+    quantize,
     quantized,
     reduction,
     rnn,
     upsample,
 )
+
+prims.register()  # after every family: prims reuse the aten entries

@@ -75,14 +75,14 @@ def _rows(x: Any, dim: int) -> tuple[int, int]:
     return (x.numel() // n if n else 0), n
 
 
-@formula(aten._softmax, aten._safe_softmax)
+@formula(aten._softmax, aten._safe_softmax, aten.softmax)  # softmax: its out= overload
 def softmax(result: Any, x: Any, dim: int, *args: Any, **kwargs: Any) -> Work:
     """3n−1 per row of n (the guide): n exps, n−1 adds, n divides."""
     rows, n = _rows(x, dim)
     return Work(flops=(Flops("softmax", Term("R·(3·n−1)", R=rows, n=n)),))
 
 
-@formula(aten._log_softmax)
+@formula(aten._log_softmax, aten.log_softmax)  # log_softmax: its out= overload
 def log_softmax(result: Any, x: Any, dim: int, *args: Any, **kwargs: Any) -> Work:
     """3n per row of n: n exps, n−1 adds, one log, n subtracts."""
     rows, n = _rows(x, dim)  # n exps, n−1 adds, one log, n subtracts
@@ -110,4 +110,17 @@ zero_cost(
     "draws random numbers (no floating-point arithmetic counted)",
     [aten.bernoulli, aten.rand, aten.rand_like, aten.randn, aten.randn_like, aten.randint, aten.randint_like,
      aten.randperm, aten.normal, aten.uniform, aten.exponential, aten.multinomial, aten.poisson],
+)
+
+formula(aten.rrelu_with_noise, aten.rrelu_with_noise_functional, aten.rrelu_with_noise_backward)(
+    per_element("activation", costs.LEAKY_RELU))  # a leaky ReLU with a drawn slope: compare, multiply
+formula(aten.softshrink_backward, aten.hardshrink_backward)(per_element("activation_backward", 2))  # two compares
+formula(aten.logit_backward)(per_element("activation_backward", 3))  # g / (x·(1 − x)): subtract, multiply, divide
+formula(aten._fused_dropout)(per_element("dropout", 2))  # x · mask · 1/(1 − p), the mask drawn
+zero_cost(
+    "draws random numbers (no floating-point arithmetic counted)",
+    [aten.random, aten.geometric, aten.log_normal, aten.cauchy, aten.binomial, aten._standard_gamma,
+     aten._sample_dirichlet, aten.normal_functional, aten._philox_normal, aten._philox_uniform,
+     aten._philox_key_split, aten._philox_key_fold_in, aten._fill_mem_eff_dropout_mask_,
+     aten._cudnn_init_dropout_state],
 )

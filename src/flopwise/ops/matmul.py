@@ -45,7 +45,7 @@ def mm(result, a, b, *args, **kwargs) -> Work:
     return contraction(a, "M·K·N", m * n, M=m, K=k, N=n)
 
 
-@formula(aten._scaled_mm)
+@formula(aten._scaled_mm, aten._scaled_mm_v2)
 def scaled_mm(result, a, b, *args, **kwargs) -> Work:
     return mm(result, a, b)
 
@@ -101,3 +101,71 @@ def addmv(result, bias, a, x, *args, **kwargs) -> Work:
 @formula(aten.dot, aten.vdot)
 def dot(result, a, b, *args, **kwargs) -> Work:
     return contraction(a, "K", 1, K=a.shape[0])
+
+
+@formula(aten.linear, aten.mkldnn_linear, aten._mixed_dtypes_linear)
+def linear(result, x, weight, bias=None, *args, **kwargs) -> Work:
+    """x·Wᵀ (+ b): rows·K·N MACs, one bias add per output (aten.linear only reaches the mode as linear.out)."""
+    n, k = int(weight.shape[0]), int(x.shape[-1])
+    rows = int(x.numel()) // max(k, 1)
+    flops = (Flops("bias", Term("R·N", R=rows, N=n)),) if bias is not None else ()
+    return Work(macs=Term("R·K·N", R=rows, K=k, N=n), dots=rows * n, flops=flops)
+
+
+def _linear_grads(x_shape, grad, weight, mask) -> Work:
+    n, k = int(weight.shape[0]), int(weight.shape[1])
+    rows = int(grad.numel()) // max(n, 1)
+    passes = int(bool(mask[0])) + int(bool(mask[1]))  # grad_input = g·W, grad_weight = gᵀ·x: R·K·N each
+    flops = (Flops("reduction", Term("R·N", R=rows, N=n)),) if len(mask) > 2 and mask[2] else ()
+    return Work(macs=Term("R·K·N·passes", R=rows, K=k, N=n, passes=passes), dots=passes * rows * n, flops=flops)
+
+
+@formula(aten.linear_backward, aten.mkldnn_linear_backward)
+def linear_backward(result, x, grad, weight, output_mask, *args, **kwargs) -> Work:
+    """R·K·N MACs for each of grad_input and grad_weight asked for; the bias gradient sums R·N."""
+    return _linear_grads(x.shape, grad, weight, output_mask)
+
+
+@formula(aten.mkldnn_linear_backward_input)
+def mkldnn_linear_backward_input(result, input_size, grad, weight, *args, **kwargs) -> Work:
+    """grad_input = g·W: R·K·N MACs."""
+    return _linear_grads(input_size, grad, weight, (True, False))
+
+
+@formula(aten.mkldnn_linear_backward_weights)
+def mkldnn_linear_backward_weights(result, grad, x, weight, bias_defined, *args, **kwargs) -> Work:
+    """grad_weight = gᵀ·x: R·K·N MACs; the bias gradient sums R·N."""
+    return _linear_grads(x.shape, grad, weight, (False, True, bias_defined))
+
+
+@formula(aten.matmul_backward)
+def matmul_backward(result, grad, a, b, mask, *args, **kwargs) -> Work:
+    """Each gradient asked for is a product as large as the forward: E_out·K MACs (E_out = grad elements)."""
+    k = int(a.shape[-1])
+    passes = int(bool(mask[0])) + int(bool(mask[1]))
+    e_out = int(grad.numel())
+    return Work(macs=Term("E_out·K·passes", E_out=e_out, K=k, passes=passes), dots=passes * e_out)
+
+
+@formula(aten._compute_linear_combination)
+def linear_combination(result, x, coefficients, *args, **kwargs) -> Work:
+    """out[i] = Σ_j c[i, j]·x[j]: (output elements)·J MACs."""
+    j = int(coefficients.shape[-1])
+    e_out = int(result.numel())
+    return Work(macs=Term("E_out·J", E_out=e_out, J=j), dots=e_out)
+
+
+@formula(aten._trilinear)
+def trilinear(result, i1, i2, i3, expand1, expand2, expand3, sumdim, *args, **kwargs) -> Work:
+    """Σ over sumdim of i1·i2·i3 (the core of nn.Bilinear): one MAC per term, P = the broadcast size of the
+    three inputs with their expanded dimensions (N·O·I₁·I₂ for a bilinear layer)."""
+    rank = i1.dim() + len(expand1)
+    size = [1] * rank
+    for t, expand in ((i1, expand1), (i2, expand2), (i3, expand3)):
+        kept = iter(int(d) for d in t.shape)
+        for d in range(rank):
+            size[d] = max(size[d], 1 if d in expand else next(kept))
+    terms = 1
+    for s in size:
+        terms *= s
+    return Work(macs=Term("P", P=terms), dots=int(result.numel()))

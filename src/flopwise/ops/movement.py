@@ -76,3 +76,39 @@ zero_cost("packs the unmasked rows of a padded tensor into a nested tensor, or p
           [aten._nested_tensor_from_mask, aten._nested_from_padded])
 zero_cost("checks that a boolean mask keeps a prefix of each row (no floating point)",
           [aten._nested_tensor_from_mask_left_aligned])
+
+zero_cost(
+    "copies or converts data",
+    [aten._indices_copy, aten._values_copy, aten.indices_copy, aten.values_copy, aten.crow_indices_copy,
+     aten.col_indices_copy, aten.ccol_indices_copy, aten.row_indices_copy, aten._fw_primal_copy, aten._make_dual_copy,
+     aten._reshape_alias_copy, aten._reshape_copy, aten._sparse_broadcast_to_copy, aten.view_as_real_copy,
+     aten.view_as_complex_copy, aten._lazy_clone, aten._pin_memory, aten.lift, aten._mkldnn_reshape,
+     aten._mkldnn_transpose, aten.to_mkldnn, aten.mkldnn_reorder_conv2d_weight, aten.mkldnn_reorder_conv3d_weight,
+     aten._stack, aten.set, aten.shallow_copy_data_, aten.repeat_interleave, aten.masked_scatter_backward,
+     aten._test_autograd_multiple_dispatch_view_copy],
+)
+zero_cost(
+    "allocates or fills memory",
+    [aten.empty_permuted, aten._efficientzerotensor, aten._new_zeros_with_same_feature_meta, aten.range,
+     aten._resize_output, aten.from_file],
+)
+zero_cost(
+    "reads metadata or a scalar",
+    [aten._dimI, aten._dimV, aten._nnz, aten.dense_dim, aten.sparse_dim, aten.is_coalesced, aten.is_pinned,
+     aten.is_set_to, aten._has_same_storage_numel, aten._fused_sdp_choice, aten._print],
+)
+zero_cost(
+    "checks or records a condition on sizes or values (no arithmetic)",
+    [aten._functional_assert_scalar, aten._functional_sym_constrain_range,
+     aten._functional_sym_constrain_range_for_size, aten.sym_constrain_range, aten.sym_constrain_range_for_size,
+     aten._make_dep_token, aten._is_all_true, aten._is_any_true, aten._amp_update_scale],
+)
+zero_cost(
+    "copies or converts data",
+    [aten._jagged_to_padded_dense_forward, aten._padded_dense_to_jagged_forward, aten._pack_padded_sequence],
+)
+zero_cost(
+    "rearranges or scatters elements without arithmetic",
+    [aten.lu_unpack],  # P, L and U copied out of the packed LU factors
+)
+zero_cost("reads metadata or a scalar", [aten._use_cudnn_ctc_loss, aten._use_miopen_ctc_loss])

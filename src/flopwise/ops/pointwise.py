@@ -106,3 +106,58 @@ zero_cost(
      aten.bitwise_right_shift, aten.logical_and, aten.logical_or, aten.logical_xor, aten.logical_not,
      aten.__and__, aten.__or__, aten.__xor__, aten.__lshift__, aten.__rshift__, aten.isin],
 )
+
+# special functions: one evaluation each, the convention of erf and erfinv above
+formula(
+    aten.lgamma, aten.digamma, aten.polygamma, aten.i0, aten.igamma, aten.igammac, aten.special_airy_ai,
+    aten.special_bessel_j0, aten.special_bessel_j1, aten.special_bessel_y0, aten.special_bessel_y1,
+    aten.special_erfcx, aten.special_i0e, aten.special_i1, aten.special_i1e, aten.special_modified_bessel_i0,
+    aten.special_modified_bessel_i1, aten.special_modified_bessel_k0, aten.special_modified_bessel_k1,
+    aten.special_scaled_modified_bessel_k0, aten.special_scaled_modified_bessel_k1,
+    aten.special_spherical_bessel_j0, aten.special_ndtri, aten.special_zeta, aten.nextafter, aten.frexp,
+    aten.ldexp, aten._neg_view_copy,  # ldexp: x·2ᵉ, one multiply; _neg_view_copy: a negation made real
+)(per_element("elementwise", 1))
+formula(aten._add_relu)(per_element("elementwise", 2))  # a + b, then a compare
+formula(aten._masked_scale)(per_element("elementwise", 2))  # x · mask · scale
+
+
+@formula(aten.conj_physical, aten._conj_physical, aten._conj_copy)
+def conj(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    """One negation (of the imaginary part) per complex element; a copy for real tensors."""
+    if not x.is_complex():
+        return Work(note="a real tensor is its own conjugate: a copy")
+    return Work(flops=(Flops("elementwise", Term("E", E=first(result).numel())),))
+
+
+zero_cost(
+    "integer or boolean logic, not floating point",
+    [aten.gcd, aten.lcm, aten.__ilshift__, aten.__irshift__, aten.bincount, aten.hash_tensor],
+)
+formula(aten.angle)(per_element("elementwise", 1))  # atan2(imag, real); a sign test for real input
+
+
+@formula(aten.addr)
+def addr(result: Any, x: Any, v1: Any, v2: Any, beta: Any = 1, alpha: Any = 1, **kwargs: Any) -> Work:
+    """β·x + α·(v1 ⊗ v2): a multiply and an add per element, and one more multiply for each of α, β ≠ 1."""
+    if not floating(x, v1, v2):
+        return Work(note=INTEGER_NOTE)
+    cost = 2 + int(_scaled(alpha)) + int(_scaled(beta))
+    return Work(flops=(Flops("elementwise", Term("E·c", E=first(result).numel(), c=cost)),))
+
+
+# window functions, per element n of a window of N: x = 2πn/(N−1) is 2 FLOPs
+_WINDOWS = {"bartlett": 3, "hamming": 4, "blackman": 8, "kaiser": 8}  # 1 − |2n/(N−1) − 1|; α − β·cos x;
+# 0.42 − 0.5·cos x + 0.08·cos 2x; I₀(β·√(1 − (2n/(N−1) − 1)²)) / I₀(β)
+
+
+def _window(cost: int) -> Any:
+    def fn(result: Any, *args: Any, **kwargs: Any) -> Work:
+        return Work(flops=(Flops("elementwise", Term("N·c", N=first(result).numel(), c=cost)),))
+
+    fn.__doc__ = f"{cost} FLOPs per window element"
+    return fn
+
+
+for _name, _cost in _WINDOWS.items():
+    formula(getattr(aten, f"{_name}_window"))(_window(_cost))
+formula(aten.fft_fftfreq, aten.fft_rfftfreq)(_window(1))  # arange(n) · 1/(n·d): one multiply each

@@ -58,8 +58,10 @@ def _avg_pool_backward(rank: int) -> Formula:
 
 
 formula(aten.max_pool1d, aten.max_pool1d_with_indices)(_max_pool(1))
-formula(aten.max_pool2d, aten.max_pool2d_with_indices)(_max_pool(2))
-formula(aten.max_pool3d, aten.max_pool3d_with_indices)(_max_pool(3))
+formula(aten.fractional_max_pool2d)(_max_pool(2))  # pseudo-random regions of the kernel's size
+formula(aten.fractional_max_pool3d)(_max_pool(3))
+formula(aten.max_pool2d, aten.max_pool2d_with_indices, aten.mkldnn_max_pool2d)(_max_pool(2))
+formula(aten.max_pool3d, aten.max_pool3d_with_indices, aten.mkldnn_max_pool3d)(_max_pool(3))
 formula(aten.avg_pool1d)(_avg_pool(1))
 formula(aten.avg_pool2d)(_avg_pool(2))
 formula(aten.avg_pool3d)(_avg_pool(3))
@@ -67,7 +69,9 @@ formula(aten.avg_pool2d_backward)(_avg_pool_backward(2))
 formula(aten.avg_pool3d_backward)(_avg_pool_backward(3))
 
 
-@formula(aten.max_pool2d_with_indices_backward, aten.max_pool3d_with_indices_backward)
+@formula(aten.max_pool2d_with_indices_backward, aten.max_pool3d_with_indices_backward, aten.max_pool2d_backward,
+         aten.mkldnn_max_pool2d_backward, aten.mkldnn_max_pool3d_backward, aten.fractional_max_pool2d_backward,
+         aten.fractional_max_pool3d_backward)
 def max_pool_backward(result: Any, grad: Any, *args: Any, **kwargs: Any) -> Work:
     """One add per output gradient, routed to its argmax."""
     return Work(flops=(Flops("pool_backward", Term("P", P=int(grad.numel()))),))
@@ -101,16 +105,25 @@ def _adaptive_pool(rank: int, kind: str, expr: str, grad_first: bool = False) ->
 
 
 formula(aten.adaptive_avg_pool1d)(_adaptive_pool(1, "pool", "N·W"))
-formula(aten._adaptive_avg_pool2d)(_adaptive_pool(2, "pool", "N·W"))
-formula(aten._adaptive_avg_pool3d)(_adaptive_pool(3, "pool", "N·W"))
+formula(aten._adaptive_avg_pool2d, aten.adaptive_avg_pool2d, aten.mkldnn_adaptive_avg_pool2d)(
+    _adaptive_pool(2, "pool", "N·W"))
+formula(aten._adaptive_avg_pool3d, aten.adaptive_avg_pool3d)(_adaptive_pool(3, "pool", "N·W"))
 formula(aten.adaptive_max_pool1d)(_adaptive_pool(1, "pool", "N·W − P"))
 formula(aten.adaptive_max_pool2d)(_adaptive_pool(2, "pool", "N·W − P"))
 formula(aten.adaptive_max_pool3d)(_adaptive_pool(3, "pool", "N·W − P"))
 formula(aten._adaptive_avg_pool2d_backward)(_adaptive_pool(2, "pool_backward", "N·W", grad_first=True))
-formula(aten._adaptive_avg_pool3d_backward)(_adaptive_pool(3, "pool_backward", "N·W", grad_first=True))
+formula(aten._adaptive_avg_pool3d_backward, aten.adaptive_avg_pool3d_backward)(
+    _adaptive_pool(3, "pool_backward", "N·W", grad_first=True))
 
 
 @formula(aten.adaptive_max_pool2d_backward, aten.adaptive_max_pool3d_backward)
 def adaptive_max_pool_backward(result: Any, grad: Any, *args: Any, **kwargs: Any) -> Work:
     """One add per output gradient, routed to its argmax."""
     return Work(flops=(Flops("pool_backward", Term("P", P=int(grad.numel()))),))
+
+
+@formula(aten.mkldnn_adaptive_avg_pool2d_backward)
+def mkldnn_adaptive_avg_pool_backward(result: Any, grad: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    """As the adaptive average pooling gradient: N·W, W the summed window elements per plane."""
+    planes, window, outputs = _adaptive(x, grad, 2)
+    return Work(flops=(Flops("pool_backward", Term("N·W", N=planes, W=window)),))

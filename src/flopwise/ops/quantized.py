@@ -1,43 +1,90 @@
-"""Quantization to and from integer tensors (PyTorch's quantized dtypes qint8, quint8, qint32, …).
+"""Quantized and weight-only-quantized contractions: int8 (or int4, fp16) MACs, counted as MACs.
 
-Affine quantization maps each element q = clamp(round(x / scale) + zero_point, q_min, q_max): a multiply by
-1/scale, a round, an add, two compares (5 FLOPs); dequantization x = (q − zero_point)·scale is a subtract and
-a multiply (2), done in floating point. Per-channel forms do the same per element with their channel's scale.
+A quantized linear layer does M·K·N integer multiply-adds, the same contraction as its float form:
+MACs = (output elements)·K, K the input's last dimension — read from the input and output, since the weight
+is a packed object. A quantized convolution reads its kernel size and groups from its packed parameters.
+The requantization around the integer products (scales, zero points, rounding) is not counted; fused
+activations (relu, tanh) act on the integer output and are not counted either (integer arithmetic, as for
+every integer op). Quantized non-contraction kernels are listed in `catalog` with the reason they are not
+costed.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import ops
 
-from ..cost import Flops, Term, Work
-from ..registry import formula
+from ..cost import Term, Work
+from ..registry import formula, zero_cost
+from .conv import conv_work
+from .shapes import first
 
-aten = ops.aten
+aten, quantized = ops.aten, ops.quantized
 
-QUANTIZE = 5  # x·(1/scale), round, + zero_point, clamp to [q_min, q_max] (two compares)
-DEQUANTIZE = 2  # (q − zero_point)·scale
-_QUANTIZED = {torch.qint8, torch.quint8, torch.qint32, torch.quint4x2, torch.quint2x4}
-
-
-def _elements(x: Any) -> int:
-    """Elements of a tensor, or of a list of tensors (the `.tensors` overloads)."""
-    return sum(int(t.numel()) for t in x) if isinstance(x, (list, tuple)) else int(x.numel())
+_NOTE = "integer MACs of the quantized product; requantization not counted"
 
 
-@formula(aten.quantize_per_tensor, aten.quantize_per_channel)
-def quantize(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
-    """5 per element: multiply by 1/scale, round, add the zero point, clamp (2 compares)."""
-    return Work(flops=(Flops("quantize", Term("E·c", E=_elements(x), c=QUANTIZE)),))
+@formula(quantized.linear, quantized.linear_relu, quantized.linear_leaky_relu, quantized.linear_tanh,
+         quantized.linear_dynamic, quantized.linear_relu_dynamic, quantized.linear_dynamic_fp16,
+         quantized.linear_relu_dynamic_fp16, quantized.linear_dynamic_fp16_unpacked_weight, quantized.matmul,
+         quantized.int4mm_packed_weight_cpu, aten._weight_int4pack_mm, aten._weight_int4pack_mm_for_cpu,
+         aten._weight_int4pack_mm_with_scales_and_zeros, aten._weight_int8pack_mm, aten._dyn_quant_matmul_4bit)
+def quantized_product(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    """(output elements)·K MACs, K the input's last dimension (a matrix product with a packed weight)."""
+    out = first(result)
+    k = int(x.shape[-1])
+    return Work(macs=Term("E_out·K", E_out=int(out.numel()), K=k), dots=int(out.numel()), note=_NOTE)
 
 
-@formula(aten.dequantize)
-def dequantize(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
-    """2 per element: subtract the zero point, multiply by the scale (0 for a tensor that is not quantized)."""
-    tensors = x if isinstance(x, (list, tuple)) else [x]
-    quantized = [t for t in tensors if t.dtype in _QUANTIZED]
-    if not quantized:
-        return Work(note="not a quantized tensor: returned as it is")
-    return Work(flops=(Flops("quantize", Term("E·c", E=_elements(quantized), c=DEQUANTIZE)),))
+@formula(quantized.linear_with_input_q_dq_qweight_dq_output_fp32,
+         quantized.linear_with_input_q_dq_qweight_dq_relu_output_fp32)
+def reference_linear(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    """(output elements)·K MACs, as a quantized linear layer."""
+    return quantized_product(result, x)
+
+
+def _packed_conv(result: Any, x: Any, packed: Any) -> Work:
+    weight = packed.unpack()[0]  # the packed object's weight tensor: only its shape is used
+    groups, transposed = int(packed.groups()), bool(packed.transpose())
+    work = conv_work(tuple(x.shape), tuple(weight.shape), tuple(first(result).shape), transposed, groups, False)
+    return Work(macs=work.macs, dots=work.dots, note=_NOTE)
+
+
+@formula(quantized.conv1d, quantized.conv1d_relu, quantized.conv2d, quantized.conv2d_relu, quantized.conv3d,
+         quantized.conv3d_relu, quantized.conv_transpose1d, quantized.conv_transpose2d, quantized.conv_transpose3d,
+         quantized.conv1d_dynamic, quantized.conv2d_dynamic, quantized.conv3d_dynamic,
+         quantized.conv_transpose1d_dynamic, quantized.conv_transpose2d_dynamic, quantized.conv_transpose3d_dynamic)
+def quantized_conv(result: Any, x: Any, packed: Any, *args: Any, **kwargs: Any) -> Work:
+    """Convolution MACs (see conv.py) with the kernel and groups of the packed weight."""
+    return _packed_conv(result, x, packed)
+
+
+@formula(quantized.conv2d_add, quantized.conv2d_add_relu)
+def quantized_conv_add(result: Any, x: Any, accumulator: Any, packed: Any, *args: Any, **kwargs: Any) -> Work:
+    """Convolution MACs; the fused add of the accumulator is integer arithmetic."""
+    return _packed_conv(result, x, packed)
+
+
+zero_cost(
+    "packs, unpacks or reads the parameters of quantized weights (no arithmetic)",
+    [quantized.linear_prepack, quantized.linear_prepack_fp16, quantized.linear_prepack_legacy,
+     quantized.linear_prepack_fp16_legacy, quantized.linear_unpack, quantized.linear_unpack_fp16,
+     quantized.conv_prepack, quantized.conv1d_prepack, quantized.conv2d_prepack, quantized.conv3d_prepack,
+     quantized.conv_transpose1d_prepack, quantized.conv_transpose2d_prepack, quantized.conv_transpose3d_prepack,
+     quantized.embedding_bag_prepack, quantized.embedding_bag_byte_prepack, quantized.embedding_bag_4bit_prepack,
+     quantized.embedding_bag_2bit_prepack, quantized.embedding_bag_unpack, quantized.embedding_bag_byte_unpack,
+     quantized.embedding_bag_4bit_unpack, quantized.embedding_bag_2bit_unpack, quantized.make_quantized_cell_params,
+     quantized.make_quantized_cell_params_dynamic, aten._convert_weight_to_int4pack,
+     aten._convert_weight_to_int4pack_for_cpu, aten._dyn_quant_pack_4bit_weight, aten.int_repr,
+     aten._make_per_tensor_quantized_tensor, aten._make_per_channel_quantized_tensor, aten.q_scale,
+     aten.q_zero_point, aten.qscheme, aten.q_per_channel_axis, aten.q_per_channel_scales,
+     aten.q_per_channel_zero_points, aten._empty_affine_quantized, aten._empty_per_channel_affine_quantized,
+     aten.empty_quantized],
+)
+zero_cost(
+    "copies or compares quantized (integer) values: not floating point",
+    [quantized.cat, quantized.cat_relu, quantized.dropout, quantized.max_pool1d, quantized.max_pool2d,
+     aten.quantized_max_pool1d, aten.quantized_max_pool2d, aten.quantized_max_pool3d],
+)
+

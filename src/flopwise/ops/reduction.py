@@ -78,7 +78,7 @@ def std(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
     return Work(flops=(Flops("reduction", Term("4·E_in + E_out", E_in=e_in, E_out=e_out)),))
 
 
-@formula(aten.linalg_vector_norm, aten.norm)
+@formula(aten.linalg_vector_norm, aten.norm, aten.native_norm, aten.linalg__powsum)
 def vector_norm(result: Any, x: Any, ord: Any = 2, *args: Any, **kwargs: Any) -> Work:
     """‖x‖₂: square, add per element (2·E_in − E_out) and a sqrt per output; ‖x‖₁: abs, add; ‖x‖∞: abs, compare;
     other p: abs, pow, add per element and a pow per output."""
@@ -100,7 +100,7 @@ def logsumexp(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
     return Work(flops=(Flops("reduction", Term("4·E_in", E_in=e_in)),))
 
 
-@formula(aten.cumsum, aten.cumprod, aten.cummax, aten.cummin, aten.logcumsumexp)
+@formula(aten.cumsum, aten.cumprod, aten.cummax, aten.cummin, aten.logcumsumexp, aten._logcumsumexp)
 def scan(result: Any, x: Any, dim: int, *args: Any, **kwargs: Any) -> Work:
     """Each element after the first of its row is one add (multiply, compare): E − E/n."""
     if not floating(x):
@@ -156,5 +156,24 @@ def pdist(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
 zero_cost(
     "finds or selects elements by value (no floating-point arithmetic counted)",
     [aten.nonzero, aten.unique_consecutive, aten._unique, aten._unique2, aten.unique_dim, aten.bucketize,
-     aten.searchsorted],
+     aten.searchsorted, aten.nonzero_static, aten.unique_dim_consecutive],
 )
+
+
+@formula(aten._cummax_helper, aten._cummin_helper)
+def cumulative_extreme(result: Any, x: Any, values: Any, indices: Any, dim: int, *args: Any, **kwargs: Any) -> Work:
+    """The running max (min) kernel: one compare per element after the first of its row."""
+    return scan(values, x, dim)
+
+
+@formula(aten.dist)
+def dist(result: Any, a: Any, b: Any, *args: Any, **kwargs: Any) -> Work:
+    """‖a − b‖ₚ: a subtract per element, then the p-norm's 2 per element (abs or square, add) and a root."""
+    e_in = max(int(a.numel()), int(b.numel()))  # the broadcast size
+    return Work(flops=(Flops("reduction", Term("3·E_in", E_in=e_in)),))
+
+
+@formula(aten.allclose)
+def allclose(result: Any, a: Any, b: Any, *args: Any, **kwargs: Any) -> Work:
+    """|a − b| ≤ atol + rtol·|b|: subtract, two abs, multiply, add, compare — 6 per element."""
+    return Work(flops=(Flops("elementwise", Term("6·E", E=max(int(a.numel()), int(b.numel())))),))

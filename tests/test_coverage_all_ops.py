@@ -1,0 +1,130 @@
+"""Every operator overload that can reach flopwise's dispatch mode has been triaged.
+
+Enumerated from torch itself: every overload the dispatcher knows in the namespaces `aten`, `quantized`,
+`_c10d_functional` and `prims` (and the TorchScript-only overloads `torch.ops.aten` also lists). Each falls
+in exactly one category, decided in the order capture decides (see `CountingMode._plan_for` and `_decompose`):
+
+- formula: a registered formula (`registry.lookup`; in-place and out= overloads share their op's formula);
+- view: a view or metadata query (`registry.is_view`): no arithmetic, no bytes;
+- zero-cost: declared with `zero_cost(reason, ...)`: no arithmetic, bytes still counted;
+- composite: has a CompositeImplicitAutograd kernel. Such an op decomposes above the Python dispatch key, so it
+  never reaches the mode; if it ever does, capture runs `func.decompose`, the same kernel, and counts its parts;
+- decomposition: torch's Core ATen decomposition table has an entry that capture runs under the mode
+  (`core_aten_decompositions()`); its parts are aten ops, themselves covered by this test;
+- uncostable: triaged and listed with its reason in `flopwise.ops.catalog.UNCOSTABLE`; when it runs it is
+  reported in `report.unsupported` (tested below), never counted as a silent zero;
+- not dispatched: a TorchScript-only overload with no dispatcher entry: no tensor op ever runs it through a mode;
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from functools import cache
+
+import torch
+import torch._inductor.inductor_prims  # noqa: F401 - registers inductor's prims, as any test importing inductor does
+import torch.distributed._functional_collectives  # noqa: F401 - registers the _c10d_functional ops
+from torch._decomp import core_aten_decompositions
+
+import flopwise
+from flopwise.ops.catalog import UNCOSTABLE
+from flopwise.registry import FORMULAS, ZERO_COST, functional_name, is_view, is_zero_cost, lookup, op_name
+
+NAMESPACES = ("aten", "quantized", "_c10d_functional", "prims")
+
+def _dispatched(op: torch._ops.OpOverload) -> bool:
+    try:
+        torch._C._dispatch_find_schema_or_throw(op._schema.name, op._schema.overload_name)
+    except RuntimeError:
+        return False
+    return True
+
+
+@cache
+def all_overloads() -> dict[str, torch._ops.OpOverload]:
+    """{"ns::name.overload": overload} for every overload of the four namespaces."""
+    found: dict[str, torch._ops.OpOverload] = {}
+    for qualified in torch._C._dispatch_get_all_op_names():
+        namespace, rest = qualified.split("::")
+        if namespace in NAMESPACES:
+            name, _, overload = rest.partition(".")
+            found[qualified] = getattr(getattr(getattr(torch.ops, namespace), name), overload or "default")
+    for attr in dir(torch.ops.aten):  # also the TorchScript-only overloads torch.ops.aten lists
+        packet = getattr(torch.ops.aten, attr, None)
+        if isinstance(packet, torch._ops.OpOverloadPacket):
+            for overload in packet.overloads():
+                op = getattr(packet, overload)
+                found.setdefault(f"{op._schema.name}.{overload}".removesuffix(".default"), op)
+    return found
+
+
+def category(op: torch._ops.OpOverload) -> str:
+    """How a count treats `op` — the order of `CountingMode._plan_for`, then `_decompose`."""
+    name = op_name(op)
+    if lookup(name) is not False:
+        return "formula"
+    if is_view(op):
+        return "view"
+    if is_zero_cost(name):
+        return "zero-cost"
+    if not _dispatched(op):
+        return "not dispatched"
+    if op.has_kernel_for_dispatch_key(torch._C.DispatchKey.CompositeImplicitAutograd):
+        return "composite"
+    if op in core_aten_decompositions():
+        return "decomposition"
+    if name in UNCOSTABLE or functional_name(name) in UNCOSTABLE:
+        return "uncostable"
+    return "missing"
+
+
+@cache
+def census() -> dict[str, list[str]]:
+    by_category: dict[str, list[str]] = {}
+    for qualified, op in sorted(all_overloads().items()):
+        by_category.setdefault(category(op), []).append(qualified)
+    return by_category
+
+
+def summary() -> str:
+    """One line per category and namespace: `pytest -s` prints it (and the test keeps the counts)."""
+    counts = Counter((cat, q.split("::")[0]) for cat, names in census().items() for q in names)
+    lines = [f"{cat:>15} {ns:<17} {n:5}" for (cat, ns), n in sorted(counts.items())]
+    return "\n".join(lines + [f"{'total':>15} {'':<17} {sum(counts.values()):5}"])
+
+
+def test_the_enumeration_sees_all_four_namespaces() -> None:
+    namespaces = Counter(q.split("::")[0] for q in all_overloads())
+    assert namespaces["aten"] > 3000 and namespaces["quantized"] > 150  # about 3,100 and 170 in torch 2.14
+    assert namespaces["prims"] > 100 and namespaces["_c10d_functional"] > 10
+
+
+def test_every_overload_is_triaged() -> None:
+    print("\n" + summary())
+    missing = census().get("missing", [])
+    assert missing == [], f"{len(missing)} overloads with no formula, view, zero-cost, decomposition or " \
+                          f"uncostable entry: {missing}"
+
+
+def test_every_category_is_used() -> None:
+    """A category that empties (torch renames its tags, a table moves) would make the triage vacuous."""
+    assert {"formula", "view", "zero-cost", "composite", "decomposition", "uncostable"} <= set(census())
+
+
+def test_uncostable_entries_are_real_and_not_costed_elsewhere() -> None:
+    costed = set(FORMULAS) | set(ZERO_COST)
+    for name, reason in UNCOSTABLE.items():
+        namespace, op = name.split(".", 1)
+        packet = getattr(getattr(torch.ops, namespace), op.removesuffix("_"), None) or getattr(
+            getattr(torch.ops, namespace), op, None)
+        assert isinstance(packet, torch._ops.OpOverloadPacket), name
+        assert name not in costed, f"{name} is both costed and listed as uncostable"
+        assert len(reason) > 20, f"{name}: give the reason it cannot be costed"
+
+
+def test_an_uncostable_op_is_reported_never_silent() -> None:
+    a = torch.randn(3, 3)
+    with flopwise.counting() as c:
+        torch.linalg.matrix_exp(a)
+    assert "aten.linalg_matrix_exp" in UNCOSTABLE
+    assert "aten.linalg_matrix_exp" in c.report.unsupported
