@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..render.grid import left, markdown_table, right, text_table
-from ..render.units import binary_bytes, si
+from ..render.units import binary_bytes, count_text, si
 from ..report import Report
 from .common import add_count_options, add_input_options, count_loaded, emit, notifier, run_reporting_usage_errors
 from .errors import UsageError
@@ -206,7 +206,7 @@ def _table(outcomes: list[Outcome], markdown: bool) -> str:
             continue
         intensity = r.total.intensity
         cells.append((
-            o.spec, si(r.params), si(r.macs), si(r.flops), binary_bytes(r.total.bytes),
+            o.spec, count_text(r.params), si(r.macs), si(r.flops), binary_bytes(r.total.bytes),
             f"{intensity:.1f}" if intensity is not None else "–",
             _ratio(r.params, first.params), _ratio(r.flops, first.flops), o.note,
         ))
