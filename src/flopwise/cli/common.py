@@ -16,7 +16,7 @@ from ..report import Report
 from .errors import ModelError, UsageError
 from .spec import Loaded
 
-FORMATS = ("table", "json", "csv", "markdown")
+FORMATS = ("table", "json", "csv", "markdown", "html")
 
 # Errors fake tensors raise when a model needs real data (nonzero, .item(), data-dependent shapes).
 _NEEDS_DATA = {

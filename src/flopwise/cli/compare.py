@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..render.grid import left, markdown_table, right, text_table
+from ..render.html_report import render_html_report
 from ..render.units import binary_bytes, count_text, si
 from ..report import Report
 from .common import add_count_options, add_input_options, count_loaded, emit, notifier, run_reporting_usage_errors
@@ -193,6 +194,9 @@ def render(outcomes: list[Outcome], fmt: str) -> str:
         writer.writeheader()
         writer.writerows(rows(outcomes))
         return out.getvalue()
+    if fmt == "html":  # a section per model that counted
+        done = [o for o in outcomes if o.report is not None]
+        return render_html_report([o.report for o in done if o.report], titles=[o.spec for o in done])
     return _table(outcomes, markdown=fmt == "markdown")
 
 

@@ -18,6 +18,7 @@ from ..examples import guide_examples
 from ..explain import render_explanation
 from ..measure import measure
 from ..render.csv import render_csv
+from ..render.html_report import render_html_report
 from ..render.operators import render_operator_table
 from ..report import Report
 from .common import (
@@ -152,6 +153,9 @@ def _render(counted: list[Counted], options: argparse.Namespace) -> str:
                 doc["explanation"] = item.extra["explanation"]
             docs.append(doc)
         return json.dumps(docs[0] if len(docs) == 1 else docs, indent=2)
+    if options.format == "html":  # one page, a section per model, the hand calculation always included
+        return render_html_report([c.report for c in counted], [c.measurement for c in counted],
+                                  [c.title or c.report.model for c in counted])
     if options.format == "csv":
         return render_csv([c.report for c in counted], depth=data_depth, per_operator=options.per_operator)
     parts = []

@@ -1,4 +1,4 @@
-// flopwise HTML report: draws each <section class="report"> from the JSON that Python wrote into it.
+// flopwise HTML report: draws each report section of the page from the JSON that Python wrote into it.
 // Plain browser JavaScript, no library, nothing fetched. Exact integers in the tables; SI prefixes in the icicle.
 (function () {
   "use strict";
