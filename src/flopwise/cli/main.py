@@ -21,6 +21,7 @@ from ..render.csv import render_csv
 from ..render.html_report import render_html_report
 from ..render.operators import render_operator_table
 from ..report import Report
+from .budget import add_budget_option, gate
 from .common import (
     add_count_options,
     add_input_options,
@@ -30,6 +31,7 @@ from .common import (
     run_reporting_usage_errors,
 )
 from .compare import main as compare_main
+from .diff import main as diff_main
 from .errors import UsageError
 from .load import load
 from .spec import InputFlags, Loaded
@@ -42,11 +44,14 @@ EXAMPLES = """examples:
   flopwise hf:path/to/config.json --tokens 1x128
   flopwise path/to/file.py:build --input 1x3x32x32 --input 1x10:int64
   flopwise model.pt2 --format json --output counts.json
+  flopwise torchvision:resnet50 --format html -o report.html   one page to share: icicle, tables, hand calculation
+  flopwise diff before.json after.json --fail-if "macs>+2%"    the change per module; exit 4 past the budget
   flopwise torchvision:vit_b_16 --depth 3 --per-operator --convention contractions
   flopwise compare torchvision:resnet18 torchvision:resnet50 --plot zoo
   flopwise compare 'torchvision:*' --format markdown     every torchvision classification model
 
 exit codes: 0 complete count, 1 counted but some ops have no known cost (a lower bound), 2 usage error
+  4    a --fail-if budget is broken (before 1: the gate fails whether or not the count is complete)
 """
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="module tree depth shown (default 2 in tables; every module in CSV)")
     parser.add_argument("--per-operator", action="store_true", help="also show the per-aten-operator table")
     parser.add_argument("--explain", action="store_true", help="show the hand calculation of each count")
+    add_budget_option(parser, changes=False)
     measure = parser.add_argument_group("measuring (runs the model for real)")
     measure.add_argument("--measure", action="store_true", help="time the model and join times to the counts")
     measure.add_argument("--device", help="where to measure: cpu, cuda, cuda:1 (default: the model's device)")
@@ -97,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["compare"]:
         return compare_main(argv[1:])
+    if argv[:1] == ["diff"]:
+        return diff_main(argv[1:])
     return run_reporting_usage_errors(_run, build_parser().parse_args(argv), "flopwise")
 
 
@@ -119,7 +127,8 @@ def _run(options: argparse.Namespace) -> int:
         report = count_loaded(loaded, options.mode, options.convention, notify)
         counted.append(_extras(Counted("", report, {}), loaded, options))
     emit(_render(counted, options), options, notify)
-    return 0 if all(c.report.complete for c in counted) else 1
+    return gate(options.fail_if, [c.report for c in counted], 0 if all(c.report.complete for c in counted) else 1,
+                notify)
 
 
 def _extras(item: Counted, loaded: Loaded, options: argparse.Namespace) -> Counted:
