@@ -95,7 +95,7 @@
       var tip = rowName(data, row) + (row.describe ? " — " + row.describe : kind ? " — " + kind : "") +
         "\nMACs " + exact(row.macs) + "\nFLOPs " + exact(row.flops) + " (" + percent(row.flops, data.total.flops) +
         " of the total)\nparameters " + exact(row.params);
-      var label = (row.self ? "(self)" : row.name ? row.name.split(".").pop() : data.model) + " " + si(node.v);
+      var label = (row.self ? "(self)" : row.name ? row.name.split(".").pop() : data.model) + " · " + si(node.v);
       node.div = el("div", {"class": "node" + (row.self ? " self" : ""), title: tip,
         "data-name": rowName(data, row), "data-value": String(node.v),
         style: "top:" + row.depth * ROW_PX + "px;background:" + colour(kind)}, [el("span", {text: label})]);
@@ -149,7 +149,8 @@
     var head = el("tr");
     var body = el("tbody");
     spec.columns.forEach(function (col) {
-      var th = el("th", {"class": col.num ? "num" : "", "data-key": col.key, text: col.header});
+      var th = el("th", {"class": col.num ? "num" : "", "data-key": col.key, text: col.header, tabindex: "0"});
+      th.addEventListener("keydown", function (e) { if (e.key === "Enter" || e.key === " ") { th.click(); } });
       th.addEventListener("click", function () {
         descending = sortKey === col.key ? !descending : !!col.num;  // numbers: largest first
         sortKey = col.key;
