@@ -5,7 +5,7 @@ PYTHON ?= python3
 # torch and torchvision are pinned together: this pair is on the build machines' disk.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: run test lint bench docs clean compare-tools
+.PHONY: run test lint bench docs clean compare-tools browser screenshot
 
 $(VENV)/.ready: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,15 @@ $(VENV)/.ready: pyproject.toml
 run: $(VENV)/.ready
 	$(VENV)/bin/flopwise
 
-test: $(VENV)/.ready
+# The HTML report's tests drive Debian's headless chromium: installed here when missing (as root, else via sudo).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "chromium is missing and there is no apt-get: install chromium for the browser tests"; exit 0; fi; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
+test: $(VENV)/.ready browser
 	$(PY) -m pytest
 	$(PY) -m ruff check src tests bench
 	$(PY) -m mypy
@@ -29,6 +37,10 @@ lint: $(VENV)/.ready
 bench: $(VENV)/.ready
 	$(PY) bench/counting_overhead.py
 	$(PY) bench/measure_models.py
+
+# docs/html_report.png, the README's picture of the HTML report of the guides' three models
+screenshot: $(VENV)/.ready browser
+	$(PY) -m tests.browser docs/html_report.png
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

@@ -8,8 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from flopwise.inputs import UsageError, parse_input, parse_shape, parse_tokens, with_batch
-from flopwise.load import InputFlags, load
+from flopwise.cli.errors import UsageError
+from flopwise.cli.inputs import parse_input, parse_shape, parse_tokens, with_batch
+from flopwise.cli.load import load
+from flopwise.cli.spec import InputFlags
 
 MODEL_FILE = """
 import torch

@@ -72,7 +72,7 @@ def test_markdown_renders_as_a_table(reports):
     markdown_it = pytest.importorskip("markdown_it")
     html = markdown_it.MarkdownIt("commonmark").enable("table").render(reports["SimpleLinearModel"].to_markdown())
     assert html.count("<table>") == 1
-    assert html.count("<tr>") == 1 + 4  # header + total, fc1, fc2, fc3
+    assert html.count("<tr>") == 1 + 5  # header + total, fc1, fc2, fc3, (self): the two ReLUs in forward
     assert "<code>fc2</code>" in html
     assert "515 MACs" in html  # 10·20 + 20·15 + 15·1
 
@@ -80,7 +80,9 @@ def test_markdown_renders_as_a_table(reports):
 def test_html_repr_and_dataframe(reports):
     report = reports["SimpleConv"]
     html = report._repr_html_()
-    assert html.startswith('<div class="flopwise"><table>') and html.count("<tr>") == 1 + 4
+    assert html.startswith('<div class="flopwise"><table>')
+    assert html.count("<tr>") == 1 + 5  # header + total, conv1, conv2, fc, (self): the ReLUs in forward
+    assert 'title="37,632">37.6 k' in html  # the self row's FLOPs: 28·28·16 + 28·28·32 ReLU elements
     assert 'title="3,612,672"' in html  # conv2's exact MACs on hover: 28·28·3·3·16·32
     pd = pytest.importorskip("pandas")
     frame = report.to_dataframe()

@@ -17,17 +17,29 @@ from __future__ import annotations
 import contextlib
 from collections import Counter
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
-from .cost import Work
+from .cost import OpCall, Work
 from .ops.attention import flex_attention_work
 from .ops.attention_backward import flex_attention_backward_work
 from .registry import lookup, op_name
 
-if TYPE_CHECKING:
-    from .capture import CountingMode
+
+class CountingMode(Protocol):
+    """What a higher-order operator needs of capture's dispatch mode (named here: capture imports this module)."""
+
+    calls: list[OpCall]
+    unsupported: Any  # op name → Counter of modules
+    warnings: list[str]
+    modules: Any  # the ModuleStack
+    overrides: dict[str, Any]
+
+    def __enter__(self) -> Any: ...
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any, /) -> Any: ...
+    def record_work(self, name: str, work: Work, inputs: list[torch.Tensor], out: Any) -> None: ...
+    def record_unsupported(self, name: str) -> None: ...
 
 
 def hop_name(func: torch._ops.HigherOrderOperator) -> str:

@@ -196,6 +196,13 @@ class Report:
         """A rich.table.Table of the module tree, for `rich.print(report.rich_table())`; needs rich."""
         return self._view("rich", depth=depth)
 
+    def to_html(self, measurement: Any = None) -> str:
+        """One self-contained HTML page (no network when viewed): the module tree as a zoomable icicle, sortable
+        and filterable tables of modules and operators, the hand calculation per module; with a `Measurement`
+        of this count, its timings and roofline too."""
+        text: str = self._view("html_report", measurement=measurement)
+        return text
+
     def _repr_html_(self) -> str:
         text: str = self._view("html")
         return text

@@ -15,7 +15,7 @@ from ..count import count
 from ..modules import describe_module
 from ..report import Report
 from .groups import CallLine, Group, build_groups
-from .render import FORMATS, render_explanation
+from .render import FORMATS, explain_by_module, render_explanation
 from .steps import Step, flops_step, term_step, total_flops_step
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "build_groups",
     "describe_module",
     "explain",
+    "explain_by_module",
     "flops_step",
     "render_explanation",
     "term_step",
@@ -33,6 +34,7 @@ __all__ = [
 ]
 
 Report.register_view("explain", render_explanation)
+Report.register_view("explain_by_module", explain_by_module)  # read by the HTML report, which sits beside explain/
 
 
 def explain(model: nn.Module, inputs: Any = (), *, depth: int | None = None, fmt: str = "text",

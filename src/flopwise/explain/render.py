@@ -148,3 +148,13 @@ def render_explanation(report: Report, depth: int | None = None, fmt: str = "tex
         out.append(style.item("No arithmetic was counted."))
     out += [""] + _totals(style, report, groups) + [""] + _notes(style, report, groups)
     return "\n".join(out)
+
+
+def explain_by_module(report: Report) -> dict[str, str]:
+    """{module: the hand calculation of the ops that ran directly in it}, in the order they ran (the HTML report
+    shows each module's under its row; "" holds the ops outside every submodule)."""
+    style, out = Text(), dict[str, str]()
+    for group in build_groups(report, None):
+        text = "\n".join(_group_lines(style, group, report.convention))
+        out[group.name] = f"{out[group.name]}\n{text}" if group.name in out else text
+    return out

@@ -10,6 +10,7 @@ from .csv import report_csv
 from .data import report_to_dict
 from .frame import to_dataframe
 from .html import render_html
+from .html_report import report_html
 from .markdown import render_markdown
 from .table import render_table
 
@@ -19,4 +20,5 @@ Report.register_view("csv", report_csv)
 Report.register_view("markdown", render_markdown)
 Report.register_view("dataframe", to_dataframe)
 Report.register_view("rich", rich_table)
-Report.register_view("html", render_html)
+Report.register_view("html", render_html)  # the small notebook table (_repr_html_)
+Report.register_view("html_report", report_html)  # the page to share: report.to_html()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..report import Report
-from .units import binary_bytes, si
+from .tree import share, tree_rows
+from .units import binary_bytes, count_text, si
 
 
 def rich_table(report: Report, depth: int | None = 2) -> Any:
@@ -20,12 +21,12 @@ def rich_table(report: Report, depth: int | None = 2) -> Any:
     )
     table.add_column("Module")
     table.add_column("Type", style="dim")
-    for header in ("Params", "MACs", "FLOPs", "Bytes moved"):
+    for header in ("Params", "MACs", "FLOPs", "% FLOPs", "Bytes moved"):
         table.add_column(header, justify="right")
-    for row in report.by_module(depth):
-        label = "  " * row.depth + (row.name.rpartition(".")[2] if row.name else f"{report.model} (total)")
+    for row in tree_rows(report, depth):
         table.add_row(
-            label, row.type, si(row.params), si(row.macs), si(row.flops), binary_bytes(row.cost.bytes),
-            style="bold" if not row.name else None,
+            "  " * row.depth + row.label, row.type, count_text(row.params), si(row.macs), si(row.flops),
+            share(row.flops, report.flops), binary_bytes(row.cost.bytes),
+            style="bold" if not row.name and not row.is_self else "dim" if row.is_self else None,
         )
     return table

@@ -6,7 +6,8 @@ from html import escape
 
 from ..report import Report
 from .rows import incomplete_note
-from .units import binary_bytes, si
+from .tree import tree_rows
+from .units import binary_bytes, count_text, si
 
 
 def _cell(value: int, text: str) -> str:
@@ -19,14 +20,13 @@ def render_html(report: Report, depth: int | None = 2) -> str:
         for h in ("Module", "Type", "Params", "MACs", "FLOPs", "Bytes moved")
     )
     body = []
-    for row in report.by_module(depth):
-        label = row.name.rpartition(".")[2] if row.name else f"{report.model} (total)"
+    for row in tree_rows(report, depth):
         indent = f"padding-left:{1.2 * row.depth:.1f}em"
         body.append(
-            f'<tr><td style="text-align:left;{indent}" title="{escape(row.name)}">{escape(label)}</td>'
+            f'<tr><td style="text-align:left;{indent}" title="{escape(row.name)}">{escape(row.label)}</td>'
             f'<td style="text-align:left">{escape(row.type)}</td>'
-            + _cell(row.params, si(row.params)) + _cell(row.macs, si(row.macs)) + _cell(row.flops, si(row.flops))
-            + _cell(row.cost.bytes, binary_bytes(row.cost.bytes)) + "</tr>"
+            + _cell(row.params, count_text(row.params)) + _cell(row.macs, si(row.macs))
+            + _cell(row.flops, si(row.flops)) + _cell(row.cost.bytes, binary_bytes(row.cost.bytes)) + "</tr>"
         )
     caption = (
         f"{escape(report.model)} on {escape(report.inputs or '(no inputs)')}: {report.macs:,} MACs, "

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from ..report import Report
 from .grid import left, markdown_table, right
-from .rows import incomplete_note
-from .units import binary_bytes, si
+from .rows import incomplete_note, memory_lines
+from .tree import SELF, TreeRow, share, tree_rows
+from .units import binary_bytes, count_text, si
 
-MODULE_COLUMNS = left("Module", "Type") + right("Params", "MACs", "FLOPs", "Bytes moved")
+MODULE_COLUMNS = left("Module", "Type") + right("Params", "MACs", "FLOPs", "% FLOPs", "Bytes moved")
 OPERATOR_COLUMNS = left("Operator") + right("Calls", "MACs", "FLOPs", "Bytes moved")
 
 
 def render_markdown(report: Report, depth: int | None = 2, per_operator: bool = False) -> str:
     rows = [
-        (f"`{row.name}`" if row.name else f"**{report.model}** (total)", row.type, si(row.params), si(row.macs),
-         si(row.flops), binary_bytes(row.cost.bytes))
-        for row in report.by_module(depth)
+        (_name(report, row), row.type, count_text(row.params), si(row.macs), si(row.flops),
+         share(row.flops, report.flops), binary_bytes(row.cost.bytes))
+        for row in tree_rows(report, depth)
     ]
     lines = markdown_table(MODULE_COLUMNS, rows)
     lines += [
@@ -24,6 +25,8 @@ def render_markdown(report: Report, depth: int | None = 2, per_operator: bool = 
         f"({report.convention.description}).",
         f"Total: {report.macs:,} MACs, {report.flops:,} FLOPs, {report.params:,} parameters, "
         f"{report.bytes_read:,} bytes read, {report.bytes_written:,} bytes written.",
+        "",
+        *(f"{line[0].upper()}{line[1:]}." for line in memory_lines(report)),
     ]
     if per_operator:
         lines += ["", render_markdown_operators(report)]
@@ -31,6 +34,12 @@ def render_markdown(report: Report, depth: int | None = 2, per_operator: bool = 
     if note:
         lines += ["", f"> **{note}**"]
     return "\n".join(lines)
+
+
+def _name(report: Report, row: TreeRow) -> str:
+    if row.is_self:
+        return f"`{row.name}` {SELF}" if row.name else f"{report.model} {SELF}"
+    return f"`{row.name}`" if row.name else f"**{report.model}** (total)"
 
 
 def render_markdown_operators(report: Report) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..report import Report
+from .units import binary_bytes
 
 MODULE_COLUMNS = (
     "model", "module", "type", "depth", "calls", "params", "trainable_params",
@@ -56,4 +57,20 @@ def incomplete_lines(report: Report, places: int = 3) -> list[str]:
         shown = ", ".join(f"{m or '(root)'}" + (f" ×{n}" if n > 1 else "") for m, n in list(where.items())[:places])
         more = f" and {len(where) - places} more modules" if len(where) > places else ""
         lines.append(f"  {op}: {sum(where.values())} call(s) in {shown}{more}")
+    return lines
+
+
+
+def memory_lines(report: Report) -> list[str]:
+    """Weight memory (by dtype when there are several) and the activation peak, as the table footers print them."""
+    weights = report.param_memory
+    if len(report.param_bytes) > 1:
+        dtypes = "; " + ", ".join(f"{dtype} {binary_bytes(n)}" for dtype, n in report.param_bytes.items())
+    else:
+        dtypes = "".join(f", {dtype}" for dtype in report.param_bytes)
+    lines = [f"weight memory: {weights:,} bytes ({binary_bytes(weights)}{dtypes})"]
+    if report.peak_activation_bytes is not None:
+        peak = report.peak_activation_bytes
+        lines.append(f"activation memory: {peak:,} bytes at the peak ({binary_bytes(peak)}, estimated from "
+                     "tensor lifetimes)")
     return lines

@@ -1,20 +1,22 @@
-"""The plain-text table printed by `print(report)`: module tree × params, MACs, FLOPs, bytes."""
+"""The plain-text table printed by `print(report)`: module tree × params, MACs, FLOPs, share, bytes."""
 
 from __future__ import annotations
 
 from ..report import Report
 from .grid import left, right, text_table
-from .rows import incomplete_lines
-from .units import binary_bytes, si
+from .rows import incomplete_lines, memory_lines
+from .tree import share, tree_rows
+from .units import binary_bytes, count_text, si
 
-COLUMNS = left("Module", "Type") + right("Params", "MACs", "FLOPs", "Bytes moved")
+COLUMNS = left("Module", "Type") + right("Params", "MACs", "FLOPs", "% FLOPs", "Bytes moved")
 
 
 def render_table(report: Report, depth: int | None = 2) -> str:
-    rows = []
-    for row in report.by_module(depth):
-        label = "  " * row.depth + (row.name.rpartition(".")[2] if row.name else f"{report.model} (total)")
-        rows.append((label, row.type, si(row.params), si(row.macs), si(row.flops), binary_bytes(row.cost.bytes)))
+    rows = [
+        ("  " * row.depth + row.label, row.type, count_text(row.params), si(row.macs), si(row.flops),
+         share(row.flops, report.flops), binary_bytes(row.cost.bytes))
+        for row in tree_rows(report, depth)
+    ]
     out = text_table(COLUMNS, rows)
     out.append("")
     out.append(f"inputs: {report.inputs or '(none)'}")
@@ -24,6 +26,7 @@ def render_table(report: Report, depth: int | None = 2) -> str:
         f"({report.trainable_params:,} trainable, {report.frozen_params:,} frozen), "
         f"{report.bytes_read:,} bytes read, {report.bytes_written:,} bytes written"
     )
+    out += memory_lines(report)
     if not report.complete:
         out += ["", *incomplete_lines(report)]
     if report.warnings:

@@ -27,3 +27,20 @@ def binary_bytes(value: int) -> str:
             return f"{scaled:.3g} {unit}" if unit != "B" else f"{int(scaled)} B"
         scaled /= 1024
     raise AssertionError("unreachable")
+
+
+_COUNT_PREFIXES = ["", "k", "M", "B", "T"]
+
+
+def count_text(value: int) -> str:
+    """A count of things (parameters) as people write it: 8,030,261,248 → '8.03 B', 25,557,032 → '25.6 M'.
+
+    Billions are B, not G: "an 8 B model". MACs and FLOPs keep SI prefixes (`si`).
+    """
+    magnitude, scaled = 0, float(value)
+    while abs(scaled) >= 999.5 and magnitude < len(_COUNT_PREFIXES) - 1:
+        scaled /= 1000
+        magnitude += 1
+    if magnitude == 0:
+        return str(int(value))
+    return f"{scaled:.3g} {_COUNT_PREFIXES[magnitude]}"

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .inputs import UsageError
+from .errors import UsageError
+from .spec import parse_spec
 
 if TYPE_CHECKING:
-    from .report import Report
+    from ..report import Report
 
 
 def scatter_plot(points: list[tuple[str, Report]], path: str) -> list[Path]:
@@ -28,7 +29,7 @@ def scatter_plot(points: list[tuple[str, Report]], path: str) -> list[Path]:
     complete = ["tab:blue" if report.complete else "tab:orange" for _, report in points]
     axes.scatter(params, flops, c=complete, s=24, zorder=2)
     for (spec, _), x, y in zip(points, params, flops, strict=True):
-        axes.annotate(spec.partition(":")[2] or spec, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7)
+        axes.annotate(parse_spec(spec).label, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7)
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel("parameters")

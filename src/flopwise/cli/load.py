@@ -13,46 +13,24 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-import json
 import re
 import sys
 import warnings
 import zipfile
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .inputs import UsageError, inputs_from_flags, parse_tokens, token_ids, with_batch
-
-FORMS = "torchvision:NAME, hf:path/to/config.json, path/to/file.py:NAME, file.pt2, file.pt or guides:NAME"
-ARCHIVE_SUFFIXES = (".pt", ".pt2", ".pth", ".ts", ".jit")
-
-
-@dataclass
-class Loaded:
-    """A model ready to count: what `load()` returns."""
-
-    spec: str
-    model: nn.Module
-    inputs: Any  # as count() takes them: a tensor, a tuple of positional args, or a dict of kwargs
-    notes: list[str] = field(default_factory=list)  # said on stderr unless --quiet
-    scripted: bool = False  # TorchScript: counted by running it, without module attribution
-    rebuild: Callable[[], nn.Module] | None = None  # a model with real weights, for falling back to mode="real"
+from ..examples import guide_examples
+from .errors import UsageError
+from .inputs import inputs_from_flags, parse_tokens, token_ids, with_batch
+from .load_hf import huggingface
+from .spec import InputFlags, Loaded, Spec, parse_spec
 
 
-@dataclass(frozen=True)
-class InputFlags:
-    inputs: tuple[str, ...] = ()
-    tokens: str | None = None
-    batch: int | None = None
-    allow_pickle: bool = False
-
-
-def load(spec: str, flags: InputFlags | None = None) -> Loaded:
+def load(text: str, flags: InputFlags | None = None) -> Loaded:
     """Build the model a spec names, with its example inputs (explicit flags win over the defaults)."""
     flags = flags or InputFlags()
     if flags.inputs and flags.tokens:
@@ -60,26 +38,23 @@ def load(spec: str, flags: InputFlags | None = None) -> Loaded:
     if flags.batch is not None and flags.inputs:
         raise UsageError("--batch scales a default input; with --input, write the batch into the sizes (4x3x224x224)")
     explicit = _explicit_inputs(flags)
-    kind, _, rest = spec.partition(":")
-    if kind == "torchvision":
-        model, default, notes = torchvision_model(rest)
-        loaded = Loaded(spec, model, default, notes, rebuild=lambda: torchvision_model(rest)[0])
-    elif kind == "hf":
-        loaded = _huggingface(spec, rest, flags)
-    elif kind == "guides":
-        loaded = _guide(spec, rest)
-    elif re.fullmatch(r".+\.py(:.*)?", spec):
+    spec = _parse(text)
+    if spec.kind == "torchvision":
+        model, default, notes = torchvision_model(spec.target)
+        loaded = Loaded(text, model, default, notes, rebuild=lambda: torchvision_model(spec.target)[0])
+    elif spec.kind == "hf":
+        loaded = huggingface(spec, flags)
+    elif spec.kind == "guides":
+        loaded = _guide(spec)
+    elif spec.kind == "file":
         loaded = _python_file(spec)
-    elif spec.endswith(ARCHIVE_SUFFIXES):
-        loaded = _archive(spec, flags.allow_pickle)
     else:
-        hint = f"; did you mean torchvision:{spec}?" if _is_torchvision_name(spec) else ""
-        raise UsageError(f"unknown model spec {spec!r}: expected {FORMS}{hint}")
+        loaded = _archive(spec, flags.allow_pickle)
     if explicit is not None:
         loaded.inputs = explicit
     if loaded.inputs is None:
         raise UsageError(
-            f"{spec}: no example inputs known for this model; pass --input SIZES (e.g. --input 1x3x224x224, "
+            f"{text}: no example inputs known for this model; pass --input SIZES (e.g. --input 1x3x224x224, "
             "one per positional argument) or --tokens BxS"
         )
     if flags.batch is not None:
@@ -96,6 +71,14 @@ def _explicit_inputs(flags: InputFlags) -> Any:
     return None
 
 
+def _parse(text: str) -> Spec:
+    try:
+        return parse_spec(text)
+    except UsageError as error:
+        hint = f"; did you mean torchvision:{text}?" if _is_torchvision_name(text) else ""
+        raise UsageError(f"{error}{hint}") from None
+
+
 def _is_torchvision_name(name: str) -> bool:
     try:
         import torchvision.models
@@ -108,79 +91,18 @@ def _is_torchvision_name(name: str) -> bool:
 # — guides —
 
 
-def _guide(spec: str, name: str) -> Loaded:
-    from .examples import guide_examples
-
+def _guide(spec: Spec) -> Loaded:
     examples = {e.name: e for e in guide_examples()}
-    if name not in examples:
-        raise UsageError(f"{spec}: no such guide example; expected guides:{', guides:'.join(examples)}")
-    return Loaded(spec, examples[name].model, examples[name].inputs)
-
-
-# — transformers —
-
-
-def _huggingface(spec: str, where: str, flags: InputFlags) -> Loaded:
-    path = Path(where)
-    if path.is_dir():
-        path = path / "config.json"
-    if not path.is_file():
-        raise UsageError(
-            f"{spec}: no config.json at {str(path)!r}; hf: takes a local transformers config.json or a folder "
-            "holding one (nothing is downloaded: save one with config.save_pretrained(folder))"
-        )
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise UsageError(f"{spec}: {path} is not valid JSON ({error})") from None
-    if not isinstance(data, dict) or "model_type" not in data:
-        raise UsageError(f"{spec}: {path} has no \"model_type\" key; is it a transformers config.json?")
-    try:
-        import transformers
-    except ImportError:
-        raise UsageError(f"{spec}: hf: specs need the transformers package (pip install transformers)") from None
-    # config warnings (e.g. token ids outside a small vocabulary) are not the user's question here
-    transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
-    model_type = data.pop("model_type")
-    try:
-        config = transformers.AutoConfig.for_model(model_type, **data)
-    except (ValueError, KeyError) as error:
-        raise UsageError(f"{spec}: transformers does not know model_type {model_type!r} ({error})") from None
-    architecture = (data.get("architectures") or [None])[0]
-    cls = getattr(transformers, architecture, None) if architecture else None
-    with torch.device("meta"):  # no weights: parameters have shapes only
-        if cls is not None:
-            model = cls(config)
-        else:
-            model = transformers.AutoModel.from_config(config)  # type: ignore[no-untyped-call]
-    notes = [f"{spec}: built {type(model).__name__} on the meta device (no weights), counted in meta mode"]
-    return Loaded(spec, model.eval(), _hf_default_inputs(model, config, flags), notes)
-
-
-def _hf_default_inputs(model: nn.Module, config: Any, flags: InputFlags) -> Any:
-    main = getattr(model, "main_input_name", "input_ids")
-    if flags.tokens or main == "input_ids":
-        if flags.tokens:
-            batch, length = parse_tokens(flags.tokens)
-        else:
-            limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 128
-            batch, length = 1, min(128, int(limit))
-        ids = token_ids(batch, length)
-        if getattr(config, "is_encoder_decoder", False):
-            return {"input_ids": ids, "decoder_input_ids": ids.clone()}
-        return {"input_ids": ids}
-    if main == "pixel_values" and hasattr(config, "image_size"):
-        size = config.image_size if isinstance(config.image_size, int) else config.image_size[0]
-        channels = getattr(config, "num_channels", 3)
-        return {"pixel_values": torch.rand(1, channels, size, size)}
-    return None
+    if spec.target not in examples:
+        raise UsageError(f"{spec.text}: no such guide example; expected guides:{', guides:'.join(examples)}")
+    return Loaded(spec.text, examples[spec.target].model, examples[spec.target].inputs)
 
 
 # — python files —
 
 
-def _python_file(spec: str) -> Loaded:
-    file, _, name = spec.rpartition(":") if not spec.endswith(".py") else (spec, "", "")
+def _python_file(parsed: Spec) -> Loaded:
+    spec, file, name = parsed.text, parsed.target, parsed.name
     path = Path(file)
     if not path.is_file():
         raise UsageError(f"{spec}: no file {file!r}")
@@ -242,8 +164,8 @@ def _defined_in(value: Any, namespace: Any) -> bool:
 # — archives —
 
 
-def _archive(spec: str, allow_pickle: bool) -> Loaded:
-    path = Path(spec)
+def _archive(parsed: Spec, allow_pickle: bool) -> Loaded:
+    spec, path = parsed.text, Path(parsed.target)
     if not path.is_file():
         raise UsageError(f"{spec}: no such file")
     names = zipfile.ZipFile(path).namelist() if zipfile.is_zipfile(path) else []
@@ -297,9 +219,6 @@ def _pickled(spec: str, path: Path, allow_pickle: bool) -> Loaded:
 
 
 # — torchvision —
-
-FAMILIES = ("classification", "detection", "segmentation", "video", "optical_flow", "quantization")
-
 
 def torchvision_families() -> dict[str, list[str]]:
     """{family: model names}, as torchvision lists them."""

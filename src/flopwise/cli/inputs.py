@@ -5,29 +5,12 @@ Every malformed value raises `UsageError` with what was expected, what came, and
 
 from __future__ import annotations
 
-import argparse
-import sys
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch.utils._pytree import tree_map
 
-
-class UsageError(Exception):
-    """A user mistake (bad spec, file, shape or flag): reported as one line, exit code 2, no traceback."""
-
-
-def run_reporting_usage_errors(run: Callable[[argparse.Namespace], int], options: argparse.Namespace, prog: str) -> int:
-    """Run a command; a UsageError becomes one line on stderr and exit code 2 (unless --traceback)."""
-    try:
-        return run(options)
-    except UsageError as error:
-        if options.traceback:
-            raise
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return 2
-
+from .errors import UsageError
 
 DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32, "float": torch.float32, "fp32": torch.float32,

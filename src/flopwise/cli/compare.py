@@ -16,10 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from .inputs import UsageError, run_reporting_usage_errors
-from .render.grid import left, markdown_table, right, text_table
-from .render.units import binary_bytes, si
-from .report import Report
+from ..render.grid import left, markdown_table, right, text_table
+from ..render.html_report import render_html_report
+from ..render.units import binary_bytes, count_text, si
+from ..report import Report
+from .common import add_count_options, add_input_options, count_loaded, emit, notifier, run_reporting_usage_errors
+from .errors import UsageError
+from .load import load, torchvision_families
+from .plot import scatter_plot
+from .spec import InputFlags, parse_spec
 
 COLUMNS = (
     left("Model") + right("Params", "MACs", "FLOPs", "Bytes moved", "FLOP/B", "Params ×", "FLOPs ×") + left("Note")
@@ -43,8 +48,6 @@ class Outcome:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .cli import add_count_options, add_input_options
-
     parser = argparse.ArgumentParser(
         prog="flopwise compare",
         description="Count several models and compare them in one table (ratios are relative to the first).",
@@ -69,9 +72,6 @@ def main(argv: list[str]) -> int:
 
 
 def _run(options: argparse.Namespace) -> int:
-    from .cli import count_loaded, emit, notifier
-    from .load import InputFlags, load
-
     specs = expand_specs(options.specs + (read_list(options.list) if options.list else []))
     if not specs:
         raise UsageError("nothing to compare: give model specs (torchvision:resnet18 …), a glob, or --list FILE")
@@ -100,8 +100,6 @@ def _run(options: argparse.Namespace) -> int:
         print(f"flopwise compare: {failed} of {len(outcomes)} models failed (listed below the table)", file=sys.stderr)
     emit(render(outcomes, options.format), options, notify)
     if options.plot:
-        from .plot import scatter_plot
-
         for path in scatter_plot([(o.spec, o.report) for o in outcomes if o.report is not None], options.plot):
             notify(f"wrote {path}")
     return 0 if all(o.report is not None and o.report.complete for o in outcomes) else 1
@@ -119,14 +117,12 @@ def expand_specs(specs: list[str]) -> list[str]:
     """Expand torchvision globs; `torchvision:*` means the classification models, `FAMILY/PATTERN` another family."""
     expanded: list[str] = []
     for spec in specs:
-        kind, _, pattern = spec.partition(":")
-        if kind != "torchvision" or not any(c in pattern for c in "*?["):
+        parsed = parse_spec(spec)
+        if not parsed.is_glob:
             expanded.append(spec)
             continue
-        from .load import torchvision_families
-
         families = torchvision_families()
-        family, _, names = pattern.rpartition("/")
+        family, _, names = parsed.target.rpartition("/")
         family = family or "classification"
         if family not in families and family != "all":
             raise UsageError(f"{spec}: no torchvision family {family!r}; expected {', '.join(families)} or all")
@@ -198,6 +194,9 @@ def render(outcomes: list[Outcome], fmt: str) -> str:
         writer.writeheader()
         writer.writerows(rows(outcomes))
         return out.getvalue()
+    if fmt == "html":  # a section per model that counted
+        done = [o for o in outcomes if o.report is not None]
+        return render_html_report([o.report for o in done if o.report], titles=[o.spec for o in done])
     return _table(outcomes, markdown=fmt == "markdown")
 
 
@@ -211,7 +210,7 @@ def _table(outcomes: list[Outcome], markdown: bool) -> str:
             continue
         intensity = r.total.intensity
         cells.append((
-            o.spec, si(r.params), si(r.macs), si(r.flops), binary_bytes(r.total.bytes),
+            o.spec, count_text(r.params), si(r.macs), si(r.flops), binary_bytes(r.total.bytes),
             f"{intensity:.1f}" if intensity is not None else "–",
             _ratio(r.params, first.params), _ratio(r.flops, first.flops), o.note,
         ))

@@ -1,0 +1,17 @@
+"""What can go wrong on the command line, as exceptions the entry points turn into exit codes.
+
+Exit codes (README, `--help`): 0 complete · 1 counted with unsupported ops (a lower bound) · 2 the user's input or
+model failed · 3 flopwise itself failed (a bug) · 130 interrupted.
+"""
+
+from __future__ import annotations
+
+COMPLETE, LOWER_BOUND, USER_ERROR, INTERNAL_ERROR, INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class UsageError(Exception):
+    """The user's input failed (bad spec, file, shape or flag): one line on stderr, exit code 2, no traceback."""
+
+
+class ModelError(UsageError):
+    """The user's model raised (while built, imported or counted); the message says where and with what inputs."""

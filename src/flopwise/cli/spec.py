@@ -1,0 +1,73 @@
+"""What the user asked for and what was loaded; the one parser of model specs.
+
+Forms: `torchvision:NAME`, `hf:PATH`, `guides:NAME`, `file.py[:NAME]`, `file.pt2` / `file.pt`.
+
+Every part of the command line (loading, globs in `compare`, plot labels) reads a `Spec`, never the raw text.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from .errors import UsageError
+
+FORMS = "torchvision:NAME, hf:path/to/config.json, path/to/file.py:NAME, file.pt2, file.pt or guides:NAME"
+ARCHIVE_SUFFIXES = (".pt", ".pt2", ".pth", ".ts", ".jit")
+PREFIXED = ("torchvision", "hf", "guides")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A parsed model spec. `kind` is torchvision, hf, guides, file (a .py file) or archive."""
+
+    text: str  # as the user wrote it: used in every message
+    kind: str
+    target: str  # the model name, config path, .py file or archive path
+    name: str = ""  # for file specs: the class or function inside the file
+
+    @property
+    def label(self) -> str:
+        """A short name for plots: `resnet18` for `torchvision:resnet18`, `build` for `models.py:build`."""
+        return self.name or self.target or self.text
+
+    @property
+    def is_glob(self) -> bool:
+        return self.kind == "torchvision" and any(c in self.target for c in "*?[")
+
+
+def parse_spec(text: str) -> Spec:
+    """Parse a spec; an unknown form raises UsageError naming the forms that exist."""
+    kind, colon, rest = text.partition(":")
+    if colon and kind in PREFIXED:
+        return Spec(text, kind, rest)
+    match = re.fullmatch(r"(.+\.py)(?::(.*))?", text, flags=re.DOTALL)
+    if match:
+        return Spec(text, "file", match.group(1), match.group(2) or "")
+    if text.endswith(ARCHIVE_SUFFIXES):
+        return Spec(text, "archive", text)
+    raise UsageError(f"unknown model spec {text!r}: expected {FORMS}")
+
+
+@dataclass
+class Loaded:
+    """A model ready to count: what `load()` returns."""
+
+    spec: str
+    model: nn.Module
+    inputs: Any  # as count() takes them: a tensor, a tuple of positional args, or a dict of kwargs
+    notes: list[str] = field(default_factory=list)  # said on stderr unless --quiet
+    scripted: bool = False  # TorchScript: counted by running it, without module attribution
+    rebuild: Callable[[], nn.Module] | None = None  # a model with real weights, for falling back to mode="real"
+
+
+@dataclass(frozen=True)
+class InputFlags:
+    inputs: tuple[str, ...] = ()
+    tokens: str | None = None
+    batch: int | None = None
+    allow_pickle: bool = False

@@ -1,0 +1,70 @@
+"""The module tree as table rows, with a "(self)" row wherever a module does work outside its children.
+
+With the self rows, the rows directly under a module add up to it: the guides' SimpleAttentionBlock computes
+QKᵀ and AV in its own forward, outside its four Linear children, and they appear as its "(self)" row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..cost import ZERO, Cost
+from ..report import ModuleRow, Report
+
+SELF = "(self)"
+
+
+@dataclass(frozen=True)
+class TreeRow:
+    name: str  # the module's qualified name ("" for the root); a self row carries its module's name
+    label: str  # what a table shows: "conv1", "(self)", "SimpleConv (total)"
+    type: str
+    depth: int  # indentation level: a self row sits at the level of its module's children
+    params: int
+    cost: Cost
+    is_self: bool = False
+
+    @property
+    def macs(self) -> int:
+        return self.cost.macs
+
+    @property
+    def flops(self) -> int:
+        return self.cost.flops
+
+
+def share(part: int, total: int) -> str:
+    """'12.3%' of the total; '-' when the total is zero."""
+    return f"{part / total:.1%}" if total else "-"
+
+
+def tree_rows(report: Report, depth: int | None = 2) -> list[TreeRow]:
+    """Modules down to `depth` in tree order (each module followed by its subtree), then its self row."""
+    shown = report.by_module(depth)
+    children: dict[str, list[ModuleRow]] = {}
+    for row in shown:
+        if row.name:
+            children.setdefault(row.name.rpartition(".")[0], []).append(row)
+    out: list[TreeRow] = []
+    placed: set[str] = set()
+
+    def visit(row: ModuleRow) -> None:
+        placed.add(row.name)
+        label = row.name.rpartition(".")[2] if row.name else f"{report.model} (total)"
+        out.append(TreeRow(row.name, label, row.type, row.depth, row.params, row.cost))
+        kids = children.get(row.name, [])
+        for child in kids:
+            visit(child)
+        if not kids:
+            return
+        own_params = max(0, row.params - sum(k.params for k in kids))  # a parameter shared with a child: 0
+        if row.self_cost != ZERO or own_params:
+            out.append(TreeRow(row.name, SELF, "", row.depth + 1, own_params, row.self_cost, is_self=True))
+
+    if "" in report.modules:
+        visit(report.modules[""])
+    # a module whose parent was never recorded (none today) still gets a row rather than vanishing
+    for row in shown:
+        if row.name not in placed:
+            visit(row)
+    return out

@@ -1,0 +1,137 @@
+"""The package reads top to bottom: every import (function-level ones too) points down a layer, never up, and
+no module imports itself back through others. Module sizes stay within the simplicity budget."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+SOURCE = Path(__file__).resolve().parent.parent / "src" / "flopwise"
+
+# Lower numbers are lower layers; a module may import its own layer (acyclically) and the layers below it.
+LAYERS: dict[str, int] = {
+    "flopwise.cost": 0,
+    "flopwise.conventions": 0,
+    "flopwise.version": 0,
+    "flopwise.registry": 1,
+    "flopwise.ops": 1,
+    "flopwise.modules": 2,
+    "flopwise.memory": 2,
+    "flopwise.capture": 2,
+    "flopwise.hops": 2,
+    "flopwise.guard": 2,
+    "flopwise.report": 3,
+    "flopwise.count": 4,
+    "flopwise.examples": 4,
+    "flopwise.render": 5,
+    "flopwise.explain": 5,
+    "flopwise.measure": 6,
+    "flopwise.cli": 7,
+    "flopwise.__main__": 7,
+    "flopwise": 8,  # the package root re-exports the public surface
+}
+MAX_LINES = 300
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(SOURCE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {module_name(p): p for p in sorted(SOURCE.rglob("*.py"))}
+
+
+def layer(name: str) -> int:
+    prefix = name
+    while prefix not in LAYERS:
+        if "." not in prefix:
+            raise AssertionError(f"{name} is in no layer: add it to LAYERS in tests/test_layers.py")
+        prefix = prefix.rpartition(".")[0]
+    return LAYERS[prefix]
+
+
+def imports_of(name: str, source: str | None = None) -> set[str]:
+    """Every flopwise module `name` imports, at any depth in its code (functions and TYPE_CHECKING blocks too)."""
+    path = MODULES.get(name)
+    package = name if path is not None and path.name == "__init__.py" else name.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(source if source is not None else MODULES[name].read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("flopwise")}
+        elif isinstance(node, ast.ImportFrom):
+            base = package
+            for _ in range(node.level - 1):
+                base = base.rpartition(".")[0]
+            target = node.module or "" if node.level == 0 else ".".join(p for p in (base, node.module) if p)
+            if not target.startswith("flopwise"):
+                continue
+            submodules = {f"{target}.{a.name}" for a in node.names if f"{target}.{a.name}" in MODULES}
+            found |= submodules or {target}
+    return {m for m in found if m != name}
+
+
+GRAPH = {name: imports_of(name) for name in MODULES}
+
+
+def test_every_import_points_down_the_layers() -> None:
+    upward = [
+        f"{name} (layer {layer(name)}) imports {target} (layer {layer(target)})"
+        for name, targets in GRAPH.items() for target in sorted(targets) if layer(target) > layer(name)
+    ]
+    assert not upward, "\n".join(upward)
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in graph.get(node, ()):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in graph:
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_cycles() -> None:
+    assert cycles(GRAPH) == []
+
+
+def test_the_cycle_finder_finds_a_cycle() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_function_level_and_relative_imports_are_seen() -> None:
+    source = "def f():\n    from ..report import Report\n    from . import table\n    return Report\n"
+    assert imports_of("flopwise.render.rows", source) == {"flopwise.report", "flopwise.render.table"}
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_module_within_the_size_budget(name: str) -> None:
+    lines = len(MODULES[name].read_text().splitlines())
+    assert lines <= MAX_LINES or name in OVER_BUDGET, f"{name}: {lines} lines (budget {MAX_LINES}); split it"
+
+
+OVER_BUDGET: set[str] = set()

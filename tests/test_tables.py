@@ -1,0 +1,127 @@
+"""Richer tables: "(self)" rows that make the rows add up, % of FLOPs, parameters as people write them, memory."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import flopwise
+from flopwise.cli import main
+from flopwise.examples import SimpleAttentionBlock, SimpleConv
+from flopwise.render.tree import SELF, tree_rows
+from flopwise.render.units import count_text
+
+
+def attention_report() -> flopwise.Report:
+    x = torch.rand(1, 10, 256)
+    return flopwise.count(SimpleAttentionBlock(256, 8), (x, x, x, None))
+
+
+def test_attention_products_appear_in_the_blocks_self_row():
+    report = attention_report()
+    rows = tree_rows(report, depth=2)
+    assert [r.label for r in rows] == ["SimpleAttentionBlock (total)", "values", "keys", "queries", "fc_out", SELF]
+    own = rows[-1]
+    assert own.is_self and own.name == "" and own.depth == 1
+    assert own.macs == 2 * 10 * 10 * 32 * 8  # QKᵀ and AV: L·S·E_head·heads each = 25,600
+    assert own.flops == 2 * 2 * 25_600 + 8 * 10 * (3 * 10 - 1)  # 2 FLOPs per MAC + softmax R·(3n−1)
+    projection = 10 * 256 * 256  # tokens·E_in·E_out = 655,360
+    assert sum(r.macs for r in rows[1:]) == 4 * projection + 51_200 == report.macs == 2_672_640
+    assert sum(r.flops for r in rows[1:]) == report.flops  # the FLOPs add up too
+
+
+def test_printed_table_has_the_self_row_and_shares():
+    text = attention_report().table()
+    self_line = next(line for line in text.splitlines() if line.strip().startswith(SELF))
+    assert "51.2 k" in self_line  # 25,600 + 25,600 MACs
+    assert self_line.split()[-3] == f"{104_720 / 5_350_160:.1%}"  # self FLOPs / total FLOPs = 2.0%
+    values_line = next(line for line in text.splitlines() if line.strip().startswith("values"))
+    assert f"{1_310_720 / 5_350_160:.1%}" in values_line  # 2·655,360 / 5,350,160 = 24.5%
+    assert "100.0%" in text.splitlines()[2]  # the root row
+
+
+class Inner(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(4, 4, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.proj(x)
+        return y @ y.transpose(-1, -2)  # (3, 4) @ (4, 3), outside proj
+
+
+class Outer(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = nn.Parameter(torch.ones(4))  # a parameter of Outer itself, in no child
+        self.inner = Inner()
+        self.head = nn.Linear(3, 2, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.inner(x * self.scale))
+
+
+def test_self_rows_at_every_level_and_own_parameters():
+    report = flopwise.count(Outer(), torch.rand(3, 4), convention="contractions")
+    rows = tree_rows(report, depth=None)
+    assert [(r.label, r.depth) for r in rows] == [
+        ("Outer (total)", 0), ("inner", 1), ("proj", 2), (SELF, 2), ("head", 1), (SELF, 1),
+    ]
+    inner_self, outer_self = rows[3], rows[5]
+    assert (inner_self.name, inner_self.macs, inner_self.params) == ("inner", 3 * 3 * 4, 0)  # M·N·K of y·yᵀ
+    assert outer_self.macs == 0 and outer_self.params == 4  # Outer's own `scale`: 4 elements, no MACs
+    assert outer_self.cost.bytes > 0  # x * scale reads and writes (a multiply: not a MAC)
+    assert rows[1].macs == 3 * 4 * 4 + 3 * 3 * 4  # inner = proj (M·K·N) + its self row
+    assert rows[1].macs + rows[4].macs + outer_self.macs == report.macs == 48 + 36 + 3 * 3 * 2
+    assert rows[2].params + rows[4].params + outer_self.params == report.params == 16 + 6 + 4
+
+
+def test_depth_limit_leaves_no_self_row_below_it():
+    report = flopwise.count(Outer(), torch.rand(3, 4))
+    labels = [r.label for r in tree_rows(report, depth=1)]
+    assert labels == ["Outer (total)", "inner", "head", SELF]  # inner's own matmul stays inside its row
+
+
+def test_modules_that_do_no_own_work_get_no_self_row():
+    report = flopwise.count(nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 2)), torch.rand(1, 4))
+    assert SELF not in [r.label for r in tree_rows(report)]
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (8_030_261_248, "8.03 B"),  # Llama-3-8B
+    (25_557_032, "25.6 M"),  # ResNet-50
+    (255_690, "256 k"),  # the guides' SimpleConv
+    (999, "999"),
+    (999_500, "1 M"),  # rounds up into the next prefix
+    (1_750_000_000_000, "1.75 T"),
+    (0, "0"),
+])
+def test_parameters_as_people_write_them(value, text):
+    assert count_text(value) == text
+
+
+def test_llama_3_8b_prints_8_03_b_parameters():
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(vocab_size=128256, hidden_size=4096, intermediate_size=14336,
+                                      num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8)
+    with torch.device("meta"):
+        model = transformers.LlamaForCausalLM(config)
+    report = flopwise.count(model, {"input_ids": torch.zeros(1, 2, dtype=torch.long)}, mode="meta")
+    per_layer = 2 * 4096 * 4096 + 2 * 4096 * 1024 + 3 * 4096 * 14336 + 2 * 4096  # q,o + k,v + MLP + 2 norms
+    assert report.params == 2 * 128256 * 4096 + 32 * per_layer + 4096 == 8_030_261_248  # embed + head + final norm
+    root = report.table(depth=0).splitlines()[2]
+    assert "8.03 B" in root and "8.03 G" not in root
+    assert "G" in root  # MACs and FLOPs keep SI prefixes
+
+
+def test_cli_table_footer_gives_weight_and_activation_memory(capsys):
+    assert main(["guides:SimpleConv", "-q"]) == 0
+    out = capsys.readouterr().out
+    weights = (16 * 1 * 9 + 16 + 32 * 16 * 9 + 32 + 25088 * 10 + 10) * 4  # 255,690 float32 parameters
+    assert f"weight memory: {weights:,} bytes (999 KiB, float32)" in out
+    # the peak is during relu(conv2(x)): relu1's output x, conv2's output and relu2's output are alive together
+    peak = (16 + 32 + 32) * 28 * 28 * 4
+    assert f"activation memory: {peak:,} bytes at the peak" in out
+    report = flopwise.count(SimpleConv(), torch.rand(1, 1, 28, 28))
+    assert (report.param_memory, report.peak_activation_bytes) == (weights, peak)
