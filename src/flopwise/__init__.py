@@ -1,6 +1,9 @@
 """flopwise: exact MACs, FLOPs, parameters and bytes moved of any PyTorch model, per module and per operator."""
 
-from . import render  # noqa: F401 - registers the renderers as views of Report
+from . import (  # noqa: F401 - importing registers them
+    render,  # the renderers, as views of Report
+    train,  # step="train", with count() and counting()
+)
 from .conventions import PRESETS as CONVENTIONS
 from .conventions import Convention
 from .cost import Cost, Flops, Term, Work

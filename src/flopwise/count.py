@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
@@ -22,6 +22,24 @@ from .report import ModuleRow, Report
 MODES = ("real", "fake", "meta")
 
 
+class Step(NamedTuple):
+    """A step beyond one forward, registered by a package above this one (flopwise.train registers "train"):
+    `run` counts it for count(step=...); `labeler(calls)` is entered inside counting(step=...) and its
+    `finish(report)` returns the report with what it labelled (the phases)."""
+
+    run: Callable[..., Report]
+    labeler: Callable[[list[OpCall]], Any]
+
+
+STEPS: dict[str, Step] = {}
+
+
+def _step(name: str) -> Step:
+    if name not in STEPS:
+        raise ValueError(f"step must be 'forward' or one of {', '.join(STEPS)}, got {name!r}")
+    return STEPS[name]
+
+
 class Counting:
     """What `counting()` yields; `report` is filled in when the block ends (also when it raises)."""
 
@@ -30,6 +48,7 @@ class Counting:
     def __init__(self) -> None:
         self._stack: ModuleStack | None = None
         self._mode: CountingMode | None = None
+        self.labeler: Any = None  # what counting(step=...) labels the calls with (train: PhaseLabels)
 
     @property
     def raised_in(self) -> str | None:
@@ -44,24 +63,28 @@ def counting(
     *,
     model: torch.nn.Module | None = None,
     inputs: str = "",
+    step: str = "forward",
 ) -> Iterator[Counting]:
     """Count every aten op run inside the block: training steps, generate(), several models.
 
     Modules of `model` are named as in `model.named_modules()`; other modules met in the block are named by
     their class (`GPT2Model.h.0.attn`). `overrides` maps ops to a formula, or to None to ignore them.
+    `step="train"` splits the count by phase (`report.phases`: forward, backward, optimizer, recompute).
     """
     rules = resolve(convention)
     session = Counting()
     stack = ModuleStack({model: ""} if model is not None else None)
     mode = CountingMode(stack, rules, overrides)
-    session._stack, session._mode = stack, mode
+    labeler = _step(step).labeler(mode.calls) if step != "forward" else None
+    session._stack, session._mode, session.labeler = stack, mode, labeler
     try:
-        with mode:
+        with mode, labeler if labeler is not None else contextlib.nullcontext():
             yield session
     finally:
         stack.close()
         mode.memory.close()
-        session.report = _build_report(stack, mode, rules, model, inputs)
+        report = _build_report(stack, mode, rules, model, inputs)
+        session.report = labeler.finish(report) if labeler is not None else report
 
 
 def count(
@@ -71,6 +94,9 @@ def count(
     mode: str = "real",
     convention: str | Convention = "default",
     overrides: dict[Any, Formula | None] | None = None,
+    step: str = "forward",
+    loss_fn: Callable[[Any], torch.Tensor] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> Report:
     """Count the MACs, FLOPs, parameters and bytes of one forward of `model` on `inputs`.
 
@@ -78,11 +104,20 @@ def count(
     runs the model as given; `"fake"` runs on fake tensors (shapes only, no arithmetic, weights untouched);
     `"meta"` moves everything to the meta device. A model built on the meta device is always counted on it.
     The model, its state and torch's RNG are left exactly as found.
+
+    `step="train"` counts a training step instead: forward, `loss_fn(output)` (default: `output.loss`, else the
+    sum of the output), backward, and `optimizer.step()` on copies, split by phase (see flopwise.train).
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"count() expects an nn.Module as its first argument, got {type(model).__name__}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if step != "forward":
+        return _step(step).run(
+            model, inputs, mode=mode, convention=convention, overrides=overrides, loss_fn=loss_fn, optimizer=optimizer
+        )
+    if loss_fn is not None or optimizer is not None:
+        raise ValueError("count(): loss_fn and optimizer belong to a training step; pass step='train' with them")
     args, kwargs = split_inputs(inputs)
     if _on_meta(model):
         mode = "meta"

@@ -27,6 +27,7 @@ class ModuleRow:
     params: int
     trainable_params: int
     calls: int
+    phases: dict[str, Cost] = field(default_factory=dict)  # a training step: this module's cost per phase
 
     @property
     def depth(self) -> int:
@@ -69,6 +70,10 @@ class Report:
     describe: dict[str, str] = field(default_factory=dict)  # module → 'Conv2d 1→16, k3, s1, p1'
     param_bytes: dict[str, int] = field(default_factory=dict)  # dtype → bytes of parameters (see memory.py)
     peak_activation_bytes: int | None = None  # estimate from tensor lifetimes in the dispatch stream
+    # A training step (count(step="train") or counting(step="train")): the total split by phase (forward,
+    # backward, optimizer, recompute), and what backward did not compute because parameters are frozen.
+    phases: dict[str, Cost] = field(default_factory=dict)
+    frozen_savings: Cost | None = None
 
     # — totals —
     @property

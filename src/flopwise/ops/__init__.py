@@ -12,6 +12,7 @@ from . import (  # noqa: F401
     norm,
     pointwise,
     pool,
+    profiler,
     reduction,
     rnn,
     upsample,

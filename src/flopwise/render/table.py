@@ -24,6 +24,23 @@ def render_table(report: Report, depth: int | None = 2) -> str:
         f"({report.trainable_params:,} trainable, {report.frozen_params:,} frozen), "
         f"{report.bytes_read:,} bytes read, {report.bytes_written:,} bytes written"
     )
+    out += phase_lines(report)
     if not report.complete:
         out += ["", *incomplete_lines(report)]
     return "\n".join(out)
+
+
+def phase_lines(report: Report) -> list[str]:
+    """A training step: its total per phase, and what frozen parameters saved backward."""
+    if not report.phases:
+        return []
+    parts = [f"{phase} {cost.macs:,} MACs / {cost.flops:,} FLOPs" for phase, cost in report.phases.items()]
+    lines = ["phases: " + "; ".join(parts)]
+    saved = report.frozen_savings
+    if saved is not None:
+        lines.append(
+            f"frozen parameters: backward skipped {saved.macs:,} MACs / {saved.flops:,} FLOPs "
+            f"(their weight gradients, and input gradients only they needed): {report.frozen_params:,} "
+            "frozen parameters"
+        )
+    return lines
