@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -240,3 +242,22 @@ def test_gpt2_train_step_phases_sum_to_flop_counter_mode() -> None:
     assert report.phases["forward"].macs == forward
     assert flop_counter_macs(lambda: (model(**inputs).loss.backward(), optimizer.step())) == macs
     assert_phases_sum(report)
+
+
+def test_cli_step_train(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from flopwise.cli import main
+
+    path = tmp_path / "stack.py"
+    path.write_text(
+        "import torch\nfrom torch import nn\n"
+        f"def build():\n    return nn.Sequential(nn.Linear({K1}, {M1}, bias=False), nn.ReLU(), "
+        f"nn.Linear({M1}, {M2}, bias=False)), torch.randn({N}, {K1})\n"
+    )
+    assert main([f"{path}:build", "--step", "train", "--format", "json", "-q"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    forward = N * K1 * M1 + N * M1 * M2
+    assert doc["phases"]["forward"]["macs"] == forward
+    assert doc["phases"]["backward"]["macs"] == 2 * forward - N * K1 * M1
+    assert doc["total"]["macs"] == 3 * forward - N * K1 * M1
+    assert main([f"{path}:build", "--step", "train", "-q"]) == 0
+    assert "phases: forward 280 MACs" in capsys.readouterr().out

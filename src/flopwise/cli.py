@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="module tree depth shown (default 2 in tables; every module in CSV)")
     parser.add_argument("--per-operator", action="store_true", help="also show the per-aten-operator table")
     parser.add_argument("--explain", action="store_true", help="show the hand calculation of each count")
+    parser.add_argument("--step", choices=("forward", "train"), default="forward",
+                        help="count one forward (default) or a training step split by phase: forward, backward "
+                             "(loss: the model's .loss, else the sum of its output), no optimizer")
     measure = parser.add_argument_group("measuring (runs the model for real)")
     measure.add_argument("--measure", action="store_true", help="time the model and join times to the counts")
     measure.add_argument("--device", help="where to measure: cpu, cuda, cuda:1 (default: the model's device)")
@@ -117,14 +120,16 @@ def notifier(quiet: bool) -> Callable[[str], None]:
 # — counting a loaded model —
 
 
-def count_loaded(loaded: Loaded, mode: str, convention: str, notify: Callable[[str], None]) -> Report:
+def count_loaded(
+    loaded: Loaded, mode: str, convention: str, notify: Callable[[str], None], step: str = "forward"
+) -> Report:
     """Count with a fallback: fake mode that meets a data-dependent op counts again for real, with a notice."""
     for note in loaded.notes:
         notify(note)
     if loaded.scripted:
         return _count_scripted(loaded, convention)
     try:
-        return _count(loaded, loaded.model, mode, convention)
+        return _count(loaded, loaded.model, mode, convention, step)
     except ModelError as error:
         cause = error.__cause__
         if mode != "fake" or cause is None or not _needs_data(cause):
@@ -132,16 +137,16 @@ def count_loaded(loaded: Loaded, mode: str, convention: str, notify: Callable[[s
         what = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
         notify(f"{loaded.spec}: needs real data in fake mode ({what}); counting again in real mode")
         model = loaded.rebuild() if loaded.rebuild is not None else loaded.model
-        return _count(loaded, model, "real", convention)
+        return _count(loaded, model, "real", convention, step)
 
 
-def _count(loaded: Loaded, model: torch.nn.Module, mode: str, convention: str) -> Report:
+def _count(loaded: Loaded, model: torch.nn.Module, mode: str, convention: str, step: str = "forward") -> Report:
     # fake tensors log a full traceback at ERROR level before re-raising; the message below says it in one line
     fake_log = logging.getLogger("torch._subclasses.fake_tensor")
     level = fake_log.level
     fake_log.setLevel(logging.CRITICAL)
     try:
-        return count(model, loaded.inputs, mode=mode, convention=convention)
+        return count(model, loaded.inputs, mode=mode, convention=convention, step=step)
     except Exception as error:
         raise ModelError(_describe_failure(loaded.spec, error)) from error
     finally:
@@ -212,12 +217,12 @@ def _run(options: argparse.Namespace) -> int:
 
         for example in guide_examples():
             loaded = Loaded(f"guides:{example.name}", example.model, example.inputs)
-            report = count_loaded(loaded, options.mode, options.convention, notify)
+            report = count_loaded(loaded, options.mode, options.convention, notify, options.step)
             title = f"{example.name} — the guide counts {example.macs:,} MACs by hand"
             counted.append(_extras(Counted(title, report, {}), loaded, options))
     else:
         loaded = load(options.model, flags)
-        report = count_loaded(loaded, options.mode, options.convention, notify)
+        report = count_loaded(loaded, options.mode, options.convention, notify, options.step)
         counted.append(_extras(Counted("", report, {}), loaded, options))
     emit(_render(counted, options), options, notify)
     return 0 if all(c.report.complete for c in counted) else 1
