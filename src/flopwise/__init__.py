@@ -1,9 +1,6 @@
 """flopwise: exact MACs, FLOPs, parameters and bytes moved of any PyTorch model, per module and per operator."""
 
-from . import (  # noqa: F401 - importing registers them
-    render,  # the renderers, as views of Report
-    train,  # step="train", with count() and counting()
-)
+from . import render  # noqa: F401 - registers the renderers as views of Report
 from .conventions import PRESETS as CONVENTIONS
 from .conventions import Convention
 from .cost import Cost, Flops, Term, Work
@@ -12,6 +9,7 @@ from .explain import explain
 from .measure import measure  # the function; `from flopwise.measure import …` still reaches the package
 from .registry import formula, zero_cost
 from .report import ModuleRow, Report
+from .train import Monitor  # importing flopwise.train also registers step="train" with count() and counting()
 
 __version__ = "0.1.0"
 
@@ -21,6 +19,7 @@ __all__ = [
     "Cost",
     "Flops",
     "ModuleRow",
+    "Monitor",
     "Report",
     "Term",
     "Work",

@@ -85,7 +85,9 @@ class PhaseLabels:
             self.seeding = False
 
     def _count(self, counter: str, step: int) -> None:
-        setattr(self, counter, getattr(self, counter) + step)
+        # never below 0: labelling may start inside a forward (Monitor starts it from a forward pre-hook), whose
+        # end is then seen without its start
+        setattr(self, counter, max(0, getattr(self, counter) + step))
 
     def __enter__(self) -> PhaseLabels:
         self._handles = [
