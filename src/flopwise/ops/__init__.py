@@ -4,6 +4,7 @@ from . import (  # noqa: F401
     activation,
     attention,
     attention_backward,
+    c10d,
     conv,
     gather,
     matmul,

@@ -38,6 +38,7 @@ from ..conventions import Convention
 from ..count import Counting, counting
 from ..measure.roofline import Peaks, device_name, resolve_peaks
 from ..report import Report
+from . import cluster
 
 
 @dataclass(frozen=True)
@@ -47,13 +48,14 @@ class StepCount:
     flops: int  # every FLOP of the step in the monitor's convention
     model_flops: int  # forward + backward
     hardware_flops: int  # forward + backward + recompute
+    collective_bytes: dict[str, int]  # collective op → bytes of the local tensors handed to it
     report: Report
 
     @classmethod
     def of(cls, report: Report) -> StepCount:
         phases = report.phases
         model = phases["forward"].flops + phases["backward"].flops
-        return cls(report.flops, model, model + phases["recompute"].flops, report)
+        return cls(report.flops, model, model + phases["recompute"].flops, cluster.collective_bytes(report), report)
 
 
 @dataclass
@@ -173,7 +175,11 @@ class Monitor:
 
     def summary(self) -> dict[str, Any]:
         """Totals over the steps, timing figures over the steps that were only timed (all, if every one was
-        counted): the median step time, and FLOPs, TFLOP/s, MFU and HFU of a median step."""
+        counted): the median step time, and FLOPs, TFLOP/s, MFU and HFU of a median step.
+
+        Under torch.distributed (more than one process) this is a collective that every rank must call: it adds
+        the cluster figures (see flopwise.train.cluster): "world_size", "ranks" (per-rank FLOPs, step time and
+        collective bytes), "slowest_rank", "cluster_flops", "cluster_tflops_per_s", "cluster_mfu"."""
         timed = [r for r in self.records if not r.counted] or list(self.records)
         counts = [self.count_of(r) for r in timed]
         known = [(r, c) for r, c in zip(timed, counts, strict=True) if c is not None]
@@ -188,7 +194,8 @@ class Monitor:
         elif model and seconds and model / seconds > peak:
             notes.append(f"achieved {model / seconds / 1e12:.3g} TFLOP/s is above the peak used "
                          f"({peak / 1e12:.4g}): that peak is wrong for this device or dtype; MFU not given")
-        return {
+        middle = next((c for _, c in known if c.flops == flops), None)
+        local = {
             "steps": len(self.records),
             "timed_steps": len(timed),
             "step_time_s": seconds,
@@ -201,7 +208,11 @@ class Monitor:
             "peak": {"tflops": peak / 1e12 if peak is not None else None, "dtype": self.peaks.dtype,
                      "device": self.peaks.device, "source": self.peaks.source or None},
             "notes": notes,
+            "collective_bytes": dict(middle.collective_bytes) if middle is not None else {},
         }
+        if cluster.world_size() > 1:
+            local.update(cluster.gather(local, peak))
+        return local
 
     def __str__(self) -> str:
         s = self.summary()
