@@ -74,6 +74,7 @@ class Report:
     # backward, optimizer, recompute), and what backward did not compute because parameters are frozen.
     phases: dict[str, Cost] = field(default_factory=dict)
     frozen_savings: Cost | None = None
+    sizes: dict[str, int] = field(default_factory=dict)  # a transformer's train step: L, d, heads, tokens, … (train/)
 
     # — totals —
     @property
@@ -199,6 +200,10 @@ class Report:
     def rich_table(self, depth: int | None = 2) -> Any:
         """A rich.table.Table of the module tree, for `rich.print(report.rich_table())`; needs rich."""
         return self._view("rich", depth=depth)
+
+    def vs_formulas(self) -> Any:
+        """A transformer's train step beside 6ND, PaLM and Megatron, each difference term by term (flopwise.train)."""
+        return self._view("vs_formulas")
 
     def _repr_html_(self) -> str:
         text: str = self._view("html")

@@ -28,6 +28,7 @@ from ..cost import Cost
 from ..count import _on_meta, _prepare, _rng_preserved, counting, describe_inputs, split_inputs
 from ..registry import Formula
 from ..report import Report
+from .formulas import transformer_sizes
 
 LossFn = Callable[[Any], torch.Tensor]
 
@@ -70,7 +71,7 @@ def count_train_step(
         params = _stand_ins(model, state, clone=optimizer is not None and mode == "real")
         by_id = {id(p): params[name] for name, p in model.named_parameters(remove_duplicate=False)}
         shadow = _copy_optimizer(optimizer, by_id) if optimizer is not None else None
-        report = run({**state, **params}, shadow)
+        report = replace(run({**state, **params}, shadow), sizes=transformer_sizes(model, args, kwargs))
         frozen = [p for p in model.parameters() if not p.requires_grad and p.is_floating_point()]
         if not frozen:
             return report
