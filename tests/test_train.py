@@ -261,3 +261,24 @@ def test_cli_step_train(tmp_path, capsys) -> None:  # type: ignore[no-untyped-de
     assert doc["total"]["macs"] == 3 * forward - N * K1 * M1
     assert main([f"{path}:build", "--step", "train", "-q"]) == 0
     assert "phases: forward 280 MACs" in capsys.readouterr().out
+
+
+def test_a_closure_inside_optimizer_step_keeps_its_forward_and_backward() -> None:
+    model = stack()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(N, K1)
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = model(x).sum()
+        loss.backward()
+        return loss
+
+    with flopwise.counting(step="train", model=model) as c:
+        optimizer.step(closure)  # Lightning and LBFGS run forward and backward inside Optimizer.step
+    forward = N * K1 * M1 + N * M1 * M2
+    assert phase_macs(c.report) == {"forward": forward, "backward": 2 * forward - N * K1 * M1, "optimizer": 0,
+                                    "recompute": 0}
+    # the loss (outside any module) runs inside the step: N·M2 − 1 adds counted with the optimizer, beside
+    # the update p − lr·g (2 per parameter element)
+    assert c.report.phases["optimizer"].flops == (N * M2 - 1) + 2 * PARAMS

@@ -111,10 +111,15 @@ class Monitor:
 
     # — one step —
     @contextlib.contextmanager
-    def step(self) -> Iterator[StepRecord]:
+    def step(self, key: Any = None) -> Iterator[StepRecord]:
+        """Around one training step. `key` names the kind of step (a batch's shapes, say) when the model's
+        forward is not what runs it (a Lightning training_step may call submodules directly); by default the
+        model's first forward inputs decide."""
         record = StepRecord(len(self.records), None, False)
         self._current = record
         handle = self.model.register_forward_pre_hook(self._on_forward, with_kwargs=True)
+        if key is not None:
+            self._begin(record, key)
         start_event = _event() if self.device.type == "cuda" else None
         start = time.perf_counter()
         failed = True
@@ -137,8 +142,11 @@ class Monitor:
         record = self._current
         if record is None or record.signature is not None:
             return  # not in a step, or not the step's first forward
-        record.signature = _signature(module, args, kwargs)
-        if record.signature not in self.counts:  # a new kind of step: count it from here to its end
+        self._begin(record, _signature(module, args, kwargs))
+
+    def _begin(self, record: StepRecord, signature: Any) -> None:
+        record.signature = signature
+        if signature not in self.counts:  # a new kind of step: count it from here to its end
             record.counted = True
             self._counting = counting(self.convention, model=self.model, step="train")
             self._session = self._counting.__enter__()

@@ -2,8 +2,10 @@
 
 The phase is decided by where an op runs, never by its name:
 
-- optimizer: between a global optimizer step pre-hook and its post-hook (inside any `Optimizer.step`);
-- backward: inside the autograd engine (`torch._C._current_graph_task_id() != -1`);
+- backward: inside the autograd engine (`torch._C._current_graph_task_id() != -1`), even when a closure runs it
+  inside `Optimizer.step`;
+- optimizer: between a global optimizer step pre-hook and its post-hook (inside any `Optimizer.step`), outside
+  the engine and outside module forwards (a closure's forward is forward; its loss outside modules, optimizer);
 - recompute: inside the engine, but running a forward again, as activation checkpointing does: a module's
   forward is in progress, or grad mode is on although the backward started with it off (checkpointing reruns
   the checkpointed function under `enable_grad`, while a backward without `create_graph` runs with it off);
@@ -59,11 +61,13 @@ class PhaseLabels:
         self._mode = _LabelMode(self)
 
     def phase(self) -> str:
-        if self._optimizer_steps:
-            return "optimizer"
         task = torch._C._current_graph_task_id()
         if task == -1:
-            return "backward" if self.seeding else "forward"
+            if self.seeding:
+                return "backward"
+            # a module forward inside Optimizer.step is a closure's forward (LBFGS, Lightning's training_step);
+            # the rest of a closure (the loss outside any module) is counted with the optimizer
+            return "optimizer" if self._optimizer_steps and not self._forwards else "forward"
         grad = torch.is_grad_enabled()
         started_with_grad = self._grad_at_start.setdefault(task, grad)
         if self._forwards or (grad and not started_with_grad):
