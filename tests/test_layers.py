@@ -24,10 +24,13 @@ LAYERS: dict[str, int] = {
     "flopwise.guard": 2,
     "flopwise.report": 3,
     "flopwise.count": 4,
+    "flopwise.assemble": 4,
     "flopwise.examples": 4,
     "flopwise.render": 5,
     "flopwise.explain": 5,
     "flopwise.measure": 6,
+    "flopwise.train": 6,
+    "flopwise.integrations": 7,
     "flopwise.cli": 7,
     "flopwise.__main__": 7,
     "flopwise": 8,  # the package root re-exports the public surface

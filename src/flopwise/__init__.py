@@ -9,6 +9,7 @@ from .explain import explain
 from .measure import measure  # the function; `from flopwise.measure import …` still reaches the package
 from .registry import formula, zero_cost
 from .report import ModuleRow, Report
+from .train import Monitor  # importing flopwise.train also registers step="train" with count() and counting()
 from .version import __version__ as __version__
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "Cost",
     "Flops",
     "ModuleRow",
+    "Monitor",
     "Report",
     "Term",
     "Work",

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
@@ -12,17 +12,35 @@ from torch.func import functional_call
 from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_map
 
+from .assemble import build_report
 from .capture import CountingMode
 from .conventions import Convention, resolve
-from .cost import ZERO, Cost, OpCall
+from .cost import OpCall
 from .guard import StateGuard
 from .hops import fullgraph_tolerated
-from .memory import param_memory
-from .modules import ModuleStack, describe_module
+from .modules import ModuleStack
 from .registry import Formula, nested_sizes
-from .report import ModuleRow, Report
+from .report import Report
 
 MODES = ("real", "fake", "meta")
+
+
+class Step(NamedTuple):
+    """A step beyond one forward, registered by a package above this one (flopwise.train registers "train"):
+    `run` counts it for count(step=...); `labeler(calls)` is entered inside counting(step=...) and its
+    `finish(report)` returns the report with what it labelled (the phases)."""
+
+    run: Callable[..., Report]
+    labeler: Callable[[list[OpCall]], Any]
+
+
+STEPS: dict[str, Step] = {}
+
+
+def _step(name: str) -> Step:
+    if name not in STEPS:
+        raise ValueError(f"step must be 'forward' or one of {', '.join(STEPS)}, got {name!r}")
+    return STEPS[name]
 
 
 class Counting:
@@ -33,6 +51,7 @@ class Counting:
     def __init__(self) -> None:
         self._stack: ModuleStack | None = None
         self._mode: CountingMode | None = None
+        self.labeler: Any = None  # what counting(step=...) labels the calls with (train: PhaseLabels)
 
     @property
     def raised_in(self) -> str | None:
@@ -47,24 +66,28 @@ def counting(
     *,
     model: torch.nn.Module | None = None,
     inputs: str = "",
+    step: str = "forward",
 ) -> Iterator[Counting]:
     """Count every aten op run inside the block: training steps, generate(), several models.
 
     Modules of `model` are named as in `model.named_modules()`; other modules met in the block are named by
     their class (`GPT2Model.h.0.attn`). `overrides` maps ops to a formula, or to None to ignore them.
+    `step="train"` splits the count by phase (`report.phases`: forward, backward, optimizer, recompute).
     """
     rules = resolve(convention)
     session = Counting()
     stack = ModuleStack({model: ""} if model is not None else None)
     mode = CountingMode(stack, rules, overrides)
-    session._stack, session._mode = stack, mode
+    labeler = _step(step).labeler(mode.calls) if step != "forward" else None
+    session._stack, session._mode, session.labeler = stack, mode, labeler
     try:
-        with mode, fullgraph_tolerated():
+        with mode, fullgraph_tolerated(), labeler if labeler is not None else contextlib.nullcontext():
             yield session
     finally:
         stack.close()
         mode.memory.close()
-        session.report = _build_report(stack, mode, rules, model, inputs)
+        report = build_report(stack, mode, rules, model, inputs)
+        session.report = labeler.finish(report) if labeler is not None else report
 
 
 def count(
@@ -74,6 +97,9 @@ def count(
     mode: str = "real",
     convention: str | Convention = "default",
     overrides: dict[Any, Formula | None] | None = None,
+    step: str = "forward",
+    loss_fn: Callable[[Any], torch.Tensor] | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> Report:
     """Count the MACs, FLOPs, parameters and bytes of one forward of `model` on `inputs`.
 
@@ -83,11 +109,20 @@ def count(
     A TorchScript module (traced or scripted) runs as it is; asked for "meta", it is counted on fake tensors.
     The model, its state and torch's RNG are left exactly as found: parameters and buffers written in place are
     restored, attributes that forward set are put back, and `report.warnings` says what could not be.
+
+    `step="train"` counts a training step instead: forward, `loss_fn(output)` (default: `output.loss`, else the
+    sum of the output), backward, and `optimizer.step()` on copies, split by phase (see flopwise.train).
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"count() expects an nn.Module as its first argument, got {type(model).__name__}")
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if step != "forward":
+        return _step(step).run(
+            model, inputs, mode=mode, convention=convention, overrides=overrides, loss_fn=loss_fn, optimizer=optimizer
+        )
+    if loss_fn is not None or optimizer is not None:
+        raise ValueError("count(): loss_fn and optimizer belong to a training step; pass step='train' with them")
     args, kwargs = split_inputs(inputs)
     notes: list[str] = []
     on_meta = _on_meta(model)
@@ -196,76 +231,3 @@ def describe_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
 
     parts = [one(a) for a in args] + [f"{k}={one(v)}" for k, v in kwargs.items()]
     return ", ".join(parts)
-
-
-def _ancestors(name: str) -> list[str]:
-    """'a.b.c' → ['a.b.c', 'a.b', 'a', '']."""
-    chain = [name]
-    while name:
-        name = name.rpartition(".")[0]
-        chain.append(name)
-    return chain
-
-
-def _build_report(
-    stack: ModuleStack, mode: CountingMode, rules: Convention, model: torch.nn.Module | None, inputs: str
-) -> Report:
-    calls: tuple[OpCall, ...] = tuple(mode.calls)
-    sums: dict[str, list[int]] = {}  # plain integers: a large model makes tens of thousands of calls
-    for call in calls:
-        total = sums.setdefault(call.module, [0, 0, 0, 0])
-        cost = call.cost
-        total[0] += cost.macs
-        total[1] += cost.flops
-        total[2] += cost.bytes_read
-        total[3] += cost.bytes_written
-    own = {name: Cost(*total) for name, total in sums.items()}
-    inclusive: dict[str, Cost] = {}
-    for name, cost in own.items():
-        for ancestor in _ancestors(name):
-            inclusive[ancestor] = inclusive.get(ancestor, ZERO) + cost
-
-    modules_by_name = {name: module for module, name in stack.names.items()}
-    names = [""] + [n for n in stack.types if n]
-    names += sorted(n for n in inclusive if n not in stack.types and n)
-    param_counts = _param_counts(stack)
-    rows: dict[str, ModuleRow] = {}
-    for name in names:
-        params, trainable = param_counts.get(name, (0, 0))
-        kind = stack.types.get(name, type(model).__name__ if model is not None and not name else "")
-        rows[name] = ModuleRow(
-            name, kind, inclusive.get(name, ZERO), own.get(name, ZERO), params, trainable, stack.calls[name]
-        )
-    root = rows[""]
-    unsupported = {op: dict(where) for op, where in mode.unsupported.items()}
-    return Report(
-        model=type(model).__name__ if model is not None else "code",
-        inputs=inputs,
-        convention=rules,
-        calls=calls,
-        modules=rows,
-        params=root.params,
-        trainable_params=root.trainable_params,
-        unsupported_where=unsupported,
-        describe={name: describe_module(module) for name, module in modules_by_name.items()},
-        param_bytes=param_memory([model] if model is not None else stack.roots),
-        peak_activation_bytes=mode.memory.peak,
-        warnings=list(mode.warnings),
-    )
-
-
-def _param_counts(stack: ModuleStack) -> dict[str, tuple[int, int]]:
-    """{module name: (all, trainable) parameters in its subtree}; a shared parameter counts once per subtree."""
-    owners: dict[int, tuple[torch.nn.Parameter, set[str]]] = {}
-    for module, name in stack.names.items():
-        for p in module._parameters.values():  # direct parameters; .parameters(recurse=False) is far slower
-            if p is not None:
-                owners.setdefault(id(p), (p, set()))[1].add(name)
-    counts: dict[str, list[int]] = {}
-    for p, names in owners.values():
-        reached = {ancestor for name in names for ancestor in _ancestors(name)}
-        for ancestor in reached:
-            count = counts.setdefault(ancestor, [0, 0])
-            count[0] += p.numel()
-            count[1] += p.numel() if p.requires_grad else 0
-    return {name: (total, trainable) for name, (total, trainable) in counts.items()}

@@ -27,6 +27,7 @@ class ModuleRow:
     params: int
     trainable_params: int
     calls: int
+    phases: dict[str, Cost] = field(default_factory=dict)  # a training step: this module's cost per phase
 
     @property
     def depth(self) -> int:
@@ -70,6 +71,11 @@ class Report:
     param_bytes: dict[str, int] = field(default_factory=dict)  # dtype → bytes of parameters (see memory.py)
     peak_activation_bytes: int | None = None  # estimate from tensor lifetimes in the dispatch stream
     warnings: list[str] = field(default_factory=list)  # what the count could not keep as found or had to assume
+    # A training step (count(step="train") or counting(step="train")): the total split by phase (forward,
+    # backward, optimizer, recompute), and what backward did not compute because parameters are frozen.
+    phases: dict[str, Cost] = field(default_factory=dict)
+    frozen_savings: Cost | None = None
+    sizes: dict[str, int] = field(default_factory=dict)  # a transformer's train step: L, d, heads, tokens, … (train/)
 
     # — totals —
     @property
@@ -202,6 +208,9 @@ class Report:
         of this count, its timings and roofline too."""
         text: str = self._view("html_report", measurement=measurement)
         return text
+    def vs_formulas(self) -> Any:
+        """A transformer's train step beside 6ND, PaLM and Megatron, each difference term by term (flopwise.train)."""
+        return self._view("vs_formulas")
 
     def _repr_html_(self) -> str:
         text: str = self._view("html")

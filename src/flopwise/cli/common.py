@@ -55,14 +55,16 @@ def notifier(quiet: bool) -> Callable[[str], None]:
     return notify
 
 
-def count_loaded(loaded: Loaded, mode: str, convention: str, notify: Callable[[str], None]) -> Report:
+def count_loaded(
+    loaded: Loaded, mode: str, convention: str, notify: Callable[[str], None], step: str = "forward"
+) -> Report:
     """Count with a fallback: fake mode that meets a data-dependent op counts again for real, with a notice."""
     for note in loaded.notes:
         notify(note)
     if loaded.scripted:
         return _count_scripted(loaded, convention)
     try:
-        return _count(loaded, loaded.model, mode, convention)
+        return _count(loaded, loaded.model, mode, convention, step)
     except ModelError as error:
         cause = error.__cause__
         if mode != "fake" or cause is None or not _needs_data(cause):
@@ -70,16 +72,16 @@ def count_loaded(loaded: Loaded, mode: str, convention: str, notify: Callable[[s
         what = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
         notify(f"{loaded.spec}: needs real data in fake mode ({what}); counting again in real mode")
         model = loaded.rebuild() if loaded.rebuild is not None else loaded.model
-        return _count(loaded, model, "real", convention)
+        return _count(loaded, model, "real", convention, step)
 
 
-def _count(loaded: Loaded, model: torch.nn.Module, mode: str, convention: str) -> Report:
+def _count(loaded: Loaded, model: torch.nn.Module, mode: str, convention: str, step: str = "forward") -> Report:
     # fake tensors log a full traceback at ERROR level before re-raising; the message below says it in one line
     fake_log = logging.getLogger("torch._subclasses.fake_tensor")
     level = fake_log.level
     fake_log.setLevel(logging.CRITICAL)
     try:
-        return count(model, loaded.inputs, mode=mode, convention=convention)
+        return count(model, loaded.inputs, mode=mode, convention=convention, step=step)
     except Exception as error:
         raise ModelError(_describe_failure(loaded.spec, error)) from error
     finally:

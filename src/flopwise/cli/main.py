@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--per-operator", action="store_true", help="also show the per-aten-operator table")
     parser.add_argument("--explain", action="store_true", help="show the hand calculation of each count")
     add_budget_option(parser, changes=False)
+    parser.add_argument("--step", choices=("forward", "train"), default="forward",
+                        help="count one forward (default) or a training step split by phase: forward, backward "
+                             "(loss: the model's .loss, else the sum of its output), no optimizer")
     measure = parser.add_argument_group("measuring (runs the model for real)")
     measure.add_argument("--measure", action="store_true", help="time the model and join times to the counts")
     measure.add_argument("--device", help="where to measure: cpu, cuda, cuda:1 (default: the model's device)")
@@ -119,12 +122,12 @@ def _run(options: argparse.Namespace) -> int:
             raise UsageError("--input, --tokens and --batch need a MODEL (the guides' examples have their own)")
         for example in guide_examples():
             loaded = Loaded(f"guides:{example.name}", example.model, example.inputs)
-            report = count_loaded(loaded, options.mode, options.convention, notify)
+            report = count_loaded(loaded, options.mode, options.convention, notify, options.step)
             title = f"{example.name} — the guide counts {example.macs:,} MACs by hand"
             counted.append(_extras(Counted(title, report, {}), loaded, options))
     else:
         loaded = load(options.model, flags)
-        report = count_loaded(loaded, options.mode, options.convention, notify)
+        report = count_loaded(loaded, options.mode, options.convention, notify, options.step)
         counted.append(_extras(Counted("", report, {}), loaded, options))
     emit(_render(counted, options), options, notify)
     return gate(options.fail_if, [c.report for c in counted], 0 if all(c.report.complete for c in counted) else 1,

@@ -37,6 +37,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
                 "trainable_params": row.trainable_params,
                 **cost_dict(row.cost),
                 "self": cost_dict(row.self_cost),
+                **({"phases": {phase: cost_dict(c) for phase, c in row.phases.items()}} if row.phases else {}),
             }
             for row in report.by_module()
         ],
@@ -46,4 +47,16 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         },
         "complete": report.complete,
         "warnings": list(report.warnings),
+        **_training(report),
+    }
+
+
+def _training(report: Report) -> dict[str, Any]:
+    """A training step's keys: the total per phase and what frozen parameters saved (absent otherwise)."""
+    if not report.phases:
+        return {}
+    saved = report.frozen_savings
+    return {
+        "phases": {phase: cost_dict(cost) for phase, cost in report.phases.items()},
+        "frozen_savings": cost_dict(saved) if saved is not None else None,
     }

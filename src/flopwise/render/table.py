@@ -27,6 +27,7 @@ def render_table(report: Report, depth: int | None = 2) -> str:
         f"{report.bytes_read:,} bytes read, {report.bytes_written:,} bytes written"
     )
     out += memory_lines(report)
+    out += phase_lines(report)
     if not report.complete:
         out += ["", *incomplete_lines(report)]
     if report.warnings:
@@ -34,3 +35,19 @@ def render_table(report: Report, depth: int | None = 2) -> str:
         out.append("warnings:")
         out.extend(f"  {warning}" for warning in report.warnings)
     return "\n".join(out)
+
+
+def phase_lines(report: Report) -> list[str]:
+    """A training step: its total per phase, and what frozen parameters saved backward."""
+    if not report.phases:
+        return []
+    parts = [f"{phase} {cost.macs:,} MACs / {cost.flops:,} FLOPs" for phase, cost in report.phases.items()]
+    lines = ["phases: " + "; ".join(parts)]
+    saved = report.frozen_savings
+    if saved is not None:
+        lines.append(
+            f"frozen parameters: backward skipped {saved.macs:,} MACs / {saved.flops:,} FLOPs "
+            f"(their weight gradients, and input gradients only they needed): {report.frozen_params:,} "
+            "frozen parameters"
+        )
+    return lines
