@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 
 from .errors import UsageError
@@ -71,3 +72,4 @@ class InputFlags:
     tokens: str | None = None
     batch: int | None = None
     allow_pickle: bool = False
+    dtype: torch.dtype | None = None  # --dtype: the model's weights and default float inputs
