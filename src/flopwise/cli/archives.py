@@ -149,7 +149,7 @@ def _pickled(spec: str, data: bytes, allow_pickle: bool) -> Loaded:
     try:
         content = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:
-        if "Unsupported global" not in str(error) and "Weights only load failed" not in str(error):
+        if "Unsupported global" not in str(error):  # not a pickle of Python objects: junk or a broken file
             raise UsageError(f"{spec}: not a torch file ({type(error).__name__}: {_first(error)})") from None
         if not allow_pickle:
             raise UsageError(

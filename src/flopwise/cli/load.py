@@ -34,24 +34,17 @@ from .spec import InputFlags, Loaded, Spec, parse_spec
 def load(text: str, flags: InputFlags | None = None) -> Loaded:
     """Build the model a spec names, with its example inputs (explicit flags win over the defaults)."""
     flags = flags or InputFlags()
-    positional = [text for text in flags.inputs if "=" not in text]
+    positional = [given for given in flags.inputs if "=" not in given]
     if positional and flags.tokens:
         raise UsageError("give either --input or --tokens, not both (--input 1x128:int64 makes token ids too)")
     if flags.batch is not None and positional:
         raise UsageError("--batch scales a default input; with --input, write the batch into the sizes (4x3x224x224)")
     explicit = _explicit_inputs(flags)
     spec = _parse(text)
-    if spec.kind == "torchvision":
-        model, default, notes = torchvision_model(spec.target)
-        loaded = Loaded(text, model, default, notes, rebuild=lambda: torchvision_model(spec.target)[0])
-    elif spec.kind == "hf":
-        loaded = huggingface(spec, flags)
-    elif spec.kind == "guides":
-        loaded = _guide(spec)
-    elif spec.kind == "file":
-        loaded = _python_file(spec)
-    else:
-        loaded = load_archive(spec, flags.allow_pickle)
+    try:
+        loaded = _load(spec, flags)
+    except OSError as error:  # a path the system refuses (too long, a folder, no permission)
+        raise UsageError(f"{text}: cannot read it ({error.strerror or error})") from None
     if explicit is not None and spec.kind != "hf":  # hf: the loader places them by the model's signature
         loaded.inputs = explicit
     if flags.dtype is not None and spec.kind != "hf" and not loaded.scripted:
@@ -77,6 +70,19 @@ def _explicit_inputs(flags: InputFlags) -> Any:
     if flags.tokens:
         return token_ids(*parse_tokens(flags.tokens))
     return None
+
+
+def _load(spec: Spec, flags: InputFlags) -> Loaded:
+    if spec.kind == "torchvision":
+        model, default, notes = torchvision_model(spec.target)
+        return Loaded(spec.text, model, default, notes, rebuild=lambda: torchvision_model(spec.target)[0])
+    if spec.kind == "hf":
+        return huggingface(spec, flags)
+    if spec.kind == "guides":
+        return _guide(spec)
+    if spec.kind == "file":
+        return _python_file(spec)
+    return load_archive(spec, flags.allow_pickle)
 
 
 def _cast(loaded: Loaded, dtype: torch.dtype) -> Loaded:

@@ -113,14 +113,14 @@ def hf_inputs(spec: str, model: nn.Module, config: Any, flags: InputFlags, dtype
         frames = 2 * getattr(config, "max_source_positions", 1500)  # Whisper's 30 s window; its conv halves it
         inputs["input_features"] = Shaped((batch, config.num_mel_bins, frames), dtype)
     if "input_ids" in accepts:
-        limit = _limit(text, "max_position_embeddings", "n_positions")
+        limit = _limit(text, "n_positions", "max_position_embeddings")
         n = length or min(DEFAULT_TOKENS, limit[0] or DEFAULT_TOKENS)
         prefix = (image_tokens[0], image_tokens[1]) if image_tokens and "pixel_values" in inputs else None
         total = n + (prefix[1] if prefix else 0)  # image tokens come before the --tokens text tokens
         _check_length(spec, total, limit)
         inputs["input_ids"] = Shaped((batch, total), torch.int64, prefix)
     if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in accepts:
-        limit = _limit(config, "max_target_positions", "max_position_embeddings", "n_positions")
+        limit = _limit(config, "max_target_positions", "n_positions", "max_position_embeddings")
         n = length or min(DEFAULT_TOKENS, limit[0] or DEFAULT_TOKENS)
         _check_length(spec, n, limit)
         inputs["decoder_input_ids"] = token_ids(batch, n)

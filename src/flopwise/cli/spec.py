@@ -43,6 +43,8 @@ class Spec:
 
 def parse_spec(text: str) -> Spec:
     """Parse a spec; an unknown form raises UsageError naming the forms that exist."""
+    if "\x00" in text or not text.strip():
+        raise UsageError(f"unknown model spec {text!r}: expected {FORMS}")
     kind, colon, rest = text.partition(":")
     if colon and kind in PREFIXED:
         return Spec(text, kind, rest)
