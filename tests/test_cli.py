@@ -242,6 +242,7 @@ def main(args: list[str], capsys) -> tuple[int, str, str]:
 def test_help_and_version(capsys):
     code, out, _ = main(["--help"], capsys)
     assert code == 0 and "examples:" in out and "flopwise compare" in out and "exit codes:" in out
+    assert "3    flopwise itself failed" in out and "130  interrupted" in out  # the table README has
     code, out, _ = main(["--version"], capsys)
     assert code == 0 and out.startswith("flopwise ")
     code, out, _ = main(["compare", "--help"], capsys)
