@@ -11,9 +11,9 @@ import subprocess
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_cli import SCRIPT
 
 from flopwise.cli import main
-from test_cli import SCRIPT
 
 GRAMMAR = st.sampled_from(["x", "×", "*", ":", "=", "1", "0", "3", "28", "99999999999999999999", "int64", "bf16",
                            "pixel_values", "guides:", "torchvision:", "hf:", ".py", ".pt2", "/", " ", "-", ","])

@@ -13,7 +13,6 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-
 from test_cli import SCRIPT
 
 transformers = pytest.importorskip("transformers")
