@@ -242,6 +242,7 @@ def main(args: list[str], capsys) -> tuple[int, str, str]:
 def test_help_and_version(capsys):
     code, out, _ = main(["--help"], capsys)
     assert code == 0 and "examples:" in out and "flopwise compare" in out and "exit codes:" in out
+    assert "3    flopwise itself failed" in out and "130  interrupted" in out  # the table README has
     code, out, _ = main(["--version"], capsys)
     assert code == 0 and out.startswith("flopwise ")
     code, out, _ = main(["compare", "--help"], capsys)
@@ -255,7 +256,7 @@ def test_help_and_version(capsys):
         (["guides:SimpleConv", "--input", "1,8"], "--input expects sizes like 1x3x224x224, got '1,8'"),
         (["guides:SimpleConv", "--input", "1x8:complex7"], "unknown dtype 'complex7'"),
         (["guides:SimpleConv", "--tokens", "128"], "--tokens expects batch x sequence length like 1x128"),
-        (["--batch", "2"], "--input, --tokens and --batch need a MODEL"),
+        (["--batch", "2"], "--input, --tokens, --batch and --dtype need a MODEL"),
         (["guides:SimpleConv", "--explain", "--format", "csv"], "--explain goes with --format table"),
         (["guides:SimpleConv", "--convention", "papers"], "invalid choice: 'papers'"),
         (["guides:SimpleConv", "--depth", "two"], "expects a depth like 2"),

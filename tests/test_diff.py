@@ -163,4 +163,4 @@ def test_exit_code_4_is_documented(capsys):
         main(["--help"])
     assert "4    a --fail-if budget is broken" in capsys.readouterr().out
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    assert "4 a `--fail-if` budget is broken" in readme
+    assert "| 4 | a `--fail-if` budget is broken" in readme

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from flopwise.cli.errors import UsageError
-from flopwise.cli.inputs import parse_input, parse_shape, parse_tokens, with_batch
+from flopwise.cli.inputs import Shaped, make_inputs, parse_input, parse_shape, parse_tokens, with_batch
 from flopwise.cli.load import load
 from flopwise.cli.spec import InputFlags
 
@@ -49,9 +49,18 @@ def model_file(tmp_path):
 def test_shapes_and_dtypes():
     assert parse_shape("1x3x224x224") == (1, 3, 224, 224)
     assert parse_shape("1×3×32") == (1, 3, 32)
-    assert parse_input("1x128:int64") == ((1, 128), torch.int64)
-    assert parse_input("2x4:bf16") == ((2, 4), torch.bfloat16)
+    assert parse_input("1x128:int64") == ("", Shaped((1, 128), torch.int64))
+    assert parse_input("2x4:bf16") == ("", Shaped((2, 4), torch.bfloat16))
+    assert parse_input("pixel_values=1x3x8x8") == ("pixel_values", Shaped((1, 3, 8, 8)))
     assert parse_tokens("4x512") == (4, 512)
+
+
+def test_inputs_stay_shapes_until_the_mode_is_known():
+    shaped = Shaped((1, 3, 100_000, 100_000))  # 120 GB as float32 data
+    assert shaped.make(real=False).is_meta and shaped.make(real=False).shape == (1, 3, 100_000, 100_000)
+    real = Shaped((2, 3), torch.int64, prefix=(7, 2)).make(real=True)
+    assert real.tolist() == [[7, 7, 0], [7, 7, 0]]  # the first 2 positions hold the token 7 (image placeholders)
+    assert make_inputs({"x": [Shaped((2,))]}, real=True)["x"][0].shape == (2,)
 
 
 @pytest.mark.parametrize(
@@ -61,6 +70,9 @@ def test_shapes_and_dtypes():
         ("", "expects sizes like 1x3x224x224"),
         ("1x0x3", "sizes must be positive"),
         ("1x3:float7", "unknown dtype 'float7'; expected one of"),
+        ("99999999999999999999x3x32x32", "is impossibly large"),
+        ("1x²", "expects sizes like 1x3x224x224"),
+        ("my-name=1x3", "'my-name' is not an argument name"),
     ],
 )
 def test_malformed_inputs_name_the_fix(text, message):
@@ -78,6 +90,7 @@ def test_batch_repeats_the_first_dimension():
     images = with_batch(([torch.zeros(3, 8, 8)],), 3)
     assert len(images[0]) == 3  # detection models take a list of images
     assert with_batch({"input_ids": torch.zeros(1, 7)}, 2)["input_ids"].shape == (2, 7)
+    assert with_batch(Shaped((1, 3, 8, 8)), 4) == Shaped((4, 3, 8, 8))
     with pytest.raises(UsageError, match="--batch expects a positive integer, got 0"):
         with_batch(torch.zeros(1), 0)
 
@@ -99,6 +112,7 @@ def test_python_file_specs(model_file):
         (":Tiny", InputFlags(), "no example inputs known for this model; pass --input SIZES"),
         (":nope", InputFlags(), "defines no 'nope'; expected one of Tiny, NeedsArgs, build, with_own_inputs"),
         (":NeedsArgs", InputFlags(), "NAME must build with no arguments"),
+        (":Tiny", InputFlags(inputs=("3x8", "y=3x8")), "give every --input a name"),
         ("", InputFlags(), "say which model to count, as"),
         (":build", InputFlags(inputs=("1x8",), tokens="1x8"), "give either --input or --tokens, not both"),
         (":build", InputFlags(inputs=("1x8",), batch=2), "with --input, write the batch into the sizes"),
@@ -121,6 +135,8 @@ def test_unknown_specs_suggest_the_form():
         load("resnet18")
     with pytest.raises(UsageError, match="torchvision has no model named 'resnet19'; did you mean resnet"):
         load("torchvision:resnet19")
+    with pytest.raises(UsageError, match="did you mean resnet18"):  # a transposition, not only a common prefix
+        load("torchvision:resent18")
     with pytest.raises(UsageError, match="no such guide example"):
         load("guides:Nope")
 
@@ -142,7 +158,9 @@ def test_hf_config_is_built_on_meta(tmp_path):
     assert type(loaded.model).__name__ == "GPT2LMHeadModel"
     assert all(p.is_meta for p in loaded.model.parameters())
     assert loaded.inputs["input_ids"].shape == (1, 40)  # min(128, n_positions)
-    assert load(f"hf:{tmp_path}/config.json", InputFlags(tokens="2x9")).inputs.shape == (2, 9)
+    assert load(f"hf:{tmp_path}/config.json", InputFlags(tokens="2x9")).inputs["input_ids"].shape == (2, 9)
+    with pytest.raises(UsageError, match="41 tokens is longer than the model's 40 positions \\(n_positions"):
+        load(f"hf:{tmp_path}", InputFlags(tokens="1x41"))
 
 
 @pytest.mark.parametrize(
@@ -151,7 +169,8 @@ def test_hf_config_is_built_on_meta(tmp_path):
         (None, "no config.json at"),
         ("{not json", "is not valid JSON"),
         (json.dumps({"n_layer": 1}), 'has no "model_type" key'),
-        (json.dumps({"model_type": "no-such-model"}), "transformers does not know model_type 'no-such-model'"),
+        (json.dumps({"model_type": "no-such-model"}), "has no model_type 'no-such-model'$"),
+        (json.dumps({"model_type": "lama"}), "has no model_type 'lama'; did you mean llama"),
     ],
 )
 def test_hf_mistakes(tmp_path, content, message):

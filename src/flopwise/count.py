@@ -187,12 +187,15 @@ def _prepare(
     params = dict(model.named_parameters(remove_duplicate=False))
     buffers = dict(model.named_buffers(remove_duplicate=False))
     converted: dict[int, torch.Tensor] = {}  # tied parameters stay tied
+    # a meta input (shapes only, never allocated) becomes a fake tensor beside the weights in fake mode
+    home = next((t.device for t in (*params.values(), *buffers.values()) if not t.is_meta), torch.device("cpu"))
 
     def convert(t: torch.Tensor) -> torch.Tensor:
         if id(t) not in converted:
             if fake is not None:  # allocating under the fake mode is far cheaper than fake.from_tensor
                 with fake:
-                    new = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=t.device)
+                    device = home if t.is_meta else t.device
+                    new = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=device)
             else:
                 new = t if t.is_meta else torch.empty_like(t, device="meta")
             converted[id(t)] = new.requires_grad_(t.requires_grad) if new.is_leaf else new

@@ -4,35 +4,57 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TextIO
 
 import torch
 
 from ..conventions import PRESETS
 from ..count import MODES, count, counting, describe_inputs
 from ..report import Report
-from .errors import ModelError, UsageError
+from .errors import COMPLETE, INTERNAL_ERROR, INTERRUPTED, USER_ERROR, ModelError, UsageError
+from .inputs import FLOAT_DTYPES, make_inputs, parse_dtype
 from .spec import Loaded
 
 FORMATS = ("table", "json", "csv", "markdown", "html")
+EXIT_CODES = """exit codes:
+  0    complete count
+  1    counted, but some ops have no known cost (the totals are a lower bound)
+  2    the user's input or model failed: bad spec, flag or file, a refused pickle, the model raised
+  3    flopwise itself failed (a bug: --traceback shows where)
+  4    a --fail-if budget is broken (it wins over 1: the gate fails whether or not the count is complete)
+  130  interrupted (Ctrl-C); compare prints the models it finished first
+"""
+PACKAGE = str(Path(__file__).resolve().parent.parent)  # src/flopwise: where a bug of ours would raise
 
-# Errors fake tensors raise when a model needs real data (nonzero, .item(), data-dependent shapes).
+# Errors fake and meta tensors raise when a model needs real data (nonzero, .item(), data-dependent shapes).
 _NEEDS_DATA = {
     "DataDependentOutputException", "DynamicOutputShapeException", "UnsupportedOperatorException",
     "UnsupportedFakeTensorException", "GuardOnDataDependentSymNode", "PendingUnbackedSymbolNotFound",
 }
+_DTYPE_CLASH = re.compile(r"dtype|scalar type|same type|type \(|BFloat16|Half|Float|Double", re.IGNORECASE)
+# text that stdout cannot encode (a C locale, PYTHONIOENCODING=ascii) degrades to this
+_ASCII = str.maketrans({"×": "x", "·": ".", "─": "-", "—": "-", "–": "-", "…": "...", "█": "#", "→": "->",
+                        "≈": "~", "≤": "<=", "≥": ">=", "µ": "u", "±": "+/-", "−": "-", "ᵀ": "T"})
 
 
 def add_input_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("inputs")
-    group.add_argument("--input", action="append", default=[], metavar="SIZES[:DTYPE]",
-                       help="one positional input, e.g. 1x3x224x224 or 1x128:int64 (repeat for several)")
+    group.add_argument("--input", action="append", default=[], metavar="[NAME=]SIZES[:DTYPE]",
+                       help="one input, e.g. 1x3x224x224 or 1x128:int64 (repeat for several); NAME= passes it "
+                            "by keyword, e.g. pixel_values=1x3x224x224")
     group.add_argument("--tokens", metavar="BxS", help="token ids of batch B and length S, e.g. 1x128")
     group.add_argument("--batch", type=int, metavar="N", help="batch N for the model's default input")
+    group.add_argument("--dtype", metavar="DTYPE", help="the model's weights and default float inputs in DTYPE "
+                       "(bf16, fp16, fp32, fp64); hf: configs default to their own dtype")
     group.add_argument("--allow-pickle", action="store_true",
-                       help="unpickle a whole module from a .pt file (runs code from the file: trusted files only)")
+                       help="unpickle Python objects from a .pt or .pt2 file (this runs code from the file: "
+                            "trusted files only)")
 
 
 def add_count_options(parser: argparse.ArgumentParser) -> None:
@@ -42,101 +64,201 @@ def add_count_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--convention", choices=list(PRESETS), default="default",
                         help="how MACs and other work become FLOPs (default: 2 per MAC plus every other op)")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
-    parser.add_argument("--output", "-o", metavar="FILE", help="write the output to FILE instead of stdout")
+    parser.add_argument("--output", "-o", metavar="FILE", help="write the output to FILE (UTF-8) instead of stdout")
     parser.add_argument("--quiet", "-q", action="store_true", help="no notices or progress on stderr")
     parser.add_argument("--traceback", action="store_true", help="show the full traceback of errors (debugging)")
+
+
+def dtype_flag(options: argparse.Namespace) -> torch.dtype | None:
+    return parse_dtype(options.dtype, "--dtype", FLOAT_DTYPES) if options.dtype else None
+
+
+def printable(text: str, stream: TextIO) -> str:
+    """`text` as `stream` can encode it: unchanged on UTF-8, × · ─ as x . - (and the rest as ?) on ASCII."""
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+        return text
+    except (UnicodeEncodeError, LookupError):
+        return text.translate(_ASCII).encode(encoding, "replace").decode(encoding)
+
+
+def say(message: str) -> None:
+    """A line on stderr, in whatever encoding stderr has."""
+    print(printable(message, sys.stderr), file=sys.stderr)
 
 
 def notifier(quiet: bool) -> Callable[[str], None]:
     def notify(message: str) -> None:
         if not quiet:
-            print(f"flopwise: {message}", file=sys.stderr)
+            say(f"flopwise: {message}")
 
     return notify
+
+
+# — counting a loaded model —
 
 
 def count_loaded(
     loaded: Loaded, mode: str, convention: str, notify: Callable[[str], None], step: str = "forward"
 ) -> Report:
-    """Count with a fallback: fake mode that meets a data-dependent op counts again for real, with a notice."""
+    """Count with a fallback: a shapes-only count that meets a data-dependent op counts again for real."""
     for note in loaded.notes:
         notify(note)
     if loaded.scripted:
         return _count_scripted(loaded, convention)
     try:
-        return _count(loaded, loaded.model, mode, convention, step)
+        return _count(loaded, loaded.model, make_inputs(loaded.inputs, real=mode == "real"), mode, convention, step)
     except ModelError as error:
         cause = error.__cause__
         if mode != "fake" or cause is None or not _needs_data(cause):
             raise
         what = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-        notify(f"{loaded.spec}: needs real data in fake mode ({what}); counting again in real mode")
         model = loaded.rebuild() if loaded.rebuild is not None else loaded.model
-        return _count(loaded, model, "real", convention, step)
+        random = " (built again with random weights)" if loaded.rebuild is not None else ""
+        notify(f"{loaded.spec}: needs real data without it ({what}); counting again in real mode{random}")
+        return _count(loaded, model, make_inputs(loaded.inputs, real=True), "real", convention, step)
 
 
-def _count(loaded: Loaded, model: torch.nn.Module, mode: str, convention: str, step: str = "forward") -> Report:
+def _count(
+    loaded: Loaded, model: torch.nn.Module, inputs: Any, mode: str, convention: str, step: str = "forward"
+) -> Report:
     # fake tensors log a full traceback at ERROR level before re-raising; the message below says it in one line
     fake_log = logging.getLogger("torch._subclasses.fake_tensor")
     level = fake_log.level
     fake_log.setLevel(logging.CRITICAL)
     try:
-        return count(model, loaded.inputs, mode=mode, convention=convention, step=step)
+        return count(model, inputs, mode=mode, convention=convention, step=step)
     except Exception as error:
-        raise ModelError(_describe_failure(loaded.spec, error)) from error
+        if _raised_by_flopwise(error):
+            raise
+        raise ModelError(_describe_failure(loaded, error)) from error
     finally:
         fake_log.setLevel(level)
 
 
 def _count_scripted(loaded: Loaded, convention: str) -> Report:
     """TorchScript runs outside Python's module calls: count its ops for real, without per-module rows."""
-    args = loaded.inputs if isinstance(loaded.inputs, tuple) else (loaded.inputs,)
+    inputs = make_inputs(loaded.inputs, real=True)
+    args = inputs if isinstance(inputs, tuple) else (inputs,)
     try:
         with torch.no_grad(), counting(convention, model=loaded.model, inputs=describe_inputs(args, {})) as session:
             loaded.model(*args)
     except Exception as error:
-        raise ModelError(_describe_failure(loaded.spec, error)) from error
+        raise ModelError(_describe_failure(loaded, error)) from error
     return session.report
+
+
+def _raised_by_flopwise(error: BaseException) -> bool:
+    """True when the innermost frame is flopwise's own code (a formula, the capture): a bug of ours, not the model's."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_filename.startswith(PACKAGE)
 
 
 def _needs_data(error: BaseException) -> bool:
     seen: BaseException | None = error
     while seen is not None:
-        if type(seen).__name__ in _NEEDS_DATA:
+        if type(seen).__name__ in _NEEDS_DATA or "cannot be called on meta tensors" in str(seen):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
 
 
-def _describe_failure(spec: str, error: Exception) -> str:
+def _describe_failure(loaded: Loaded, error: Exception) -> str:
     first = str(error).strip().splitlines()[0] if str(error).strip() else "(no message)"
+    clash = _dtype_clash(loaded, error)
     notes = [
         n.removeprefix("flopwise: ").replace("mode='real'", "--mode real")
         for n in getattr(error, "__notes__", [])
-        if n.startswith("flopwise:")
+        if n.startswith("flopwise:") and not (clash and "real data" in n)  # a dtype clash is not about data
     ]
-    where = "; ".join(notes) if notes else "(no module recorded)"
-    return f"{spec}: the model raised {type(error).__name__}: {first}\n  {where}"
+    where = "; ".join(notes + [clash] if clash else notes) or "(no module recorded)"
+    return f"{loaded.spec}: the model raised {type(error).__name__}: {first}\n  {where}"
 
 
-def run_reporting_usage_errors(run: Callable[[argparse.Namespace], int], options: argparse.Namespace, prog: str) -> int:
-    """Run a command; a UsageError becomes one line on stderr and exit code 2 (unless --traceback)."""
+def _dtype_clash(loaded: Loaded, error: Exception) -> str:
+    """The fix when float inputs and float weights differ in dtype and the error is about dtypes; else ''."""
+    if not _DTYPE_CLASH.search(str(error)):
+        return ""
+    weights = {p.dtype for p in loaded.model.parameters() if p.is_floating_point()}
+    found: set[torch.dtype] = set()
+
+    def collect(x: Any) -> None:
+        if isinstance(x, dict):
+            for value in x.values():
+                collect(value)
+        elif type(x) in (tuple, list):
+            for value in x:
+                collect(value)
+        elif getattr(x, "dtype", None) is not None and x.dtype.is_floating_point:
+            found.add(x.dtype)
+
+    collect(loaded.inputs)
+    if len(weights) != 1 or not found or found == weights:
+        return ""
+    name = str(next(iter(weights))).removeprefix("torch.")
+    given = ", ".join(sorted(str(d).removeprefix("torch.") for d in found))
+    return (f"the inputs are {given} but the model's weights are {name}: give the inputs as :{name}, "
+            f"or cast the model with --dtype {given.split(', ')[0]}")
+
+
+# — output and exit codes —
+
+
+def run_command(run: Callable[[argparse.Namespace], int], options: argparse.Namespace, prog: str) -> int:
+    """Run a command; every way it can end becomes the documented exit code (EXIT_CODES), never a stray traceback."""
     try:
         return run(options)
     except UsageError as error:
         if options.traceback:
-            raise
-        print(f"{prog}: error: {error}", file=sys.stderr)
-        return 2
+            traceback.print_exc()
+        say(f"{prog}: error: {error}")
+        return USER_ERROR
+    except KeyboardInterrupt:
+        say(f"{prog}: interrupted")
+        return INTERRUPTED
+    except BrokenPipeError:  # the reader went away (`flopwise … | head`): nothing more to say, quietly
+        _silence_stdout()
+        return COMPLETE
+    except Exception as error:
+        if options.traceback:
+            traceback.print_exc()
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "(no message)"
+        hint = "" if options.traceback else "; --traceback shows where"
+        say(f"{prog}: internal error: {type(error).__name__}: {first} (a bug in flopwise, please report it{hint})")
+        return INTERNAL_ERROR
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's flush at exit does not complain about the closed pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def write_file(path: str, write: Callable[[Path], object], flag: str, notify: Callable[[str], None]) -> None:
+    """Write one output file, saying 'replaced' when it existed before."""
+    target = Path(path)
+    existed = target.exists()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write(target)
+    except OSError as error:
+        raise UsageError(f"{flag} {path}: cannot write ({error.strerror})") from None
+    notify(f"{'replaced' if existed else 'wrote'} {path}")
 
 
 def emit(text: str, options: argparse.Namespace, notify: Callable[[str], None]) -> None:
-    if not options.output:
-        print(text)
+    """The output: to stdout (degraded to ASCII if it must be; a closed pipe ends quietly) or to --output as UTF-8."""
+    if options.output:
+        write_file(options.output, lambda p: p.write_text(text + "\n", encoding="utf-8"), "--output", notify)
         return
     try:
-        Path(options.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(options.output).write_text(text + "\n")
-    except OSError as error:
-        raise UsageError(f"--output {options.output}: cannot write ({error.strerror})") from None
-    notify(f"wrote {options.output}")
+        print(printable(text, sys.stdout))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()

@@ -20,8 +20,19 @@ from ..render.grid import left, markdown_table, right, text_table
 from ..render.html_report import render_html_report
 from ..render.units import binary_bytes, count_text, si
 from ..report import Report
-from .common import add_count_options, add_input_options, count_loaded, emit, notifier, run_reporting_usage_errors
-from .errors import UsageError
+from .common import (
+    add_count_options,
+    add_input_options,
+    count_loaded,
+    dtype_flag,
+    emit,
+    notifier,
+    printable,
+    run_command,
+    say,
+    write_file,
+)
+from .errors import INTERRUPTED, UsageError
 from .load import load, torchvision_families
 from .plot import scatter_plot
 from .spec import InputFlags, parse_spec
@@ -68,18 +79,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    return run_reporting_usage_errors(_run, build_parser().parse_args(argv), "flopwise compare")
+    return run_command(_run, build_parser().parse_args(argv), "flopwise compare")
 
 
 def _run(options: argparse.Namespace) -> int:
     specs = expand_specs(options.specs + (read_list(options.list) if options.list else []))
     if not specs:
         raise UsageError("nothing to compare: give model specs (torchvision:resnet18 …), a glob, or --list FILE")
-    flags = InputFlags(tuple(options.input), options.tokens, options.batch, options.allow_pickle)
+    flags = InputFlags(tuple(options.input), options.tokens, options.batch, options.allow_pickle, dtype_flag(options))
     notices: list[str] = []  # said after the progress bar is done, so that they do not break it
     show = (options.progress or sys.stderr.isatty()) and not options.quiet
     bar = Progress(len(specs), sys.stderr if show else None)
-    outcomes = []
+    outcomes: list[Outcome] = []
+    interrupted = False
     for spec in specs:
         bar.update(spec)
         start = time.perf_counter()
@@ -88,26 +100,36 @@ def _run(options: argparse.Namespace) -> int:
             outcomes.append(Outcome(spec, report, "", time.perf_counter() - start))
         except UsageError as error:
             outcomes.append(Outcome(spec, None, str(error), time.perf_counter() - start))
+        except KeyboardInterrupt:  # Ctrl-C: keep the models already counted, print them, exit 130
+            interrupted = True
+            break
         except Exception as error:  # a bug on one model must not lose the whole zoo
             message = f"{spec}: {type(error).__name__}: {str(error).strip().splitlines()[0] if str(error) else ''}"
             outcomes.append(Outcome(spec, None, message, time.perf_counter() - start))
-    bar.done()
+    bar.done(interrupted)
     notify = notifier(options.quiet)
     for notice in notices:
         notify(notice)
     failed = sum(1 for o in outcomes if o.error)
     if failed:
-        print(f"flopwise compare: {failed} of {len(outcomes)} models failed (listed below the table)", file=sys.stderr)
+        say(f"flopwise compare: {failed} of {len(outcomes)} models failed (listed below the table)")
+    if interrupted:
+        say(f"flopwise compare: interrupted after {len(outcomes)} of {len(specs)} models; these are the finished ones")
+        if not outcomes:
+            return INTERRUPTED
     emit(render(outcomes, options.format), options, notify)
-    if options.plot:
-        for path in scatter_plot([(o.spec, o.report) for o in outcomes if o.report is not None], options.plot):
-            notify(f"wrote {path}")
+    if options.plot and not interrupted:
+        points = [(o.spec, o.report) for o in outcomes if o.report is not None]
+        for path, write in scatter_plot(points, options.plot):
+            write_file(str(path), write, "--plot", notify)
+    if interrupted:
+        return INTERRUPTED
     return 0 if all(o.report is not None and o.report.complete for o in outcomes) else 1
 
 
 def read_list(path: str) -> list[str]:
     try:
-        lines = Path(path).read_text().splitlines()
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError as error:
         raise UsageError(f"--list {path}: cannot read ({error.strerror})") from None
     return [line.split("#", 1)[0].strip() for line in lines if line.split("#", 1)[0].strip()]
@@ -145,13 +167,16 @@ class Progress:
             return
         filled = self.width * self.done_count // max(self.total, 1)
         bar = "█" * filled + "·" * (self.width - filled)
-        self.stream.write(f"\r[{bar}] {self.done_count}/{self.total} {label[:40]:<40}")
+        self.stream.write(printable(f"\r[{bar}] {self.done_count}/{self.total} {label[:40]:<40}", self.stream))
         self.stream.flush()
         self.done_count += 1
 
-    def done(self) -> None:
-        if self.stream is not None:
-            self.stream.write(f"\r[{'█' * self.width}] {self.total}/{self.total} {'done':<40}\n")
+    def done(self, interrupted: bool = False) -> None:
+        if self.stream is not None and interrupted:
+            self.stream.write("\n")
+        elif self.stream is not None:
+            line = f"\r[{'█' * self.width}] {self.total}/{self.total} {'done':<40}\n"
+            self.stream.write(printable(line, self.stream))
             self.stream.flush()
 
 

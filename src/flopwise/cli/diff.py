@@ -17,7 +17,7 @@ from typing import Any
 from ..render.grid import left, markdown_table, right, text_table
 from ..render.units import binary_bytes, count_text, si
 from .budget import BUDGET_BROKEN, add_budget_option, check_budgets, totals
-from .common import emit, notifier, run_reporting_usage_errors
+from .common import emit, notifier, run_command
 from .errors import UsageError
 
 SCHEMA = "flopwise/1-diff"
@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str]) -> int:
-    return run_reporting_usage_errors(_run, build_parser().parse_args(argv), "flopwise diff")
+    return run_command(_run, build_parser().parse_args(argv), "flopwise diff")
 
 
 def _run(options: argparse.Namespace) -> int:

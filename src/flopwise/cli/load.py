@@ -11,12 +11,12 @@ Nothing is downloaded and nothing is unpickled unless the user says so. Mistakes
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 import inspect
 import re
 import sys
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,9 @@ import torch
 from torch import nn
 
 from ..examples import guide_examples
-from .errors import UsageError
-from .inputs import inputs_from_flags, parse_tokens, token_ids, with_batch
+from .archives import load_archive
+from .errors import ModelError, UsageError
+from .inputs import Shaped, parse_inputs, parse_tokens, token_ids, with_batch, with_dtype
 from .load_hf import huggingface
 from .spec import InputFlags, Loaded, Spec, parse_spec
 
@@ -33,25 +34,21 @@ from .spec import InputFlags, Loaded, Spec, parse_spec
 def load(text: str, flags: InputFlags | None = None) -> Loaded:
     """Build the model a spec names, with its example inputs (explicit flags win over the defaults)."""
     flags = flags or InputFlags()
-    if flags.inputs and flags.tokens:
+    positional = [given for given in flags.inputs if "=" not in given]
+    if positional and flags.tokens:
         raise UsageError("give either --input or --tokens, not both (--input 1x128:int64 makes token ids too)")
-    if flags.batch is not None and flags.inputs:
+    if flags.batch is not None and positional:
         raise UsageError("--batch scales a default input; with --input, write the batch into the sizes (4x3x224x224)")
     explicit = _explicit_inputs(flags)
     spec = _parse(text)
-    if spec.kind == "torchvision":
-        model, default, notes = torchvision_model(spec.target)
-        loaded = Loaded(text, model, default, notes, rebuild=lambda: torchvision_model(spec.target)[0])
-    elif spec.kind == "hf":
-        loaded = huggingface(spec, flags)
-    elif spec.kind == "guides":
-        loaded = _guide(spec)
-    elif spec.kind == "file":
-        loaded = _python_file(spec)
-    else:
-        loaded = _archive(spec, flags.allow_pickle)
-    if explicit is not None:
+    try:
+        loaded = _load(spec, flags)
+    except OSError as error:  # a path the system refuses (too long, a folder, no permission)
+        raise UsageError(f"{text}: cannot read it ({error.strerror or error})") from None
+    if explicit is not None and spec.kind != "hf":  # hf: the loader places them by the model's signature
         loaded.inputs = explicit
+    if flags.dtype is not None and spec.kind != "hf" and not loaded.scripted:
+        loaded = _cast(loaded, flags.dtype)
     if loaded.inputs is None:
         raise UsageError(
             f"{text}: no example inputs known for this model; pass --input SIZES (e.g. --input 1x3x224x224, "
@@ -63,12 +60,38 @@ def load(text: str, flags: InputFlags | None = None) -> Loaded:
 
 
 def _explicit_inputs(flags: InputFlags) -> Any:
-    if flags.inputs:
-        tensors = inputs_from_flags(list(flags.inputs))
-        return tensors if len(tensors) != 1 else tensors[0]
+    positional, named = parse_inputs(flags.inputs)
+    if positional and named:
+        raise UsageError("give every --input a name (NAME=SIZES) or none: positional and keyword inputs do not mix")
+    if named:
+        return named
+    if positional:
+        return positional if len(positional) != 1 else positional[0]
     if flags.tokens:
         return token_ids(*parse_tokens(flags.tokens))
     return None
+
+
+def _load(spec: Spec, flags: InputFlags) -> Loaded:
+    if spec.kind == "torchvision":
+        model, default, notes = torchvision_model(spec.target)
+        return Loaded(spec.text, model, default, notes, rebuild=lambda: torchvision_model(spec.target)[0])
+    if spec.kind == "hf":
+        return huggingface(spec, flags)
+    if spec.kind == "guides":
+        return _guide(spec)
+    if spec.kind == "file":
+        return _python_file(spec)
+    return load_archive(spec, flags.allow_pickle)
+
+
+def _cast(loaded: Loaded, dtype: torch.dtype) -> Loaded:
+    """--dtype: the model's floating weights and its default floating inputs in `dtype` (explicit ones stay)."""
+    rebuild = loaded.rebuild
+    loaded.model = loaded.model.to(dtype)
+    loaded.rebuild = (lambda: rebuild().to(dtype)) if rebuild is not None else None
+    loaded.inputs = loaded.inputs if loaded.inputs is None else with_dtype(loaded.inputs, dtype)
+    return loaded
 
 
 def _parse(text: str) -> Spec:
@@ -119,12 +142,19 @@ def _python_file(parsed: Spec) -> Loaded:
     if not callable(factory):
         raise UsageError(f"{spec}: {name!r} is a {type(factory).__name__}, not an nn.Module class or a function")
     try:
-        result = factory()
+        inspect.signature(factory).bind()
     except TypeError as error:
         raise UsageError(
             f"{spec}: calling {name}() failed ({error}); NAME must build with no arguments: write a function "
             "in the file that returns the module (or (module, example inputs))"
         ) from None
+    except ValueError:  # no signature to check (a builtin): just call it
+        pass
+    try:
+        result = factory()
+    except Exception as error:  # the user's constructor raised: their model failed, not flopwise
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "(no message)"
+        raise ModelError(f"{spec}: {name}() raised {type(error).__name__}: {first}") from error
     inputs = None
     if isinstance(result, tuple) and len(result) == 2 and isinstance(result[0], nn.Module):
         result, inputs = result
@@ -161,63 +191,6 @@ def _defined_in(value: Any, namespace: Any) -> bool:
     return bool(getattr(value, "__module__", None) == namespace.__name__)
 
 
-# — archives —
-
-
-def _archive(parsed: Spec, allow_pickle: bool) -> Loaded:
-    spec, path = parsed.text, Path(parsed.target)
-    if not path.is_file():
-        raise UsageError(f"{spec}: no such file")
-    names = zipfile.ZipFile(path).namelist() if zipfile.is_zipfile(path) else []
-    if any("/code/" in n for n in names) and any(n.endswith("constants.pkl") or n.endswith("data.pkl") for n in names):
-        try:  # TorchScript holds code for its own interpreter, not pickled Python objects
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)  # "torch.jit is deprecated": not the user's question
-                scripted = torch.jit.load(str(path), map_location="cpu")  # type: ignore[no-untyped-call]
-        except Exception as error:
-            raise UsageError(f"{spec}: not a loadable TorchScript file ({type(error).__name__}: {error})") from None
-        notes = [f"{spec}: TorchScript runs as one unit: counted in real mode, totals only (no per-module rows)"]
-        return Loaded(spec, scripted.eval(), None, notes, scripted=True)
-    if any("serialized_exported_program" in n or n.endswith("archive_format") for n in names):
-        try:
-            program = torch.export.load(str(path))
-        except Exception as error:
-            raise UsageError(f"{spec}: not a loadable torch.export archive ({type(error).__name__}: {error})") from None
-        args, kwargs = program.example_inputs or ((), {})
-        inputs: Any = kwargs if kwargs and not args else (args if not kwargs else None)
-        try:  # unflattened, submodules run as modules, so the rows per module are filled
-            model: nn.Module = torch.export.unflatten(program)
-        except Exception:  # some programs cannot be unflattened: count the flat graph (totals only)
-            model = program.module()
-        return Loaded(spec, model, inputs)
-    return _pickled(spec, path, allow_pickle)
-
-
-def _pickled(spec: str, path: Path, allow_pickle: bool) -> Loaded:
-    try:
-        content = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as error:
-        if "Unsupported global" not in str(error):  # not a pickle of Python objects: junk or a broken file
-            first = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
-            raise UsageError(f"{spec}: not a torch file ({type(error).__name__}: {first})") from None
-        if not allow_pickle:
-            raise UsageError(
-                f"{spec}: the file holds a pickled Python object; unpickling can run any code the file contains, "
-                "so flopwise does not do it by default. Save the model with torch.export.save (a .pt2 archive), "
-                "or, if you trust the file, add --allow-pickle"
-            ) from None
-        content = torch.load(str(path), map_location="cpu", weights_only=False)  # noqa: S614 - the user allowed it
-        notes = [f"{spec}: unpickled with --allow-pickle (this runs code from the file; only for files you trust)"]
-        if isinstance(content, nn.Module):
-            return Loaded(spec, content.eval(), None, notes)
-    if isinstance(content, nn.Module):
-        return Loaded(spec, content.eval(), None)
-    raise UsageError(
-        f"{spec}: the file holds {type(content).__name__} (weights only, no architecture); write a function in a .py "
-        "file that builds the model and loads these weights, then count file.py:NAME"
-    )
-
-
 # — torchvision —
 
 def torchvision_families() -> dict[str, list[str]]:
@@ -238,7 +211,7 @@ def torchvision_model(name: str) -> tuple[nn.Module, Any, list[str]]:
     family = next((f for f, names in torchvision_families().items() if name in names), None)
     if family is None:
         known = [n for names in torchvision_families().values() for n in names]
-        close = [n for n in known if n.startswith(name[:4])][:5] if name else []
+        close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else " (see torchvision.models.list_models())"
         raise UsageError(f"torchvision:{name}: torchvision has no model named {name!r}{hint}")
     builder = tvm.get_model_builder(name)
@@ -257,15 +230,15 @@ def torchvision_model(name: str) -> tuple[nn.Module, Any, list[str]]:
 def _torchvision_inputs(name: str, family: str, model: nn.Module) -> Any:
     """The default input of a family, at the resolution torchvision's weights for this model are evaluated at."""
     if family == "detection":
-        return ([torch.rand(3, 800, 800, generator=torch.Generator().manual_seed(0))],)  # a list of images
+        return ([Shaped((3, 800, 800))],)  # a list of images
     if family == "segmentation":
-        return torch.rand(1, 3, 520, 520)
+        return Shaped((1, 3, 520, 520))
     if family == "optical_flow":
-        return (torch.rand(1, 3, 520, 960), torch.rand(1, 3, 520, 960))  # two frames; sides divisible by 8
+        return (Shaped((1, 3, 520, 960)), Shaped((1, 3, 520, 960)))  # two frames; sides divisible by 8
     size = getattr(model, "image_size", None) or _weights_crop(name) or 224  # ViTs fix their size when built
     if family == "video":
-        return torch.rand(1, 3, 16, size, size)  # 16 frames, as the video weights are evaluated
-    return torch.rand(1, 3, size, size)
+        return Shaped((1, 3, 16, size, size))  # 16 frames, as the video weights are evaluated
+    return Shaped((1, 3, size, size))
 
 
 def _weights_crop(name: str) -> int | None:

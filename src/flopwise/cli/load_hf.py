@@ -1,21 +1,56 @@
-"""`hf:config.json`: a transformers model built from a local config, on the meta device (nothing downloaded)."""
+"""`hf:config.json`: a transformers model built from a local config, on the meta device (nothing downloaded).
+
+Inputs follow the model's real signature: token ids from `--tokens` (and decoder ids for encoder-decoders), images
+and audio features at the sizes the config gives, keyword inputs by name (`--input pixel_values=1x3x224x224`).
+The config's dtype is honoured and `--dtype` overrides it.
+"""
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .errors import UsageError
-from .inputs import parse_tokens, token_ids
+from .errors import ModelError, UsageError
+from .inputs import Shaped, parse_inputs, parse_tokens, token_ids
 from .spec import InputFlags, Loaded, Spec
+
+DEFAULT_TOKENS = 128
 
 
 def huggingface(parsed: Spec, flags: InputFlags) -> Loaded:
-    spec, path = parsed.text, Path(parsed.target)
+    spec = parsed.text
+    transformers, config, cls = _config(spec, Path(parsed.target))
+    dtype = flags.dtype or _config_dtype(config)
+
+    def build(device: str) -> nn.Module:
+        with torch.device(device):  # meta: parameters have shapes only
+            if cls is not None:
+                return cls._from_config(config, dtype=dtype).eval()  # type: ignore[no-any-return]
+            return transformers.AutoModel.from_config(config, dtype=dtype).eval()  # type: ignore[no-any-return]
+
+    try:
+        model = build("meta")
+    except Exception as error:  # the config describes a model that cannot be built: the user's input
+        first = str(error).strip().splitlines()[0] if str(error).strip() else "(no message)"
+        raise ModelError(f"{spec}: building the model raised {type(error).__name__}: {first}") from error
+    where = f"{type(model).__name__} in {str(dtype).removeprefix('torch.')}"
+    notes = [f"{spec}: built {where} on the meta device (no weights), counted in meta mode"]
+    return Loaded(spec, model, hf_inputs(spec, model, config, flags, dtype), notes, rebuild=_on_cpu(build))
+
+
+def _on_cpu(build: Callable[[str], nn.Module]) -> Callable[[], nn.Module]:
+    return lambda: build("cpu")  # random weights: for a count that needs real data, and for --measure
+
+
+def _config(spec: str, path: Path) -> tuple[Any, Any, Any]:
+    """(the transformers module, the config, the architecture's class or None)."""
     if path.is_dir():
         path = path / "config.json"
     if not path.is_file():
@@ -24,10 +59,10 @@ def huggingface(parsed: Spec, flags: InputFlags) -> Loaded:
             "holding one (nothing is downloaded: save one with config.save_pretrained(folder))"
         )
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise UsageError(f"{spec}: {path} is not valid JSON ({error})") from None
-    if not isinstance(data, dict) or "model_type" not in data:
+    if not isinstance(data, dict) or not isinstance(data.get("model_type"), str):
         raise UsageError(f"{spec}: {path} has no \"model_type\" key; is it a transformers config.json?")
     try:
         import transformers
@@ -36,37 +71,99 @@ def huggingface(parsed: Spec, flags: InputFlags) -> Loaded:
     # config warnings (e.g. token ids outside a small vocabulary) are not the user's question here
     transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     model_type = data.pop("model_type")
+    known = list(transformers.CONFIG_MAPPING.keys())
+    if model_type not in known:
+        close = difflib.get_close_matches(model_type, known, n=5, cutoff=0.6)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UsageError(f"{spec}: transformers {transformers.__version__} has no model_type {model_type!r}{hint}")
     try:
         config = transformers.AutoConfig.for_model(model_type, **data)
-    except (ValueError, KeyError) as error:
-        raise UsageError(f"{spec}: transformers does not know model_type {model_type!r} ({error})") from None
+    except Exception as error:
+        raise UsageError(f"{spec}: the config does not load ({type(error).__name__}: {error})") from None
     architecture = (data.get("architectures") or [None])[0]
-    cls = getattr(transformers, architecture, None) if architecture else None
-    with torch.device("meta"):  # no weights: parameters have shapes only
-        if cls is not None:
-            model = cls(config)
-        else:
-            model = transformers.AutoModel.from_config(config)  # type: ignore[no-untyped-call]
-    notes = [f"{spec}: built {type(model).__name__} on the meta device (no weights), counted in meta mode"]
-    return Loaded(spec, model.eval(), _hf_default_inputs(model, config, flags), notes)
+    cls = getattr(transformers, architecture, None) if isinstance(architecture, str) else None
+    return transformers, config, cls
 
 
-def _hf_default_inputs(model: nn.Module, config: Any, flags: InputFlags) -> Any:
-    main = getattr(model, "main_input_name", "input_ids")
-    if flags.tokens or main == "input_ids":
-        if flags.tokens:
-            batch, length = parse_tokens(flags.tokens)
-        else:
-            limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 128
-            batch, length = 1, min(128, int(limit))
-        ids = token_ids(batch, length)
-        if getattr(config, "is_encoder_decoder", False):
-            return {"input_ids": ids, "decoder_input_ids": ids.clone()}
-        return {"input_ids": ids}
-    if main == "pixel_values" and hasattr(config, "image_size"):
-        size = config.image_size if isinstance(config.image_size, int) else config.image_size[0]
-        channels = getattr(config, "num_channels", 3)
-        return {"pixel_values": torch.rand(1, channels, size, size)}
-    return None
+def _config_dtype(config: Any) -> torch.dtype:
+    value = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+    if isinstance(value, str):
+        value = getattr(torch, value, None)
+    return value if isinstance(value, torch.dtype) and value.is_floating_point else torch.float32
 
 
+def hf_inputs(spec: str, model: nn.Module, config: Any, flags: InputFlags, dtype: torch.dtype) -> Any:
+    """Every input the model's forward needs, from the flags and the config."""
+    positional, named = parse_inputs(flags.inputs)
+    if positional:  # unnamed --input: the user places the inputs themselves
+        return positional if len(positional) != 1 else positional[0]
+    accepts = inspect.signature(model.forward).parameters
+    text = getattr(config, "text_config", None) or config
+    batch, length = parse_tokens(flags.tokens) if flags.tokens else (1, None)  # --batch scales these afterwards
+    inputs: dict[str, Any] = {}
+    image_tokens = _image_tokens(config)
+    if "pixel_values" in accepts:
+        vision = getattr(config, "vision_config", None) or config
+        size = getattr(vision, "image_size", None)
+        if size is not None:
+            side = size if isinstance(size, int) else size[0]
+            channels = getattr(vision, "num_channels", 3)
+            inputs["pixel_values"] = Shaped((batch, channels, side, side), dtype)
+    if "input_features" in accepts and hasattr(config, "num_mel_bins"):
+        frames = 2 * getattr(config, "max_source_positions", 1500)  # Whisper's 30 s window; its conv halves it
+        inputs["input_features"] = Shaped((batch, config.num_mel_bins, frames), dtype)
+    if "input_ids" in accepts:
+        limit = _limit(text, "n_positions", "max_position_embeddings")
+        n = length or min(DEFAULT_TOKENS, limit[0] or DEFAULT_TOKENS)
+        prefix = (image_tokens[0], image_tokens[1]) if image_tokens and "pixel_values" in inputs else None
+        total = n + (prefix[1] if prefix else 0)  # image tokens come before the --tokens text tokens
+        _check_length(spec, total, limit)
+        inputs["input_ids"] = Shaped((batch, total), torch.int64, prefix)
+    if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in accepts:
+        limit = _limit(config, "max_target_positions", "n_positions", "max_position_embeddings")
+        n = length or min(DEFAULT_TOKENS, limit[0] or DEFAULT_TOKENS)
+        _check_length(spec, n, limit)
+        inputs["decoder_input_ids"] = token_ids(batch, n)
+    unknown = [name for name in named if name not in accepts and not _takes_kwargs(accepts)]
+    if unknown:
+        takes = ", ".join(accepts)
+        raise UsageError(f"{spec}: {type(model).__name__}.forward takes no {unknown[0]!r}; it takes {takes}")
+    inputs.update(named)
+    return inputs or None
+
+
+def _limit(config: Any, *keys: str) -> tuple[int | None, str]:
+    """(the number of positions the model has, the config key that says it), or (None, '') if it says none."""
+    for key in keys:
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value, key
+    return None, ""
+
+
+def _check_length(spec: str, length: int, limit: tuple[int | None, str]) -> None:
+    positions, key = limit
+    if positions is not None and length > positions:
+        raise UsageError(
+            f"{spec}: a sequence of {length} tokens is longer than the model's {positions} positions ({key} in the "
+            f"config); pass --tokens with at most {positions}, or raise {key} to count longer sequences"
+        )
+
+
+def _image_tokens(config: Any) -> tuple[int, int] | None:
+    """(image token id, tokens per image) for LLaVA-style models, whose input_ids hold a placeholder per patch."""
+    token = getattr(config, "image_token_index", None)
+    if token is None:
+        token = getattr(config, "image_token_id", None)
+    vision = getattr(config, "vision_config", None)
+    if not isinstance(token, int) or vision is None:
+        return None
+    size, patch = getattr(vision, "image_size", None), getattr(vision, "patch_size", None)
+    if not isinstance(size, int) or not isinstance(patch, int):
+        return None
+    patches = (size // patch) ** 2
+    return token, patches + (getattr(config, "vision_feature_select_strategy", "default") == "full")
+
+
+def _takes_kwargs(accepts: Any) -> bool:
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepts.values())

@@ -8,8 +8,13 @@ raised). User mistakes get one line on stderr naming the fix, never a traceback 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import csv
+import io
 import json
+import os
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,16 +28,19 @@ from ..report import Report
 from ..version import __version__
 from .budget import add_budget_option, gate
 from .common import (
+    EXIT_CODES,
     add_count_options,
     add_input_options,
     count_loaded,
+    dtype_flag,
     emit,
     notifier,
-    run_reporting_usage_errors,
+    run_command,
 )
 from .compare import main as compare_main
 from .diff import main as diff_main
 from .errors import UsageError
+from .inputs import make_inputs
 from .load import load
 from .spec import InputFlags, Loaded
 
@@ -49,10 +57,10 @@ EXAMPLES = """examples:
   flopwise torchvision:vit_b_16 --depth 3 --per-operator --convention contractions
   flopwise compare torchvision:resnet18 torchvision:resnet50 --plot zoo
   flopwise compare 'torchvision:*' --format markdown     every torchvision classification model
+  flopwise hf:clip/config.json --input pixel_values=2x3x224x224 --tokens 2x16
+  flopwise hf:llama/config.json --dtype bf16 --tokens 1x4096
 
-exit codes: 0 complete count, 1 counted but some ops have no known cost (a lower bound), 2 usage error
-  4    a --fail-if budget is broken (before 1: the gate fails whether or not the count is complete)
-"""
+""" + EXIT_CODES
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -108,48 +116,92 @@ def main(argv: list[str] | None = None) -> int:
         return compare_main(argv[1:])
     if argv[:1] == ["diff"]:
         return diff_main(argv[1:])
-    return run_reporting_usage_errors(_run, build_parser().parse_args(argv), "flopwise")
+    return run_command(_run, build_parser().parse_args(argv), "flopwise")
 
 
 def _run(options: argparse.Namespace) -> int:
     notify = notifier(options.quiet)
     if options.explain and options.format == "csv":
         raise UsageError("--explain goes with --format table, markdown or json, not csv")
-    flags = InputFlags(tuple(options.input), options.tokens, options.batch, options.allow_pickle)
+    flags = InputFlags(tuple(options.input), options.tokens, options.batch, options.allow_pickle, dtype_flag(options))
     counted: list[Counted] = []
     if options.model is None:
         if flags != InputFlags():
-            raise UsageError("--input, --tokens and --batch need a MODEL (the guides' examples have their own)")
+            raise UsageError("--input, --tokens, --batch and --dtype need a MODEL (the guides' examples have theirs)")
         for example in guide_examples():
             loaded = Loaded(f"guides:{example.name}", example.model, example.inputs)
             report = count_loaded(loaded, options.mode, options.convention, notify, options.step)
             title = f"{example.name} — the guide counts {example.macs:,} MACs by hand"
-            counted.append(_extras(Counted(title, report, {}), loaded, options))
+            counted.append(_extras(Counted(title, report, {}), loaded, options, notify))
     else:
         loaded = load(options.model, flags)
         report = count_loaded(loaded, options.mode, options.convention, notify, options.step)
-        counted.append(_extras(Counted("", report, {}), loaded, options))
+        counted.append(_extras(Counted("", report, {}), loaded, options, notify))
     emit(_render(counted, options), options, notify)
     return gate(options.fail_if, [c.report for c in counted], 0 if all(c.report.complete for c in counted) else 1,
                 notify)
 
 
-def _extras(item: Counted, loaded: Loaded, options: argparse.Namespace) -> Counted:
+def _extras(item: Counted, loaded: Loaded, options: argparse.Namespace, notify: Callable[[str], None]) -> Counted:
     if options.explain:
         fmt = "markdown" if options.format == "markdown" else "text"
         item.extra["explanation"] = render_explanation(
             item.report, depth=None if options.depth == UNSET else options.depth, fmt=fmt
         )
     if options.measure:
-        if any(p.is_meta for p in loaded.model.parameters()):
-            raise UsageError(f"{loaded.spec}: --measure needs real weights; this model is built on the meta device")
+        model = loaded.model
+        if any(p.is_meta for p in model.parameters()):
+            if loaded.rebuild is None:
+                raise UsageError(f"{loaded.spec}: --measure needs real weights; this model is on the meta device")
+            notify(f"{loaded.spec}: built again with random weights to measure it (times do not depend on the "
+                   "values of the weights)")
+            model = loaded.rebuild()
+        inputs = make_inputs(loaded.inputs, real=True)
         try:
-            item.measurement = measure(loaded.model, loaded.inputs, device=options.device,
-                                       peak_tflops=options.peak_tflops)
+            with _quiet_stderr(options.quiet):  # the profiler's C++ side prints to fd 2 (e.g. on CPU-only runs)
+                item.measurement = measure(model, inputs, device=options.device, peak_tflops=options.peak_tflops)
         except (ValueError, RuntimeError) as error:
             raise UsageError(f"{loaded.spec}: --measure failed: {error}") from None
         item.extra["measurement"] = item.measurement.table()
     return item
+
+
+@contextlib.contextmanager
+def _quiet_stderr(quiet: bool) -> Iterator[None]:
+    """With --quiet, file descriptor 2 points at /dev/null for the block: C++ libraries write there directly."""
+    if not quiet:
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _with_times(text: str, counted: list[Counted], per_operator: bool) -> str:
+    """CSV rows joined to the measured times: seconds, share and FLOP/s per module (or per operator)."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows:
+        return text
+    times: dict[tuple[str, str], Any] = {}
+    for item in counted:
+        if item.measurement is not None:
+            measured = item.measurement.operators() if per_operator else item.measurement.modules(depth=None)
+            times.update({(item.report.model, r.name): r for r in measured})
+    key = "operator" if per_operator else "module"
+    out = io.StringIO()
+    writer = csv.DictWriter(out, [*rows[0], "seconds", "share", "flops_per_s"], lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        timed = times.get((row.get("model", ""), row.get(key, "")))
+        extra = {"seconds": timed.seconds, "share": timed.share, "flops_per_s": timed.flops_per_s} if timed else {}
+        writer.writerow({**row, **extra})
+    return out.getvalue()
 
 
 def _render(counted: list[Counted], options: argparse.Namespace) -> str:
@@ -169,7 +221,8 @@ def _render(counted: list[Counted], options: argparse.Namespace) -> str:
         return render_html_report([c.report for c in counted], [c.measurement for c in counted],
                                   [c.title or c.report.model for c in counted])
     if options.format == "csv":
-        return render_csv([c.report for c in counted], depth=data_depth, per_operator=options.per_operator)
+        text = render_csv([c.report for c in counted], depth=data_depth, per_operator=options.per_operator)
+        return _with_times(text, counted, options.per_operator) if options.measure else text
     parts = []
     for item in counted:
         if options.format == "markdown":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,8 +13,8 @@ if TYPE_CHECKING:
     from ..report import Report
 
 
-def scatter_plot(points: list[tuple[str, Report]], path: str) -> list[Path]:
-    """Write `path` as PNG and SVG (the suffix, if any, is replaced); returns the files written."""
+def scatter_plot(points: list[tuple[str, Report]], path: str) -> list[tuple[Path, Callable[[Path], object]]]:
+    """The plot as PNG and SVG files at `path` (its suffix, if any, is replaced): (file, a function writing it)."""
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -39,11 +40,5 @@ def scatter_plot(points: list[tuple[str, Report]], path: str) -> list[Path]:
     stem = Path(path)
     if stem.suffix.lower() in (".png", ".svg"):
         stem = stem.with_suffix("")
-    written = [stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg")]
-    try:
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        for file in written:
-            figure.savefig(file, dpi=150)
-    except OSError as error:
-        raise UsageError(f"--plot {path}: cannot write ({error.strerror})") from None
-    return written
+    files = (stem.with_name(stem.name + ".png"), stem.with_name(stem.name + ".svg"))
+    return [(file, lambda target: figure.savefig(target, dpi=150)) for file in files]

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 
 from .errors import UsageError
@@ -42,6 +43,8 @@ class Spec:
 
 def parse_spec(text: str) -> Spec:
     """Parse a spec; an unknown form raises UsageError naming the forms that exist."""
+    if "\x00" in text or not text.strip():
+        raise UsageError(f"unknown model spec {text!r}: expected {FORMS}")
     kind, colon, rest = text.partition(":")
     if colon and kind in PREFIXED:
         return Spec(text, kind, rest)
@@ -71,3 +74,4 @@ class InputFlags:
     tokens: str | None = None
     batch: int | None = None
     allow_pickle: bool = False
+    dtype: torch.dtype | None = None  # --dtype: the model's weights and default float inputs
