@@ -17,7 +17,8 @@ from flopwise.conventions import PRESETS
 from flopwise.cost import Cost, OpCall
 from flopwise.examples import guide_examples
 from flopwise.explain import build_groups, describe_module, flops_step, render_explanation, term_step
-from flopwise.registry import FORMULAS, functional_name
+from flopwise.registry import FORMULAS, functional_name, specs
+from tests.explain_samples import DIRECT, SAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent
 _NUMERIC = re.compile(r"[0-9,·+−/() ]+")
@@ -209,88 +210,6 @@ def test_docs_page_is_current() -> None:
 # — every registered formula ——————————————————————————————————————————————————————————————————————————————
 
 
-def _meta(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    return torch.empty(shape, device="meta", dtype=dtype)
-
-
-def _half(*shape: int) -> torch.Tensor:
-    return _meta(*shape, dtype=torch.float16)
-
-
-def _backward(module: nn.Module, x: torch.Tensor) -> Callable[[], object]:
-    def run() -> object:
-        with torch.enable_grad():
-            out = module(x.requires_grad_())
-            return (out[0] if isinstance(out, tuple) else out).sum().backward()
-    return run
-
-
-A = torch.ops.aten
-# Op → a call that runs it (CPU, or meta tensors for kernels this machine lacks). Ops missing here are tried
-# with generic pointwise arguments; add a row when a new formula needs more.
-SAMPLES: dict[str, Callable[[], object]] = {
-    "aten._addmm_activation": lambda: A._addmm_activation(torch.randn(3), torch.randn(2, 4), torch.randn(4, 3),
-                                                          use_gelu=True),
-    "aten._convolution": lambda: A._convolution(torch.randn(1, 2, 5, 5), torch.randn(3, 2, 3, 3), torch.randn(3),
-                                                [1, 1], [0, 0], [1, 1], False, [0, 0], 1, False, False, False, False),
-    "aten.convolution": lambda: F.conv2d(torch.randn(1, 4, 6, 6), torch.randn(6, 2, 3, 3), None, 2, 1, 1, 2),
-    "aten.convolution_backward": _backward(nn.Conv1d(2, 3, 3), torch.randn(1, 2, 7)),
-    "aten._cudnn_rnn": lambda: A._cudnn_rnn(_meta(5, 2, 3), [_meta(16, 3), _meta(16, 4), _meta(16), _meta(16)], 4,
-                                            None, _meta(1, 2, 4), _meta(1, 2, 4), 2, 4, 0, 1, False, 0.0, False,
-                                            False, [], None),
-    "aten.miopen_rnn": lambda: A.miopen_rnn(_meta(5, 2, 3), [_meta(16, 3), _meta(16, 4), _meta(16), _meta(16)], 4,
-                                            _meta(1, 2, 4), _meta(1, 2, 4), 2, 4, 1, False, 0.0, False, False, [],
-                                            None),
-    "aten.mkldnn_rnn_layer": lambda: nn.LSTM(3, 4)(torch.randn(5, 2, 3)),
-    "aten.mkldnn_rnn_layer_backward": _backward(nn.LSTM(3, 4), torch.randn(5, 2, 3)),
-    "aten._thnn_fused_lstm_cell": lambda: A._thnn_fused_lstm_cell(_meta(2, 16), _meta(2, 16), _meta(2, 4),
-                                                                  _meta(16), _meta(16)),
-    "aten._int_mm": lambda: A._int_mm(torch.ones(32, 64, dtype=torch.int8), torch.ones(64, 32, dtype=torch.int8)),
-    "aten._scaled_mm": lambda: A._scaled_mm(_meta(16, 32, dtype=torch.float8_e4m3fn),
-                                            _meta(16, 32, dtype=torch.float8_e4m3fn).t(), _meta(), _meta(),
-                                            out_dtype=torch.float32),
-    "aten._scaled_dot_product_flash_attention_for_cpu": lambda: F.scaled_dot_product_attention(
-        torch.randn(1, 2, 6, 8), torch.randn(1, 2, 5, 8), torch.randn(1, 2, 5, 8), attn_mask=torch.randn(6, 5)),
-    "aten.mm": lambda: torch.mm(torch.randn(2, 3), torch.randn(3, 4)),
-    "aten.addmm": lambda: torch.addmm(torch.randn(4), torch.randn(2, 3), torch.randn(3, 4)),
-    "aten.bmm": lambda: torch.bmm(torch.randn(2, 2, 3), torch.randn(2, 3, 4)),
-    "aten._scaled_dot_product_flash_attention": lambda: A._scaled_dot_product_flash_attention(
-        _half(1, 2, 8, 16), _half(1, 2, 8, 16), _half(1, 2, 8, 16), is_causal=True),
-    "aten._scaled_dot_product_efficient_attention": lambda: A._scaled_dot_product_efficient_attention(
-        _meta(1, 2, 8, 16), _meta(1, 2, 8, 16), _meta(1, 2, 8, 16), _meta(1, 2, 8, 8), False),
-    "aten._scaled_dot_product_cudnn_attention": lambda: A._scaled_dot_product_cudnn_attention(
-        _half(1, 2, 8, 16), _half(1, 2, 8, 16), _half(1, 2, 8, 16), None, False),
-    "aten._scaled_dot_product_fused_attention_overrideable": lambda: A._scaled_dot_product_fused_attention_overrideable(
-        _meta(1, 2, 8, 16), _meta(1, 2, 8, 16), _meta(1, 2, 8, 16)),
-    "aten._flash_attention_forward": lambda: A._flash_attention_forward(
-        _half(1, 8, 2, 16), _half(1, 8, 2, 16), _half(1, 8, 2, 16), None, None, 8, 8, 0.0, True, False),
-    "aten._efficient_attention_forward": lambda: A._efficient_attention_forward(
-        _meta(1, 8, 2, 16), _meta(1, 8, 2, 16), _meta(1, 8, 2, 16), None, None, None, 8, 8, 0.0, 1, False),
-    "aten._native_multi_head_attention": lambda: nn.MultiheadAttention(8, 2, batch_first=True).eval()(
-        *(torch.randn(2, 5, 8),) * 3, need_weights=False),
-    "aten._transformer_encoder_layer_fwd": lambda: nn.TransformerEncoderLayer(8, 2, 16, batch_first=True).eval()(
-        torch.randn(2, 5, 8)),
-    "aten.addbmm": lambda: torch.addbmm(torch.randn(3, 4), torch.randn(2, 3, 5), torch.randn(2, 5, 4)),
-    "aten.baddbmm": lambda: torch.baddbmm(torch.randn(2, 3, 4), torch.randn(2, 3, 5), torch.randn(2, 5, 4)),
-    "aten.addmv": lambda: torch.addmv(torch.randn(3), torch.randn(3, 5), torch.randn(5)),
-    "aten.mv": lambda: torch.mv(torch.randn(3, 5), torch.randn(5)),
-    "aten.dot": lambda: torch.dot(torch.randn(5), torch.randn(5)),
-    "aten.vdot": lambda: torch.vdot(torch.randn(5), torch.randn(5)),
-    "aten.threshold": lambda: F.threshold(torch.randn(4), 0.1, 0.0),
-    "aten.masked_fill": lambda: torch.randn(4).masked_fill(torch.rand(4) > 0.5, 0.0),
-    "aten.where": lambda: torch.where(torch.rand(4) > 0.5, torch.randn(4), torch.randn(4)),
-    "aten._grouped_mm": lambda: A._grouped_mm(torch.randn(8, 16), torch.randn(2, 16, 8),
-                                              torch.tensor([3, 8], dtype=torch.int32)),
-    "aten.histc": lambda: (torch.histc(torch.randn(10), bins=4), torch.histc(torch.randn(10), 4, -1, 1)),
-    "aten.aminmax": lambda: torch.aminmax(torch.randn(4, 5), dim=1),
-    "aten.floor_divide": lambda: torch.randn(4) // 0.3,
-    "aten.quantize_per_tensor": lambda: torch.quantize_per_tensor(torch.randn(4), 0.1, 0, torch.qint8),
-    "aten.quantize_per_channel": lambda: torch.quantize_per_channel(
-        torch.randn(2, 3), torch.ones(2), torch.zeros(2, dtype=torch.long), 0, torch.qint8),
-    "aten.dequantize": lambda: torch.quantize_per_tensor(torch.randn(4), 0.1, 0, torch.qint8).dequantize(),
-}
-
-
 def _grad(shape: tuple[int, ...]) -> torch.Tensor:
     return torch.rand(shape).add_(0.5).requires_grad_()
 
@@ -366,7 +285,8 @@ CORPUS: list[Callable[[], object]] = [
 
 def _generic(name: str) -> Callable[[], object] | None:
     """A pointwise-style call of the op with small tensors, if one of a few argument patterns runs."""
-    op = getattr(A, name.split(".", 1)[1], None)
+    namespace, base = name.split(".", 1)
+    op = getattr(getattr(torch.ops, namespace), base, None)  # aten.X, prims.X, quantized.X
     if op is None:
         return None
     x = torch.rand(2, 3) + 0.5
@@ -380,17 +300,6 @@ def _generic(name: str) -> Callable[[], object] | None:
             continue
         return call
     return None
-
-
-# Kernels with neither a CPU nor a meta implementation: the formula is called directly on meta tensors
-# (the count of such a call is `convention.flops(work)`, which the test below checks the explanation against).
-DIRECT: dict[str, Callable[[], tuple]] = {
-    "aten._thnn_fused_gru_cell": lambda: (_meta(2, 4), _meta(2, 12), _meta(2, 12), _meta(2, 4), _meta(12), _meta(12)),
-    # fp8 grouped products (CUDA only): result (M, N), a (M, K), b (G, K, N), scales, offs
-    "aten._scaled_grouped_mm": lambda: (_meta(8, 16), _meta(8, 32), _meta(2, 32, 16), _meta(8), _meta(2, 16),
-                                        _meta(2, dtype=torch.int32)),
-    "aten._scaled_grouped_mm_v2": lambda: (_meta(3, 8, 16), _meta(3, 8, 32), _meta(3, 32, 16)),
-}
 
 
 def _calls_of(name: str, sample: Callable[[], object]) -> list[OpCall]:
@@ -435,7 +344,7 @@ def test_every_registered_formula_is_explained_and_adds_up() -> None:
     corpus = _corpus_calls()
     for name in sorted(FORMULAS):
         if name in DIRECT:
-            work = FORMULAS[name](*DIRECT[name]())
+            work = FORMULAS[name](*specs(DIRECT[name]()))  # formulas see TensorSpecs, as in a count
             calls = [OpCall(name, "", Cost(work.mac_count, PRESETS["default"].flops(work)), work)]
         elif name in corpus and name not in SAMPLES:
             calls = corpus[name][:3]
@@ -461,5 +370,5 @@ def test_every_registered_formula_is_explained_and_adds_up() -> None:
                 evaluate(flops_step(work, PRESETS["default"]).substituted) == call.cost.flops  # type: ignore[union-attr]
             checked += 1
     new = sorted(set(lacking) - WITHOUT_SAMPLE_YET)
-    assert not new, f"no sample call for {new}: add one to SAMPLES or CORPUS in tests/test_explain.py"
+    assert not new, f"no sample call for {new}: add one to SAMPLES or DIRECT in tests/explain_samples.py, or to CORPUS"
     assert checked >= len(FORMULAS) - len(WITHOUT_SAMPLE_YET)

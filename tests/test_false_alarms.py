@@ -27,6 +27,9 @@ def test_aminmax_on_floats_is_two_reductions_of_compares() -> None:
     r = counted(torch.aminmax, torch.randn(4, 5), dim=1)
     assert r.flops == 2 * (4 * 5 - 4)  # min and max: (n − 1) compares per row each, 4 rows of 5
     assert counted(torch.aminmax, torch.arange(10)).flops == 0  # integers
+    r = counted(torch.ops.aten._aminmax, torch.randn(4, 5), 1)  # the older name of the same kernel
+    assert r.flops == 2 * (4 * 5 - 4) and "aten._aminmax" in r.by_operator()
+    assert counted(torch.ops.aten._aminmax, torch.randn(6)).flops == 2 * (6 - 1)  # whole tensor: one row of 6
 
 
 def test_histc() -> None:

@@ -96,3 +96,40 @@ def test_explanation_of_the_nested_layer_adds_up() -> None:
     text = render_explanation(r)
     assert "nested batch of 2 sequences of 5, 3 tokens" in text
     assert f"{LAYER_MACS:,}" in text and check_chains(text) >= 1
+
+
+def test_fast_path_pieces_costed_alone_match_the_fused_formula() -> None:
+    """The fused kernel runs `_transform_bias_rescale_qkv` and `_nested_tensor_softmax_with_shape` inside: the mode
+    sees only the fused op (nothing counted twice), and each piece called on its own costs the fused term."""
+    A = torch.ops.aten
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        qkv = torch.nested.nested_tensor([torch.randn(n, 3 * E) for n in LENGTHS])
+        query = torch.nested.nested_tensor([torch.randn(n, E) for n in LENGTHS])
+    with torch.no_grad(), flopwise.counting() as c:
+        A._transform_bias_rescale_qkv(qkv, torch.randn(3 * E), H)
+    assert c.report.flops == 3 * B * L * E + B * L * E  # q, k, v biases and q's scale, on the batch padded to L
+    with torch.no_grad(), flopwise.counting() as c:
+        A._nested_tensor_softmax_with_shape(torch.randn(B, H, L, L), query)
+    q = sum(n * n for n in LENGTHS)
+    assert c.report.flops == H * (3 * q - T)  # each sequence's L_i rows of L_i real scores: 3·L_i − 1 per row
+    with torch.no_grad(), flopwise.counting() as c:
+        A._masked_softmax(torch.randn(B, L, L), torch.zeros(B, L, L, dtype=torch.bool), 2)
+    assert c.report.flops == B * L * (3 * L - 1)  # the mask selects: softmax's 3n−1 per row of n
+
+
+def test_multihead_attention_fast_path_counts_its_biases_once() -> None:
+    mha = nn.MultiheadAttention(E, H, batch_first=True).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        nested = torch.nested.nested_tensor([torch.randn(n, E) for n in LENGTHS])
+    padded = torch.randn(B, L, E)
+    for x, macs, bias, softmax in (
+        (nested, 4 * T * E * E + 2 * B * H * L * L * (E // H), 3 * B * L * E + T * E, H * (3 * 34 - T)),
+        (padded, 4 * B * L * E * E + 2 * B * H * L * L * (E // H), 4 * B * L * E, B * H * L * (3 * L - 1)),
+    ):
+        with torch.no_grad(), flopwise.counting() as c:
+            mha(x, x, x, need_weights=False)
+        assert [call.op for call in c.report.calls] == ["aten._native_multi_head_attention"]
+        # 2·MACs, the q/k/v and output biases (once), scaling the B·H·L·L scores, the softmax
+        assert c.report.flops == 2 * macs + bias + B * H * L * L + softmax

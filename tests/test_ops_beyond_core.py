@@ -90,3 +90,27 @@ def test_prims_reuse_the_aten_entries() -> None:
 def test_collectives_are_communication() -> None:
     assert ZERO_COST["_c10d_functional.all_reduce"].startswith("communication")
     assert "_c10d_functional.wait_tensor" in ZERO_COST
+
+
+def test_quantized_conv1d_unpacks_its_2d_packed_kernel() -> None:
+    """A 1-d quantized kernel is packed as (C_out, C_in, 1, K): the count uses K, not the unit dimension."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # quantized tensors are deprecated in torch 2.14
+        w = torch.quantize_per_tensor(torch.randn(6, 4, 3), 0.1, 0, torch.qint8)
+        packed = torch.ops.quantized.conv1d_prepack(w, None, [1], [0], [1], 1)
+        x = torch.quantize_per_tensor(torch.randn(2, 4, 9), 0.1, 0, torch.quint8)
+        r = by_op(lambda: torch.ops.quantized.conv1d(x, packed, 0.2, 0))
+        assert r.macs == 7 * 3 * 4 * 6 * 2  # L_out·K·C_in·C_out·N, L_out = 9 − 3 + 1
+
+
+def test_mixed_dtypes_linear_reads_n_from_the_output() -> None:
+    """CUDA-only kernel (int8/int4 weight in CUTLASS's layout): called on TensorSpecs as a count would."""
+    from flopwise.registry import specs
+
+    meta = {"device": "meta"}
+    out, x = torch.empty(6, 16, **meta), torch.empty(6, 32, dtype=torch.float16, **meta)
+    weight, scale = torch.empty(32, 16, dtype=torch.int8, **meta), torch.empty(16, dtype=torch.float16, **meta)
+    work = FORMULAS["aten._mixed_dtypes_linear"](*specs((out, x, weight, scale)), bias=specs(scale),
+                                                 activation="relu")
+    assert work.mac_count == 6 * 32 * 16  # rows·K·N
+    assert sum(f.term.value for f in work.flops) == 6 * 16 * 3  # per output: column scale, bias add, ReLU compare

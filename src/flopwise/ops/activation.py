@@ -14,7 +14,7 @@ from ..cost import Flops, Term, Work
 from ..registry import formula, zero_cost
 from . import costs
 from .pointwise import per_element
-from .shapes import first
+from .shapes import first, nested_sizes
 
 aten = ops.aten
 
@@ -94,6 +94,33 @@ def softmax_backward(result: Any, grad: Any, output: Any, dim: int, *args: Any, 
     """4n−1 per row of n: y·(g − Σ g·y)."""
     rows, n = _rows(grad, dim)  # y·(g − Σ g·y), or g − e^y·Σ g: 4n−1 per row either way
     return Work(flops=(Flops("softmax_backward", Term("R·(4·n−1)", R=rows, n=n)),))
+
+
+@formula(aten._masked_softmax)
+def masked_softmax(result: Any, x: Any, mask: Any, dim: int | None = None, *args: Any, **kwargs: Any) -> Work:
+    """The fast path's softmax with a boolean mask: 3n−1 per row of n, as softmax (the mask selects, no FLOP)."""
+    rows, n = _rows(x, -1 if dim is None else dim)
+    return Work(flops=(Flops("softmax", Term("R·(3·n−1)", R=rows, n=n)),))
+
+
+@formula(aten._masked_softmax_backward)
+def masked_softmax_backward(result: Any, grad: Any, output: Any, mask: Any, dim: int | None = None,
+                            *args: Any, **kwargs: Any) -> Work:
+    """4n−1 per row of n, as softmax's gradient (the mask selects, no FLOP)."""
+    rows, n = _rows(grad, -1 if dim is None else dim)
+    return Work(flops=(Flops("softmax_backward", Term("R·(4·n−1)", R=rows, n=n)),))
+
+
+@formula(aten._nested_tensor_softmax_with_shape)
+def nested_scores_softmax(result: Any, scores: Any, query: Any) -> Work:
+    """Softmax of padded (B, H, L, L) attention scores over each sequence's real L_i×L_i block (the lengths
+    come from the nested `query`): Σ_i H·L_i·(3·L_i−1) = H·(3·Q − T), Q = Σ L_i², T = Σ L_i."""
+    sizes = nested_sizes(query)
+    if sizes is None:  # a regular query: every row of the scores is real
+        return softmax(result, scores, -1)
+    lengths = [int(s[0]) for s in sizes]
+    q, t = sum(n * n for n in lengths), sum(lengths)
+    return Work(flops=(Flops("softmax", Term("H·(3·Q − T)", H=int(scores.shape[1]), Q=q, T=t)),))
 
 
 @formula(aten.native_dropout)

@@ -136,6 +136,17 @@ def native_mha(result, q, k, v, embed_dim, num_head, qkv_weight, qkv_bias, proj_
     return _mha_terms(int(b), int(l), int(k.shape[1]), int(e), int(num_head), mask is not None)
 
 
+@formula(aten._transform_bias_rescale_qkv)
+def transform_bias_rescale_qkv(result, qkv, qkv_bias, num_heads):
+    """The MHA fast path's first step: add the q, k, v biases to the packed (B, L, 3·E) projection (3·B·L·E) and
+    scale q by 1/√(E/H) (B·L·E); a nested batch is padded to its longest sequence first. It runs inside
+    `_native_multi_head_attention` and `_transformer_encoder_layer_fwd`, whose formulas count it (bias, scale):
+    the mode never sees it there, only when it is called on its own."""
+    b, h, l, d = (int(n) for n in result[0].shape)
+    sizes = {"B": b, "L": l, "E": h * d}
+    return Work(flops=(Flops("bias", Term("3·B·L·E", **sizes)), Flops("scale", Term("B·L·E", **sizes))))
+
+
 @formula(aten._transformer_encoder_layer_fwd)
 def encoder_layer(result, src, embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight, proj_bias, use_gelu,
                   norm_first, eps, norm_weight_1, norm_bias_1, norm_weight_2, norm_bias_2, ffn_weight_1, ffn_bias_1,

@@ -67,7 +67,8 @@ uncostable(
      aten.special_hermite_polynomial_he, aten.special_laguerre_polynomial_l, aten.special_legendre_polynomial_p],
 )
 uncostable(
-    "binning (histograms): to follow the convention issue 10 item 6 sets for aten.histc (not merged yet)",
+    "binning with bin edges that may be a tensor (non-uniform bins: a search per element whose length depends on "
+    "the edges) or several dimensions; aten.histc, uniform bins, is costed",
     [aten.histogram, aten._histogramdd_bin_edges, aten._histogramdd_from_bin_cts, aten._histogramdd_from_bin_tensors],
 )
 uncostable(
@@ -99,7 +100,7 @@ uncostable(
      aten._fake_quantize_learnable_per_tensor_affine, aten._fake_quantize_learnable_per_tensor_affine_backward,
      aten._fake_quantize_per_tensor_affine_cachemask_tensor_qparams, aten.fake_quantize_per_channel_affine_cachemask,
      aten.fake_quantize_per_tensor_affine_cachemask, aten._fused_moving_avg_obs_fq_helper,
-     aten._fused_moving_avg_obs_fq_helper_functional, aten.quantize_per_channel, aten.quantize_per_tensor_dynamic,
+     aten._fused_moving_avg_obs_fq_helper_functional, aten.quantize_per_tensor_dynamic,
      aten.quantized_batch_norm, aten.quantized_gru, aten.quantized_lstm, quantized.quantized_lstm_cell_dynamic,
      quantized.quantized_gru_cell_dynamic, quantized.quantized_rnn_relu_cell_dynamic,
      quantized.quantized_rnn_tanh_cell_dynamic],

@@ -103,12 +103,24 @@ def dot(result, a, b, *args, **kwargs) -> Work:
     return contraction(a, "K", 1, K=a.shape[0])
 
 
-@formula(aten.linear, aten.mkldnn_linear, aten._mixed_dtypes_linear)
+@formula(aten.linear, aten.mkldnn_linear)
 def linear(result, x, weight, bias=None, *args, **kwargs) -> Work:
     """x·Wᵀ (+ b): rows·K·N MACs, one bias add per output (aten.linear only reaches the mode as linear.out)."""
     n, k = int(weight.shape[0]), int(x.shape[-1])
     rows = int(x.numel()) // max(k, 1)
     flops = (Flops("bias", Term("R·N", R=rows, N=n)),) if bias is not None else ()
+    return Work(macs=Term("R·K·N", R=rows, K=k, N=n), dots=rows * n, flops=flops)
+
+
+@formula(aten._mixed_dtypes_linear)
+def mixed_dtypes_linear(result, x, weight, scale, *, bias=None, activation=None) -> Work:
+    """x·W with an int8/int4 weight in the CUTLASS kernel's packed layout: rows·K·N MACs (N read from the output);
+    the epilogue scales each output by its column's scale (R·N), adds the bias and applies the activation."""
+    n, k = int(result.shape[-1]), int(x.shape[-1])
+    rows = int(result.numel()) // max(n, 1)
+    per_output = 1 + int(bias is not None) + {None: 0, "none": 0, "relu": costs.RELU, "silu": costs.SILU}.get(
+        activation, 0)
+    flops = (Flops("elementwise", Term("R·N·c", R=rows, N=n, c=per_output)),)
     return Work(macs=Term("R·K·N", R=rows, K=k, N=n), dots=rows * n, flops=flops)
 
 

@@ -76,6 +76,16 @@ zero_cost("packs the unmasked rows of a padded tensor into a nested tensor, or p
           [aten._nested_tensor_from_mask, aten._nested_from_padded])
 zero_cost("checks that a boolean mask keeps a prefix of each row (no floating point)",
           [aten._nested_tensor_from_mask_left_aligned])
+zero_cost("reads or computes a nested tensor's metadata (sizes, strides, offsets, lengths: integers)",
+          [aten._nested_compute_contiguous_strides_offsets, aten._nested_get_jagged_dummy, aten._nested_get_lengths,
+           aten._nested_get_max_seqlen, aten._nested_get_min_seqlen, aten._nested_get_offsets,
+           aten._nested_get_ragged_idx, aten._nested_tensor_storage_offsets, aten._nested_tensor_strides])
+zero_cost("builds a nested tensor from, or copies it to, a buffer, a padded tensor or a list (copies)",
+          [aten._nested_from_padded_and_nested_example, aten._nested_from_padded_tensor, aten._nested_get_values_copy,
+           aten._nested_tensor_from_tensor_list, aten._nested_view_from_buffer_copy,
+           aten._nested_view_from_jagged_copy])
+zero_cost("gradient of select or sum on a nested tensor: copies the gradient into place, or expands it (no adds)",
+          [aten._nested_select_backward, aten._nested_sum_backward])
 
 zero_cost(
     "copies or converts data",

@@ -45,9 +45,11 @@ def reference_linear(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
 
 
 def _packed_conv(result: Any, x: Any, packed: Any) -> Work:
-    weight = packed.unpack()[0]  # the packed object's weight tensor: only its shape is used
+    weight = tuple(packed.unpack()[0].shape)  # the packed object's weight tensor: only its shape is used
+    if len(weight) == len(x.shape) + 1:  # a 1-d kernel is packed as 2-d: (C_out, C_in, 1, K) for (N, C, L) input
+        weight = weight[:2] + weight[3:]
     groups, transposed = int(packed.groups()), bool(packed.transpose())
-    work = conv_work(tuple(x.shape), tuple(weight.shape), tuple(first(result).shape), transposed, groups, False)
+    work = conv_work(tuple(x.shape), weight, tuple(first(result).shape), transposed, groups, False)
     return Work(macs=work.macs, dots=work.dots, note=_NOTE)
 
 

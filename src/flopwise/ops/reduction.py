@@ -36,7 +36,7 @@ def reduce(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
     return Work(flops=(Flops("reduction", Term("E_in − E_out", E_in=e_in, E_out=e_out)),))
 
 
-@formula(aten.aminmax)
+@formula(aten.aminmax, aten._aminmax)  # _aminmax: the older name of the same kernel
 def aminmax(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
     """Two reductions by compares (min and max): 2·(E_in − E_out)."""
     if not floating(x):
