@@ -21,6 +21,7 @@ from .registry import Formula
 from .report import ModuleRow, Report
 
 MODES = ("real", "fake", "meta")
+TARGET_DEVICE = "cpu"  # the device whose kernels meta mode counts (the one this library runs on)
 
 
 class Counting:
@@ -87,7 +88,10 @@ def count(
     args, kwargs = _split_inputs(inputs)
     if _on_meta(model):
         mode = "meta"
-    fake = FakeTensorMode(allow_non_fake_inputs=True) if mode == "fake" else None
+    # meta mode runs on fake tensors placed on the CPU, not on the meta device: aten picks kernels by device
+    # (on meta, SDPA takes its math path and fast paths such as nn.MultiheadAttention's are skipped), and the
+    # count must be the one a real CPU run gives. No data is allocated either way.
+    fake = FakeTensorMode(allow_non_fake_inputs=True) if mode in ("fake", "meta") else None
     state, args, kwargs = _prepare(model, args, kwargs, mode, fake)
     with _rng_preserved(), torch.no_grad(), fake or contextlib.nullcontext():
         with counting(convention, overrides, model=model, inputs=describe_inputs(args, kwargs)) as session:
@@ -128,15 +132,14 @@ def _prepare(
     if mode == "real":  # running statistics update copies, not the model's buffers
         state = {name: b.clone() for name, b in buffers.items()}
         return state, args, kwargs
+    assert fake is not None  # fake and meta modes both run under a FakeTensorMode
     converted: dict[int, torch.Tensor] = {}  # tied parameters stay tied
 
     def convert(t: torch.Tensor) -> torch.Tensor:
         if id(t) not in converted:
-            if fake is not None:  # allocating under the fake mode is far cheaper than fake.from_tensor
-                with fake:
-                    new = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=t.device)
-            else:
-                new = t if t.is_meta else torch.empty_like(t, device="meta")
+            device = TARGET_DEVICE if mode == "meta" or t.is_meta else t.device
+            with fake:  # allocating under the fake mode is far cheaper than fake.from_tensor
+                new = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=device)
             converted[id(t)] = new.requires_grad_(t.requires_grad) if new.is_leaf else new
         return converted[id(t)]
 
