@@ -15,6 +15,7 @@ from .cost import ZERO, Cost, OpCall, Work
 from .memory import ActivationMemory
 from .modules import ModuleStack
 from .registry import Formula, is_view, is_zero_cost, lookup, op_name
+from .shadow import DATA_DEPENDENT, Shadows
 
 _VIEW, _ZERO, _UNKNOWN = "view", "zero", "unknown"
 # Decompositions into Core ATen ops (not into prims), so their parts land on formulas we know.
@@ -91,6 +92,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         # A formula is a pure function of shapes: identical calls (the layers of a deep model) are costed once.
         self._costed: dict[Any, tuple[Work, Cost, tuple[tuple[int, ...], ...]]] = {}
         self.memory = ActivationMemory()  # live and peak bytes of the tensors the ops create
+        self.shadows: Shadows | None = None  # in fake and meta mode: the real values of input-only tensors
 
     def _plan_for(self, func: torch._ops.OpOverload) -> tuple[str, Any]:
         if func not in self._plan:
@@ -114,7 +116,15 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             out = self._decompose(func, args, kwargs)
             if out is not NotImplemented:
                 return out
-        out = func(*args, **kwargs)
+        if self.shadows is None:
+            out = func(*args, **kwargs)
+        else:
+            try:
+                out = func(*args, **kwargs)
+            except DATA_DEPENDENT:  # .item(), nonzero, …: the value a real run on these inputs gives
+                out = self.shadows.answer(func, args, kwargs, name, self.modules.current)
+            else:
+                self.shadows.follow(func, args, kwargs, out)
         self._record(func, name, plan, args, kwargs, out)
         return out
 

@@ -8,6 +8,7 @@ raised). User mistakes get one line on stderr naming the fix, never a traceback 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from .count import MODES, count, counting, describe_inputs
 from .inputs import UsageError, run_reporting_usage_errors
 from .load import InputFlags, Loaded, load
 from .report import Report
+from .shadow import NeedsData
 
 FORMATS = ("table", "json", "csv", "markdown")
 UNSET = -1  # --depth not given: 2 in tables, every module in CSV, the innermost modules in explanations
@@ -43,7 +45,7 @@ exit codes: 0 complete count, 1 counted but some ops have no known cost (a lower
 # Errors fake tensors raise when a model needs real data (nonzero, .item(), data-dependent shapes).
 _NEEDS_DATA = {
     "DataDependentOutputException", "DynamicOutputShapeException", "UnsupportedOperatorException",
-    "UnsupportedFakeTensorException", "GuardOnDataDependentSymNode", "PendingUnbackedSymbolNotFound",
+    "UnsupportedFakeTensorException", "GuardOnDataDependentSymNode", "PendingUnbackedSymbolNotFound", "NeedsData",
 }
 
 
@@ -124,15 +126,24 @@ def count_loaded(loaded: Loaded, mode: str, convention: str, notify: Callable[[s
     if loaded.scripted:
         return _count_scripted(loaded, convention)
     try:
-        return _count(loaded, loaded.model, mode, convention)
+        report = _count(loaded, loaded.model, mode, convention)
+        for warning in report.warnings:  # also in the report; said on stderr like the notes
+            notify(f"{loaded.spec}: {warning}")
+        return report
     except ModelError as error:
         cause = error.__cause__
-        if mode != "fake" or cause is None or not _needs_data(cause):
+        if mode == "real" or cause is None or not _needs_data(cause):
             raise
-        what = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-        notify(f"{loaded.spec}: needs real data in fake mode ({what}); counting again in real mode")
+        if loaded.rebuild is None and any(p.is_meta for p in loaded.model.parameters()):
+            raise  # no weights to run with: the message says why in one line
+        what = _what_needed(cause)
+        notify(f"{loaded.spec}: needs real data in {mode} mode ({what}); counting again in real mode")
         model = loaded.rebuild() if loaded.rebuild is not None else loaded.model
-        return _count(loaded, model, "real", convention)
+        report = _count(loaded, model, "real", convention)
+        said = f"counted in real mode: the shape-only count met a value that depends on the data ({what})"
+        if loaded.rebuild_note:
+            said += f"; {loaded.rebuild_note}"
+        return dataclasses.replace(report, warnings=(said, *report.warnings))
 
 
 def _count(loaded: Loaded, model: torch.nn.Module, mode: str, convention: str) -> Report:
@@ -157,6 +168,12 @@ def _count_scripted(loaded: Loaded, convention: str) -> Report:
     except Exception as error:
         raise ModelError(_describe_failure(loaded.spec, error)) from error
     return session.report
+
+
+def _what_needed(error: BaseException) -> str:
+    if isinstance(error, NeedsData):
+        return f"{error.op} in module {error.module or '(root)'!r}"
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def _needs_data(error: BaseException) -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +21,7 @@ from .memory import param_memory
 from .modules import ModuleStack
 from .registry import Formula
 from .report import ModuleRow, Report
+from .shadow import NeedsData, Shadows
 
 MODES = ("real", "fake", "meta")
 TARGET_DEVICE = "cpu"  # the device whose kernels meta mode counts (the one this library runs on)
@@ -88,15 +91,42 @@ def count(
     args, kwargs = _split_inputs(inputs)
     if _on_meta(model):
         mode = "meta"
+    try:
+        return _count(model, args, kwargs, mode, convention, overrides)
+    except NeedsData as error:  # a value that depends on the weights, in a shape-only mode
+        if any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())):
+            raise NeedsData(error.op, error.module, _NO_WEIGHTS) from None
+        needed = f"{error.op} in module {error.module or '(root)'!r}"
+    report = _count(model, args, kwargs, "real", convention, overrides)
+    said = f"mode={mode!r} met {needed}, a value that depends on the weights: counting again in real mode " \
+        "with the model's weights, so data-dependent paths follow them"
+    return dataclasses.replace(report, warnings=(said, *report.warnings))
+
+
+_NO_WEIGHTS = (
+    "; a model on the meta device has none: count a model with weights (mode='real'), or, from the command "
+    "line, `flopwise hf:config.json` rebuilds small models with random weights and counts them for real"
+)
+
+
+def _count(
+    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str,
+    convention: str | Convention, overrides: dict[Any, Formula | None] | None,
+) -> Report:
     # meta mode runs on fake tensors placed on the CPU, not on the meta device: aten picks kernels by device
     # (on meta, SDPA takes its math path and fast paths such as nn.MultiheadAttention's are skipped), and the
     # count must be the one a real CPU run gives. No data is allocated either way.
     fake = FakeTensorMode(allow_non_fake_inputs=True) if mode in ("fake", "meta") else None
-    state, args, kwargs = _prepare(model, args, kwargs, mode, fake)
+    shadows = Shadows() if fake is not None else None
+    state, args, kwargs = _prepare(model, args, kwargs, mode, fake, shadows)
     with _rng_preserved(), torch.no_grad(), fake or contextlib.nullcontext():
         with counting(convention, overrides, model=model, inputs=describe_inputs(args, kwargs)) as session:
+            assert session._mode is not None
+            session._mode.shadows = shadows
             try:
                 functional_call(model, state, args, kwargs, strict=False)
+            except NeedsData:
+                raise
             except Exception as error:
                 where = session.raised_in or ""
                 kind = session._stack.types.get(where, "") if session._stack else ""
@@ -107,7 +137,11 @@ def count(
                 if mode == "fake":
                     error.add_note("flopwise: the model may need real data; try mode='real'")
                 raise
-    return session.report
+    if shadows is None or not shadows.answered:
+        return session.report
+    answered = ", ".join(f"{op} ×{n}" for op, n in shadows.answered.items())
+    said = f"{mode} mode: data-dependent values ({answered}) were computed from the real inputs, as a real run gives"
+    return dataclasses.replace(session.report, warnings=(*session.report.warnings, said))
 
 
 def _split_inputs(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -120,11 +154,12 @@ def _split_inputs(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
 
 def _on_meta(model: torch.nn.Module) -> bool:
     tensors = list(model.parameters()) + list(model.buffers())
-    return bool(tensors) and all(t.is_meta for t in tensors)
+    return any(t.is_meta for t in tensors)  # one meta tensor and the model cannot run for real
 
 
 def _prepare(
-    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str, fake: FakeTensorMode | None
+    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str, fake: FakeTensorMode | None,
+    shadows: Shadows | None,
 ) -> tuple[dict[str, torch.Tensor], tuple[Any, ...], dict[str, Any]]:
     """Tensors the model runs with, so that its own parameters and buffers are never written."""
     params = dict(model.named_parameters(remove_duplicate=False))
@@ -132,7 +167,7 @@ def _prepare(
     if mode == "real":  # running statistics update copies, not the model's buffers
         state = {name: b.clone() for name, b in buffers.items()}
         return state, args, kwargs
-    assert fake is not None  # fake and meta modes both run under a FakeTensorMode
+    assert fake is not None and shadows is not None  # fake and meta modes both run under a FakeTensorMode
     converted: dict[int, torch.Tensor] = {}  # tied parameters stay tied
 
     def convert(t: torch.Tensor) -> torch.Tensor:
@@ -141,6 +176,8 @@ def _prepare(
             with fake:  # allocating under the fake mode is far cheaper than fake.from_tensor
                 new = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=device)
             converted[id(t)] = new.requires_grad_(t.requires_grad) if new.is_leaf else new
+            if not isinstance(t, torch.nn.Parameter):  # inputs and buffers keep their values; weights never
+                shadows.seed(new, t)
         return converted[id(t)]
 
     state = {name: convert(t) for name, t in {**params, **buffers}.items()}

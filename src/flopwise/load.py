@@ -30,6 +30,8 @@ from .inputs import UsageError, inputs_from_flags, parse_tokens, token_ids, with
 
 FORMS = "torchvision:NAME, hf:path/to/config.json, path/to/file.py:NAME, file.pt2, file.pt or guides:NAME"
 ARCHIVE_SUFFIXES = (".pt", ".pt2", ".pth", ".ts", ".jit")
+# hf: models whose count needs values computed from the weights are rebuilt with random weights up to this size
+REAL_FALLBACK_BYTES = 2 << 30
 
 
 @dataclass
@@ -42,6 +44,7 @@ class Loaded:
     notes: list[str] = field(default_factory=list)  # said on stderr unless --quiet
     scripted: bool = False  # TorchScript: counted by running it, without module attribution
     rebuild: Callable[[], nn.Module] | None = None  # a model with real weights, for falling back to mode="real"
+    rebuild_note: str = ""  # what the rebuilt model is, when it is not the model named (random weights)
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,19 @@ def _huggingface(spec: str, where: str, flags: InputFlags) -> Loaded:
         else:
             model = transformers.AutoModel.from_config(config)  # type: ignore[no-untyped-call]
     notes = [f"{spec}: built {type(model).__name__} on the meta device (no weights), counted in meta mode"]
-    return Loaded(spec, model.eval(), _hf_default_inputs(model, config, flags), notes)
+    loaded = Loaded(spec, model.eval(), _hf_default_inputs(model, config, flags), notes)
+    size = sum(p.numel() * p.element_size() for p in model.parameters())
+    if size <= REAL_FALLBACK_BYTES:  # a data-dependent path (MoE routing) can then be counted for real
+
+        def rebuild() -> nn.Module:
+            with torch.random.fork_rng():
+                torch.manual_seed(0)
+                built: nn.Module = cls(config) if cls is not None else transformers.AutoModel.from_config(config)  # type: ignore[no-untyped-call]
+            return built.eval()
+
+        loaded.rebuild = rebuild
+        loaded.rebuild_note = f"the model was rebuilt on the CPU with random weights ({size / 2**30:.2f} GiB, seed 0)"
+    return loaded
 
 
 def _hf_default_inputs(model: nn.Module, config: Any, flags: InputFlags) -> Any:

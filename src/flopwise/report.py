@@ -61,6 +61,7 @@ class Report:
     describe: dict[str, str] = field(default_factory=dict)  # module → 'Conv2d 1→16, k3, s1, p1'
     param_bytes: dict[str, int] = field(default_factory=dict)  # dtype → bytes of parameters (see memory.py)
     peak_activation_bytes: int | None = None  # estimate from tensor lifetimes in the dispatch stream
+    warnings: tuple[str, ...] = ()  # what the count had to assume or could not keep as found
 
     # — totals —
     @property

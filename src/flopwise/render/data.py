@@ -47,4 +47,5 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             op: {"calls": sum(where.values()), "modules": where} for op, where in report.unsupported_where.items()
         },
         "complete": report.complete,
+        "warnings": list(report.warnings),
     }

@@ -27,6 +27,7 @@ def render_table(report: Report, depth: int | None = 2) -> str:
         f"({report.trainable_params:,} trainable, {report.frozen_params:,} frozen), "
         f"{report.bytes_read:,} bytes read, {report.bytes_written:,} bytes written"
     )
+    out.extend(f"warning: {warning}" for warning in report.warnings)
     if report.unsupported:
         out.append("")
         out.append("INCOMPLETE: the totals are a lower bound; ops with no known cost:")
