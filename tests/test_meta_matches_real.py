@@ -81,3 +81,18 @@ def test_gpt2_and_bert_are_identical_in_every_mode(family: str) -> None:
         real = _counts(model, ids, "real", convention)
         assert _counts(model, ids, "fake", convention) == real
         assert _counts(model, ids, "meta", convention) == real
+
+
+def test_fast_paths_chosen_by_device_are_taken_as_on_the_cpu() -> None:
+    # nn.TransformerEncoderLayer in eval runs one fused op on the CPU; on the meta device it would take the
+    # unfused path (separate projections, softmax, …): different FLOPs and bytes for the same MACs
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(16, 2, 32, batch_first=True).eval()
+    x = torch.randn(2, 5, 16)
+    reports = [flopwise.count(layer, x, mode=mode) for mode in ("real", "fake", "meta")]
+    assert {(r.macs, r.flops, r.bytes_read, r.bytes_written) for r in reports} == {
+        (reports[0].macs, reports[0].flops, reports[0].bytes_read, reports[0].bytes_written)
+    }
+    assert all(list(r.by_operator()) == ["aten._transformer_encoder_layer_fwd"] for r in reports)
+    # q, k, v and out projections, QKᵀ and AV per head (2 heads of 8), two feed-forward layers; 2×5 tokens
+    assert reports[0].macs == 10 * 16 * 16 * 4 + 2 * 2 * 5 * 5 * 8 * 2 + 10 * 16 * 32 * 2
