@@ -107,3 +107,17 @@ def test_transformers_models_that_check_their_inputs_count_on_meta() -> None:
     # transformers builds its attention mask differently when it sees fake tensors (is_tracing() in
     # masking_utils): the mask is materialized instead of is_causal=True, a few elementwise FLOPs apart
     assert (r.flops, r.bytes_read, r.bytes_written) == (fake.flops, fake.bytes_read, fake.bytes_written)
+
+
+def test_a_module_with_some_conv_attributes_is_described_not_fatal() -> None:
+    class HalfConv(nn.Module):  # like transformers' MimiConv1d: in_channels and kernel_size, no out_channels
+        def __init__(self) -> None:
+            super().__init__()
+            self.in_channels, self.kernel_size = 4, 3
+            self.conv = nn.Conv1d(4, 2, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(x)
+
+    r = flopwise.count(HalfConv(), torch.randn(1, 4, 10))
+    assert r.macs == 8 * 3 * 4 * 2  # L_out·K·C_in·C_out

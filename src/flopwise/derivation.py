@@ -40,7 +40,9 @@ def describe_module(module: nn.Module) -> str:
     """A short description of a module's hyper-parameters: 'Conv2d 1→16, k3, s1, p1', 'Linear 10→20, no bias'."""
     kind = type(module).__name__
     no_bias = getattr(module, "bias", True) is None
-    if hasattr(module, "in_channels") and hasattr(module, "kernel_size"):  # convolutions of any rank
+    # convolutions of any rank; a custom module with only some of these attributes (MimiConv1d) is described
+    # by its extra_repr instead
+    if all(hasattr(module, a) for a in ("in_channels", "out_channels", "kernel_size", "stride", "padding")):
         parts = [f"{kind} {module.in_channels}→{module.out_channels}", f"k{_sizes(module.kernel_size)}"]
         parts += [f"s{_sizes(module.stride)}", f"p{_sizes(module.padding)}"]
         if any(d != 1 for d in getattr(module, "dilation", (1,))):
