@@ -155,7 +155,7 @@ def _child(suite: str, name: str, pipe: Any) -> None:
     pipe.send(row)
 
 
-def run_all(cases: list[tuple[str, str]], jobs: int, timeout: float) -> list[dict[str, Any]]:
+def run_all(cases: list[tuple[str, str]], jobs: int, timeout: float, log: Any) -> list[dict[str, Any]]:
     context = multiprocessing.get_context("fork")  # torch and transformers are imported once, in the parent
     pending, running, rows = list(cases), [], []
     while pending or running:
@@ -181,6 +181,8 @@ def run_all(cases: list[tuple[str, str]], jobs: int, timeout: float) -> list[dic
             process.join(5)
             running.remove(entry)
             rows.append({"suite": suite, "model": name, "wall_s": elapsed, **row})
+            log.write(json.dumps(rows[-1], default=str) + "\n")  # one line per model: a stopped sweep keeps its rows
+            log.flush()
             print(f"{suite:12} {name:40} {elapsed:6.1f}s {row['status']:12} {row.get('note', '')[:80]}", flush=True)
     return rows
 
@@ -217,7 +219,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=180)
     parser.add_argument("--out", default="docs/zoo.md")
-    parser.add_argument("--json", default="build/zoo.json", help="the raw rows, for re-rendering")
+    parser.add_argument("--json", default="build/zoo.jsonl", help="the raw rows, one JSON line per model")
     options = parser.parse_args()
     _quiet()
     torch.set_num_threads(1)  # forked children share the cores; one thread each
@@ -227,10 +229,9 @@ def main() -> None:
     if "transformers" in suites:
         _import_every_transformers_model()
     start = time.monotonic()
-    rows = run_all(cases_for(suites), options.jobs, options.timeout)
     os.makedirs(os.path.dirname(options.json) or ".", exist_ok=True)
-    with open(options.json, "w") as out:
-        json.dump(rows, out, indent=1, default=str)
+    with open(options.json, "w") as log:
+        rows = run_all(cases_for(suites), options.jobs, options.timeout, log)
     from zoo_table import render
 
     with open(options.out, "w") as out:
