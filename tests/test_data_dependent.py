@@ -121,3 +121,22 @@ def test_a_module_with_some_conv_attributes_is_described_not_fatal() -> None:
 
     r = flopwise.count(HalfConv(), torch.randn(1, 4, 10))
     assert r.macs == 8 * 3 * 4 * 2  # L_out·K·C_in·C_out
+
+
+class MasksFirstToken(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 2, bias=False)
+
+    def forward(self, ids: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        keep = ids.clone()
+        keep[:, 0] = 0  # an in-place write the shadow follows
+        n = int(keep.count_nonzero().item())
+        return self.fc(x[:n])
+
+
+def test_in_place_writes_are_followed() -> None:
+    ids, x = torch.tensor([[5, 6, 0, 7]]), torch.randn(4, 4)
+    for mode in ("real", "fake", "meta"):
+        r = flopwise.count(MasksFirstToken(), (ids, x), mode=mode)
+        assert r.macs == 2 * 4 * 2, mode  # 2 ids left non-zero once the first is masked · in · out
