@@ -5,7 +5,7 @@ PYTHON ?= python3
 # torch and torchvision are pinned together: this pair is on the build machines' disk.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: run test lint bench docs clean compare-tools browser screenshot
+.PHONY: run test lint bench docs clean compare-tools browser screenshot zoo
 
 $(VENV)/.ready: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ bench: $(VENV)/.ready
 # docs/html_report.png, the README's picture of the HTML report of the guides' three models
 screenshot: $(VENV)/.ready browser
 	$(PY) -m tests.browser docs/html_report.png
+
+# The full zoo (timm families, diffusers, peft, MoE, CLIP, every transformers model type): about an hour on 2 cores.
+zoo: $(VENV)/.ready
+	$(PY) bench/zoo.py --out docs/zoo.md
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

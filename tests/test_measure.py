@@ -304,3 +304,36 @@ def test_keyword_inputs_and_meta_models():
         on_meta = nn.Linear(4, 4)
     with pytest.raises(ValueError, match="meta device"):
         measure(on_meta, torch.randn(1, 4))
+
+
+def test_a_module_that_works_outside_the_dispatcher_is_flagged():
+    import numpy as np
+
+    class NumpyMatmul(nn.Module):  # work no dispatch-level counter can see
+        def forward(self, x):
+            a = np.ones((200, 200))
+            for _ in range(5):
+                a = a @ a / 200.0
+            return x + float(a[0, 0])
+
+    model = nn.Sequential(nn.Linear(8, 8, bias=False), NumpyMatmul())
+    m = measure(model, torch.randn(2, 8), repeats=3, warmup=1, profile_repeats=1)
+    assert m.report.macs == 2 * 8 * 8  # the Linear only: the numpy products are invisible
+    flagged = m.opless_modules()
+    assert "1" not in flagged  # the numpy module still ran one aten op (the add), so it is not op-less…
+    assert "0" not in flagged
+    pure = nn.Sequential(nn.Linear(8, 8, bias=False), NumpyOnly())
+    m = measure(pure, torch.randn(2, 8), repeats=3, warmup=1, profile_repeats=1)
+    assert list(m.opless_modules()) == ["1"]  # …a forward with no aten op at all that takes time is
+    assert "ran no aten op yet took time" in m.table()
+    assert m.to_dict()["opless_modules"]["1"] >= 1e-4
+
+
+class NumpyOnly(nn.Module):
+    def forward(self, x):
+        import numpy as np
+
+        a = np.ones((200, 200))
+        for _ in range(5):
+            a = a @ a / 200.0
+        return x  # returned untouched: no aten op runs in this forward

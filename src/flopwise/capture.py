@@ -18,6 +18,7 @@ from .hops import hop_name, run_hop
 from .memory import ActivationMemory
 from .modules import ModuleStack
 from .registry import OUTPUT_RULES, Formula, is_view, is_zero_cost, lookup, nested_sizes, op_name, padded_shape, specs
+from .shadow import DATA_DEPENDENT, Shadows
 
 _VIEW, _ZERO, _UNKNOWN, _HOP = "view", "zero", "unknown", "higher-order"
 # Decompositions into Core ATen ops (not into prims), so their parts land on formulas we know.
@@ -109,6 +110,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.memory = ActivationMemory()  # live and peak bytes of the tensors the ops create
         self.warnings: list[str] = []  # what the count assumed or could not keep as found (report.warnings)
         self.guard: StateGuard | None = None  # set by count(): parameters and buffers written in place
+        self.shadows: Shadows | None = None  # in fake and meta mode: the real values of input-only tensors
 
     def _plan_for(self, func: Any) -> tuple[str, Any, tuple[tuple[int, str], ...]]:
         if func not in self._plan:
@@ -139,7 +141,15 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             out = self._decompose(func, args, kwargs)
             if out is not NotImplemented:
                 return out
-        out = self._run(func, name, args, kwargs)
+        if self.shadows is None:
+            out = self._run(func, name, args, kwargs)
+        else:
+            try:
+                out = self._run(func, name, args, kwargs)
+            except DATA_DEPENDENT:  # .item(), nonzero, …: the value a real run on these inputs gives
+                out = self.shadows.answer(func, args, kwargs, name, self.modules.current)
+            else:
+                self.shadows.follow(func, args, kwargs, out)
         self._record(func, name, plan, args, kwargs, out)
         return out
 

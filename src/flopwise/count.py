@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -10,7 +11,6 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.func import functional_call
 from torch.utils._python_dispatch import _disable_current_modes
-from torch.utils._pytree import tree_map
 
 from .assemble import build_report
 from .capture import CountingMode
@@ -19,8 +19,10 @@ from .cost import OpCall
 from .guard import StateGuard
 from .hops import fullgraph_tolerated
 from .modules import ModuleStack
+from .prepare import on_meta, prepare, rng_preserved
 from .registry import Formula, nested_sizes
 from .report import Report
+from .shadow import NeedsData, Shadows
 
 MODES = ("real", "fake", "meta")
 
@@ -105,7 +107,9 @@ def count(
 
     `inputs` is a tensor, a tuple of positional arguments, or a dict of keyword arguments. `mode="real"`
     runs the model as given; `"fake"` runs on fake tensors (shapes only, no arithmetic, weights untouched);
-    `"meta"` moves everything to the meta device. A model built on the meta device is always counted on it.
+    `"meta"` counts what a CPU run would, with no data (fake CPU tensors); a model with any tensor on the meta
+    device is always counted so. A value that depends on the data (`.item()`, `nonzero`) is computed from the
+    real inputs in the shape-only modes, or the model runs for real when it has weights (`report.warnings`).
     A TorchScript module (traced or scripted) runs as it is; asked for "meta", it is counted on fake tensors.
     The model, its state and torch's RNG are left exactly as found: parameters and buffers written in place are
     restored, attributes that forward set are put back, and `report.warnings` says what could not be.
@@ -124,27 +128,53 @@ def count(
     if loss_fn is not None or optimizer is not None:
         raise ValueError("count(): loss_fn and optimizer belong to a training step; pass step='train' with them")
     args, kwargs = split_inputs(inputs)
-    notes: list[str] = []
-    on_meta = _on_meta(model)
-    if on_meta:
+    if on_meta(model):
         mode = "meta"
+    try:
+        return _count(model, args, kwargs, mode, convention, overrides)
+    except NeedsData as error:  # a value that depends on the weights, in a shape-only mode
+        if on_meta(model):
+            raise NeedsData(error.op, error.module, _NO_WEIGHTS) from None
+        needed = f"{error.op} in module {error.module or '(root)'!r}"
+    report = _count(model, args, kwargs, "real", convention, overrides)
+    said = f"mode={mode!r} met {needed}, a value that depends on the weights: counting again in real mode with the " \
+        "model's weights, so data-dependent paths follow them"
+    return dataclasses.replace(report, warnings=[said, *report.warnings])
+
+
+_NO_WEIGHTS = (
+    "; a model on the meta device has none: count a model with weights (mode='real'), or, from the command "
+    "line, `flopwise hf:config.json` rebuilds small models with random weights and counts them for real"
+)
+
+
+def _count(
+    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str,
+    convention: str | Convention, overrides: dict[Any, Formula | None] | None,
+) -> Report:
+    notes: list[str] = []
     script = isinstance(model, torch.jit.ScriptModule)  # its parameters cannot be swapped: it runs as found
-    if script and mode == "meta" and not on_meta:
+    if script and mode == "meta" and not on_meta(model):
         mode = "fake"
         notes.append("a TorchScript module cannot move to the meta device: counted on fake tensors instead")
-    fake = FakeTensorMode(allow_non_fake_inputs=True) if mode == "fake" else None
-    state, args, kwargs = _prepare(model, args, kwargs, mode, fake, script)
+    shapes_only = mode == "fake" or (mode == "meta" and not script)  # meta: fake tensors on the CPU (prepare.py)
+    fake = FakeTensorMode(allow_non_fake_inputs=True) if shapes_only else None
+    shadows = Shadows() if fake is not None else None
+    state, args, kwargs = prepare(model, args, kwargs, mode, fake, script, shadows)
     guard = StateGuard(model, tensors=state is None)  # the model runs on its own tensors
-    with _rng_preserved(), torch.no_grad(), fake or contextlib.nullcontext():
+    with rng_preserved(), torch.no_grad(), fake or contextlib.nullcontext():
         with counting(convention, overrides, model=model, inputs=describe_inputs(args, kwargs)) as session:
             assert session._mode is not None
             session._mode.warnings += notes
             session._mode.guard = guard if guard.watching else None
+            session._mode.shadows = shadows
             try:
                 if state is None:
                     model(*args, **kwargs)
                 else:
                     functional_call(model, state, args, kwargs, strict=False)
+            except NeedsData:
+                raise
             except Exception as error:
                 where = session.raised_in or ""
                 kind = session._stack.types.get(where, "") if session._stack else ""
@@ -158,7 +188,11 @@ def count(
             finally:
                 with _disable_current_modes():  # restoring is not part of the count
                     session._mode.warnings += guard.restore()
-    return session.report
+    if shadows is None or not shadows.answered:
+        return session.report
+    answered = ", ".join(f"{op} ×{n}" for op, n in shadows.answered.items())
+    said = f"{mode} mode: data-dependent values ({answered}) were computed from the real inputs, as a real run gives"
+    return dataclasses.replace(session.report, warnings=[*session.report.warnings, said])
 
 
 def split_inputs(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -169,54 +203,6 @@ def split_inputs(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     if type(inputs) in (tuple, list):  # a namedtuple such as PackedSequence is one argument, not several
         return tuple(inputs), {}
     return (inputs,), {}
-
-
-def _on_meta(model: torch.nn.Module) -> bool:
-    tensors = list(model.parameters()) + list(model.buffers())
-    return bool(tensors) and all(t.is_meta for t in tensors)
-
-
-def _prepare(
-    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str, fake: FakeTensorMode | None,
-    script: bool,
-) -> tuple[dict[str, torch.Tensor] | None, tuple[Any, ...], dict[str, Any]]:
-    """The parameters and buffers the model runs with (None: its own, watched by a `StateGuard`), and inputs
-    on the device or fake mode of the count."""
-    if mode == "real":
-        return None, args, kwargs
-    params = dict(model.named_parameters(remove_duplicate=False))
-    buffers = dict(model.named_buffers(remove_duplicate=False))
-    converted: dict[int, torch.Tensor] = {}  # tied parameters stay tied
-    # a meta input (shapes only, never allocated) becomes a fake tensor beside the weights in fake mode
-    home = next((t.device for t in (*params.values(), *buffers.values()) if not t.is_meta), torch.device("cpu"))
-
-    def convert(t: torch.Tensor) -> torch.Tensor:
-        if id(t) not in converted:
-            if fake is not None:  # allocating under the fake mode is far cheaper than fake.from_tensor
-                with fake:
-                    device = home if t.is_meta else t.device
-                    new = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=device)
-            else:
-                new = t if t.is_meta else torch.empty_like(t, device="meta")
-            converted[id(t)] = new.requires_grad_(t.requires_grad) if new.is_leaf else new
-        return converted[id(t)]
-
-    args, kwargs = tree_map(lambda x: convert(x) if isinstance(x, torch.Tensor) else x, (args, kwargs))
-    if script:  # a fake mode converts its real parameters as they are used; writes land on those copies
-        return None, args, kwargs
-    return {name: convert(t) for name, t in {**params, **buffers}.items()}, args, kwargs
-
-
-@contextlib.contextmanager
-def _rng_preserved() -> Iterator[None]:
-    cpu = torch.get_rng_state()
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None  # type: ignore[no-untyped-call]
-    try:
-        yield
-    finally:
-        torch.set_rng_state(cpu)
-        if cuda is not None:
-            torch.cuda.set_rng_state_all(cuda)
 
 
 def describe_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ in `close()`; nothing is left on the user's modules. `describe_module` gives a m
 from __future__ import annotations
 
 import threading
+import warnings
 import weakref
 from collections import Counter
 from collections.abc import Callable
@@ -137,7 +138,12 @@ def describe_module(module: torch.nn.Module) -> str:
     """A short description of a module's hyper-parameters: 'Conv2d 1→16, k3, s1, p1', 'Linear 10→20, no bias'."""
     kind = type(module).__name__
     no_bias = getattr(module, "bias", True) is None
-    if hasattr(module, "in_channels") and hasattr(module, "kernel_size"):  # convolutions of any rank
+    # convolutions of any rank; a custom module with only some of these attributes (MimiConv1d) is described
+    # by its extra_repr instead
+    with warnings.catch_warnings():  # diffusers warns on config attributes read through the module
+        warnings.simplefilter("ignore", FutureWarning)
+        conv = all(hasattr(module, a) for a in ("in_channels", "out_channels", "kernel_size", "stride", "padding"))
+    if conv:
         parts = [f"{kind} {module.in_channels}→{module.out_channels}", f"k{_sizes(module.kernel_size)}"]
         parts += [f"s{_sizes(module.stride)}", f"p{_sizes(module.padding)}"]
         if any(d != 1 for d in getattr(module, "dilation", (1,))):

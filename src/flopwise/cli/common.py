@@ -35,8 +35,9 @@ PACKAGE = str(Path(__file__).resolve().parent.parent)  # src/flopwise: where a b
 # Errors fake and meta tensors raise when a model needs real data (nonzero, .item(), data-dependent shapes).
 _NEEDS_DATA = {
     "DataDependentOutputException", "DynamicOutputShapeException", "UnsupportedOperatorException",
-    "UnsupportedFakeTensorException", "GuardOnDataDependentSymNode", "PendingUnbackedSymbolNotFound",
+    "UnsupportedFakeTensorException", "GuardOnDataDependentSymNode", "PendingUnbackedSymbolNotFound", "NeedsData",
 }
+REBUILD_LIMIT = 2 << 30  # bytes of weights up to which a model needing real data is rebuilt with random weights
 _DTYPE_CLASH = re.compile(r"dtype|scalar type|same type|type \(|BFloat16|Half|Float|Double", re.IGNORECASE)
 # text that stdout cannot encode (a C locale, PYTHONIOENCODING=ascii) degrades to this
 _ASCII = str.maketrans({"×": "x", "·": ".", "─": "-", "—": "-", "–": "-", "…": "...", "█": "#", "→": "->",
@@ -108,16 +109,23 @@ def count_loaded(
     if loaded.scripted:
         return _count_scripted(loaded, convention)
     try:
-        return _count(loaded, loaded.model, make_inputs(loaded.inputs, real=mode == "real"), mode, convention, step)
+        report = _count(loaded, loaded.model, make_inputs(loaded.inputs, real=mode == "real"), mode, convention, step)
     except ModelError as error:
         cause = error.__cause__
-        if mode != "fake" or cause is None or not _needs_data(cause):
+        if mode == "real" or cause is None or not _needs_data(cause):
             raise
+        weights = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
+        if loaded.rebuild is not None and weights > REBUILD_LIMIT:
+            raise ModelError(f"{error}\n  the model's weights ({weights / 2**30:.1f} GiB) are too large to rebuild "
+                             f"with random weights for a real count (limit {REBUILD_LIMIT / 2**30:.0f} GiB)") from cause
         what = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
         model = loaded.rebuild() if loaded.rebuild is not None else loaded.model
         random = " (built again with random weights)" if loaded.rebuild is not None else ""
         notify(f"{loaded.spec}: needs real data without it ({what}); counting again in real mode{random}")
-        return _count(loaded, model, make_inputs(loaded.inputs, real=True), "real", convention, step)
+        report = _count(loaded, model, make_inputs(loaded.inputs, real=True), "real", convention, step)
+    for warning in report.warnings:  # in the report too; said on stderr like the notes
+        notify(f"{loaded.spec}: {warning}")
+    return report
 
 
 def _count(

@@ -76,6 +76,10 @@ def render_measurement(m: Measurement, depth: int | None = 2, top: int = 12) -> 
     if any((row.roofline_fraction or 0) > 1.0 for row in rows):
         out.append("some rows exceed 100% of the roofline: their data stayed in cache (the roof is DRAM bandwidth), "
                    "the byte count over-states what a gather reads, or the peaks were calibrated under load")
+    opless = m.opless_modules()
+    if opless:
+        out.append("ran no aten op yet took time (work outside the dispatcher — numpy, a raw C++ or Triton kernel — "
+                   "is not counted): " + ", ".join(f"{n or '(root)'} {_seconds(s)}" for n, s in opless.items()))
     if not r.complete:
         out.append(f"{incomplete_note(r)} (FLOP/s are lower bounds too)")
     return "\n".join(out)

@@ -66,6 +66,14 @@ class Row:
         }
 
 
+OPLESS_FLOOR_S = 1e-4  # a forward with no op that takes this long does work elsewhere (hooks cost ~µs)
+
+
+def _ancestors(name: str) -> list[str]:
+    parts = name.split(".") if name else []
+    return [".".join(parts[:i]) for i in range(len(parts) + 1)]
+
+
 @dataclass(frozen=True)
 class Measurement:
     # name → renderer; measure/__init__ registers the table and the plot, so this module imports neither
@@ -192,6 +200,13 @@ class Measurement:
         """Median hooked run − median plain run: what the module-timing hooks cost per step."""
         return self.hooked.median - self.total.median
 
+    def opless_modules(self, floor_s: float = OPLESS_FLOOR_S) -> dict[str, float]:
+        """{module: median seconds} of modules whose forward ran no aten op at all yet took at least `floor_s`:
+        work outside the dispatcher (numpy, a raw C++ or Triton kernel) that no dispatch-level count can see."""
+        with_ops = {ancestor for call in self.forward.calls for ancestor in _ancestors(call.module)}
+        return {name: t.median for name, t in self.module_times.items()
+                if name not in with_ops and t.median >= floor_s}
+
     def coverage(self, depth: int = 1) -> float:
         """Median over the hooked runs of (time inside modules at `depth`) / (the root module's time).
 
@@ -249,5 +264,6 @@ class Measurement:
                          "other_s": self.op_times.other_s,
                          "overhead_per_event_s": self.profiler_overhead_per_event_s},
             "modules": [r.to_dict() for r in self.modules(depth=None)],
+            "opless_modules": self.opless_modules(),
             "operators": [r.to_dict() for r in self.operators()],
         }

@@ -25,7 +25,8 @@ from torch.utils._pytree import tree_leaves, tree_map
 
 from ..conventions import Convention
 from ..cost import Cost
-from ..count import _on_meta, _prepare, _rng_preserved, counting, describe_inputs, split_inputs
+from ..count import counting, describe_inputs, split_inputs
+from ..prepare import on_meta, prepare, rng_preserved
 from ..registry import Formula
 from ..report import Report
 from .formulas import transformer_sizes
@@ -58,10 +59,10 @@ def count_train_step(
     optimizer: torch.optim.Optimizer | None = None,
 ) -> Report:
     args, kwargs = split_inputs(inputs)
-    if _on_meta(model):
+    if on_meta(model):
         mode = "meta"
-    fake = FakeTensorMode(allow_non_fake_inputs=True) if mode == "fake" else None
-    prepared, args, kwargs = _prepare(model, args, kwargs, mode, fake, script=False)
+    fake = FakeTensorMode(allow_non_fake_inputs=True) if mode in ("fake", "meta") else None  # meta: CPU kernels
+    prepared, args, kwargs = prepare(model, args, kwargs, mode, fake)
     # real mode: the step runs through functional_call, so running statistics update clones of the buffers
     state = prepared if prepared is not None else {
         name: b.clone() for name, b in model.named_buffers(remove_duplicate=False)
@@ -71,7 +72,7 @@ def count_train_step(
     def run(state: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer | None) -> Report:
         return _run(model, state, args, kwargs, loss_fn or default_loss, optimizer, convention, overrides, described)
 
-    with _rng_preserved(), fake or contextlib.nullcontext():
+    with rng_preserved(), fake or contextlib.nullcontext():
         params = _stand_ins(model, state, clone=optimizer is not None and mode == "real")
         by_id = {id(p): params[name] for name, p in model.named_parameters(remove_duplicate=False)}
         shadow = _copy_optimizer(optimizer, by_id) if optimizer is not None else None

@@ -1,0 +1,69 @@
+"""What a count runs the model with: its own tensors in real mode, fake ones in the shape-only modes.
+
+Meta mode runs on fake tensors placed on the CPU, not on the meta device: aten picks kernels by device (on meta,
+SDPA takes its math path and fast paths such as nn.MultiheadAttention's are skipped), and the count must be the
+one a real CPU run gives. No data is allocated in either shape-only mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils._pytree import tree_map
+
+from .shadow import Shadows
+
+TARGET_DEVICE = "cpu"  # the device whose kernels meta mode counts (the one this library runs on)
+
+
+def on_meta(model: torch.nn.Module) -> bool:
+    """Whether any parameter or buffer is on the meta device: then the model cannot run for real."""
+    return any(t.is_meta for t in (*model.parameters(), *model.buffers()))
+
+
+def prepare(
+    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str, fake: FakeTensorMode | None,
+    script: bool = False, shadows: Shadows | None = None,
+) -> tuple[dict[str, torch.Tensor] | None, tuple[Any, ...], dict[str, Any]]:
+    """The parameters and buffers the model runs with (None: its own, watched by a `StateGuard`), and the inputs
+    as the count's mode needs them. A TorchScript module (`script`) always runs its own parameters."""
+    if mode == "real":
+        return None, args, kwargs
+    params = dict(model.named_parameters(remove_duplicate=False))
+    buffers = dict(model.named_buffers(remove_duplicate=False))
+    converted: dict[int, torch.Tensor] = {}  # tied parameters stay tied
+    # in fake mode a meta input (shapes only, never allocated) becomes a fake tensor beside the weights
+    home = next((t.device for t in (*params.values(), *buffers.values()) if not t.is_meta), torch.device("cpu"))
+
+    def convert(t: torch.Tensor) -> torch.Tensor:
+        if id(t) not in converted:
+            if fake is not None:  # allocating under the fake mode is far cheaper than fake.from_tensor
+                device = TARGET_DEVICE if mode == "meta" else home if t.is_meta else t.device
+                with fake:
+                    new = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=device)
+                if shadows is not None and not isinstance(t, torch.nn.Parameter):  # weights never keep values
+                    shadows.seed(new, t)
+            else:  # a TorchScript module built on meta runs there
+                new = t if t.is_meta else torch.empty_like(t, device="meta")
+            converted[id(t)] = new.requires_grad_(t.requires_grad) if new.is_leaf else new
+        return converted[id(t)]
+
+    state = None if script else {name: convert(t) for name, t in {**params, **buffers}.items()}
+    args, kwargs = tree_map(lambda x: convert(x) if isinstance(x, torch.Tensor) else x, (args, kwargs))
+    return state, args, kwargs
+
+
+@contextlib.contextmanager
+def rng_preserved() -> Iterator[None]:
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)

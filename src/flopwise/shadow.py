@@ -1,0 +1,149 @@
+"""Data-dependent values in shape-only modes: computed from the real inputs, never guessed.
+
+Fake and meta modes have no weights, but the inputs a count is given (token ids, masks, pixel values) are real.
+A tensor computed only from real inputs, buffers, constants and deterministic factory ops (`arange`, `ones`,
+`torch.tensor([...])`) keeps a real *shadow* beside its fake tensor, computed on the CPU while it stays small.
+When the model asks for a value — `.item()`, `if mask.all()`, `pad_id in input_ids`, `nonzero`, `unique` — the
+shadow answers with what a real run on these inputs gives, so the count follows the path a real run takes.
+
+A value that depends on the weights (an MoE router's choice) has no shadow: `NeedsData` is raised, naming the
+op, and `count()` decides what to do (count.py: real execution when the model has weights, else a one-line error).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import torch
+from torch._subclasses.fake_tensor import DataDependentOutputException, DynamicOutputShapeException, FakeTensor
+from torch.utils._python_dispatch import _disable_current_modes
+from torch.utils._pytree import tree_flatten, tree_map
+from torch.utils.weak import WeakTensorKeyDictionary
+
+# What fake tensors raise when an op's result (a value, or an output size) depends on the data.
+DATA_DEPENDENT = (DataDependentOutputException, DynamicOutputShapeException)
+LIMIT = 1 << 20  # elements: larger tensors get no shadow (a 4-D attention mask at 32k tokens would not fit)
+
+
+class NeedsData(RuntimeError):
+    """A data-dependent op whose inputs are not all known: its value depends on the weights."""
+
+    def __init__(self, op: str, module: str, advice: str = "") -> None:
+        self.op, self.module = op, module
+        super().__init__(
+            f"{op} in module {module or '(root)'!r} needs a value computed from the weights "
+            f"(shape-only modes know only the inputs' values){advice}"
+        )
+
+
+class Shadows:
+    """Real CPU values beside fake tensors, for the tensors that depend on the inputs only."""
+
+    def __init__(self) -> None:
+        self.values: WeakTensorKeyDictionary = WeakTensorKeyDictionary()
+        self.answered: Counter[str] = Counter()  # op → data-dependent values it answered
+
+    def seed(self, fake: torch.Tensor, real: torch.Tensor) -> None:
+        """`real` is the value of `fake` (an input or a buffer); a copy, so the user's tensor is never written."""
+        if not real.is_meta and real.numel() <= LIMIT:
+            self.values[fake] = real.detach().to("cpu", copy=True)
+
+    def follow(self, func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
+        """After an op ran on fake tensors: give its outputs shadows if its inputs have them, drop stale ones."""
+        real = self._real_arguments(func, args, kwargs)
+        if real is None or sum(t.numel() for t in _tensors(out)) > LIMIT:
+            if not func._schema.is_mutable:
+                return
+            for written in _written(func, args, kwargs):  # an in-place write we cannot follow: forget the value
+                self.values.pop(written, None)  # type: ignore[no-untyped-call]
+            return
+        if func._schema.is_mutable and not all(isinstance(t, FakeTensor) for t in _written(func, args, kwargs)):
+            return  # never write a tensor of the user's (a real tensor the forward reached) from here
+        try:
+            result = _run(func, *real)
+        except Exception:  # the CPU cannot run it on these values: the outputs simply have no known value
+            for written in _written(func, args, kwargs):
+                self.values.pop(written, None)  # type: ignore[no-untyped-call]
+            return
+        self._pair(out, result)
+
+    def answer(self, func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], op: str,
+               module: str) -> Any:
+        """The result of a data-dependent op, computed on the shadows; fake tensors of the real sizes."""
+        real = self._real_arguments(func, args, kwargs)
+        if real is None:
+            raise NeedsData(op, module)
+        result = _run(func, *real)
+        self.answered[op] += 1
+        device = next((t.device for t in _tensors((args, kwargs))), None)
+
+        def lift(value: Any) -> Any:
+            if not isinstance(value, torch.Tensor):
+                return value
+            # the fake mode below ours is current here, so this is a fake tensor of the real size
+            fake = torch.empty_strided(value.shape, value.stride(), dtype=value.dtype, device=device)
+            self.values[fake] = value
+            return fake
+
+        return tree_map(lift, result)
+
+    def _pair(self, fake_out: Any, real_out: Any) -> None:
+        fakes, reals = tree_flatten(fake_out)[0], tree_flatten(real_out)[0]
+        for fake, real in zip(fakes, reals, strict=False):
+            if isinstance(fake, torch.Tensor) and isinstance(real, torch.Tensor):
+                self.values[fake] = real
+
+    def _real_arguments(
+        self, func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+        """The op's arguments with every tensor replaced by its real value; None if one has none."""
+        tensors = _tensors((args, kwargs))
+        if not tensors and (torch.Tag.nondeterministic_seeded in func.tags or "empty" in func.__name__):
+            return None  # a random or uninitialized factory: its values are not known
+        if any(not self._known(t) for t in tensors):
+            return None
+
+        def real(x: Any) -> Any:
+            if isinstance(x, torch.Tensor):
+                return self.values[x] if isinstance(x, FakeTensor) else x
+            if isinstance(x, torch.device) and x.type != "cpu":
+                return torch.device("cpu")
+            return x
+
+        return tree_map(real, args), tree_map(real, kwargs)
+
+    def _known(self, t: torch.Tensor) -> bool:
+        if isinstance(t, FakeTensor):
+            return t in self.values
+        return not t.is_meta  # a real tensor the forward made (torch.tensor(...) on the CPU) is its own value
+
+
+def _tensors(tree: Any) -> list[torch.Tensor]:
+    """The tensors in (nested) tuples, lists and dicts: a plain loop, far cheaper than a pytree flatten per op."""
+    found: list[torch.Tensor] = []
+    pending = [tree]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, torch.Tensor):
+            found.append(item)
+        elif isinstance(item, (tuple, list)):
+            pending.extend(item)
+        elif isinstance(item, dict):
+            pending.extend(item.values())
+    return found
+
+
+def _run(func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    with _disable_current_modes():  # on real CPU tensors, outside the fake mode and ours
+        return func(*args, **kwargs)
+
+
+def _written(func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor]:
+    """The tensors an in-place or out= op writes."""
+    written = []
+    for i, argument in enumerate(func._schema.arguments):
+        if argument.alias_info is not None and argument.alias_info.is_write:
+            value = args[i] if i < len(args) else kwargs.get(argument.name)
+            written += [t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)]
+    return written

@@ -1,0 +1,98 @@
+"""Shape-only counts (fake, meta, a model built on the meta device) take the kernels a real CPU run takes.
+
+On the meta device aten picks SDPA's math path, which does different work from the CPU's flash kernel; meta mode
+therefore runs on fake tensors placed on the CPU. Every figure must be bit-identical across the modes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+import flopwise
+
+transformers = pytest.importorskip("transformers")
+
+S, HIDDEN, HEADS, KV_HEADS, FFN, VOCAB, LAYERS = 512, 128, 4, 2, 256, 1000, 2
+HEAD_DIM = HIDDEN // HEADS  # 32
+
+
+def _llama_config() -> Any:
+    return transformers.LlamaConfig(
+        hidden_size=HIDDEN, intermediate_size=FFN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
+        num_key_value_heads=KV_HEADS, vocab_size=VOCAB, attn_implementation="sdpa",
+    )
+
+
+def _llama_macs(causal: bool) -> int:
+    """The hand count of one forward of LlamaForCausalLM on S tokens."""
+    projections = S * HIDDEN * (HIDDEN + 2 * KV_HEADS * HEAD_DIM + HIDDEN)  # q, k and v (GQA: 2 kv heads), o
+    pairs = S * (S + 1) // 2 if causal else S * S  # query–key pairs: all, or those the causal mask keeps
+    attention = 2 * HEADS * pairs * HEAD_DIM  # QKᵀ and A·V, per head
+    mlp = 3 * S * HIDDEN * FFN  # gate, up and down projections
+    lm_head = S * HIDDEN * VOCAB
+    return LAYERS * (projections + attention + mlp) + lm_head
+
+
+def test_the_hand_count() -> None:
+    # 2·(25,165,824 + 67,108,864 + 50,331,648) + 65,536,000, and with the causal half 33,619,968 per layer
+    assert _llama_macs(causal=False) == 350_748_672
+    assert _llama_macs(causal=True) == 283_770_880
+
+
+def _counts(model: torch.nn.Module, inputs: dict[str, torch.Tensor], mode: str, convention: str) -> tuple[int, ...]:
+    r = flopwise.count(model, inputs, mode=mode, convention=convention)
+    assert r.unsupported == {}
+    assert "aten._scaled_dot_product_flash_attention_for_cpu" in r.by_operator()  # the CPU kernel, not the math path
+    return r.macs, r.flops, r.bytes_read, r.bytes_written
+
+
+@pytest.mark.parametrize("convention", ["default", "causal"])
+def test_tiny_llama_is_identical_in_every_mode(convention: str) -> None:
+    torch.manual_seed(0)
+    model = transformers.LlamaForCausalLM(_llama_config()).eval()
+    with torch.device("meta"):
+        on_meta = transformers.LlamaForCausalLM(_llama_config()).eval()
+    ids = {"input_ids": torch.zeros(1, S, dtype=torch.long)}
+    real = _counts(model, ids, "real", convention)
+    assert real[0] == _llama_macs(causal=convention == "causal")
+    assert _counts(model, ids, "fake", convention) == real
+    assert _counts(model, ids, "meta", convention) == real
+    assert _counts(on_meta, ids, "meta", convention) == real  # what `flopwise hf:` counts
+    assert real[2] + real[3] < 50_000_000  # the flash kernel never writes the S×S scores (the math path: 104.6 MB)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "bert"])
+def test_gpt2_and_bert_are_identical_in_every_mode(family: str) -> None:
+    t = transformers
+    if family == "gpt2":
+        config = t.GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=100, attn_implementation="sdpa")
+        build = t.GPT2LMHeadModel
+    else:
+        config = t.BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                              vocab_size=100, attn_implementation="sdpa")
+        build = t.BertModel
+    torch.manual_seed(0)
+    model = build(config).eval()
+    ids = {"input_ids": torch.randint(0, 100, (2, 64))}
+    for convention in ("default", "causal"):
+        real = _counts(model, ids, "real", convention)
+        assert _counts(model, ids, "fake", convention) == real
+        assert _counts(model, ids, "meta", convention) == real
+
+
+def test_fast_paths_chosen_by_device_are_taken_as_on_the_cpu() -> None:
+    # nn.TransformerEncoderLayer in eval runs one fused op on the CPU; on the meta device it would take the
+    # unfused path (separate projections, softmax, …): different FLOPs and bytes for the same MACs
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(16, 2, 32, batch_first=True).eval()
+    x = torch.randn(2, 5, 16)
+    reports = [flopwise.count(layer, x, mode=mode) for mode in ("real", "fake", "meta")]
+    assert {(r.macs, r.flops, r.bytes_read, r.bytes_written) for r in reports} == {
+        (reports[0].macs, reports[0].flops, reports[0].bytes_read, reports[0].bytes_written)
+    }
+    assert all(list(r.by_operator()) == ["aten._transformer_encoder_layer_fwd"] for r in reports)
+    # q, k, v and out projections, QKᵀ and AV per head (2 heads of 8), two feed-forward layers; 2×5 tokens
+    assert reports[0].macs == 10 * 16 * 16 * 4 + 2 * 2 * 5 * 5 * 8 * 2 + 10 * 16 * 32 * 2
