@@ -17,7 +17,8 @@ from .guard import StateGuard, written_arguments
 from .hops import hop_name, run_hop
 from .memory import ActivationMemory
 from .modules import ModuleStack
-from .registry import OUTPUT_RULES, Formula, is_view, is_zero_cost, lookup, nested_sizes, op_name, padded_shape, specs
+from .registry import (OUTPUT_RULES, Formula, is_view, is_zero_cost, lookup, nested_sizes, op_name, padded_shape, specs,
+                       stored_bytes, stored_values)
 
 _VIEW, _ZERO, _UNKNOWN, _HOP = "view", "zero", "unknown", "higher-order"
 # Decompositions into Core ATen ops (not into prims), so their parts land on formulas we know.
@@ -30,7 +31,7 @@ def _nbytes(tensors: list[torch.Tensor]) -> int:
     for t in tensors:
         if id(t) not in seen:
             seen.add(id(t))
-            total += t.numel() * t.element_size()
+            total += stored_bytes(t)  # a sparse tensor moves its values and indices, not its dense size
     return total
 
 
@@ -53,6 +54,8 @@ def _scan(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
             shape: Any = tree.shape  # torch.Size is a hashable tuple
         except RuntimeError:  # a nested tensor has no shape: its components' sizes identify it
             shape = ("nested", nested_sizes(tree))
+        if tree.layout != torch.strided:  # a sparse tensor's cost depends on the values it stores, not its shape
+            shape = (shape, tree.layout, stored_values(tree))
         return (shape, tree.dtype, ids[id(tree)])
     if isinstance(tree, (tuple, list)):
         # scalars are the common case (sizes, flags): handled here without a call per item
