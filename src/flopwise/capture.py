@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 from torch._decomp import core_aten_decompositions
-from torch._subclasses.fake_tensor import FakeTensor
+from torch._subclasses.fake_tensor import FakeTensor, disable_fake_tensor_cache
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import ops as _ops  # noqa: F401 - registers the formulas
@@ -155,6 +155,13 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             out = rule(*args, **kwargs)
             if out is not None:
                 return out
+        if name.startswith("quantized."):
+            # Packed quantized weights are script objects, which fake tensors' shared dispatch cache hashes but
+            # cannot compare: a second fake count of the same model would raise in the cache lookup.
+            fake = next((t.fake_mode for t in _tensors(args) if isinstance(t, FakeTensor)), None)
+            if fake is not None:
+                with disable_fake_tensor_cache(fake):
+                    return func(*args, **kwargs)
         return func(*args, **kwargs)
 
     def _decompose(self, func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

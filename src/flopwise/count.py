@@ -17,7 +17,7 @@ from .conventions import Convention, resolve
 from .cost import ZERO, Cost, OpCall
 from .guard import StateGuard
 from .hops import fullgraph_tolerated
-from .memory import param_memory
+from .memory import packed_weights, param_memory
 from .modules import ModuleStack, describe_module
 from .registry import Formula, nested_sizes
 from .report import ModuleRow, Report
@@ -256,11 +256,13 @@ def _build_report(
 
 def _param_counts(stack: ModuleStack) -> dict[str, tuple[int, int]]:
     """{module name: (all, trainable) parameters in its subtree}; a shared parameter counts once per subtree."""
-    owners: dict[int, tuple[torch.nn.Parameter, set[str]]] = {}
+    owners: dict[int, tuple[torch.Tensor, set[str]]] = {}
     for module, name in stack.names.items():
         for p in module._parameters.values():  # direct parameters; .parameters(recurse=False) is far slower
             if p is not None:
                 owners.setdefault(id(p), (p, set()))[1].add(name)
+        for t in packed_weights(module):  # a quantized layer's weight and bias are packed, not parameters
+            owners.setdefault(id(t), (t, set()))[1].add(name)
     counts: dict[str, list[int]] = {}
     for p, names in owners.values():
         reached = {ancestor for name in names for ancestor in _ancestors(name)}
