@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "flopwise.hops": 2,
     "flopwise.guard": 2,
     "flopwise.report": 3,
+    "flopwise.effective": 3,  # reads weight values after a count (pruning), beside the Report it extends
     "flopwise.count": 4,
     "flopwise.examples": 4,
     "flopwise.render": 5,

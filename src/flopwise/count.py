@@ -15,6 +15,7 @@ from torch.utils._pytree import tree_map
 from .capture import CountingMode
 from .conventions import Convention, resolve
 from .cost import ZERO, Cost, OpCall
+from .effective import with_effective
 from .guard import StateGuard
 from .hops import fullgraph_tolerated
 from .memory import packed_weights, param_memory
@@ -123,7 +124,7 @@ def count(
             finally:
                 with _disable_current_modes():  # restoring is not part of the count
                     session._mode.warnings += guard.restore()
-    return session.report
+    return with_effective(session.report, model)
 
 
 def split_inputs(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
