@@ -17,8 +17,19 @@ from .guard import StateGuard, written_arguments
 from .hops import hop_name, run_hop
 from .memory import ActivationMemory
 from .modules import ModuleStack
-from .registry import (OUTPUT_RULES, Formula, is_view, is_zero_cost, lookup, nested_sizes, op_name, padded_shape, specs,
-                       stored_bytes, stored_values)
+from .registry import (
+    OUTPUT_RULES,
+    Formula,
+    is_view,
+    is_zero_cost,
+    lookup,
+    nested_sizes,
+    op_name,
+    padded_shape,
+    specs,
+    stored_bytes,
+    stored_values,
+)
 
 _VIEW, _ZERO, _UNKNOWN, _HOP = "view", "zero", "unknown", "higher-order"
 # Decompositions into Core ATen ops (not into prims), so their parts land on formulas we know.

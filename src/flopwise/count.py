@@ -262,13 +262,13 @@ def _param_counts(stack: ModuleStack) -> dict[str, tuple[int, int]]:
         for p in module._parameters.values():  # direct parameters; .parameters(recurse=False) is far slower
             if p is not None:
                 owners.setdefault(id(p), (p, set()))[1].add(name)
-        for t in packed_weights(module):  # a quantized layer's weight and bias are packed, not parameters
-            owners.setdefault(id(t), (t, set()))[1].add(name)
+        for packed in packed_weights(module):  # a quantized layer's weight and bias are packed, not parameters
+            owners.setdefault(id(packed), (packed, set()))[1].add(name)
     counts: dict[str, list[int]] = {}
-    for p, names in owners.values():
+    for tensor, names in owners.values():
         reached = {ancestor for name in names for ancestor in _ancestors(name)}
         for ancestor in reached:
             count = counts.setdefault(ancestor, [0, 0])
-            count[0] += p.numel()
-            count[1] += p.numel() if p.requires_grad else 0
+            count[0] += tensor.numel()
+            count[1] += tensor.numel() if tensor.requires_grad else 0
     return {name: (total, trainable) for name, (total, trainable) in counts.items()}

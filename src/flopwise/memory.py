@@ -47,9 +47,9 @@ def param_memory(modules: Iterable[torch.nn.Module]) -> dict[str, int]:
             for i, t in enumerate(packed_weights(sub)):
                 seen.setdefault((id(sub), i), t)  # weight() unpacks a new tensor at each call: key by module
     by_dtype: dict[str, int] = {}
-    for p in seen.values():
-        name = str(p.dtype).removeprefix("torch.")
-        by_dtype[name] = by_dtype.get(name, 0) + p.numel() * p.element_size()
+    for t in seen.values():
+        name = str(t.dtype).removeprefix("torch.")
+        by_dtype[name] = by_dtype.get(name, 0) + t.numel() * t.element_size()
     return dict(sorted(by_dtype.items(), key=lambda kv: -kv[1]))
 
 

@@ -139,7 +139,7 @@ def module_type(module: torch.nn.Module) -> str:
     QuantizedConv2d)."""
     kind = type(module).__name__
     if type(module).__module__.startswith(("torch.ao.nn.quantized", "torch.nn.quantized")):
-        return str(module._get_name())
+        return str(module._get_name())  # type: ignore[no-untyped-call]
     return kind
 
 

@@ -97,7 +97,8 @@ class TensorSpec:
         self.dtype = tensor.dtype
         self.layout = tensor.layout
         sparse = stored_values(tensor)
-        self.nnz, self.blocksize = sparse if sparse is not None else (None, None)
+        self.nnz: int | None = sparse[0] if sparse is not None else None
+        self.blocksize: tuple[int, int] | None = sparse[1] if sparse is not None else None
 
     @property
     def is_sparse(self) -> bool:
