@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "flopwise.shadow": 2,
     "flopwise.guard": 2,
     "flopwise.report": 3,
+    "flopwise.effective": 3,  # reads weight values after a count (pruning), beside the Report it extends
     "flopwise.count": 4,
     "flopwise.assemble": 4,
     "flopwise.prepare": 4,

@@ -8,7 +8,7 @@ import torch
 from .capture import CountingMode
 from .conventions import Convention
 from .cost import ZERO, Cost, OpCall
-from .memory import param_memory
+from .memory import packed_weights, param_memory
 from .modules import ModuleStack, describe_module
 from .report import ModuleRow, Report
 
@@ -71,16 +71,18 @@ def build_report(
 
 def _param_counts(stack: ModuleStack) -> dict[str, tuple[int, int]]:
     """{module name: (all, trainable) parameters in its subtree}; a shared parameter counts once per subtree."""
-    owners: dict[int, tuple[torch.nn.Parameter, set[str]]] = {}
+    owners: dict[int, tuple[torch.Tensor, set[str]]] = {}
     for module, name in stack.names.items():
         for p in module._parameters.values():  # direct parameters; .parameters(recurse=False) is far slower
             if p is not None:
                 owners.setdefault(id(p), (p, set()))[1].add(name)
+        for packed in packed_weights(module):  # a quantized layer's weight and bias are packed, not parameters
+            owners.setdefault(id(packed), (packed, set()))[1].add(name)
     counts: dict[str, list[int]] = {}
-    for p, names in owners.values():
+    for tensor, names in owners.values():
         reached = {ancestor for name in names for ancestor in ancestors(name)}
         for ancestor in reached:
             count = counts.setdefault(ancestor, [0, 0])
-            count[0] += p.numel()
-            count[1] += p.numel() if p.requires_grad else 0
+            count[0] += tensor.numel()
+            count[1] += tensor.numel() if tensor.requires_grad else 0
     return {name: (total, trainable) for name, (total, trainable) in counts.items()}

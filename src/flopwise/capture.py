@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 from torch._decomp import core_aten_decompositions
-from torch._subclasses.fake_tensor import FakeTensor
+from torch._subclasses.fake_tensor import FakeTensor, disable_fake_tensor_cache
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import ops as _ops  # noqa: F401 - registers the formulas
@@ -17,7 +17,19 @@ from .guard import StateGuard, written_arguments
 from .hops import hop_name, run_hop
 from .memory import ActivationMemory
 from .modules import ModuleStack
-from .registry import OUTPUT_RULES, Formula, is_view, is_zero_cost, lookup, nested_sizes, op_name, padded_shape, specs
+from .registry import (
+    OUTPUT_RULES,
+    Formula,
+    is_view,
+    is_zero_cost,
+    lookup,
+    nested_sizes,
+    op_name,
+    padded_shape,
+    specs,
+    stored_bytes,
+    stored_values,
+)
 from .shadow import DATA_DEPENDENT, Shadows
 
 _VIEW, _ZERO, _UNKNOWN, _HOP = "view", "zero", "unknown", "higher-order"
@@ -31,7 +43,7 @@ def _nbytes(tensors: list[torch.Tensor]) -> int:
     for t in tensors:
         if id(t) not in seen:
             seen.add(id(t))
-            total += t.numel() * t.element_size()
+            total += stored_bytes(t)  # a sparse tensor moves its values and indices, not its dense size
     return total
 
 
@@ -54,6 +66,8 @@ def _scan(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
             shape: Any = tree.shape  # torch.Size is a hashable tuple
         except RuntimeError:  # a nested tensor has no shape: its components' sizes identify it
             shape = ("nested", nested_sizes(tree))
+        if tree.layout != torch.strided:  # a sparse tensor's cost depends on the values it stores, not its shape
+            shape = (shape, tree.layout, stored_values(tree))
         return (shape, tree.dtype, ids[id(tree)])
     if isinstance(tree, (tuple, list)):
         # scalars are the common case (sizes, flags): handled here without a call per item
@@ -162,6 +176,13 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             out = rule(*args, **kwargs)
             if out is not None:
                 return out
+        if name.startswith("quantized."):
+            # Packed quantized weights are script objects, which fake tensors' shared dispatch cache hashes but
+            # cannot compare: a second fake count of the same model would raise in the cache lookup.
+            fake = next((t.fake_mode for t in _tensors(args) if isinstance(t, FakeTensor)), None)
+            if fake is not None:
+                with disable_fake_tensor_cache(fake):
+                    return func(*args, **kwargs)
         return func(*args, **kwargs)
 
     def _decompose(self, func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

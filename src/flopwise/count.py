@@ -16,6 +16,7 @@ from .assemble import build_report
 from .capture import CountingMode
 from .conventions import Convention, resolve
 from .cost import OpCall
+from .effective import with_effective
 from .guard import StateGuard
 from .hops import fullgraph_tolerated
 from .modules import ModuleStack
@@ -188,11 +189,13 @@ def _count(
             finally:
                 with _disable_current_modes():  # restoring is not part of the count
                     session._mode.warnings += guard.restore()
-    if shadows is None or not shadows.answered:
-        return session.report
-    answered = ", ".join(f"{op} ×{n}" for op, n in shadows.answered.items())
-    said = f"{mode} mode: data-dependent values ({answered}) were computed from the real inputs, as a real run gives"
-    return dataclasses.replace(session.report, warnings=[*session.report.warnings, said])
+    report = session.report
+    if shadows is not None and shadows.answered:
+        answered = ", ".join(f"{op} ×{n}" for op, n in shadows.answered.items())
+        said = f"{mode} mode: data-dependent values ({answered}) were computed from the real inputs, as a real run " \
+            "gives"
+        report = dataclasses.replace(report, warnings=[*report.warnings, said])
+    return with_effective(report, model)
 
 
 def split_inputs(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:

@@ -20,18 +20,36 @@ from collections.abc import Iterable
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import _disable_current_modes
+
+
+def packed_weights(module: torch.nn.Module) -> list[torch.Tensor]:
+    """The weight and bias a quantized module keeps packed (not as parameters): torch's quantized Linear and Conv
+    layers hold them in a script object, read back through `weight()` and `bias()`. Empty for other modules."""
+    if not (type(module).__module__.startswith("torch.ao.nn.quantized") and hasattr(module, "_packed_params")):
+        return []
+    weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
+    if not callable(weight):
+        return []
+    with _disable_current_modes():  # unpacking is a real op: run it outside the count's fake or counting mode
+        tensors = [weight(), bias() if callable(bias) else None]
+        return [t.detach() for t in tensors if isinstance(t, torch.Tensor)]  # packed weights are not trained
 
 
 def param_memory(modules: Iterable[torch.nn.Module]) -> dict[str, int]:
-    """{dtype name: bytes} of the parameters of `modules`; a parameter shared between modules counts once."""
-    seen: dict[int, torch.nn.Parameter] = {}
+    """{dtype name: bytes} of the parameters of `modules`, quantized modules' packed weights included (qint8…);
+    a parameter shared between modules counts once."""
+    seen: dict[object, torch.Tensor] = {}
     for module in modules:
         for p in module.parameters():
             seen.setdefault(id(p), p)
+        for sub in module.modules():
+            for i, t in enumerate(packed_weights(sub)):
+                seen.setdefault((id(sub), i), t)  # weight() unpacks a new tensor at each call: key by module
     by_dtype: dict[str, int] = {}
-    for p in seen.values():
-        name = str(p.dtype).removeprefix("torch.")
-        by_dtype[name] = by_dtype.get(name, 0) + p.numel() * p.element_size()
+    for t in seen.values():
+        name = str(t.dtype).removeprefix("torch.")
+        by_dtype[name] = by_dtype.get(name, 0) + t.numel() * t.element_size()
     return dict(sorted(by_dtype.items(), key=lambda kv: -kv[1]))
 
 

@@ -51,7 +51,7 @@ class ModuleStack:
         for name, module in root.named_modules(prefix=prefix):
             if module not in self.names:  # a shared module keeps its first name
                 self.names[module] = name
-                self.types[name] = type(module).__name__
+                self.types[name] = module_type(module)
 
     def _name_of(self, module: torch.nn.Module) -> str:
         if module not in self.names:  # a model we were not told about (counting() over arbitrary code)
@@ -134,9 +134,19 @@ def _sizes(value: Any) -> str:
     return str(value)
 
 
+def module_type(module: torch.nn.Module) -> str:
+    """The class name, or the name a quantized module gives itself: torch's quantized layers are all classes called
+    `Linear`, `Conv2d`… in other packages, and say which they are through `_get_name()` (DynamicQuantizedLinear,
+    QuantizedConv2d)."""
+    kind = type(module).__name__
+    if type(module).__module__.startswith(("torch.ao.nn.quantized", "torch.nn.quantized")):
+        return str(module._get_name())  # type: ignore[no-untyped-call]
+    return kind
+
+
 def describe_module(module: torch.nn.Module) -> str:
     """A short description of a module's hyper-parameters: 'Conv2d 1→16, k3, s1, p1', 'Linear 10→20, no bias'."""
-    kind = type(module).__name__
+    kind = module_type(module)
     no_bias = getattr(module, "bias", True) is None
     # convolutions of any rank; a custom module with only some of these attributes (MimiConv1d) is described
     # by its extra_repr instead

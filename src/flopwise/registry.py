@@ -53,19 +53,56 @@ def padded_shape(t: torch.Tensor) -> tuple[int, ...]:
     return (len(sizes), *(max(column, default=0) for column in zip(*sizes, strict=True)))
 
 
+_SPARSE = (torch.sparse_coo, torch.sparse_csr, torch.sparse_csc, torch.sparse_bsr, torch.sparse_bsc)
+_BLOCKED = (torch.sparse_bsr, torch.sparse_bsc)
+
+
+def stored_values(t: torch.Tensor) -> tuple[int, tuple[int, int] | None] | None:
+    """(values stored, block size) of a sparse tensor — its metadata (the length of its value array), not its
+    values — or None for a strided tensor. A block-sparse tensor stores whole blocks, zeros inside them too, so
+    its stored values are blocks·bh·bw; COO, CSR and CSC store one value per non-zero (times any dense dims)."""
+    if t.layout not in _SPARSE:
+        return None
+    values = t._values() if t.layout == torch.sparse_coo else t.values()
+    block = (int(values.shape[1]), int(values.shape[2])) if t.layout in _BLOCKED else None
+    return int(values.numel()), block
+
+
+def stored_bytes(t: torch.Tensor) -> int:
+    """Bytes a tensor holds: every element for a strided tensor; values and indices for a sparse one."""
+    if t.layout not in _SPARSE:
+        return int(t.numel()) * t.element_size()
+    if t.layout == torch.sparse_coo:
+        parts = [t._values(), t._indices()]
+    elif t.layout in (torch.sparse_csr, torch.sparse_bsr):
+        parts = [t.values(), t.crow_indices(), t.col_indices()]
+    else:
+        parts = [t.values(), t.ccol_indices(), t.row_indices()]
+    return sum(int(p.numel()) * p.element_size() for p in parts)
+
+
 class TensorSpec:
     """What a formula may know of a tensor: its shape, dtype and layout, never its values.
 
-    A nested tensor has the shape it would have once padded, and `nested` holds its components' sizes.
+    A nested tensor has the shape it would have once padded, and `nested` holds its components' sizes. A sparse
+    tensor (COO, CSR, CSC, BSR, BSC) has `nnz`, the values it stores, and BSR/BSC their `blocksize` (bh, bw);
+    both are None for a strided tensor.
     """
 
-    __slots__ = ("dtype", "layout", "nested", "shape")
+    __slots__ = ("blocksize", "dtype", "layout", "nested", "nnz", "shape")
 
     def __init__(self, tensor: torch.Tensor) -> None:
         self.nested = nested_sizes(tensor)
         self.shape = torch.Size(padded_shape(tensor)) if self.nested is not None else tensor.shape
         self.dtype = tensor.dtype
         self.layout = tensor.layout
+        sparse = stored_values(tensor)
+        self.nnz: int | None = sparse[0] if sparse is not None else None
+        self.blocksize: tuple[int, int] | None = sparse[1] if sparse is not None else None
+
+    @property
+    def is_sparse(self) -> bool:
+        return self.nnz is not None
 
     def numel(self) -> int:
         return math.prod(self.shape)

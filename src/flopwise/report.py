@@ -28,6 +28,8 @@ class ModuleRow:
     trainable_params: int
     calls: int
     phases: dict[str, Cost] = field(default_factory=dict)  # a training step: this module's cost per phase
+    effective_macs: int | None = None  # MACs once zero weights are skipped (effective.py); None without values
+    weight_density: float | None = None  # non-zero share of this module's own weights; None if it has none
 
     @property
     def depth(self) -> int:
@@ -97,6 +99,16 @@ class Report:
     @property
     def bytes_written(self) -> int:
         return self.total.bytes_written
+
+    @property
+    def effective_macs(self) -> int | None:
+        """MACs once multiplications by zero weights are skipped (pruning); None when weights had no values."""
+        return self.modules[""].effective_macs if "" in self.modules else None
+
+    @property
+    def sparse_weights(self) -> bool:
+        """Whether some module's weights hold zeros (a density column is then worth showing)."""
+        return any(row.weight_density is not None and row.weight_density < 1 for row in self.modules.values())
 
     @property
     def intensity(self) -> float | None:

@@ -34,19 +34,20 @@ uncostable(
     [aten.linalg_lstsq],
 )
 uncostable(
-    "sparse layouts (COO, CSR/CSC, BSR, semi-structured): the work is proportional to the stored non-zeros "
-    "and their pattern, which the shapes do not give",
+    "sparse layouts (COO, CSR/CSC, BSR, semi-structured) outside sparse·dense products (those are costed from "
+    "the stored values): conversions, sparse·sparse products, reductions and semi-structured kernels, whose "
+    "work depends on the pattern of the non-zeros",
     [aten._coalesce, aten._coalesced, aten._convert_indices_from_coo_to_csr, aten._convert_indices_from_csr_to_coo,
-     aten._sparse_addmm, aten._sparse_compressed_tensor_with_dims, aten._sparse_coo_tensor_with_dims,
+     aten._sparse_compressed_tensor_with_dims, aten._sparse_coo_tensor_with_dims,
      aten._sparse_coo_tensor_with_dims_and_tensors, aten._sparse_csr_prod, aten._sparse_csr_sum,
      aten._sparse_log_softmax, aten._sparse_log_softmax_backward_data, aten._sparse_mask_projection,
      aten._sparse_mm_reduce_impl, aten._sparse_mm_reduce_impl_backward, aten._sparse_softmax,
      aten._sparse_softmax_backward_data, aten._sparse_sparse_matmul, aten._sparse_sum, aten._sparse_sum_backward,
      aten._spdiags, aten._spsolve, aten._to_sparse, aten._to_sparse_bsc, aten._to_sparse_bsr, aten._to_sparse_csc,
      aten._to_sparse_csr, aten._to_sparse_semi_structured, aten._validate_compressed_sparse_indices,
-     aten.copy_sparse_to_sparse, aten.hspmm, aten.resize_as_sparse, aten.sparse_compressed_tensor,
+     aten.copy_sparse_to_sparse, aten.resize_as_sparse, aten.sparse_compressed_tensor,
      aten.sparse_coo_tensor, aten.sparse_mask, aten.sparse_resize, aten.sparse_resize_and_clear,
-     aten.sparse_sampled_addmm, aten.sspaddmm, aten._cslt_compress, aten._cslt_sparse_mm, aten._cslt_sparse_mm_search,
+     aten.sparse_sampled_addmm, aten._cslt_compress, aten._cslt_sparse_mm, aten._cslt_sparse_mm_search,
      aten._sparse_semi_structured_addmm, aten._sparse_semi_structured_apply, aten._sparse_semi_structured_apply_dense,
      aten._sparse_semi_structured_linear, aten._sparse_semi_structured_mm, aten._sparse_semi_structured_tile],
 )

@@ -26,6 +26,23 @@ def _product(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> tuple[int, i
     return m, n, k
 
 
+SPARSE_NOTE = ("sparse operand: one MAC per stored value per column it meets (nnz·N), blocks stored whole; "
+               "the exact convention counts these 2 FLOPs each")
+
+
+def product(a: Any, b: Any, expr: str, dots: int, bias: str = "", **sizes: int) -> Work:
+    """`contraction` of a·b, where a sparse operand (COO, CSR, CSC, BSR) does one multiply-add per value it stores
+    and per column (row) of the dense operand it meets: nnz·N for a sparse left operand, M·nnz for a sparse right
+    one. The dense count `expr` stands when both are dense; sparse·sparse is left to its own op."""
+    if a.nnz is not None:
+        work = contraction(a, "nnz·N", 0, bias, **{**sizes, "nnz": a.nnz})
+    elif b.nnz is not None:
+        work = contraction(a, "M·nnz", 0, bias, **{**sizes, "nnz": b.nnz})
+    else:
+        return contraction(a, expr, dots, bias, **sizes)
+    return Work(macs=work.macs, dots=0, flops=work.flops, note=(work.note + "; " if work.note else "") + SPARSE_NOTE)
+
+
 def contraction(a: Any, expr: str, dots: int, bias: str = "", **sizes: int) -> Work:
     """MACs `expr` (and a bias add of `bias` per output), in real arithmetic: a complex `a` multiplies the MACs
     by 4, the dot products by 2 (each is a real and an imaginary one) and the bias adds by 2."""
@@ -42,7 +59,7 @@ def contraction(a: Any, expr: str, dots: int, bias: str = "", **sizes: int) -> W
 @formula(aten.mm, aten._int_mm)
 def mm(result, a, b, *args, **kwargs) -> Work:
     m, n, k = _product(a.shape, b.shape)
-    return contraction(a, "M·K·N", m * n, M=m, K=k, N=n)
+    return product(a, b, "M·K·N", m * n, M=m, K=k, N=n)
 
 
 @formula(aten._scaled_mm, aten._scaled_mm_v2)
@@ -50,10 +67,24 @@ def scaled_mm(result, a, b, *args, **kwargs) -> Work:
     return mm(result, a, b)
 
 
+@formula(aten._sparse_addmm, aten.sspaddmm)
+def sparse_addmm(result, bias, a, b, *args, **kwargs) -> Work:
+    """torch.sparse.mm / torch.sparse.addmm: bias + a·b with a sparse: nnz·N MACs, one bias add per output."""
+    m, n, k = _product(a.shape, b.shape)
+    return product(a, b, "M·K·N", m * n, "M·N", M=m, K=k, N=n)
+
+
+@formula(aten.hspmm)
+def hspmm(result, a, b, *args, **kwargs) -> Work:
+    """a (sparse) · b (dense), the result kept sparse by rows: nnz·N MACs."""
+    m, n, k = _product(a.shape, b.shape)
+    return product(a, b, "M·K·N", m * n, M=m, K=k, N=n)
+
+
 @formula(aten.addmm)
 def addmm(result, bias, a, b, *args, **kwargs) -> Work:
     m, n, k = _product(a.shape, b.shape)
-    return contraction(a, "M·K·N", m * n, "M·N", M=m, K=k, N=n)
+    return product(a, b, "M·K·N", m * n, "M·N", M=m, K=k, N=n)
 
 
 @formula(aten._addmm_activation)
@@ -68,7 +99,7 @@ def addmm_activation(result, bias, a, b, beta=1, alpha=1, use_gelu=False, **kwar
 def bmm(result, a, b, *args, **kwargs) -> Work:
     batch = a.shape[0]
     m, n, k = _product(a.shape, b.shape)
-    return contraction(a, "B·M·N·K", batch * m * n, B=batch, M=m, N=n, K=k)
+    return product(a, b, "B·M·N·K", batch * m * n, B=batch, M=m, N=n, K=k)
 
 
 @formula(aten.baddbmm)
@@ -109,6 +140,8 @@ def linear(result, x, weight, bias=None, *args, **kwargs) -> Work:
     n, k = int(weight.shape[0]), int(x.shape[-1])
     rows = int(x.numel()) // max(k, 1)
     flops = (Flops("bias", Term("R·N", R=rows, N=n)),) if bias is not None else ()
+    if weight.nnz is not None:  # a sparse weight: one MAC per stored value per input row
+        return Work(macs=Term("R·nnz", R=rows, nnz=weight.nnz), flops=flops, note=SPARSE_NOTE)
     return Work(macs=Term("R·K·N", R=rows, K=k, N=n), dots=rows * n, flops=flops)
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import ops
 
 from ..cost import Term, Work
-from ..registry import formula, zero_cost
+from ..registry import formula, output_rule, zero_cost
 from .conv import conv_work
 from .shapes import first
 
@@ -35,6 +36,16 @@ def quantized_product(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
     out = first(result)
     k = int(x.shape[-1])
     return Work(macs=Term("E_out·K", E_out=int(out.numel()), K=k), dots=int(out.numel()), note=_NOTE)
+
+
+@output_rule(quantized.linear_dynamic, quantized.linear_relu_dynamic, quantized.linear_dynamic_fp16,
+             quantized.linear_relu_dynamic_fp16)
+def dynamic_linear_output(x: Any, packed: Any, *args: Any, **kwargs: Any) -> Any:
+    """On the meta device (no kernel there): a float output of x's rows by the packed weight's output features."""
+    if not x.is_meta:
+        return None  # fake tensors have the op's own fake kernel
+    out_features = int(packed.unpack()[0].shape[0])
+    return torch.empty((*x.shape[:-1], out_features), dtype=x.dtype, device=x.device)
 
 
 @formula(quantized.linear_with_input_q_dq_qweight_dq_output_fp32,
