@@ -23,6 +23,8 @@ LAYERS: dict[str, int] = {
     "flopwise.hops": 2,
     "flopwise.guard": 2,
     "flopwise.report": 3,
+    "flopwise.symbolic_report": 3,
+    "flopwise.symbolic": 3,
     "flopwise.count": 4,
     "flopwise.examples": 4,
     "flopwise.render": 5,

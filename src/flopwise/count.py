@@ -21,6 +21,7 @@ from .memory import param_memory
 from .modules import ModuleStack, describe_module
 from .registry import Formula, nested_sizes
 from .report import ModuleRow, Report
+from .symbolic import fit_symbolic
 
 MODES = ("real", "fake", "meta")
 
@@ -74,6 +75,7 @@ def count(
     mode: str = "real",
     convention: str | Convention = "default",
     overrides: dict[Any, Formula | None] | None = None,
+    symbolic: dict[str, Any] | None = None,
 ) -> Report:
     """Count the MACs, FLOPs, parameters and bytes of one forward of `model` on `inputs`.
 
@@ -83,7 +85,16 @@ def count(
     A TorchScript module (traced or scripted) runs as it is; asked for "meta", it is counted on fake tensors.
     The model, its state and torch's RNG are left exactly as found: parameters and buffers written in place are
     restored, attributes that forward set are put back, and `report.warnings` says what could not be.
+
+    `symbolic={"batch": ("input_ids", 0), "seq": ("input_ids", 1)}` names input sizes; the result is then a
+    `SymbolicReport` with exact polynomials in them: `report.formula("macs")`, `report.at(batch=8, seq=4096)`.
     """
+    if symbolic is not None:  # several plain counts, fitted and checked (symbolic.py)
+        def count_at(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Report:
+            return count(model, kwargs or args, mode=mode,  # inputs are all positional or all keyword
+                         convention=convention, overrides=overrides)
+
+        return fit_symbolic(count_at, symbolic, *split_inputs(inputs))
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"count() expects an nn.Module as its first argument, got {type(model).__name__}")
     if mode not in MODES:
