@@ -113,7 +113,9 @@ def resized(
     return tuple(new_args), new_kwargs
 
 
-def fit_symbolic(count_at: CountAt, spec: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> SymbolicReport:
+def fit_symbolic(
+    count_at: CountAt, spec: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> SymbolicReport:
     """Count at the given inputs, fit the exact polynomial of every metric in the named sizes, verify it."""
     import sympy  # an optional dependency: flopwise[symbolic]
 
@@ -131,8 +133,12 @@ def fit_symbolic(count_at: CountAt, spec: dict[str, Any], args: tuple[Any, ...],
         return cache[key]
 
     base = [FIRST] * len(names)
-    degrees = [_degree(names[i], dims[names[i]].multiple, lambda k, i=i: at(_moved(base, i, k))) for i in
-               range(len(names))]
+    degrees = []
+    for i, name in enumerate(names):
+        def along(k: int, i: int = i) -> Values:
+            return at(_moved(base, i, k))
+
+        degrees.append(_degree(name, dims[name].multiple, along))
     grids = [list(range(FIRST, FIRST + d + 1)) for d in degrees]
     symbols = [sympy.Symbol(n, integer=True, positive=True) for n in names]
     polynomials: dict[str, Any] = {}
@@ -140,25 +146,26 @@ def fit_symbolic(count_at: CountAt, spec: dict[str, Any], args: tuple[Any, ...],
         total = sympy.Integer(0)
         for point in product(*grids):
             term = sympy.Integer(at(point)[m])
-            for i, k in enumerate(point):
-                term *= _lagrange(symbols[i], [g * dims[names[i]].multiple for g in grids[i]], k * dims[names[i]].multiple)
+            for i, k in enumerate(point):  # the tensor-product Lagrange basis, on sizes in units of the step
+                term *= _lagrange(symbols[i] / dims[names[i]].multiple, grids[i], k)
             total += term
         polynomials[metric] = sympy.expand(total)
     fitted = set(cache)
 
-    def check(point: Sequence[int]) -> bool:
+    def check(point: list[int]) -> bool:
         sizes = {n: k * dims[n].multiple for n, k in zip(names, point, strict=True)}
         values = at(point)
         predicted = tuple(int(polynomials[m].subs({s: sizes[n] for s, n in zip(symbols, names, strict=True)}))
                           for m in METRICS)
         return predicted == values
 
-    verify = [_moved(base, i, FIRST + d + 5) for i, d in enumerate(degrees)]  # each size alone, far out
+    # each size alone, far out (padding to a multiple hides near the grid), then all together, off every axis
+    verify = [_moved(base, i, 3 * (FIRST + d + 2) + 2) for i, d in enumerate(degrees)]
     verify.append([FIRST + d + 3 for d in degrees])  # all sizes together, off every axis
-    for point in verify:
-        if not check(point):
-            where = ", ".join(f"{n} = {k * dims[n].multiple}" for n, k in zip(names, point, strict=True))
-            moved = [n for n, k, b in zip(names, point, base, strict=True) if k != b]
+    for far in verify:
+        if not check(far):
+            where = ", ".join(f"{n} = {k * dims[n].multiple}" for n, k in zip(names, far, strict=True))
+            moved = [n for n, k, b in zip(names, far, base, strict=True) if k != b]
             raise SymbolicError(
                 f"the counts are not one polynomial in {', '.join(moved)}: fitted at {_grid_text(names, dims, grids)}, "
                 f"the fit disagrees with the count at {where}. A size that switches kernels or pads to a multiple is "
@@ -224,4 +231,6 @@ def _lagrange(x: Any, nodes: list[int], node: int) -> Any:
 
 
 def _grid_text(names: list[str], dims: dict[str, Dim], grids: list[list[int]]) -> str:
-    return "; ".join(f"{n} ∈ {{{', '.join(str(k * dims[n].multiple) for k in g)}}}" for n, g in zip(names, grids, strict=True))
+    return "; ".join(
+        f"{n} ∈ {{{', '.join(str(k * dims[n].multiple) for k in g)}}}" for n, g in zip(names, grids, strict=True)
+    )
