@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from .report import Report
-from .symbolic_report import METRICS, SymbolicReport, Variable
+from .symbolic_report import METRICS, Piece, SymbolicReport, Variable
 
 MAX_DEGREE = 4  # attention is 2 in sequence length, a conv 2 in image side; more is not a model we know
 FIRST = 2  # fits start at 2 multiples: size 1 often takes its own path (no mask, a squeezed dim), checked apart
@@ -117,8 +117,6 @@ def fit_symbolic(
     count_at: CountAt, spec: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> SymbolicReport:
     """Count at the given inputs, fit the exact polynomial of every metric in the named sizes, verify it."""
-    import sympy  # an optional dependency: flopwise[symbolic]
-
     dims = parse_symbolic(spec, args, kwargs)
     names = list(dims)
     counted = current_sizes(dims, args, kwargs)
@@ -132,71 +130,78 @@ def fit_symbolic(
             cache[key] = tuple(_metric(report, m) for m in METRICS)
         return cache[key]
 
-    base = [FIRST] * len(names)
-    degrees = []
-    for i, name in enumerate(names):
-        def along(k: int, i: int = i) -> Values:
-            return at(_moved(base, i, k))
-
-        degrees.append(_degree(name, dims[name].multiple, along))
-    grids = [list(range(FIRST, FIRST + d + 1)) for d in degrees]
-    symbols = [sympy.Symbol(n, integer=True, positive=True) for n in names]
-    polynomials: dict[str, Any] = {}
-    for m, metric in enumerate(METRICS):
-        total = sympy.Integer(0)
-        for point in product(*grids):
-            term = sympy.Integer(at(point)[m])
-            for i, k in enumerate(point):  # the tensor-product Lagrange basis, on sizes in units of the step
-                term *= _lagrange(symbols[i] / dims[names[i]].multiple, grids[i], k)
-            total += term
-        polynomials[metric] = sympy.expand(total)
-    fitted = set(cache)
-
-    def check(point: list[int]) -> bool:
-        sizes = {n: k * dims[n].multiple for n, k in zip(names, point, strict=True)}
-        values = at(point)
-        predicted = tuple(int(polynomials[m].subs({s: sizes[n] for s, n in zip(symbols, names, strict=True)}))
-                          for m in METRICS)
-        return predicted == values
-
-    # each size alone, far out (padding to a multiple hides near the grid), then all together, off every axis
-    verify = [_moved(base, i, 3 * (FIRST + d + 2) + 2) for i, d in enumerate(degrees)]
-    verify.append([FIRST + d + 3 for d in degrees])  # all sizes together, off every axis
-    for far in verify:
-        if not check(far):
-            where = ", ".join(f"{n} = {k * dims[n].multiple}" for n, k in zip(names, far, strict=True))
-            moved = [n for n, k, b in zip(names, far, base, strict=True) if k != b]
-            raise SymbolicError(
-                f"the counts are not one polynomial in {', '.join(moved)}: fitted at {_grid_text(names, dims, grids)}, "
-                f"the fit disagrees with the count at {where}. A size that switches kernels or pads to a multiple is "
-                f"piecewise: count those sizes directly, or sample whole steps with Dim(..., multiple=N)"
-            )
-    minimum = {n: FIRST * dims[n].multiple for n in names}
-    for i, n in enumerate(names):  # does size 1 (one multiple) follow the same polynomial?
-        if check(_moved(base, i, 1)):
-            minimum[n] = dims[n].multiple
-    variables = tuple(
-        Variable(n, dims[n].where, dims[n].multiple, minimum[n], degrees[i], counted[n]) for i, n in enumerate(names)
-    )
+    checked: set[tuple[tuple[str, int], ...]] = set()
+    top = _fit(names, dims, lambda ks: at([ks[n] for n in names]), {}, checked)
     report = count_at(args, kwargs)
-    checked = len(cache) - len(fitted)
-    result = SymbolicReport.from_report(report, variables, polynomials, counts=len(cache) + 1, verified=checked)
-    given = tuple(counted[n] // dims[n].multiple for n in names)
-    on_steps = all(counted[n] % dims[n].multiple == 0 for n in names)
-    if on_steps and all(counted[n] >= minimum[n] for n in names) and given not in fitted:  # one more check, free
+    variables = tuple(
+        Variable(n, dims[n].where, dims[n].multiple, top.minimum[n], top.degrees[n], counted[n]) for n in names
+    )
+    result = SymbolicReport.from_report(report, variables, top, counts=len(cache) + 1, verified=len(checked))
+    if all(counted[n] % dims[n].multiple == 0 for n in names):  # one more check, free: the given inputs
         if result.evaluate(counted).values != tuple(_metric(report, m) for m in METRICS):
             raise SymbolicError(f"the fit disagrees with the count at the given inputs ({report.inputs})")
     return result
 
 
+def _fit(
+    names: list[str], dims: dict[str, Dim], at: Callable[[dict[str, int]], Values], fixed: dict[str, int],
+    checked: set[tuple[tuple[str, int], ...]],
+) -> Piece:
+    """The polynomials in the names not `fixed` (sizes in steps), fitted, verified, with size 1 checked apart."""
+    import sympy  # an optional dependency: flopwise[symbolic]
+
+    free = [n for n in names if n not in fixed]
+    base = {n: FIRST for n in free}
+
+    def at_free(point: dict[str, int]) -> Values:
+        return at({**fixed, **point})
+
+    degrees: dict[str, int] = {}
+    for n in free:
+        def along(k: int, n: str = n) -> Values:
+            return at_free({**base, n: k})
+
+        degrees[n] = _degree(n, dims[n].multiple, along)
+    grids = [list(range(FIRST, FIRST + degrees[n] + 1)) for n in free]
+    symbols = [sympy.Symbol(n, integer=True, positive=True) for n in free]
+    polynomials: dict[str, Any] = {}
+    for m, metric in enumerate(METRICS):
+        total = sympy.Integer(0)
+        for point in product(*grids):
+            term = sympy.Integer(at_free(dict(zip(free, point, strict=True)))[m])
+            for i, k in enumerate(point):  # the tensor-product Lagrange basis, on sizes in units of the step
+                term *= _lagrange(symbols[i] / dims[free[i]].multiple, grids[i], k)
+            total += term
+        polynomials[metric] = sympy.expand(total)
+
+    def check(point: dict[str, int]) -> bool:
+        sizes = {symbols[i]: point[n] * dims[n].multiple for i, n in enumerate(free)}
+        checked.add(tuple(sorted({**fixed, **point}.items())))
+        return tuple(polynomials[m].subs(sizes) for m in METRICS) == at_free(point)
+
+    # each size alone, far out (padding to a multiple hides near the grid), then all together, off every axis
+    verify = [{**base, n: 3 * (FIRST + d + 2) + 2} for n, d in degrees.items()]
+    verify += [{n: FIRST + d + 3 for n, d in degrees.items()}] if len(free) > 1 else []
+    for far in verify:
+        if not check(far):
+            where = ", ".join(f"{n} = {k * dims[n].multiple}" for n, k in {**fixed, **far}.items())
+            moved = [n for n in free if far[n] != base[n]]
+            grid = "; ".join(f"{n} ∈ {{{', '.join(str(k * dims[n].multiple) for k in g)}}}"
+                             for n, g in zip(free, grids, strict=True))
+            raise SymbolicError(
+                f"the counts are not one polynomial in {', '.join(moved)}: fitted at {grid}, the fit disagrees with "
+                f"the count at {where}. A size that switches kernels or pads to a multiple is piecewise: count "
+                f"those sizes directly, or sample whole steps with Dim(..., multiple=N)"
+            )
+    piece = Piece(polynomials, degrees, {n: dims[n].multiple for n in free}, {})
+    for n in free:  # size 1 (one step) often takes its own path (no mask, a squeezed dim): its own polynomial
+        if not check({**base, n: 1}):
+            piece.ones[n] = _fit(names, dims, at, {**fixed, n: 1}, checked)
+    return piece
+
+
 def _metric(report: Report, metric: str) -> int:
     return int(getattr(report, metric))
-
-
-def _moved(base: list[int], i: int, k: int) -> list[int]:
-    point = list(base)
-    point[i] = k
-    return point
 
 
 def _degree(name: str, multiple: int, values_at: Callable[[int], Values]) -> int:
@@ -228,9 +233,3 @@ def _lagrange(x: Any, nodes: list[int], node: int) -> Any:
         if other != node:
             basis *= (x - other) / sympy.Integer(node - other)
     return basis
-
-
-def _grid_text(names: list[str], dims: dict[str, Dim], grids: list[list[int]]) -> str:
-    return "; ".join(
-        f"{n} ∈ {{{', '.join(str(k * dims[n].multiple) for k in g)}}}" for n, g in zip(names, grids, strict=True)
-    )

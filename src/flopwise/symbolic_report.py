@@ -36,6 +36,23 @@ class Variable:
 
 
 @dataclass(frozen=True)
+class Piece:
+    """Exact polynomials (sympy) of every metric in the sizes not fixed above; `ones[name]` holds those for where
+    that size is one step, when size 1 takes its own path (a batch of one skips an expand, a length of one a mask)."""
+
+    polynomials: dict[str, Any]
+    degrees: dict[str, int]
+    minimum: dict[str, int]
+    ones: dict[str, Piece]
+
+    def lookup(self, sizes: dict[str, int], steps: dict[str, int]) -> Piece:
+        for name, piece in self.ones.items():
+            if sizes[name] == steps[name]:
+                return piece.lookup(sizes, steps)
+        return self
+
+
+@dataclass(frozen=True)
 class Evaluated:
     """The costs at one set of sizes, from the polynomials: exact integers, as a direct count would give."""
 
@@ -60,15 +77,20 @@ class SymbolicReport(Report):
     """A Report of the given inputs, and `formula(metric)`: an exact polynomial in the named sizes (sympy)."""
 
     variables: tuple[Variable, ...] = ()
-    polynomials: dict[str, Any] = field(default_factory=dict)  # metric → sympy expression
+    fit: Piece = field(default_factory=lambda: Piece({}, {}, {}, {}))  # the polynomials, and size 1 apart
     counts: int = 0  # how many counts the fit and its checks took
     verified: int = 0  # of them, counts at sizes never used to fit
 
     @classmethod
-    def from_report(cls, report: Report, variables: tuple[Variable, ...], polynomials: dict[str, Any], counts: int,
+    def from_report(cls, report: Report, variables: tuple[Variable, ...], fit: Piece, counts: int,
                     verified: int) -> SymbolicReport:
         base = {f.name: getattr(report, f.name) for f in fields(Report)}
-        return cls(**base, variables=variables, polynomials=polynomials, counts=counts, verified=verified)
+        return cls(**base, variables=variables, fit=fit, counts=counts, verified=verified)
+
+    @property
+    def polynomials(self) -> dict[str, Any]:
+        """{metric: sympy expression}, for sizes of 2 steps and more (and size 1 where `fit.ones` says nothing)."""
+        return self.fit.polynomials
 
     def formula(self, metric: str = "macs") -> Any:
         """The exact polynomial of `metric` (macs, flops, bytes_read, bytes_written, bytes, params) as sympy."""
@@ -92,22 +114,23 @@ class SymbolicReport(Report):
         import sympy
 
         values = {n: sympy.Integer(s) for n, s in sizes.items()}
+        piece = self.fit.lookup(sizes, {v.name: v.multiple for v in self.variables})
         result = {}
         for metric in METRICS:
-            value = self.polynomials[metric].subs({sympy.Symbol(n, integer=True, positive=True): v
+            value = piece.polynomials[metric].subs({sympy.Symbol(n, integer=True, positive=True): v
                                                    for n, v in values.items()})
             if not value.is_integer:
                 raise ValueError(f"{LABELS[metric]} at {sizes} is {value}, not an integer: outside the fitted steps")
             result[metric] = int(value)
         return Evaluated(dict(sizes), **result)
 
-    def formula_text(self, metric: str = "macs") -> str:
+    def formula_text(self, metric: str = "macs", piece: Piece | None = None) -> str:
         """`MACs = 1,536·batch·seq² + 24,576·batch·seq`: terms by falling degree, exact coefficients."""
         import sympy
 
         symbols = [sympy.Symbol(v.name, integer=True, positive=True) for v in self.variables]
-        expr = self.formula(metric)
-        terms = sympy.Poly(expr, *symbols).terms() if symbols else [((), expr)]
+        expr = self.formula(metric) if piece is None else piece.polynomials[metric]
+        terms = sympy.Poly(expr, *symbols).terms()
         parts: list[str] = []
         for powers, coefficient in sorted(terms, key=lambda t: (-sum(t[0]), [-p for p in t[0]])):
             factors = [v.name + (str(p).translate(_SUPERSCRIPT) if p > 1 else "")
@@ -121,7 +144,16 @@ class SymbolicReport(Report):
 
     def formulas(self) -> str:
         """The polynomials of every metric, and how they were found and checked."""
-        lines = [self.formula_text(m) for m in ("macs", "flops", "bytes_read", "bytes_written", "params")]
+        lines = [self.formula_text(m) for m in METRICS]
+        steps = {v.name: v.multiple for v in self.variables}
+
+        def apart(piece: Piece, where: str) -> None:
+            for name, sub in piece.ones.items():
+                at = f"{where}, {name} = {steps[name]}".removeprefix(", ")
+                lines.append(f"at {at} (its own path): " + "; ".join(self.formula_text(m, sub) for m in METRICS))
+                apart(sub, at)
+
+        apart(self.fit, "")
         domain = ", ".join(f"{v.name} ≥ {v.minimum}" + (f" in steps of {v.multiple}" if v.multiple > 1 else "")
                            for v in self.variables)
         degrees = ", ".join(f"{v.degree} in {v.name}" for v in self.variables)

@@ -35,6 +35,7 @@ from .diff import main as diff_main
 from .errors import UsageError
 from .load import load
 from .spec import InputFlags, Loaded
+from .sweep import add_sweep_options, sweep_main
 
 UNSET = -1  # --depth not given: 2 in tables, every module in CSV, the innermost modules in explanations
 EXAMPLES = """examples:
@@ -46,6 +47,7 @@ EXAMPLES = """examples:
   flopwise model.pt2 --format json --output counts.json
   flopwise torchvision:resnet50 --format html -o report.html   one page to share: icicle, tables, hand calculation
   flopwise diff before.json after.json --fail-if "macs>+2%"    the change per module; exit 4 past the budget
+  flopwise hf:config.json --tokens 1x128 --sweep seq=128:32768:x2 --plot seq.png   costs against length
   flopwise torchvision:vit_b_16 --depth 3 --per-operator --convention contractions
   flopwise compare torchvision:resnet18 torchvision:resnet50 --plot zoo
   flopwise compare 'torchvision:*' --format markdown     every torchvision classification model
@@ -73,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--per-operator", action="store_true", help="also show the per-aten-operator table")
     parser.add_argument("--explain", action="store_true", help="show the hand calculation of each count")
     add_budget_option(parser, changes=False)
+    add_sweep_options(parser)
     measure = parser.add_argument_group("measuring (runs the model for real)")
     measure.add_argument("--measure", action="store_true", help="time the model and join times to the counts")
     measure.add_argument("--device", help="where to measure: cpu, cuda, cuda:1 (default: the model's device)")
@@ -114,6 +117,10 @@ def _run(options: argparse.Namespace) -> int:
         raise UsageError("--explain goes with --format table, markdown or json, not csv")
     flags = InputFlags(tuple(options.input), options.tokens, options.batch, options.allow_pickle)
     counted: list[Counted] = []
+    if options.plot and not options.sweep:
+        raise UsageError("--plot goes with --sweep (flopwise compare --plot FILE plots several models)")
+    if options.sweep:
+        return sweep_main(options, load(options.model, flags) if options.model else None, notify)
     if options.model is None:
         if flags != InputFlags():
             raise UsageError("--input, --tokens and --batch need a MODEL (the guides' examples have their own)")
