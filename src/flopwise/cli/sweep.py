@@ -77,7 +77,7 @@ def symbolic_spec(inputs: Any, names: list[str]) -> dict[str, list[tuple[str | i
         else:
             spec[name] = [(key, 1) for key, t in tensors if t.dim() >= 2 and not t.is_floating_point()]
         if not spec[name]:
-            what = "a tensor input" if name == "batch" else "an integer input of 2 or more dimensions (token ids)"
+            what = "tensor input" if name == "batch" else "integer input of 2 or more dimensions (token ids)"
             raise UsageError(f"--sweep {name}: the model's inputs have no {what}; inputs: {type(inputs).__name__}")
     return spec
 
