@@ -25,6 +25,8 @@ LAYERS: dict[str, int] = {
     "flopwise.guard": 2,
     "flopwise.report": 3,
     "flopwise.effective": 3,  # reads weight values after a count (pruning), beside the Report it extends
+    "flopwise.symbolic_report": 3,
+    "flopwise.symbolic": 3,
     "flopwise.count": 4,
     "flopwise.assemble": 4,
     "flopwise.prepare": 4,

@@ -24,6 +24,7 @@ from .prepare import on_meta, prepare, rng_preserved
 from .registry import Formula, nested_sizes
 from .report import Report
 from .shadow import NeedsData, Shadows
+from .symbolic import fit_symbolic
 
 MODES = ("real", "fake", "meta")
 
@@ -103,6 +104,7 @@ def count(
     step: str = "forward",
     loss_fn: Callable[[Any], torch.Tensor] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
+    symbolic: dict[str, Any] | None = None,
 ) -> Report:
     """Count the MACs, FLOPs, parameters and bytes of one forward of `model` on `inputs`.
 
@@ -117,7 +119,16 @@ def count(
 
     `step="train"` counts a training step instead: forward, `loss_fn(output)` (default: `output.loss`, else the
     sum of the output), backward, and `optimizer.step()` on copies, split by phase (see flopwise.train).
+
+    `symbolic={"batch": ("input_ids", 0), "seq": ("input_ids", 1)}` names input sizes; the result is then a
+    `SymbolicReport` with exact polynomials in them: `report.formula("macs")`, `report.at(batch=8, seq=4096)`.
     """
+    if symbolic is not None:  # several plain counts, fitted and checked (symbolic.py)
+        def count_at(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Report:
+            return count(model, kwargs or args, mode=mode,  # inputs are all positional or all keyword
+                         convention=convention, overrides=overrides)
+
+        return fit_symbolic(count_at, symbolic, *split_inputs(inputs))
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"count() expects an nn.Module as its first argument, got {type(model).__name__}")
     if mode not in MODES:

@@ -43,6 +43,7 @@ from .errors import UsageError
 from .inputs import make_inputs
 from .load import load
 from .spec import InputFlags, Loaded
+from .sweep import add_sweep_options, sweep_main
 
 UNSET = -1  # --depth not given: 2 in tables, every module in CSV, the innermost modules in explanations
 EXAMPLES = """examples:
@@ -54,6 +55,7 @@ EXAMPLES = """examples:
   flopwise model.pt2 --format json --output counts.json
   flopwise torchvision:resnet50 --format html -o report.html   one page to share: icicle, tables, hand calculation
   flopwise diff before.json after.json --fail-if "macs>+2%"    the change per module; exit 4 past the budget
+  flopwise hf:config.json --tokens 1x128 --sweep seq=128:32768:x2 --plot seq.png   costs against length
   flopwise torchvision:vit_b_16 --depth 3 --per-operator --convention contractions
   flopwise compare torchvision:resnet18 torchvision:resnet50 --plot zoo
   flopwise compare 'torchvision:*' --format markdown     every torchvision classification model
@@ -84,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--step", choices=("forward", "train"), default="forward",
                         help="count one forward (default) or a training step split by phase: forward, backward "
                              "(loss: the model's .loss, else the sum of its output), no optimizer")
+    add_sweep_options(parser)
     measure = parser.add_argument_group("measuring (runs the model for real)")
     measure.add_argument("--measure", action="store_true", help="time the model and join times to the counts")
     measure.add_argument("--device", help="where to measure: cpu, cuda, cuda:1 (default: the model's device)")
@@ -125,6 +128,10 @@ def _run(options: argparse.Namespace) -> int:
         raise UsageError("--explain goes with --format table, markdown or json, not csv")
     flags = InputFlags(tuple(options.input), options.tokens, options.batch, options.allow_pickle, dtype_flag(options))
     counted: list[Counted] = []
+    if options.plot and not options.sweep:
+        raise UsageError("--plot goes with --sweep (flopwise compare --plot FILE plots several models)")
+    if options.sweep:
+        return sweep_main(options, load(options.model, flags) if options.model else None, notify)
     if options.model is None:
         if flags != InputFlags():
             raise UsageError("--input, --tokens, --batch and --dtype need a MODEL (the guides' examples have theirs)")

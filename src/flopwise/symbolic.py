@@ -1,0 +1,235 @@
+"""Costs as exact polynomials in named input sizes: `count(model, inputs, symbolic={"seq": ("input_ids", 1)})`.
+
+A count is a function of the input sizes, and for the models people count it is a polynomial in each size
+(linear in batch, quadratic in sequence length through attention). We find that polynomial by exact
+interpolation with a proof of degree, never by guessing a shape:
+
+1. per size, count at consecutive sizes until the next finite difference is zero twice in a row: the degree;
+2. count on the tensor-product grid of those sizes and interpolate with exact rationals (sympy);
+3. count again at sizes never used to fit, and raise `SymbolicError` naming the size when any count differs
+   (a size that switches kernels or pads to a multiple is piecewise, not one polynomial).
+
+Counting is injected (`fit_symbolic(count_at, ...)`), so this module sits beside count.py without importing it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from itertools import product
+from typing import Any
+
+import torch
+
+from .report import Report
+from .symbolic_report import METRICS, Piece, SymbolicReport, Variable
+
+MAX_DEGREE = 4  # attention is 2 in sequence length, a conv 2 in image side; more is not a model we know
+FIRST = 2  # fits start at 2 multiples: size 1 often takes its own path (no mask, a squeezed dim), checked apart
+
+Where = tuple[str | int, int]  # (keyword name or positional index of an input, dimension)
+Values = tuple[int, ...]  # one count's METRICS, in order
+CountAt = Callable[[tuple[Any, ...], dict[str, Any]], Report]
+
+
+class SymbolicError(ValueError):
+    """The counts are not one polynomial in a named size (or the size was named wrongly)."""
+
+
+@dataclass(frozen=True)
+class Dim:
+    """What one named size labels: dimensions of inputs, given as (input, dim) pairs, sampled at multiples of
+    `multiple` (a ViT's image side moves by whole patches: `Dim((0, 2), (0, 3), multiple=16)`)."""
+
+    where: tuple[Where, ...]
+    multiple: int = 1
+
+    def __init__(self, *where: Where | int, multiple: int = 1) -> None:
+        if multiple < 1:
+            raise SymbolicError(f"Dim: multiple must be a positive integer, got {multiple}")
+        object.__setattr__(self, "where", tuple((0, w) if isinstance(w, int) else w for w in where))
+        object.__setattr__(self, "multiple", multiple)
+
+
+def parse_symbolic(spec: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Dim]:
+    """{name: Dim}; a value is a Dim, an (input, dim) pair, a list of pairs, or a bare dim of a single input."""
+    if not spec:
+        raise SymbolicError("symbolic= names no size; e.g. symbolic={'batch': 0} or {'seq': ('input_ids', 1)}")
+    single = len(args) == 1 and not kwargs
+    dims: dict[str, Dim] = {}
+    for name, value in spec.items():
+        if not isinstance(name, str) or not name.isidentifier():
+            raise SymbolicError(f"symbolic= size names must be identifiers like 'seq', got {name!r}")
+        entries = value.where if isinstance(value, Dim) else value if isinstance(value, list) else [value]
+        where: list[Where] = []
+        for entry in entries:
+            if isinstance(entry, int) and not isinstance(entry, bool):
+                if not single:
+                    raise SymbolicError(f"symbolic={{{name!r}: {entry}}}: a bare dimension needs a single input "
+                                        f"tensor; name the input: ({next(iter(kwargs), 0)!r}, {entry})")
+                entry = (0, entry)
+            if not (isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[1], int)):
+                raise SymbolicError(f"symbolic={{{name!r}: {value!r}}}: expected (input, dim), e.g. ('input_ids', 1)")
+            _tensor_at(args, kwargs, entry, name)  # fails early, naming the input
+            where.append(entry)
+        dims[name] = Dim(*where, multiple=value.multiple if isinstance(value, Dim) else 1)
+    return dims
+
+
+def _tensor_at(args: tuple[Any, ...], kwargs: dict[str, Any], where: Where, name: str) -> torch.Tensor:
+    key, dim = where
+    found = kwargs.get(key) if isinstance(key, str) else args[key] if -len(args) <= key < len(args) else None
+    if not isinstance(found, torch.Tensor):
+        inputs = [*range(len(args)), *kwargs]
+        raise SymbolicError(f"symbolic size {name!r}: input {key!r} is not a tensor input of this call "
+                            f"(inputs: {inputs})")
+    if not -found.dim() <= dim < found.dim():
+        raise SymbolicError(f"symbolic size {name!r}: input {key!r} has {found.dim()} dimensions, no dimension {dim}")
+    return found
+
+
+def current_sizes(dims: dict[str, Dim], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for name, dim in dims.items():
+        seen = {int(_tensor_at(args, kwargs, w, name).shape[w[1]]) for w in dim.where}
+        if len(seen) > 1:
+            raise SymbolicError(f"symbolic size {name!r} labels dimensions of different sizes {sorted(seen)}")
+        sizes[name] = seen.pop()
+    return sizes
+
+
+def resized(
+    dims: dict[str, Dim], sizes: dict[str, int], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The inputs with each labelled dimension at its new size: the data is tiled along it, so token ids stay
+    valid ids and masks stay masks (only the shape matters to a count)."""
+    new_args, new_kwargs = list(args), dict(kwargs)
+    for name, dim in dims.items():
+        for key, axis in dim.where:
+            source: Any = new_kwargs if isinstance(key, str) else new_args
+            t: torch.Tensor = source[key]
+            index = torch.arange(sizes[name], device=t.device) % t.shape[axis]
+            source[key] = t.index_select(axis, index)
+    return tuple(new_args), new_kwargs
+
+
+def fit_symbolic(
+    count_at: CountAt, spec: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> SymbolicReport:
+    """Count at the given inputs, fit the exact polynomial of every metric in the named sizes, verify it."""
+    dims = parse_symbolic(spec, args, kwargs)
+    names = list(dims)
+    counted = current_sizes(dims, args, kwargs)
+    cache: dict[Values, Values] = {}
+
+    def at(point: Sequence[int]) -> Values:  # point: sizes in units of each Dim's multiple
+        key = tuple(point)
+        if key not in cache:
+            sizes = {n: k * dims[n].multiple for n, k in zip(names, key, strict=True)}
+            report = count_at(*resized(dims, sizes, args, kwargs))
+            cache[key] = tuple(_metric(report, m) for m in METRICS)
+        return cache[key]
+
+    checked: set[tuple[tuple[str, int], ...]] = set()
+    top = _fit(names, dims, lambda ks: at([ks[n] for n in names]), {}, checked)
+    report = count_at(args, kwargs)
+    variables = tuple(
+        Variable(n, dims[n].where, dims[n].multiple, top.minimum[n], top.degrees[n], counted[n]) for n in names
+    )
+    result = SymbolicReport.from_report(report, variables, top, counts=len(cache) + 1, verified=len(checked))
+    if all(counted[n] % dims[n].multiple == 0 for n in names):  # one more check, free: the given inputs
+        if result.evaluate(counted).values != tuple(_metric(report, m) for m in METRICS):
+            raise SymbolicError(f"the fit disagrees with the count at the given inputs ({report.inputs})")
+    return result
+
+
+def _fit(
+    names: list[str], dims: dict[str, Dim], at: Callable[[dict[str, int]], Values], fixed: dict[str, int],
+    checked: set[tuple[tuple[str, int], ...]],
+) -> Piece:
+    """The polynomials in the names not `fixed` (sizes in steps), fitted, verified, with size 1 checked apart."""
+    import sympy  # an optional dependency: flopwise[symbolic]
+
+    free = [n for n in names if n not in fixed]
+    base = {n: FIRST for n in free}
+
+    def at_free(point: dict[str, int]) -> Values:
+        return at({**fixed, **point})
+
+    degrees: dict[str, int] = {}
+    for n in free:
+        def along(k: int, n: str = n) -> Values:
+            return at_free({**base, n: k})
+
+        degrees[n] = _degree(n, dims[n].multiple, along)
+    grids = [list(range(FIRST, FIRST + degrees[n] + 1)) for n in free]
+    symbols = [sympy.Symbol(n, integer=True, positive=True) for n in free]
+    polynomials: dict[str, Any] = {}
+    for m, metric in enumerate(METRICS):
+        total = sympy.Integer(0)
+        for point in product(*grids):
+            term = sympy.Integer(at_free(dict(zip(free, point, strict=True)))[m])
+            for i, k in enumerate(point):  # the tensor-product Lagrange basis, on sizes in units of the step
+                term *= _lagrange(symbols[i] / dims[free[i]].multiple, grids[i], k)
+            total += term
+        polynomials[metric] = sympy.expand(total)
+
+    def check(point: dict[str, int]) -> bool:
+        sizes = {symbols[i]: point[n] * dims[n].multiple for i, n in enumerate(free)}
+        checked.add(tuple(sorted({**fixed, **point}.items())))
+        return tuple(polynomials[m].subs(sizes) for m in METRICS) == at_free(point)
+
+    # each size alone, far out (padding to a multiple hides near the grid), then all together, off every axis
+    verify = [{**base, n: 3 * (FIRST + d + 2) + 2} for n, d in degrees.items()]
+    verify += [{n: FIRST + d + 3 for n, d in degrees.items()}] if len(free) > 1 else []
+    for far in verify:
+        if not check(far):
+            where = ", ".join(f"{n} = {k * dims[n].multiple}" for n, k in {**fixed, **far}.items())
+            moved = [n for n in free if far[n] != base[n]]
+            grid = "; ".join(f"{n} ∈ {{{', '.join(str(k * dims[n].multiple) for k in g)}}}"
+                             for n, g in zip(free, grids, strict=True))
+            raise SymbolicError(
+                f"the counts are not one polynomial in {', '.join(moved)}: fitted at {grid}, the fit disagrees with "
+                f"the count at {where}. A size that switches kernels or pads to a multiple is piecewise: count "
+                f"those sizes directly, or sample whole steps with Dim(..., multiple=N)"
+            )
+    piece = Piece(polynomials, degrees, {n: dims[n].multiple for n in free}, {})
+    for n in free:  # size 1 (one step) often takes its own path (no mask, a squeezed dim): its own polynomial
+        if not check({**base, n: 1}):
+            piece.ones[n] = _fit(names, dims, at, {**fixed, n: 1}, checked)
+    return piece
+
+
+def _metric(report: Report, metric: str) -> int:
+    return int(getattr(report, metric))
+
+
+def _degree(name: str, multiple: int, values_at: Callable[[int], Values]) -> int:
+    """The smallest d whose (d+1)-th finite difference is zero in two consecutive windows, for every metric."""
+    seen: list[Values] = []
+    for k in range(FIRST, FIRST + MAX_DEGREE + 3):
+        seen.append(values_at(k))
+        for d in range(len(seen) - 2):
+            if _difference(seen[-d - 2:], d + 1) and _difference(seen[-d - 3:-1], d + 1):
+                return d
+    sizes = ", ".join(str(k * multiple) for k in range(FIRST, FIRST + len(seen)))
+    raise SymbolicError(f"the counts are not a polynomial of degree ≤ {MAX_DEGREE} in {name!r} "
+                        f"(counted at {name} = {sizes}); count those sizes directly")
+
+
+def _difference(values: Sequence[Values], order: int) -> bool:
+    """Is the `order`-th forward difference of `values` (order + 1 of them) zero in every metric?"""
+    rows = [list(v) for v in values]
+    for _ in range(order):
+        rows = [[b - a for a, b in zip(x, y, strict=True)] for x, y in zip(rows, rows[1:], strict=False)]
+    return len(rows) == 1 and all(v == 0 for v in rows[0])
+
+
+def _lagrange(x: Any, nodes: list[int], node: int) -> Any:
+    import sympy
+
+    basis = sympy.Integer(1)
+    for other in nodes:
+        if other != node:
+            basis *= (x - other) / sympy.Integer(node - other)
+    return basis

@@ -1,0 +1,72 @@
+"""`flopwise MODEL --sweep …` through the console script: the table comes from one polynomial fit, and every row
+equals a direct count at that size."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+
+import flopwise
+from flopwise.cli.errors import UsageError
+from flopwise.cli.load import load
+from flopwise.cli.sweep import parse_sweep
+
+SCRIPT = Path(sys.executable).with_name("flopwise")
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent / "src")}
+    return subprocess.run([str(SCRIPT), *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("sweep")
+    config = transformers.GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50, n_positions=256,
+                                     bos_token_id=0, eos_token_id=0)
+    config.architectures = ["GPT2LMHeadModel"]
+    config.save_pretrained(root)
+    return root
+
+
+def test_parse_sweep() -> None:
+    assert parse_sweep("seq=128:1024:x2") == ("seq", [128, 256, 512, 1024])  # doubling, stop included
+    assert parse_sweep("batch=1:7:+3") == ("batch", [1, 4, 7])
+    assert parse_sweep("seq=1,64,512") == ("seq", [1, 64, 512])
+    for bad in ("seq=128:32:x2", "width=1:2:+1", "seq=1:8:x1", "seq=1:8", "seq=a,b"):
+        with pytest.raises(UsageError, match="--sweep expects"):
+            parse_sweep(bad)
+
+
+def test_sweep_table_json_and_plot_equal_direct_counts(gpt2: Path, tmp_path: Path) -> None:
+    done = run(f"hf:{gpt2}", "--tokens", "1x16", "--sweep", "seq=16:256:x2", "--sweep", "batch=1,3",
+               "--format", "json", "--plot", str(tmp_path / "sweep.png"), "-q")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert "one exact polynomial fit" in doc["note"]
+    points = doc["points"]
+    assert [(p["seq"], p["batch"]) for p in points] == [(s, b) for s in (16, 32, 64, 128, 256) for b in (1, 3)]
+    model = load(f"hf:{gpt2}").model  # the model the command line counted, attention implementation and all
+    for p in points[::3]:  # batch 1 takes its own path in the mask; both are checked
+        direct = flopwise.count(model, torch.zeros(p["batch"], p["seq"], dtype=torch.long), mode="fake")
+        assert (p["macs"], p["flops"], p["bytes_read"], p["bytes_written"]) == (
+            direct.macs, direct.flops, direct.bytes_read, direct.bytes_written), p
+    assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_sweep_table_and_usage_errors(gpt2: Path) -> None:
+    done = run(f"hf:{gpt2}", "--tokens", "2x16", "--sweep", "seq=8:64:+8", "-q")
+    assert done.returncode == 0, done.stderr
+    assert "MACs = " in done.stdout and "Computed from one exact polynomial fit in seq" in done.stdout
+    assert len([line for line in done.stdout.splitlines() if line.startswith(("8 ", "16 ", "64 "))]) == 3
+    wrong = run("guides:SimpleConv", "--sweep", "seq=8:64:x2", "-q")
+    assert wrong.returncode == 2 and "no integer input" in wrong.stderr
+    alone = run(f"hf:{gpt2}", "--plot", "x.png", "-q")
+    assert alone.returncode == 2 and "--plot goes with --sweep" in alone.stderr
