@@ -11,6 +11,7 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.func import functional_call
 from torch.utils._python_dispatch import _disable_current_modes
+from torch.utils._pytree import tree_leaves
 
 from .assemble import build_report
 from .capture import CountingMode
@@ -147,6 +148,8 @@ def count(
     except NeedsData as error:  # a value that depends on the weights, in a shape-only mode
         if on_meta(model):
             raise NeedsData(error.op, error.module, _NO_WEIGHTS) from None
+        if any(isinstance(t, torch.Tensor) and t.is_meta for t in tree_leaves((args, kwargs))):
+            raise NeedsData(error.op, error.module, "; the inputs are on the meta device: pass real inputs") from None
         needed = f"{error.op} in module {error.module or '(root)'!r}"
     report = _count(model, args, kwargs, "real", convention, overrides)
     said = f"mode={mode!r} met {needed}, a value that depends on the weights: counting again in real mode with the " \

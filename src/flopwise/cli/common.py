@@ -17,6 +17,7 @@ import torch
 from ..conventions import PRESETS
 from ..count import MODES, count, counting, describe_inputs
 from ..report import Report
+from ..shadow import NeedsData
 from .errors import COMPLETE, INTERNAL_ERROR, INTERRUPTED, USER_ERROR, ModelError, UsageError
 from .inputs import FLOAT_DTYPES, make_inputs, parse_dtype
 from .spec import Loaded
@@ -138,7 +139,7 @@ def _count(
     try:
         return count(model, inputs, mode=mode, convention=convention, step=step)
     except Exception as error:
-        if _raised_by_flopwise(error):
+        if _raised_by_flopwise(error) and not isinstance(error, NeedsData):  # NeedsData: the model's data path
             raise
         raise ModelError(_describe_failure(loaded, error)) from error
     finally:
