@@ -20,6 +20,8 @@ LAYERS: dict[str, int] = {
     "flopwise.modules": 2,
     "flopwise.memory": 2,
     "flopwise.capture": 2,
+    "flopwise.masks": 2,
+    "flopwise.shadow": 2,
     "flopwise.hops": 2,
     "flopwise.guard": 2,
     "flopwise.report": 3,

@@ -11,12 +11,15 @@ from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import ops as _ops  # noqa: F401 - registers the formulas
+from . import shadow
 from .conventions import Convention
 from .cost import ZERO, Cost, OpCall, Work
 from .guard import StateGuard, written_arguments
 from .hops import hop_name, run_hop
+from .masks import census, mask_argument
 from .memory import ActivationMemory
 from .modules import ModuleStack
+from .ops.attention import MASK_ARGUMENTS
 from .registry import OUTPUT_RULES, Formula, is_view, is_zero_cost, lookup, nested_sizes, op_name, padded_shape, specs
 
 _VIEW, _ZERO, _UNKNOWN, _HOP = "view", "zero", "unknown", "higher-order"
@@ -109,6 +112,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.memory = ActivationMemory()  # live and peak bytes of the tensors the ops create
         self.warnings: list[str] = []  # what the count assumed or could not keep as found (report.warnings)
         self.guard: StateGuard | None = None  # set by count(): parameters and buffers written in place
+        self.follow_values = convention.masked  # masked attention: follow mask values on fake and meta tensors
 
     def _plan_for(self, func: Any) -> tuple[str, Any, tuple[tuple[int, str], ...]]:
         if func not in self._plan:
@@ -140,6 +144,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             if out is not NotImplemented:
                 return out
         out = self._run(func, name, args, kwargs)
+        if self.follow_values:
+            shadow.track(func, name, args, kwargs, out)
         self._record(func, name, plan, args, kwargs, out)
         return out
 
@@ -167,6 +173,17 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             del self.calls[start:]
             return NotImplemented
         return out
+
+    def _mask_census(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
+        """Under attention="masked", the pairs an attention op's mask keeps (None: no mask, or unknown values)."""
+        if not self.convention.masked or name not in MASK_ARGUMENTS:
+            return None
+        kept = census(name, args, kwargs)
+        if kept is None and isinstance(mask_argument(name, args, kwargs), torch.Tensor):
+            warning = f"{name}: the values of its attention mask are unknown here; its pairs are counted dense"
+            if warning not in self.warnings:
+                self.warnings.append(warning)
+        return kept
 
     def record_work(self, name: str, work: Work, inputs: list[torch.Tensor], out: Any) -> None:
         """Record one call costed outside the formula registry (a higher-order operator's formula)."""
@@ -197,9 +214,12 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.memory.record(inputs + _tensors(kwargs["out"]) if "out" in kwargs else inputs, outputs)
         if plan is _UNKNOWN:
             self.unsupported[name][module] += 1
+        kept = self._mask_census(name, args, extra)
+        if kept is not None and key is not None:
+            key = (key, kept)  # same shapes, another mask: another count
         costed = self._costed.get(key) if key is not None else None
         if costed is None:
-            costed = self._cost(plan, out, args, extra, inputs, outputs)
+            costed = self._cost(plan, out, args, extra, inputs, outputs, (name, kept))
             if key is not None:
                 self._costed[key] = costed
         work, cost, shapes = costed
@@ -207,11 +227,13 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
 
     def _cost(
         self, plan: Any, out: Any, args: tuple[Any, ...], extra: dict[str, Any], inputs: list[torch.Tensor],
-        outputs: list[torch.Tensor],
+        outputs: list[torch.Tensor], mask: tuple[str, int | None] = ("", None),
     ) -> tuple[Work, Cost, tuple[tuple[int, ...], ...]]:
         work = Work()
         if plan not in (_UNKNOWN, _ZERO, None):
             out_spec, args_spec, extra_spec = specs((out, args, extra))  # shapes only: formulas never see values
+            if mask[1] is not None:  # the one value a formula gets: how many pairs an attention mask keeps
+                mask_argument(mask[0], args_spec, extra_spec).kept = mask[1]
             work = plan(out_spec, *args_spec, **extra_spec)
         bytes_read = _nbytes(inputs) if work.bytes_read is None else work.bytes_read
         bytes_written = _nbytes(outputs) if work.bytes_written is None else work.bytes_written

@@ -13,7 +13,7 @@ from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_map
 
 from .capture import CountingMode
-from .conventions import Convention, resolve
+from .conventions import Convention, resolve, with_attention
 from .cost import ZERO, Cost, OpCall
 from .guard import StateGuard
 from .hops import fullgraph_tolerated
@@ -21,6 +21,7 @@ from .memory import param_memory
 from .modules import ModuleStack, describe_module
 from .registry import Formula, nested_sizes
 from .report import ModuleRow, Report
+from .shadow import remember
 
 MODES = ("real", "fake", "meta")
 
@@ -47,13 +48,17 @@ def counting(
     *,
     model: torch.nn.Module | None = None,
     inputs: str = "",
+    attention: str | None = None,
 ) -> Iterator[Counting]:
     """Count every aten op run inside the block: training steps, generate(), several models.
 
     Modules of `model` are named as in `model.named_modules()`; other modules met in the block are named by
     their class (`GPT2Model.h.0.attn`). `overrides` maps ops to a formula, or to None to ignore them.
+    `attention="masked"` counts only the query–key pairs attention masks keep; "dense" (the default) all of them.
     """
     rules = resolve(convention)
+    if attention is not None:
+        rules = with_attention(rules, attention)
     session = Counting()
     stack = ModuleStack({model: ""} if model is not None else None)
     mode = CountingMode(stack, rules, overrides)
@@ -74,6 +79,7 @@ def count(
     mode: str = "real",
     convention: str | Convention = "default",
     overrides: dict[Any, Formula | None] | None = None,
+    attention: str | None = None,
 ) -> Report:
     """Count the MACs, FLOPs, parameters and bytes of one forward of `model` on `inputs`.
 
@@ -81,6 +87,8 @@ def count(
     runs the model as given; `"fake"` runs on fake tensors (shapes only, no arithmetic, weights untouched);
     `"meta"` moves everything to the meta device. A model built on the meta device is always counted on it.
     A TorchScript module (traced or scripted) runs as it is; asked for "meta", it is counted on fake tensors.
+    `attention`: "dense" (the guides: every query–key pair; the default) or "masked" (the pairs the masks keep:
+    causal, sliding window, padding, a FlexAttention BlockMask at its block granularity).
     The model, its state and torch's RNG are left exactly as found: parameters and buffers written in place are
     restored, attributes that forward set are put back, and `report.warnings` says what could not be.
     """
@@ -101,7 +109,8 @@ def count(
     state, args, kwargs = _prepare(model, args, kwargs, mode, fake, script)
     guard = StateGuard(model, tensors=state is None)  # the model runs on its own tensors
     with _rng_preserved(), torch.no_grad(), fake or contextlib.nullcontext():
-        with counting(convention, overrides, model=model, inputs=describe_inputs(args, kwargs)) as session:
+        with counting(convention, overrides, model=model, inputs=describe_inputs(args, kwargs),
+                      attention=attention) as session:
             assert session._mode is not None
             session._mode.warnings += notes
             session._mode.guard = guard if guard.watching else None
@@ -161,6 +170,7 @@ def _prepare(
             else:
                 new = t if t.is_meta else torch.empty_like(t, device="meta")
             converted[id(t)] = new.requires_grad_(t.requires_grad) if new.is_leaf else new
+            remember(converted[id(t)], t)  # integer inputs (an attention_mask) keep their values for masks
         return converted[id(t)]
 
     args, kwargs = tree_map(lambda x: convert(x) if isinstance(x, torch.Tensor) else x, (args, kwargs))

@@ -56,16 +56,18 @@ def padded_shape(t: torch.Tensor) -> tuple[int, ...]:
 class TensorSpec:
     """What a formula may know of a tensor: its shape, dtype and layout, never its values.
 
-    A nested tensor has the shape it would have once padded, and `nested` holds its components' sizes.
+    A nested tensor has the shape it would have once padded, and `nested` holds its components' sizes. An
+    attention mask carries `kept`, the query–key pairs it keeps (masks.py), when attention="masked" asks.
     """
 
-    __slots__ = ("dtype", "layout", "nested", "shape")
+    __slots__ = ("dtype", "kept", "layout", "nested", "shape")
 
     def __init__(self, tensor: torch.Tensor) -> None:
         self.nested = nested_sizes(tensor)
         self.shape = torch.Size(padded_shape(tensor)) if self.nested is not None else tensor.shape
         self.dtype = tensor.dtype
         self.layout = tensor.layout
+        self.kept: int | None = None
 
     def numel(self) -> int:
         return math.prod(self.shape)

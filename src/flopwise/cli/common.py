@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..conventions import PRESETS
+from ..conventions import ATTENTION, PRESETS, Convention, resolve, with_attention
 from ..count import MODES, count, counting, describe_inputs
 from ..report import Report
 from .errors import ModelError, UsageError
@@ -41,10 +41,18 @@ def add_count_options(parser: argparse.ArgumentParser) -> None:
                              "real: run the model; meta: the meta device")
     parser.add_argument("--convention", choices=list(PRESETS), default="default",
                         help="how MACs and other work become FLOPs (default: 2 per MAC plus every other op)")
+    parser.add_argument("--attention", choices=ATTENTION, default="dense",
+                        help="dense: every query–key pair (the guides; default); masked: only the pairs the "
+                             "attention masks keep (causal, sliding window, padding, BlockMask)")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
     parser.add_argument("--output", "-o", metavar="FILE", help="write the output to FILE instead of stdout")
     parser.add_argument("--quiet", "-q", action="store_true", help="no notices or progress on stderr")
     parser.add_argument("--traceback", action="store_true", help="show the full traceback of errors (debugging)")
+
+
+def chosen_convention(options: argparse.Namespace) -> Convention:
+    """--convention with --attention applied."""
+    return with_attention(resolve(options.convention), options.attention)
 
 
 def notifier(quiet: bool) -> Callable[[str], None]:
@@ -55,7 +63,7 @@ def notifier(quiet: bool) -> Callable[[str], None]:
     return notify
 
 
-def count_loaded(loaded: Loaded, mode: str, convention: str, notify: Callable[[str], None]) -> Report:
+def count_loaded(loaded: Loaded, mode: str, convention: str | Convention, notify: Callable[[str], None]) -> Report:
     """Count with a fallback: fake mode that meets a data-dependent op counts again for real, with a notice."""
     for note in loaded.notes:
         notify(note)
@@ -73,7 +81,7 @@ def count_loaded(loaded: Loaded, mode: str, convention: str, notify: Callable[[s
         return _count(loaded, model, "real", convention)
 
 
-def _count(loaded: Loaded, model: torch.nn.Module, mode: str, convention: str) -> Report:
+def _count(loaded: Loaded, model: torch.nn.Module, mode: str, convention: str | Convention) -> Report:
     # fake tensors log a full traceback at ERROR level before re-raising; the message below says it in one line
     fake_log = logging.getLogger("torch._subclasses.fake_tensor")
     level = fake_log.level
@@ -86,7 +94,7 @@ def _count(loaded: Loaded, model: torch.nn.Module, mode: str, convention: str) -
         fake_log.setLevel(level)
 
 
-def _count_scripted(loaded: Loaded, convention: str) -> Report:
+def _count_scripted(loaded: Loaded, convention: str | Convention) -> Report:
     """TorchScript runs outside Python's module calls: count its ops for real, without per-module rows."""
     args = loaded.inputs if isinstance(loaded.inputs, tuple) else (loaded.inputs,)
     try:

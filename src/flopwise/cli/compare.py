@@ -20,7 +20,15 @@ from ..render.grid import left, markdown_table, right, text_table
 from ..render.html_report import render_html_report
 from ..render.units import binary_bytes, count_text, si
 from ..report import Report
-from .common import add_count_options, add_input_options, count_loaded, emit, notifier, run_reporting_usage_errors
+from .common import (
+    add_count_options,
+    add_input_options,
+    chosen_convention,
+    count_loaded,
+    emit,
+    notifier,
+    run_reporting_usage_errors,
+)
 from .errors import UsageError
 from .load import load, torchvision_families
 from .plot import scatter_plot
@@ -84,7 +92,7 @@ def _run(options: argparse.Namespace) -> int:
         bar.update(spec)
         start = time.perf_counter()
         try:
-            report = count_loaded(load(spec, flags), options.mode, options.convention, notices.append)
+            report = count_loaded(load(spec, flags), options.mode, chosen_convention(options), notices.append)
             outcomes.append(Outcome(spec, report, "", time.perf_counter() - start))
         except UsageError as error:
             outcomes.append(Outcome(spec, None, str(error), time.perf_counter() - start))

@@ -25,6 +25,7 @@ from .budget import add_budget_option, gate
 from .common import (
     add_count_options,
     add_input_options,
+    chosen_convention,
     count_loaded,
     emit,
     notifier,
@@ -119,12 +120,12 @@ def _run(options: argparse.Namespace) -> int:
             raise UsageError("--input, --tokens and --batch need a MODEL (the guides' examples have their own)")
         for example in guide_examples():
             loaded = Loaded(f"guides:{example.name}", example.model, example.inputs)
-            report = count_loaded(loaded, options.mode, options.convention, notify)
+            report = count_loaded(loaded, options.mode, chosen_convention(options), notify)
             title = f"{example.name} — the guide counts {example.macs:,} MACs by hand"
             counted.append(_extras(Counted(title, report, {}), loaded, options))
     else:
         loaded = load(options.model, flags)
-        report = count_loaded(loaded, options.mode, options.convention, notify)
+        report = count_loaded(loaded, options.mode, chosen_convention(options), notify)
         counted.append(_extras(Counted("", report, {}), loaded, options))
     emit(_render(counted, options), options, notify)
     return gate(options.fail_if, [c.report for c in counted], 0 if all(c.report.complete for c in counted) else 1,
