@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "flopwise.examples": 4,
     "flopwise.render": 5,
     "flopwise.explain": 5,
+    "flopwise.llm": 5,
     "flopwise.measure": 6,
     "flopwise.cli": 7,
     "flopwise.__main__": 7,

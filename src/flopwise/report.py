@@ -70,6 +70,7 @@ class Report:
     param_bytes: dict[str, int] = field(default_factory=dict)  # dtype → bytes of parameters (see memory.py)
     peak_activation_bytes: int | None = None  # estimate from tensor lifetimes in the dispatch stream
     warnings: list[str] = field(default_factory=list)  # what the count could not keep as found or had to assume
+    phases: dict[str, Cost] = field(default_factory=dict)  # e.g. prefill, decode (count_generate)
 
     # — totals —
     @property
