@@ -34,6 +34,7 @@ from .common import (
 from .compare import main as compare_main
 from .diff import main as diff_main
 from .errors import UsageError
+from .generate import add_generate_option, generate_main
 from .load import load
 from .spec import InputFlags, Loaded
 
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--per-operator", action="store_true", help="also show the per-aten-operator table")
     parser.add_argument("--explain", action="store_true", help="show the hand calculation of each count")
     add_budget_option(parser, changes=False)
+    add_generate_option(parser)
     measure = parser.add_argument_group("measuring (runs the model for real)")
     measure.add_argument("--measure", action="store_true", help="time the model and join times to the counts")
     measure.add_argument("--device", help="where to measure: cpu, cuda, cuda:1 (default: the model's device)")
@@ -125,6 +127,8 @@ def _run(options: argparse.Namespace) -> int:
             counted.append(_extras(Counted(title, report, {}), loaded, options))
     else:
         loaded = load(options.model, flags)
+        if options.generate is not None:
+            return generate_main(loaded, options, notify)
         report = count_loaded(loaded, options.mode, chosen_convention(options), notify)
         counted.append(_extras(Counted("", report, {}), loaded, options))
     emit(_render(counted, options), options, notify)

@@ -162,11 +162,9 @@ def _fake_generate(model: torch.nn.Module, state: dict[str, torch.Tensor], shape
 
 def _split(report: Report, steps: _Steps, weight_bytes: int) -> GenerateReport:
     """The report with one Step per forward, and phases prefill, decode and sampling (the loop's own ops)."""
-    calls, out, inside = report.calls, [], 0
-    before = 0
+    calls, out, before = report.calls, list[Step](), 0
     for i, (start, end, tokens, kv_bytes, _) in enumerate(steps.spans):
         cost = sum((c.cost for c in calls[start:end]), ZERO)
-        inside += end - start
         context = tokens if i == 0 else out[0].context + i
         out.append(Step("prefill" if i == 0 else "decode", tokens, context, cost, weight_bytes, kv_bytes,
                         kv_bytes - before, kv_bytes))
