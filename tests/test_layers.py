@@ -21,6 +21,7 @@ LAYERS: dict[str, int] = {
     "flopwise.memory": 2,
     "flopwise.capture": 2,
     "flopwise.masks": 2,
+    "flopwise.moe": 2,
     "flopwise.shadow": 2,
     "flopwise.hops": 2,
     "flopwise.guard": 2,

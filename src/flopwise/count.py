@@ -19,6 +19,7 @@ from .guard import StateGuard
 from .hops import fullgraph_tolerated
 from .memory import param_memory
 from .modules import ModuleStack, describe_module
+from .moe import MoEObserver
 from .registry import Formula, nested_sizes
 from .report import ModuleRow, Report
 from .shadow import remember
@@ -63,13 +64,17 @@ def counting(
     stack = ModuleStack({model: ""} if model is not None else None)
     mode = CountingMode(stack, rules, overrides)
     session._stack, session._mode = stack, mode
+    experts = MoEObserver()
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(experts)
     try:
         with mode, fullgraph_tolerated():
             yield session
     finally:
+        hook.remove()
         stack.close()
         mode.memory.close()
         session.report = _build_report(stack, mode, rules, model, inputs)
+        session.report.moe.extend(experts.layers(stack.names, {n: m for m, n in stack.names.items()}))
 
 
 def count(

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from .conventions import Convention
 from .cost import ZERO, Cost, OpCall
+from .moe import MoELayer
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Report:
     peak_activation_bytes: int | None = None  # estimate from tensor lifetimes in the dispatch stream
     warnings: list[str] = field(default_factory=list)  # what the count could not keep as found or had to assume
     phases: dict[str, Cost] = field(default_factory=dict)  # e.g. prefill, decode (count_generate)
+    moe: list[MoELayer] = field(default_factory=list)  # per mixture-of-experts layer: routing, active params
 
     # — totals —
     @property
