@@ -9,6 +9,7 @@ tokens each. Active parameters per token: the router, the shared experts and k o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +63,7 @@ class MoEObserver:
         with _disable_current_modes():  # reading the routing is not part of the count
             entry[2] += torch.bincount(values.reshape(-1).cpu().long(), minlength=experts)[:experts]
 
-    def layers(self, names: dict[torch.nn.Module, str], parents: dict[str, torch.nn.Module]) -> list[MoELayer]:
+    def layers(self, names: Mapping[torch.nn.Module, str], parents: Mapping[str, torch.nn.Module]) -> list[MoELayer]:
         out = []
         for module, (tokens, top_k, counts) in self.seen.items():
             name = names.get(module, type(module).__name__)
