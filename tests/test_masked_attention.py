@@ -68,11 +68,12 @@ def _mistral(window: int) -> Any:
     return transformers.MistralForCausalLM(config).eval()
 
 
-def test_mistral_sliding_window_shorter_than_the_sequence() -> None:
+@pytest.mark.parametrize("mode", ["real", "fake"])
+def test_mistral_sliding_window_shorter_than_the_sequence(mode: str) -> None:
     s, w, h, e = 10, 4, 4, 16
     model, ids = _mistral(w), torch.randint(0, 100, (1, s))
-    dense = flopwise.count(model, {"input_ids": ids})
-    masked = flopwise.count(model, {"input_ids": ids}, attention="masked")
+    dense = flopwise.count(model, {"input_ids": ids}, mode=mode)
+    masked = flopwise.count(model, {"input_ids": ids}, mode=mode, attention="masked")  # fake: values followed
     kept = sum(min(i + 1, w) for i in range(s))  # 1 + 2 + 3 + 4·7 = 34 of 100 pairs
     assert kept == 34
     assert dense.macs - masked.macs == h * (s * s - kept) * (e + e)  # one layer, 4 heads of 16
@@ -112,3 +113,35 @@ def test_command_line_attention_masked(tmp_path: Any, capsys: Any) -> None:
     for attention, pairs in (("dense", 8 * 8), ("masked", 8 * 9 // 2)):
         assert main([f"{script}:M", "--input", "1x2x8x16", "--attention", attention, "--format", "json"]) == 0
         assert f'"macs": {1 * 2 * pairs * (16 + 16)}' in capsys.readouterr().out
+
+
+class Window(nn.Module):
+    """A sliding window of 3 built by index arithmetic, as transformers builds its masks."""
+
+    def forward(self, q: torch.Tensor) -> torch.Tensor:
+        i = torch.arange(q.shape[-2], device=q.device)
+        keep = (i[:, None] >= i[None, :]) & (i[:, None] - i[None, :] < 3)
+        return F.scaled_dot_product_attention(q, q, q, attn_mask=keep)
+
+
+@pytest.mark.parametrize("mode", ["real", "fake"])
+def test_mask_built_from_shapes_is_counted_without_data(mode: str) -> None:
+    r = flopwise.count(Window(), torch.rand(1, 2, 8, 16), mode=mode, attention="masked")
+    kept = sum(min(i + 1, 3) for i in range(8))  # 1 + 2 + 3·6 = 21 pairs per head
+    assert r.macs == 2 * kept * (16 + 16) and r.warnings == []
+
+
+def test_meta_device_says_masks_cannot_be_seen() -> None:
+    r = flopwise.count(Window(), torch.rand(1, 2, 8, 16), mode="meta", attention="masked")
+    assert r.macs == 2 * 64 * (16 + 16)  # the meta device runs attention as two matmuls: dense
+    assert any("meta device" in w and "counted dense" in w for w in r.warnings)
+
+
+def test_mask_of_unknown_values_falls_back_to_dense_with_a_warning() -> None:
+    class Given(nn.Module):
+        def forward(self, q: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+            return F.scaled_dot_product_attention(q, q, q, attn_mask=keep > 0.5)  # values of a float input
+
+    r = flopwise.count(Given(), (torch.rand(1, 2, 8, 16), torch.rand(8, 8)), mode="fake", attention="masked")
+    assert r.macs == 2 * 64 * (16 + 16)
+    assert any("unknown" in w and "dense" in w for w in r.warnings)

@@ -110,6 +110,9 @@ def count(
     if script and mode == "meta" and not on_meta:
         mode = "fake"
         notes.append("a TorchScript module cannot move to the meta device: counted on fake tensors instead")
+    if mode == "meta" and (attention == "masked" or (attention is None and resolve(convention).masked)):
+        notes.append("attention='masked' on the meta device: PyTorch runs attention there as plain matmuls, where "
+                     "masks cannot be seen, so it is counted dense; mode='fake' counts the pairs masks keep")
     fake = FakeTensorMode(allow_non_fake_inputs=True) if mode == "fake" else None
     state, args, kwargs = _prepare(model, args, kwargs, mode, fake, script)
     guard = StateGuard(model, tensors=state is None)  # the model runs on its own tensors

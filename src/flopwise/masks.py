@@ -14,6 +14,7 @@ import math
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import _disable_current_modes
 
 from .ops.attention import MASK_ARGUMENTS, mask_target
 from .shadow import value_of
@@ -46,7 +47,8 @@ def census(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | No
     mask = mask_argument(name, args, kwargs)
     if not isinstance(mask, torch.Tensor):
         return None
-    return kept_entries(mask, mask_target(name, args[0], args[1]))
+    with _disable_current_modes():  # the census is arithmetic on plain CPU values, outside any fake mode
+        return kept_entries(mask, mask_target(name, args[0], args[1]))
 
 
 def block_mask_pairs(block_mask: tuple[Any, ...], b: int, h: int) -> tuple[int, int, int] | None:
@@ -55,6 +57,11 @@ def block_mask_pairs(block_mask: tuple[Any, ...], b: int, h: int) -> tuple[int, 
     blocks, `kv_num_blocks`) or all of them (`full_kv_num_blocks`)."""
     partial, full = block_mask[2], block_mask[4]
     q_block, kv_block = int(block_mask[-3]), int(block_mask[-2])
+    with _disable_current_modes():
+        return _blocks(partial, full, b, h, q_block, kv_block)
+
+
+def _blocks(partial: Any, full: Any, b: int, h: int, q_block: int, kv_block: int) -> tuple[int, int, int] | None:
     blocks = 0
     for counts in (partial, full):
         if counts is None:
