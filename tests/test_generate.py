@@ -10,6 +10,7 @@ import transformers
 
 import flopwise
 from flopwise.cli import main
+from flopwise.render.data import report_to_dict
 
 D, LAYERS, HEADS, VOCAB, PROMPT, NEW = 128, 2, 4, 1000, 8, 4
 LINEAR = 12 * D * D  # per token and layer: qkv 3d², output d², MLP up 4d² and down 4d²
@@ -47,6 +48,7 @@ def test_prefill_and_each_decode_step_by_hand(real: Any) -> None:
     assert real.phases["prefill"] == real.steps[0].cost
     assert real.phases["decode"].macs == sum(hand_macs(1, PROMPT + i) for i in range(1, NEW))
     assert real.macs == real.phases["prefill"].macs + real.phases["decode"].macs  # the loop does no MACs
+    assert report_to_dict(real)["phases"]["decode"]["macs"] == real.phases["decode"].macs
 
 
 def test_kv_cache_and_bytes_per_step(real: Any) -> None:

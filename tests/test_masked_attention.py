@@ -112,7 +112,8 @@ def test_command_line_attention_masked(tmp_path: Any, capsys: Any) -> None:
                       "        return F.scaled_dot_product_attention(q, q, q, is_causal=True)\n")
     for attention, pairs in (("dense", 8 * 8), ("masked", 8 * 9 // 2)):
         assert main([f"{script}:M", "--input", "1x2x8x16", "--attention", attention, "--format", "json"]) == 0
-        assert f'"macs": {1 * 2 * pairs * (16 + 16)}' in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert f'"macs": {1 * 2 * pairs * (16 + 16)}' in out and f'"attention": "{attention}"' in out
 
 
 class Window(nn.Module):

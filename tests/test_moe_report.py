@@ -9,6 +9,7 @@ import torch
 import transformers
 
 import flopwise
+from flopwise.render.data import report_to_dict
 
 D, E, K, T = 32, 4, 2, 6  # hidden size, routed experts, experts per token, tokens
 
@@ -41,6 +42,8 @@ def test_mixtral_with_known_routing(monkeypatch: pytest.MonkeyPatch) -> None:
     assert layer.shared_params == E * D  # the router
     assert layer.active_params_per_token == E * D + K * 3 * 64 * D
     assert layer.total_params == E * D + E * 3 * 64 * D
+    data = report_to_dict(r)["moe"][0]  # in the JSON too
+    assert data["tokens_per_expert"] == [3, 4, 3, 2] and data["active_params_per_token"] == E * D + K * 3 * 64 * D
     experts = r["model.layers.0.mlp.experts"]
     assert experts.cost.macs == T * K * 3 * 64 * D  # what ran: 12 token–expert pairs of 3·F·D MACs
 
