@@ -48,6 +48,7 @@ def test_prefill_and_each_decode_step_by_hand(real: Any) -> None:
     assert real.phases["prefill"] == real.steps[0].cost
     assert real.phases["decode"].macs == sum(hand_macs(1, PROMPT + i) for i in range(1, NEW))
     assert real.macs == real.phases["prefill"].macs + real.phases["decode"].macs  # the loop does no MACs
+    assert real.phases["prefill"] + real.phases["decode"] + real.phases["sampling"] == real.total
     assert report_to_dict(real)["phases"]["decode"]["macs"] == real.phases["decode"].macs
 
 

@@ -169,8 +169,10 @@ def _split(report: Report, steps: _Steps, weight_bytes: int) -> GenerateReport:
         out.append(Step("prefill" if i == 0 else "decode", tokens, context, cost, weight_bytes, kv_bytes,
                         kv_bytes - before, kv_bytes))
         before = kv_bytes
-    spans = [(s, e) for s, e, *_ in steps.spans]
-    sampling = sum((c.cost for i, c in enumerate(calls) if not any(s <= i < e for s, e in spans)), ZERO)
+    inside = sum((step.cost for step in out), ZERO)
+    everything = report.total
+    sampling = Cost(*(getattr(everything, f) - getattr(inside, f)
+                      for f in ("macs", "flops", "bytes_read", "bytes_written")))  # the ops outside the forwards
     phases = {"prefill": out[0].cost if out else ZERO,
               "decode": sum((s.cost for s in out[1:]), ZERO), "sampling": sampling}
     base = {f.name: getattr(report, f.name) for f in fields(Report) if f.init}
