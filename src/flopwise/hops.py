@@ -105,6 +105,8 @@ def _flex(mode: CountingMode, func: torch._ops.HigherOrderOperator, args: tuple[
     if mode.convention.masked:
         heads = query.shape[-3]
         blocks = block_mask_pairs(block_mask, query.numel() // (heads * query.shape[-2] * query.shape[-1]), heads)
+        if blocks is None and "flex_attention: BlockMask values unknown, counted dense" not in mode.warnings:
+            mode.warnings.append("flex_attention: BlockMask values unknown, counted dense")
     return _costed(mode, func, flex_attention_work(query, key, value, per_pair, blocks), args, kwargs)
 
 
