@@ -3,7 +3,8 @@
 What generate really runs: `max_new_tokens=N` is N forwards — the prefill over the S prompt tokens (which
 computes only the last row of logits: `logits_to_keep=1`) and N−1 decode steps of one token each, attending to
 a KV cache of S, S+1, … S+N−2 earlier tokens. Each step is the ops inside one forward of the model; the ops of
-the loop around it (choosing the token, growing the ids) are phase "sampling".
+the loop around it (choosing the token, growing the ids — and an encoder-decoder's encoder, which generate runs
+outside the model's forward) are phase "sampling". Decoder-only models are what the steps describe.
 
 Bytes per step: `bytes_read` and `bytes_written` are what the ops read and write, as every flopwise count
 states them; `weight_bytes` is the bytes of the parameters (a roofline reads every weight once per forward),
