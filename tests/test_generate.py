@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -86,3 +87,13 @@ def test_command_line_generate(tmp_path: Any, capsys: Any) -> None:
     assert f"{hand_macs(PROMPT, PROMPT):,}" in out  # prefill
     assert f"{hand_macs(1, PROMPT + 1):,}" in out and f"{hand_macs(1, PROMPT + NEW - 1):,}" in out  # first, last
     assert "bound" in out and "tokens/s" in out
+
+
+def test_command_line_generate_json(tmp_path: Any, capsys: Any) -> None:
+    config = tmp_path / "config.json"
+    gpt2().config.to_json_file(config)
+    assert main([f"hf:{config}", "--tokens", f"1x{PROMPT}", "--generate", "2", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [s["macs"] for s in data["steps"]] == [hand_macs(PROMPT, PROMPT), hand_macs(1, PROMPT + 1)]
+    assert data["steps"][1]["kv_cache_bytes"] == (PROMPT + 1) * KV_PER_TOKEN
+    assert data["phases"]["decode"]["macs"] == hand_macs(1, PROMPT + 1)

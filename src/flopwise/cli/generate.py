@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -11,9 +12,10 @@ import torch
 from ..cost import Cost
 from ..llm import GenerateReport, count_generate
 from ..measure.devices import find_device, peak_key
+from ..render.data import cost_dict, report_to_dict
 from ..render.grid import left, right, text_table
 from ..render.units import si
-from .common import chosen_convention
+from .common import chosen_convention, emit
 from .errors import UsageError
 from .spec import Loaded
 
@@ -34,7 +36,13 @@ def generate_main(loaded: Loaded, options: argparse.Namespace, notify: Callable[
         notify(note)
     report = count_generate(_causal_lm(loaded.model), ids, options.generate, convention=chosen_convention(options),
                             do_sample=False, pad_token_id=0)
-    print("\n".join(render_generation(report, options.device)))
+    if options.format == "json":  # the flopwise/1 report with its phases, and one entry per forward
+        steps = [{"phase": st.phase, "tokens": st.tokens, "context": st.context, **cost_dict(st.cost),
+                  "weight_bytes": st.weight_bytes, "kv_read_bytes": st.kv_read_bytes,
+                  "kv_written_bytes": st.kv_written_bytes, "kv_cache_bytes": st.kv_cache_bytes} for st in report.steps]
+        emit(json.dumps({**report_to_dict(report), "steps": steps}, indent=2), options, notify)
+    else:
+        emit("\n".join(render_generation(report, options.device)), options, notify)
     return 0
 
 
