@@ -8,11 +8,12 @@ import flopwise
 def test_public_names() -> None:
     assert sorted(flopwise.__all__) == sorted(
         ["CONVENTIONS", "Convention", "Cost", "Flops", "ModuleRow", "Monitor", "Report", "Term", "Work", "count",
-         "counting", "explain", "formula", "measure", "zero_cost"]
+         "count_generate", "counting", "explain", "formula", "measure", "zero_cost"]
     )
     for name in flopwise.__all__:
         assert getattr(flopwise, name) is not None
     assert callable(flopwise.count) and callable(flopwise.explain) and callable(flopwise.measure)
+    assert callable(flopwise.count_generate)
 
 
 def test_the_measure_package_stays_reachable() -> None:

@@ -6,6 +6,7 @@ from .conventions import Convention
 from .cost import Cost, Flops, Term, Work
 from .count import count, counting
 from .explain import explain
+from .llm import count_generate
 from .measure import measure  # the function; `from flopwise.measure import …` still reaches the package
 from .registry import formula, zero_cost
 from .report import ModuleRow, Report
@@ -23,6 +24,7 @@ __all__ = [
     "Term",
     "Work",
     "count",
+    "count_generate",
     "counting",
     "explain",
     "formula",

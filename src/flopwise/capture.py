@@ -10,13 +10,16 @@ from torch._decomp import core_aten_decompositions
 from torch._subclasses.fake_tensor import FakeTensor, disable_fake_tensor_cache
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from . import mask_values
 from . import ops as _ops  # noqa: F401 - registers the formulas
 from .conventions import Convention
 from .cost import ZERO, Cost, OpCall, Work
 from .guard import StateGuard, written_arguments
 from .hops import hop_name, run_hop
+from .masks import census, mask_argument
 from .memory import ActivationMemory
 from .modules import ModuleStack
+from .ops.attention import MASK_ARGUMENTS
 from .registry import (
     OUTPUT_RULES,
     Formula,
@@ -125,6 +128,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.warnings: list[str] = []  # what the count assumed or could not keep as found (report.warnings)
         self.guard: StateGuard | None = None  # set by count(): parameters and buffers written in place
         self.shadows: Shadows | None = None  # in fake and meta mode: the real values of input-only tensors
+        self.follow_values = convention.masked  # masked attention: follow mask values on fake and meta tensors
 
     def _plan_for(self, func: Any) -> tuple[str, Any, tuple[tuple[int, str], ...]]:
         if func not in self._plan:
@@ -164,6 +168,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 out = self.shadows.answer(func, args, kwargs, name, self.modules.current)
             else:
                 self.shadows.follow(func, args, kwargs, out)
+        if self.follow_values:  # masked attention: mask values followed on fake tensors (mask_values.py)
+            mask_values.track(func, name, args, kwargs, out)
         self._record(func, name, plan, args, kwargs, out)
         return out
 
@@ -199,6 +205,17 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             return NotImplemented
         return out
 
+    def _mask_census(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
+        """Under attention="masked", the pairs an attention op's mask keeps (None: no mask, or unknown values)."""
+        if not self.convention.masked or name not in MASK_ARGUMENTS:
+            return None
+        kept = census(name, args, kwargs)
+        if kept is None and isinstance(mask_argument(name, args, kwargs), torch.Tensor):
+            warning = f"{name}: the values of its attention mask are unknown here; its pairs are counted dense"
+            if warning not in self.warnings:
+                self.warnings.append(warning)
+        return kept
+
     def record_work(self, name: str, work: Work, inputs: list[torch.Tensor], out: Any) -> None:
         """Record one call costed outside the formula registry (a higher-order operator's formula)."""
         outputs = _tensors(out)
@@ -228,9 +245,12 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.memory.record(inputs + _tensors(kwargs["out"]) if "out" in kwargs else inputs, outputs)
         if plan is _UNKNOWN:
             self.unsupported[name][module] += 1
+        kept = self._mask_census(name, args, extra)
+        if kept is not None and key is not None:
+            key = (key, kept)  # same shapes, another mask: another count
         costed = self._costed.get(key) if key is not None else None
         if costed is None:
-            costed = self._cost(plan, out, args, extra, inputs, outputs)
+            costed = self._cost(plan, out, args, extra, inputs, outputs, (name, kept))
             if key is not None:
                 self._costed[key] = costed
         work, cost, shapes = costed
@@ -238,11 +258,13 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
 
     def _cost(
         self, plan: Any, out: Any, args: tuple[Any, ...], extra: dict[str, Any], inputs: list[torch.Tensor],
-        outputs: list[torch.Tensor],
+        outputs: list[torch.Tensor], mask: tuple[str, int | None] = ("", None),
     ) -> tuple[Work, Cost, tuple[tuple[int, ...], ...]]:
         work = Work()
         if plan not in (_UNKNOWN, _ZERO, None):
             out_spec, args_spec, extra_spec = specs((out, args, extra))  # shapes only: formulas never see values
+            if mask[1] is not None:  # the one value a formula gets: how many pairs an attention mask keeps
+                mask_argument(mask[0], args_spec, extra_spec).kept = mask[1]
             work = plan(out_spec, *args_spec, **extra_spec)
         bytes_read = _nbytes(inputs) if work.bytes_read is None else work.bytes_read
         bytes_written = _nbytes(outputs) if work.bytes_written is None else work.bytes_written

@@ -1,8 +1,10 @@
 """Counting conventions as data: how MACs and non-contraction work become FLOPs.
 
-MACs never depend on the convention; FLOPs do. Every preset is one frozen object, so a number in a paper
-or another tool can be lined up with flopwise by naming the convention it used. `Convention.breakdown` is the
-one statement of the rule: the count sums its parts and the explanation shows them.
+MACs depend on the convention only through masked attention (`masked`, what `attention="masked"` sets: the
+query–key pairs a mask keeps instead of the full score matrix); FLOPs depend on all of it. Every preset is one
+frozen object, so a number in a paper or another tool can be lined up with flopwise by naming the convention it
+used. `Convention.breakdown` is the one statement of the rule: the count sums its parts and the explanation
+shows them.
 """
 
 from __future__ import annotations
@@ -31,11 +33,15 @@ class Convention:
     exact_dots: bool = False  # a k-term dot product is k multiplies and k−1 adds (2k−1), not 2k
     other_ops: bool = True  # count non-contraction FLOPs (activations, norms, softmax, residual adds…)
     skip: frozenset[str] = frozenset()  # kinds of non-contraction FLOPs left out, e.g. {"bias"}
-    causal: bool = False  # count only the unmasked query–key pairs of causal attention (default: dense)
+    masked: bool = False  # attention counts only the query–key pairs its mask keeps (default: dense, the guides')
 
     def macs_term(self, work: Work) -> Term | None:
-        """The MACs counted: the unmasked pairs of causal attention under a causal convention, else all."""
-        return work.causal_macs if self.causal and work.causal_macs is not None else work.macs
+        """The MACs counted: the pairs a mask keeps under masked attention, else all."""
+        return work.masked_macs if self.masked and work.masked_macs is not None else work.macs
+
+    @property
+    def attention(self) -> str:
+        return "masked" if self.masked else "dense"
 
     def macs(self, work: Work) -> int:
         term = self.macs_term(work)
@@ -83,9 +89,20 @@ FUSED_BN = Convention(
     skip=frozenset({"bn_inference"}),
 )
 
+# Kept for users of the former name: the default convention with attention="masked" (any mask, not only causal).
 CAUSAL = Convention(
-    "causal", "the default, with causal attention counting only the query–key pairs its mask keeps", causal=True
+    "causal", "the default with attention=\"masked\": attention counts only the query–key pairs its mask keeps",
+    masked=True,
 )
+ATTENTION = ("dense", "masked")
+
+
+def with_attention(convention: Convention, attention: str) -> Convention:
+    """The convention with attention counted "dense" (every query–key pair) or "masked" (the pairs kept)."""
+    if attention not in ATTENTION:
+        raise ValueError(f"attention must be one of {', '.join(ATTENTION)}, got {attention!r}")
+    masked = attention == "masked"
+    return convention if convention.masked == masked else convention.with_options(masked=masked)
 
 PRESETS: dict[str, Convention] = {
     c.name: c for c in (DEFAULT, CONTRACTIONS, MAC_AS_FLOP, EXACT, NO_BIAS, FUSED_BN, CAUSAL)

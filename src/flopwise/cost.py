@@ -66,7 +66,7 @@ class Work:
     dots: int = 0  # dot products computed (outputs of the contraction); exact counting uses 2k−1 each
     flops: tuple[Flops, ...] = ()
     note: str = ""  # a convention or assumption the count depends on, shown by explain
-    causal_macs: Term | None = None  # attention under a causal mask, when only unmasked pairs are counted
+    masked_macs: Term | None = None  # attention under a mask: the MACs of the query–key pairs it keeps
     bytes_read: int | None = None  # when an op reads only part of an input (a gather's rows); else all inputs
     bytes_written: int | None = None  # when an op writes less than its outputs (an allocation writes nothing)
 

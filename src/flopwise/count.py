@@ -15,12 +15,13 @@ from torch.utils._pytree import tree_leaves
 
 from .assemble import build_report
 from .capture import CountingMode
-from .conventions import Convention, resolve
+from .conventions import Convention, resolve, with_attention
 from .cost import OpCall
 from .effective import with_effective
 from .guard import StateGuard
 from .hops import fullgraph_tolerated
 from .modules import ModuleStack
+from .moe import MoEObserver
 from .prepare import on_meta, prepare, rng_preserved
 from .registry import Formula, nested_sizes
 from .report import Report
@@ -72,26 +73,34 @@ def counting(
     model: torch.nn.Module | None = None,
     inputs: str = "",
     step: str = "forward",
+    attention: str | None = None,
 ) -> Iterator[Counting]:
     """Count every aten op run inside the block: training steps, generate(), several models.
 
     Modules of `model` are named as in `model.named_modules()`; other modules met in the block are named by
     their class (`GPT2Model.h.0.attn`). `overrides` maps ops to a formula, or to None to ignore them.
     `step="train"` splits the count by phase (`report.phases`: forward, backward, optimizer, recompute).
+    `attention="masked"` counts only the query–key pairs attention masks keep; "dense" (the default) all of them.
     """
     rules = resolve(convention)
+    if attention is not None:
+        rules = with_attention(rules, attention)
     session = Counting()
     stack = ModuleStack({model: ""} if model is not None else None)
     mode = CountingMode(stack, rules, overrides)
     labeler = _step(step).labeler(mode.calls) if step != "forward" else None
     session._stack, session._mode, session.labeler = stack, mode, labeler
+    experts = MoEObserver()
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(experts)
     try:
         with mode, fullgraph_tolerated(), labeler if labeler is not None else contextlib.nullcontext():
             yield session
     finally:
+        hook.remove()
         stack.close()
         mode.memory.close()
         report = build_report(stack, mode, rules, model, inputs)
+        report.moe.extend(experts.layers(stack.names, {n: m for m, n in stack.names.items()}))
         session.report = labeler.finish(report) if labeler is not None else report
 
 
@@ -106,6 +115,7 @@ def count(
     loss_fn: Callable[[Any], torch.Tensor] | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     symbolic: dict[str, Any] | None = None,
+    attention: str | None = None,
 ) -> Report:
     """Count the MACs, FLOPs, parameters and bytes of one forward of `model` on `inputs`.
 
@@ -115,6 +125,8 @@ def count(
     device is always counted so. A value that depends on the data (`.item()`, `nonzero`) is computed from the
     real inputs in the shape-only modes, or the model runs for real when it has weights (`report.warnings`).
     A TorchScript module (traced or scripted) runs as it is; asked for "meta", it is counted on fake tensors.
+    `attention`: "dense" (the guides: every query–key pair; the default) or "masked" (the pairs the masks keep:
+    causal, sliding window, padding, a FlexAttention BlockMask at its block granularity).
     The model, its state and torch's RNG are left exactly as found: parameters and buffers written in place are
     restored, attributes that forward set are put back, and `report.warnings` says what could not be.
 
@@ -127,7 +139,7 @@ def count(
     if symbolic is not None:  # several plain counts, fitted and checked (symbolic.py)
         def count_at(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Report:
             return count(model, kwargs or args, mode=mode,  # inputs are all positional or all keyword
-                         convention=convention, overrides=overrides)
+                         convention=convention, overrides=overrides, attention=attention)
 
         return fit_symbolic(count_at, symbolic, *split_inputs(inputs))
     if not isinstance(model, torch.nn.Module):
@@ -144,14 +156,14 @@ def count(
     if on_meta(model):
         mode = "meta"
     try:
-        return _count(model, args, kwargs, mode, convention, overrides)
+        return _count(model, args, kwargs, mode, convention, overrides, attention)
     except NeedsData as error:  # a value that depends on the weights, in a shape-only mode
         if on_meta(model):
             raise NeedsData(error.op, error.module, _NO_WEIGHTS) from None
         if any(isinstance(t, torch.Tensor) and t.is_meta for t in tree_leaves((args, kwargs))):
             raise NeedsData(error.op, error.module, "; the inputs are on the meta device: pass real inputs") from None
         needed = f"{error.op} in module {error.module or '(root)'!r}"
-    report = _count(model, args, kwargs, "real", convention, overrides)
+    report = _count(model, args, kwargs, "real", convention, overrides, attention)
     said = f"mode={mode!r} met {needed}, a value that depends on the weights: counting again in real mode with the " \
         "model's weights, so data-dependent paths follow them"
     return dataclasses.replace(report, warnings=[said, *report.warnings])
@@ -165,7 +177,7 @@ _NO_WEIGHTS = (
 
 def _count(
     model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str,
-    convention: str | Convention, overrides: dict[Any, Formula | None] | None,
+    convention: str | Convention, overrides: dict[Any, Formula | None] | None, attention: str | None = None,
 ) -> Report:
     notes: list[str] = []
     script = isinstance(model, torch.jit.ScriptModule)  # its parameters cannot be swapped: it runs as found
@@ -178,7 +190,8 @@ def _count(
     state, args, kwargs = prepare(model, args, kwargs, mode, fake, script, shadows)
     guard = StateGuard(model, tensors=state is None)  # the model runs on its own tensors
     with rng_preserved(), torch.no_grad(), fake or contextlib.nullcontext():
-        with counting(convention, overrides, model=model, inputs=describe_inputs(args, kwargs)) as session:
+        with counting(convention, overrides, model=model, inputs=describe_inputs(args, kwargs),
+                      attention=attention) as session:
             assert session._mode is not None
             session._mode.warnings += notes
             session._mode.guard = guard if guard.watching else None

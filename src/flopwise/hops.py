@@ -22,6 +22,7 @@ from typing import Any, Protocol
 import torch
 
 from .cost import OpCall, Work
+from .masks import block_mask_pairs
 from .ops.attention import flex_attention_work
 from .ops.attention_backward import flex_attention_backward_work
 from .registry import lookup, op_name
@@ -35,6 +36,7 @@ class CountingMode(Protocol):
     warnings: list[str]
     modules: Any  # the ModuleStack
     overrides: dict[str, Any]
+    convention: Any  # the Convention (attention="masked" reads its block mask)
 
     def __enter__(self) -> Any: ...
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any, /) -> Any: ...
@@ -99,7 +101,13 @@ def _flex(mode: CountingMode, func: torch._ops.HigherOrderOperator, args: tuple[
         "score_mod": _one_call_flops(mode, score_mod, (score, index, index, index, index, *score_buffers)),
         "mask_mod": _one_call_flops(mode, block_mask[-1], (index, index, index, index, *mask_buffers)),
     }
-    return _costed(mode, func, flex_attention_work(query, key, value, per_pair), args, kwargs)
+    blocks = None
+    if mode.convention.masked:
+        heads = query.shape[-3]
+        blocks = block_mask_pairs(block_mask, query.numel() // (heads * query.shape[-2] * query.shape[-1]), heads)
+        if blocks is None and "flex_attention: BlockMask values unknown, counted dense" not in mode.warnings:
+            mode.warnings.append("flex_attention: BlockMask values unknown, counted dense")
+    return _costed(mode, func, flex_attention_work(query, key, value, per_pair, blocks), args, kwargs)
 
 
 def _one_call_flops(mode: CountingMode, fn: Callable[..., Any], args: tuple[Any, ...]) -> int | str:

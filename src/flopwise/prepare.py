@@ -15,6 +15,7 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._pytree import tree_map
 
+from .mask_values import remember
 from .shadow import Shadows
 
 TARGET_DEVICE = "cpu"  # the device whose kernels meta mode counts (the one this library runs on)
@@ -50,6 +51,7 @@ def prepare(
             else:  # a TorchScript module built on meta runs there
                 new = t if t.is_meta else torch.empty_like(t, device="meta")
             converted[id(t)] = new.requires_grad_(t.requires_grad) if new.is_leaf else new
+            remember(converted[id(t)], t)  # integer inputs (an attention_mask) keep their values for masks
         return converted[id(t)]
 
     state = None if script else {name: convert(t) for name, t in {**params, **buffers}.items()}

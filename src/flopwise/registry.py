@@ -86,16 +86,18 @@ class TensorSpec:
 
     A nested tensor has the shape it would have once padded, and `nested` holds its components' sizes. A sparse
     tensor (COO, CSR, CSC, BSR, BSC) has `nnz`, the values it stores, and BSR/BSC their `blocksize` (bh, bw);
-    both are None for a strided tensor.
+    both are None for a strided tensor. An attention mask carries `kept`, the query–key pairs it keeps
+    (masks.py), when attention="masked" asks.
     """
 
-    __slots__ = ("blocksize", "dtype", "layout", "nested", "nnz", "shape")
+    __slots__ = ("blocksize", "dtype", "kept", "layout", "nested", "nnz", "shape")
 
     def __init__(self, tensor: torch.Tensor) -> None:
         self.nested = nested_sizes(tensor)
         self.shape = torch.Size(padded_shape(tensor)) if self.nested is not None else tensor.shape
         self.dtype = tensor.dtype
         self.layout = tensor.layout
+        self.kept: int | None = None
         sparse = stored_values(tensor)
         self.nnz: int | None = sparse[0] if sparse is not None else None
         self.blocksize: tuple[int, int] | None = sparse[1] if sparse is not None else None

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from .conventions import Convention
 from .cost import ZERO, Cost, OpCall
+from .moe import MoELayer
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,10 @@ class Report:
     warnings: list[str] = field(default_factory=list)  # what the count could not keep as found or had to assume
     # A training step (count(step="train") or counting(step="train")): the total split by phase (forward,
     # backward, optimizer, recompute), and what backward did not compute because parameters are frozen.
-    phases: dict[str, Cost] = field(default_factory=dict)
+    phases: dict[str, Cost] = field(default_factory=dict)  # also prefill, decode (count_generate)
     frozen_savings: Cost | None = None
     sizes: dict[str, int] = field(default_factory=dict)  # a transformer's train step: L, d, heads, tokens, … (train/)
+    moe: list[MoELayer] = field(default_factory=list)  # per mixture-of-experts layer: routing, active params
 
     # — totals —
     @property

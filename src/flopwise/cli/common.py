@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 import torch
 
-from ..conventions import PRESETS
+from ..conventions import ATTENTION, PRESETS, Convention, resolve, with_attention
 from ..count import MODES, count, counting, describe_inputs
 from ..report import Report
 from ..shadow import NeedsData
@@ -65,6 +65,9 @@ def add_count_options(parser: argparse.ArgumentParser) -> None:
                              "real: run the model; meta: the meta device")
     parser.add_argument("--convention", choices=list(PRESETS), default="default",
                         help="how MACs and other work become FLOPs (default: 2 per MAC plus every other op)")
+    parser.add_argument("--attention", choices=ATTENTION, default="dense",
+                        help="dense: every query–key pair (the guides; default); masked: only the pairs the "
+                             "attention masks keep (causal, sliding window, padding, BlockMask)")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
     parser.add_argument("--output", "-o", metavar="FILE", help="write the output to FILE (UTF-8) instead of stdout")
     parser.add_argument("--quiet", "-q", action="store_true", help="no notices or progress on stderr")
@@ -90,6 +93,11 @@ def say(message: str) -> None:
     print(printable(message, sys.stderr), file=sys.stderr)
 
 
+def chosen_convention(options: argparse.Namespace) -> Convention:
+    """--convention with --attention applied."""
+    return with_attention(resolve(options.convention), options.attention)
+
+
 def notifier(quiet: bool) -> Callable[[str], None]:
     def notify(message: str) -> None:
         if not quiet:
@@ -102,7 +110,7 @@ def notifier(quiet: bool) -> Callable[[str], None]:
 
 
 def count_loaded(
-    loaded: Loaded, mode: str, convention: str, notify: Callable[[str], None], step: str = "forward"
+    loaded: Loaded, mode: str, convention: str | Convention, notify: Callable[[str], None], step: str = "forward"
 ) -> Report:
     """Count with a fallback: a shapes-only count that meets a data-dependent op counts again for real."""
     for note in loaded.notes:
@@ -130,7 +138,7 @@ def count_loaded(
 
 
 def _count(
-    loaded: Loaded, model: torch.nn.Module, inputs: Any, mode: str, convention: str, step: str = "forward"
+    loaded: Loaded, model: torch.nn.Module, inputs: Any, mode: str, convention: str | Convention, step: str = "forward"
 ) -> Report:
     # fake tensors log a full traceback at ERROR level before re-raising; the message below says it in one line
     fake_log = logging.getLogger("torch._subclasses.fake_tensor")
@@ -146,7 +154,7 @@ def _count(
         fake_log.setLevel(level)
 
 
-def _count_scripted(loaded: Loaded, convention: str) -> Report:
+def _count_scripted(loaded: Loaded, convention: str | Convention) -> Report:
     """TorchScript runs outside Python's module calls: count its ops for real, without per-module rows."""
     inputs = make_inputs(loaded.inputs, real=True)
     args = inputs if isinstance(inputs, tuple) else (inputs,)

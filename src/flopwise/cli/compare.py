@@ -23,6 +23,7 @@ from ..report import Report
 from .common import (
     add_count_options,
     add_input_options,
+    chosen_convention,
     count_loaded,
     dtype_flag,
     emit,
@@ -96,7 +97,7 @@ def _run(options: argparse.Namespace) -> int:
         bar.update(spec)
         start = time.perf_counter()
         try:
-            report = count_loaded(load(spec, flags), options.mode, options.convention, notices.append)
+            report = count_loaded(load(spec, flags), options.mode, chosen_convention(options), notices.append)
             outcomes.append(Outcome(spec, report, "", time.perf_counter() - start))
         except UsageError as error:
             outcomes.append(Outcome(spec, None, str(error), time.perf_counter() - start))

@@ -31,6 +31,7 @@ from .common import (
     EXIT_CODES,
     add_count_options,
     add_input_options,
+    chosen_convention,
     count_loaded,
     dtype_flag,
     emit,
@@ -40,6 +41,7 @@ from .common import (
 from .compare import main as compare_main
 from .diff import main as diff_main
 from .errors import UsageError
+from .generate import add_generate_option, generate_main
 from .inputs import make_inputs
 from .load import load
 from .spec import InputFlags, Loaded
@@ -87,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="count one forward (default) or a training step split by phase: forward, backward "
                              "(loss: the model's .loss, else the sum of its output), no optimizer")
     add_sweep_options(parser)
+    add_generate_option(parser)
     measure = parser.add_argument_group("measuring (runs the model for real)")
     measure.add_argument("--measure", action="store_true", help="time the model and join times to the counts")
     measure.add_argument("--device", help="where to measure: cpu, cuda, cuda:1 (default: the model's device)")
@@ -137,12 +140,14 @@ def _run(options: argparse.Namespace) -> int:
             raise UsageError("--input, --tokens, --batch and --dtype need a MODEL (the guides' examples have theirs)")
         for example in guide_examples():
             loaded = Loaded(f"guides:{example.name}", example.model, example.inputs)
-            report = count_loaded(loaded, options.mode, options.convention, notify, options.step)
+            report = count_loaded(loaded, options.mode, chosen_convention(options), notify, options.step)
             title = f"{example.name} — the guide counts {example.macs:,} MACs by hand"
             counted.append(_extras(Counted(title, report, {}), loaded, options, notify))
     else:
         loaded = load(options.model, flags)
-        report = count_loaded(loaded, options.mode, options.convention, notify, options.step)
+        if options.generate is not None:
+            return generate_main(loaded, options, notify)
+        report = count_loaded(loaded, options.mode, chosen_convention(options), notify, options.step)
         counted.append(_extras(Counted("", report, {}), loaded, options, notify))
     emit(_render(counted, options), options, notify)
     return gate(options.fail_if, [c.report for c in counted], 0 if all(c.report.complete for c in counted) else 1,

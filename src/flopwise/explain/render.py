@@ -31,7 +31,7 @@ def _call_text(style: Text, line: CallLine, rules: Convention) -> str:
     text = "; ".join(pieces)
     if line.left_out:
         text += " (not counted under this convention: " + ", ".join(f"{k} {v:,}" for k, v in line.left_out) + ")"
-    if line.call.work.note and not (rules.causal and line.call.work.causal_macs is not None):
+    if line.call.work.note and not (rules.masked and line.call.work.masked_macs is not None):
         text += f" — {line.call.work.note}"  # (the note describes the dense count)
     return f"{line.repeat} identical calls, each: {text}" if line.repeat > 1 else text
 
@@ -104,14 +104,14 @@ def _notes(style: Text, report: Report, groups: list[Group]) -> list[str]:
     if kinds.get("bn_inference"):
         out.append(f"Inference batch norm costs {kinds['bn_inference']:,} FLOPs; folded into the preceding "
                    "convolution (convention 'fused-bn') it costs none.")
-    causal = [c.work for c in report.calls if c.work.causal_macs is not None]
-    dense, kept = sum(w.mac_count for w in causal), sum(w.causal_macs.value for w in causal if w.causal_macs)
-    if causal and rules.causal:
-        out.append(f"Causal attention counts only the query–key pairs its mask keeps: {kept:,} MACs "
+    masked = [c.work for c in report.calls if c.work.masked_macs is not None]
+    dense, kept = sum(w.mac_count for w in masked), sum(w.masked_macs.value for w in masked if w.masked_macs)
+    if masked and rules.masked:
+        out.append(f"Masked attention counts only the query–key pairs its mask keeps: {kept:,} MACs "
                    f"(dense, the full score matrix: {dense:,}).")
-    elif causal:
-        out.append(f"Causal attention is counted dense, the full score matrix, as the guides count it: {dense:,} "
-                   f"MACs; convention 'causal' counts only the pairs the mask keeps: {kept:,}.")
+    elif masked:
+        out.append(f"Masked attention is counted dense, the full score matrix, as the guides count it: {dense:,} "
+                   f"MACs; attention='masked' counts only the pairs the mask keeps: {kept:,}.")
     elif any("attention" in c.op for c in report.calls) or any("QKᵀ" in ln.short for g in groups for ln in g.lines):
         out.append("Attention is counted dense: every query against every key (the full L×S score matrix), as "
                    "the guides count it.")

@@ -4,7 +4,9 @@ For queries (B, H, L, E), keys (B, H_kv, S, E) and values (B, H_kv, S, E_v) — 
 shares each key/value head among H/H_kv query heads, which changes no product:
     MACs = B·H·L·S·E (scores QKᵀ) + B·H·L·S·E_v (weighted sum of values)
 Non-contraction: scaling the scores (B·H·L·S), an additive mask when one is given (B·H·L·S), and the
-softmax (3S−1 per row of S). Dense attention counts the full score matrix, also when causal.
+softmax (3S−1 per row of S). Dense attention counts the full score matrix, also when causal; each call also
+states the MACs of the pairs its mask keeps (`masked_macs`), which attention="masked" counts instead: P pairs
+per head under is_causal, the K pairs a mask tensor keeps over all B·H heads (its census, masks.py).
 """
 
 from __future__ import annotations
@@ -19,7 +21,22 @@ from .shapes import nested_sizes
 aten = ops.aten
 
 
-def sdpa_work(b: int, h: int, l: int, s: int, e: int, e_v: int, masked: bool, causal: bool) -> Work:
+# op → (position, keyword) of its mask argument, whose census (`TensorSpec.kept`) the capture takes
+MASK_ARGUMENTS: dict[str, tuple[int, str]] = {
+    "aten._scaled_dot_product_flash_attention_for_cpu": (-1, "attn_mask"),
+    "aten._scaled_dot_product_efficient_attention": (3, "attn_bias"),
+    "aten._scaled_dot_product_cudnn_attention": (3, "attn_bias"),
+    "aten._scaled_dot_product_fused_attention_overrideable": (3, "attn_bias"),
+    "aten._efficient_attention_forward": (3, "bias"),
+}
+
+
+def _kept(mask) -> int | None:
+    return getattr(mask, "kept", None) if mask is not None else None
+
+
+def sdpa_work(b: int, h: int, l: int, s: int, e: int, e_v: int, masked: bool, causal: bool,
+              kept: int | None = None) -> Work:
     macs = Term("B·H·L·S·E + B·H·L·S·E_v", B=b, H=h, L=l, S=s, E=e, E_v=e_v)
     flops = [
         Flops("scale", Term("B·H·L·S", B=b, H=h, L=l, S=s)),
@@ -27,67 +44,85 @@ def sdpa_work(b: int, h: int, l: int, s: int, e: int, e_v: int, masked: bool, ca
     ]
     if masked:
         flops.append(Flops("mask", Term("B·H·L·S", B=b, H=h, L=l, S=s)))
+    dots = b * h * l * (s + e_v)
+    if kept is not None:  # a mask tensor: K pairs kept over all B·H heads
+        kept_macs = Term("K·E + K·E_v", K=kept, E=e, E_v=e_v)
+        note = f"dense: the full L×S score matrix is counted; attention='masked' counts the K = {kept:,} pairs kept"
+        return Work(macs=macs, dots=dots, flops=tuple(flops), note=note, masked_macs=kept_macs)
     if not causal:
-        return Work(macs=macs, dots=b * h * l * (s + e_v), flops=tuple(flops))
+        return Work(macs=macs, dots=dots, flops=tuple(flops))
     # query i sees keys 0..i (PyTorch's is_causal aligns the mask top-left)
     pairs = l * (l + 1) // 2 if l <= s else s * (s + 1) // 2 + (l - s) * s
     causal_macs = Term("B·H·P·E + B·H·P·E_v", B=b, H=h, P=pairs, E=e, E_v=e_v)
     note = (
         "dense: the full L×S score matrix is counted although the mask is causal; "
-        f"the 'causal' convention counts the P = {pairs:,} unmasked query–key pairs instead"
+        f"attention='masked' counts the P = {pairs:,} unmasked query–key pairs per head instead"
     )
-    return Work(macs=macs, dots=b * h * l * (s + e_v), flops=tuple(flops), note=note, causal_macs=causal_macs)
+    return Work(macs=macs, dots=dots, flops=tuple(flops), note=note, masked_macs=causal_macs)
 
 
-def _heads_first(q, k, v, masked: bool, causal: bool) -> Work:
+def _heads_first(q, k, v, mask, causal: bool) -> Work:
     """Layout (B, H, L, E), as F.scaled_dot_product_attention takes it; extra leading dims fold into B."""
     *lead, h, l, e = q.shape
     b = 1
     for d in lead:
         b *= int(d)
-    return sdpa_work(b, int(h), int(l), int(k.shape[-2]), int(e), int(v.shape[-1]), masked, causal)
+    return sdpa_work(b, int(h), int(l), int(k.shape[-2]), int(e), int(v.shape[-1]), mask is not None, causal,
+                     _kept(mask))
 
 
-def _seq_first(q, k, v, masked: bool, causal: bool) -> Work:
+def _seq_first(q, k, v, mask, causal: bool) -> Work:
     """Layout (B, L, H, E), as the raw flash / memory-efficient kernels take it."""
     b, l, h, e = q.shape
-    return sdpa_work(int(b), int(h), int(l), int(k.shape[1]), int(e), int(v.shape[-1]), masked, causal)
+    return sdpa_work(int(b), int(h), int(l), int(k.shape[1]), int(e), int(v.shape[-1]), mask is not None, causal,
+                     _kept(mask))
+
+
+def mask_target(name: str, q, k) -> tuple[int, ...]:
+    """The (B, H, L, S) scores a mask argument of op `name` broadcasts to."""
+    if name == "aten._efficient_attention_forward":  # (B, L, H, E)
+        return (int(q.shape[0]), int(q.shape[2]), int(q.shape[1]), int(k.shape[1]))
+    *lead, h, l, _ = q.shape
+    b = 1
+    for d in lead:
+        b *= int(d)
+    return (b, int(h), int(l), int(k.shape[-2]))
 
 
 @formula(aten._scaled_dot_product_flash_attention_for_cpu)
 def flash_cpu(result, q, k, v, dropout_p=0.0, is_causal=False, *, attn_mask=None, scale=None):
-    return _heads_first(q, k, v, attn_mask is not None, bool(is_causal))
+    return _heads_first(q, k, v, attn_mask, bool(is_causal))
 
 
 @formula(aten._scaled_dot_product_flash_attention)
 def flash(result, q, k, v, dropout_p=0.0, is_causal=False, *rest, **kwargs):
-    return _heads_first(q, k, v, False, bool(is_causal))
+    return _heads_first(q, k, v, None, bool(is_causal))
 
 
 @formula(aten._scaled_dot_product_efficient_attention)
 def efficient(result, q, k, v, attn_bias, compute_log_sumexp, dropout_p=0.0, is_causal=False, *rest, **kwargs):
-    return _heads_first(q, k, v, attn_bias is not None, bool(is_causal))
+    return _heads_first(q, k, v, attn_bias, bool(is_causal))
 
 
 @formula(aten._scaled_dot_product_cudnn_attention)
 def cudnn(result, q, k, v, attn_bias, compute_log_sumexp, dropout_p=0.0, is_causal=False, *rest, **kwargs):
-    return _heads_first(q, k, v, attn_bias is not None, bool(is_causal))
+    return _heads_first(q, k, v, attn_bias, bool(is_causal))
 
 
 @formula(aten._scaled_dot_product_fused_attention_overrideable)
 def overrideable(result, q, k, v, attn_bias=None, dropout_p=0.0, is_causal=False, *rest, **kwargs):
-    return _heads_first(q, k, v, attn_bias is not None, bool(is_causal))
+    return _heads_first(q, k, v, attn_bias, bool(is_causal))
 
 
 @formula(aten._flash_attention_forward)
 def flash_forward(result, q, k, v, cum_seq_q, cum_seq_k, max_q, max_k, dropout_p, is_causal, *rest, **kwargs):
-    return _seq_first(q, k, v, False, bool(is_causal))
+    return _seq_first(q, k, v, None, bool(is_causal))
 
 
 @formula(aten._efficient_attention_forward)
 def efficient_forward(result, q, k, v, bias, *rest, **kwargs):
     causal = bool(kwargs.get("custom_mask_type", rest[5] if len(rest) > 5 else 0))
-    return _seq_first(q, k, v, bias is not None, causal)
+    return _seq_first(q, k, v, bias, causal)
 
 
 def _mha_terms(b: int, l: int, s: int, e: int, heads: int, masked: bool) -> Work:
@@ -176,10 +211,11 @@ def encoder_layer(result, src, embed_dim, num_heads, qkv_weight, qkv_bias, proj_
     return Work(macs=macs, dots=attention.dots + n * (f + e), flops=flops, note=attention.note)
 
 
-def flex_attention_work(q, k, v, per_pair: dict[str, int | str]) -> Work:
+def flex_attention_work(q, k, v, per_pair: dict[str, int | str], blocks: tuple[int, int, int] | None = None) -> Work:
     """flex_attention: dense attention over (B, H, L, E) queries (GQA as in SDPA), plus `score_mod` and
     `mask_mod` once per query–key pair (`per_pair`: their FLOPs on one pair, or why they could not be costed).
-    Block sparsity is not used: every pair is counted, also in the blocks a mask skips."""
+    Dense counts every pair, also in the blocks a mask skips; `blocks` — (N blocks computed over all B·H
+    heads, Q block, KV block) of its BlockMask — gives attention="masked" the N·QB·KB pairs the kernel computes."""
     *lead, h, l, e = q.shape
     b = 1
     for d in lead:
@@ -192,4 +228,10 @@ def flex_attention_work(q, k, v, per_pair: dict[str, int | str]) -> Work:
         elif cost:
             flops.append(Flops(kind, Term(f"B·H·L·S·{kind}", B=b, H=int(h), L=int(l), S=int(k.shape[-2]),
                                           **{kind: cost})))
-    return Work(macs=base.macs, dots=base.dots, flops=tuple(flops), note="; ".join(notes))
+    masked_macs = None
+    if blocks is not None:  # a block at the sequence's end holds fewer pairs: never more than the dense count
+        pairs = min(blocks[0] * blocks[1] * blocks[2], b * int(h) * int(l) * int(k.shape[-2]))
+        masked_macs = Term("N·E + N·E_v", N=pairs, E=int(e), E_v=int(v.shape[-1]))
+        notes.append(f"attention='masked' counts the {blocks[0]:,} blocks of {blocks[1]}×{blocks[2]} its BlockMask "
+                     "computes")
+    return Work(macs=base.macs, dots=base.dots, flops=tuple(flops), note="; ".join(notes), masked_macs=masked_macs)

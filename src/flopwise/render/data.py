@@ -47,7 +47,9 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         },
         "complete": report.complete,
         "warnings": list(report.warnings),
+        "attention": report.convention.attention,  # "dense" (every query–key pair) or "masked" (pairs kept)
         **_training(report),
+        **({"moe": [_moe(layer) for layer in report.moe]} if report.moe else {}),
     }
 
 
@@ -59,4 +61,12 @@ def _training(report: Report) -> dict[str, Any]:
     return {
         "phases": {phase: cost_dict(cost) for phase, cost in report.phases.items()},
         "frozen_savings": cost_dict(saved) if saved is not None else None,
+    }
+
+def _moe(layer: Any) -> dict[str, Any]:
+    return {
+        "name": layer.name, "experts": layer.experts, "top_k": layer.top_k, "tokens": layer.tokens,
+        "tokens_per_expert": list(layer.tokens_per_expert), "params_per_expert": layer.params_per_expert,
+        "shared_params": layer.shared_params, "active_params_per_token": layer.active_params_per_token,
+        "total_params": layer.total_params, "estimate": layer.estimate, "assumption": layer.assumption,
     }

@@ -1,0 +1,188 @@
+"""`count_generate`: transformers' generate() counted step by step — prefill, then one decode step per token.
+
+What generate really runs: `max_new_tokens=N` is N forwards — the prefill over the S prompt tokens (which
+computes only the last row of logits: `logits_to_keep=1`) and N−1 decode steps of one token each, attending to
+a KV cache of S, S+1, … S+N−2 earlier tokens. Each step is the ops inside one forward of the model; the ops of
+the loop around it (choosing the token, growing the ids — and an encoder-decoder's encoder, which generate runs
+outside the model's forward) are phase "sampling". Decoder-only models are what the steps describe.
+
+Bytes per step: `bytes_read` and `bytes_written` are what the ops read and write, as every flopwise count
+states them; `weight_bytes` is the bytes of the parameters (a roofline reads every weight once per forward),
+`kv_read_bytes` the KV cache the step attends to (the cache after it) and `kv_written_bytes` what it appends.
+
+The shape-only path (`mode="fake"`, or a model on the meta device) runs the same forwards, with the kwargs
+generate passes, on fake CPU tensors — the kernels the real CPU path picks, no arithmetic, no memory — so
+its steps equal the real path's exactly on models small enough to run both.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.func import functional_call
+
+from ..conventions import Convention
+from ..cost import ZERO, Cost, OpCall
+from ..count import counting
+from ..report import Report
+
+
+@dataclass(frozen=True)
+class Step:
+    """One forward of generate(): the prefill, or the decode step of one new token."""
+
+    phase: str  # "prefill" or "decode"
+    tokens: int  # query tokens per sequence in this forward (S for the prefill, 1 for a decode step)
+    context: int  # tokens in the KV cache after the step (what its attention reads)
+    cost: Cost
+    weight_bytes: int
+    kv_read_bytes: int
+    kv_written_bytes: int
+    kv_cache_bytes: int  # the cache's size after the step
+
+    @property
+    def intensity(self) -> float | None:
+        """FLOPs per byte the ops move."""
+        return self.cost.intensity
+
+
+@dataclass(frozen=True)
+class GenerateReport(Report):
+    """A Report of the whole generate(), with `phases` prefill, decode, sampling and one Step per forward."""
+
+    steps: tuple[Step, ...] = ()
+
+
+def cache_bytes(cache: Any) -> int:
+    """Bytes of the keys and values held by a transformers cache (its `layers`, each with keys and values)."""
+    total = 0
+    for layer in getattr(cache, "layers", ()) or ():
+        for name in ("keys", "values"):
+            t = getattr(layer, name, None)
+            if isinstance(t, torch.Tensor):
+                total += t.numel() * t.element_size()
+    return total
+
+
+class _Steps:
+    """Forward hooks that mark where each step's ops begin and end, and the cache's size after it."""
+
+    def __init__(self, calls: list[OpCall]) -> None:
+        self.calls = calls
+        self.spans: list[tuple[int, int, int, int, Any]] = []  # (start, end, tokens, cache bytes, cache)
+        self._start = 0
+
+    def pre(self, module: Any, args: Any, kwargs: dict[str, Any]) -> None:
+        self._start = len(self.calls)
+
+    def post(self, module: Any, args: Any, kwargs: dict[str, Any], out: Any) -> None:
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        tokens = int(ids.shape[-1]) if isinstance(ids, torch.Tensor) else 0
+        cache = kwargs.get("past_key_values") or getattr(out, "past_key_values", None)
+        self.spans.append((self._start, len(self.calls), tokens, cache_bytes(cache), cache))
+
+
+@contextlib.contextmanager
+def _hooked(model: torch.nn.Module, steps: _Steps) -> Iterator[None]:
+    handles = [model.register_forward_pre_hook(steps.pre, with_kwargs=True),
+               model.register_forward_hook(steps.post, with_kwargs=True)]
+    try:
+        yield
+    finally:
+        for handle in handles:  # the model is left as found
+            handle.remove()
+
+
+def count_generate(
+    model: torch.nn.Module, input_ids: torch.Tensor, max_new_tokens: int, *, mode: str = "real",
+    convention: str | Convention = "default", attention: str | None = None, **generate_kwargs: Any,
+) -> GenerateReport:
+    """Count `model.generate(input_ids, max_new_tokens=N, **generate_kwargs)` split into its N forwards.
+
+    `mode="real"` runs generate() (random weights are fine); `mode="fake"` — chosen for a model on the meta
+    device — runs the same N forwards on fake CPU tensors (greedy: every step makes one token, none stops early).
+    """
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    params = list(model.parameters())
+    if params and all(p.is_meta for p in params):
+        mode = "fake"
+    if mode not in ("real", "fake"):
+        raise ValueError(f"mode must be 'real' or 'fake', got {mode!r}")
+    shape = "×".join(str(d) for d in input_ids.shape)
+    described = f"input_ids={shape}, max_new_tokens={max_new_tokens}"
+    fake = FakeTensorMode(allow_non_fake_inputs=True) if mode == "fake" else None
+    state = _fake_state(model, fake) if fake is not None else {}
+    with torch.no_grad(), fake or contextlib.nullcontext():
+        with counting(convention, model=model, inputs=described, attention=attention) as session:
+            assert session._mode is not None
+            steps = _Steps(session._mode.calls)
+            with _hooked(model, steps):
+                if fake is None:
+                    model.generate(input_ids, max_new_tokens=max_new_tokens, **generate_kwargs)  # type: ignore[operator]
+                else:
+                    _fake_generate(model, state, tuple(input_ids.shape), max_new_tokens)
+    return _split(session.report, steps, sum(session.report.param_bytes.values()))
+
+
+def _fake_state(model: torch.nn.Module, fake: FakeTensorMode) -> dict[str, torch.Tensor]:
+    """Fake CPU stand-ins of the parameters and buffers; tied weights stay tied."""
+    tensors = {**dict(model.named_parameters(remove_duplicate=False)),
+               **dict(model.named_buffers(remove_duplicate=False))}
+    made: dict[int, torch.Tensor] = {}
+    with fake:
+        for t in tensors.values():
+            if id(t) not in made:
+                made[id(t)] = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="cpu")
+    return {name: made[id(t)] for name, t in tensors.items()}
+
+
+def _fake_generate(model: torch.nn.Module, state: dict[str, torch.Tensor], shape: tuple[int, ...], n: int) -> None:
+    """The forwards generate() runs, with the kwargs it passes, on fake CPU tensors (no values, no memory)."""
+    from transformers import DynamicCache  # noqa: PLC0415 - the LLM path alone needs transformers
+
+    cache = DynamicCache(config=getattr(model, "config", None))
+    batch, prompt = shape
+    for step in range(n):
+        start, length = (0, prompt) if step == 0 else (prompt + step - 1, 1)
+        kwargs = {
+            "input_ids": torch.zeros(batch, length, dtype=torch.long),
+            "past_key_values": cache,
+            "position_ids": torch.arange(start, start + length).unsqueeze(0).expand(batch, -1),
+            "logits_to_keep": 1,
+            "use_cache": True,
+            "return_dict": True,
+        }
+        functional_call(model, state, (), kwargs, strict=False)
+
+
+def _split(report: Report, steps: _Steps, weight_bytes: int) -> GenerateReport:
+    """The report with one Step per forward, and phases prefill, decode and sampling (the loop's own ops)."""
+    calls, out, before = report.calls, list[Step](), 0
+    for i, (start, end, tokens, kv_bytes, _) in enumerate(steps.spans):
+        cost = sum((c.cost for c in calls[start:end]), ZERO)
+        context = tokens if i == 0 else out[0].context + i
+        out.append(Step("prefill" if i == 0 else "decode", tokens, context, cost, weight_bytes, kv_bytes,
+                        kv_bytes - before, kv_bytes))
+        before = kv_bytes
+    inside = sum((step.cost for step in out), ZERO)
+    everything = report.total
+    sampling = Cost(*(getattr(everything, f) - getattr(inside, f)
+                      for f in ("macs", "flops", "bytes_read", "bytes_written")))  # the ops outside the forwards
+    phases = {"prefill": out[0].cost if out else ZERO,
+              "decode": sum((s.cost for s in out[1:]), ZERO), "sampling": sampling}
+    base = {f.name: getattr(report, f.name) for f in fields(Report) if f.init}
+    base["phases"] = phases
+    return GenerateReport(**base, steps=tuple(out))
+
+
+def kv_cache_bytes(layers: int, batch: int, kv_heads: int, head_dim: int, tokens: int, itemsize: int) -> int:
+    """Keys and values of every layer: 2·layers·B·H_kv·D·T·bytes."""
+    return 2 * layers * batch * kv_heads * head_dim * tokens * itemsize
+
+

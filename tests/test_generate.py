@@ -1,0 +1,99 @@
+"""count_generate: prefill and decode steps of transformers' generate(), real and shape-only, derived by hand."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+import torch
+import transformers
+
+import flopwise
+from flopwise.cli import main
+from flopwise.render.data import report_to_dict
+
+D, LAYERS, HEADS, VOCAB, PROMPT, NEW = 128, 2, 4, 1000, 8, 4
+LINEAR = 12 * D * D  # per token and layer: qkv 3d², output d², MLP up 4d² and down 4d²
+KV_PER_TOKEN = 2 * LAYERS * D * 4  # keys and values of every layer, float32
+
+
+def gpt2(meta: bool = False) -> Any:
+    config = transformers.GPT2Config(n_layer=LAYERS, n_embd=D, n_head=HEADS, vocab_size=VOCAB, n_positions=64,
+                                     bos_token_id=0, eos_token_id=0)
+    torch.manual_seed(0)
+    with torch.device("meta" if meta else "cpu"):
+        return transformers.GPT2LMHeadModel(config).eval()
+
+
+def hand_macs(tokens: int, context: int, causal_pairs: int | None = None) -> int:
+    """One forward: linears on every token, attention over `context` keys (QKᵀ and ·V: 2·pairs·d), lm_head on the
+    last row only (generate asks for `logits_to_keep=1`)."""
+    pairs = tokens * context if causal_pairs is None else causal_pairs
+    return LAYERS * (tokens * LINEAR + 2 * pairs * D) + D * VOCAB
+
+
+@pytest.fixture(scope="module")
+def real() -> Any:
+    ids = torch.randint(0, VOCAB, (1, PROMPT))
+    return flopwise.count_generate(gpt2(), ids, max_new_tokens=NEW, do_sample=False, pad_token_id=0)
+
+
+def test_prefill_and_each_decode_step_by_hand(real: Any) -> None:
+    assert [s.phase for s in real.steps] == ["prefill"] + ["decode"] * (NEW - 1)  # N new tokens: N forwards
+    assert real.steps[0].cost.macs == hand_macs(PROMPT, PROMPT) == 3_306_496
+    for i, step in enumerate(real.steps[1:], start=1):
+        assert step.tokens == 1 and step.context == PROMPT + i
+        assert step.cost.macs == hand_macs(1, PROMPT + i)  # one query over the cache of 8 + i tokens
+    assert real.steps[1].cost.macs == 2 * (LINEAR + 2 * 9 * D) + D * VOCAB == 525_824
+    assert real.phases["prefill"] == real.steps[0].cost
+    assert real.phases["decode"].macs == sum(hand_macs(1, PROMPT + i) for i in range(1, NEW))
+    assert real.macs == real.phases["prefill"].macs + real.phases["decode"].macs  # the loop does no MACs
+    assert real.phases["prefill"] + real.phases["decode"] + real.phases["sampling"] == real.total
+    assert report_to_dict(real)["phases"]["decode"]["macs"] == real.phases["decode"].macs
+
+
+def test_kv_cache_and_bytes_per_step(real: Any) -> None:
+    weights = sum(p.numel() for p in gpt2().parameters()) * 4  # tied lm_head counted once
+    for i, step in enumerate(real.steps):
+        context = PROMPT + i
+        assert step.kv_cache_bytes == step.kv_read_bytes == context * KV_PER_TOKEN  # 2048 bytes per token
+        assert step.kv_written_bytes == (PROMPT if i == 0 else 1) * KV_PER_TOKEN
+        assert step.weight_bytes == weights
+        assert step.intensity == step.cost.flops / (step.cost.bytes_read + step.cost.bytes_written)
+    assert real.steps[1].intensity < real.steps[0].intensity  # decode moves the weights for one token
+
+
+def test_shape_only_path_equals_the_real_path(real: Any) -> None:
+    fake = flopwise.count_generate(gpt2(meta=True), torch.zeros(1, PROMPT, dtype=torch.long), max_new_tokens=NEW)
+    assert [s.cost for s in fake.steps] == [s.cost for s in real.steps]  # MACs, FLOPs and bytes alike
+    assert [s.kv_cache_bytes for s in fake.steps] == [s.kv_cache_bytes for s in real.steps]
+    assert fake.phases["prefill"] == real.phases["prefill"] and fake.phases["decode"] == real.phases["decode"]
+
+
+def test_masked_prefill_counts_the_causal_pairs() -> None:
+    ids = torch.zeros(1, PROMPT, dtype=torch.long)
+    r = flopwise.count_generate(gpt2(meta=True), ids, max_new_tokens=2, attention="masked")
+    assert r.steps[0].cost.macs == hand_macs(PROMPT, PROMPT, causal_pairs=PROMPT * (PROMPT + 1) // 2)
+    assert r.steps[1].cost.macs == hand_macs(1, PROMPT + 1)  # one query sees the whole cache: nothing masked
+
+
+def test_command_line_generate(tmp_path: Any, capsys: Any) -> None:
+    config = tmp_path / "config.json"
+    gpt2().config.to_json_file(config)
+    code = main([f"hf:{config}", "--tokens", f"1x{PROMPT}", "--generate", str(NEW), "--device", "H100-SXM"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert f"{hand_macs(PROMPT, PROMPT):,}" in out  # prefill
+    assert f"{hand_macs(1, PROMPT + 1):,}" in out and f"{hand_macs(1, PROMPT + NEW - 1):,}" in out  # first, last
+    assert "bound" in out and "tokens/s" in out
+
+
+def test_command_line_generate_json(tmp_path: Any, capsys: Any) -> None:
+    config = tmp_path / "config.json"
+    gpt2().config.to_json_file(config)
+    assert main([f"hf:{config}", "--tokens", f"1x{PROMPT}", "--generate", "2", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert [s["macs"] for s in data["steps"]] == [hand_macs(PROMPT, PROMPT), hand_macs(1, PROMPT + 1)]
+    assert data["steps"][1]["kv_cache_bytes"] == (PROMPT + 1) * KV_PER_TOKEN
+    assert data["phases"]["decode"]["macs"] == hand_macs(1, PROMPT + 1)
