@@ -92,9 +92,9 @@ def run_other(name: str) -> dict[str, Any]:
 def run_transformers(model_type: str) -> dict[str, Any]:
     import transformers
 
-    from flopwise.cli import ModelError, count_loaded
-    from flopwise.inputs import UsageError
-    from flopwise.load import load
+    from flopwise.cli.common import count_loaded
+    from flopwise.cli.errors import ModelError, UsageError
+    from flopwise.cli.load import load
 
     try:
         config = transformers.AutoConfig.for_model(model_type)

@@ -35,6 +35,12 @@ def _backward(module: nn.Module, x: torch.Tensor) -> Callable[[], object]:
 
 # Op → a call that runs it (CPU, or meta tensors for kernels this machine lacks). Ops missing here are tried
 # with generic pointwise arguments; add a row when a new formula needs more.
+def _sparse(rows: int = 4, cols: int = 5) -> torch.Tensor:
+    """A COO matrix with a known pattern: every other element stored."""
+    dense = torch.arange(rows * cols, dtype=torch.float32).reshape(rows, cols)
+    return (dense * (dense % 2 == 0)).to_sparse()
+
+
 SAMPLES: dict[str, Callable[[], object]] = {
     "aten._addmm_activation": lambda: A._addmm_activation(torch.randn(3), torch.randn(2, 4), torch.randn(4, 3),
                                                           use_gelu=True),
@@ -59,6 +65,9 @@ SAMPLES: dict[str, Callable[[], object]] = {
     "aten._scaled_dot_product_flash_attention_for_cpu": lambda: F.scaled_dot_product_attention(
         torch.randn(1, 2, 6, 8), torch.randn(1, 2, 5, 8), torch.randn(1, 2, 5, 8), attn_mask=torch.randn(6, 5)),
     "aten.mm": lambda: torch.mm(torch.randn(2, 3), torch.randn(3, 4)),
+    "aten._sparse_addmm": lambda: torch.sparse.addmm(torch.randn(4, 3), _sparse(), torch.randn(5, 3)),
+    "aten.sspaddmm": lambda: torch.sspaddmm(_sparse(4, 3), _sparse(), torch.randn(5, 3)),
+    "aten.hspmm": lambda: torch.hspmm(_sparse(), torch.randn(5, 3)),
     "aten.addmm": lambda: torch.addmm(torch.randn(4), torch.randn(2, 3), torch.randn(3, 4)),
     "aten.bmm": lambda: torch.bmm(torch.randn(2, 2, 3), torch.randn(2, 3, 4)),
     "aten._scaled_dot_product_flash_attention": lambda: A._scaled_dot_product_flash_attention(

@@ -25,7 +25,7 @@ from .cost import OpCall, Work
 from .masks import block_mask_pairs
 from .ops.attention import flex_attention_work
 from .ops.attention_backward import flex_attention_backward_work
-from .registry import lookup, op_name
+from .registry import lookup, op_name, specs
 
 
 class CountingMode(Protocol):
@@ -194,7 +194,7 @@ def _out_dtype(mode: CountingMode, func: torch._ops.HigherOrderOperator, args: t
     if fn is False:
         return _generic(mode, func, args, kwargs)
     out = func(*args, **kwargs)
-    work = fn(out, *op_args) if callable(fn) else Work()  # None: an override ignores the op
+    work = fn(*specs((out, *op_args))) if callable(fn) else Work()  # None: an override ignores the op
     mode.record_work(op_name(op), work, [a for a in op_args if isinstance(a, torch.Tensor)], out)
     return out
 

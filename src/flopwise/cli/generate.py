@@ -17,6 +17,7 @@ from ..render.grid import left, right, text_table
 from ..render.units import si
 from .common import chosen_convention, emit
 from .errors import UsageError
+from .inputs import make_inputs
 from .spec import Loaded
 
 
@@ -27,7 +28,8 @@ def add_generate_option(parser: argparse.ArgumentParser) -> None:
 
 
 def generate_main(loaded: Loaded, options: argparse.Namespace, notify: Callable[[str], None]) -> int:
-    ids = loaded.inputs.get("input_ids") if isinstance(loaded.inputs, dict) else loaded.inputs
+    inputs = make_inputs(loaded.inputs, real=True)  # token ids: small, and generate() needs their values
+    ids = inputs.get("input_ids") if isinstance(inputs, dict) else inputs
     if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
         raise UsageError("--generate needs a language model given token ids: hf:config.json --tokens BxS")
     if options.generate < 1:
