@@ -124,12 +124,14 @@ def run_transformers(model_type: str) -> dict[str, Any]:
 
 def _plain_forward_raises(loaded: Any) -> dict[str, Any] | None:
     """When the model, rebuilt with weights, raises in a plain forward too, the count is not the cause."""
+    from flopwise.cli.inputs import make_inputs
+
     if loaded.rebuild is None:
         return None
     try:
         with torch.no_grad():
             model = loaded.rebuild()
-            inputs = loaded.inputs
+            inputs = make_inputs(loaded.inputs, real=True)
             model(**inputs) if isinstance(inputs, dict) else model(inputs)
     except Exception as error:
         return {"status": "model", "note": "a plain forward on the default input raises too: " + _first_line(error)}
