@@ -32,6 +32,7 @@ from .registry import (
     specs,
     stored_bytes,
     stored_values,
+    tensors_in,
 )
 from .shadow import DATA_DEPENDENT, Shadows
 
@@ -82,24 +83,9 @@ def _scan(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
     raise _Unkeyable
 
 
-def _tensors(tree: Any) -> list[torch.Tensor]:
-    """The tensors in an op's arguments or outputs: (nested) tuples, lists and dicts, as aten passes them."""
-    found: list[torch.Tensor] = []
-    pending = [tree]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, torch.Tensor):
-            found.append(item)
-        elif isinstance(item, (tuple, list)):
-            pending.extend(reversed(item))
-        elif isinstance(item, dict):
-            pending.extend(reversed(list(item.values())))
-    return found
-
-
 def _shapes_only(args: tuple[Any, ...]) -> bool:
     """Whether the op runs on fake or meta tensors (no data, only the meta kernel)."""
-    return any(isinstance(t, FakeTensor) or t.is_meta for t in _tensors(args))
+    return any(isinstance(t, FakeTensor) or t.is_meta for t in tensors_in(args))
 
 
 class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
@@ -185,7 +171,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         if name.startswith("quantized."):
             # Packed quantized weights are script objects, which fake tensors' shared dispatch cache hashes but
             # cannot compare: a second fake count of the same model would raise in the cache lookup.
-            fake = next((t.fake_mode for t in _tensors(args) if isinstance(t, FakeTensor)), None)
+            fake = next((t.fake_mode for t in tensors_in(args) if isinstance(t, FakeTensor)), None)
             if fake is not None:
                 with disable_fake_tensor_cache(fake):
                     return func(*args, **kwargs)
@@ -218,7 +204,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
 
     def record_work(self, name: str, work: Work, inputs: list[torch.Tensor], out: Any) -> None:
         """Record one call costed outside the formula registry (a higher-order operator's formula)."""
-        outputs = _tensors(out)
+        outputs = tensors_in(out)
         self.memory.record(inputs, outputs)
         cost = Cost(self.convention.macs(work), self.convention.flops(work), _nbytes(inputs), _nbytes(outputs))
         self.calls.append(OpCall(name, self.modules.current, cost, work, tuple(tuple(t.shape) for t in inputs)))
@@ -240,9 +226,9 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         try:
             key: Any = (func, _scan((args, extra), {}, inputs), _scan(out, {}, []))
         except _Unkeyable:
-            key, inputs = None, _tensors((args, extra))
-        outputs = _tensors(out)
-        self.memory.record(inputs + _tensors(kwargs["out"]) if "out" in kwargs else inputs, outputs)
+            key, inputs = None, tensors_in((args, extra))
+        outputs = tensors_in(out)
+        self.memory.record(inputs + tensors_in(kwargs["out"]) if "out" in kwargs else inputs, outputs)
         if plan is _UNKNOWN:
             self.unsupported[name][module] += 1
         kept = self._mask_census(name, args, extra)

@@ -130,6 +130,21 @@ def specs(tree: Any) -> Any:
     return tree_map(lambda x: TensorSpec(x) if isinstance(x, torch.Tensor) else x, tree)
 
 
+def tensors_in(tree: Any) -> list[torch.Tensor]:
+    """The tensors in an op's arguments or outputs: (nested) tuples, lists and dicts, as aten passes them."""
+    found: list[torch.Tensor] = []
+    pending = [tree]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, torch.Tensor):
+            found.append(item)
+        elif isinstance(item, (tuple, list)):
+            pending.extend(reversed(item))
+        elif isinstance(item, dict):
+            pending.extend(reversed(list(item.values())))
+    return found
+
+
 def formula(*ops: OpLike, replace: bool = False) -> Callable[[Formula], Formula]:
     """Register `fn` as the formula for each op (decorator).
 

@@ -21,6 +21,8 @@ from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_map
 from torch.utils.weak import WeakTensorKeyDictionary
 
+from .registry import tensors_in
+
 # What fake tensors raise when an op's result (a value, or an output size) depends on the data.
 DATA_DEPENDENT = (DataDependentOutputException, DynamicOutputShapeException)
 LIMIT = 1 << 20  # elements: larger tensors get no shadow (a 4-D attention mask at 32k tokens would not fit)
@@ -52,7 +54,7 @@ class Shadows:
     def follow(self, func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         """After an op ran on fake tensors: give its outputs shadows if its inputs have them, drop stale ones."""
         real = self._real_arguments(func, args, kwargs)
-        if real is None or sum(t.numel() for t in _tensors(out)) > LIMIT:
+        if real is None or sum(t.numel() for t in tensors_in(out)) > LIMIT:
             if not func._schema.is_mutable:
                 return
             for written in _written(func, args, kwargs):  # an in-place write we cannot follow: forget the value
@@ -76,7 +78,7 @@ class Shadows:
             raise NeedsData(op, module)
         result = _run(func, *real)
         self.answered[op] += 1
-        device = next((t.device for t in _tensors((args, kwargs))), None)
+        device = next((t.device for t in tensors_in((args, kwargs))), None)
 
         def lift(value: Any) -> Any:
             if not isinstance(value, torch.Tensor):
@@ -98,7 +100,7 @@ class Shadows:
         self, func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
         """The op's arguments with every tensor replaced by its real value; None if one has none."""
-        tensors = _tensors((args, kwargs))
+        tensors = tensors_in((args, kwargs))
         if not tensors and (torch.Tag.nondeterministic_seeded in func.tags or "empty" in func.__name__):
             return None  # a random or uninitialized factory: its values are not known
         if any(not self._known(t) for t in tensors):
@@ -117,21 +119,6 @@ class Shadows:
         if isinstance(t, FakeTensor):
             return t in self.values
         return not t.is_meta  # a real tensor the forward made (torch.tensor(...) on the CPU) is its own value
-
-
-def _tensors(tree: Any) -> list[torch.Tensor]:
-    """The tensors in (nested) tuples, lists and dicts: a plain loop, far cheaper than a pytree flatten per op."""
-    found: list[torch.Tensor] = []
-    pending = [tree]
-    while pending:
-        item = pending.pop()
-        if isinstance(item, torch.Tensor):
-            found.append(item)
-        elif isinstance(item, (tuple, list)):
-            pending.extend(item)
-        elif isinstance(item, dict):
-            pending.extend(item.values())
-    return found
 
 
 def _run(func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
