@@ -40,16 +40,9 @@ def _solution_columns(x: Any, n: int) -> int:
     return int(x.numel()) // max(n, 1)
 
 
-@formula(aten.linalg_cholesky_ex)
+@formula(aten.linalg_cholesky_ex, aten.linalg_ldl_factor_ex)
 def cholesky(result: Any, a: Any, *args: Any, **kwargs: Any) -> Work:
-    """Cholesky A = LLᵀ: N³/3 per matrix."""
-    b, _, n = _matrix(a)
-    return _work("B·N·N·N/3", B=b, N=n)
-
-
-@formula(aten.linalg_ldl_factor_ex)
-def ldl_factor(result: Any, a: Any, *args: Any, **kwargs: Any) -> Work:
-    """LDLᵀ (Bunch–Kaufman): N³/3 per matrix, as Cholesky."""
+    """Cholesky A = LLᵀ, or LDLᵀ (Bunch–Kaufman) at the same cost: N³/3 per matrix."""
     b, _, n = _matrix(a)
     return _work("B·N·N·N/3", B=b, N=n)
 
