@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--measure", action="store_true", help="time the model and join times to the counts")
     measure.add_argument("--device", help="where to measure: cpu, cuda, cuda:1 (default: the model's device)")
     measure.add_argument("--peak-tflops", type=float, metavar="T", help="the device's peak TFLOP/s if unknown")
+    measure.add_argument("--recalibrate", action="store_true",
+                         help="measure this CPU's peaks again instead of using the cached calibration")
     return parser
 
 
@@ -171,7 +173,8 @@ def _extras(item: Counted, loaded: Loaded, options: argparse.Namespace, notify: 
         inputs = make_inputs(loaded.inputs, real=True)
         try:
             with _quiet_stderr(options.quiet):  # the profiler's C++ side prints to fd 2 (e.g. on CPU-only runs)
-                item.measurement = measure(model, inputs, device=options.device, peak_tflops=options.peak_tflops)
+                item.measurement = measure(model, inputs, device=options.device, peak_tflops=options.peak_tflops,
+                                           recalibrate=options.recalibrate)
         except (ValueError, RuntimeError) as error:
             raise UsageError(f"{loaded.spec}: --measure failed: {error}") from None
         item.extra["measurement"] = item.measurement.table()
