@@ -125,3 +125,54 @@ def test_cli_table_footer_gives_weight_and_activation_memory(capsys):
     assert f"activation memory: {peak:,} bytes at the peak" in out
     report = flopwise.count(SimpleConv(), torch.rand(1, 1, 28, 28))
     assert (report.param_memory, report.peak_activation_bytes) == (weights, peak)
+
+
+class Repeated(nn.Module):
+    """A conv, then one Linear applied three times: its shapes are those of its first call, marked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, kernel_size=3, padding=1)
+        self.fc = nn.Linear(28, 28)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.conv(x)
+        return y, self.fc(self.fc(self.fc(y[:, 0])))
+
+
+@pytest.mark.parametrize("mode", ["real", "fake", "meta"])
+def test_each_module_keeps_the_shapes_of_its_first_call(mode):
+    report = flopwise.count(Repeated(), torch.rand(1, 3, 28, 28), mode=mode)
+    conv = report["conv"]
+    assert conv.input_shapes == ((1, 3, 28, 28),)
+    assert conv.output_shapes == ((1, 16, 28, 28),)  # k3 p1 s1 keeps 28: (28 + 2·1 − 3) / 1 + 1
+    fc = report["fc"]  # y[:, 0] is channel 0 of the conv's output: 1×28×28, a Linear over its last 28
+    assert (fc.input_shapes, fc.output_shapes, fc.calls) == (((1, 28, 28),), ((1, 28, 28),), 3)
+    assert report[""].output_shapes == ((1, 16, 28, 28), (1, 28, 28))  # both outputs of the tuple, in order
+    doc = report.to_dict()["modules"]
+    assert (doc[1]["name"], doc[1]["input_shapes"], doc[1]["output_shapes"]) == ("conv", [[1, 3, 28, 28]],
+                                                                                 [[1, 16, 28, 28]])
+
+
+def test_shape_columns_are_opt_in():
+    report = flopwise.count(Repeated(), torch.rand(1, 3, 28, 28))
+    assert "Input shape" not in report.table()
+    lines = report.table(shapes=True).splitlines()
+    assert lines[0].split()[:6] == ["Module", "Type", "Input", "shape", "Output", "shape"]
+    conv = next(line for line in lines if line.strip().startswith("conv"))
+    assert conv.split()[2:4] == ["1×3×28×28", "1×16×28×28"]
+    fc = next(line for line in lines if line.strip().startswith("fc"))
+    assert "1×28×28 (1st of 3)  1×28×28 (1st of 3)" in fc
+    markdown = report.to_markdown(shapes=True)
+    assert "| `conv` | Conv2d | 1×3×28×28 | 1×16×28×28 |" in markdown
+
+
+def test_cli_shapes_flag(capsys):
+    assert main(["guides:SimpleConv", "--shapes", "-q"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    conv2 = next(line for line in lines if line.strip().startswith("conv2"))
+    assert conv2.split()[2:4] == ["1×16×28×28", "1×32×28×28"]  # 16 → 32 channels, k3 p1 keeps 28×28
+    fc = next(line for line in lines if line.strip().startswith("fc"))
+    assert fc.split()[2:4] == ["1×25088", "1×10"]  # flattened 32·28·28 = 25,088 features → 10 classes
+    assert main(["guides:SimpleConv", "--shapes", "--format", "csv", "-q"]) == 2
+    assert "--shapes adds columns to --format table or markdown" in capsys.readouterr().err

@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--depth", type=parse_depth, metavar="N|all", default=UNSET,
                         help="module tree depth shown (default 2 in tables; every module in CSV)")
     parser.add_argument("--per-operator", action="store_true", help="also show the per-aten-operator table")
+    parser.add_argument("--shapes", action="store_true",
+                        help="add each module's input and output shapes (of its first call) to the table")
     parser.add_argument("--explain", action="store_true", help="show the hand calculation of each count")
     add_budget_option(parser, changes=False)
     parser.add_argument("--step", choices=("forward", "train"), default="forward",
@@ -131,6 +133,9 @@ def _run(options: argparse.Namespace) -> int:
     notify = notifier(options.quiet)
     if options.explain and options.format == "csv":
         raise UsageError("--explain goes with --format table, markdown or json, not csv")
+    if options.shapes and options.format not in ("table", "markdown"):
+        raise UsageError(f"--shapes adds columns to --format table or markdown, not {options.format} (JSON always "
+                         "has each module's input_shapes and output_shapes)")
     flags = InputFlags(tuple(options.input), options.tokens, options.batch, options.allow_pickle, dtype_flag(options))
     counted: list[Counted] = []
     if options.plot and not options.sweep:
@@ -242,10 +247,10 @@ def _render(counted: list[Counted], options: argparse.Namespace) -> str:
     for item in counted:
         if options.format == "markdown":
             heading = [f"## {item.title}", ""] if item.title else []
-            body = item.report.to_markdown(depth=table_depth, per_operator=options.per_operator)
+            body = item.report.to_markdown(depth=table_depth, per_operator=options.per_operator, shapes=options.shapes)
         else:
             heading = [f"# {item.title}"] if item.title else []
-            body = item.report.table(depth=table_depth)
+            body = item.report.table(depth=table_depth, shapes=options.shapes)
             if options.per_operator:
                 body += "\n\n" + render_operator_table(item.report)
         parts.append("\n".join([*heading, "\n\n".join([body, *item.extra.values()])]))

@@ -37,6 +37,8 @@ def report_to_dict(report: Report) -> dict[str, Any]:
                 "trainable_params": row.trainable_params,
                 **cost_dict(row.cost),
                 "self": cost_dict(row.self_cost),
+                "input_shapes": [list(shape) for shape in row.input_shapes],  # of the first call
+                "output_shapes": [list(shape) for shape in row.output_shapes],
                 **({"phases": {phase: cost_dict(c) for phase, c in row.phases.items()}} if row.phases else {}),
             }
             for row in report.by_module()
