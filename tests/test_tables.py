@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -10,7 +12,7 @@ import flopwise
 from flopwise.cli import main
 from flopwise.examples import SimpleAttentionBlock, SimpleConv
 from flopwise.render.tree import SELF, tree_rows
-from flopwise.render.units import count_text
+from flopwise.render.units import binary_bytes, count_text
 
 
 def attention_report() -> flopwise.Report:
@@ -125,6 +127,27 @@ def test_cli_table_footer_gives_weight_and_activation_memory(capsys):
     assert f"activation memory: {peak:,} bytes at the peak" in out
     report = flopwise.count(SimpleConv(), torch.rand(1, 1, 28, 28))
     assert (report.param_memory, report.peak_activation_bytes) == (weights, peak)
+    assert main(["guides:SimpleConv", "-q", "--format", "json"]) == 0
+    memory = json.loads(capsys.readouterr().out)["memory"]
+    assert memory == {"weights": weights, "weights_by_dtype": {"float32": weights}, "peak_activations": peak}
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (1023, "1023 B"),
+    (1024, "1 KiB"),
+    (1536, "1.5 KiB"),  # 1.5 × 1024
+    (12_582_912, "12 MiB"),  # 12 × 1024²
+    (3 * 1024**3 + 512 * 1024**2, "3.5 GiB"),
+])
+def test_bytes_in_binary_units(value, text):
+    assert binary_bytes(value) == text
+
+
+def test_table_bytes_column_is_in_binary_units():
+    lines = flopwise.count(SimpleConv(), torch.rand(1, 1, 28, 28)).table().splitlines()
+    conv1 = next(line for line in lines if line.strip().startswith("conv1"))
+    moved = (28 * 28 + 16 * 9 + 16) * 4 + 16 * 28 * 28 * 4  # reads input, weight, bias; writes 16×28×28 (fp32)
+    assert conv1.endswith(f"{moved / 1024:.3g} KiB") and moved == 53_952  # 52.7 KiB, not 54 kB
 
 
 class Repeated(nn.Module):

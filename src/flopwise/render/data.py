@@ -27,6 +27,10 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "inputs": report.inputs,
         "convention": report.convention.name,
         "total": {**cost_dict(report.total), "params": report.params, "trainable_params": report.trainable_params},
+        "memory": {  # bytes: the parameters as stored, and the activation peak estimated from tensor lifetimes
+            "weights": report.param_memory, "weights_by_dtype": dict(report.param_bytes),
+            "peak_activations": report.peak_activation_bytes,
+        },
         "modules": [
             {
                 "name": row.name,
