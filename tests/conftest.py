@@ -1,6 +1,8 @@
-"""Shared pytest options: `pytest --update-golden` rewrites tests/golden/* (never edit those by hand)."""
+"""Shared pytest options and fixtures: `pytest --update-golden` rewrites tests/golden/* (never edit those by hand)."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -15,3 +17,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def update_golden(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-golden"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def calibration_cache_of_the_session(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Measured peaks are cached in a folder of the test session (console scripts inherit it), never the user's."""
+    os.environ["FLOPWISE_CACHE_DIR"] = str(tmp_path_factory.mktemp("flopwise-cache"))

@@ -100,6 +100,10 @@ def prepare(root: Path) -> dict[str, list[str]]:
         "compare": ["compare", "guides:SimpleConv", "guides:SimpleLinearModel", f"{models}:broken",
                     "--plot", str(root / "plots" / "zoo"), "--progress"],
         "compare_list": ["compare", "--list", str(root / "zoo.txt"), "--format", "json"],
+        "compare_first_fails": ["compare", f"{models}:broken", "guides:SimpleLinearModel", "guides:SimpleConv"],
+        "compare_incomplete": [
+            "compare", f"{models}:Mystery", "--input", "3x8", "--plot", str(root / "plots" / "part")
+        ],
     }
 
 
@@ -212,11 +216,37 @@ def test_compare_table_plot_and_failures(runs):
     assert "3/3" in result.stderr  # the progress bar
     plots = runs["_root"] / "plots"
     assert (plots / "zoo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (plots / "zoo.svg").read_text().lstrip().startswith("<?xml")
+    svg = (plots / "zoo.svg").read_text()
+    assert svg.lstrip().startswith("<?xml")
+    assert "FLOPs vs parameters" in svg and "orange" not in svg  # every point counted completely: none is orange
+    assert "ratios are relative to guides:SimpleConv (the first model)" in result.stdout
+
+
+def test_compare_keeps_the_given_order_and_names_the_baseline_that_counted(runs):
+    result = ok(runs["compare_first_fails"], 1)
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines[2:5]] == [
+        f"{runs['_root'] / 'models.py'}:broken", "guides:SimpleLinearModel", "guides:SimpleConv"  # not sorted
+    ]
+    footer = next(line for line in lines if "ratios" in line)
+    assert "ratios are relative to guides:SimpleLinearModel (the first model that counted)" in footer
+    assert "broken" not in footer
+    conv = next(line for line in lines if line.startswith("guides:SimpleConv"))
+    linear_params = 10 * 20 + 20 * 15 + 15 * 1  # three Linears without bias: 515
+    conv_params = 16 * 1 * 9 + 16 + 32 * 16 * 9 + 32 + 25088 * 10 + 10  # 255,690
+    assert f"{conv_params / linear_params:.3g}×" in conv  # params ratio against SimpleLinearModel, not the failure
+
+
+def test_compare_plot_mentions_orange_only_when_a_point_is_a_lower_bound(runs):
+    result = ok(runs["compare_incomplete"], 1)
+    assert "lower bound" in result.stdout
+    svg = (runs["_root"] / "plots" / "part.svg").read_text()
+    assert "orange: lower bound" in svg
 
 
 def test_compare_list_file_and_glob(runs):
     doc = json.loads(ok(runs["compare_list"]).stdout)
+    assert doc["baseline"] == "torchvision:squeezenet1_0"
     assert [m["spec"] for m in doc["models"]] == [
         "torchvision:squeezenet1_0", "torchvision:squeezenet1_1", "guides:SimpleConv"
     ]

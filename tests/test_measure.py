@@ -337,3 +337,19 @@ class NumpyOnly(nn.Module):
         for _ in range(5):
             a = a @ a / 200.0
         return x  # returned untouched: no aten op runs in this forward
+
+
+def test_the_cli_says_whether_its_peak_was_cached_and_recalibrates_on_request(tmp_path, monkeypatch, capsys):
+    from flopwise.cli import main
+
+    monkeypatch.setenv("FLOPWISE_CACHE_DIR", str(tmp_path))
+    args = ["guides:SimpleLinearModel", "--measure", "--format", "json", "-q"]
+    peaks = []
+    for extra in ([], [], ["--recalibrate"]):
+        assert main(args + extra) == 0
+        peaks.append(json.loads(capsys.readouterr().out)["measurement"]["peaks"])
+    first, cached, again = (p["calibration"] for p in peaks)
+    assert (first["cached"], cached["cached"], again["cached"]) == (False, True, False)
+    assert cached["measured_at"] == first["measured_at"] and peaks[1]["flops_per_s"] == peaks[0]["flops_per_s"]
+    assert "from the cache" in peaks[1]["source"] and first["measured_at"][:16].replace("T", " ") in peaks[1]["source"]
+    assert first["threads"] == torch.get_num_threads() and len(first["matmul"]["samples_s"]) == 9

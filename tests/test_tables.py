@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from torch import nn
@@ -10,7 +12,7 @@ import flopwise
 from flopwise.cli import main
 from flopwise.examples import SimpleAttentionBlock, SimpleConv
 from flopwise.render.tree import SELF, tree_rows
-from flopwise.render.units import count_text
+from flopwise.render.units import binary_bytes, count_text
 
 
 def attention_report() -> flopwise.Report:
@@ -125,3 +127,75 @@ def test_cli_table_footer_gives_weight_and_activation_memory(capsys):
     assert f"activation memory: {peak:,} bytes at the peak" in out
     report = flopwise.count(SimpleConv(), torch.rand(1, 1, 28, 28))
     assert (report.param_memory, report.peak_activation_bytes) == (weights, peak)
+    assert main(["guides:SimpleConv", "-q", "--format", "json"]) == 0
+    memory = json.loads(capsys.readouterr().out)["memory"]
+    assert memory == {"weights": weights, "weights_by_dtype": {"float32": weights}, "peak_activations": peak}
+
+
+@pytest.mark.parametrize(("value", "text"), [
+    (1023, "1023 B"),
+    (1024, "1 KiB"),
+    (1536, "1.5 KiB"),  # 1.5 × 1024
+    (12_582_912, "12 MiB"),  # 12 × 1024²
+    (3 * 1024**3 + 512 * 1024**2, "3.5 GiB"),
+])
+def test_bytes_in_binary_units(value, text):
+    assert binary_bytes(value) == text
+
+
+def test_table_bytes_column_is_in_binary_units():
+    lines = flopwise.count(SimpleConv(), torch.rand(1, 1, 28, 28)).table().splitlines()
+    conv1 = next(line for line in lines if line.strip().startswith("conv1"))
+    moved = (28 * 28 + 16 * 9 + 16) * 4 + 16 * 28 * 28 * 4  # reads input, weight, bias; writes 16×28×28 (fp32)
+    assert conv1.endswith(f"{moved / 1024:.3g} KiB") and moved == 53_952  # 52.7 KiB, not 54 kB
+
+
+class Repeated(nn.Module):
+    """A conv, then one Linear applied three times: its shapes are those of its first call, marked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 16, kernel_size=3, padding=1)
+        self.fc = nn.Linear(28, 28)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.conv(x)
+        return y, self.fc(self.fc(self.fc(y[:, 0])))
+
+
+@pytest.mark.parametrize("mode", ["real", "fake", "meta"])
+def test_each_module_keeps_the_shapes_of_its_first_call(mode):
+    report = flopwise.count(Repeated(), torch.rand(1, 3, 28, 28), mode=mode)
+    conv = report["conv"]
+    assert conv.input_shapes == ((1, 3, 28, 28),)
+    assert conv.output_shapes == ((1, 16, 28, 28),)  # k3 p1 s1 keeps 28: (28 + 2·1 − 3) / 1 + 1
+    fc = report["fc"]  # y[:, 0] is channel 0 of the conv's output: 1×28×28, a Linear over its last 28
+    assert (fc.input_shapes, fc.output_shapes, fc.calls) == (((1, 28, 28),), ((1, 28, 28),), 3)
+    assert report[""].output_shapes == ((1, 16, 28, 28), (1, 28, 28))  # both outputs of the tuple, in order
+    doc = report.to_dict()["modules"]
+    assert (doc[1]["name"], doc[1]["input_shapes"], doc[1]["output_shapes"]) == ("conv", [[1, 3, 28, 28]],
+                                                                                 [[1, 16, 28, 28]])
+
+
+def test_shape_columns_are_opt_in():
+    report = flopwise.count(Repeated(), torch.rand(1, 3, 28, 28))
+    assert "Input shape" not in report.table()
+    lines = report.table(shapes=True).splitlines()
+    assert lines[0].split()[:6] == ["Module", "Type", "Input", "shape", "Output", "shape"]
+    conv = next(line for line in lines if line.strip().startswith("conv"))
+    assert conv.split()[2:4] == ["1×3×28×28", "1×16×28×28"]
+    fc = next(line for line in lines if line.strip().startswith("fc"))
+    assert "1×28×28 (1st of 3)  1×28×28 (1st of 3)" in fc
+    markdown = report.to_markdown(shapes=True)
+    assert "| `conv` | Conv2d | 1×3×28×28 | 1×16×28×28 |" in markdown
+
+
+def test_cli_shapes_flag(capsys):
+    assert main(["guides:SimpleConv", "--shapes", "-q"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    conv2 = next(line for line in lines if line.strip().startswith("conv2"))
+    assert conv2.split()[2:4] == ["1×16×28×28", "1×32×28×28"]  # 16 → 32 channels, k3 p1 keeps 28×28
+    fc = next(line for line in lines if line.strip().startswith("fc"))
+    assert fc.split()[2:4] == ["1×25088", "1×10"]  # flattened 32·28·28 = 25,088 features → 10 classes
+    assert main(["guides:SimpleConv", "--shapes", "--format", "csv", "-q"]) == 2
+    assert "--shapes adds columns to --format table or markdown" in capsys.readouterr().err

@@ -6,6 +6,7 @@ Forward: global forward pre/post hooks push and pop. Backward: the module is re-
 its outputs arrives and left when the gradient of its inputs is ready (the approach of
 `torch.utils.module_tracker`, with an ordered stack so the innermost module is known). Every hook is removed
 in `close()`; nothing is left on the user's modules. `describe_module` gives a module's one-line description.
+The shapes of each module's positional tensor inputs and of its outputs are kept from its first call only.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ class ModuleStack:
         self.names: weakref.WeakKeyDictionary[torch.nn.Module, str] = weakref.WeakKeyDictionary()
         self.types: dict[str, str] = {}
         self.calls: Counter[str] = Counter()
+        # module → shapes of the tensors of its first forward call: positional inputs, and outputs
+        self.input_shapes: dict[str, tuple[tuple[int, ...], ...]] = {}
+        self.output_shapes: dict[str, tuple[tuple[int, ...], ...]] = {}
         self.roots: list[torch.nn.Module] = []
         self._grad_hooks: list[Any] = []
         self._reset_queued = False
@@ -69,6 +73,8 @@ class ModuleStack:
         name = self._name_of(module)
         self.stack.append(name)
         self.calls[name] += 1
+        if name not in self.input_shapes:
+            self.input_shapes[name] = tensor_shapes(args)
         if not torch.is_grad_enabled():  # no backward will follow: nothing to hook
             return
         # backward leaves this module when the gradients of its inputs are ready
@@ -81,6 +87,8 @@ class ModuleStack:
         self._pop(name)
         if output is None and self.raised_in is None:  # always_call hooks see None when forward raised
             self.raised_in = name
+        if name not in self.output_shapes and output is not None:
+            self.output_shapes[name] = tensor_shapes(output)
         if not torch.is_grad_enabled():
             return
         # backward enters this module when the gradients of its outputs arrive
@@ -125,6 +133,17 @@ class ModuleStack:
             handle.remove()
         self._handles, self._grad_hooks = [], []
         self.stack.clear()
+
+
+def tensor_shapes(tree: Any) -> tuple[tuple[int, ...], ...]:
+    """The shape of each tensor in `tree`, in order, as plain tuples of ints (a nested tensor is left out)."""
+    shapes = []
+    for t in tree_leaves(tree):
+        if isinstance(t, torch.Tensor) and not t.is_nested:
+            shape = tuple(t.shape)
+            if all(type(d) is int for d in shape):  # a symbolic size is left out rather than made concrete
+                shapes.append(shape)
+    return tuple(shapes)
 
 
 def _sizes(value: Any) -> str:

@@ -31,6 +31,9 @@ class ModuleRow:
     phases: dict[str, Cost] = field(default_factory=dict)  # a training step: this module's cost per phase
     effective_macs: int | None = None  # MACs once zero weights are skipped (effective.py); None without values
     weight_density: float | None = None  # non-zero share of this module's own weights; None if it has none
+    # the tensors of the module's first forward call (a module called several times: `calls` says how often)
+    input_shapes: tuple[tuple[int, ...], ...] = ()  # positional tensor inputs
+    output_shapes: tuple[tuple[int, ...], ...] = ()
 
     @property
     def depth(self) -> int:
@@ -177,9 +180,10 @@ class Report:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
-    def table(self, depth: int | None = 2) -> str:
-        """The plain-text module table that `print(report)` shows."""
-        text: str = self._view("table", depth=depth)
+    def table(self, depth: int | None = 2, shapes: bool = False) -> str:
+        """The plain-text module table that `print(report)` shows; `shapes=True` adds each module's input and
+        output shapes (of its first call)."""
+        text: str = self._view("table", depth=depth, shapes=shapes)
         return text
 
     def __str__(self) -> str:
@@ -203,9 +207,9 @@ class Report:
         text: str = self._view("csv", depth=depth, per_operator=per_operator)
         return text
 
-    def to_markdown(self, depth: int | None = 2, per_operator: bool = False) -> str:
+    def to_markdown(self, depth: int | None = 2, per_operator: bool = False, shapes: bool = False) -> str:
         """A Markdown table ready for a README or a paper, with the exact totals below it."""
-        text: str = self._view("markdown", depth=depth, per_operator=per_operator)
+        text: str = self._view("markdown", depth=depth, per_operator=per_operator, shapes=shapes)
         return text
 
     def to_dataframe(self, depth: int | None = None, by: str = "module") -> Any:

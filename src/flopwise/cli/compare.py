@@ -1,8 +1,9 @@
-"""`flopwise compare SPEC …`: several models in one table, relative to the first, with an optional scatter plot.
+"""`flopwise compare SPEC …`: several models in one table, with an optional scatter plot.
 
-Specs may be globs (`torchvision:*` = every classification model, `torchvision:resnet*`,
-`torchvision:detection/*`) or come from a list file (`--list FILE`, one spec a line). A model that fails is
-reported in its row and the others go on.
+Models keep the order of the command line (a glob expands in place, in torchvision's order); ratios are
+relative to the first model that was counted, named below the table. Specs may be globs (`torchvision:*` =
+every classification model, `torchvision:resnet*`, `torchvision:detection/*`) or come from a list file
+(`--list FILE`, one spec a line). A model that fails is reported in its row and the others go on.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ class Outcome:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flopwise compare",
-        description="Count several models and compare them in one table (ratios are relative to the first).",
+        description="Count several models and compare them in one table, in the order given (ratios are "
+                    "relative to the first model that counted).",
         epilog="examples:\n"
                "  flopwise compare torchvision:resnet18 torchvision:resnet50 --plot resnets\n"
                "  flopwise compare 'torchvision:*'                every torchvision classification model\n"
@@ -185,9 +187,15 @@ def _ratio(value: int, first: int) -> str:
     return f"{value / first:.3g}×" if first else "–"
 
 
+def baseline(outcomes: list[Outcome]) -> Outcome | None:
+    """The model the ratios are relative to: the first that was counted (the first given may have failed)."""
+    return next((o for o in outcomes if o.report is not None), None)
+
+
 def rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
     """Plain records, one per model, with ratios to the first model that was counted."""
-    first = next((o.report for o in outcomes if o.report is not None), None)
+    base = baseline(outcomes)
+    first = base.report if base else None
     records = []
     for o in outcomes:
         r = o.report
@@ -207,8 +215,9 @@ def rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
 def render(outcomes: list[Outcome], fmt: str) -> str:
     if fmt == "json":
         convention = next((o.report.convention.name for o in outcomes if o.report is not None), None)
-        return json.dumps({"schema": "flopwise/1-compare", "convention": convention, "models": rows(outcomes)},
-                          indent=2)
+        base = baseline(outcomes)
+        return json.dumps({"schema": "flopwise/1-compare", "convention": convention,
+                           "baseline": base.spec if base else None, "models": rows(outcomes)}, indent=2)
     if fmt == "csv":
         import csv
         import io
@@ -227,7 +236,8 @@ def render(outcomes: list[Outcome], fmt: str) -> str:
 
 
 def _table(outcomes: list[Outcome], markdown: bool) -> str:
-    first = next((o.report for o in outcomes if o.report is not None), None)
+    base = baseline(outcomes)
+    first = base.report if base else None
     cells = []
     for o in outcomes:
         r = o.report
@@ -241,8 +251,12 @@ def _table(outcomes: list[Outcome], markdown: bool) -> str:
             _ratio(r.params, first.params), _ratio(r.flops, first.flops), o.note,
         ))
     failures = [f"- {o.error.replace(chr(10) + '  ', ' — ')}" for o in outcomes if o.error]
-    convention = first.convention.name if first is not None else "?"
-    footer = f"convention: {convention}; ratios are relative to {outcomes[0].spec}; FLOP/B = FLOPs per byte moved"
+    if base is None or first is None:
+        footer = "no model was counted, so there are no ratios"
+    else:
+        which = "the first model" if base is outcomes[0] else "the first model that counted"
+        footer = (f"convention: {first.convention.name}; ratios are relative to {base.spec} ({which}); "
+                  "FLOP/B = FLOPs per byte moved")
     if markdown:
         lines = markdown_table(COLUMNS, cells)
         return "\n".join(lines + ["", footer] + (["", "Failures:", *failures] if failures else []))

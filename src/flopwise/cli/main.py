@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--depth", type=parse_depth, metavar="N|all", default=UNSET,
                         help="module tree depth shown (default 2 in tables; every module in CSV)")
     parser.add_argument("--per-operator", action="store_true", help="also show the per-aten-operator table")
+    parser.add_argument("--shapes", action="store_true",
+                        help="add each module's input and output shapes (of its first call) to the table")
     parser.add_argument("--explain", action="store_true", help="show the hand calculation of each count")
     add_budget_option(parser, changes=False)
     parser.add_argument("--step", choices=("forward", "train"), default="forward",
@@ -94,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--measure", action="store_true", help="time the model and join times to the counts")
     measure.add_argument("--device", help="where to measure: cpu, cuda, cuda:1 (default: the model's device)")
     measure.add_argument("--peak-tflops", type=float, metavar="T", help="the device's peak TFLOP/s if unknown")
+    measure.add_argument("--recalibrate", action="store_true",
+                         help="measure this CPU's peaks again instead of using the cached calibration")
     return parser
 
 
@@ -129,6 +133,9 @@ def _run(options: argparse.Namespace) -> int:
     notify = notifier(options.quiet)
     if options.explain and options.format == "csv":
         raise UsageError("--explain goes with --format table, markdown or json, not csv")
+    if options.shapes and options.format not in ("table", "markdown"):
+        raise UsageError(f"--shapes adds columns to --format table or markdown, not {options.format} (JSON always "
+                         "has each module's input_shapes and output_shapes)")
     flags = InputFlags(tuple(options.input), options.tokens, options.batch, options.allow_pickle, dtype_flag(options))
     counted: list[Counted] = []
     if options.plot and not options.sweep:
@@ -171,7 +178,8 @@ def _extras(item: Counted, loaded: Loaded, options: argparse.Namespace, notify: 
         inputs = make_inputs(loaded.inputs, real=True)
         try:
             with _quiet_stderr(options.quiet):  # the profiler's C++ side prints to fd 2 (e.g. on CPU-only runs)
-                item.measurement = measure(model, inputs, device=options.device, peak_tflops=options.peak_tflops)
+                item.measurement = measure(model, inputs, device=options.device, peak_tflops=options.peak_tflops,
+                                           recalibrate=options.recalibrate)
         except (ValueError, RuntimeError) as error:
             raise UsageError(f"{loaded.spec}: --measure failed: {error}") from None
         item.extra["measurement"] = item.measurement.table()
@@ -239,10 +247,10 @@ def _render(counted: list[Counted], options: argparse.Namespace) -> str:
     for item in counted:
         if options.format == "markdown":
             heading = [f"## {item.title}", ""] if item.title else []
-            body = item.report.to_markdown(depth=table_depth, per_operator=options.per_operator)
+            body = item.report.to_markdown(depth=table_depth, per_operator=options.per_operator, shapes=options.shapes)
         else:
             heading = [f"# {item.title}"] if item.title else []
-            body = item.report.table(depth=table_depth)
+            body = item.report.table(depth=table_depth, shapes=options.shapes)
             if options.per_operator:
                 body += "\n\n" + render_operator_table(item.report)
         parts.append("\n".join([*heading, "\n\n".join([body, *item.extra.values()])]))

@@ -35,7 +35,8 @@ def scatter_plot(points: list[tuple[str, Report]], path: str) -> list[tuple[Path
     axes.set_yscale("log")
     axes.set_xlabel("parameters")
     axes.set_ylabel(f"FLOPs per forward ({points[0][1].convention.name} convention)")
-    axes.set_title("FLOPs vs parameters (orange: lower bound, some ops unsupported)")
+    incomplete = any(not report.complete for _, report in points)
+    axes.set_title("FLOPs vs parameters" + (" (orange: lower bound, some ops unsupported)" if incomplete else ""))
     axes.grid(True, which="both", alpha=0.3, zorder=0)
     stem = Path(path)
     if stem.suffix.lower() in (".png", ".svg"):

@@ -27,6 +27,7 @@ class Peaks:
     bytes_per_s: float | None
     source: str
     unknown: str = ""  # why a figure is missing, and how to supply it
+    calibration: Calibration | None = None  # a CPU's measured peaks: their spread, date, and whether cached
 
     @property
     def ridge(self) -> float | None:
@@ -84,6 +85,7 @@ def resolve_peaks(
     bandwidth = peak_gbs * 1e9 if peak_gbs is not None else None
     sources = ["given by the user"] if peak_tflops is not None or peak_gbs is not None else []
     unknown = ""
+    measured: Calibration | None = None
     if kind == "cpu":
         if (flops is None or bandwidth is None) and calibrate is not None:
             measured = calibrate()
@@ -106,4 +108,4 @@ def resolve_peaks(
             sources.append(f"{spec.name} {key}: {spec.source}")
     if flops is None and not unknown:
         unknown = f"no peak known for {name!r}; pass peak_tflops (--peak-tflops)"
-    return Peaks(name, dtype_name, flops, bandwidth, "; ".join(sources), unknown)
+    return Peaks(name, dtype_name, flops, bandwidth, "; ".join(sources), unknown, measured)

@@ -41,6 +41,7 @@ def measure(
     profile_repeats: int = 3,
     step: str = "forward",
     loss_fn: Callable[[Any], torch.Tensor] | None = None,
+    recalibrate: bool = False,
 ) -> Measurement:
     """Time `model` on `inputs` and join the times to its exact count.
 
@@ -48,6 +49,8 @@ def measure(
     `peak_tflops` / `peak_gbs`: the device's peak FLOP/s (in TFLOP/s) and bandwidth (GB/s) when the device
     table does not know it; unknown peaks are reported as unknown, never guessed. `step="train"` times a
     forward and backward (of `loss_fn(output)`, default the sum of the outputs) instead of a forward.
+    A CPU's peaks are calibrated once per machine and cached (see calibrate.py); `recalibrate=True` measures
+    them again.
     """
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"measure() expects an nn.Module as its first argument, got {type(model).__name__}")
@@ -75,7 +78,7 @@ def measure(
         op_times = profile_ops(run, model, target, counted, profile_repeats)
         peaks = resolve_peaks(
             device_name(target), target.type, dtype, peak_tflops=peak_tflops, peak_gbs=peak_gbs,
-            calibrate=lambda: calibrate(target, dtype),
+            calibrate=lambda: calibrate(target, dtype, recalibrate=recalibrate),
         )
     return Measurement(report, step, str(target), str(dtype).removeprefix("torch."), peaks, total, hooked,
                        module_times, op_times, forward)

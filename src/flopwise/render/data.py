@@ -27,6 +27,10 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "inputs": report.inputs,
         "convention": report.convention.name,
         "total": {**cost_dict(report.total), "params": report.params, "trainable_params": report.trainable_params},
+        "memory": {  # bytes: the parameters as stored, and the activation peak estimated from tensor lifetimes
+            "weights": report.param_memory, "weights_by_dtype": dict(report.param_bytes),
+            "peak_activations": report.peak_activation_bytes,
+        },
         "modules": [
             {
                 "name": row.name,
@@ -37,6 +41,8 @@ def report_to_dict(report: Report) -> dict[str, Any]:
                 "trainable_params": row.trainable_params,
                 **cost_dict(row.cost),
                 "self": cost_dict(row.self_cost),
+                "input_shapes": [list(shape) for shape in row.input_shapes],  # of the first call
+                "output_shapes": [list(shape) for shape in row.output_shapes],
                 **({"phases": {phase: cost_dict(c) for phase, c in row.phases.items()}} if row.phases else {}),
             }
             for row in report.by_module()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..report import Report
 from .grid import left, markdown_table, right
 from .rows import incomplete_note, memory_lines
+from .table import with_shape_columns, with_shapes
 from .tree import SELF, TreeRow, share, tree_rows
 from .units import binary_bytes, count_text, si
 
@@ -12,13 +13,18 @@ MODULE_COLUMNS = left("Module", "Type") + right("Params", "MACs", "FLOPs", "% FL
 OPERATOR_COLUMNS = left("Operator") + right("Calls", "MACs", "FLOPs", "Bytes moved")
 
 
-def render_markdown(report: Report, depth: int | None = 2, per_operator: bool = False) -> str:
-    rows = [
+def render_markdown(
+    report: Report, depth: int | None = 2, per_operator: bool = False, shapes: bool = False
+) -> str:
+    tree = tree_rows(report, depth)
+    rows: list[tuple[str, ...]] = [
         (_name(report, row), row.type, count_text(row.params), si(row.macs), si(row.flops),
          share(row.flops, report.flops), binary_bytes(row.cost.bytes))
-        for row in tree_rows(report, depth)
+        for row in tree
     ]
-    lines = markdown_table(MODULE_COLUMNS, rows)
+    if shapes:
+        rows = [with_shapes(cells, row) for cells, row in zip(rows, tree, strict=True)]
+    lines = markdown_table(with_shape_columns(MODULE_COLUMNS) if shapes else MODULE_COLUMNS, rows)
     lines += [
         "",
         f"Inputs {report.inputs or '(none)'}; convention `{report.convention.name}` "

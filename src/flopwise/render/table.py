@@ -3,21 +3,36 @@
 from __future__ import annotations
 
 from ..report import Report
-from .grid import left, right, text_table
+from .grid import Column, left, right, text_table
 from .rows import incomplete_lines, memory_lines
-from .tree import share, tree_rows
+from .tree import TreeRow, shapes_text, share, tree_rows
 from .units import binary_bytes, count_text, si
 
 COLUMNS = left("Module", "Type") + right("Params", "MACs", "FLOPs", "% FLOPs", "Bytes moved")
+SHAPE_COLUMNS = left("Input shape", "Output shape")
 
 
-def render_table(report: Report, depth: int | None = 2) -> str:
-    rows = [
+def with_shape_columns(columns: list[Column]) -> list[Column]:
+    return [*columns[:2], *SHAPE_COLUMNS, *columns[2:]]
+
+
+def with_shapes(cells: tuple[str, ...], row: TreeRow) -> tuple[str, ...]:
+    """The row's cells with its input and output shapes after the type (`--shapes`); blank on a self row."""
+    shapes = ("", "") if row.is_self else (shapes_text(row.input_shapes, row.calls),
+                                           shapes_text(row.output_shapes, row.calls))
+    return (*cells[:2], *shapes, *cells[2:])
+
+
+def render_table(report: Report, depth: int | None = 2, shapes: bool = False) -> str:
+    tree = tree_rows(report, depth)
+    rows: list[tuple[str, ...]] = [
         ("  " * row.depth + row.label, row.type, count_text(row.params), si(row.macs), si(row.flops),
          share(row.flops, report.flops), binary_bytes(row.cost.bytes))
-        for row in tree_rows(report, depth)
+        for row in tree
     ]
-    out = text_table(COLUMNS, rows)
+    if shapes:
+        rows = [with_shapes(cells, row) for cells, row in zip(rows, tree, strict=True)]
+    out = text_table(with_shape_columns(COLUMNS) if shapes else COLUMNS, rows)
     out.append("")
     out.append(f"inputs: {report.inputs or '(none)'}")
     out.append(f"convention: {report.convention.name} — {report.convention.description}")

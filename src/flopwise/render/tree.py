@@ -23,6 +23,9 @@ class TreeRow:
     params: int
     cost: Cost
     is_self: bool = False
+    calls: int = 0
+    input_shapes: tuple[tuple[int, ...], ...] = ()  # of the module's first call; none for a self row
+    output_shapes: tuple[tuple[int, ...], ...] = ()
 
     @property
     def macs(self) -> int:
@@ -38,6 +41,17 @@ def share(part: int, total: int) -> str:
     return f"{part / total:.1%}" if total else "-"
 
 
+def shapes_text(shapes: tuple[tuple[int, ...], ...], calls: int = 1, most: int = 3) -> str:
+    """'1×16×28×28'; several tensors joined by commas (the first `most`); '(1st of 3)' when the module ran 3 times
+    (the shapes are those of its first call); '-' when no tensor was seen."""
+    if not shapes:
+        return "-"
+    text = ", ".join("×".join(map(str, shape)) if shape else "scalar" for shape in shapes[:most])
+    if len(shapes) > most:
+        text += f", +{len(shapes) - most} more"
+    return text + (f" (1st of {calls})" if calls > 1 else "")
+
+
 def tree_rows(report: Report, depth: int | None = 2) -> list[TreeRow]:
     """Modules down to `depth` in tree order (each module followed by its subtree), then its self row."""
     shown = report.by_module(depth)
@@ -51,7 +65,8 @@ def tree_rows(report: Report, depth: int | None = 2) -> list[TreeRow]:
     def visit(row: ModuleRow) -> None:
         placed.add(row.name)
         label = row.name.rpartition(".")[2] if row.name else f"{report.model} (total)"
-        out.append(TreeRow(row.name, label, row.type, row.depth, row.params, row.cost))
+        out.append(TreeRow(row.name, label, row.type, row.depth, row.params, row.cost, calls=row.calls,
+                           input_shapes=row.input_shapes, output_shapes=row.output_shapes))
         kids = children.get(row.name, [])
         for child in kids:
             visit(child)
