@@ -138,7 +138,7 @@ def read_list(path: str) -> list[str]:
 
 
 def expand_specs(specs: list[str]) -> list[str]:
-    """Expand globs: `timm:resnet*`; `torchvision:*` means the classification models, `FAMILY/PATTERN` another family."""
+    """Expand globs: `timm:resnet*`; `torchvision:*` is the classification models, `FAMILY/PATTERN` another family."""
     expanded: list[str] = []
     for spec in specs:
         parsed = parse_spec(spec)

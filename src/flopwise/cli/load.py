@@ -32,7 +32,7 @@ from .errors import ModelError, UsageError
 from .inputs import Shaped, parse_inputs, parse_tokens, token_ids, with_batch, with_dtype
 from .load_diffusers import diffusers_model
 from .load_hf import huggingface
-from .load_timm import timm_model
+from .load_timm import is_timm_name, timm_model
 from .spec import InputFlags, Loaded, Spec, parse_spec
 
 PLACES_INPUTS = ("hf", "diffusers")  # loaders that place --input NAME= and --tokens by the model's signature
@@ -111,6 +111,7 @@ def _parse(text: str) -> Spec:
         return parse_spec(text)
     except UsageError as error:
         hint = f"; did you mean torchvision:{text}?" if _is_torchvision_name(text) else ""
+        hint = hint or (f"; did you mean timm:{text}?" if is_timm_name(text) else "")
         raise UsageError(f"{error}{hint}") from None
 
 

@@ -8,8 +8,10 @@ S = the config's `sample_size`:
     UNet2DModel             sample 1×in_channels×S×S, timestep (1,)
     AutoencoderKL, VQModel  sample 1×in_channels×S×S (S in pixels): encoded, then decoded
     DiTTransformer2DModel   hidden_states 1×in_channels×S×S, timestep (1,), class_labels (1,)
-    Transformer2DModel      hidden_states 1×in_channels×S×S, plus timestep, class_labels and encoder_hidden_states
-                            where its config uses them
+    PixArtTransformer2DModel  hidden_states 1×in_channels×S×S, timestep (1,),
+                            encoder_hidden_states 1×120×caption_channels (120: PixArt-α's T5 text length)
+    Transformer2DModel      diffusers builds a patched config as DiT (ada_norm_zero) or PixArt (ada_norm_single); a
+                            continuous one takes hidden_states 1×in_channels×S×S (+ encoder_hidden_states 1×77×D)
 
 `--input NAME=SIZES` replaces one of them by name (`--input encoder_hidden_states=1x16x768`); any other diffusers
 model is built too and takes its inputs from `--input`.
@@ -20,6 +22,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,7 @@ from .inputs import Shaped, parse_inputs
 from .spec import InputFlags, Loaded, Spec
 
 TEXT_TOKENS = 77  # CLIP's context length: the text Stable Diffusion's UNet attends to
+PIXART_TOKENS = 120  # PixArt-α's T5 text length
 TIME_IDS = 6  # SDXL's micro-conditioning: original size, crop offset, target size
 
 
@@ -42,7 +46,8 @@ def diffusers_model(parsed: Spec, flags: InputFlags) -> Loaded:
     diffusers, cls, config = _config(spec, Path(parsed.target))
 
     def build(device: str) -> nn.Module:
-        with torch.device(device):  # meta: parameters have shapes only
+        with torch.device(device), warnings.catch_warnings():  # meta: parameters have shapes only
+            warnings.simplefilter("ignore", FutureWarning)  # diffusers' deprecations are not the user's concern
             return cls.from_config(config).eval()  # type: ignore[no-any-return]
 
     try:
@@ -50,7 +55,8 @@ def diffusers_model(parsed: Spec, flags: InputFlags) -> Loaded:
     except Exception as error:  # the config describes a model that cannot be built: the user's input
         first = str(error).strip().splitlines()[0] if str(error).strip() else "(no message)"
         raise ModelError(f"{spec}: building {cls.__name__} raised {type(error).__name__}: {first}") from error
-    notes = [f"{spec}: built {cls.__name__} on the meta device (no weights), counted in meta mode"]
+    built = type(model).__name__ + (f" (diffusers' class for a {cls.__name__} config)" * (type(model) is not cls))
+    notes = [f"{spec}: built {built} on the meta device (no weights), counted in meta mode"]
     return Loaded(spec, model, _inputs(spec, model, flags), notes, rebuild=lambda: build("cpu"))
 
 
@@ -74,7 +80,9 @@ def _config(spec: str, path: Path) -> tuple[Any, Any, dict[str, Any]]:
     except ImportError:
         raise UsageError(f"{spec}: diffusers: specs need the diffusers package (pip install diffusers)") from None
     diffusers.utils.logging.set_verbosity_error()  # config warnings are not the user's question here
-    cls = getattr(diffusers, name, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        cls = getattr(diffusers, name, None)  # imports the class's module
     if not (inspect.isclass(cls) and issubclass(cls, diffusers.ModelMixin)):
         known = [n for n in dir(diffusers) if n[:1].isupper() and n.endswith(("Model", "Net", "KL", "VAE"))]
         close = difflib.get_close_matches(name, known, n=5, cutoff=0.6)
@@ -94,7 +102,7 @@ def _inputs(spec: str, model: nn.Module, flags: InputFlags) -> Any:
     if unknown:
         raise UsageError(f"{spec}: {type(model).__name__}.forward takes no {unknown[0]!r}; it takes "
                          f"{', '.join(accepts)}")
-    defaults = default_inputs(type(model).__name__, model.config)  # type: ignore[arg-type]
+    defaults = default_inputs(type(model).__name__, model.config)
     if not defaults and not named:
         raise UsageError(f"{spec}: no default inputs known for {type(model).__name__}; give them by name, e.g. "
                          f"--input {next(iter(accepts))}=1x4x64x64 (its forward takes {', '.join(accepts)})")
@@ -108,7 +116,8 @@ def default_inputs(name: str, config: Any) -> dict[str, Any]:
     if name == "UNet2DConditionModel":
         width = config.encoder_hid_dim or config.cross_attention_dim
         width = width if isinstance(width, int) else width[0]  # a tuple: one per block, all equal in practice
-        inputs = {"sample": image, "timestep": step, "encoder_hidden_states": Shaped((1, TEXT_TOKENS, width))}
+        inputs: dict[str, Any] = {"sample": image, "timestep": step,
+                                  "encoder_hidden_states": Shaped((1, TEXT_TOKENS, width))}
         if config.addition_embed_type == "text_time":  # SDXL: pooled text embeddings and six size numbers
             pooled = config.projection_class_embeddings_input_dim - TIME_IDS * config.addition_time_embed_dim
             inputs["added_cond_kwargs"] = {"text_embeds": Shaped((1, pooled)), "time_ids": Shaped((1, TIME_IDS))}
@@ -119,17 +128,14 @@ def default_inputs(name: str, config: Any) -> dict[str, Any]:
         return {"sample": image}
     if name == "DiTTransformer2DModel":
         return {"hidden_states": image, "timestep": step, "class_labels": step}
-    if name == "Transformer2DModel" and config.in_channels is not None and config.patch_size is not None:
+    if name == "PixArtTransformer2DModel":  # resolution and aspect ratio: None, the model's own defaults
+        text = Shaped((1, PIXART_TOKENS, config.caption_channels or config.cross_attention_dim))
+        return {"hidden_states": image, "timestep": step, "encoder_hidden_states": text,
+                "added_cond_kwargs": {"resolution": None, "aspect_ratio": None}}
+    if name == "Transformer2DModel" and config.in_channels is not None:  # continuous: patched ones are DiT or PixArt
         inputs = {"hidden_states": image}
-        if config.norm_type in ("ada_norm", "ada_norm_zero", "ada_norm_single"):
-            inputs["timestep"] = step
-        if config.norm_type == "ada_norm_zero" and config.num_embeds_ada_norm:
-            inputs["class_labels"] = step
-        if config.cross_attention_dim:
-            inputs["encoder_hidden_states"] = Shaped((1, TEXT_TOKENS, config.caption_channels
-                                                      or config.cross_attention_dim))
-        if config.norm_type == "ada_norm_single":
-            inputs["added_cond_kwargs"] = {"resolution": None, "aspect_ratio": None}  # PixArt-α's own defaults
+        if config.cross_attention_dim:  # cross-attention to text
+            inputs["encoder_hidden_states"] = Shaped((1, TEXT_TOKENS, config.cross_attention_dim))
         return inputs
     return {}
 

@@ -52,3 +52,12 @@ def timm_names(spec: str, pattern: str) -> list[str]:
     if not names:
         raise UsageError(f"{spec}: matches no timm model (see timm.list_models())")
     return [f"timm:{name}" for name in names]
+
+
+def is_timm_name(name: str) -> bool:
+    """For the hint on a bare name: `resnet50d` alone is `timm:resnet50d`."""
+    try:
+        import timm
+    except ImportError:
+        return False
+    return bool(timm.is_model(name))
