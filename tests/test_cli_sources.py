@@ -106,10 +106,12 @@ def test_hf_name_from_the_local_cache(tmp_path, monkeypatch):
     doc = counted("hf:tiny/gpt2", env=env)
     assert doc["inputs"] == "input_ids=1×32 int64"  # min(128 tokens, n_positions)
     layers, s, d, vocab = 2, 32, 64, 100
-    per_layer = s * 3 * d * d + s * d * d + s * 8 * d * d + 2 * s * s * d  # QKV, out proj, MLP d→4d→d, QKᵀ and AV
+    # QKV, out proj, MLP d→4d→d per token; QKᵀ and AV over all S² pairs (attention="dense", the default convention)
+    per_layer = s * 3 * d * d + s * d * d + s * 8 * d * d + 2 * s * s * d
     assert doc["total"]["macs"] == layers * per_layer + s * d * vocab  # + the LM head: 3,612,672
     # HF_HOME/hub is the cache when HF_HUB_CACHE is unset, read when the spec is loaded
     monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.delenv("HUGGINGFACE_HUB_CACHE", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path))
     assert type(load("hf:tiny/gpt2").model).__name__ == "GPT2LMHeadModel"
 
@@ -117,7 +119,8 @@ def test_hf_name_from_the_local_cache(tmp_path, monkeypatch):
 def test_hf_name_absent_from_the_cache(tmp_path):
     pytest.importorskip("transformers")
     env = {**os.environ, "HF_HOME": str(tmp_path / "home")}
-    env.pop("HF_HUB_CACHE", None)
+    for variable in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        env.pop(variable, None)
     done = run("hf:someorg/missing-model", env=env, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
     assert f"the Hugging Face cache at '{tmp_path / 'home' / 'hub'}' holds no config.json" in done.stderr
