@@ -11,8 +11,14 @@ import flopwise
 
 
 def resnext50_32x4d_macs(image: int = 224) -> int:
-    """Stem, 16 bottlenecks (1×1 → grouped 3×3 → 1×1, plus a 1×1 projection where the shape changes), fc."""
-    groups, width_per_group = 32, 4
+    return bottleneck_resnet50_macs(groups=32, width_per_group=4, image=image)
+
+
+def bottleneck_resnet50_macs(groups: int = 1, width_per_group: int = 64, image: int = 224) -> int:
+    """Stem, 16 bottlenecks (1×1 → grouped 3×3 → 1×1, plus a 1×1 projection where the shape changes), fc.
+
+    groups=1, width_per_group=64 is ResNet-50 (the 3×3 as wide as the 1×1 before it); 32, 4 is ResNeXt-50 32×4d.
+    """
     side = image // 2  # the 7×7 stem has stride 2
     macs = side * side * 7 * 7 * 3 * 64
     side //= 2  # max pool

@@ -2,7 +2,7 @@
 
 Models keep the order of the command line (a glob expands in place, in torchvision's order); ratios are
 relative to the first model that was counted, named below the table. Specs may be globs (`torchvision:*` =
-every classification model, `torchvision:resnet*`, `torchvision:detection/*`) or come from a list file
+every classification model, `torchvision:resnet*`, `torchvision:detection/*`, `timm:resnet*`) or come from a list file
 (`--list FILE`, one spec a line). A model that fails is reported in its row and the others go on.
 """
 
@@ -36,6 +36,7 @@ from .common import (
 )
 from .errors import INTERRUPTED, UsageError
 from .load import load, torchvision_families
+from .load_timm import timm_names
 from .plot import scatter_plot
 from .spec import InputFlags, parse_spec
 
@@ -139,12 +140,15 @@ def read_list(path: str) -> list[str]:
 
 
 def expand_specs(specs: list[str]) -> list[str]:
-    """Expand torchvision globs; `torchvision:*` means the classification models, `FAMILY/PATTERN` another family."""
+    """Expand globs: `timm:resnet*`; `torchvision:*` is the classification models, `FAMILY/PATTERN` another family."""
     expanded: list[str] = []
     for spec in specs:
         parsed = parse_spec(spec)
         if not parsed.is_glob:
             expanded.append(spec)
+            continue
+        if parsed.kind == "timm":
+            expanded += timm_names(spec, parsed.target)
             continue
         families = torchvision_families()
         family, _, names = parsed.target.rpartition("/")

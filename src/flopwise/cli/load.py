@@ -1,7 +1,10 @@
 """Model specs of the command line → a model and its example inputs.
 
     torchvision:NAME        any torchvision builder, random weights, the default input of its family
+    timm:NAME               any timm model, random weights, the input size of its pretrained config
     hf:PATH                 a transformers config.json (or a folder holding one), built on the meta device
+    hf:org/name             the same, its config.json found in the local Hugging Face cache (never the network)
+    diffusers:PATH          a diffusers model's config.json (UNet, DiT, AutoencoderKL…), built on the meta device
     path/to/file.py:NAME    an nn.Module class, or a function returning a module or (module, inputs)
     file.pt2 / file.pt      a torch.export archive or a TorchScript file; a pickled module only with --allow-pickle
     guides:NAME             one of the guides' three worked examples
@@ -27,8 +30,12 @@ from ..examples import guide_examples
 from .archives import load_archive
 from .errors import ModelError, UsageError
 from .inputs import Shaped, parse_inputs, parse_tokens, token_ids, with_batch, with_dtype
+from .load_diffusers import diffusers_model
 from .load_hf import huggingface
+from .load_timm import is_timm_name, timm_model
 from .spec import InputFlags, Loaded, Spec, parse_spec
+
+PLACES_INPUTS = ("hf", "diffusers")  # loaders that place --input NAME= and --tokens by the model's signature
 
 
 def load(text: str, flags: InputFlags | None = None) -> Loaded:
@@ -45,7 +52,7 @@ def load(text: str, flags: InputFlags | None = None) -> Loaded:
         loaded = _load(spec, flags)
     except OSError as error:  # a path the system refuses (too long, a folder, no permission)
         raise UsageError(f"{text}: cannot read it ({error.strerror or error})") from None
-    if explicit is not None and spec.kind != "hf":  # hf: the loader places them by the model's signature
+    if explicit is not None and spec.kind not in PLACES_INPUTS:
         loaded.inputs = explicit
     if flags.dtype is not None and spec.kind != "hf" and not loaded.scripted:
         loaded = _cast(loaded, flags.dtype)
@@ -76,8 +83,13 @@ def _load(spec: Spec, flags: InputFlags) -> Loaded:
     if spec.kind == "torchvision":
         model, default, notes = torchvision_model(spec.target)
         return Loaded(spec.text, model, default, notes, rebuild=lambda: torchvision_model(spec.target)[0])
+    if spec.kind == "timm":
+        model, default = timm_model(spec.target)
+        return Loaded(spec.text, model, default, rebuild=lambda: timm_model(spec.target)[0])
     if spec.kind == "hf":
         return huggingface(spec, flags)
+    if spec.kind == "diffusers":
+        return diffusers_model(spec, flags)
     if spec.kind == "guides":
         return _guide(spec)
     if spec.kind == "file":
@@ -99,6 +111,7 @@ def _parse(text: str) -> Spec:
         return parse_spec(text)
     except UsageError as error:
         hint = f"; did you mean torchvision:{text}?" if _is_torchvision_name(text) else ""
+        hint = hint or (f"; did you mean timm:{text}?" if is_timm_name(text) else "")
         raise UsageError(f"{error}{hint}") from None
 
 

@@ -1,5 +1,8 @@
 """`hf:config.json`: a transformers model built from a local config, on the meta device (nothing downloaded).
 
+`hf:org/name` reads the config.json of a model already in the local Hugging Face cache (HF_HUB_CACHE, else
+HF_HOME/hub, else ~/.cache/huggingface/hub: what `from_pretrained` fills); the network is never used.
+
 Inputs follow the model's real signature: token ids from `--tokens` (and decoder ids for encoder-decoders), images
 and audio features at the sizes the config gives, keyword inputs by name (`--input pixel_values=1x3x224x224`).
 The config's dtype is honoured and `--dtype` overrides it.
@@ -10,6 +13,8 @@ from __future__ import annotations
 import difflib
 import inspect
 import json
+import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,11 +27,13 @@ from .inputs import Shaped, parse_inputs, parse_tokens, token_ids
 from .spec import InputFlags, Loaded, Spec
 
 DEFAULT_TOKENS = 128
+REPO_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")  # gpt2, openai-community/gpt2
 
 
 def huggingface(parsed: Spec, flags: InputFlags) -> Loaded:
     spec = parsed.text
-    transformers, config, cls = _config(spec, Path(parsed.target))
+    path = _local_or_cached(spec, parsed.target)
+    transformers, config, cls = _config(spec, path)
     dtype = flags.dtype or _config_dtype(config)
 
     def build(device: str) -> nn.Module:
@@ -42,11 +49,43 @@ def huggingface(parsed: Spec, flags: InputFlags) -> Loaded:
         raise ModelError(f"{spec}: building the model raised {type(error).__name__}: {first}") from error
     where = f"{type(model).__name__} in {str(dtype).removeprefix('torch.')}"
     notes = [f"{spec}: built {where} on the meta device (no weights), counted in meta mode"]
+    if path.is_relative_to(hub_cache()):
+        notes.insert(0, f"{spec}: config from the local Hugging Face cache, {path}")
     return Loaded(spec, model, hf_inputs(spec, model, config, flags, dtype), notes, rebuild=_on_cpu(build))
 
 
 def _on_cpu(build: Callable[[str], nn.Module]) -> Callable[[], nn.Module]:
     return lambda: build("cpu")  # random weights: for a count that needs real data, and for --measure
+
+
+def hub_cache() -> Path:
+    """The folder transformers downloads to, from the variables huggingface_hub reads (read now, not at import)."""
+    cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
+    if cache:
+        return Path(cache).expanduser()
+    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "huggingface"
+    return Path(home).expanduser() / "hub"
+
+
+def _local_or_cached(spec: str, target: str) -> Path:
+    """A local config.json or folder; else, for a name like `org/name`, its config.json in the hub cache."""
+    path = Path(target)
+    if path.exists() or target.endswith(".json") or not REPO_ID.fullmatch(target):
+        return path  # _config says what is wrong with a local path
+    cache = hub_cache()
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        raise UsageError(f"{spec}: hf: specs need the transformers package (pip install transformers)") from None
+    found = try_to_load_from_cache(target, "config.json", cache_dir=cache)  # reads files only: no network
+    if isinstance(found, str):
+        return Path(found)
+    raise UsageError(
+        f"{spec}: {target!r} is not a local file or folder, and the Hugging Face cache at {str(cache)!r} holds no "
+        f"config.json for it (looked for models--{target.replace('/', '--')}); flopwise never downloads: fill the "
+        f"cache with `hf download {target} config.json` (or from_pretrained), point HF_HUB_CACHE or HF_HOME at the "
+        "cache that has it, or give the path of a config.json"
+    )
 
 
 def _config(spec: str, path: Path) -> tuple[Any, Any, Any]:

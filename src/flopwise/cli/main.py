@@ -44,7 +44,7 @@ from .errors import UsageError
 from .generate import add_generate_option, generate_main
 from .inputs import make_inputs
 from .load import load
-from .spec import InputFlags, Loaded
+from .spec import FORMS, InputFlags, Loaded
 from .sweep import add_sweep_options, sweep_main
 
 UNSET = -1  # --depth not given: 2 in tables, every module in CSV, the innermost modules in explanations
@@ -52,7 +52,10 @@ EXAMPLES = """examples:
   flopwise                                      the guides' three worked examples
   flopwise torchvision:resnet50                 default input of the family (1x3x224x224)
   flopwise torchvision:inception_v3 --batch 8   8x3x299x299
+  flopwise timm:convnext_tiny                   timm by name, random weights, its config's input (1x3x224x224)
   flopwise hf:path/to/config.json --tokens 1x128
+  flopwise hf:meta-llama/Llama-3.1-8B --tokens 1x4096   a config already in the local Hugging Face cache
+  flopwise diffusers:unet/config.json           a diffusers model from its config (UNet, DiT, AutoencoderKL)
   flopwise path/to/file.py:build --input 1x3x32x32 --input 1x10:int64
   flopwise model.pt2 --format json --output counts.json
   flopwise torchvision:resnet50 --format html -o report.html   one page to share: icicle, tables, hand calculation
@@ -75,8 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("model", nargs="?", metavar="MODEL",
-                        help="torchvision:NAME, hf:config.json, file.py:NAME, file.pt2, file.pt or guides:NAME "
-                             "(default: the guides' three examples)")
+                        help=f"{FORMS} (default: the guides' three examples)")
     parser.add_argument("--version", action="version", version=f"flopwise {__version__}")
     add_input_options(parser)
     add_count_options(parser)

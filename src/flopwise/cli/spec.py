@@ -1,6 +1,7 @@
 """What the user asked for and what was loaded; the one parser of model specs.
 
-Forms: `torchvision:NAME`, `hf:PATH`, `guides:NAME`, `file.py[:NAME]`, `file.pt2` / `file.pt`.
+Forms: `torchvision:NAME`, `timm:NAME`, `hf:PATH` or `hf:org/name`, `diffusers:config.json`, `guides:NAME`,
+`file.py[:NAME]`, `file.pt2` / `file.pt`.
 
 Every part of the command line (loading, globs in `compare`, plot labels) reads a `Spec`, never the raw text.
 """
@@ -17,14 +18,18 @@ from torch import nn
 
 from .errors import UsageError
 
-FORMS = "torchvision:NAME, hf:path/to/config.json, path/to/file.py:NAME, file.pt2, file.pt or guides:NAME"
+FORMS = (
+    "torchvision:NAME, timm:NAME, hf:path/to/config.json, hf:org/name (local cache), diffusers:path/to/config.json, "
+    "path/to/file.py:NAME, file.pt2, file.pt or guides:NAME"
+)
 ARCHIVE_SUFFIXES = (".pt", ".pt2", ".pth", ".ts", ".jit")
-PREFIXED = ("torchvision", "hf", "guides")
+PREFIXED = ("torchvision", "timm", "hf", "diffusers", "guides")
+GLOBBED = ("torchvision", "timm")  # kinds whose names `compare` expands from a pattern
 
 
 @dataclass(frozen=True)
 class Spec:
-    """A parsed model spec. `kind` is torchvision, hf, guides, file (a .py file) or archive."""
+    """A parsed model spec. `kind` is torchvision, timm, hf, diffusers, guides, file (a .py file) or archive."""
 
     text: str  # as the user wrote it: used in every message
     kind: str
@@ -38,7 +43,7 @@ class Spec:
 
     @property
     def is_glob(self) -> bool:
-        return self.kind == "torchvision" and any(c in self.target for c in "*?[")
+        return self.kind in GLOBBED and any(c in self.target for c in "*?[")
 
 
 def parse_spec(text: str) -> Spec:
