@@ -1,4 +1,10 @@
-"""Quantized and weight-only-quantized contractions: int8 (or int4, fp16) MACs, counted as MACs.
+"""Quantized and weight-only-quantized contractions, counted as MACs under the dtype they multiply in.
+
+Statically quantized layers multiply quint8 activations by qint8 weights: int8 MACs. Dynamically quantized ones
+(quantize_dynamic with qint8) quantize their float input to 8 bits at run time: int8 MACs too, stated by the
+formula since their tensors are float. Weight-only kernels (`_weight_int8pack_mm`, `_weight_int4pack_mm*`) and
+fp16-weight dynamic layers convert the weight to the input's dtype before multiplying: their MACs count under
+the input's dtype (bfloat16, float32), and the narrow weight shows in the bytes they read.
 
 A quantized linear layer does M·K·N integer multiply-adds, the same contraction as its float form:
 MACs = (output elements)·K, K the input's last dimension — read from the input and output, since the weight
@@ -11,6 +17,7 @@ costed.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -27,8 +34,8 @@ _NOTE = "integer MACs of the quantized product; requantization not counted"
 
 
 @formula(quantized.linear, quantized.linear_relu, quantized.linear_leaky_relu, quantized.linear_tanh,
-         quantized.linear_dynamic, quantized.linear_relu_dynamic, quantized.linear_dynamic_fp16,
-         quantized.linear_relu_dynamic_fp16, quantized.linear_dynamic_fp16_unpacked_weight, quantized.matmul,
+         quantized.linear_dynamic_fp16, quantized.linear_relu_dynamic_fp16,
+         quantized.linear_dynamic_fp16_unpacked_weight, quantized.matmul,
          quantized.int4mm_packed_weight_cpu, aten._weight_int4pack_mm, aten._weight_int4pack_mm_for_cpu,
          aten._weight_int4pack_mm_with_scales_and_zeros, aten._weight_int8pack_mm, aten._dyn_quant_matmul_4bit)
 def quantized_product(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
@@ -36,6 +43,12 @@ def quantized_product(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
     out = first(result)
     k = int(x.shape[-1])
     return Work(macs=Term("E_out·K", E_out=int(out.numel()), K=k), dots=int(out.numel()), note=_NOTE)
+
+
+@formula(quantized.linear_dynamic, quantized.linear_relu_dynamic)
+def dynamic_product(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    """(output elements)·K int8 MACs: the float input is quantized to 8 bits at run time, then multiplied."""
+    return dataclasses.replace(quantized_product(result, x), dtype="int8")
 
 
 @output_rule(quantized.linear_dynamic, quantized.linear_relu_dynamic, quantized.linear_dynamic_fp16,
@@ -65,12 +78,17 @@ def _packed_conv(result: Any, x: Any, packed: Any) -> Work:
 
 
 @formula(quantized.conv1d, quantized.conv1d_relu, quantized.conv2d, quantized.conv2d_relu, quantized.conv3d,
-         quantized.conv3d_relu, quantized.conv_transpose1d, quantized.conv_transpose2d, quantized.conv_transpose3d,
-         quantized.conv1d_dynamic, quantized.conv2d_dynamic, quantized.conv3d_dynamic,
-         quantized.conv_transpose1d_dynamic, quantized.conv_transpose2d_dynamic, quantized.conv_transpose3d_dynamic)
+         quantized.conv3d_relu, quantized.conv_transpose1d, quantized.conv_transpose2d, quantized.conv_transpose3d)
 def quantized_conv(result: Any, x: Any, packed: Any, *args: Any, **kwargs: Any) -> Work:
     """Convolution MACs (see conv.py) with the kernel and groups of the packed weight."""
     return _packed_conv(result, x, packed)
+
+
+@formula(quantized.conv1d_dynamic, quantized.conv2d_dynamic, quantized.conv3d_dynamic,
+         quantized.conv_transpose1d_dynamic, quantized.conv_transpose2d_dynamic, quantized.conv_transpose3d_dynamic)
+def dynamic_conv(result: Any, x: Any, packed: Any, *args: Any, **kwargs: Any) -> Work:
+    """Convolution MACs with the packed weight's kernel; int8, the float input being quantized at run time."""
+    return dataclasses.replace(_packed_conv(result, x, packed), dtype="int8")
 
 
 @formula(quantized.conv2d_add, quantized.conv2d_add_relu)
