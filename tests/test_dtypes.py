@@ -122,6 +122,9 @@ def test_dynamic_quantized_linear_multiplies_int8() -> None:
         split = r.by_dtype()
         assert split["int8"].macs == 4 * 64 * 128 == r.macs  # rows·K·N: the products are int8, the tensors float
         assert r.param_bytes == {"qint8": 64 * 128, "float32": 128 * 4}  # weight memory by dtype
+        linear = next(c for c in r.calls if c.op == "quantized.linear_dynamic")
+        assert linear.dtype == "int8"
+        assert linear.cost.bytes_read == 4 * 64 * 4 + 64 * 128 + 128 * 4  # x, the packed int8 weight, float bias
 
 
 def test_comparisons_count_under_their_inputs_and_bool_ops_under_bool() -> None:

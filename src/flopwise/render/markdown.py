@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..report import Report
 from .grid import left, markdown_table, right
 from .rows import incomplete_note, memory_lines
-from .tree import SELF, TreeRow, share, tree_rows
+from .tree import DENSITY_HEADERS, SELF, TreeRow, density_cells, share, tree_rows
 from .units import binary_bytes, count_text, si
 
 MODULE_COLUMNS = left("Module", "Type") + right("Params", "MACs", "FLOPs", "% FLOPs", "Bytes moved")
@@ -13,12 +13,13 @@ OPERATOR_COLUMNS = left("Operator") + right("Calls", "MACs", "FLOPs", "Bytes mov
 
 
 def render_markdown(report: Report, depth: int | None = 2, per_operator: bool = False) -> str:
+    sparse = report.sparse_weights  # a density column only when some weight holds zeros
     rows = [
         (_name(report, row), row.type, count_text(row.params), si(row.macs), si(row.flops),
-         share(row.flops, report.flops), binary_bytes(row.cost.bytes))
+         share(row.flops, report.flops), binary_bytes(row.cost.bytes), *(density_cells(row) if sparse else ()))
         for row in tree_rows(report, depth)
     ]
-    lines = markdown_table(MODULE_COLUMNS, rows)
+    lines = markdown_table(MODULE_COLUMNS + (right(*DENSITY_HEADERS) if sparse else []), rows)
     lines += [
         "",
         f"Inputs {report.inputs or '(none)'}; convention `{report.convention.name}` "

@@ -5,19 +5,20 @@ from __future__ import annotations
 from ..report import Report
 from .grid import left, right, text_table
 from .rows import incomplete_lines, memory_lines
-from .tree import share, tree_rows
+from .tree import DENSITY_HEADERS, density_cells, share, tree_rows
 from .units import binary_bytes, count_text, si
 
 COLUMNS = left("Module", "Type") + right("Params", "MACs", "FLOPs", "% FLOPs", "Bytes moved")
 
 
 def render_table(report: Report, depth: int | None = 2) -> str:
+    sparse = report.sparse_weights  # a density column only when some weight holds zeros
     rows = [
         ("  " * row.depth + row.label, row.type, count_text(row.params), si(row.macs), si(row.flops),
-         share(row.flops, report.flops), binary_bytes(row.cost.bytes))
+         share(row.flops, report.flops), binary_bytes(row.cost.bytes), *(density_cells(row) if sparse else ()))
         for row in tree_rows(report, depth)
     ]
-    out = text_table(COLUMNS, rows)
+    out = text_table(COLUMNS + (right(*DENSITY_HEADERS) if sparse else []), rows)
     out.append("")
     out.append(f"inputs: {report.inputs or '(none)'}")
     out.append(f"convention: {report.convention.name} — {report.convention.description}")
@@ -26,6 +27,9 @@ def render_table(report: Report, depth: int | None = 2) -> str:
         f"({report.trainable_params:,} trainable, {report.frozen_params:,} frozen), "
         f"{report.bytes_read:,} bytes read, {report.bytes_written:,} bytes written"
     )
+    if sparse and report.effective_macs is not None and report.macs:
+        out.append(f"effective: {report.effective_macs:,} MACs once multiplications by zero weights are skipped "
+                   f"({report.effective_macs / report.macs:.1%} of the dense count)")
     out += memory_lines(report)
     out += phase_lines(report)
     if not report.complete:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..cost import ZERO, Cost
 from ..report import ModuleRow, Report
+from .units import si
 
 SELF = "(self)"
 
@@ -23,6 +24,8 @@ class TreeRow:
     params: int
     cost: Cost
     is_self: bool = False
+    effective_macs: int | None = None  # MACs once zero weights are skipped (pruning); None without weight values
+    weight_density: float | None = None  # non-zero share of the module's own weights; None if it has none
 
     @property
     def macs(self) -> int:
@@ -31,6 +34,15 @@ class TreeRow:
     @property
     def flops(self) -> int:
         return self.cost.flops
+
+
+DENSITY_HEADERS = ("Density", "Effective MACs")
+
+
+def density_cells(row: TreeRow) -> tuple[str, str]:
+    """The weight density and effective MACs of a row, for tables of models with sparse weights."""
+    density = f"{row.weight_density:.1%}" if row.weight_density is not None else ""
+    return density, si(row.effective_macs) if row.effective_macs is not None else ""
 
 
 def share(part: int, total: int) -> str:
@@ -51,7 +63,8 @@ def tree_rows(report: Report, depth: int | None = 2) -> list[TreeRow]:
     def visit(row: ModuleRow) -> None:
         placed.add(row.name)
         label = row.name.rpartition(".")[2] if row.name else f"{report.model} (total)"
-        out.append(TreeRow(row.name, label, row.type, row.depth, row.params, row.cost))
+        out.append(TreeRow(row.name, label, row.type, row.depth, row.params, row.cost, False, row.effective_macs,
+                           row.weight_density))
         kids = children.get(row.name, [])
         for child in kids:
             visit(child)
@@ -59,7 +72,9 @@ def tree_rows(report: Report, depth: int | None = 2) -> list[TreeRow]:
             return
         own_params = max(0, row.params - sum(k.params for k in kids))  # a parameter shared with a child: 0
         if row.self_cost != ZERO or own_params:
-            out.append(TreeRow(row.name, SELF, "", row.depth + 1, own_params, row.self_cost, is_self=True))
+            effective = [row.effective_macs, *(k.effective_macs for k in kids)]
+            own = effective[0] - sum(effective[1:]) if None not in effective else None  # type: ignore[operator]
+            out.append(TreeRow(row.name, SELF, "", row.depth + 1, own_params, row.self_cost, True, own))
 
     if "" in report.modules:
         visit(report.modules[""])
