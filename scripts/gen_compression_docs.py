@@ -22,7 +22,8 @@ from torch import nn
 from torch.nn.utils import prune
 
 import flopwise
-from flopwise.cli.compare import Outcome, render as compare_table
+from flopwise.cli.compare import Outcome
+from flopwise.cli.compare import render as compare_table
 from flopwise.render.dtypes import render_dtype_table
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "compression.md"

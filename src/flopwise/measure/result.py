@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .. import energy
 from ..conventions import CONTRACTIONS
 from ..cost import ZERO, Cost
 from ..report import Report
-from .. import energy
 from .optimes import OpTimes
 from .roofline import Peaks
 from .timing import Timing

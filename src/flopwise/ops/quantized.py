@@ -42,8 +42,8 @@ def _reads_packed(work: Work, *args: Any) -> Work:
         return work
     with _disable_current_modes():  # unpacking is a real op on the real packed weight: not under fake tensors
         inside = [t for p in packed for t in p.unpack() if isinstance(t, torch.Tensor)]
-    tensors = [a for a in args if isinstance(a, TensorSpec)]
-    return dataclasses.replace(work, bytes_read=sum(t.numel() * t.element_size() for t in [*tensors, *inside]))
+    read = sum(a.numel() * a.element_size() for a in args if isinstance(a, TensorSpec))
+    return dataclasses.replace(work, bytes_read=read + sum(t.numel() * t.element_size() for t in inside))
 
 
 @formula(quantized.linear, quantized.linear_relu, quantized.linear_leaky_relu, quantized.linear_tanh,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ..report import Report
 from ..registry import dtype_name
+from ..report import Report
 from .grid import left, markdown_table, right, text_table
 from .units import binary_bytes, si, si_small
 
@@ -28,7 +28,7 @@ def _joules(low: float, high: float) -> str:
 
 def dtype_rows(report: Report) -> list[tuple[str, ...]]:
     costs, weights, energy = report.by_dtype(), weight_bytes(report), report.energy()
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for dtype in [*costs, *(d for d in weights if d not in costs)]:
         cost = costs.get(dtype)
         e = energy.by_dtype.get(dtype)

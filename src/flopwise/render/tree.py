@@ -73,7 +73,8 @@ def tree_rows(report: Report, depth: int | None = 2) -> list[TreeRow]:
         own_params = max(0, row.params - sum(k.params for k in kids))  # a parameter shared with a child: 0
         if row.self_cost != ZERO or own_params:
             effective = [row.effective_macs, *(k.effective_macs for k in kids)]
-            own = effective[0] - sum(effective[1:]) if None not in effective else None  # type: ignore[operator]
+            known = [e for e in effective if e is not None]
+            own = known[0] - sum(known[1:]) if len(known) == len(effective) else None
             out.append(TreeRow(row.name, SELF, "", row.depth + 1, own_params, row.self_cost, True, own))
 
     if "" in report.modules:
