@@ -15,6 +15,7 @@ LAYERS: dict[str, int] = {
     "flopwise.cost": 0,
     "flopwise.conventions": 0,
     "flopwise.version": 0,
+    "flopwise.energy": 0,  # the one table of energy per op and per byte (Report and measure/ both read it)
     "flopwise.registry": 1,
     "flopwise.ops": 1,
     "flopwise.modules": 2,

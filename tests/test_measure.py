@@ -12,8 +12,8 @@ from torch import nn
 from torch.nn.modules import module as module_globals
 
 from flopwise.cost import Cost
+from flopwise.energy import estimate, unsupported_reason
 from flopwise.measure import Timing, calibrate, find_device, measure, resolve_peaks, roofline_plot
-from flopwise.measure.energy import estimate, unsupported_reason
 from flopwise.measure.roofline import Peaks
 
 

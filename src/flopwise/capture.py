@@ -23,6 +23,7 @@ from .ops.attention import MASK_ARGUMENTS
 from .registry import (
     OUTPUT_RULES,
     Formula,
+    compute_dtype,
     is_view,
     is_zero_cost,
     lookup,
@@ -109,7 +110,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         # func → (name, formula | kind, arguments it writes), decided once per op
         self._plan: dict[Any, tuple[str, Any, tuple[tuple[int, str], ...]]] = {}
         # A formula is a pure function of shapes: identical calls (the layers of a deep model) are costed once.
-        self._costed: dict[Any, tuple[Work, Cost, tuple[tuple[int, ...], ...]]] = {}
+        self._costed: dict[Any, tuple[Work, Cost, tuple[tuple[int, ...], ...], str]] = {}
         self.memory = ActivationMemory()  # live and peak bytes of the tensors the ops create
         self.warnings: list[str] = []  # what the count assumed or could not keep as found (report.warnings)
         self.guard: StateGuard | None = None  # set by count(): parameters and buffers written in place
@@ -207,7 +208,9 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         outputs = tensors_in(out)
         self.memory.record(inputs, outputs)
         cost = Cost(self.convention.macs(work), self.convention.flops(work), _nbytes(inputs), _nbytes(outputs))
-        self.calls.append(OpCall(name, self.modules.current, cost, work, tuple(tuple(t.shape) for t in inputs)))
+        shapes = tuple(tuple(t.shape) for t in inputs)
+        dtype = work.dtype or compute_dtype(inputs, outputs)
+        self.calls.append(OpCall(name, self.modules.current, cost, work, shapes, dtype))
 
     def record_unsupported(self, name: str) -> None:
         module = self.modules.current
@@ -239,13 +242,13 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             costed = self._cost(plan, out, args, extra, inputs, outputs, (name, kept))
             if key is not None:
                 self._costed[key] = costed
-        work, cost, shapes = costed
-        self.calls.append(OpCall(name, module, cost, work, shapes))
+        work, cost, shapes, dtype = costed
+        self.calls.append(OpCall(name, module, cost, work, shapes, dtype))
 
     def _cost(
         self, plan: Any, out: Any, args: tuple[Any, ...], extra: dict[str, Any], inputs: list[torch.Tensor],
         outputs: list[torch.Tensor], mask: tuple[str, int | None] = ("", None),
-    ) -> tuple[Work, Cost, tuple[tuple[int, ...], ...]]:
+    ) -> tuple[Work, Cost, tuple[tuple[int, ...], ...], str]:
         work = Work()
         if plan not in (_UNKNOWN, _ZERO, None):
             out_spec, args_spec, extra_spec = specs((out, args, extra))  # shapes only: formulas never see values
@@ -255,4 +258,5 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         bytes_read = _nbytes(inputs) if work.bytes_read is None else work.bytes_read
         bytes_written = _nbytes(outputs) if work.bytes_written is None else work.bytes_written
         cost = Cost(self.convention.macs(work), self.convention.flops(work), bytes_read, bytes_written)
-        return work, cost, tuple(padded_shape(t) for t in inputs)
+        dtype = work.dtype or compute_dtype(inputs, outputs)
+        return work, cost, tuple(padded_shape(t) for t in inputs), dtype

@@ -69,6 +69,8 @@ class Work:
     masked_macs: Term | None = None  # attention under a mask: the MACs of the query–key pairs it keeps
     bytes_read: int | None = None  # when an op reads only part of an input (a gather's rows); else all inputs
     bytes_written: int | None = None  # when an op writes less than its outputs (an allocation writes nothing)
+    dtype: str | None = None  # the dtype the products are computed in, when not the one its tensors say (see
+    # registry.compute_dtype): a dynamically quantized layer multiplies int8 copies of its float input
 
     @property
     def mac_count(self) -> int:
@@ -116,3 +118,4 @@ class OpCall(NamedTuple):
     cost: Cost
     work: Work = ZERO_WORK
     shapes: tuple[tuple[int, ...], ...] = ()
+    dtype: str = ""  # the dtype it computed in (registry.compute_dtype): report.by_dtype() groups by it

@@ -125,6 +125,39 @@ class TensorSpec:
         return f"TensorSpec({tuple(self.shape)}, {self.dtype})"
 
 
+_FLOAT8 = {d for d in vars(torch).values() if isinstance(d, torch.dtype) and str(d).startswith("torch.float8")}
+_QUANTIZED_NAMES = {torch.qint8: "int8", torch.quint8: "int8", torch.qint32: "int32", torch.quint4x2: "int4",
+                    torch.quint2x4: "int2"}
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    """The name a dtype has in `report.by_dtype()`: 'float32', 'bfloat16'… Every float8 format is 'float8' (their
+    products mix e4m3 with e5m2, and no energy source tells them apart); quantized integers are named by their
+    width (qint8 and quint8 are 'int8')."""
+    if dtype in _FLOAT8:
+        return "float8"
+    return _QUANTIZED_NAMES.get(dtype) or str(dtype).removeprefix("torch.")
+
+
+def compute_dtype(inputs: list[Any], outputs: list[Any]) -> str:
+    """The dtype an op computes in, from its tensors (TensorSpecs or tensors): the dtype of its floating-point
+    output (a cast counts under the dtype it produces; autocast's inputs arrive already cast); for an op with no
+    such output (a comparison, argmax), its widest floating-point input; for integer and bool ops, the first
+    non-bool input, else bool; for an op with no inputs (arange, zeros), its output. A formula whose op computes
+    in another dtype (a dynamically quantized linear layer: int8 products of float tensors) says so in
+    `Work.dtype`."""
+    floats = [t.dtype for t in outputs if t.dtype.is_floating_point or t.dtype.is_complex]
+    if floats:
+        return dtype_name(floats[0])
+    floats = [t.dtype for t in inputs if t.dtype.is_floating_point or t.dtype.is_complex]
+    if floats:
+        return dtype_name(max(floats, key=lambda d: d.itemsize))
+    for t in inputs or outputs:
+        if t.dtype != torch.bool:
+            return dtype_name(t.dtype)
+    return "bool" if inputs or outputs else ""
+
+
 def specs(tree: Any) -> Any:
     """The op's arguments or outputs with every tensor replaced by its `TensorSpec`."""
     return tree_map(lambda x: TensorSpec(x) if isinstance(x, torch.Tensor) else x, tree)

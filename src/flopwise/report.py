@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from .conventions import Convention
 from .cost import ZERO, Cost, OpCall
+from .energy import EnergyEstimate, estimate_by_dtype
 from .moe import MoELayer
 
 
@@ -160,6 +161,23 @@ class Report:
         for call in self.calls:
             totals[call.op] = totals.get(call.op, ZERO) + call.cost
         return dict(sorted(totals.items(), key=lambda kv: (-kv[1].flops, -kv[1].macs, kv[0])))
+
+    def by_dtype(self) -> dict[str, Cost]:
+        """{compute dtype: summed cost}, most FLOPs first: 'float32', 'bfloat16', 'float16', 'float8' (every
+        float8 format), 'int8' (quantized products too), 'bool'… Each op counts under the dtype it computed in,
+        recorded when it ran (autocast included; see registry.compute_dtype). Weight memory per dtype is
+        `param_bytes`."""
+        totals: dict[str, Cost] = {}
+        for call in self.calls:
+            if call.dtype and call.cost != ZERO:
+                totals[call.dtype] = totals.get(call.dtype, ZERO) + call.cost
+        return dict(sorted(totals.items(), key=lambda kv: (-kv[1].flops, -kv[1].macs, -kv[1].bytes, kv[0])))
+
+    def energy(self) -> EnergyEstimate:
+        """An ESTIMATE of the joules of this count from its MACs and FLOPs per dtype and its bytes moved, with the
+        per-operation energies of Horowitz, ISSCC 2014 (45 nm) — `flopwise.energy` states the table. Dtypes the
+        source has no figure for are named in `.left_out`, never guessed."""
+        return estimate_by_dtype(self.by_dtype())
 
     def operator_calls(self) -> Counter[str]:
         return Counter(call.op for call in self.calls)

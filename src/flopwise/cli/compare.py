@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from ..render.grid import left, markdown_table, right, text_table
 from ..render.html_report import render_html_report
-from ..render.units import binary_bytes, count_text, si
+from ..render.units import binary_bytes, count_text, si, si_small
 from ..report import Report
 from .common import (
     add_count_options,
@@ -43,6 +43,20 @@ from .spec import InputFlags, parse_spec
 COLUMNS = (
     left("Model") + right("Params", "MACs", "FLOPs", "Bytes moved", "FLOP/B", "Params ×", "FLOPs ×") + left("Note")
 )
+# Shown when the models differ in compression (a pruned or quantized version beside its original)
+COMPRESSION_COLUMNS = right("Effective MACs", "Weight memory", "Energy (estimate)")
+
+
+def compressed(reports: list[Report]) -> bool:
+    """Whether some model has zero weights, or the models' weights differ in dtype (int8 beside float32)."""
+    return any(r.sparse_weights for r in reports) or len({tuple(sorted(r.param_bytes)) for r in reports}) > 1
+
+
+def compression_cells(r: Report) -> tuple[str, str, str]:
+    """Effective MACs (zero weights skipped), weight memory and the energy estimate's low–high joules."""
+    low, high = r.energy().total_j
+    effective = si(r.effective_macs) if r.effective_macs is not None else "–"
+    return effective, binary_bytes(r.param_memory), f"{si_small(low, 'J')}–{si_small(high, 'J')}"
 
 
 @dataclass
@@ -211,6 +225,7 @@ def rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
                 params_ratio=r.params / first.params if first.params else None,
                 flops_ratio=r.flops / first.flops if first.flops else None,
                 complete=r.complete, unsupported=r.unsupported,
+                effective_macs=r.effective_macs, param_memory=r.param_memory, energy_j=list(r.energy().total_j),
             )
         records.append(record)
     return records
@@ -228,7 +243,8 @@ def render(outcomes: list[Outcome], fmt: str) -> str:
 
         out = io.StringIO()
         columns = ["spec", "model", "inputs", "params", "macs", "flops", "bytes_read", "bytes_written",
-                   "intensity", "params_ratio", "flops_ratio", "complete", "error", "seconds"]
+                   "intensity", "params_ratio", "flops_ratio", "effective_macs", "param_memory", "complete",
+                   "error", "seconds"]
         writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows(outcomes))
@@ -242,17 +258,20 @@ def render(outcomes: list[Outcome], fmt: str) -> str:
 def _table(outcomes: list[Outcome], markdown: bool) -> str:
     base = baseline(outcomes)
     first = base.report if base else None
+    extra = compressed([o.report for o in outcomes if o.report is not None])
+    columns = COLUMNS[:-1] + (COMPRESSION_COLUMNS if extra else []) + COLUMNS[-1:]
     cells = []
     for o in outcomes:
         r = o.report
         if r is None or first is None:
-            cells.append((o.spec, "", "", "", "", "", "", "", o.note))
+            cells.append((o.spec, *[""] * (len(columns) - 2), o.note))
             continue
         intensity = r.total.intensity
         cells.append((
             o.spec, count_text(r.params), si(r.macs), si(r.flops), binary_bytes(r.total.bytes),
             f"{intensity:.1f}" if intensity is not None else "–",
-            _ratio(r.params, first.params), _ratio(r.flops, first.flops), o.note,
+            _ratio(r.params, first.params), _ratio(r.flops, first.flops),
+            *(compression_cells(r) if extra else ()), o.note,
         ))
     failures = [f"- {o.error.replace(chr(10) + '  ', ' — ')}" for o in outcomes if o.error]
     if base is None or first is None:
@@ -262,7 +281,7 @@ def _table(outcomes: list[Outcome], markdown: bool) -> str:
         footer = (f"convention: {first.convention.name}; ratios are relative to {base.spec} ({which}); "
                   "FLOP/B = FLOPs per byte moved")
     if markdown:
-        lines = markdown_table(COLUMNS, cells)
+        lines = markdown_table(columns, cells)
         return "\n".join(lines + ["", footer] + (["", "Failures:", *failures] if failures else []))
-    out = [*text_table(COLUMNS, cells), "", footer]
+    out = [*text_table(columns, cells), "", footer]
     return "\n".join(out + (["", "failures:", *failures] if failures else []))

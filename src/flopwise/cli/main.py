@@ -22,6 +22,7 @@ from ..examples import guide_examples
 from ..explain import render_explanation
 from ..measure import measure
 from ..render.csv import render_csv
+from ..render.dtypes import render_dtype_table
 from ..render.html_report import render_html_report
 from ..render.operators import render_operator_table
 from ..report import Report
@@ -62,6 +63,7 @@ EXAMPLES = """examples:
   flopwise diff before.json after.json --fail-if "macs>+2%"    the change per module; exit 4 past the budget
   flopwise hf:config.json --tokens 1x128 --sweep seq=128:32768:x2 --plot seq.png   costs against length
   flopwise torchvision:vit_b_16 --depth 3 --per-operator --convention contractions
+  flopwise hf:llama/config.json --dtype bf16 --by-dtype    MACs, bytes, weights and energy per dtype
   flopwise compare torchvision:resnet18 torchvision:resnet50 --plot zoo
   flopwise compare 'torchvision:*' --format markdown     every torchvision classification model
   flopwise hf:clip/config.json --input pixel_values=2x3x224x224 --tokens 2x16
@@ -88,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--shapes", action="store_true",
                         help="add each module's input and output shapes (of its first call) to the table")
     parser.add_argument("--explain", action="store_true", help="show the hand calculation of each count")
+    parser.add_argument("--by-dtype", action="store_true",
+                        help="also show MACs, FLOPs, bytes, weight memory and an energy estimate per compute dtype "
+                             "(JSON always has them)")
     add_budget_option(parser, changes=False)
     parser.add_argument("--step", choices=("forward", "train"), default="forward",
                         help="count one forward (default) or a training step split by phase: forward, backward "
@@ -138,6 +143,9 @@ def _run(options: argparse.Namespace) -> int:
     if options.shapes and options.format not in ("table", "markdown"):
         raise UsageError(f"--shapes adds columns to --format table or markdown, not {options.format} (JSON always "
                          "has each module's input_shapes and output_shapes)")
+    if options.by_dtype and options.format in ("csv", "html"):
+        raise UsageError(f"--by-dtype goes with --format table or markdown (json always has by_dtype), "
+                         f"not {options.format}")
     flags = InputFlags(tuple(options.input), options.tokens, options.batch, options.allow_pickle, dtype_flag(options))
     counted: list[Counted] = []
     if options.plot and not options.sweep:
@@ -250,11 +258,15 @@ def _render(counted: list[Counted], options: argparse.Namespace) -> str:
         if options.format == "markdown":
             heading = [f"## {item.title}", ""] if item.title else []
             body = item.report.to_markdown(depth=table_depth, per_operator=options.per_operator, shapes=options.shapes)
+            if options.by_dtype:
+                body += "\n\n" + render_dtype_table(item.report, markdown=True)
         else:
             heading = [f"# {item.title}"] if item.title else []
             body = item.report.table(depth=table_depth, shapes=options.shapes)
             if options.per_operator:
                 body += "\n\n" + render_operator_table(item.report)
+            if options.by_dtype:
+                body += "\n\n" + render_dtype_table(item.report)
         parts.append("\n".join([*heading, "\n\n".join([body, *item.extra.values()])]))
     return "\n\n".join(parts)
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from .. import energy
 from ..render.grid import left, right, text_table
 from ..render.rows import incomplete_note
 from ..render.units import si
-from . import energy
 from .result import Measurement, Row
 
 COLUMNS = left("Name", "Type") + right("Time", "Share", "FLOPs", "FLOP/s", "Bytes/s", "FLOP/B", "Bound", "Roofline")

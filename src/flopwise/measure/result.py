@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from .. import energy
 from ..conventions import CONTRACTIONS
 from ..cost import ZERO, Cost
 from ..report import Report
-from . import energy
 from .optimes import OpTimes
 from .roofline import Peaks
 from .timing import Timing
@@ -52,7 +52,7 @@ class Row:
 
     @property
     def energy(self) -> energy.Energy | None:
-        """ESTIMATED joules of this row's work in the measured dtype (see flopwise.measure.energy)."""
+        """ESTIMATED joules of this row's work in the measured dtype (see flopwise.energy)."""
         return energy.estimate(self.cost, self.peaks.dtype)
 
     def to_dict(self) -> dict[str, Any]:
@@ -130,7 +130,7 @@ class Measurement:
 
     @property
     def energy(self) -> energy.Energy | None:
-        """ESTIMATED joules per step (see flopwise.measure.energy); None for dtypes the source does not cover."""
+        """ESTIMATED joules per step (see flopwise.energy); None for dtypes the source does not cover."""
         return energy.estimate(self.report.total, self.dtype)
 
     # — rows —

@@ -8,12 +8,13 @@ complex bias add is 2 real adds per output.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from torch import ops
 
 from ..cost import Flops, Term, Work
-from ..registry import formula
+from ..registry import dtype_name, formula
 from . import costs
 
 aten = ops.aten
@@ -64,7 +65,8 @@ def mm(result, a, b, *args, **kwargs) -> Work:
 
 @formula(aten._scaled_mm, aten._scaled_mm_v2)
 def scaled_mm(result, a, b, *args, **kwargs) -> Work:
-    return mm(result, a, b)
+    """M·K·N MACs in the dtype of a and b (float8), whatever the output dtype; the scales multiply nothing."""
+    return replace(mm(result, a, b), dtype=dtype_name(a.dtype))
 
 
 @formula(aten._sparse_addmm, aten.sspaddmm)

@@ -1,4 +1,10 @@
-"""Quantized and weight-only-quantized contractions: int8 (or int4, fp16) MACs, counted as MACs.
+"""Quantized and weight-only-quantized contractions, counted as MACs under the dtype they multiply in.
+
+Statically quantized layers multiply quint8 activations by qint8 weights: int8 MACs. Dynamically quantized ones
+(quantize_dynamic with qint8) quantize their float input to 8 bits at run time: int8 MACs too, stated by the
+formula since their tensors are float. Weight-only kernels (`_weight_int8pack_mm`, `_weight_int4pack_mm*`) and
+fp16-weight dynamic layers convert the weight to the input's dtype before multiplying: their MACs count under
+the input's dtype (bfloat16, float32), and the narrow weight shows in the bytes they read.
 
 A quantized linear layer does M·K·N integer multiply-adds, the same contraction as its float form:
 MACs = (output elements)·K, K the input's last dimension — read from the input and output, since the weight
@@ -11,13 +17,15 @@ costed.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
 from torch import ops
+from torch.utils._python_dispatch import _disable_current_modes
 
 from ..cost import Term, Work
-from ..registry import formula, output_rule, zero_cost
+from ..registry import TensorSpec, formula, output_rule, zero_cost
 from .conv import conv_work
 from .shapes import first
 
@@ -26,16 +34,35 @@ aten, quantized = ops.aten, ops.quantized
 _NOTE = "integer MACs of the quantized product; requantization not counted"
 
 
+def _reads_packed(work: Work, *args: Any) -> Work:
+    """A packed weight is a script object, not a tensor, so the bytes a count tallies would leave it out: its
+    weight and bias are read too, beside the op's tensors."""
+    packed = [a for a in args if hasattr(a, "unpack")]
+    if not packed:
+        return work
+    with _disable_current_modes():  # unpacking is a real op on the real packed weight: not under fake tensors
+        inside = [t for p in packed for t in p.unpack() if isinstance(t, torch.Tensor)]
+    read = sum(a.numel() * a.element_size() for a in args if isinstance(a, TensorSpec))
+    return dataclasses.replace(work, bytes_read=read + sum(t.numel() * t.element_size() for t in inside))
+
+
 @formula(quantized.linear, quantized.linear_relu, quantized.linear_leaky_relu, quantized.linear_tanh,
-         quantized.linear_dynamic, quantized.linear_relu_dynamic, quantized.linear_dynamic_fp16,
-         quantized.linear_relu_dynamic_fp16, quantized.linear_dynamic_fp16_unpacked_weight, quantized.matmul,
+         quantized.linear_dynamic_fp16, quantized.linear_relu_dynamic_fp16,
+         quantized.linear_dynamic_fp16_unpacked_weight, quantized.matmul,
          quantized.int4mm_packed_weight_cpu, aten._weight_int4pack_mm, aten._weight_int4pack_mm_for_cpu,
          aten._weight_int4pack_mm_with_scales_and_zeros, aten._weight_int8pack_mm, aten._dyn_quant_matmul_4bit)
 def quantized_product(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
     """(output elements)·K MACs, K the input's last dimension (a matrix product with a packed weight)."""
     out = first(result)
     k = int(x.shape[-1])
-    return Work(macs=Term("E_out·K", E_out=int(out.numel()), K=k), dots=int(out.numel()), note=_NOTE)
+    work = Work(macs=Term("E_out·K", E_out=int(out.numel()), K=k), dots=int(out.numel()), note=_NOTE)
+    return _reads_packed(work, x, *args)
+
+
+@formula(quantized.linear_dynamic, quantized.linear_relu_dynamic)
+def dynamic_product(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    """(output elements)·K int8 MACs: the float input is quantized to 8 bits at run time, then multiplied."""
+    return dataclasses.replace(quantized_product(result, x, *args), dtype="int8")
 
 
 @output_rule(quantized.linear_dynamic, quantized.linear_relu_dynamic, quantized.linear_dynamic_fp16,
@@ -52,31 +79,36 @@ def dynamic_linear_output(x: Any, packed: Any, *args: Any, **kwargs: Any) -> Any
          quantized.linear_with_input_q_dq_qweight_dq_relu_output_fp32)
 def reference_linear(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
     """(output elements)·K MACs, as a quantized linear layer."""
-    return quantized_product(result, x)
+    return quantized_product(result, x, *args)
 
 
-def _packed_conv(result: Any, x: Any, packed: Any) -> Work:
+def _packed_conv(result: Any, x: Any, packed: Any, *tensors: Any) -> Work:
     weight = tuple(packed.unpack()[0].shape)  # the packed object's weight tensor: only its shape is used
     if len(weight) == len(x.shape) + 1:  # a 1-d kernel is packed as 2-d: (C_out, C_in, 1, K) for (N, C, L) input
         weight = weight[:2] + weight[3:]
     groups, transposed = int(packed.groups()), bool(packed.transpose())
     work = conv_work(tuple(x.shape), weight, tuple(first(result).shape), transposed, groups, False)
-    return Work(macs=work.macs, dots=work.dots, note=_NOTE)
+    return _reads_packed(Work(macs=work.macs, dots=work.dots, note=_NOTE), x, packed, *tensors)
 
 
 @formula(quantized.conv1d, quantized.conv1d_relu, quantized.conv2d, quantized.conv2d_relu, quantized.conv3d,
-         quantized.conv3d_relu, quantized.conv_transpose1d, quantized.conv_transpose2d, quantized.conv_transpose3d,
-         quantized.conv1d_dynamic, quantized.conv2d_dynamic, quantized.conv3d_dynamic,
-         quantized.conv_transpose1d_dynamic, quantized.conv_transpose2d_dynamic, quantized.conv_transpose3d_dynamic)
+         quantized.conv3d_relu, quantized.conv_transpose1d, quantized.conv_transpose2d, quantized.conv_transpose3d)
 def quantized_conv(result: Any, x: Any, packed: Any, *args: Any, **kwargs: Any) -> Work:
     """Convolution MACs (see conv.py) with the kernel and groups of the packed weight."""
     return _packed_conv(result, x, packed)
 
 
+@formula(quantized.conv1d_dynamic, quantized.conv2d_dynamic, quantized.conv3d_dynamic,
+         quantized.conv_transpose1d_dynamic, quantized.conv_transpose2d_dynamic, quantized.conv_transpose3d_dynamic)
+def dynamic_conv(result: Any, x: Any, packed: Any, *args: Any, **kwargs: Any) -> Work:
+    """Convolution MACs with the packed weight's kernel; int8, the float input being quantized at run time."""
+    return dataclasses.replace(_packed_conv(result, x, packed), dtype="int8")
+
+
 @formula(quantized.conv2d_add, quantized.conv2d_add_relu)
 def quantized_conv_add(result: Any, x: Any, accumulator: Any, packed: Any, *args: Any, **kwargs: Any) -> Work:
     """Convolution MACs; the fused add of the accumulator is integer arithmetic."""
-    return _packed_conv(result, x, packed)
+    return _packed_conv(result, x, packed, accumulator)
 
 
 zero_cost(

@@ -54,6 +54,9 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "complete": report.complete,
         "warnings": list(report.warnings),
         "attention": report.convention.attention,  # "dense" (every query–key pair) or "masked" (pairs kept)
+        "by_dtype": {dtype: cost_dict(cost) for dtype, cost in report.by_dtype().items()},
+        "param_bytes": dict(report.param_bytes),  # weight memory by dtype
+        "energy_estimate": _energy(report),
         **_training(report),
         **({"moe": [_moe(layer) for layer in report.moe]} if report.moe else {}),
     }
@@ -68,6 +71,13 @@ def _training(report: Report) -> dict[str, Any]:
         "phases": {phase: cost_dict(cost) for phase, cost in report.phases.items()},
         "frozen_savings": cost_dict(saved) if saved is not None else None,
     }
+
+def _energy(report: Report) -> dict[str, Any]:
+    e = report.energy()
+    return {"joules": list(e.total_j), "compute_j": e.compute_j, "memory_j": list(e.memory_j), "source": e.source,
+            "process_node": e.process_node, "notes": list(e.notes), "left_out": dict(e.left_out),
+            "note": "estimate from counts, not a power measurement"}
+
 
 def _moe(layer: Any) -> dict[str, Any]:
     return {

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..report import Report
 from .grid import Column, left, right, text_table
 from .rows import incomplete_lines, memory_lines
-from .tree import TreeRow, shapes_text, share, tree_rows
+from .tree import DENSITY_HEADERS, TreeRow, density_cells, shapes_text, share, tree_rows
 from .units import binary_bytes, count_text, si
 
 COLUMNS = left("Module", "Type") + right("Params", "MACs", "FLOPs", "% FLOPs", "Bytes moved")
@@ -25,14 +25,16 @@ def with_shapes(cells: tuple[str, ...], row: TreeRow) -> tuple[str, ...]:
 
 def render_table(report: Report, depth: int | None = 2, shapes: bool = False) -> str:
     tree = tree_rows(report, depth)
+    sparse = report.sparse_weights  # a density column only when some weight holds zeros
     rows: list[tuple[str, ...]] = [
         ("  " * row.depth + row.label, row.type, count_text(row.params), si(row.macs), si(row.flops),
-         share(row.flops, report.flops), binary_bytes(row.cost.bytes))
+         share(row.flops, report.flops), binary_bytes(row.cost.bytes), *(density_cells(row) if sparse else ()))
         for row in tree
     ]
     if shapes:
         rows = [with_shapes(cells, row) for cells, row in zip(rows, tree, strict=True)]
-    out = text_table(with_shape_columns(COLUMNS) if shapes else COLUMNS, rows)
+    columns = COLUMNS + (right(*DENSITY_HEADERS) if sparse else [])
+    out = text_table(with_shape_columns(columns) if shapes else columns, rows)
     out.append("")
     out.append(f"inputs: {report.inputs or '(none)'}")
     out.append(f"convention: {report.convention.name} — {report.convention.description}")
@@ -41,6 +43,9 @@ def render_table(report: Report, depth: int | None = 2, shapes: bool = False) ->
         f"({report.trainable_params:,} trainable, {report.frozen_params:,} frozen), "
         f"{report.bytes_read:,} bytes read, {report.bytes_written:,} bytes written"
     )
+    if sparse and report.effective_macs is not None and report.macs:
+        out.append(f"effective: {report.effective_macs:,} MACs once multiplications by zero weights are skipped "
+                   f"({report.effective_macs / report.macs:.1%} of the dense count)")
     out += memory_lines(report)
     out += phase_lines(report)
     if not report.complete:

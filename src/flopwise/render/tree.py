@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..cost import ZERO, Cost
 from ..report import ModuleRow, Report
+from .units import si
 
 SELF = "(self)"
 
@@ -26,6 +27,8 @@ class TreeRow:
     calls: int = 0
     input_shapes: tuple[tuple[int, ...], ...] = ()  # of the module's first call; none for a self row
     output_shapes: tuple[tuple[int, ...], ...] = ()
+    effective_macs: int | None = None  # MACs once zero weights are skipped (pruning); None without weight values
+    weight_density: float | None = None  # non-zero share of the module's own weights; None if it has none
 
     @property
     def macs(self) -> int:
@@ -34,6 +37,15 @@ class TreeRow:
     @property
     def flops(self) -> int:
         return self.cost.flops
+
+
+DENSITY_HEADERS = ("Density", "Effective MACs")
+
+
+def density_cells(row: TreeRow) -> tuple[str, str]:
+    """The weight density and effective MACs of a row, for tables of models with sparse weights."""
+    density = f"{row.weight_density:.1%}" if row.weight_density is not None else ""
+    return density, si(row.effective_macs) if row.effective_macs is not None else ""
 
 
 def share(part: int, total: int) -> str:
@@ -66,7 +78,8 @@ def tree_rows(report: Report, depth: int | None = 2) -> list[TreeRow]:
         placed.add(row.name)
         label = row.name.rpartition(".")[2] if row.name else f"{report.model} (total)"
         out.append(TreeRow(row.name, label, row.type, row.depth, row.params, row.cost, calls=row.calls,
-                           input_shapes=row.input_shapes, output_shapes=row.output_shapes))
+                           input_shapes=row.input_shapes, output_shapes=row.output_shapes,
+                           effective_macs=row.effective_macs, weight_density=row.weight_density))
         kids = children.get(row.name, [])
         for child in kids:
             visit(child)
@@ -74,7 +87,11 @@ def tree_rows(report: Report, depth: int | None = 2) -> list[TreeRow]:
             return
         own_params = max(0, row.params - sum(k.params for k in kids))  # a parameter shared with a child: 0
         if row.self_cost != ZERO or own_params:
-            out.append(TreeRow(row.name, SELF, "", row.depth + 1, own_params, row.self_cost, is_self=True))
+            effective = [row.effective_macs, *(k.effective_macs for k in kids)]
+            known = [e for e in effective if e is not None]
+            own = known[0] - sum(known[1:]) if len(known) == len(effective) else None
+            out.append(TreeRow(row.name, SELF, "", row.depth + 1, own_params, row.self_cost, True,
+                               effective_macs=own))
 
     if "" in report.modules:
         visit(report.modules[""])

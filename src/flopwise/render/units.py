@@ -19,6 +19,19 @@ def si(value: float, unit: str = "", digits: int = 3) -> str:
     return f"{text} {_PREFIXES[magnitude]}{unit}".rstrip()
 
 
+_SMALL_PREFIXES = [("m", 1e-3), ("µ", 1e-6), ("n", 1e-9), ("p", 1e-12)]
+
+
+def si_small(value: float, unit: str) -> str:
+    """Like `si`, with m, µ, n, p below 1: si_small(0.000283, 'J') == '283 µJ'."""
+    if value == 0 or abs(value) >= 0.9995:
+        return si(value, unit)
+    for prefix, scale in _SMALL_PREFIXES:
+        if abs(value) >= scale * 0.9995:  # below the previous prefix's 999.5: at most three digits
+            return f"{value / scale:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
 def binary_bytes(value: int) -> str:
     """Bytes with binary prefixes: 12_582_912 → '12 MiB'."""
     scaled, units = float(value), ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
