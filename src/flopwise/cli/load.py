@@ -4,6 +4,7 @@
     hf:PATH                 a transformers config.json (or a folder holding one), built on the meta device
     path/to/file.py:NAME    an nn.Module class, or a function returning a module or (module, inputs)
     file.pt2 / file.pt      a torch.export archive or a TorchScript file; a pickled module only with --allow-pickle
+    model.onnx              an ONNX file, counted from its graph (no PyTorch model is built)
     guides:NAME             one of the guides' three worked examples
 
 Nothing is downloaded and nothing is unpickled unless the user says so. Mistakes raise `UsageError`.
@@ -28,6 +29,7 @@ from .archives import load_archive
 from .errors import ModelError, UsageError
 from .inputs import Shaped, parse_inputs, parse_tokens, token_ids, with_batch, with_dtype
 from .load_hf import huggingface
+from .load_onnx import load_onnx
 from .spec import InputFlags, Loaded, Spec, parse_spec
 
 
@@ -45,7 +47,7 @@ def load(text: str, flags: InputFlags | None = None) -> Loaded:
         loaded = _load(spec, flags)
     except OSError as error:  # a path the system refuses (too long, a folder, no permission)
         raise UsageError(f"{text}: cannot read it ({error.strerror or error})") from None
-    if explicit is not None and spec.kind != "hf":  # hf: the loader places them by the model's signature
+    if explicit is not None and spec.kind not in ("hf", "onnx"):  # hf, onnx: the loader places them by name
         loaded.inputs = explicit
     if flags.dtype is not None and spec.kind != "hf" and not loaded.scripted:
         loaded = _cast(loaded, flags.dtype)
@@ -82,6 +84,8 @@ def _load(spec: Spec, flags: InputFlags) -> Loaded:
         return _guide(spec)
     if spec.kind == "file":
         return _python_file(spec)
+    if spec.kind == "onnx":
+        return load_onnx(spec, flags)
     return load_archive(spec, flags.allow_pickle)
 
 
