@@ -35,8 +35,12 @@ def count_onnx(path: str | Path, input_sizes: Sizes | None = None, convention: s
     """
     import onnx  # an optional dependency: `pip install flopwise[onnx]`
     import onnx.inliner
+    from google.protobuf.message import DecodeError  # onnx's own dependency
 
-    model = onnx.load(str(path), load_external_data=False)  # shapes only: weights stay on disk
+    try:
+        model = onnx.load(str(path), load_external_data=False)  # shapes only: weights stay on disk
+    except DecodeError as error:
+        raise ValueError(f"not an ONNX model ({error})") from None
     if model.functions:
         model = onnx.inliner.inline_local_functions(model)
     graph = model.graph
