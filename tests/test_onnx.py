@@ -66,6 +66,25 @@ def test_gemm_relu_by_hand(tmp_path):
     assert r.param_bytes == {"float32": (16 * 8 + 16) * 4}
 
 
+def test_matmul_and_resize_by_hand(tmp_path):
+    shapes = {"a": [2, 3, 4, 5], "w": [5, 6], "p": [2, 1, 4, 5], "q": [3, 5, 6], "img": [1, 2, 3, 3]}
+    nodes = [
+        helper.make_node("MatMul", ["a", "w"], ["aw"], name="/folded/MatMul"),  # batch folded into rows: mm
+        helper.make_node("MatMul", ["p", "q"], ["pq"], name="/batched/MatMul"),  # batch (2, 3) broadcast: bmm
+        helper.make_node("Resize", ["img", "", "scales"], ["big"], name="/up/Resize", mode="linear"),
+    ]
+    scales = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1.0, 1.0, 2.0, 2.0])
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, s) for n, s in shapes.items()]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("aw", "pq", "big")]
+    r = count_onnx(save(tmp_path, nodes, inputs, outputs, [scales], name="products"))
+    assert r["folded"].macs == (2 * 3 * 4) * 5 * 6  # rows·K·N
+    assert r["batched"].macs == (2 * 3) * 4 * 5 * 6  # batch·M·K·N
+    assert r["batched"].bytes_read == (2 * 1 * 4 * 5 + 3 * 5 * 6) * 4  # each operand once, not broadcast
+    assert r["up"].flops == 1 * 2 * 6 * 6 * 7  # bilinear: 4 multiplies and 3 adds per output of 1×2×6×6
+    assert r.params == 0  # the scales initializer is an argument of the resize, not a weight
+    assert r.complete
+
+
 def test_conventions_apply(tmp_path):
     r = count_onnx(gemm_relu(tmp_path), convention="contractions")
     assert r.flops == 2 * 4 * 8 * 16  # FLOPs = 2·MACs, nothing else

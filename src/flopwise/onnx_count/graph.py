@@ -28,10 +28,11 @@ def count_onnx(path: str | Path, input_sizes: Sizes | None = None, convention: s
 
     Shapes come from ONNX shape inference; each node is costed by the formula of the aten op that does its work
     (nodes.py). `input_sizes` gives the graph inputs' sizes, by name or in order; it is needed where an input has
-    a dynamic dim (a symbolic batch), and replaces the sizes the file declares. Initializers are the parameters
-    (int64 ones are shapes and axes, not weights). Rows are modules: the scopes torch.onnx gives each node (its
-    metadata, else its name `/layer1/layer1.0/conv1/Conv`). A node with no known cost is in `report.unsupported`
-    under its module and node name. Raises ValueError when the file cannot be counted as it stands.
+    a dynamic dim (a symbolic batch), and replaces the sizes the file declares. Parameters are the initializers
+    some node reads as data (shapes, axes and scales are arguments, not weights). Rows are modules: the scopes
+    torch.onnx gives each node (its metadata, else its name `/layer1/layer1.0/conv1/Conv`). A node with no known
+    cost is in `report.unsupported` under its module and node name. Raises ValueError when the file cannot be
+    counted as it stands.
     """
     import onnx  # an optional dependency: `pip install flopwise[onnx]`
     import onnx.inliner
@@ -59,55 +60,56 @@ def count_onnx(path: str | Path, input_sizes: Sizes | None = None, convention: s
     readers: defaultdict[str, set[str]] = defaultdict(set)  # initializer → the modules whose nodes read it
     for proto in graph.node:
         module = _module_of(proto, types)
-        for name in proto.input:
-            if name in stored:
-                readers[name].add(module)
         op = f"onnx.{proto.op_type}" if proto.domain in ("", "ai.onnx") else f"{proto.domain}.{proto.op_type}"
-        call = _cost_node(onnx, proto, op, module, tensors, opset, rules, warnings)
+        call, read = _cost_node(onnx, proto, op, module, tensors, opset, rules, warnings)
         if call is None:
             unsupported[op][f"{module} (node {proto.name})" if module else f"node {proto.name}"] += 1
-            call = OpCall(op, module, ZERO)
+            call, read = OpCall(op, module, ZERO), [name for name in proto.input if name]  # any input may be data
         calls.append(call)
-    weights = [(tensors[t.name], readers.get(t.name, {""})) for t in graph.initializer if t.data_type != 7]
+        for name in read:
+            if name in stored:
+                readers[name].add(module)
+    weights = [(tensors[t.name], readers[t.name]) for t in graph.initializer if t.name in readers and t.name in tensors]
     return _report(Path(path).name, [tensors[i.name] for i in inputs], inputs, rules, calls, types, weights,
                    unsupported, warnings)
 
 
 def _cost_node(onnx: Any, proto: Any, op: str, module: str, tensors: dict[str, torch.Tensor], opset: int,
-               rules: Convention, warnings: list[str]) -> OpCall | None:
-    """The node's call, costed; None when it has no known cost."""
+               rules: Convention, warnings: list[str]) -> tuple[OpCall | None, list[str]]:
+    """The node's call, costed (None when it has no known cost), and the names of the inputs it reads."""
     if proto.op_type in METADATA and proto.domain in ("", "ai.onnx"):
-        return OpCall(op, module, ZERO)
+        return OpCall(op, module, ZERO), []
     build = STANDINS.get(proto.op_type) if proto.domain in ("", "ai.onnx") else None
     if build is None:
-        return None
+        return None, []
     unknown = [name for name in (*proto.input, *proto.output) if name and name not in tensors]
     if unknown:
         warnings.append(f"node {proto.name!r} ({op}): shape inference gave no static shape for "
                         f"{', '.join(unknown)}; counted as unsupported")
-        return None
+        return None, []
     attrs = {a.name: _plain(onnx.helper.get_attribute_value(a)) for a in proto.attribute}
     node = Node(proto, tensors, attrs, opset)
     try:
         func, args, kwargs = build(node)
     except NotImplementedError as error:
         warnings.append(f"node {proto.name!r} ({op}): {error} is not mapped to a formula")
-        return None
+        return None, []
     _, plan = plan_of(func, {})
     if plan is VIEW:
-        return OpCall(op, module, ZERO)
+        return OpCall(op, module, ZERO), node.read
     if plan is UNKNOWN:
-        return None
+        return None, []
     outputs = [tensors[name] for name in proto.output if name]
-    work, cost, shapes = cost_call(rules, plan, node.out, args, kwargs, node.read, outputs)
-    return OpCall(op, module, cost, work, shapes)
+    inputs = [tensors[name] for name in node.read]
+    work, cost, shapes = cost_call(rules, plan, node.out, args, kwargs, inputs, outputs)
+    return OpCall(op, module, cost, work, shapes), node.read
 
 
 def _plain(value: Any) -> Any:
     """Attribute values as Python values: text decoded, repeated fields as lists."""
     if isinstance(value, bytes):
         return value.decode()
-    if isinstance(value, (list, tuple)) or type(value).__name__.startswith("Repeated"):
+    if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
 

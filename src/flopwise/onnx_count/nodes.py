@@ -28,24 +28,24 @@ METADATA = {"Constant", "Shape", "Size"}  # values known from the model itself: 
 
 class Node:
     """One ONNX node as its stand-in sees it: inputs and outputs as meta tensors, attributes by name. `read`
-    collects the inputs the stand-in reads: their bytes are the node's reads."""
+    collects the names of the inputs the stand-in reads: their bytes are the node's reads (a shape, axes or scales
+    input that the aten op takes as plain values is not read)."""
 
     def __init__(self, proto: Any, tensors: dict[str, torch.Tensor], attrs: dict[str, Any], opset: int) -> None:
         self.proto = proto
         self.tensors = tensors
         self.attrs = attrs
         self.opset = opset
-        self.read: list[torch.Tensor] = []
+        self.read: list[str] = []
 
     def input(self, i: int) -> Any:
         """Input `i` (None when the node leaves that optional input out)."""
         name = self.proto.input[i] if i < len(self.proto.input) else ""
         if not name:
             return None
-        tensor = self.tensors[name]
-        if all(tensor is not seen for seen in self.read):
-            self.read.append(tensor)
-        return tensor
+        if name not in self.read:
+            self.read.append(name)
+        return self.tensors[name]
 
     def inputs(self) -> list[Any]:
         return [self.input(i) for i in range(len(self.proto.input)) if self.proto.input[i]]
@@ -141,6 +141,24 @@ def _softmax(op: Any) -> Builder:
     return build
 
 
+_RESIZE = {
+    "nearest": {1: aten.upsample_nearest1d.default, 2: aten.upsample_nearest2d.default,
+                3: aten.upsample_nearest3d.default},
+    "linear": {1: aten.upsample_linear1d.default, 2: aten.upsample_bilinear2d.default,
+               3: aten.upsample_trilinear3d.default},
+    "cubic": {2: aten.upsample_bicubic2d.default},
+}
+
+
+def _resize(node: Node) -> Standin:
+    """Interpolation over the dims after N and C, by mode (nearest copies; linear and cubic weigh 2ᵈ and 4ᵈ inputs)."""
+    x, mode = node.input(0), str(node.attrs.get("mode", "nearest"))
+    op = _RESIZE.get(mode, {}).get(x.dim() - 2)
+    if op is None:
+        raise NotImplementedError(f"Resize ({mode}) of a {x.dim()}-d input")
+    return op, (x, list(node.out.shape[2:])), {}
+
+
 def _batch_norm(node: Node) -> Standin:
     x, scale, bias, mean, var = (node.input(i) for i in range(5))
     eps, momentum = node.attrs.get("epsilon", 1e-5), node.attrs.get("momentum", 0.9)
@@ -220,7 +238,7 @@ STANDINS: dict[str, Builder] = {
     "ReduceProd": _first(aten.prod.default), "ReduceL2": _first(aten.linalg_vector_norm.default),
     "ArgMax": _first(aten.argmax.default), "ArgMin": _first(aten.argmin.default),
     "CumSum": lambda node: (aten.cumsum.default, (node.input(0), int(node.attrs.get("axis", 0))), {}),
-    "BatchNormalization": _batch_norm, "LayerNormalization": _layer_norm,
+    "Resize": _resize, "BatchNormalization": _batch_norm, "LayerNormalization": _layer_norm,
     "GroupNormalization": _group_norm, "InstanceNormalization": lambda node: _group_norm(node, instance=True),
     # views: no arithmetic and, as in a PyTorch count, no bytes
     "Reshape": _first(aten.view.default), "Flatten": _first(aten.view.default), "Squeeze": _first(aten.view.default),
