@@ -35,6 +35,7 @@ LAYERS: dict[str, int] = {
     "flopwise.assemble": 4,
     "flopwise.prepare": 4,
     "flopwise.examples": 4,
+    "flopwise.onnx_count": 4,  # .onnx files: ONNX shape inference, each node costed by the registry's formulas
     "flopwise.render": 5,
     "flopwise.explain": 5,
     "flopwise.llm": 5,

@@ -3,6 +3,8 @@ counted once per subtree, module descriptions and memory figures."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 
 from .capture import CountingMode
@@ -22,10 +24,8 @@ def ancestors(name: str) -> list[str]:
     return chain
 
 
-def build_report(
-    stack: ModuleStack, mode: CountingMode, rules: Convention, model: torch.nn.Module | None, inputs: str
-) -> Report:
-    calls: tuple[OpCall, ...] = tuple(mode.calls)
+def module_costs(calls: Iterable[OpCall]) -> tuple[dict[str, Cost], dict[str, Cost]]:
+    """({module: cost of the ops run directly in it}, {module: cost including its submodules})."""
     sums: dict[str, list[int]] = {}  # plain integers: a large model makes tens of thousands of calls
     for call in calls:
         total = sums.setdefault(call.module, [0, 0, 0, 0])
@@ -39,7 +39,14 @@ def build_report(
     for name, cost in own.items():
         for ancestor in ancestors(name):
             inclusive[ancestor] = inclusive.get(ancestor, ZERO) + cost
+    return own, inclusive
 
+
+def build_report(
+    stack: ModuleStack, mode: CountingMode, rules: Convention, model: torch.nn.Module | None, inputs: str
+) -> Report:
+    calls: tuple[OpCall, ...] = tuple(mode.calls)
+    own, inclusive = module_costs(calls)
     modules_by_name = {name: module for module, name in stack.names.items()}
     names = [""] + [n for n in stack.types if n]
     names += sorted(n for n in inclusive if n not in stack.types and n)
@@ -79,11 +86,17 @@ def _param_counts(stack: ModuleStack) -> dict[str, tuple[int, int]]:
                 owners.setdefault(id(p), (p, set()))[1].add(name)
         for packed in packed_weights(module):  # a quantized layer's weight and bias are packed, not parameters
             owners.setdefault(id(packed), (packed, set()))[1].add(name)
+    return subtree_params((tensor.numel(), tensor.requires_grad, names) for tensor, names in owners.values())
+
+
+def subtree_params(owned: Iterable[tuple[int, bool, set[str]]]) -> dict[str, tuple[int, int]]:
+    """{module name: (all, trainable) parameters in its subtree}, from (elements, trainable, the modules that own
+    it) per parameter: one owned by several modules counts once in each subtree that holds any of them."""
     counts: dict[str, list[int]] = {}
-    for tensor, names in owners.values():
+    for numel, trainable, names in owned:
         reached = {ancestor for name in names for ancestor in ancestors(name)}
         for ancestor in reached:
             count = counts.setdefault(ancestor, [0, 0])
-            count[0] += tensor.numel()
-            count[1] += tensor.numel() if tensor.requires_grad else 0
+            count[0] += numel
+            count[1] += numel if trainable else 0
     return {name: (total, trainable) for name, (total, trainable) in counts.items()}

@@ -37,7 +37,7 @@ from .registry import (
 )
 from .shadow import DATA_DEPENDENT, Shadows
 
-_VIEW, _ZERO, _UNKNOWN, _HOP = "view", "zero", "unknown", "higher-order"
+VIEW, ZERO_PLAN, UNKNOWN, _HOP = "view", "zero", "unknown", "higher-order"  # plans that are not a formula
 # Decompositions into Core ATen ops (not into prims), so their parts land on formulas we know.
 _DECOMPOSITIONS = core_aten_decompositions()
 
@@ -50,6 +50,37 @@ def _nbytes(tensors: list[torch.Tensor]) -> int:
             seen.add(id(t))
             total += stored_bytes(t)  # a sparse tensor moves its values and indices, not its dense size
     return total
+
+
+def plan_of(func: torch._ops.OpOverload, overrides: dict[str, Formula | None]) -> tuple[str, Any]:
+    """(op name, how it is costed): its formula (None when an override ignores it), else VIEW, ZERO or UNKNOWN."""
+    name = op_name(func)
+    fn = lookup(name, overrides)
+    if fn is not False:
+        return name, fn
+    if is_view(func):
+        return name, VIEW
+    return name, ZERO_PLAN if is_zero_cost(name) else UNKNOWN
+
+
+def cost_call(
+    convention: Convention, plan: Any, out: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+    inputs: list[torch.Tensor], outputs: list[torch.Tensor], mask: tuple[str, int | None] = ("", None),
+) -> tuple[Work, Cost, tuple[tuple[int, ...], ...], str]:
+    """One call's work (its formula on the shapes of `args`), its cost under `convention`, the shapes of the
+    tensors it reads and the dtype it computes in; bytes are those of `inputs` and `outputs` unless the formula
+    says otherwise."""
+    work = Work()
+    if plan not in (UNKNOWN, ZERO_PLAN, None):
+        out_spec, args_spec, extra_spec = specs((out, args, kwargs))  # shapes only: formulas never see values
+        if mask[1] is not None:  # the one value a formula gets: how many pairs an attention mask keeps
+            mask_argument(mask[0], args_spec, extra_spec).kept = mask[1]
+        work = plan(out_spec, *args_spec, **extra_spec)
+    bytes_read = _nbytes(inputs) if work.bytes_read is None else work.bytes_read
+    bytes_written = _nbytes(outputs) if work.bytes_written is None else work.bytes_written
+    cost = Cost(convention.macs(work), convention.flops(work), bytes_read, bytes_written)
+    dtype = work.dtype or compute_dtype(inputs, outputs)
+    return work, cost, tuple(padded_shape(t) for t in inputs), dtype
 
 
 _PLAIN = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.memory_format, torch.layout)
@@ -122,17 +153,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             if isinstance(func, torch._ops.HigherOrderOperator):
                 self._plan[func] = (hop_name(func), _HOP, ())
                 return self._plan[func]
-            name = op_name(func)
-            fn = lookup(name, self.overrides)
-            if fn is not False:
-                plan: Any = fn  # a formula, or None when an override ignores the op
-            elif is_view(func):
-                plan = _VIEW
-            elif is_zero_cost(name):
-                plan = _ZERO
-            else:
-                plan = _UNKNOWN
-            self._plan[func] = (name, plan, written_arguments(func))
+            self._plan[func] = (*plan_of(func, self.overrides), written_arguments(func))
         return self._plan[func]
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
@@ -142,7 +163,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             self.guard.before_write(args, kwargs, writes)
         if plan is _HOP:
             return run_hop(self, func, args, kwargs)
-        if plan is _UNKNOWN:
+        if plan is UNKNOWN:
             out = self._decompose(func, args, kwargs)
             if out is not NotImplemented:
                 return out
@@ -221,7 +242,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self, func: Any, name: str, plan: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any
     ) -> None:
         module = self.modules.current
-        if plan is _VIEW:
+        if plan is VIEW:
             self.calls.append(OpCall(name, module, ZERO))
             return
         extra = {k: v for k, v in kwargs.items() if k != "out"} if kwargs else kwargs
@@ -232,31 +253,15 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             key, inputs = None, tensors_in((args, extra))
         outputs = tensors_in(out)
         self.memory.record(inputs + tensors_in(kwargs["out"]) if "out" in kwargs else inputs, outputs)
-        if plan is _UNKNOWN:
+        if plan is UNKNOWN:
             self.unsupported[name][module] += 1
         kept = self._mask_census(name, args, extra)
         if kept is not None and key is not None:
             key = (key, kept)  # same shapes, another mask: another count
         costed = self._costed.get(key) if key is not None else None
         if costed is None:
-            costed = self._cost(plan, out, args, extra, inputs, outputs, (name, kept))
+            costed = cost_call(self.convention, plan, out, args, extra, inputs, outputs, (name, kept))
             if key is not None:
                 self._costed[key] = costed
         work, cost, shapes, dtype = costed
         self.calls.append(OpCall(name, module, cost, work, shapes, dtype))
-
-    def _cost(
-        self, plan: Any, out: Any, args: tuple[Any, ...], extra: dict[str, Any], inputs: list[torch.Tensor],
-        outputs: list[torch.Tensor], mask: tuple[str, int | None] = ("", None),
-    ) -> tuple[Work, Cost, tuple[tuple[int, ...], ...], str]:
-        work = Work()
-        if plan not in (_UNKNOWN, _ZERO, None):
-            out_spec, args_spec, extra_spec = specs((out, args, extra))  # shapes only: formulas never see values
-            if mask[1] is not None:  # the one value a formula gets: how many pairs an attention mask keeps
-                mask_argument(mask[0], args_spec, extra_spec).kept = mask[1]
-            work = plan(out_spec, *args_spec, **extra_spec)
-        bytes_read = _nbytes(inputs) if work.bytes_read is None else work.bytes_read
-        bytes_written = _nbytes(outputs) if work.bytes_written is None else work.bytes_written
-        cost = Cost(self.convention.macs(work), self.convention.flops(work), bytes_read, bytes_written)
-        dtype = work.dtype or compute_dtype(inputs, outputs)
-        return work, cost, tuple(padded_shape(t) for t in inputs), dtype

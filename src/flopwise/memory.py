@@ -46,8 +46,13 @@ def param_memory(modules: Iterable[torch.nn.Module]) -> dict[str, int]:
         for sub in module.modules():
             for i, t in enumerate(packed_weights(sub)):
                 seen.setdefault((id(sub), i), t)  # weight() unpacks a new tensor at each call: key by module
+    return bytes_by_dtype(seen.values())
+
+
+def bytes_by_dtype(tensors: Iterable[torch.Tensor]) -> dict[str, int]:
+    """{dtype name: bytes} of `tensors` (each counted as given), largest first."""
     by_dtype: dict[str, int] = {}
-    for t in seen.values():
+    for t in tensors:
         name = str(t.dtype).removeprefix("torch.")
         by_dtype[name] = by_dtype.get(name, 0) + t.numel() * t.element_size()
     return dict(sorted(by_dtype.items(), key=lambda kv: -kv[1]))

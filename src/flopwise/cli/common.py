@@ -117,6 +117,20 @@ def count_loaded(
         notify(note)
     if loaded.scripted:
         return _count_scripted(loaded, convention)
+    if loaded.counter is not None:  # an .onnx file: counted from its graph, whatever the mode
+        if step != "forward":
+            raise UsageError(f"{loaded.spec}: --step {step} needs a PyTorch model; an .onnx file has no backward")
+        report = loaded.counter(resolve(convention))
+    else:
+        report = _count_module(loaded, mode, convention, notify, step)
+    for warning in report.warnings:  # in the report too; said on stderr like the notes
+        notify(f"{loaded.spec}: {warning}")
+    return report
+
+
+def _count_module(
+    loaded: Loaded, mode: str, convention: str | Convention, notify: Callable[[str], None], step: str
+) -> Report:
     try:
         report = _count(loaded, loaded.model, make_inputs(loaded.inputs, real=mode == "real"), mode, convention, step)
     except ModelError as error:
@@ -132,8 +146,6 @@ def count_loaded(
         random = " (built again with random weights)" if loaded.rebuild is not None else ""
         notify(f"{loaded.spec}: needs real data without it ({what}); counting again in real mode{random}")
         report = _count(loaded, model, make_inputs(loaded.inputs, real=True), "real", convention, step)
-    for warning in report.warnings:  # in the report too; said on stderr like the notes
-        notify(f"{loaded.spec}: {warning}")
     return report
 
 

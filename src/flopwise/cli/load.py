@@ -7,6 +7,7 @@
     diffusers:PATH          a diffusers model's config.json (UNet, DiT, AutoencoderKL…), built on the meta device
     path/to/file.py:NAME    an nn.Module class, or a function returning a module or (module, inputs)
     file.pt2 / file.pt      a torch.export archive or a TorchScript file; a pickled module only with --allow-pickle
+    model.onnx              an ONNX file, counted from its graph (no PyTorch model is built)
     guides:NAME             one of the guides' three worked examples
 
 Nothing is downloaded and nothing is unpickled unless the user says so. Mistakes raise `UsageError`.
@@ -32,10 +33,11 @@ from .errors import ModelError, UsageError
 from .inputs import Shaped, parse_inputs, parse_tokens, token_ids, with_batch, with_dtype
 from .load_diffusers import diffusers_model
 from .load_hf import huggingface
+from .load_onnx import load_onnx
 from .load_timm import is_timm_name, timm_model
 from .spec import InputFlags, Loaded, Spec, parse_spec
 
-PLACES_INPUTS = ("hf", "diffusers")  # loaders that place --input NAME= and --tokens by the model's signature
+PLACES_INPUTS = ("hf", "diffusers", "onnx")  # loaders that place --input NAME= and --tokens by the model's signature
 
 
 def load(text: str, flags: InputFlags | None = None) -> Loaded:
@@ -94,6 +96,8 @@ def _load(spec: Spec, flags: InputFlags) -> Loaded:
         return _guide(spec)
     if spec.kind == "file":
         return _python_file(spec)
+    if spec.kind == "onnx":
+        return load_onnx(spec, flags)
     return load_archive(spec, flags.allow_pickle)
 
 

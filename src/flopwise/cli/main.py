@@ -151,7 +151,8 @@ def _run(options: argparse.Namespace) -> int:
     if options.plot and not options.sweep:
         raise UsageError("--plot goes with --sweep (flopwise compare --plot FILE plots several models)")
     if options.sweep:
-        return sweep_main(options, load(options.model, flags) if options.model else None, notify)
+        return sweep_main(options, _torch_model(load(options.model, flags), "--sweep") if options.model else None,
+                          notify)
     if options.model is None:
         if flags != InputFlags():
             raise UsageError("--input, --tokens, --batch and --dtype need a MODEL (the guides' examples have theirs)")
@@ -162,6 +163,8 @@ def _run(options: argparse.Namespace) -> int:
             counted.append(_extras(Counted(title, report, {}), loaded, options, notify))
     else:
         loaded = load(options.model, flags)
+        if options.generate is not None or options.measure:
+            _torch_model(loaded, "--generate" if options.generate is not None else "--measure")
         if options.generate is not None:
             return generate_main(loaded, options, notify)
         report = count_loaded(loaded, options.mode, chosen_convention(options), notify, options.step)
@@ -169,6 +172,13 @@ def _run(options: argparse.Namespace) -> int:
     emit(_render(counted, options), options, notify)
     return gate(options.fail_if, [c.report for c in counted], 0 if all(c.report.complete for c in counted) else 1,
                 notify)
+
+
+def _torch_model(loaded: Loaded, flag: str) -> Loaded:
+    """`loaded`, when it is a PyTorch model that `flag` can run; an .onnx file is counted from its graph only."""
+    if loaded.counter is not None:
+        raise UsageError(f"{loaded.spec}: {flag} needs a PyTorch model; an .onnx file is counted from its graph only")
+    return loaded
 
 
 def _extras(item: Counted, loaded: Loaded, options: argparse.Namespace, notify: Callable[[str], None]) -> Counted:

@@ -1,7 +1,7 @@
 """What the user asked for and what was loaded; the one parser of model specs.
 
 Forms: `torchvision:NAME`, `timm:NAME`, `hf:PATH` or `hf:org/name`, `diffusers:config.json`, `guides:NAME`,
-`file.py[:NAME]`, `file.pt2` / `file.pt`.
+`file.py[:NAME]`, `file.pt2` / `file.pt`, `model.onnx`.
 
 Every part of the command line (loading, globs in `compare`, plot labels) reads a `Spec`, never the raw text.
 """
@@ -16,11 +16,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..conventions import Convention
+from ..report import Report
 from .errors import UsageError
 
 FORMS = (
     "torchvision:NAME, timm:NAME, hf:path/to/config.json, hf:org/name (local cache), diffusers:path/to/config.json, "
-    "path/to/file.py:NAME, file.pt2, file.pt or guides:NAME"
+    "path/to/file.py:NAME, file.pt2, file.pt, model.onnx or guides:NAME"
 )
 ARCHIVE_SUFFIXES = (".pt", ".pt2", ".pth", ".ts", ".jit")
 PREFIXED = ("torchvision", "timm", "hf", "diffusers", "guides")
@@ -29,7 +31,7 @@ GLOBBED = ("torchvision", "timm")  # kinds whose names `compare` expands from a 
 
 @dataclass(frozen=True)
 class Spec:
-    """A parsed model spec. `kind` is torchvision, timm, hf, diffusers, guides, file (a .py file) or archive."""
+    """A parsed model spec. `kind` is torchvision, timm, hf, diffusers, guides, file (a .py file), archive or onnx."""
 
     text: str  # as the user wrote it: used in every message
     kind: str
@@ -58,6 +60,8 @@ def parse_spec(text: str) -> Spec:
         return Spec(text, "file", match.group(1), match.group(2) or "")
     if text.endswith(ARCHIVE_SUFFIXES):
         return Spec(text, "archive", text)
+    if text.endswith(".onnx"):
+        return Spec(text, "onnx", text)
     raise UsageError(f"unknown model spec {text!r}: expected {FORMS}")
 
 
@@ -71,6 +75,7 @@ class Loaded:
     notes: list[str] = field(default_factory=list)  # said on stderr unless --quiet
     scripted: bool = False  # TorchScript: counted by running it, without module attribution
     rebuild: Callable[[], nn.Module] | None = None  # a model with real weights, for falling back to mode="real"
+    counter: Callable[[Convention], Report] | None = None  # counted without running PyTorch (an .onnx file)
 
 
 @dataclass(frozen=True)
