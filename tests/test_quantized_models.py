@@ -124,6 +124,23 @@ def test_dynamic_quantized_lstm(mode: str) -> None:
         assert r["0"].type == "DynamicQuantizedLSTM"
 
 
+class _PackedLSTM(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = _dynamic(nn.LSTM(I, H))[0]
+
+    def forward(self, x: nn.utils.rnn.PackedSequence) -> torch.Tensor:
+        return self.lstm(x)[0].data
+
+
+@pytest.mark.parametrize("mode", ["real", "fake", "meta"])
+def test_dynamic_quantized_lstm_on_a_packed_sequence(mode: str) -> None:
+    packed = nn.utils.rnn.pack_padded_sequence(torch.rand(T, B, I), torch.tensor([5, 3, 2]))
+    r = flopwise.count(_PackedLSTM(), (packed,), mode=mode)
+    assert r.complete, r.unsupported
+    assert r.macs == (5 + 3 + 2) * 4 * H * (I + H) == 15_360  # only the real steps of each sequence
+
+
 @pytest.mark.parametrize("mode", ["real", "fake", "meta"])
 def test_float16_dynamic_lstm_multiplies_in_float32(mode: str) -> None:
     r = flopwise.count(_dynamic(nn.LSTM(I, H), torch.float16), torch.rand(T, B, I), mode=mode)

@@ -17,11 +17,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import torch
 from torch import ops
 from torch.utils._python_dispatch import _disable_current_modes
 
 from ..cost import Work
-from ..registry import TensorSpec, dtype_name, formula
+from ..registry import TensorSpec, dtype_name, formula, output_rule
 from .quantized import tensor_bytes, unpacked
 from .rnn import GATES, layer_work, steps_of
 
@@ -48,13 +49,34 @@ def _in_fp16(cell_params: Any) -> bool:
 def _quantized_work(work: Work, x: TensorSpec, fp16: bool, read: int) -> Work:
     """`work` with the dtype of its products (int8, or the input's float for fp16 weights) and the bytes it reads."""
     if fp16:  # products in the input's float dtype, as its tensors say
-        return dataclasses.replace(work, bytes_read=read)
-    return dataclasses.replace(work, dtype="int8", other_dtype=dtype_name(x.dtype), bytes_read=read)
+        note = f"{work.note}; float16 weights, widened to float32 before each multiply-add"
+        return dataclasses.replace(work, bytes_read=read, note=note)
+    note = f"{work.note}; int8 products (input and hidden state quantized at each step), gate arithmetic in float"
+    return dataclasses.replace(work, dtype="int8", other_dtype=dtype_name(x.dtype), bytes_read=read, note=note)
+
+
+def _padded(args: tuple[Any, ...]) -> bool:
+    """Whether a quantized LSTM or GRU call is the `.input` form (a padded batch), not `.data` (a packed sequence):
+    `.input` passes its cell parameters third, `.data` its hidden state."""
+    third = args[2]
+    return isinstance(third, (list, tuple)) and not any(isinstance(p, (TensorSpec, torch.Tensor)) for p in third)
+
+
+@output_rule(aten.quantized_lstm, aten.quantized_gru)
+def packed_sequence_output(*args: Any, **kwargs: Any) -> Any:
+    """On fake tensors: the packed-sequence form has no fake kernel (the padded one has). Its output holds the
+    same rows as its input, D·H wide, then the final hidden states, shaped as the initial ones."""
+    if _padded(args):
+        return None
+    x, _, hx, _, _, _, _, _, bidirectional = args
+    states = list(hx) if isinstance(hx, (list, tuple)) else [hx]
+    out = x.new_empty((x.shape[0], (2 if bidirectional else 1) * states[0].shape[-1]))
+    return (out, *(h.new_empty(h.shape) for h in states))
 
 
 def _layers(mode: int, args: tuple[Any, ...]) -> Work:
     """Every layer and direction of a quantized LSTM or GRU; the `.input` and `.data` (packed sequence) forms."""
-    if isinstance(args[2], (list, tuple)) and not any(isinstance(p, TensorSpec) for p in args[2]):
+    if _padded(args):
         x, hx, params, has_biases, layers, _, _, bidirectional, *rest = args  # .input: batch_first last
         steps = steps_of(x, None, bool(rest[0]) if rest else False)
     else:
