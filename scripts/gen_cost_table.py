@@ -230,6 +230,28 @@ Complex tensors are counted in the real arithmetic the hardware does, under ever
 - **complex elementwise ops**: an add is 2 FLOPs, a multiply 6 (4 multiplies, 2 adds), a divide 11, a
   negation 2 per element (a real operand is promoted to complex by the kernel).
 
+## Quantized products
+
+A quantized layer does the multiply-adds of its float form; its MACs count under the dtype the kernel
+multiplies in (`report.by_dtype()`), and its packed weights count as parameters in the dtype they are stored in
+(`report.param_bytes`):
+
+- **static int8** (`QuantizedLinear`, `QuantizedConv2d`, …) and **dynamic qint8** (`quantize_dynamic(...,
+  dtype=torch.qint8)`: `DynamicQuantizedLinear`, `DynamicQuantizedConv2d`, `DynamicQuantizedLSTM`, `…GRU`, the
+  cells): int8 × int8 MACs — a dynamic layer quantizes its float input to 8 bits at run time, then multiplies.
+  A quantized LSTM is `T·B·4H·(I + H)` int8 MACs per layer and direction, as the float LSTM; its gate arithmetic
+  (30 FLOPs per hidden unit and step: sigmoids, tanh, the cell update) and bias adds run in float on the
+  dequantized products and count under the input's float dtype, so `by_dtype()` splits the call.
+  Requantization (scales, zero points, rounding) is not counted.
+- **dynamic float16** (`quantize_dynamic(..., dtype=torch.float16)`): fbgemm stores the weight in float16
+  and its GEMM widens each weight to float32 (`vcvtph2ps`) before a float32 multiply-add (`vfmadd231ps`): the
+  MACs count as **float32**; the weight memory and the bytes read are float16 (2 bytes per weight).
+- **weight-only** kernels (`_weight_int8pack_mm`, `_weight_int4pack_mm`): the weight is converted to the
+  input's dtype before multiplying; MACs count under the input's dtype, the narrow weight in the bytes.
+- **quantized tensors have no fake or meta form** in PyTorch: a `mode="fake"` or `"meta"` count that meets
+  one (a `QuantStub`, a quantized input) counts again in real mode and says so in `report.warnings`; the
+  numbers are those of the real count. Dynamically quantized layers take float tensors and count in every mode.
+
 ## Totals of each preset
 
 ResNet-50 (torchvision, eval, 1×3×224×224) and BERT-base (transformers `BertModel(BertConfig())`, eval,

@@ -326,6 +326,11 @@ def _onednn(fn: Callable[[], object]) -> Callable[[], object]:
     return run
 
 
+def _dynamic(layer: nn.Module) -> nn.Module:
+    """`layer` dynamically quantized to int8 (DynamicQuantizedLSTM, …): one packed kernel call per forward."""
+    return torch.ao.quantization.quantize_dynamic(nn.Sequential(layer), {type(layer)}, dtype=torch.qint8)
+
+
 _QCONVS = {f"conv{d}d{s}": d for d in (1, 2, 3) for s in ("", "_relu")} | {f"conv_transpose{d}d": d for d in (1, 2, 3)}
 SAMPLES.update({f"quantized.{name}": _qconv(name, dims) for name, dims in _QCONVS.items()})
 SAMPLES.update({f"quantized.{name}_dynamic": _qconv(f"{name}_dynamic", dims, dynamic=True)
@@ -349,6 +354,13 @@ SAMPLES.update({
     "quantized.conv2d_add": _onednn(lambda: Q.conv2d_add(_q(1, 2, 5, 5), _q(1, 4, 3, 3), _conv_pack(2), 0.2, 0)),
     "quantized.conv2d_add_relu": _onednn(lambda: Q.conv2d_add_relu(_q(1, 2, 5, 5), _q(1, 4, 3, 3), _conv_pack(2),
                                                                    0.2, 0)),
+    "aten.quantized_lstm": _quietly(lambda: _dynamic(nn.LSTM(3, 4))(torch.randn(5, 2, 3))),
+    "aten.quantized_gru": _quietly(lambda: _dynamic(nn.GRU(3, 4))(torch.randn(5, 2, 3))),
+    "quantized.quantized_lstm_cell_dynamic": _quietly(lambda: _dynamic(nn.LSTMCell(3, 4))(torch.randn(2, 3))),
+    "quantized.quantized_gru_cell_dynamic": _quietly(lambda: _dynamic(nn.GRUCell(3, 4))(torch.randn(2, 3))),
+    "quantized.quantized_rnn_tanh_cell_dynamic": _quietly(lambda: _dynamic(nn.RNNCell(3, 4))(torch.randn(2, 3))),
+    "quantized.quantized_rnn_relu_cell_dynamic": _quietly(
+        lambda: _dynamic(nn.RNNCell(3, 4, nonlinearity="relu"))(torch.randn(2, 3))),
     "aten._weight_int8pack_mm": lambda: A._weight_int8pack_mm(torch.randn(2, 8),
                                                               torch.randint(-8, 8, (4, 8), dtype=torch.int8),
                                                               torch.rand(4)),

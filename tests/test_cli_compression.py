@@ -46,6 +46,17 @@ def int8():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return torch.ao.quantization.quantize_dynamic(dense(), {nn.Linear}, dtype=torch.qint8)
+
+
+def static():
+    tq = torch.ao.quantization
+    model = nn.Sequential(tq.QuantStub(), *dense(), tq.DeQuantStub()).eval()
+    model.qconfig = tq.get_default_qconfig("x86")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tq.prepare(model, inplace=True)
+        model(torch.rand(4, 64))  # calibration
+        return tq.convert(model)
 '''
 
 
@@ -60,6 +71,8 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.Compl
         "compare": ["compare", "models.py:dense", "models.py:pruned", "models.py:int8", "--input", "4x64", "-q"],
         "compare_json": ["compare", "models.py:dense", "models.py:pruned", "models.py:int8", "--input", "4x64",
                          "--format", "json", "-q"],
+        "compare_meta": ["compare", "models.py:dense", "models.py:int8", "models.py:static", "--input", "4x64",
+                         "--mode", "meta", "--format", "json"],  # not quiet: the notice of the real count
     }
 
     def run(args: list[str]) -> subprocess.CompletedProcess[str]:
@@ -123,3 +136,15 @@ def test_compare_dense_pruned_and_int8(runs: dict[str, subprocess.CompletedProce
     assert dense["param_memory"] == pruned["param_memory"] == (weights + biases) * 4  # pruning keeps dense storage
     assert int8["param_memory"] == weights * 1 + biases * 4  # qint8 weights, float32 biases
     assert int8["energy_j"][0] < dense["energy_j"][0]  # int8 MACs and a quarter of the weight bytes
+
+
+def test_compare_quantized_models_in_meta_mode(runs: dict[str, subprocess.CompletedProcess[str]]) -> None:
+    doc = json.loads(_ok(runs["compare_meta"]))
+    dense, int8, static = doc["models"]
+    dense_macs = 4 * 64 * 32 + 4 * 32 * 10  # R·K·N of both layers: 9,472
+    assert dense["macs"] == int8["macs"] == static["macs"] == dense_macs
+    weights, biases = 64 * 32 + 32 * 10, 32 + 10
+    assert int8["param_memory"] == static["param_memory"] == weights * 1 + biases * 4  # qint8 weights, fp32 biases
+    # torch has no meta quantized tensors: the static model is counted for real, and the CLI says so
+    assert "models.py:static: needs real data" in runs["compare_meta"].stderr
+    assert "counting again in real mode" in runs["compare_meta"].stderr

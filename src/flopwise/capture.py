@@ -22,6 +22,7 @@ from .modules import ModuleStack
 from .ops.attention import MASK_ARGUMENTS
 from .registry import (
     OUTPUT_RULES,
+    REAL_ONLY,
     Formula,
     compute_dtype,
     is_view,
@@ -35,7 +36,7 @@ from .registry import (
     stored_values,
     tensors_in,
 )
-from .shadow import DATA_DEPENDENT, Shadows
+from .shadow import DATA_DEPENDENT, NeedsData, Shadows
 
 VIEW, ZERO_PLAN, UNKNOWN, _HOP = "view", "zero", "unknown", "higher-order"  # plans that are not a formula
 # Decompositions into Core ATen ops (not into prims), so their parts land on formulas we know.
@@ -169,6 +170,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 return out
         if self.shadows is None:
             out = self._run(func, name, args, kwargs)
+        elif name in REAL_ONLY:  # a shape-only count meets a result fake tensors cannot hold: count.py runs it real
+            raise NeedsData(name, self.modules.current, reason=REAL_ONLY[name])
         else:
             try:
                 out = self._run(func, name, args, kwargs)
@@ -190,9 +193,9 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             out = rule(*args, **kwargs)
             if out is not None:
                 return out
-        if name.startswith("quantized."):
-            # Packed quantized weights are script objects, which fake tensors' shared dispatch cache hashes but
-            # cannot compare: a second fake count of the same model would raise in the cache lookup.
+        if name.startswith(("quantized.", "aten.quantized_")):
+            # Packed quantized weights (and quantized RNNs' cell parameters) are script objects, which fake tensors'
+            # shared dispatch cache hashes but cannot compare: a second fake count of the model would raise there.
             fake = next((t.fake_mode for t in tensors_in(args) if isinstance(t, FakeTensor)), None)
             if fake is not None:
                 with disable_fake_tensor_cache(fake):

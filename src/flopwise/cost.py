@@ -71,6 +71,8 @@ class Work:
     bytes_written: int | None = None  # when an op writes less than its outputs (an allocation writes nothing)
     dtype: str | None = None  # the dtype the products are computed in, when not the one its tensors say (see
     # registry.compute_dtype): a dynamically quantized layer multiplies int8 copies of its float input
+    other_dtype: str | None = None  # the dtype of its non-contraction FLOPs when not `dtype`: an int8 LSTM's
+    # gate arithmetic runs in float on the dequantized products (report.by_dtype splits the call)
 
     @property
     def mac_count(self) -> int:

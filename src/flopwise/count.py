@@ -159,13 +159,13 @@ def count(
         return _count(model, args, kwargs, mode, convention, overrides, attention)
     except NeedsData as error:  # a value that depends on the weights, in a shape-only mode
         if on_meta(model):
-            raise NeedsData(error.op, error.module, _NO_WEIGHTS) from None
+            raise NeedsData(error.op, error.module, _NO_WEIGHTS, error.reason) from None
         if any(isinstance(t, torch.Tensor) and t.is_meta for t in tree_leaves((args, kwargs))):
-            raise NeedsData(error.op, error.module, "; the inputs are on the meta device: pass real inputs") from None
-        needed = f"{error.op} in module {error.module or '(root)'!r}"
+            meta_inputs = "; the inputs are on the meta device: pass real inputs"
+            raise NeedsData(error.op, error.module, meta_inputs, error.reason) from None
+        needed = f"{error.op} in module {error.module or '(root)'!r}, which {error.reason}"
     report = _count(model, args, kwargs, "real", convention, overrides, attention)
-    said = f"mode={mode!r} met {needed}, a value that depends on the weights: counting again in real mode with the " \
-        "model's weights, so data-dependent paths follow them"
+    said = f"mode={mode!r} met {needed}: counting again in real mode with the model's weights"
     return dataclasses.replace(report, warnings=[said, *report.warnings])
 
 

@@ -24,16 +24,23 @@ from torch.utils._python_dispatch import _disable_current_modes
 
 
 def packed_weights(module: torch.nn.Module) -> list[torch.Tensor]:
-    """The weight and bias a quantized module keeps packed (not as parameters): torch's quantized Linear and Conv
-    layers hold them in a script object, read back through `weight()` and `bias()`. Empty for other modules."""
-    if not (type(module).__module__.startswith("torch.ao.nn.quantized") and hasattr(module, "_packed_params")):
+    """The weights and biases a quantized module keeps packed (not as parameters), as stored: torch's quantized
+    Linear and Conv layers hold them in a script object, read back through `weight()` and `bias()`; its quantized
+    LSTM, GRU and cells through `_weight_bias()`. A float16-packed weight comes back widened to float32 (the only
+    float packing): it is returned in float16. Empty for other modules."""
+    if not type(module).__module__.startswith("torch.ao.nn.quantized"):
         return []
     weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
-    if not callable(weight):
-        return []
     with _disable_current_modes():  # unpacking is a real op: run it outside the count's fake or counting mode
-        tensors = [weight(), bias() if callable(bias) else None]
-        return [t.detach() for t in tensors if isinstance(t, torch.Tensor)]  # packed weights are not trained
+        if callable(weight) and hasattr(module, "_packed_params"):
+            tensors = [weight(), bias() if callable(bias) else None]
+        elif hasattr(module, "_weight_bias") and not hasattr(module, "_packed_params"):  # recurrent layers: a dict
+            found = module._weight_bias()  # type: ignore[operator]  # a method, which nn.Module's typing misses
+            tensors = [*found["weight"].values(), *found["bias"].values()]
+        else:
+            return []
+        return [(t.half() if t.is_floating_point() and t.dim() > 1 else t).detach()  # packed weights are not trained
+                for t in tensors if isinstance(t, torch.Tensor)]
 
 
 def param_memory(modules: Iterable[torch.nn.Module]) -> dict[str, int]:

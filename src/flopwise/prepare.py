@@ -16,9 +16,10 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._pytree import tree_map
 
 from .mask_values import remember
-from .shadow import Shadows
+from .shadow import NeedsData, Shadows
 
 TARGET_DEVICE = "cpu"  # the device whose kernels meta mode counts (the one this library runs on)
+_NO_FAKE_QUANTIZED = "cannot be made a fake or meta tensor (torch has no quantized ones)"
 
 
 def on_meta(model: torch.nn.Module) -> bool:
@@ -41,6 +42,8 @@ def prepare(
     home = next((t.device for t in (*params.values(), *buffers.values()) if not t.is_meta), torch.device("cpu"))
 
     def convert(t: torch.Tensor) -> torch.Tensor:
+        if t.is_quantized:  # count() counts such a model in real mode instead
+            raise NeedsData("a quantized input, parameter or buffer", "", reason=_NO_FAKE_QUANTIZED)
         if id(t) not in converted:
             if fake is not None:  # allocating under the fake mode is far cheaper than fake.from_tensor
                 device = TARGET_DEVICE if mode == "meta" else home if t.is_meta else t.device

@@ -26,6 +26,9 @@ ZERO_COST: dict[str, str] = {}  # op name → why it does no arithmetic (it stil
 # op name → the op's output from its arguments' shapes, for fake and meta tensors whose meta kernel refuses what
 # the real (CPU) kernel accepts; it returns None where the meta kernel is right.
 OUTPUT_RULES: dict[str, Callable[..., Any]] = {}
+# op name → why fake and meta tensors cannot stand in for it (its result has no fake form: a quantized tensor);
+# a shape-only count that meets it counts again in real mode, with a warning (count.py)
+REAL_ONLY: dict[str, str] = {}
 
 
 def op_name(op: OpLike) -> str:
@@ -203,6 +206,12 @@ def zero_cost(reason: str, ops: Iterable[OpLike]) -> None:
     """Declare ops that do no floating-point arithmetic (copies, fills, indexing, metadata)."""
     for op in ops:
         ZERO_COST[op_name(op)] = reason
+
+
+def real_only(reason: str, ops: Iterable[OpLike]) -> None:
+    """Declare ops that shape-only counts cannot run (see `REAL_ONLY`); `reason` completes "OP in module M …"."""
+    for op in ops:
+        REAL_ONLY[op_name(op)] = reason
 
 
 def output_rule(*ops: OpLike) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from .conventions import Convention
-from .cost import ZERO, Cost, OpCall
+from .cost import ZERO, Cost, OpCall, Work
 from .energy import EnergyEstimate, estimate_by_dtype
 from .moe import MoELayer
 
@@ -165,12 +165,19 @@ class Report:
     def by_dtype(self) -> dict[str, Cost]:
         """{compute dtype: summed cost}, most FLOPs first: 'float32', 'bfloat16', 'float16', 'float8' (every
         float8 format), 'int8' (quantized products too), 'bool'… Each op counts under the dtype it computed in,
-        recorded when it ran (autocast included; see registry.compute_dtype). Weight memory per dtype is
-        `param_bytes`."""
+        recorded when it ran (autocast included; see registry.compute_dtype); a call whose products and other
+        arithmetic differ in dtype (an int8 LSTM: int8 gate products, float gate arithmetic) is split between
+        them. Weight memory per dtype is `param_bytes`."""
         totals: dict[str, Cost] = {}
         for call in self.calls:
-            if call.dtype and call.cost != ZERO:
-                totals[call.dtype] = totals.get(call.dtype, ZERO) + call.cost
+            if not call.dtype or call.cost == ZERO:
+                continue
+            cost, other = call.cost, call.work.other_dtype
+            if other and other != call.dtype:
+                moved = self.convention.flops(Work(flops=call.work.flops))  # the non-contraction FLOPs counted
+                totals[other] = totals.get(other, ZERO) + Cost(flops=moved)
+                cost = Cost(cost.macs, cost.flops - moved, cost.bytes_read, cost.bytes_written)
+            totals[call.dtype] = totals.get(call.dtype, ZERO) + cost
         return dict(sorted(totals.items(), key=lambda kv: (-kv[1].flops, -kv[1].macs, -kv[1].bytes, kv[0])))
 
     def energy(self) -> EnergyEstimate:

@@ -8,6 +8,7 @@ shadow answers with what a real run on these inputs gives, so the count follows 
 
 A value that depends on the weights (an MoE router's choice) has no shadow: `NeedsData` is raised, naming the
 op, and `count()` decides what to do (count.py: real execution when the model has weights, else a one-line error).
+So is an op whose result fake tensors cannot hold (`registry.REAL_ONLY`: torch has no fake quantized tensors).
 """
 
 from __future__ import annotations
@@ -28,15 +29,16 @@ DATA_DEPENDENT = (DataDependentOutputException, DynamicOutputShapeException)
 LIMIT = 1 << 20  # elements: larger tensors get no shadow (a 4-D attention mask at 32k tokens would not fit)
 
 
-class NeedsData(RuntimeError):
-    """A data-dependent op whose inputs are not all known: its value depends on the weights."""
+WEIGHTS = "needs a value computed from the weights (shape-only modes know only the inputs' values)"
 
-    def __init__(self, op: str, module: str, advice: str = "") -> None:
-        self.op, self.module = op, module
-        super().__init__(
-            f"{op} in module {module or '(root)'!r} needs a value computed from the weights "
-            f"(shape-only modes know only the inputs' values){advice}"
-        )
+
+class NeedsData(RuntimeError):
+    """An op a shape-only count cannot follow: a data-dependent op whose inputs are not all known (its value
+    depends on the weights), or one whose result fake tensors cannot hold (`registry.REAL_ONLY`: `reason`)."""
+
+    def __init__(self, op: str, module: str, advice: str = "", reason: str = WEIGHTS) -> None:
+        self.op, self.module, self.reason = op, module, reason
+        super().__init__(f"{op} in module {module or '(root)'!r} {reason}{advice}")
 
 
 class Shadows:

@@ -22,6 +22,7 @@ from . import (  # noqa: F401
     profiler,
     quantize,
     quantized,
+    quantized_rnn,
     reduction,
     rnn,
     upsample,

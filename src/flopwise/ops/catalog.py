@@ -95,16 +95,14 @@ uncostable(
      aten._thnn_fused_gru_cell_backward, aten._upsample_lanczos2d_aa, aten._upsample_lanczos2d_aa_backward],
 )
 uncostable(
-    "quantization-aware training and quantized-RNN kernels (fake quantization, observers, packed quantized "
-    "LSTM/GRU): a formula is possible but not written yet",
+    "quantization-aware training kernels (fake quantization, observers) and the quantized batch norm: a formula "
+    "is possible but not written yet",
     [aten._fake_quantize_learnable_per_channel_affine, aten._fake_quantize_learnable_per_channel_affine_backward,
      aten._fake_quantize_learnable_per_tensor_affine, aten._fake_quantize_learnable_per_tensor_affine_backward,
      aten._fake_quantize_per_tensor_affine_cachemask_tensor_qparams, aten.fake_quantize_per_channel_affine_cachemask,
      aten.fake_quantize_per_tensor_affine_cachemask, aten._fused_moving_avg_obs_fq_helper,
      aten._fused_moving_avg_obs_fq_helper_functional, aten.quantize_per_tensor_dynamic,
-     aten.quantized_batch_norm, aten.quantized_gru, aten.quantized_lstm, quantized.quantized_lstm_cell_dynamic,
-     quantized.quantized_gru_cell_dynamic, quantized.quantized_rnn_relu_cell_dynamic,
-     quantized.quantized_rnn_tanh_cell_dynamic],
+     aten.quantized_batch_norm],
 )
 uncostable(
     "quantized non-contraction kernels (requantizing adds and multiplies, norms, activations, embedding bags): "

@@ -3,6 +3,10 @@
 Affine quantization maps each element q = clamp(round(x / scale) + zero_point, q_min, q_max): a multiply by
 1/scale, a round, an add, two compares (5 FLOPs); dequantization x = (q − zero_point)·scale is a subtract and
 a multiply (2), done in floating point. Per-channel forms do the same per element with their channel's scale.
+
+Torch has no fake or meta quantized tensors (on fake tensors `quantize_per_tensor` returns a float tensor, and
+allocating a quantized one raises): the ops that make one are `real_only`, so a shape-only count of a statically
+quantized model counts again in real mode, with a warning, and gives the real count.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import torch
 from torch import ops
 
 from ..cost import Flops, Term, Work
-from ..registry import formula
+from ..registry import formula, real_only
 
 aten = ops.aten
 
@@ -41,3 +45,11 @@ def dequantize(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
     if not quantized:
         return Work(note="not a quantized tensor: returned as it is")
     return Work(flops=(Flops("quantize", Term("E·c", E=_elements(quantized), c=DEQUANTIZE)),))
+
+
+real_only(
+    "makes a quantized tensor (torch has no fake or meta quantized tensors)",
+    [aten.quantize_per_tensor, aten.quantize_per_channel, aten.quantize_per_tensor_dynamic,
+     aten._make_per_tensor_quantized_tensor, aten._make_per_channel_quantized_tensor, aten._empty_affine_quantized,
+     aten._empty_per_channel_affine_quantized, aten.empty_quantized],
+)

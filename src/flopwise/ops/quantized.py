@@ -4,7 +4,9 @@ Statically quantized layers multiply quint8 activations by qint8 weights: int8 M
 (quantize_dynamic with qint8) quantize their float input to 8 bits at run time: int8 MACs too, stated by the
 formula since their tensors are float. Weight-only kernels (`_weight_int8pack_mm`, `_weight_int4pack_mm*`) and
 fp16-weight dynamic layers convert the weight to the input's dtype before multiplying: their MACs count under
-the input's dtype (bfloat16, float32), and the narrow weight shows in the bytes they read.
+the input's dtype (bfloat16, float32), and the narrow weight shows in the bytes they read. For fp16 that is
+fbgemm's fp16 GEMM (`linear_dynamic_fp16`): it keeps the weight in float16, widens it to float32 as it loads it
+(vcvtph2ps) and multiplies-adds in float32 (vfmadd231ps) — float32 MACs, 2 bytes read per weight.
 
 A quantized linear layer does M·K·N integer multiply-adds, the same contraction as its float form:
 MACs = (output elements)·K, K the input's last dimension — read from the input and output, since the weight
@@ -34,21 +36,39 @@ aten, quantized = ops.aten, ops.quantized
 _NOTE = "integer MACs of the quantized product; requantization not counted"
 
 
+def unpacked(packed: Any) -> list[torch.Tensor]:
+    """The tensors a packed weight holds (weight, then bias if any), read outside the count's modes: unpacking is
+    a real op on the real packed object, which fake tensors cannot stand in for."""
+    with _disable_current_modes():
+        return [t for t in packed.unpack() if isinstance(t, torch.Tensor)]
+
+
+def _stored_bytes(t: torch.Tensor) -> int:
+    """Bytes a packed tensor is stored in: a float weight was packed in float16 (fbgemm's fp16 packing, the only
+    float one) and comes back from `unpack` widened to float32; qint8 weights and float32 biases are as they are."""
+    return t.numel() * (2 if t.is_floating_point() and t.dim() > 1 else t.element_size())
+
+
+def tensor_bytes(args: Any) -> int:
+    """Bytes of the tensors among `args` (lists of them too), packed weights included as they are stored."""
+    if isinstance(args, TensorSpec):
+        return args.numel() * args.element_size()
+    if isinstance(args, (list, tuple)):
+        return sum(tensor_bytes(a) for a in args)
+    if hasattr(args, "unpack"):
+        return sum(_stored_bytes(t) for t in unpacked(args))
+    return 0
+
+
 def _reads_packed(work: Work, *args: Any) -> Work:
     """A packed weight is a script object, not a tensor, so the bytes a count tallies would leave it out: its
     weight and bias are read too, beside the op's tensors."""
-    packed = [a for a in args if hasattr(a, "unpack")]
-    if not packed:
+    if not any(hasattr(a, "unpack") for a in args):
         return work
-    with _disable_current_modes():  # unpacking is a real op on the real packed weight: not under fake tensors
-        inside = [t for p in packed for t in p.unpack() if isinstance(t, torch.Tensor)]
-    read = sum(a.numel() * a.element_size() for a in args if isinstance(a, TensorSpec))
-    return dataclasses.replace(work, bytes_read=read + sum(t.numel() * t.element_size() for t in inside))
+    return dataclasses.replace(work, bytes_read=tensor_bytes(args))
 
 
-@formula(quantized.linear, quantized.linear_relu, quantized.linear_leaky_relu, quantized.linear_tanh,
-         quantized.linear_dynamic_fp16, quantized.linear_relu_dynamic_fp16,
-         quantized.linear_dynamic_fp16_unpacked_weight, quantized.matmul,
+@formula(quantized.linear, quantized.linear_relu, quantized.linear_leaky_relu, quantized.linear_tanh, quantized.matmul,
          quantized.int4mm_packed_weight_cpu, aten._weight_int4pack_mm, aten._weight_int4pack_mm_for_cpu,
          aten._weight_int4pack_mm_with_scales_and_zeros, aten._weight_int8pack_mm, aten._dyn_quant_matmul_4bit)
 def quantized_product(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
@@ -57,6 +77,14 @@ def quantized_product(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
     k = int(x.shape[-1])
     work = Work(macs=Term("E_out·K", E_out=int(out.numel()), K=k), dots=int(out.numel()), note=_NOTE)
     return _reads_packed(work, x, *args)
+
+
+@formula(quantized.linear_dynamic_fp16, quantized.linear_relu_dynamic_fp16,
+         quantized.linear_dynamic_fp16_unpacked_weight)
+def fp16_product(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    """(output elements)·K float32 MACs: the float16 weight is widened to float32 before each multiply-add."""
+    work = quantized_product(result, x, *args)
+    return dataclasses.replace(work, note="float32 MACs: fbgemm widens each float16 weight to float32 as it loads it")
 
 
 @formula(quantized.linear_dynamic, quantized.linear_relu_dynamic)
@@ -71,7 +99,7 @@ def dynamic_linear_output(x: Any, packed: Any, *args: Any, **kwargs: Any) -> Any
     """On the meta device (no kernel there): a float output of x's rows by the packed weight's output features."""
     if not x.is_meta:
         return None  # fake tensors have the op's own fake kernel
-    out_features = int(packed.unpack()[0].shape[0])
+    out_features = int(unpacked(packed)[0].shape[0])
     return torch.empty((*x.shape[:-1], out_features), dtype=x.dtype, device=x.device)
 
 
@@ -83,7 +111,7 @@ def reference_linear(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
 
 
 def _packed_conv(result: Any, x: Any, packed: Any, *tensors: Any) -> Work:
-    weight = tuple(packed.unpack()[0].shape)  # the packed object's weight tensor: only its shape is used
+    weight = tuple(unpacked(packed)[0].shape)  # the packed object's weight tensor: only its shape is used
     if len(weight) == len(x.shape) + 1:  # a 1-d kernel is packed as 2-d: (C_out, C_in, 1, K) for (N, C, L) input
         weight = weight[:2] + weight[3:]
     groups, transposed = int(packed.groups()), bool(packed.transpose())

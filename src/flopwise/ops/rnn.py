@@ -9,6 +9,7 @@ plus 2·G bias adds when the layer has biases. Packed sequences count the real s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from torch import ops
@@ -21,10 +22,10 @@ aten = ops.aten
 
 # cuDNN's mode numbers, shared by mkldnn and MIOpen: 0 RNN-ReLU, 1 RNN-tanh, 2 LSTM, 3 GRU
 _CELL_FLOPS = {0: costs.RNN_RELU_CELL, 1: costs.RNN_TANH_CELL, 2: costs.LSTM_CELL, 3: costs.GRU_CELL}
-_GATES = {0: 1, 1: 1, 2: 4, 3: 3}
+GATES = {0: 1, 1: 1, 2: 4, 3: 3}
 
 
-def _steps(x, batch_sizes, batch_first: bool) -> int:
+def steps_of(x, batch_sizes, batch_first: bool) -> int:
     """Time steps × batch rows actually computed."""
     if batch_sizes is not None and len(batch_sizes) > 0:
         return int(sum(int(b) for b in batch_sizes))  # packed: x is (sum of batch sizes, I)
@@ -33,16 +34,17 @@ def _steps(x, batch_sizes, batch_first: bool) -> int:
     return int(x.shape[0]) * int(x.shape[1])
 
 
-def _layer_work(steps: int, weights: list[list[Any]], mode: int, has_biases: bool, hidden: int) -> Work:
-    """Work of all (layer, direction) groups: each group is (w_ih, w_hh[, w_hr])."""
-    weight_elements = sum(int(w.shape[0]) * int(w.shape[1]) for group in weights for w in group)
-    groups = len(weights)
+def layer_work(steps: int, shapes: Sequence[Sequence[Sequence[int]]], mode: int, has_biases: bool,
+               hidden: int) -> Work:
+    """Work of all (layer, direction) groups: each group is the shapes of (w_ih, w_hh[, w_hr])."""
+    weight_elements = sum(int(w[0]) * int(w[1]) for group in shapes for w in group)
+    groups = len(shapes)
     macs = Term("S·W", S=steps, W=weight_elements)
-    gates = _GATES[mode]
+    gates = GATES[mode]
     flops = [Flops("rnn_cell", Term("S·L·H·c", S=steps, L=groups, H=hidden, c=_CELL_FLOPS[mode]))]
     if has_biases:
         flops.append(Flops("bias", Term("S·L·2·G·H", S=steps, L=groups, G=gates, H=hidden)))
-    dots = steps * sum(int(w.shape[0]) for group in weights for w in group)
+    dots = steps * sum(int(w[0]) for group in shapes for w in group)
     note = "W = weight elements multiplied per step (W_ih, W_hh of every layer and direction)"
     return Work(macs=macs, dots=dots, flops=tuple(flops), note=note)
 
@@ -50,8 +52,8 @@ def _layer_work(steps: int, weights: list[list[Any]], mode: int, has_biases: boo
 @formula(aten.mkldnn_rnn_layer)
 def mkldnn_rnn_layer(result, x, w_ih, w_hh, b_ih, b_hh, hx, cx, reverse, batch_sizes, mode, hidden_size,
                      num_layers, has_biases, bidirectional, batch_first, train):
-    steps = _steps(x, batch_sizes, bool(batch_first))
-    return _layer_work(steps, [[w_ih, w_hh]], int(mode), bool(has_biases), int(hidden_size))
+    steps = steps_of(x, batch_sizes, bool(batch_first))
+    return layer_work(steps, [[w_ih.shape, w_hh.shape]], int(mode), bool(has_biases), int(hidden_size))
 
 
 @formula(aten.mkldnn_rnn_layer_backward)
@@ -59,20 +61,20 @@ def mkldnn_rnn_layer_backward(result, x, w_ih, w_hh, b_ih, b_hh, hx, cx, output,
                               grad_cy, reverse, mode, hidden_size, num_layers, has_biases, train, bidirectional,
                               batch_sizes, batch_first, workspace):
     # gradients for the inputs and for the weights each repeat the forward's products
-    steps = _steps(x, batch_sizes, bool(batch_first))
-    forward = _layer_work(steps, [[w_ih, w_hh]], int(mode), bool(has_biases), int(hidden_size))
+    steps = steps_of(x, batch_sizes, bool(batch_first))
+    forward = layer_work(steps, [[w_ih.shape, w_hh.shape]], int(mode), bool(has_biases), int(hidden_size))
     assert forward.macs is not None
     macs = Term("2·S·W", **dict(forward.macs.sizes))
     note = "backward = 2 × forward MACs (input and weight gradients); gate arithmetic as in the forward"
     return Work(macs=macs, dots=2 * forward.dots, flops=forward.flops, note=note)
 
 
-def _grouped(weights: list[Any], stride: int) -> list[list[Any]]:
-    """cuDNN's flat weight list → [(w_ih, w_hh[, w_hr])] per layer and direction, biases dropped."""
+def _grouped(weights: list[Any], stride: int) -> list[list[Sequence[int]]]:
+    """cuDNN's flat weight list → the shapes of [(w_ih, w_hh[, w_hr])] per layer and direction, biases dropped."""
     groups = []
     for start in range(0, len(weights), stride):
         group = weights[start:start + stride]
-        matrices = [w for w in group if w.dim() == 2]
+        matrices = [w.shape for w in group if w.dim() == 2]
         groups.append(matrices)
     return groups
 
@@ -87,7 +89,7 @@ def cudnn_rnn(result, x, weight, weight_stride0, *rest):
         _, _, mode, hidden, _, batch_first, _, _, _, batch_sizes, _ = rest
     groups = _grouped(list(weight), int(weight_stride0))
     has_biases = any(w.dim() == 1 for w in weight)
-    return _layer_work(_steps(x, batch_sizes, bool(batch_first)), groups, int(mode), has_biases, int(hidden))
+    return layer_work(steps_of(x, batch_sizes, bool(batch_first)), groups, int(mode), has_biases, int(hidden))
 
 
 def _fused_cell(state: Any, has_bias: bool, gates: int, per_unit: int) -> Work:
