@@ -26,14 +26,13 @@ from .registry import (
     is_view,
     is_zero_cost,
     lookup,
-    nested_sizes,
     op_name,
     padded_shape,
     specs,
     stored_bytes,
-    stored_values,
     tensors_in,
 )
+from .replay import MISS, Replicas, Unkeyable, scan
 from .shadow import DATA_DEPENDENT, Shadows
 
 _VIEW, _ZERO, _UNKNOWN, _HOP = "view", "zero", "unknown", "higher-order"
@@ -49,38 +48,6 @@ def _nbytes(tensors: list[torch.Tensor]) -> int:
             seen.add(id(t))
             total += stored_bytes(t)  # a sparse tensor moves its values and indices, not its dense size
     return total
-
-
-_PLAIN = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.memory_format, torch.layout)
-_PLAIN_TYPES = frozenset(_PLAIN)
-
-
-class _Unkeyable(Exception):
-    """An argument (a SymInt, an object) that cannot be part of a cache key."""
-
-
-def _scan(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
-    """A hashable description of an op's arguments — each tensor by shape, dtype and which argument it is
-    (so `x * x` differs from `x * y`) — collecting the tensors into `found` on the way."""
-    if isinstance(tree, torch.Tensor):
-        if id(tree) not in ids:
-            ids[id(tree)] = len(ids)
-            found.append(tree)
-        try:
-            shape: Any = tree.shape  # torch.Size is a hashable tuple
-        except RuntimeError:  # a nested tensor has no shape: its components' sizes identify it
-            shape = ("nested", nested_sizes(tree))
-        if tree.layout != torch.strided:  # a sparse tensor's cost depends on the values it stores, not its shape
-            shape = (shape, tree.layout, stored_values(tree))
-        return (shape, tree.dtype, ids[id(tree)])
-    if isinstance(tree, (tuple, list)):
-        # scalars are the common case (sizes, flags): handled here without a call per item
-        return tuple(item if type(item) in _PLAIN_TYPES else _scan(item, ids, found) for item in tree)
-    if isinstance(tree, dict):
-        return tuple((key, _scan(value, ids, found)) for key, value in tree.items())
-    if isinstance(tree, _PLAIN):
-        return tree
-    raise _Unkeyable
 
 
 def _shapes_only(args: tuple[Any, ...]) -> bool:
@@ -115,6 +82,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.guard: StateGuard | None = None  # set by count(): parameters and buffers written in place
         self.shadows: Shadows | None = None  # in fake and meta mode: the real values of input-only tensors
         self.follow_values = convention.masked  # masked attention: follow mask values on fake and meta tensors
+        self.replicas: Replicas | None = None  # set by count() in the shape-only modes: repeated blocks replayed
+        self._nested = 0  # ops being dispatched: > 0 inside one (a decomposition's parts)
 
     def _plan_for(self, func: Any) -> tuple[str, Any, tuple[tuple[int, str], ...]]:
         if func not in self._plan:
@@ -136,6 +105,31 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
+        replicas = self.replicas
+        if replicas is None or self._nested or (replicas.playing is None and replicas.recording is None):
+            return self._dispatch(func, args, kwargs)
+        if replicas.playing is not None:
+            out, call, inputs = replicas.replay(func, args, kwargs)
+            if out is not MISS:
+                if inputs is not None:
+                    self.memory.record(inputs, tensors_in(out))
+                self.calls.append(call)
+                return out
+        start = len(self.calls)
+        self._nested += 1
+        try:
+            out = self._dispatch(func, args, kwargs)
+        finally:
+            self._nested -= 1
+        if replicas.recording is not None:
+            name, plan, writes = self._plan_for(func)
+            replayable = plan not in (_UNKNOWN, _HOP) and not writes and "out" not in kwargs and \
+                name not in OUTPUT_RULES and not name.startswith("quantized.") and \
+                torch.Tag.nondeterministic_seeded not in func.tags and not func._schema.is_mutable
+            replicas.record(func, args, kwargs, out, self.calls[start:], replayable, plan is not _VIEW)
+        return out
+
+    def _dispatch(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         name, plan, writes = self._plan_for(func)
         if writes and self.guard is not None:
             self.guard.before_write(args, kwargs, writes)
@@ -224,8 +218,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         extra = {k: v for k, v in kwargs.items() if k != "out"} if kwargs else kwargs
         inputs: list[torch.Tensor] = []
         try:
-            key: Any = (func, _scan((args, extra), {}, inputs), _scan(out, {}, []))
-        except _Unkeyable:
+            key: Any = (func, scan((args, extra), {}, inputs), scan(out, {}, []))
+        except Unkeyable:
             key, inputs = None, tensors_in((args, extra))
         outputs = tensors_in(out)
         self.memory.record(inputs + tensors_in(kwargs["out"]) if "out" in kwargs else inputs, outputs)
