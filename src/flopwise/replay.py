@@ -187,6 +187,7 @@ class Replicas:
         self.root: torch.nn.Module | None = None  # the module whose call is being taped or replayed
         self.depth = 0  # calls of `root` inside its own call
         self.position = 0
+        self.replayed = 0  # ops replayed in this count
         self._handles = [register_module_forward_pre_hook(self._enter),
                          register_module_forward_hook(self._exit, always_call=True)]
 
@@ -254,6 +255,7 @@ class Replicas:
         leaves, spec = entry.outputs
         out = tree_unflatten([self._make(leaf, inputs) for leaf in leaves], spec)
         assert entry.call is not None
+        self.replayed += 1
         return out, entry.call._replace(module=self.current()), inputs if entry.allocates else None
 
     def _make(self, leaf: Any, inputs: list[torch.Tensor]) -> Any:
