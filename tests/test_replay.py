@@ -91,7 +91,7 @@ class _Gate(nn.Module):
         self.fc = nn.Linear(8, 8)
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        rows = (keep > 0).nonzero().squeeze(1)  # a data-dependent size, answered from the real input in shape-only modes
+        rows = (keep > 0).nonzero().squeeze(1)  # a data-dependent size, answered from the real input
         kept = x.index_select(0, rows)
         return x + self.fc(kept).sum(0)
 
