@@ -66,20 +66,37 @@ def scan(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
     raise Unkeyable
 
 
+# the C property: FakeTensor's own asks its dispatch keys first (slower)
+_LAYOUT = torch.Tensor.layout.__get__  # type: ignore[attr-defined]
+
+
+def _key(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
+    kind = type(tree)
+    if kind in _PLAIN_TYPES:
+        return tree
+    if kind is FakeTensor:
+        if tree.constant is not None or _LAYOUT(tree) != torch.strided:  # a constant the fake mode may fold
+            raise Unkeyable
+        if id(tree) not in ids:
+            ids[id(tree)] = len(ids)
+            found.append(tree)
+        return tree.shape, tree.dtype, tree.stride(), tree.storage_offset(), tree.fake_device, ids[id(tree)]
+    if kind is tuple or kind is list:
+        return tuple(item if type(item) in _PLAIN_TYPES else _key(item, ids, found) for item in tree)
+    if kind is dict:
+        return tuple((k, _key(v, ids, found)) for k, v in tree.items())
+    raise Unkeyable  # a real tensor, a subclass, a SymInt, an object
+
+
 def replay_key(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, list[torch.Tensor]] | None:
-    """The op's key with everything its fake kernel's output depends on, and its tensors; None when an argument
-    is not a plain fake tensor (a real tensor, a constant the fake mode folds) or cannot be keyed."""
-    inputs: list[torch.Tensor] = []
+    """The op's key with everything its fake kernel's outputs depend on (each tensor's shape, dtype, strides,
+    offset, device and which argument it is), and its tensors; None when an argument is not a plain fake tensor
+    (a real tensor, a constant the fake mode folds) or cannot be keyed."""
+    found: list[torch.Tensor] = []
     try:
-        key = scan((args, kwargs), {}, inputs)
+        return (func, _key(args, {}, found) if not kwargs else _key((args, kwargs), {}, found)), found
     except Unkeyable:
         return None
-    layout = []
-    for t in inputs:
-        if type(t) is not FakeTensor or t.constant is not None or t.layout != torch.strided:
-            return None
-        layout.append((t.stride(), t.storage_offset(), t.device))
-    return (func, key, tuple(layout)), inputs
 
 
 class Output(NamedTuple):
@@ -131,6 +148,8 @@ def _describe(out: Any, inputs: list[torch.Tensor], fake: FakeTensorMode) -> Any
         fresh.add(storage)
         described.append(Output(tuple(leaf.shape), leaf.stride(), int(leaf.storage_offset()), leaf.dtype,
                                 leaf.device, alias))
+    if isinstance(out, torch.Tensor):
+        return described[0], None  # one tensor, the common case: no tree to rebuild
     return described, spec
 
 
@@ -253,7 +272,8 @@ class Replicas:
             return MISS, None, None
         inputs = found[1]
         leaves, spec = entry.outputs
-        out = tree_unflatten([self._make(leaf, inputs) for leaf in leaves], spec)
+        out = self._make(leaves, inputs) if spec is None else tree_unflatten([self._make(leaf, inputs) for leaf in
+                                                                              leaves], spec)
         assert entry.call is not None
         self.replayed += 1
         return out, entry.call._replace(module=self.current()), inputs if entry.allocates else None
@@ -261,9 +281,18 @@ class Replicas:
     def _make(self, leaf: Any, inputs: list[torch.Tensor]) -> Any:
         if not isinstance(leaf, Output):
             return leaf
-        with torch._C._DisableTorchDispatch():  # a plain meta tensor, as FakeTensorMode's cache makes one
+        if leaf.alias is None:
+            return fake_empty(self.fake, leaf.shape, leaf.stride, leaf.dtype, leaf.device)
+        with torch._C._DisableTorchDispatch():  # a plain meta tensor on the input's storage, as FakeTensorMode does
             meta = torch.empty_strided(leaf.shape, leaf.stride, dtype=leaf.dtype, device="meta")
-            if leaf.alias is not None:
-                meta.set_(inputs[leaf.alias].untyped_storage(), leaf.offset, leaf.shape, leaf.stride)
+            meta.set_(inputs[leaf.alias].untyped_storage(), leaf.offset, leaf.shape, leaf.stride)
         return FakeTensor(self.fake, meta, leaf.device)
+
+
+def fake_empty(fake: FakeTensorMode, shape: Any, stride: Any, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """A new fake tensor, made as FakeTensorMode's cache makes one: many times cheaper than `torch.empty_strided`
+    dispatched through the fake mode."""
+    with torch._C._DisableTorchDispatch():
+        meta = torch.empty_strided(shape, stride, dtype=dtype, device="meta")
+    return FakeTensor(fake, meta, device)
 
