@@ -23,16 +23,18 @@ from .ops.attention import MASK_ARGUMENTS
 from .registry import (
     OUTPUT_RULES,
     Formula,
+    Unkeyable,
     is_view,
     is_zero_cost,
     lookup,
     op_name,
     padded_shape,
+    scan,
     specs,
     stored_bytes,
     tensors_in,
 )
-from .replay import MISS, Replicas, Unkeyable, scan
+from .replay import MISS, Replicas
 from .shadow import DATA_DEPENDENT, Shadows
 
 _VIEW, _ZERO, _UNKNOWN, _HOP = "view", "zero", "unknown", "higher-order"
@@ -122,12 +124,21 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         finally:
             self._nested -= 1
         if replicas.recording is not None:
-            name, plan, writes = self._plan_for(func)
-            replayable = plan not in (_UNKNOWN, _HOP) and not writes and "out" not in kwargs and \
-                name not in OUTPUT_RULES and not name.startswith("quantized.") and \
-                torch.Tag.nondeterministic_seeded not in func.tags and not func._schema.is_mutable
-            replicas.record(func, args, kwargs, out, self.calls[start:], replayable, plan is not _VIEW)
+            self._tape(func, args, kwargs, out, start)
         return out
+
+    def _tape(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, start: int) -> None:
+        """Record a top-level op of a block being taped for replays (replay.py), with what makes it replayable."""
+        assert self.replicas is not None
+        name, plan, writes = self._plan_for(func)
+        replayable = plan not in (_UNKNOWN, _HOP) and "out" not in kwargs and name not in OUTPUT_RULES and \
+            not name.startswith("quantized.") and torch.Tag.nondeterministic_seeded not in func.tags
+        # in place: writes its first argument and returns it, sizes unchanged (no view op such as unsqueeze_)
+        in_place = replayable and func._schema.is_mutable and bool(args) and out is args[0] and \
+            tuple(i for i, _ in writes) == (0,) and torch.Tag.inplace_view not in func.tags
+        # a schema that writes nothing but running statistics (batch norm's) writes only in training, unguarded here
+        replayable = replayable and (in_place or not func._schema.is_mutable)
+        self.replicas.record(func, args, kwargs, out, self.calls[start:], replayable, plan is not _VIEW, in_place)
 
     def _dispatch(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         name, plan, writes = self._plan_for(func)

@@ -11,8 +11,10 @@ directly as fake tensors of the taped metadata (what FakeTensorMode's own cache 
 key). Counts are therefore identical by construction; the first op that differs ends the replay of that call, and
 the rest is counted normally.
 
-Never replayed (counted normally, the replay goes on after them): in-place and out= ops, ops with no formula
-(decomposed or unsupported), higher-order ops, random ops, ops on constants or real tensors. A tape is dropped
+Never replayed (counted normally, the replay goes on after them): out= ops and in-place ops other than those that
+write their first argument and return it (relu_, add_) without changing its sizes, in-place writes to a tensor whose
+value is followed, ops with no formula (decomposed or unsupported), higher-order ops, random ops, ops on constants
+or real tensors. A tape is dropped
 when its block met a data-dependent value or left shadow values alive (shadow.py), since replays do not follow
 values; nor are tapes kept under attention="masked", whose counts depend on mask values.
 """
@@ -29,42 +31,11 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .cost import OpCall
 from .memory import _storage_key
-from .registry import nested_sizes, stored_values
+from .registry import PLAIN_TYPES, Unkeyable
+from .shadow import Shadows
 
 ENABLED = True  # the switch tests turn off to compare counts with and without replays
-
-_PLAIN = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.memory_format, torch.layout)
-_PLAIN_TYPES = frozenset(_PLAIN)
 MISS = object()  # replay() found no match: count the op normally
-
-
-class Unkeyable(Exception):
-    """An argument (a SymInt, an object) that cannot be part of a key."""
-
-
-def scan(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
-    """A hashable description of an op's arguments — each tensor by shape, dtype and which argument it is
-    (so `x * x` differs from `x * y`) — collecting the tensors into `found` on the way."""
-    if isinstance(tree, torch.Tensor):
-        if id(tree) not in ids:
-            ids[id(tree)] = len(ids)
-            found.append(tree)
-        try:
-            shape: Any = tree.shape  # torch.Size is a hashable tuple
-        except RuntimeError:  # a nested tensor has no shape: its components' sizes identify it
-            shape = ("nested", nested_sizes(tree))
-        if tree.layout != torch.strided:  # a sparse tensor's cost depends on the values it stores, not its shape
-            shape = (shape, tree.layout, stored_values(tree))
-        return (shape, tree.dtype, ids[id(tree)])
-    if isinstance(tree, (tuple, list)):
-        # scalars are the common case (sizes, flags): handled here without a call per item
-        return tuple(item if type(item) in _PLAIN_TYPES else scan(item, ids, found) for item in tree)
-    if isinstance(tree, dict):
-        return tuple((key, scan(value, ids, found)) for key, value in tree.items())
-    if isinstance(tree, _PLAIN):
-        return tree
-    raise Unkeyable
-
 
 # the C property: FakeTensor's own asks its dispatch keys first (slower)
 _LAYOUT = torch.Tensor.layout.__get__  # type: ignore[attr-defined]
@@ -72,7 +43,7 @@ _LAYOUT = torch.Tensor.layout.__get__  # type: ignore[attr-defined]
 
 def _key(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
     kind = type(tree)
-    if kind in _PLAIN_TYPES:
+    if kind in PLAIN_TYPES:
         return tree
     if kind is FakeTensor:
         if tree.constant is not None or _LAYOUT(tree) != torch.strided:  # a constant the fake mode may fold
@@ -82,7 +53,7 @@ def _key(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
             found.append(tree)
         return tree.shape, tree.dtype, tree.stride(), tree.storage_offset(), tree.fake_device, ids[id(tree)]
     if kind is tuple or kind is list:
-        return tuple(item if type(item) in _PLAIN_TYPES else _key(item, ids, found) for item in tree)
+        return tuple(item if type(item) in PLAIN_TYPES else _key(item, ids, found) for item in tree)
     if kind is dict:
         return tuple((k, _key(v, ids, found)) for k, v in tree.items())
     raise Unkeyable  # a real tensor, a subclass, a SymInt, an object
@@ -112,6 +83,7 @@ class Output(NamedTuple):
 
 class Entry(NamedTuple):
     func: Any
+    in_place: bool  # returns its first argument, written in place (relu_, add_)
     key: Any  # None: not replayable, counted normally when met again
     call: OpCall | None
     outputs: Any  # (leaves, spec): Output for each tensor, the value itself otherwise
@@ -133,7 +105,7 @@ def _describe(out: Any, inputs: list[torch.Tensor], fake: FakeTensorMode) -> Any
     fresh: set[int | None] = set()
     for leaf in leaves:
         if not isinstance(leaf, torch.Tensor):
-            if type(leaf) not in _PLAIN_TYPES:
+            if type(leaf) not in PLAIN_TYPES:
                 return None
             described.append(leaf)
             continue
@@ -194,12 +166,13 @@ def structures(model: torch.nn.Module) -> dict[torch.nn.Module, int]:
 class Replicas:
     """Tapes of repeated blocks and their replays for one count (see the module docstring); hooks removed in close()."""
 
-    def __init__(self, model: torch.nn.Module, fake: FakeTensorMode, current: Callable[[], str],
-                 shadows: Callable[[], tuple[int, int]]) -> None:
+    def __init__(
+        self, model: torch.nn.Module, fake: FakeTensorMode, current: Callable[[], str], shadows: Shadows
+    ) -> None:
         self.kinds = structures(model)
         self.fake = fake
         self.current = current  # the name of the module running now (ModuleStack.current)
-        self.shadows = shadows  # (shadow values alive, data-dependent values answered) now
+        self.values = shadows  # real values of input-only tensors (shadow.py)
         self.tapes: dict[int, _Tape] = {}
         self.recording: _Tape | None = None
         self.playing: _Tape | None = None
@@ -225,7 +198,7 @@ class Replicas:
         self.root, self.depth = module, 1
         tape = self.tapes.get(number)
         if tape is None:
-            self.recording = self.tapes[number] = _Tape(*self.shadows())
+            self.recording = self.tapes[number] = _Tape(*self._shadows())
         elif tape.valid:
             self.playing, self.position = tape, 0
 
@@ -237,22 +210,26 @@ class Replicas:
             return
         tape = self.recording
         if tape is not None:
-            alive, answered = self.shadows()
+            alive, answered = self._shadows()
             # values followed inside the block that outlive it, or a value the data decided: replays would lose them
             tape.valid = output is not None and alive <= tape.shadows_alive and answered == tape.answered
         self.root = self.recording = self.playing = None
 
+    def _shadows(self) -> tuple[int, int]:
+        """(shadow values alive, data-dependent values answered) now."""
+        return len(self.values.values), sum(self.values.answered.values())
+
     def record(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, calls: list[OpCall],
-               replayable: bool, allocates: bool) -> None:
+               replayable: bool, allocates: bool, in_place: bool) -> None:
         """After a top-level op of a call being taped: its entry (`calls`: the records the op added)."""
         tape = self.recording
         assert tape is not None
         found = replay_key(func, args, kwargs) if replayable and len(calls) == 1 else None
-        outputs = _describe(out, found[1], self.fake) if found is not None else None
+        outputs = None if found is None else in_place or _describe(out, found[1], self.fake)
         if found is None or outputs is None:
-            tape.entries.append(Entry(func, None, None, None, allocates))
+            tape.entries.append(Entry(func, in_place, None, None, None, allocates))
             return
-        tape.entries.append(Entry(func, found[0], calls[0], outputs, allocates))
+        tape.entries.append(Entry(func, in_place, found[0], calls[0], outputs, allocates))
 
     def replay(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
         """(outputs, cost record with the current module, tensors read) for a top-level op of a replica, or
@@ -271,9 +248,15 @@ class Replicas:
             self.playing = None
             return MISS, None, None
         inputs = found[1]
-        leaves, spec = entry.outputs
-        out = self._make(leaves, inputs) if spec is None else tree_unflatten([self._make(leaf, inputs) for leaf in
-                                                                              leaves], spec)
+        if entry.in_place:
+            if args[0] in self.values.values:  # its value is followed: a replay would leave it stale
+                self.playing = None
+                return MISS, None, None
+            out = args[0]
+        else:
+            leaves, spec = entry.outputs
+            out = self._make(leaves, inputs) if spec is None else tree_unflatten([self._make(leaf, inputs)
+                                                                                  for leaf in leaves], spec)
         assert entry.call is not None
         self.replayed += 1
         return out, entry.call._replace(module=self.current()), inputs if entry.allocates else None
