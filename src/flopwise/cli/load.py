@@ -11,6 +11,7 @@ Nothing is downloaded and nothing is unpickled unless the user says so. Mistakes
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib.util
 import inspect
@@ -31,8 +32,10 @@ from .load_hf import huggingface
 from .spec import InputFlags, Loaded, Spec, parse_spec
 
 
-def load(text: str, flags: InputFlags | None = None) -> Loaded:
-    """Build the model a spec names, with its example inputs (explicit flags win over the defaults)."""
+def load(text: str, flags: InputFlags | None = None, weights: bool = True) -> Loaded:
+    """Build the model a spec names, with its example inputs (explicit flags win over the defaults).
+    `weights=False`: a count that needs shapes only; torchvision models are then built on the meta device (no
+    random initialisation, the bulk of the time for large ones) and `rebuild` gives them weights when needed."""
     flags = flags or InputFlags()
     positional = [given for given in flags.inputs if "=" not in given]
     if positional and flags.tokens:
@@ -42,7 +45,7 @@ def load(text: str, flags: InputFlags | None = None) -> Loaded:
     explicit = _explicit_inputs(flags)
     spec = _parse(text)
     try:
-        loaded = _load(spec, flags)
+        loaded = _load(spec, flags, weights)
     except OSError as error:  # a path the system refuses (too long, a folder, no permission)
         raise UsageError(f"{text}: cannot read it ({error.strerror or error})") from None
     if explicit is not None and spec.kind != "hf":  # hf: the loader places them by the model's signature
@@ -72,9 +75,9 @@ def _explicit_inputs(flags: InputFlags) -> Any:
     return None
 
 
-def _load(spec: Spec, flags: InputFlags) -> Loaded:
+def _load(spec: Spec, flags: InputFlags, weights: bool = True) -> Loaded:
     if spec.kind == "torchvision":
-        model, default, notes = torchvision_model(spec.target)
+        model, default, notes = torchvision_model(spec.target, on_meta=not weights)
         return Loaded(spec.text, model, default, notes, rebuild=lambda: torchvision_model(spec.target)[0])
     if spec.kind == "hf":
         return huggingface(spec, flags)
@@ -204,8 +207,8 @@ def torchvision_families() -> dict[str, list[str]]:
     return {family: tvm.list_models(module=module) for family, module in modules.items()}
 
 
-def torchvision_model(name: str) -> tuple[nn.Module, Any, list[str]]:
-    """(model in eval mode with random weights, its family's default input, notes)."""
+def torchvision_model(name: str, on_meta: bool = False) -> tuple[nn.Module, Any, list[str]]:
+    """(model in eval mode with random weights, or on the meta device, its family's default input, notes)."""
     import torchvision.models as tvm
 
     family = next((f for f, names in torchvision_families().items() if name in names), None)
@@ -220,11 +223,18 @@ def torchvision_model(name: str) -> tuple[nn.Module, Any, list[str]]:
         options["weights_backbone"] = None  # else detection and segmentation builders download a backbone
     with warnings.catch_warnings():  # "the default weight initialization will change" is not the user's concern
         warnings.simplefilter("ignore", FutureWarning)
-        model = builder(**options).eval()
+        model = _build(builder, options, on_meta)
     notes = [f"torchvision:{name}: quantize=False (the float model with quantization stubs)"] * (
         family == "quantization"
     )
     return model, _torchvision_inputs(name, family, model), notes
+
+
+def _build(builder: Any, options: dict[str, Any], on_meta: bool) -> nn.Module:
+    if on_meta:  # a builder that computes sizes from tensor values (RegNet) raises on meta: built with weights
+        with contextlib.suppress(Exception), torch.device("meta"):
+            return builder(**options).eval()  # type: ignore[no-any-return]
+    return builder(**options).eval()  # type: ignore[no-any-return]
 
 
 def _torchvision_inputs(name: str, family: str, model: nn.Module) -> Any:
