@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ..examples import guide_examples
 from .archives import load_archive
@@ -230,9 +231,20 @@ def torchvision_model(name: str, on_meta: bool = False) -> tuple[nn.Module, Any,
     return model, _torchvision_inputs(name, family, model), notes
 
 
+class _EmptyOnMeta(TorchFunctionMode):
+    """`torch.empty` with no device (how layers allocate their weights) on the meta device; other factories (arange,
+    tensor, zeros: sizes computed from values, index buffers) stay on the CPU."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if func is torch.empty and kwargs.get("device") is None:
+            kwargs = {**kwargs, "device": "meta"}
+        return func(*args, **kwargs)
+
+
 def _build(builder: Any, options: dict[str, Any], on_meta: bool) -> nn.Module:
-    if on_meta:  # a builder that computes sizes from tensor values (RegNet) raises on meta: built with weights
-        with contextlib.suppress(Exception), torch.device("meta"):
+    if on_meta:  # weights without values: no random initialisation, the bulk of the time for large models
+        with contextlib.suppress(Exception), _EmptyOnMeta():
             return builder(**options).eval()  # type: ignore[no-any-return]
     return builder(**options).eval()  # type: ignore[no-any-return]
 
