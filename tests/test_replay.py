@@ -131,3 +131,27 @@ def test_same_block_on_other_shapes_is_counted_not_replayed(replicas: list[repla
     assert r["blocks.0"].macs == 5 * 8 * 8  # R·K·N
     assert r["blocks.1"].macs == 3 * 8 * 8
     assert r["blocks.1"].flops == 3 * 8 + 2 * 3 * 8 * 8 + 3 * 8  # ReLU 1 per element, 2 per MAC, bias add
+
+
+class _Power(nn.Module):
+    def __init__(self, exponent: float) -> None:
+        super().__init__()
+        self.exponent = exponent
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x ** self.exponent).sum()  # int ** 2 stays int64; int ** 2.0 is float32: other bytes
+
+
+class _Powers(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.squared, self.squared_float = _Power(2), _Power(2.0)  # one structure: the second call may replay
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.squared(x) + self.squared_float(x)
+
+
+def test_an_int_and_a_float_argument_are_not_the_same_call() -> None:
+    r = flopwise.count(_Powers(), torch.arange(6, device="meta"), mode="fake")  # no values followed
+    assert r["squared"].bytes_written == 6 * 8 + 8  # pow writes 6 int64, sum one
+    assert r["squared_float"].bytes_written == 6 * 4 + 4  # float32

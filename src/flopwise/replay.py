@@ -14,13 +14,14 @@ the rest is counted normally.
 Never replayed (counted normally, the replay goes on after them): out= ops and in-place ops other than those that
 write their first argument and return it (relu_, add_) without changing its sizes, in-place writes to a tensor whose
 value is followed, ops with no formula (decomposed or unsupported), higher-order ops, random ops, ops on constants
-or real tensors. A tape is dropped
-when its block met a data-dependent value or left shadow values alive (shadow.py), since replays do not follow
-values; nor are tapes kept under attention="masked", whose counts depend on mask values.
+or real tensors. A tape is dropped when its block met a data-dependent value or left shadow values alive
+(shadow.py), since replays do not follow values; nor are tapes kept under attention="masked", whose counts depend
+on mask values.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -43,8 +44,8 @@ _LAYOUT = torch.Tensor.layout.__get__  # type: ignore[attr-defined]
 
 def _key(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
     kind = type(tree)
-    if kind in PLAIN_TYPES:
-        return tree
+    if kind in PLAIN_TYPES:  # 2, 2.0 and True are equal keys, but not the same argument (pow's output dtype)
+        return (kind, tree) if kind is float or kind is bool else tree
     if kind is FakeTensor:
         if tree.constant is not None or _LAYOUT(tree) != torch.strided:  # a constant the fake mode may fold
             raise Unkeyable
@@ -53,7 +54,7 @@ def _key(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
             found.append(tree)
         return tree.shape, tree.dtype, tree.stride(), tree.storage_offset(), tree.fake_device, ids[id(tree)]
     if kind is tuple or kind is list:
-        return tuple(item if type(item) in PLAIN_TYPES else _key(item, ids, found) for item in tree)
+        return tuple(item if type(item) is int else _key(item, ids, found) for item in tree)
     if kind is dict:
         return tuple((k, _key(v, ids, found)) for k, v in tree.items())
     raise Unkeyable  # a real tensor, a subclass, a SymInt, an object
@@ -180,6 +181,7 @@ class Replicas:
         self.depth = 0  # calls of `root` inside its own call
         self.position = 0
         self.replayed = 0  # ops replayed in this count
+        self._thread = threading.get_ident()
         self._handles = [register_module_forward_pre_hook(self._enter),
                          register_module_forward_hook(self._exit, always_call=True)]
 
@@ -189,6 +191,8 @@ class Replicas:
         self._handles = []
 
     def _enter(self, module: torch.nn.Module, args: Any) -> None:
+        if threading.get_ident() != self._thread:  # module hooks are global: another thread's modules are not ours
+            return
         if self.root is not None:
             self.depth += module is self.root
             return
@@ -203,7 +207,7 @@ class Replicas:
             self.playing, self.position = tape, 0
 
     def _exit(self, module: torch.nn.Module, args: Any, output: Any) -> None:
-        if module is not self.root:
+        if module is not self.root or threading.get_ident() != self._thread:
             return
         self.depth -= 1
         if self.depth:
