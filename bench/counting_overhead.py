@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -87,7 +88,11 @@ def llama_rss() -> None:
     """In a fresh process: count Llama 70B on meta once and print the peak RSS in MiB."""
     model, inputs = llama_70b_on_meta()
     flopwise.count(model, inputs)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+    try:  # VmHWM: ru_maxrss would keep the parent's peak across fork and exec
+        status = Path("/proc/self/status").read_text()
+        print(int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) // 1024)
+    except (OSError, StopIteration):
+        print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 
 
 def main() -> None:
