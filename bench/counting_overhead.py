@@ -5,7 +5,11 @@ flopwise in real, fake and meta mode, and of torch.utils.flop_counter.FlopCounte
 counter), each as a ratio to the plain forward. The meta-device 70B Llama is compared with a bare forward on the
 meta device, and the peak memory (RSS) of a fresh process that counts it is printed below the table.
 
-    .venv/bin/python bench/counting_overhead.py [--repeats 5] [--skip-70b]
+With --cpu-time every figure is the CPU time of this process and the forward runs on one thread: on a machine
+shared with other work, a multi-threaded forward's wall time swings with the load (threads wait on each other),
+while counting runs on one thread either way.
+
+    .venv/bin/python bench/counting_overhead.py [--repeats 5] [--skip-70b] [--cpu-time]
 """
 
 from __future__ import annotations
@@ -23,14 +27,16 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import flopwise
 
+CLOCK = time.perf_counter  # time.process_time with --cpu-time
+
 
 def best_seconds(fn: Callable[[], object], repeats: int) -> float:
     fn()  # warm-up: first-call caches (kernels, fake-tensor dispatch tables) are not what we compare
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = CLOCK()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(CLOCK() - start)
     return min(times)
 
 
@@ -99,8 +105,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip-70b", action="store_true")
+    parser.add_argument("--cpu-time", action="store_true", help="CPU time of this process, forward on one thread")
     parser.add_argument("--llama-rss", action="store_true", help=argparse.SUPPRESS)  # the child process
     options = parser.parse_args()
+    if options.cpu_time:
+        global CLOCK
+        CLOCK = time.process_time
+        torch.set_num_threads(1)
     if options.llama_rss:
         llama_rss()
         return
@@ -113,7 +124,8 @@ def main() -> None:
     if not options.skip_70b:
         builders.append(("Llama 70B on meta, S=4096", llama_70b_on_meta))
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, best of {options.repeats} runs\n")
+    clock = "CPU time" if options.cpu_time else "wall time"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {clock}, best of {options.repeats} runs\n")
     header = f"{'model':28} {'forward':>9} {'flopwise real':>14} {'flopwise fake':>14} {'flopwise meta':>14} " \
         f"{'FlopCounterMode':>16}"
     print(header)
