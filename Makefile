@@ -36,6 +36,7 @@ lint: $(VENV)/.ready
 
 bench: $(VENV)/.ready
 	$(PY) bench/counting_overhead.py
+	$(PY) bench/sweep_speed.py
 	$(PY) bench/measure_models.py
 
 # docs/html_report.png, the README's picture of the HTML report of the guides' three models

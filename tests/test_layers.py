@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "flopwise.hops": 2,
     "flopwise.mask_values": 2,
     "flopwise.guard": 2,
+    "flopwise.replay": 2,
     "flopwise.report": 3,
     "flopwise.effective": 3,  # reads weight values after a count (pruning), beside the Report it extends
     "flopwise.symbolic_report": 3,

@@ -197,3 +197,17 @@ def test_archives_are_loaded_safely(tmp_path):
     allowed = load(str(tmp_path / "pickled.pt"), InputFlags(inputs=("2x4",), allow_pickle=True))
     assert isinstance(allowed.model, nn.Sequential)
     assert "--allow-pickle" in allowed.notes[0]
+
+
+def test_torchvision_shape_only_loads_build_on_meta_and_count_alike():
+    from flopwise.cli.common import count_loaded
+
+    fast = load("torchvision:resnet18", weights=False)  # compare's shape-only counts: no random initialisation
+    assert all(p.is_meta for p in fast.model.parameters())  # (buffers made by torch.zeros stay on the CPU)
+    assert fast.rebuild is not None and not any(p.is_meta for p in fast.rebuild().parameters())  # real fallback
+    built = load("torchvision:resnet18")
+    assert not any(p.is_meta for p in built.model.parameters())
+    on_meta, with_weights = (count_loaded(x, "fake", "default", lambda _: None) for x in (fast, built))
+    assert on_meta.to_dict() == with_weights.to_dict()
+    regnet = load("torchvision:regnet_y_400mf", weights=False)  # computes its sizes from tensor values on the CPU
+    assert all(p.is_meta for p in regnet.model.parameters())

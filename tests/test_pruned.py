@@ -24,6 +24,16 @@ def test_linear_zeroed_in_place() -> None:
     assert r.sparse_weights
 
 
+def test_negative_zero_and_half_precision_weights_count_as_zero() -> None:
+    for dtype in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
+        fc = nn.Linear(16, 8).to(dtype)
+        with torch.no_grad():
+            fc.weight.view(-1)[:40] = 0
+            fc.weight.view(-1)[40:64] = -0.0  # −0.0 == 0: a skipped multiplication too
+        r = flopwise.count(fc, torch.rand(2, 16, dtype=dtype))
+        assert r.effective_macs == 2 * (128 - 64), dtype  # R·nnz(W): 8·16 − 64 zeros
+
+
 def test_prune_reparametrization_in_every_mode() -> None:
     model = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
     prune.l1_unstructured(model[0], "weight", amount=0.5)  # weight = weight_orig · weight_mask

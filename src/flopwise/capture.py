@@ -24,18 +24,19 @@ from .registry import (
     OUTPUT_RULES,
     REAL_ONLY,
     Formula,
+    Unkeyable,
     compute_dtype,
     is_view,
     is_zero_cost,
     lookup,
-    nested_sizes,
     op_name,
     padded_shape,
+    scan,
     specs,
     stored_bytes,
-    stored_values,
     tensors_in,
 )
+from .replay import MISS, Replicas
 from .shadow import DATA_DEPENDENT, NeedsData, Shadows
 
 VIEW, ZERO_PLAN, UNKNOWN, _HOP = "view", "zero", "unknown", "higher-order"  # plans that are not a formula
@@ -84,38 +85,6 @@ def cost_call(
     return work, cost, tuple(padded_shape(t) for t in inputs), dtype
 
 
-_PLAIN = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.memory_format, torch.layout)
-_PLAIN_TYPES = frozenset(_PLAIN)
-
-
-class _Unkeyable(Exception):
-    """An argument (a SymInt, an object) that cannot be part of a cache key."""
-
-
-def _scan(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
-    """A hashable description of an op's arguments — each tensor by shape, dtype and which argument it is
-    (so `x * x` differs from `x * y`) — collecting the tensors into `found` on the way."""
-    if isinstance(tree, torch.Tensor):
-        if id(tree) not in ids:
-            ids[id(tree)] = len(ids)
-            found.append(tree)
-        try:
-            shape: Any = tree.shape  # torch.Size is a hashable tuple
-        except RuntimeError:  # a nested tensor has no shape: its components' sizes identify it
-            shape = ("nested", nested_sizes(tree))
-        if tree.layout != torch.strided:  # a sparse tensor's cost depends on the values it stores, not its shape
-            shape = (shape, tree.layout, stored_values(tree))
-        return (shape, tree.dtype, ids[id(tree)])
-    if isinstance(tree, (tuple, list)):
-        # scalars are the common case (sizes, flags): handled here without a call per item
-        return tuple(item if type(item) in _PLAIN_TYPES else _scan(item, ids, found) for item in tree)
-    if isinstance(tree, dict):
-        return tuple((key, _scan(value, ids, found)) for key, value in tree.items())
-    if isinstance(tree, _PLAIN):
-        return tree
-    raise _Unkeyable
-
-
 def _shapes_only(args: tuple[Any, ...]) -> bool:
     """Whether the op runs on fake or meta tensors (no data, only the meta kernel)."""
     return any(isinstance(t, FakeTensor) or t.is_meta for t in tensors_in(args))
@@ -148,6 +117,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.guard: StateGuard | None = None  # set by count(): parameters and buffers written in place
         self.shadows: Shadows | None = None  # in fake and meta mode: the real values of input-only tensors
         self.follow_values = convention.masked  # masked attention: follow mask values on fake and meta tensors
+        self.replicas: Replicas | None = None  # set by count() in the shape-only modes: repeated blocks replayed
+        self._nested = 0  # ops being dispatched: > 0 inside one (a decomposition's parts)
 
     def _plan_for(self, func: Any) -> tuple[str, Any, tuple[tuple[int, str], ...]]:
         if func not in self._plan:
@@ -159,6 +130,41 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         kwargs = kwargs or {}
+        replicas = self.replicas
+        if replicas is None or self._nested or (replicas.playing is None and replicas.recording is None):
+            return self._dispatch(func, args, kwargs)
+        if replicas.playing is not None:
+            out, call, inputs = replicas.replay(func, args, kwargs)
+            if out is not MISS:
+                if inputs is not None:
+                    self.memory.record(inputs, tensors_in(out))
+                self.calls.append(call)
+                return out
+        start = len(self.calls)
+        self._nested += 1
+        try:
+            out = self._dispatch(func, args, kwargs)
+        finally:
+            self._nested -= 1
+        if replicas.recording is not None:
+            self._tape(func, args, kwargs, out, start)
+        return out
+
+    def _tape(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, start: int) -> None:
+        """Record a top-level op of a block being taped for replays (replay.py), with what makes it replayable."""
+        assert self.replicas is not None
+        name, plan, writes = self._plan_for(func)
+        quantized = name.startswith(("quantized.", "aten.quantized_"))
+        replayable = plan not in (UNKNOWN, _HOP) and "out" not in kwargs and name not in OUTPUT_RULES and \
+            not quantized and torch.Tag.nondeterministic_seeded not in func.tags
+        # in place: writes its first argument and returns it, sizes unchanged (no view op such as unsqueeze_)
+        in_place = replayable and func._schema.is_mutable and bool(args) and out is args[0] and \
+            tuple(i for i, _ in writes) == (0,) and torch.Tag.inplace_view not in func.tags
+        # a schema that writes nothing but running statistics (batch norm's) writes only in training, unguarded here
+        replayable = replayable and (in_place or not func._schema.is_mutable)
+        self.replicas.record(func, args, kwargs, out, self.calls[start:], replayable, plan is not VIEW, in_place)
+
+    def _dispatch(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         name, plan, writes = self._plan_for(func)
         if writes and self.guard is not None:
             self.guard.before_write(args, kwargs, writes)
@@ -251,8 +257,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         extra = {k: v for k, v in kwargs.items() if k != "out"} if kwargs else kwargs
         inputs: list[torch.Tensor] = []
         try:
-            key: Any = (func, _scan((args, extra), {}, inputs), _scan(out, {}, []))
-        except _Unkeyable:
+            key: Any = (func, scan((args, extra), {}, inputs), scan(out, {}, []))
+        except Unkeyable:
             key, inputs = None, tensors_in((args, extra))
         outputs = tensors_in(out)
         self.memory.record(inputs + tensors_in(kwargs["out"]) if "out" in kwargs else inputs, outputs)

@@ -13,6 +13,7 @@ from torch.func import functional_call
 from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_leaves
 
+from . import replay
 from .assemble import build_report
 from .capture import CountingMode
 from .conventions import Convention, resolve, with_attention
@@ -24,6 +25,7 @@ from .modules import ModuleStack
 from .moe import MoEObserver
 from .prepare import on_meta, prepare, rng_preserved
 from .registry import Formula, nested_sizes
+from .replay import Replicas
 from .report import Report
 from .shadow import NeedsData, Shadows
 from .symbolic import fit_symbolic
@@ -196,6 +198,8 @@ def _count(
             session._mode.warnings += notes
             session._mode.guard = guard if guard.watching else None
             session._mode.shadows = shadows
+            replicas = _replicas(model, fake, session, shadows) if state is not None else None
+            session._mode.replicas = replicas
             try:
                 if state is None:
                     model(*args, **kwargs)
@@ -214,6 +218,8 @@ def _count(
                     error.add_note("flopwise: the model may need real data; try mode='real'")
                 raise
             finally:
+                if replicas is not None:
+                    replicas.close()
                 with _disable_current_modes():  # restoring is not part of the count
                     session._mode.warnings += guard.restore()
     report = session.report
@@ -223,6 +229,15 @@ def _count(
             "gives"
         report = dataclasses.replace(report, warnings=[*report.warnings, said])
     return with_effective(report, model)
+
+
+def _replicas(model: torch.nn.Module, fake: FakeTensorMode | None, session: Counting,
+              shadows: Shadows | None) -> Replicas | None:
+    """Replays of repeated blocks (replay.py): shape-only modes, not under attention="masked" (mask values count)."""
+    stack, mode = session._stack, session._mode
+    if fake is None or shadows is None or stack is None or mode is None or mode.follow_values or not replay.ENABLED:
+        return None
+    return Replicas(model, fake, lambda: stack.current, shadows)
 
 
 def split_inputs(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:

@@ -16,6 +16,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._pytree import tree_map
 
 from .mask_values import remember
+from .replay import fake_empty
 from .shadow import NeedsData, Shadows
 
 TARGET_DEVICE = "cpu"  # the device whose kernels meta mode counts (the one this library runs on)
@@ -45,10 +46,13 @@ def prepare(
         if t.is_quantized:  # count() counts such a model in real mode instead
             raise NeedsData("a quantized input, parameter or buffer", "", reason=_NO_FAKE_QUANTIZED)
         if id(t) not in converted:
-            if fake is not None:  # allocating under the fake mode is far cheaper than fake.from_tensor
-                device = TARGET_DEVICE if mode == "meta" else home if t.is_meta else t.device
-                with fake:
-                    new = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=device)
+            if fake is not None:  # allocating a fake tensor is far cheaper than fake.from_tensor
+                device = torch.device(TARGET_DEVICE) if mode == "meta" else home if t.is_meta else t.device
+                if t.layout == torch.strided and not t.is_quantized:
+                    new = fake_empty(fake, t.shape, t.stride(), t.dtype, device)
+                else:
+                    with fake:
+                        new = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=device)
                 if shadows is not None and not isinstance(t, torch.nn.Parameter):  # weights never keep values
                     shadows.seed(new, t)
             else:  # a TorchScript module built on meta runs there

@@ -263,3 +263,36 @@ def is_view(func: torch._ops.OpOverload) -> bool:
         return True
     returns = func._schema.returns
     return bool(returns) and all(r.alias_info is not None and not r.alias_info.is_write for r in returns)
+
+
+# Keys of op calls: identical calls are costed once (capture.py) and repeated blocks replayed (replay.py).
+_PLAIN = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.memory_format, torch.layout)
+PLAIN_TYPES = frozenset(_PLAIN)
+
+
+class Unkeyable(Exception):
+    """An argument (a SymInt, an object) that cannot be part of a key."""
+
+
+def scan(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
+    """A hashable description of an op's arguments — each tensor by shape, dtype and which argument it is
+    (so `x * x` differs from `x * y`) — collecting the tensors into `found` on the way."""
+    if isinstance(tree, torch.Tensor):
+        if id(tree) not in ids:
+            ids[id(tree)] = len(ids)
+            found.append(tree)
+        try:
+            shape: Any = tree.shape  # torch.Size is a hashable tuple
+        except RuntimeError:  # a nested tensor has no shape: its components' sizes identify it
+            shape = ("nested", nested_sizes(tree))
+        if tree.layout != torch.strided:  # a sparse tensor's cost depends on the values it stores, not its shape
+            shape = (shape, tree.layout, stored_values(tree))
+        return (shape, tree.dtype, ids[id(tree)])
+    if isinstance(tree, (tuple, list)):
+        # scalars are the common case (sizes, flags): handled here without a call per item
+        return tuple(item if type(item) in PLAIN_TYPES else scan(item, ids, found) for item in tree)
+    if isinstance(tree, dict):
+        return tuple((key, scan(value, ids, found)) for key, value in tree.items())
+    if isinstance(tree, _PLAIN):
+        return tree
+    raise Unkeyable

@@ -7,7 +7,8 @@ interpolation with a proof of degree, never by guessing a shape:
 1. per size, count at consecutive sizes until the next finite difference is zero twice in a row: the degree;
 2. count on the tensor-product grid of those sizes and interpolate with exact rationals (sympy);
 3. count again at sizes never used to fit, and raise `SymbolicError` naming the size when any count differs
-   (a size that switches kernels or pads to a multiple is piecewise, not one polynomial).
+   (a size that switches kernels or pads to a multiple is piecewise, not one polynomial); the given inputs, counted
+   anyway, serve as that check when they lie far enough out (a sweep from one count at S = 4096).
 
 Counting is injected (`fit_symbolic(count_at, ...)`), so this module sits beside count.py without importing it.
 """
@@ -130,13 +131,18 @@ def fit_symbolic(
             cache[key] = tuple(_metric(report, m) for m in METRICS)
         return cache[key]
 
-    checked: set[tuple[tuple[str, int], ...]] = set()
-    top = _fit(names, dims, lambda ks: at([ks[n] for n in names]), {}, checked)
     report = count_at(args, kwargs)
+    given = None  # the given inputs in steps, when they lie on the steps: a count already made, checked free
+    if all(counted[n] % dims[n].multiple == 0 for n in names):
+        given = {n: counted[n] // dims[n].multiple for n in names}
+        cache[tuple(given[n] for n in names)] = tuple(_metric(report, m) for m in METRICS)
+    checked: set[tuple[tuple[str, int], ...]] = set()
+    top = _fit(names, dims, lambda ks: at([ks[n] for n in names]), {}, checked, given)
     variables = tuple(
         Variable(n, dims[n].where, dims[n].multiple, top.minimum[n], top.degrees[n], counted[n]) for n in names
     )
-    result = SymbolicReport.from_report(report, variables, top, counts=len(cache) + 1, verified=len(checked))
+    result = SymbolicReport.from_report(report, variables, top, counts=len(cache) + (given is None),
+                                       verified=len(checked))
     if all(counted[n] % dims[n].multiple == 0 for n in names):  # one more check, free: the given inputs
         if result.evaluate(counted).values != tuple(_metric(report, m) for m in METRICS):
             raise SymbolicError(f"the fit disagrees with the count at the given inputs ({report.inputs})")
@@ -145,9 +151,11 @@ def fit_symbolic(
 
 def _fit(
     names: list[str], dims: dict[str, Dim], at: Callable[[dict[str, int]], Values], fixed: dict[str, int],
-    checked: set[tuple[tuple[str, int], ...]],
+    checked: set[tuple[tuple[str, int], ...]], given: dict[str, int] | None = None,
 ) -> Piece:
-    """The polynomials in the names not `fixed` (sizes in steps), fitted, verified, with size 1 checked apart."""
+    """The polynomials in the names not `fixed` (sizes in steps), fitted, verified, with size 1 checked apart.
+    `given`: the inputs' own sizes (steps), counted already; one size alone as far out as the check needs is
+    checked there instead of at a new count."""
     import sympy  # an optional dependency: flopwise[symbolic]
 
     free = [n for n in names if n not in fixed]
@@ -181,6 +189,8 @@ def _fit(
 
     # each size alone, far out (padding to a multiple hides near the grid), then all together, off every axis
     verify = [{**base, n: 3 * (FIRST + d + 2) + 2} for n, d in degrees.items()]
+    if given is not None and len(free) == 1 and given[free[0]] >= verify[0][free[0]]:
+        verify = [given]
     verify += [{n: FIRST + d + 3 for n, d in degrees.items()}] if len(free) > 1 else []
     for far in verify:
         if not check(far):

@@ -114,7 +114,8 @@ def _run(options: argparse.Namespace) -> int:
         bar.update(spec)
         start = time.perf_counter()
         try:
-            report = count_loaded(load(spec, flags), options.mode, chosen_convention(options), notices.append)
+            loaded = load(spec, flags, weights=options.mode == "real")
+            report = count_loaded(loaded, options.mode, chosen_convention(options), notices.append)
             outcomes.append(Outcome(spec, report, "", time.perf_counter() - start))
         except UsageError as error:
             outcomes.append(Outcome(spec, None, str(error), time.perf_counter() - start))

@@ -15,6 +15,7 @@ Nothing is downloaded and nothing is unpickled unless the user says so. Mistakes
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib.util
 import inspect
@@ -26,6 +27,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ..examples import guide_examples
 from .archives import load_archive
@@ -40,8 +42,10 @@ from .spec import InputFlags, Loaded, Spec, parse_spec
 PLACES_INPUTS = ("hf", "diffusers", "onnx")  # loaders that place --input NAME= and --tokens by the model's signature
 
 
-def load(text: str, flags: InputFlags | None = None) -> Loaded:
-    """Build the model a spec names, with its example inputs (explicit flags win over the defaults)."""
+def load(text: str, flags: InputFlags | None = None, weights: bool = True) -> Loaded:
+    """Build the model a spec names, with its example inputs (explicit flags win over the defaults).
+    `weights=False`: a count that needs shapes only; torchvision models are then built on the meta device (no
+    random initialisation, the bulk of the time for large ones) and `rebuild` gives them weights when needed."""
     flags = flags or InputFlags()
     positional = [given for given in flags.inputs if "=" not in given]
     if positional and flags.tokens:
@@ -51,7 +55,7 @@ def load(text: str, flags: InputFlags | None = None) -> Loaded:
     explicit = _explicit_inputs(flags)
     spec = _parse(text)
     try:
-        loaded = _load(spec, flags)
+        loaded = _load(spec, flags, weights)
     except OSError as error:  # a path the system refuses (too long, a folder, no permission)
         raise UsageError(f"{text}: cannot read it ({error.strerror or error})") from None
     if explicit is not None and spec.kind not in PLACES_INPUTS:
@@ -81,9 +85,9 @@ def _explicit_inputs(flags: InputFlags) -> Any:
     return None
 
 
-def _load(spec: Spec, flags: InputFlags) -> Loaded:
+def _load(spec: Spec, flags: InputFlags, weights: bool = True) -> Loaded:
     if spec.kind == "torchvision":
-        model, default, notes = torchvision_model(spec.target)
+        model, default, notes = torchvision_model(spec.target, on_meta=not weights)
         return Loaded(spec.text, model, default, notes, rebuild=lambda: torchvision_model(spec.target)[0])
     if spec.kind == "timm":
         model, default = timm_model(spec.target)
@@ -221,8 +225,8 @@ def torchvision_families() -> dict[str, list[str]]:
     return {family: tvm.list_models(module=module) for family, module in modules.items()}
 
 
-def torchvision_model(name: str) -> tuple[nn.Module, Any, list[str]]:
-    """(model in eval mode with random weights, its family's default input, notes)."""
+def torchvision_model(name: str, on_meta: bool = False) -> tuple[nn.Module, Any, list[str]]:
+    """(model in eval mode with random weights, or on the meta device, its family's default input, notes)."""
     import torchvision.models as tvm
 
     family = next((f for f, names in torchvision_families().items() if name in names), None)
@@ -237,11 +241,29 @@ def torchvision_model(name: str) -> tuple[nn.Module, Any, list[str]]:
         options["weights_backbone"] = None  # else detection and segmentation builders download a backbone
     with warnings.catch_warnings():  # "the default weight initialization will change" is not the user's concern
         warnings.simplefilter("ignore", FutureWarning)
-        model = builder(**options).eval()
+        model = _build(builder, options, on_meta)
     notes = [f"torchvision:{name}: quantize=False (the float model with quantization stubs)"] * (
         family == "quantization"
     )
     return model, _torchvision_inputs(name, family, model), notes
+
+
+class _EmptyOnMeta(TorchFunctionMode):
+    """`torch.empty` with no device (how layers allocate their weights) on the meta device; other factories (arange,
+    tensor, zeros: sizes computed from values, index buffers) stay on the CPU."""
+
+    def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if func is torch.empty and kwargs.get("device") is None:
+            kwargs = {**kwargs, "device": "meta"}
+        return func(*args, **kwargs)
+
+
+def _build(builder: Any, options: dict[str, Any], on_meta: bool) -> nn.Module:
+    if on_meta:  # weights without values: no random initialisation, the bulk of the time for large models
+        with contextlib.suppress(Exception), _EmptyOnMeta():
+            return builder(**options).eval()  # type: ignore[no-any-return]
+    return builder(**options).eval()  # type: ignore[no-any-return]
 
 
 def _torchvision_inputs(name: str, family: str, model: nn.Module) -> Any:

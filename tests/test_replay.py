@@ -1,0 +1,157 @@
+"""Replays of repeated blocks (replay.py) change nothing in a count: every record, row, byte and memory figure is
+the same with them on and off, in fake and meta mode; blocks that cannot be replayed are counted normally."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+import flopwise
+from flopwise import replay
+
+transformers = pytest.importorskip("transformers")
+torchvision = pytest.importorskip("torchvision")
+
+COUNT = __import__("sys").modules["flopwise.count"]
+
+
+@pytest.fixture
+def replicas(monkeypatch: pytest.MonkeyPatch) -> list[replay.Replicas]:
+    """The Replicas object of each count made in the test."""
+    made: list[replay.Replicas] = []
+
+    class Watched(replay.Replicas):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            made.append(self)
+
+    monkeypatch.setattr(COUNT, "Replicas", Watched)
+    return made
+
+
+def _gpt2() -> tuple[nn.Module, Any]:
+    config = transformers.GPT2Config(n_layer=3, n_embd=64, n_head=4, vocab_size=100, n_positions=64)
+    return transformers.GPT2Model(config).eval(), {"input_ids": torch.randint(0, 100, (2, 16))}
+
+
+def _llama_gqa() -> tuple[nn.Module, Any]:
+    config = transformers.LlamaConfig(vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+                                      num_attention_heads=4, num_key_value_heads=2, attn_implementation="sdpa")
+    return transformers.LlamaForCausalLM(config).eval(), {"input_ids": torch.randint(0, 100, (2, 16))}
+
+
+def _bert() -> tuple[nn.Module, Any]:
+    config = transformers.BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=3, num_attention_heads=4,
+                                     intermediate_size=128)
+    mask = torch.ones(2, 16, dtype=torch.long)
+    mask[1, 12:] = 0  # padding: the mask's values are followed (shadows) outside the layers
+    return transformers.BertModel(config).eval(), {"input_ids": torch.randint(0, 100, (2, 16)), "attention_mask": mask}
+
+
+def _vit() -> tuple[nn.Module, Any]:
+    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=3,
+                                    num_attention_heads=4, intermediate_size=128)
+    return transformers.ViTModel(config).eval(), {"pixel_values": torch.randn(1, 3, 32, 32)}
+
+
+def _resnet50() -> tuple[nn.Module, Any]:
+    return torchvision.models.resnet50().eval(), torch.randn(1, 3, 64, 64)
+
+
+def _everything(r: flopwise.Report) -> tuple[Any, ...]:
+    return r.to_dict(), r.calls, r.peak_activation_bytes, r.param_bytes, r.warnings
+
+
+@pytest.mark.parametrize("build", [_gpt2, _llama_gqa, _bert, _vit, _resnet50], ids=lambda b: b.__name__[1:])
+@pytest.mark.parametrize("mode", ["fake", "meta"])
+def test_counts_identical_with_and_without_replays(
+    build: Callable[[], tuple[nn.Module, Any]], mode: str, replicas: list[replay.Replicas],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    torch.manual_seed(0)
+    model, inputs = build()
+    on = flopwise.count(model, inputs, mode=mode)
+    assert replicas[-1].replayed > 0  # the repeated layers were replayed, not counted op by op
+    monkeypatch.setattr(replay, "ENABLED", False)
+    off = flopwise.count(model, inputs, mode=mode)
+    assert len(replicas) == 1  # no replays at all when switched off
+    assert _everything(on) == _everything(off)
+    assert on.macs == flopwise.count(model, inputs, mode="real").macs  # and what a real run counts
+
+
+class _Gate(nn.Module):
+    """A block whose work depends on values: the Linear runs on the rows that `keep` selects."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        rows = (keep > 0).nonzero().squeeze(1)  # a data-dependent size, answered from the real input
+        kept = x.index_select(0, rows)
+        return x + self.fc(kept).sum(0)
+
+
+class _Gates(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.gates = nn.ModuleList([_Gate(), _Gate(), _Gate()])
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        for gate in self.gates:
+            x = gate(x, keep)
+        return x
+
+
+def test_block_with_a_data_dependent_op_is_not_replayed(replicas: list[replay.Replicas]) -> None:
+    keep = torch.tensor([1, 0, 1, 1, 0, 1])  # 4 of 6 rows
+    r = flopwise.count(_Gates(), (torch.rand(6, 8), keep), mode="fake")
+    assert replicas[-1].replayed == 0
+    assert r.macs == 3 * 4 * 8 * 8  # three gates, each Linear on the 4 kept rows: R·K·N
+    assert not any("real mode" in w for w in r.warnings)  # answered from the inputs, not by running for real
+
+
+def test_same_block_on_other_shapes_is_counted_not_replayed(replicas: list[replay.Replicas]) -> None:
+    blocks = nn.ModuleList([nn.Sequential(nn.ReLU(), nn.Linear(8, 8)) for _ in range(2)])  # first op: on the input
+
+    class Model(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks = blocks
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.blocks[1](self.blocks[0](x)[:3])  # the second block sees 3 rows, not 5
+
+    r = flopwise.count(Model(), torch.rand(5, 8), mode="meta")
+    assert replicas[-1].replayed == 0
+    assert r["blocks.0"].macs == 5 * 8 * 8  # R·K·N
+    assert r["blocks.1"].macs == 3 * 8 * 8
+    assert r["blocks.1"].flops == 3 * 8 + 2 * 3 * 8 * 8 + 3 * 8  # ReLU 1 per element, 2 per MAC, bias add
+
+
+class _Power(nn.Module):
+    def __init__(self, exponent: float) -> None:
+        super().__init__()
+        self.exponent = exponent
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x ** self.exponent).sum()  # int ** 2 stays int64; int ** 2.0 is float32: other bytes
+
+
+class _Powers(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.squared, self.squared_float = _Power(2), _Power(2.0)  # one structure: the second call may replay
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.squared(x) + self.squared_float(x)
+
+
+def test_an_int_and_a_float_argument_are_not_the_same_call() -> None:
+    r = flopwise.count(_Powers(), torch.arange(6, device="meta"), mode="fake")  # no values followed
+    assert r["squared"].bytes_written == 6 * 8 + 8  # pow writes 6 int64, sum one
+    assert r["squared_float"].bytes_written == 6 * 4 + 4  # float32
