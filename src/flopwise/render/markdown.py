@@ -5,28 +5,17 @@ from __future__ import annotations
 from ..report import Report
 from .grid import left, markdown_table, right
 from .rows import incomplete_note, memory_lines
-from .table import with_shape_columns, with_shapes
-from .tree import DENSITY_HEADERS, SELF, TreeRow, density_cells, share, tree_rows
-from .units import binary_bytes, count_text, si
+from .table import module_grid
+from .tree import SELF, TreeRow
+from .units import binary_bytes, si
 
-MODULE_COLUMNS = left("Module", "Type") + right("Params", "MACs", "FLOPs", "% FLOPs", "Bytes moved")
 OPERATOR_COLUMNS = left("Operator") + right("Calls", "MACs", "FLOPs", "Bytes moved")
 
 
 def render_markdown(
     report: Report, depth: int | None = 2, per_operator: bool = False, shapes: bool = False
 ) -> str:
-    tree = tree_rows(report, depth)
-    sparse = report.sparse_weights  # a density column only when some weight holds zeros
-    rows: list[tuple[str, ...]] = [
-        (_name(report, row), row.type, count_text(row.params), si(row.macs), si(row.flops),
-         share(row.flops, report.flops), binary_bytes(row.cost.bytes), *(density_cells(row) if sparse else ()))
-        for row in tree
-    ]
-    if shapes:
-        rows = [with_shapes(cells, row) for cells, row in zip(rows, tree, strict=True)]
-    columns = MODULE_COLUMNS + (right(*DENSITY_HEADERS) if sparse else [])
-    lines = markdown_table(with_shape_columns(columns) if shapes else columns, rows)
+    lines = markdown_table(*module_grid(report, depth, shapes, lambda row: _name(report, row)))
     lines += [
         "",
         f"Inputs {report.inputs or '(none)'}; convention `{report.convention.name}` "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ..report import Report
 from .grid import Column, left, right, text_table
 from .rows import incomplete_lines, memory_lines
@@ -23,18 +25,26 @@ def with_shapes(cells: tuple[str, ...], row: TreeRow) -> tuple[str, ...]:
     return (*cells[:2], *shapes, *cells[2:])
 
 
-def render_table(report: Report, depth: int | None = 2, shapes: bool = False) -> str:
+def module_grid(
+    report: Report, depth: int | None, shapes: bool, name: Callable[[TreeRow], str]
+) -> tuple[list[Column], list[tuple[str, ...]]]:
+    """The module table's columns and rows, text and Markdown alike: `name` writes a row's first cell; a density
+    column when some weight holds zeros, shape columns with `--shapes`."""
     tree = tree_rows(report, depth)
-    sparse = report.sparse_weights  # a density column only when some weight holds zeros
+    sparse = report.sparse_weights
     rows: list[tuple[str, ...]] = [
-        ("  " * row.depth + row.label, row.type, count_text(row.params), si(row.macs), si(row.flops),
+        (name(row), row.type, count_text(row.params), si(row.macs), si(row.flops),
          share(row.flops, report.flops), binary_bytes(row.cost.bytes), *(density_cells(row) if sparse else ()))
         for row in tree
     ]
-    if shapes:
-        rows = [with_shapes(cells, row) for cells, row in zip(rows, tree, strict=True)]
     columns = COLUMNS + (right(*DENSITY_HEADERS) if sparse else [])
-    out = text_table(with_shape_columns(columns) if shapes else columns, rows)
+    if shapes:
+        return with_shape_columns(columns), [with_shapes(cells, row) for cells, row in zip(rows, tree, strict=True)]
+    return columns, rows
+
+
+def render_table(report: Report, depth: int | None = 2, shapes: bool = False) -> str:
+    out = text_table(*module_grid(report, depth, shapes, lambda row: "  " * row.depth + row.label))
     out.append("")
     out.append(f"inputs: {report.inputs or '(none)'}")
     out.append(f"convention: {report.convention.name} — {report.convention.description}")
@@ -43,7 +53,7 @@ def render_table(report: Report, depth: int | None = 2, shapes: bool = False) ->
         f"({report.trainable_params:,} trainable, {report.frozen_params:,} frozen), "
         f"{report.bytes_read:,} bytes read, {report.bytes_written:,} bytes written"
     )
-    if sparse and report.effective_macs is not None and report.macs:
+    if report.sparse_weights and report.effective_macs is not None and report.macs:
         out.append(f"effective: {report.effective_macs:,} MACs once multiplications by zero weights are skipped "
                    f"({report.effective_macs / report.macs:.1%} of the dense count)")
     out += memory_lines(report)
