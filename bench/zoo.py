@@ -1,6 +1,11 @@
 """The zoo sweep (`make zoo`): count models from where users are and write the table to docs/zoo.md.
 
     .venv/bin/python bench/zoo.py [--suite timm,others,transformers] [--jobs 2] [--timeout 180] [--out docs/zoo.md]
+        [--only NAME,…] [--after NAME] [--resume] [--earlier docs/zoo.md]
+
+A sweep in parts: `--only` runs the named models, `--after` the models after NAME in its suite's order, `--resume`
+skips the models already in `--json` and appends to it; `--earlier` merges the rows of an earlier run (its jsonl or
+its table) under the new ones, so the table covers both and says which rows are from which run.
 
 - timm: one model of every architecture family (timm.list_modules()), random weights, real and fake mode;
 - others: diffusers (UNet, AutoencoderKL, DiT), a peft LoRA Llama, MoE (Mixtral, Qwen2-MoE), CLIP: real, fake, meta;
@@ -182,11 +187,21 @@ def run_all(cases: list[tuple[str, str]], jobs: int, timeout: float, log: Any) -
                 continue
             process.join(5)
             running.remove(entry)
-            rows.append({"suite": suite, "model": name, "wall_s": elapsed, **row})
+            rows.append({"suite": suite, "model": name, "wall_s": elapsed, "run": time.strftime("%Y-%m-%d"), **row})
             log.write(json.dumps(rows[-1], default=str) + "\n")  # one line per model: a stopped sweep keeps its rows
             log.flush()
             print(f"{suite:12} {name:40} {elapsed:6.1f}s {row['status']:12} {row.get('note', '')[:80]}", flush=True)
     return rows
+
+
+def select(cases: list[tuple[str, str]], only: str, after: str, done: set[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The cases `--only`, `--after` and `--resume` leave."""
+    if only:
+        names = set(only.split(","))
+        cases = [case for case in cases if case[1] in names]
+    if after:
+        cases = [case for case in cases if case[1] > after]
+    return [case for case in cases if case not in done]
 
 
 def cases_for(suites: list[str]) -> list[tuple[str, str]]:
@@ -222,6 +237,10 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=180)
     parser.add_argument("--out", default="docs/zoo.md")
     parser.add_argument("--json", default="build/zoo.jsonl", help="the raw rows, one JSON line per model")
+    parser.add_argument("--only", default="", help="comma-separated model names: run these only")
+    parser.add_argument("--after", default="", help="run the models whose name sorts after this one")
+    parser.add_argument("--resume", action="store_true", help="skip the models already in --json; append to it")
+    parser.add_argument("--earlier", default="", help="rows of an earlier run (.jsonl or the .md table) to merge")
     options = parser.parse_args()
     _quiet()
     torch.set_num_threads(1)  # forked children share the cores; one thread each
@@ -230,14 +249,17 @@ def main() -> None:
         importlib.import_module(library)
     if "transformers" in suites:
         _import_every_transformers_model()
+    from zoo_table import read_rows, render
+
     start = time.monotonic()
     os.makedirs(os.path.dirname(options.json) or ".", exist_ok=True)
-    with open(options.json, "w") as log:
-        rows = run_all(cases_for(suites), options.jobs, options.timeout, log)
-    from zoo_table import render
-
+    kept = read_rows(options.json) if options.resume and os.path.exists(options.json) else []
+    cases = select(cases_for(suites), options.only, options.after, {(r["suite"], r["model"]) for r in kept})
+    with open(options.json, "a" if options.resume else "w") as log:
+        rows = kept + run_all(cases, options.jobs, options.timeout, log)
+    earlier = read_rows(options.earlier) if options.earlier else []
     with open(options.out, "w") as out:
-        out.write(render(rows, time.monotonic() - start, options.jobs))
+        out.write(render(rows, time.monotonic() - start, options.jobs, earlier))
     print(f"wrote {options.out}")
 
 

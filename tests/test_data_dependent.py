@@ -140,3 +140,38 @@ def test_in_place_writes_are_followed() -> None:
     for mode in ("real", "fake", "meta"):
         r = flopwise.count(MasksFirstToken(), (ids, x), mode=mode)
         assert r.macs == 2 * 4 * 2, mode  # 2 ids left non-zero once the first is masked · in · out
+
+
+class RowsFromScalars(nn.Module):
+    """Builds a tensor from 0-d tensors (`torch.tensor([n + 1, n - 1])`, as Qwen2-VL-style rope indices do):
+    torch reads their storage below the dispatcher, where a fake tensor has none."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, ids: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        n = (ids == 3).sum()
+        rows = torch.tensor([n + 1, n - 1])
+        return self.fc(x[: int(rows.max())])
+
+
+@pytest.mark.parametrize("mode", ["real", "fake", "meta"])
+def test_a_tensor_built_from_scalar_tensors_takes_their_real_values(mode: str) -> None:
+    ids, x = torch.tensor([[3, 3, 0, 0]]), torch.randn(8, 4)
+    r = flopwise.count(RowsFromScalars(), (ids, x), mode=mode)
+    assert r.macs == (2 + 1) * 4 * 4  # two 3s: rows = [3, 1], max 3 rows through the 4→4 Linear
+    if mode != "real":
+        assert "torch.tensor ×2" in r.warnings[-1]  # said: computed from the real inputs
+
+
+class RowsFromWeights(RowsFromScalars):
+    def forward(self, ids: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x[: int(torch.tensor([self.fc.weight.sum()]).max())])
+
+
+def test_a_tensor_built_from_weight_dependent_scalars_needs_data() -> None:
+    with torch.device("meta"):
+        model = RowsFromWeights()
+    with pytest.raises(NeedsData, match="torch.tensor in module"):
+        flopwise.count(model, (torch.tensor([[3]]), torch.randn(8, 4)))

@@ -25,7 +25,7 @@ from .moe import MoEObserver
 from .prepare import on_meta, prepare, rng_preserved
 from .registry import Formula, nested_sizes
 from .report import Report
-from .shadow import NeedsData, Shadows
+from .shadow import NeedsData, Shadows, TensorsFromScalars
 from .symbolic import fit_symbolic
 
 MODES = ("real", "fake", "meta")
@@ -196,11 +196,13 @@ def _count(
             session._mode.warnings += notes
             session._mode.guard = guard if guard.watching else None
             session._mode.shadows = shadows
+            scalars = TensorsFromScalars(shadows, lambda: session._mode.modules.current) if shadows else None
             try:
-                if state is None:
-                    model(*args, **kwargs)
-                else:
-                    functional_call(model, state, args, kwargs, strict=False)
+                with scalars or contextlib.nullcontext():
+                    if state is None:
+                        model(*args, **kwargs)
+                    else:
+                        functional_call(model, state, args, kwargs, strict=False)
             except NeedsData:
                 raise
             except Exception as error:

@@ -13,10 +13,12 @@ op, and `count()` decides what to do (count.py: real execution when the model ha
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch._subclasses.fake_tensor import DataDependentOutputException, DynamicOutputShapeException, FakeTensor
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_map
 from torch.utils.weak import WeakTensorKeyDictionary
@@ -119,6 +121,31 @@ class Shadows:
         if isinstance(t, FakeTensor):
             return t in self.values
         return not t.is_meta  # a real tensor the forward made (torch.tensor(...) on the CPU) is its own value
+
+
+class TensorsFromScalars(TorchFunctionMode):
+    """`torch.tensor([n, m])` of 0-d tensors reads their storage directly, below the dispatcher, so a fake tensor
+    there raises "data is not allocated". Hand torch the shadows' values instead (the real run's numbers)."""
+
+    BUILDERS = (torch.tensor, torch.as_tensor)
+
+    def __init__(self, shadows: Shadows, where: Callable[[], str]) -> None:
+        super().__init__()
+        self.shadows, self.where = shadows, where
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if func in self.BUILDERS and args and isinstance(args[0], (list, tuple)):
+            args = (tree_map(self._value, args[0]), *args[1:])
+        return func(*args, **kwargs)
+
+    def _value(self, x: Any) -> Any:
+        if not isinstance(x, FakeTensor):
+            return x
+        if x not in self.shadows.values:
+            raise NeedsData("torch.tensor", self.where())
+        self.shadows.answered["torch.tensor"] += 1
+        return self.shadows.values[x]
 
 
 def _run(func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

@@ -102,7 +102,11 @@ def hf_inputs(spec: str, model: nn.Module, config: Any, flags: InputFlags, dtype
     batch, length = parse_tokens(flags.tokens) if flags.tokens else (1, None)  # --batch scales these afterwards
     inputs: dict[str, Any] = {}
     image_tokens = _image_tokens(config)
-    if "pixel_values" in accepts:
+    grid = _patch_grid(config, accepts, batch, dtype)
+    if grid is not None:  # Qwen2-VL style: the image comes as flattened patches and its grid
+        inputs.update(grid[0])
+        image_tokens = grid[1]
+    elif "pixel_values" in accepts:
         vision = getattr(config, "vision_config", None) or config
         size = getattr(vision, "image_size", None)
         if size is not None:
@@ -119,6 +123,8 @@ def hf_inputs(spec: str, model: nn.Module, config: Any, flags: InputFlags, dtype
         total = n + (prefix[1] if prefix else 0)  # image tokens come before the --tokens text tokens
         _check_length(spec, total, limit)
         inputs["input_ids"] = Shaped((batch, total), torch.int64, prefix)
+        if grid is not None and prefix and "mm_token_type_ids" in accepts:  # which tokens are image ones (1)
+            inputs["mm_token_type_ids"] = Shaped((batch, total), torch.int64, (1, prefix[1]))
     if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in accepts:
         limit = _limit(config, "max_target_positions", "n_positions", "max_position_embeddings")
         n = length or min(DEFAULT_TOKENS, limit[0] or DEFAULT_TOKENS)
@@ -163,6 +169,29 @@ def _image_tokens(config: Any) -> tuple[int, int] | None:
         return None
     patches = (size // patch) ** 2
     return token, patches + (getattr(config, "vision_feature_select_strategy", "default") == "full")
+
+
+def _patch_grid(config: Any, accepts: Any, batch: int, dtype: torch.dtype) -> tuple[dict[str, Any], Any] | None:
+    """({pixel_values, image_grid_thw}, (image token id, tokens per image)) for Qwen2-VL-style models, else None.
+
+    These take each image as its patches flattened to rows of channels × temporal patch × patch × patch values,
+    with the grid they form (frames, rows, columns); neighbouring `spatial_merge_size`² patches make one token.
+    """
+    vision = getattr(config, "vision_config", None)
+    patch = getattr(vision, "patch_size", None)
+    if "image_grid_thw" not in accepts or not isinstance(patch, int):
+        return None
+    merge = getattr(vision, "spatial_merge_size", None) or 1
+    temporal = getattr(vision, "temporal_patch_size", None) or 1
+    channels = getattr(vision, "in_channels", None) or getattr(vision, "num_channels", None) or 3
+    size = getattr(vision, "image_size", None)
+    side = (size if isinstance(size, int) else 224) // patch // merge * merge  # patches along each side
+    inputs = {
+        "pixel_values": Shaped((batch * side * side, channels * temporal * patch * patch), dtype),
+        "image_grid_thw": torch.tensor([[1, side, side]] * batch),
+    }
+    token = getattr(config, "image_token_id", None)
+    return inputs, ((token, side * side // merge**2) if isinstance(token, int) else None)
 
 
 def _takes_kwargs(accepts: Any) -> bool:
