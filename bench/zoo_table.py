@@ -86,9 +86,8 @@ def _seconds(row: dict[str, Any]) -> str:
 
 
 def render(rows: list[dict[str, Any]], wall: float, jobs: int, earlier: list[dict[str, Any]] = ()) -> str:  # type: ignore[assignment]
-    """The table of `rows`, with the rows of `earlier` runs for the models `rows` did not reach."""
-    reached = {(r["suite"], r["model"]) for r in rows}
-    merged = [*rows, *(r for r in earlier if (r["suite"], r["model"]) not in reached)]
+    """The table of `rows`, with the rows of `earlier` runs (latest first) for the models `rows` did not reach."""
+    merged = list({(r["suite"], r["model"]): r for r in reversed([*rows, *earlier])}.values())
     runs = Counter(r.get("run", "?") for r in merged)
     out = [
         "# The zoo",

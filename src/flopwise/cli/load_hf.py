@@ -1,13 +1,17 @@
 """`hf:config.json`: a transformers model built from a local config, on the meta device (nothing downloaded).
 
 Inputs follow the model's real signature: token ids from `--tokens` (and decoder ids for encoder-decoders), images
-and audio features at the sizes the config gives, keyword inputs by name (`--input pixel_values=1x3x224x224`).
+and audio features at the sizes the config gives (224×224 images and one second of audio where it gives none;
+Qwen2-VL-style models get an image as patches with its grid and placeholder tokens), keyword inputs by name
+(`--input pixel_values=1x3x224x224`). A config AutoModel does not map (a multimodal model's text or vision part)
+builds the model class its code defines for it.
 The config's dtype is honoured and `--dtype` overrides it.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 import json
 from collections.abc import Callable
@@ -22,6 +26,8 @@ from .inputs import Shaped, parse_inputs, parse_tokens, token_ids
 from .spec import InputFlags, Loaded, Spec
 
 DEFAULT_TOKENS = 128
+DEFAULT_IMAGE = 224  # pixels a side, when the config names no image size
+DEFAULT_RATE = 16_000  # samples of one second of audio, when the config names no sampling rate
 
 
 def huggingface(parsed: Spec, flags: InputFlags) -> Loaded:
@@ -82,7 +88,25 @@ def _config(spec: str, path: Path) -> tuple[Any, Any, Any]:
         raise UsageError(f"{spec}: the config does not load ({type(error).__name__}: {error})") from None
     architecture = (data.get("architectures") or [None])[0]
     cls = getattr(transformers, architecture, None) if isinstance(architecture, str) else None
-    return transformers, config, cls
+    return transformers, config, cls or _sub_model(transformers, config)
+
+
+def _sub_model(transformers: Any, config: Any) -> Any:
+    """The model class of a config AutoModel does not map (a text, vision or audio part of a multimodal model:
+    `qwen3_omni_moe_text`), from the model's own code: the shortest `…Model` built on that config, else the
+    shortest `…Encoder`, then `…Backbone`; None if there is none."""
+    if type(config) in transformers.MODEL_MAPPING:
+        return None
+    module = type(config).__module__.replace(".configuration_", ".modeling_")
+    try:
+        code = importlib.import_module(module)
+    except Exception:  # no modeling code: AutoModel says so
+        return None
+    kinds = ("Model", "Encoder", "Backbone")
+    models = [value for name, value in vars(code).items() if isinstance(value, type) and name.endswith(kinds)
+              and getattr(value, "config_class", None) is type(config) and not name.endswith("PreTrainedModel")]
+    return min(models, key=lambda m: (next(i for i, k in enumerate(kinds) if m.__name__.endswith(k)),
+                                      len(m.__name__)), default=None)
 
 
 def _config_dtype(config: Any) -> torch.dtype:
@@ -108,14 +132,17 @@ def hf_inputs(spec: str, model: nn.Module, config: Any, flags: InputFlags, dtype
         image_tokens = grid[1]
     elif "pixel_values" in accepts:
         vision = getattr(config, "vision_config", None) or config
-        size = getattr(vision, "image_size", None)
-        if size is not None:
-            side = size if isinstance(size, int) else size[0]
-            channels = getattr(vision, "num_channels", 3)
-            inputs["pixel_values"] = Shaped((batch, channels, side, side), dtype)
+        size = getattr(vision, "image_size", None) or DEFAULT_IMAGE  # a detector or CNN config names no size
+        side = size if isinstance(size, int) else size[0] if isinstance(size, (list, tuple)) else DEFAULT_IMAGE
+        channels = getattr(vision, "num_channels", 3)
+        inputs["pixel_values"] = Shaped((batch, channels, side, side), dtype)
     if "input_features" in accepts and hasattr(config, "num_mel_bins"):
         frames = 2 * getattr(config, "max_source_positions", 1500)  # Whisper's 30 s window; its conv halves it
         inputs["input_features"] = Shaped((batch, config.num_mel_bins, frames), dtype)
+    if "input_values" in accepts and "input_ids" not in accepts:  # a raw waveform: one second of it
+        rate = getattr(config, "sampling_rate", None) or DEFAULT_RATE
+        channels = getattr(config, "audio_channels", None)  # codecs (EnCodec, Mimi) take channels × samples
+        inputs["input_values"] = Shaped((batch, channels, rate) if channels else (batch, rate), dtype)
     if "input_ids" in accepts:
         limit = _limit(text, "n_positions", "max_position_embeddings")
         n = length or min(DEFAULT_TOKENS, limit[0] or DEFAULT_TOKENS)
@@ -173,13 +200,16 @@ def _image_tokens(config: Any) -> tuple[int, int] | None:
 
 def _patch_grid(config: Any, accepts: Any, batch: int, dtype: torch.dtype) -> tuple[dict[str, Any], Any] | None:
     """({pixel_values, image_grid_thw}, (image token id, tokens per image)) for Qwen2-VL-style models, else None.
+    Their vision towers alone take the same as (hidden_states, grid_thw).
 
     These take each image as its patches flattened to rows of channels × temporal patch × patch × patch values,
     with the grid they form (frames, rows, columns); neighbouring `spatial_merge_size`² patches make one token.
     """
-    vision = getattr(config, "vision_config", None)
+    vision = getattr(config, "vision_config", None) or config  # the whole model, or its vision tower alone
     patch = getattr(vision, "patch_size", None)
-    if "image_grid_thw" not in accepts or not isinstance(patch, int):
+    grid_key = next((key for key in ("image_grid_thw", "grid_thw") if key in accepts), None)
+    patches_key = "pixel_values" if "pixel_values" in accepts else "hidden_states"  # the tower alone: its input
+    if grid_key is None or patches_key not in accepts or not isinstance(patch, int):
         return None
     merge = getattr(vision, "spatial_merge_size", None) or 1
     temporal = getattr(vision, "temporal_patch_size", None) or 1
@@ -187,8 +217,8 @@ def _patch_grid(config: Any, accepts: Any, batch: int, dtype: torch.dtype) -> tu
     size = getattr(vision, "image_size", None)
     side = (size if isinstance(size, int) else 224) // patch // merge * merge  # patches along each side
     inputs = {
-        "pixel_values": Shaped((batch * side * side, channels * temporal * patch * patch), dtype),
-        "image_grid_thw": torch.tensor([[1, side, side]] * batch),
+        patches_key: Shaped((batch * side * side, channels * temporal * patch * patch), dtype),
+        grid_key: torch.tensor([[1, side, side]] * batch),
     }
     token = getattr(config, "image_token_id", None)
     return inputs, ((token, side * side // merge**2) if isinstance(token, int) else None)
