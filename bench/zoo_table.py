@@ -66,7 +66,8 @@ def read_rows(path: str) -> list[dict[str, Any]]:
             row["macs"] = int(macs.replace(",", ""))
         if modes:
             row["mode"] = modes
-            row.update({f"{m}_s": float(s) for m, s in zip(modes.split("+"), seconds.split(" / ")) if s != "–"})
+            times = zip(modes.split("+"), seconds.split(" / "), strict=False)
+            row.update({f"{m}_s": float(s) for m, s in times if s != "–"})
         for _, said in KNOWN:
             note = note.replace(said + "; ", "").replace(said, "")
         if note:

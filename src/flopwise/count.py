@@ -25,7 +25,7 @@ from .moe import MoEObserver
 from .prepare import on_meta, prepare, rng_preserved
 from .registry import Formula, nested_sizes
 from .report import Report
-from .shadow import NeedsData, Shadows, TensorsFromScalars
+from .shadow import NeedsData, Shadows, TensorsFromScalars, nested_fast_path_stops
 from .symbolic import fit_symbolic
 
 MODES = ("real", "fake", "meta")
@@ -159,13 +159,14 @@ def count(
         return _count(model, args, kwargs, mode, convention, overrides, attention)
     except NeedsData as error:  # a value that depends on the weights, in a shape-only mode
         if on_meta(model):
-            raise NeedsData(error.op, error.module, _NO_WEIGHTS) from None
+            raise NeedsData(error.op, error.module, _NO_WEIGHTS, error.need) from None
         if any(isinstance(t, torch.Tensor) and t.is_meta for t in tree_leaves((args, kwargs))):
-            raise NeedsData(error.op, error.module, "; the inputs are on the meta device: pass real inputs") from None
-        needed = f"{error.op} in module {error.module or '(root)'!r}"
+            raise NeedsData(error.op, error.module, "; the inputs are on the meta device: pass real inputs",
+                            error.need) from None
+        needed = f"{error.op} in module {error.module or '(root)'!r}, which needs {error.need}"
     report = _count(model, args, kwargs, "real", convention, overrides, attention)
-    said = f"mode={mode!r} met {needed}, a value that depends on the weights: counting again in real mode with the " \
-        "model's weights, so data-dependent paths follow them"
+    said = f"mode={mode!r} met {needed}: counting again in real mode with the model's weights, so data-dependent " \
+        "paths follow them"
     return dataclasses.replace(report, warnings=[said, *report.warnings])
 
 
@@ -196,9 +197,13 @@ def _count(
             session._mode.warnings += notes
             session._mode.guard = guard if guard.watching else None
             session._mode.shadows = shadows
-            scalars = TensorsFromScalars(shadows, lambda: session._mode.modules.current) if shadows else None
+            modules = session._mode.modules
+            shape_only = contextlib.ExitStack()  # what only fake tensors need: torch.tensor([…]), the nested path
+            if shadows is not None:
+                shape_only.enter_context(TensorsFromScalars(shadows, lambda: modules.current))
+                shape_only.enter_context(nested_fast_path_stops(model))
             try:
-                with scalars or contextlib.nullcontext():
+                with shape_only:
                     if state is None:
                         model(*args, **kwargs)
                     else:

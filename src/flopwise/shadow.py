@@ -12,8 +12,10 @@ op, and `count()` decides what to do (count.py: real execution when the model ha
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -30,15 +32,38 @@ DATA_DEPENDENT = (DataDependentOutputException, DynamicOutputShapeException)
 LIMIT = 1 << 20  # elements: larger tensors get no shadow (a 4-D attention mask at 32k tokens would not fit)
 
 
-class NeedsData(RuntimeError):
-    """A data-dependent op whose inputs are not all known: its value depends on the weights."""
+WEIGHTS = "a value computed from the weights (shape-only modes know only the inputs' values)"
+REAL_TENSORS = "real tensors (torch takes this path on real tensors only)"
 
-    def __init__(self, op: str, module: str, advice: str = "") -> None:
-        self.op, self.module = op, module
-        super().__init__(
-            f"{op} in module {module or '(root)'!r} needs a value computed from the weights "
-            f"(shape-only modes know only the inputs' values){advice}"
-        )
+
+class NeedsData(RuntimeError):
+    """A data-dependent op whose inputs are not all known: its value depends on the weights (or, `need`, a path
+    torch takes on real tensors only)."""
+
+    def __init__(self, op: str, module: str, advice: str = "", need: str = WEIGHTS) -> None:
+        self.op, self.module, self.need = op, module, need
+        super().__init__(f"{op} in module {module or '(root)'!r} needs {need}{advice}")
+
+
+@contextlib.contextmanager
+def nested_fast_path_stops(model: torch.nn.Module) -> Iterator[None]:
+    """In eval with a padding mask, nn.TransformerEncoder packs the real tokens into a nested tensor and runs
+    on them alone, but only on real tensors: fake ones carry `__torch_function__`, so torch takes the padded
+    path and a shape-only count would charge the padding's work. Stop there (NeedsData): count() counts again
+    in real mode when the model has weights, and says so."""
+
+    def stop(name: str, module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        mask = kwargs.get("src_key_padding_mask", args[2] if len(args) > 2 else None)
+        if mask is not None and not module.training and getattr(module, "use_nested_tensor", False):
+            raise NeedsData("the nested-tensor fast path", name, need=REAL_TENSORS)
+
+    handles = [module.register_forward_pre_hook(functools.partial(stop, name), with_kwargs=True)
+               for name, module in model.named_modules() if isinstance(module, torch.nn.TransformerEncoder)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 class Shadows:
