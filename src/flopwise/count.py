@@ -156,7 +156,10 @@ def count(
     if on_meta(model):
         mode = "meta"
     try:
-        return _count(model, args, kwargs, mode, convention, overrides, attention)
+        try:
+            return _count(model, args, kwargs, mode, convention, overrides, attention)
+        except _ReadsStorage:  # torch.tensor([0-d fake tensors]): again, handing torch the real values
+            return _count(model, args, kwargs, mode, convention, overrides, attention, scalars=True)
     except NeedsData as error:  # a value that depends on the weights, in a shape-only mode
         if on_meta(model):
             raise NeedsData(error.op, error.module, _NO_WEIGHTS, error.need) from None
@@ -176,10 +179,20 @@ _NO_WEIGHTS = (
 )
 
 
+class _ReadsStorage(RuntimeError):
+    """The forward read a fake tensor's storage below the dispatcher (`torch.tensor([n, m])` of 0-d tensors)."""
+
+
+UNALLOCATED = "its data is not allocated yet"  # what torch says when C++ reads a fake tensor's storage
+
+
 def _count(
     model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str,
     convention: str | Convention, overrides: dict[Any, Formula | None] | None, attention: str | None = None,
+    scalars: bool = False,
 ) -> Report:
+    """One count; `scalars`: answer torch.tensor([…]) of fake tensors from the shadows (a torch function mode,
+    only when needed: any such mode makes torch skip its fused fast paths, which fake tensors otherwise take)."""
     notes: list[str] = []
     script = isinstance(model, torch.jit.ScriptModule)  # its parameters cannot be swapped: it runs as found
     if script and mode == "meta" and not on_meta(model):
@@ -198,10 +211,11 @@ def _count(
             session._mode.guard = guard if guard.watching else None
             session._mode.shadows = shadows
             modules = session._mode.modules
-            shape_only = contextlib.ExitStack()  # what only fake tensors need: torch.tensor([…]), the nested path
+            shape_only = contextlib.ExitStack()  # what only fake tensors need: the nested path, torch.tensor([…])
             if shadows is not None:
-                shape_only.enter_context(TensorsFromScalars(shadows, lambda: modules.current))
                 shape_only.enter_context(nested_fast_path_stops(model))
+            if shadows is not None and scalars:
+                shape_only.enter_context(TensorsFromScalars(shadows, lambda: modules.current))
             try:
                 with shape_only:
                     if state is None:
@@ -211,6 +225,8 @@ def _count(
             except NeedsData:
                 raise
             except Exception as error:
+                if shadows is not None and not scalars and UNALLOCATED in str(error):
+                    raise _ReadsStorage() from error
                 where = session.raised_in or ""
                 kind = session._stack.types.get(where, "") if session._stack else ""
                 error.add_note(
