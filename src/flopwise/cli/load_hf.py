@@ -126,7 +126,7 @@ def hf_inputs(spec: str, model: nn.Module, config: Any, flags: InputFlags, dtype
     batch, length = parse_tokens(flags.tokens) if flags.tokens else (1, None)  # --batch scales these afterwards
     inputs: dict[str, Any] = {}
     image_tokens = _image_tokens(config)
-    grid = _patch_grid(config, accepts, batch, dtype)
+    grid = _patch_grid(model, config, accepts, batch, dtype)
     if grid is not None:  # Qwen2-VL style: the image comes as flattened patches and its grid
         inputs.update(grid[0])
         image_tokens = grid[1]
@@ -198,7 +198,9 @@ def _image_tokens(config: Any) -> tuple[int, int] | None:
     return token, patches + (getattr(config, "vision_feature_select_strategy", "default") == "full")
 
 
-def _patch_grid(config: Any, accepts: Any, batch: int, dtype: torch.dtype) -> tuple[dict[str, Any], Any] | None:
+def _patch_grid(
+    model: nn.Module, config: Any, accepts: Any, batch: int, dtype: torch.dtype
+) -> tuple[dict[str, Any], Any] | None:
     """({pixel_values, image_grid_thw}, (image token id, tokens per image)) for Qwen2-VL-style models, else None.
     Their vision towers alone take the same as (hidden_states, grid_thw).
 
@@ -211,17 +213,26 @@ def _patch_grid(config: Any, accepts: Any, batch: int, dtype: torch.dtype) -> tu
     patches_key = "pixel_values" if "pixel_values" in accepts else "hidden_states"  # the tower alone: its input
     if grid_key is None or patches_key not in accepts or not isinstance(patch, int):
         return None
-    merge = getattr(vision, "spatial_merge_size", None) or 1
+    merge = getattr(vision, "spatial_merge_size", None) or (getattr(vision, "merge_kernel_size", None) or [1])[0]
     temporal = getattr(vision, "temporal_patch_size", None) or 1
     channels = getattr(vision, "in_channels", None) or getattr(vision, "num_channels", None) or 3
     size = getattr(vision, "image_size", None)
     side = (size if isinstance(size, int) else 224) // patch // merge * merge  # patches along each side
     inputs = {
-        patches_key: Shaped((batch * side * side, channels * temporal * patch * patch), dtype),
+        patches_key: Shaped((batch * side * side, *_patch_layout(model, channels, temporal, patch)), dtype),
         grid_key: torch.tensor([[1, side, side]] * batch),
     }
     token = getattr(config, "image_token_id", None)
     return inputs, ((token, side * side // merge**2) if isinstance(token, int) else None)
+
+
+def _patch_layout(model: nn.Module, channels: int, temporal: int, patch: int) -> tuple[int, ...]:
+    """How one patch comes: C×P×P where a 2-D convolution embeds it (Kimi-K2.5), else flattened (Qwen2-VL's
+    3-D convolution and the linear embeddings reshape the row themselves)."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d) and module.kernel_size == (patch, patch) and module.in_channels == channels:
+            return channels, patch, patch
+    return (channels * temporal * patch * patch,)
 
 
 def _takes_kwargs(accepts: Any) -> bool:
