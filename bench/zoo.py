@@ -14,9 +14,10 @@ its table) under the new ones, so the table covers both and says which rows are 
 
 Every model runs in its own forked process with a time limit and a memory cap, so one bad model cannot stop the
 sweep. A row's status: ok (complete), unsupported (counted; ops with no cost named), differs (the modes disagree),
-crash (the count raised), model (a plain forward of the model on that input raises too), no input (no default
-input is known for the model: not a counting failure), build (the model cannot be built from its default config:
-not a counting failure), timeout, killed.
+crash (the count raised), needs data (a value depends on the weights of a model too large to rebuild with random
+weights: flopwise's documented refusal), model (a plain forward of the model on that input raises too), no input
+(no default input is known for the model: not a counting failure), build (the model cannot be built from its
+default config: not a counting failure), timeout, killed.
 """
 
 from __future__ import annotations
@@ -100,6 +101,7 @@ def run_transformers(model_type: str) -> dict[str, Any]:
     from flopwise.cli.common import count_loaded
     from flopwise.cli.errors import ModelError, UsageError
     from flopwise.cli.load import load
+    from flopwise.shadow import NeedsData
 
     try:
         config = transformers.AutoConfig.for_model(model_type)
@@ -118,6 +120,8 @@ def run_transformers(model_type: str) -> dict[str, Any]:
     except ModelError as error:
         cause = error.__cause__ or error
         row = {"status": "crash", "note": _first_line(cause), "where": str(error).splitlines()[-1].strip()}
+        if isinstance(cause, NeedsData):  # the documented policy: no weights, too large to rebuild with random ones
+            row["status"] = "needs data"
         return _plain_forward_raises(loaded) or row
     row: dict[str, Any] = {"macs": r.macs, "meta_s": time.perf_counter() - start, "warnings": list(r.warnings)}
     row["mode"] = "real" if any("counted in real mode" in w for w in r.warnings) else "meta"

@@ -175,3 +175,26 @@ def test_a_tensor_built_from_weight_dependent_scalars_needs_data() -> None:
         model = RowsFromWeights()
     with pytest.raises(NeedsData, match="torch.tensor in module"):
         flopwise.count(model, (torch.tensor([[3]]), torch.randn(8, 4)))
+
+
+class CastsItsRouter(nn.Module):
+    """Switch Transformers' router casts its classifier inside forward (`self.classifier.to(dtype)`): on fake
+    parameters torch swaps tensors there, and refuses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.classifier = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.classifier = self.classifier.to(torch.float32)
+        return self.classifier(x)
+
+
+def test_module_to_in_forward_counts_for_real_and_says_why() -> None:
+    r = flopwise.count(CastsItsRouter(), torch.randn(3, 4), mode="fake")
+    assert r.macs == 3 * 4 * 2  # rows · in · out
+    assert "Module.to() in forward in module '(root)', which needs real parameters" in r.warnings[0]
+    with torch.device("meta"):
+        model = CastsItsRouter()
+    with pytest.raises(NeedsData, match="torch cannot swap fake ones"):
+        flopwise.count(model, torch.randn(3, 4))

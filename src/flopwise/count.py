@@ -184,6 +184,7 @@ class _ReadsStorage(RuntimeError):
 
 
 UNALLOCATED = "its data is not allocated yet"  # what torch says when C++ reads a fake tensor's storage
+SWAP, FAKE_SWAP = "_apply(): Couldn't swap", "real parameters (torch cannot swap fake ones)"
 
 
 def _count(
@@ -225,9 +226,11 @@ def _count(
             except NeedsData:
                 raise
             except Exception as error:
+                where = session.raised_in or ""
                 if shadows is not None and not scalars and UNALLOCATED in str(error):
                     raise _ReadsStorage() from error
-                where = session.raised_in or ""
+                if shadows is not None and SWAP in str(error):  # Module.to() in forward: torch swaps parameters
+                    raise NeedsData("Module.to() in forward", where, need=FAKE_SWAP) from error
                 kind = session._stack.types.get(where, "") if session._stack else ""
                 error.add_note(
                     f"flopwise: raised in module {where or '(root)'!r} ({kind}) "
