@@ -133,15 +133,21 @@ def run_transformers(model_type: str) -> dict[str, Any]:
 
 def _plain_forward_raises(loaded: Any) -> dict[str, Any] | None:
     """When the model, rebuilt with weights, raises in a plain forward too, the count is not the cause."""
+    from flopwise.cli.common import REBUILD_LIMIT
     from flopwise.cli.inputs import make_inputs
 
-    if loaded.rebuild is None:
+    weights = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
+    if loaded.rebuild is None or weights > REBUILD_LIMIT:  # too large to try: the row stays what the count said
         return None
     try:
         with torch.no_grad():
             model = loaded.rebuild()
             inputs = make_inputs(loaded.inputs, real=True)
             model(**inputs) if isinstance(inputs, dict) else model(inputs)
+    except (MemoryError, RuntimeError) as error:
+        if isinstance(error, MemoryError) or "can't allocate memory" in str(error):  # the cap, not the model
+            return None
+        return {"status": "model", "note": "a plain forward on the default input raises too: " + _first_line(error)}
     except Exception as error:
         return {"status": "model", "note": "a plain forward on the default input raises too: " + _first_line(error)}
     return None
