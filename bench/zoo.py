@@ -144,11 +144,9 @@ def _plain_forward_raises(loaded: Any) -> dict[str, Any] | None:
             model = loaded.rebuild()
             inputs = make_inputs(loaded.inputs, real=True)
             model(**inputs) if isinstance(inputs, dict) else model(inputs)
-    except (MemoryError, RuntimeError) as error:
+    except Exception as error:
         if isinstance(error, MemoryError) or "can't allocate memory" in str(error):  # the cap, not the model
             return None
-        return {"status": "model", "note": "a plain forward on the default input raises too: " + _first_line(error)}
-    except Exception as error:
         return {"status": "model", "note": "a plain forward on the default input raises too: " + _first_line(error)}
     return None
 
