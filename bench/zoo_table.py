@@ -19,14 +19,17 @@ TITLES = {
 BIAS_CACHE = ("bytes only, MACs and FLOPs agree: the first eval forward fills timm's attention_bias_cache (a dict "
               "on the module, which stays behind: the state guard does not see a dict written in place), so later "
               "counts skip gathering the biases")
+VIEW_STRIDES = ("bytes only, MACs and FLOPs agree: torch limit: on a batch of one, the fake `view` of a permuted "
+                "tensor gives the size-1 dimension another (unused) stride than the CPU kernel, and matmul then "
+                "folds differently (addmm where the CPU runs mm + add, or one more clone)")
 # failures understood by hand: (text in the note, or the start of the model's name; what to say)
 KNOWN = (
     ("split_with_sizes expects split_sizes to sum exactly", "the default config does not run: its rope "
      "mrope_section covers half the rotary dimensions (a plain forward of a shrunk model raises the same)"),
     ("Module.to() in forward", "torch limit: Module.to() inside forward swaps the parameters, which torch refuses "
      "for fake ones; counted for real where the model can be rebuilt with random weights"),
-    ("pvt_v2", "bytes only: on fake tensors F.linear takes addmm where the CPU runs mm + add; MACs and FLOPs agree"),
-    ("twins_svt", "bytes only: fake tensors take one clone more than the CPU; MACs and FLOPs agree"),
+    ("pvt_v2", VIEW_STRIDES),
+    ("twins_svt", VIEW_STRIDES),
     ("tiny_vit", BIAS_CACHE),
     ("efficientformer", BIAS_CACHE),
     ("efficientvit_m", BIAS_CACHE),
