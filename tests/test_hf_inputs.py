@@ -84,3 +84,19 @@ def test_small_integer_inputs_are_real_in_shape_only_modes() -> None:
     ids = Shaped((1, 8), torch.int64, prefix=(7, 3)).make(real=False)
     assert not ids.is_meta and ids.tolist() == [[7, 7, 7, 0, 0, 0, 0, 0]]  # the model may read them
     assert Shaped((1, 3, 8, 8)).make(real=False).is_meta  # float inputs never allocate
+
+
+def test_a_conformer_takes_frames_then_mel_bins_and_whisper_the_reverse() -> None:
+    whisper = transformers.WhisperConfig(vocab_size=64, num_mel_bins=8, encoder_layers=1, decoder_layers=1,
+                                         encoder_attention_heads=2, decoder_attention_heads=2, d_model=16,
+                                         encoder_ffn_dim=32, decoder_ffn_dim=32, max_source_positions=16,
+                                         max_target_positions=32, decoder_start_token_id=1, pad_token_id=0,
+                                         bos_token_id=1, eos_token_id=2, suppress_tokens=[], begin_suppress_tokens=[])
+    loaded, r = counted(whisper)
+    assert shapes(loaded)["input_features"] == (1, 8, 32)  # its first conv reads the 8 bins as channels
+    assert r["encoder.conv1"].macs == 32 * 3 * 8 * 16  # frames · kernel · bins · width
+    parakeet = transformers.ParakeetEncoderConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                                  intermediate_size=32, num_mel_bins=8, subsampling_conv_channels=4)
+    loaded, r = counted(parakeet)
+    assert shapes(loaded)["input_features"] == (1, 3000, 8)  # 3,000 frames (no source positions said), 8 bins
+    assert r.unsupported == {}

@@ -138,7 +138,8 @@ def hf_inputs(spec: str, model: nn.Module, config: Any, flags: InputFlags, dtype
         inputs["pixel_values"] = Shaped((batch, channels, side, side), dtype)
     if "input_features" in accepts and hasattr(config, "num_mel_bins"):
         frames = 2 * getattr(config, "max_source_positions", 1500)  # Whisper's 30 s window; its conv halves it
-        inputs["input_features"] = Shaped((batch, config.num_mel_bins, frames), dtype)
+        mels = config.num_mel_bins
+        inputs["input_features"] = Shaped((batch, *_mel_layout(model, mels, frames)), dtype)
     if "input_values" in accepts and "input_ids" not in accepts:  # a raw waveform: one second of it
         rate = getattr(config, "sampling_rate", None) or DEFAULT_RATE
         channels = getattr(config, "audio_channels", None)  # codecs (EnCodec, Mimi) take channels × samples
@@ -224,6 +225,14 @@ def _patch_grid(
     }
     token = getattr(config, "image_token_id", None)
     return inputs, ((token, side * side // merge**2) if isinstance(token, int) else None)
+
+
+def _mel_layout(model: nn.Module, mels: int, frames: int) -> tuple[int, int]:
+    """(mel bins, frames) where a 1-D convolution reads the bins as channels (Whisper), else (frames, mel bins):
+    conformer encoders (Parakeet, LASR) subsample time first, with the bins last."""
+    if any(isinstance(m, nn.Conv1d) and m.in_channels == mels for m in model.modules()):
+        return mels, frames
+    return frames, mels
 
 
 def _patch_layout(model: nn.Module, channels: int, temporal: int, patch: int) -> tuple[int, ...]:
