@@ -14,7 +14,8 @@ its table) under the new ones, so the table covers both and says which rows are 
 
 Every model runs in its own forked process with a time limit and a memory cap, so one bad model cannot stop the
 sweep. A row's status: ok (complete), unsupported (counted; ops with no cost named), differs (the modes disagree),
-crash (the count raised), needs data (a value depends on the weights of a model too large to rebuild with random
+crash (the count raised), input (the model's own code rejected the default input, in a model too large to confirm
+with a plain forward), needs data (a value depends on the weights of a model too large to rebuild with random
 weights: flopwise's documented refusal), model (a plain forward of the model on that input raises too), no input
 (no default input is known for the model: not a counting failure), build (the model cannot be built from its
 default config: not a counting failure), timeout, killed.
@@ -122,6 +123,8 @@ def run_transformers(model_type: str) -> dict[str, Any]:
         row = {"status": "crash", "note": _first_line(cause), "where": str(error).splitlines()[-1].strip()}
         if isinstance(cause, NeedsData):  # the documented policy: no weights, too large to rebuild with random ones
             row["status"] = "needs data"
+        elif _rejected_by_the_model(cause):
+            row["status"] = "input"
         return _plain_forward_raises(loaded) or row
     row: dict[str, Any] = {"macs": r.macs, "meta_s": time.perf_counter() - start, "warnings": list(r.warnings)}
     row["mode"] = "real" if any("counted in real mode" in w for w in r.warnings) else "meta"
@@ -129,6 +132,18 @@ def run_transformers(model_type: str) -> dict[str, Any]:
     if r.unsupported:
         row["unsupported"] = dict(r.unsupported)
     return row
+
+
+def _rejected_by_the_model(error: BaseException) -> bool:
+    """A ValueError or TypeError raised by the model's own code (a check of its inputs), or a forward called
+    without an argument it requires: the default input does not suit the model, whatever flopwise does."""
+    if isinstance(error, TypeError) and "required positional argument" in str(error):
+        return True
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    where = frame.tb_frame.f_code.co_filename if frame is not None else ""
+    return isinstance(error, (ValueError, TypeError)) and f"{os.sep}transformers{os.sep}" in where
 
 
 def _plain_forward_raises(loaded: Any) -> dict[str, Any] | None:

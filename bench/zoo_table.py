@@ -8,7 +8,8 @@ import sys
 from collections import Counter
 from typing import Any
 
-ORDER = ("crash", "timeout", "killed", "differs", "unsupported", "needs data", "ok", "model", "no input", "build")
+ORDER = ("crash", "timeout", "killed", "differs", "unsupported", "needs data", "ok", "input", "model", "no input",
+         "build")
 TITLES = {
     "others": "diffusers, peft, MoE and CLIP (real, fake and meta mode)",
     "timm": "timm: one model of every architecture family (real and fake mode)",
@@ -117,7 +118,9 @@ def render(rows: list[dict[str, Any]], wall: float, jobs: int, earlier: list[dic
         "cost (named); **differs** the modes disagree; **crash** the count raised; **needs data** the count "
         "stopped at a value that depends on the weights (or a path torch takes on real tensors only) in a model too "
         "large (over 2 GiB) to rebuild with random weights for a real count: flopwise's documented refusal, with "
-        "the reason; **model** the count raised "
+        "the reason; **input** the model's own code (a ValueError or TypeError raised in transformers, not in torch "
+        "or flopwise) rejected the default input, in a model too large to confirm with a plain forward; "
+        "**model** the count raised "
         "and so does a plain forward of the model, "
         "rebuilt with random weights, on the same default input (the input does not suit it: not a counting "
         "failure); **no input** flopwise knows "

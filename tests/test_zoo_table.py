@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 import sys
 
+import pytest
+import torch
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
 import zoo  # noqa: E402
 import zoo_table  # noqa: E402
@@ -38,3 +41,18 @@ def test_a_sweep_in_parts_selects_by_name_by_position_and_skips_what_is_done() -
     assert zoo.select(cases, "bart,phi", "", set()) == [cases[1], cases[5]]
     assert zoo.select(cases, "", "owlv2_vision_model", set()) == [cases[5]]
     assert zoo.select(cases, "", "", {cases[0], cases[2]}) == [cases[1], *cases[3:]]
+
+
+def test_an_error_the_models_own_code_raises_is_told_apart_from_a_crash() -> None:
+    transformers = pytest.importorskip("transformers")
+    errors = {}
+    for name, call in {"own check": lambda: transformers.AutoConfig.for_model("no-such-model"),  # a ValueError there
+                       "torch": lambda: torch.ones(2) @ torch.ones(3),  # a RuntimeError in torch
+                       "missing": lambda: torch.nn.Linear(2, 2)()}.items():  # forward() missing an argument
+        try:
+            call()
+        except Exception as error:  # noqa: BLE001 - each call raises; which kind is the point
+            errors[name] = error
+    assert zoo._rejected_by_the_model(errors["own check"])
+    assert zoo._rejected_by_the_model(errors["missing"])
+    assert not zoo._rejected_by_the_model(errors["torch"])
