@@ -17,9 +17,6 @@ TITLES = {
 }
 
 
-BIAS_CACHE = ("bytes only, MACs and FLOPs agree: the first eval forward fills timm's attention_bias_cache (a dict "
-              "on the module, which stays behind: the state guard does not see a dict written in place), so later "
-              "counts skip gathering the biases")
 VIEW_STRIDES = ("bytes only, MACs and FLOPs agree: torch limit: on a batch of one, the fake `view` of a permuted "
                 "tensor gives the size-1 dimension another (unused) stride than the CPU kernel, and matmul then "
                 "folds differently (addmm where the CPU runs mm + add, or one more clone)")
@@ -31,11 +28,7 @@ KNOWN = (
      "for fake ones; counted for real where the model can be rebuilt with random weights"),
     ("pvt_v2", VIEW_STRIDES),
     ("twins_svt", VIEW_STRIDES),
-    ("tiny_vit", BIAS_CACHE),
-    ("efficientformer", BIAS_CACHE),
-    ("efficientvit_m", BIAS_CACHE),
-    ("levit", BIAS_CACHE),
-    ("gemma4_vit", BIAS_CACHE),
+    ("gemma4_vit", "bytes only, MACs and FLOPs agree; not investigated"),
     ("inkling_mm_model", "the default input does not suit it: its vision tower takes channel-last patches, not "
      "a 1×3×224×224 image (read in its forward; too large to confirm with a plain forward)"),
 )
