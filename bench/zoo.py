@@ -139,11 +139,13 @@ def _rejected_by_the_model(error: BaseException) -> bool:
     without an argument it requires: the default input does not suit the model, whatever flopwise does."""
     if isinstance(error, TypeError) and "required positional argument" in str(error):
         return True
-    frame = error.__traceback__
-    while frame is not None and frame.tb_next is not None:
+    files, frame = [], error.__traceback__
+    while frame is not None:
+        files.append(frame.tb_frame.f_code.co_filename)
         frame = frame.tb_next
-    where = frame.tb_frame.f_code.co_filename if frame is not None else ""
-    return isinstance(error, (ValueError, TypeError)) and f"{os.sep}transformers{os.sep}" in where
+    while files and f"{os.sep}torch{os.sep}" in files[-1]:  # torch._check, raising for the model's own check
+        files.pop()
+    return isinstance(error, (ValueError, TypeError)) and bool(files) and f"{os.sep}transformers{os.sep}" in files[-1]
 
 
 def _plain_forward_raises(loaded: Any) -> dict[str, Any] | None:

@@ -198,3 +198,23 @@ def test_module_to_in_forward_counts_for_real_and_says_why() -> None:
         model = CastsItsRouter()
     with pytest.raises(NeedsData, match="torch cannot swap fake ones"):
         flopwise.count(model, torch.randn(3, 4))
+
+
+class SizesInBuffers(nn.Module):
+    """inkling_mm_model keeps a layer's in_features as a tensor: fake in shape-only modes, so formatting it for
+    the module's description would ask for its value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("in_features", torch.tensor(4))
+        self.out_features = 2
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+@pytest.mark.parametrize("mode", ["real", "fake", "meta"])
+def test_a_module_whose_sizes_are_tensors_is_described_not_fatal(mode: str) -> None:
+    r = flopwise.count(SizesInBuffers(), torch.randn(3, 4), mode=mode)
+    assert r.macs == 3 * 4 * 2  # rows · in · out
