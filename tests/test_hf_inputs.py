@@ -100,3 +100,13 @@ def test_a_conformer_takes_frames_then_mel_bins_and_whisper_the_reverse() -> Non
     loaded, r = counted(parakeet)
     assert shapes(loaded)["input_features"] == (1, 3000, 8)  # 3,000 frames (no source positions said), 8 bins
     assert r.unsupported == {}
+
+
+def test_the_random_weights_of_a_rebuild_are_seed_0_every_time() -> None:
+    config = transformers.LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                                      num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=32)
+    loaded, _ = counted(config)
+    state = torch.random.get_rng_state()
+    first, second = loaded.rebuild(), loaded.rebuild()  # type: ignore[attr-defined]
+    assert torch.equal(first.layers[0].mlp.up_proj.weight, second.layers[0].mlp.up_proj.weight)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's random state is untouched

@@ -52,7 +52,15 @@ def huggingface(parsed: Spec, flags: InputFlags) -> Loaded:
 
 
 def _on_cpu(build: Callable[[str], nn.Module]) -> Callable[[], nn.Module]:
-    return lambda: build("cpu")  # random weights: for a count that needs real data, and for --measure
+    """Random weights, seed 0 (the same weights, so the same data-dependent count, every run): for a count that
+    needs real data, and for --measure. The caller's random state is left as it was."""
+
+    def rebuild() -> nn.Module:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return build("cpu")
+
+    return rebuild
 
 
 def _config(spec: str, path: Path) -> tuple[Any, Any, Any]:
