@@ -1,6 +1,11 @@
 """The zoo sweep (`make zoo`): count models from where users are and write the table to docs/zoo.md.
 
     .venv/bin/python bench/zoo.py [--suite timm,others,transformers] [--jobs 2] [--timeout 180] [--out docs/zoo.md]
+        [--only NAME,…] [--after NAME] [--resume] [--earlier docs/zoo.md]
+
+A sweep in parts: `--only` runs the named models, `--after` the models after NAME in its suite's order, `--resume`
+skips the models already in `--json` and appends to it; `--earlier` merges the rows of an earlier run (its jsonl or
+its table) under the new ones, so the table covers both and says which rows are from which run.
 
 - timm: one model of every architecture family (timm.list_modules()), random weights, real and fake mode;
 - others: diffusers (UNet, AutoencoderKL, DiT), a peft LoRA Llama, MoE (Mixtral, Qwen2-MoE), CLIP: real, fake, meta;
@@ -9,9 +14,11 @@
 
 Every model runs in its own forked process with a time limit and a memory cap, so one bad model cannot stop the
 sweep. A row's status: ok (complete), unsupported (counted; ops with no cost named), differs (the modes disagree),
-crash (the count raised), model (a plain forward of the model on that input raises too), no input (no default
-input is known for the model: not a counting failure), build (the model cannot be built from its default config:
-not a counting failure), timeout, killed.
+crash (the count raised), input (the model's own code rejected the default input, in a model too large to confirm
+with a plain forward), needs data (a value depends on the weights of a model too large to rebuild with random
+weights: flopwise's documented refusal), model (a plain forward of the model on that input raises too), no input
+(no default input is known for the model: not a counting failure), build (the model cannot be built from its
+default config: not a counting failure), timeout, killed.
 """
 
 from __future__ import annotations
@@ -95,6 +102,7 @@ def run_transformers(model_type: str) -> dict[str, Any]:
     from flopwise.cli.common import count_loaded
     from flopwise.cli.errors import ModelError, UsageError
     from flopwise.cli.load import load
+    from flopwise.shadow import NeedsData
 
     try:
         config = transformers.AutoConfig.for_model(model_type)
@@ -113,20 +121,41 @@ def run_transformers(model_type: str) -> dict[str, Any]:
     except ModelError as error:
         cause = error.__cause__ or error
         row = {"status": "crash", "note": _first_line(cause), "where": str(error).splitlines()[-1].strip()}
+        if isinstance(cause, NeedsData):  # the documented policy: no weights, too large to rebuild with random ones
+            row["status"] = "needs data"
+        elif _rejected_by_the_model(cause):
+            row["status"] = "input"
         return _plain_forward_raises(loaded) or row
     row: dict[str, Any] = {"macs": r.macs, "meta_s": time.perf_counter() - start, "warnings": list(r.warnings)}
-    row["mode"] = "real" if any("counted in real mode" in w for w in r.warnings) else "meta"
+    real = ("counted in real mode", "counting again in real mode")  # the count's fallback, or the command line's
+    row["mode"] = "real" if any(said in w for w in [*r.warnings, *notes] for said in real) else "meta"
     row["status"] = "unsupported" if r.unsupported else "ok"
     if r.unsupported:
         row["unsupported"] = dict(r.unsupported)
     return row
 
 
+def _rejected_by_the_model(error: BaseException) -> bool:
+    """A ValueError or TypeError raised by the model's own code (a check of its inputs), or a forward called
+    without an argument it requires: the default input does not suit the model, whatever flopwise does."""
+    if isinstance(error, TypeError) and "required positional argument" in str(error):
+        return True
+    files, frame = [], error.__traceback__
+    while frame is not None:
+        files.append(frame.tb_frame.f_code.co_filename)
+        frame = frame.tb_next
+    while files and f"{os.sep}torch{os.sep}" in files[-1]:  # torch._check, raising for the model's own check
+        files.pop()
+    return isinstance(error, (ValueError, TypeError)) and bool(files) and f"{os.sep}transformers{os.sep}" in files[-1]
+
+
 def _plain_forward_raises(loaded: Any) -> dict[str, Any] | None:
     """When the model, rebuilt with weights, raises in a plain forward too, the count is not the cause."""
+    from flopwise.cli.common import REBUILD_LIMIT
     from flopwise.cli.inputs import make_inputs
 
-    if loaded.rebuild is None:
+    weights = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
+    if loaded.rebuild is None or weights > REBUILD_LIMIT:  # too large to try: the row stays what the count said
         return None
     try:
         with torch.no_grad():
@@ -134,6 +163,8 @@ def _plain_forward_raises(loaded: Any) -> dict[str, Any] | None:
             inputs = make_inputs(loaded.inputs, real=True)
             model(**inputs) if isinstance(inputs, dict) else model(inputs)
     except Exception as error:
+        if isinstance(error, MemoryError) or "can't allocate memory" in str(error):  # the cap, not the model
+            return None
         return {"status": "model", "note": "a plain forward on the default input raises too: " + _first_line(error)}
     return None
 
@@ -182,11 +213,21 @@ def run_all(cases: list[tuple[str, str]], jobs: int, timeout: float, log: Any) -
                 continue
             process.join(5)
             running.remove(entry)
-            rows.append({"suite": suite, "model": name, "wall_s": elapsed, **row})
+            rows.append({"suite": suite, "model": name, "wall_s": elapsed, "run": time.strftime("%Y-%m-%d"), **row})
             log.write(json.dumps(rows[-1], default=str) + "\n")  # one line per model: a stopped sweep keeps its rows
             log.flush()
             print(f"{suite:12} {name:40} {elapsed:6.1f}s {row['status']:12} {row.get('note', '')[:80]}", flush=True)
     return rows
+
+
+def select(cases: list[tuple[str, str]], only: str, after: str, done: set[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The cases `--only`, `--after` and `--resume` leave."""
+    if only:
+        names = set(only.split(","))
+        cases = [case for case in cases if case[1] in names]
+    if after:
+        cases = [case for case in cases if case[1] > after]
+    return [case for case in cases if case not in done]
 
 
 def cases_for(suites: list[str]) -> list[tuple[str, str]]:
@@ -222,6 +263,10 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=180)
     parser.add_argument("--out", default="docs/zoo.md")
     parser.add_argument("--json", default="build/zoo.jsonl", help="the raw rows, one JSON line per model")
+    parser.add_argument("--only", default="", help="comma-separated model names: run these only")
+    parser.add_argument("--after", default="", help="run the models whose name sorts after this one")
+    parser.add_argument("--resume", action="store_true", help="skip the models already in --json; append to it")
+    parser.add_argument("--earlier", default="", help="rows of an earlier run (.jsonl or the .md table) to merge")
     options = parser.parse_args()
     _quiet()
     torch.set_num_threads(1)  # forked children share the cores; one thread each
@@ -230,14 +275,17 @@ def main() -> None:
         importlib.import_module(library)
     if "transformers" in suites:
         _import_every_transformers_model()
+    from zoo_table import read_rows, render
+
     start = time.monotonic()
     os.makedirs(os.path.dirname(options.json) or ".", exist_ok=True)
-    with open(options.json, "w") as log:
-        rows = run_all(cases_for(suites), options.jobs, options.timeout, log)
-    from zoo_table import render
-
+    kept = read_rows(options.json) if options.resume and os.path.exists(options.json) else []
+    cases = select(cases_for(suites), options.only, options.after, {(r["suite"], r["model"]) for r in kept})
+    with open(options.json, "a" if options.resume else "w") as log:
+        rows = kept + run_all(cases, options.jobs, options.timeout, log)
+    earlier = read_rows(options.earlier) if options.earlier else []
     with open(options.out, "w") as out:
-        out.write(render(rows, time.monotonic() - start, options.jobs))
+        out.write(render(rows, time.monotonic() - start, options.jobs, earlier))
     print(f"wrote {options.out}")
 
 

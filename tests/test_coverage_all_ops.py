@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections import Counter
 from functools import cache
 
+import pytest
 import torch
 import torch._inductor.inductor_prims  # noqa: F401 - registers inductor's prims, as any test importing inductor does
 import torch.distributed._functional_collectives  # noqa: F401 - registers the _c10d_functional ops
@@ -128,3 +129,17 @@ def test_an_uncostable_op_is_reported_never_silent() -> None:
         torch.linalg.matrix_exp(a)
     assert "aten.linalg_matrix_exp" in UNCOSTABLE
     assert "aten.linalg_matrix_exp" in c.report.unsupported
+
+
+@pytest.mark.parametrize("mode", ["real", "fake", "meta"])
+def test_an_op_in_the_decomposition_category_is_counted_through_its_decomposition(mode: str) -> None:
+    """log_sigmoid_forward has no formula; torch's Core ATen table decomposes it (xLSTM runs it)."""
+    assert torch.ops.aten.log_sigmoid_forward.default in core_aten_decompositions()
+    r = flopwise.count(LogSigmoid(), torch.randn(3, 4), mode=mode)
+    assert r.unsupported == {}
+    assert r.flops == 3 * 4 * 6  # per element: minimum(0, x), abs, neg, exp, log1p, subtract
+
+
+class LogSigmoid(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.logsigmoid(x)

@@ -140,3 +140,81 @@ def test_in_place_writes_are_followed() -> None:
     for mode in ("real", "fake", "meta"):
         r = flopwise.count(MasksFirstToken(), (ids, x), mode=mode)
         assert r.macs == 2 * 4 * 2, mode  # 2 ids left non-zero once the first is masked · in · out
+
+
+class RowsFromScalars(nn.Module):
+    """Builds a tensor from 0-d tensors (`torch.tensor([n + 1, n - 1])`, as Qwen2-VL-style rope indices do):
+    torch reads their storage below the dispatcher, where a fake tensor has none."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, ids: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        n = (ids == 3).sum()
+        rows = torch.tensor([n + 1, n - 1])
+        return self.fc(x[: int(rows.max())])
+
+
+@pytest.mark.parametrize("mode", ["real", "fake", "meta"])
+def test_a_tensor_built_from_scalar_tensors_takes_their_real_values(mode: str) -> None:
+    ids, x = torch.tensor([[3, 3, 0, 0]]), torch.randn(8, 4)
+    r = flopwise.count(RowsFromScalars(), (ids, x), mode=mode)
+    assert r.macs == (2 + 1) * 4 * 4  # two 3s: rows = [3, 1], max 3 rows through the 4→4 Linear
+    if mode != "real":
+        assert "torch.tensor ×2" in r.warnings[-1]  # said: computed from the real inputs
+
+
+class RowsFromWeights(RowsFromScalars):
+    def forward(self, ids: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x[: int(torch.tensor([self.fc.weight.sum()]).max())])
+
+
+def test_a_tensor_built_from_weight_dependent_scalars_needs_data() -> None:
+    with torch.device("meta"):
+        model = RowsFromWeights()
+    with pytest.raises(NeedsData, match="torch.tensor in module"):
+        flopwise.count(model, (torch.tensor([[3]]), torch.randn(8, 4)))
+
+
+class CastsItsRouter(nn.Module):
+    """Switch Transformers' router casts its classifier inside forward (`self.classifier.to(dtype)`): on fake
+    parameters torch swaps tensors there, and refuses."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.classifier = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.classifier = self.classifier.to(torch.float32)
+        return self.classifier(x)
+
+
+def test_module_to_in_forward_counts_for_real_and_says_why() -> None:
+    r = flopwise.count(CastsItsRouter(), torch.randn(3, 4), mode="fake")
+    assert r.macs == 3 * 4 * 2  # rows · in · out
+    assert "Module.to() in forward in module '(root)', which needs real parameters" in r.warnings[0]
+    with torch.device("meta"):
+        model = CastsItsRouter()
+    with pytest.raises(NeedsData, match="torch cannot swap fake ones"):
+        flopwise.count(model, torch.randn(3, 4))
+
+
+class SizesInBuffers(nn.Module):
+    """inkling_mm_model keeps a layer's in_features as a tensor: fake in shape-only modes, so formatting it for
+    the module's description would ask for its value."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("in_features", torch.tensor(4))
+        self.out_features = 2
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+@pytest.mark.parametrize("mode", ["real", "fake", "meta"])
+def test_a_module_whose_sizes_are_tensors_is_described_not_fatal(mode: str) -> None:
+    r = flopwise.count(SizesInBuffers(), torch.randn(3, 4), mode=mode)
+    assert r.macs == 3 * 4 * 2  # rows · in · out

@@ -118,3 +118,29 @@ def test_a_shared_parameter_written_through_one_owner() -> None:
     before = state(model)
     flopwise.count(model, torch.ones(4))
     assert_as_found(before, model)
+
+
+class CachesBiases(nn.Module):
+    """timm's LeViT / TinyViT attention in eval: gathers its biases once and keeps them in a dict on the module."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.biases = nn.Parameter(torch.randn(4, 3))
+        self.index = [[0, 1, 2], [2, 1, 0], [0, 0, 1]]
+        self.cache: dict[str, torch.Tensor] = {}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if "cpu" not in self.cache:
+            self.cache["cpu"] = self.biases[:, self.index]  # 4×3×3 gathered: 36 floats read, 36 written
+        return x + self.cache["cpu"]
+
+
+@pytest.mark.parametrize("mode", ["real", "fake", "meta"])
+def test_a_dict_filled_in_place_is_emptied_again_so_every_count_gathers(mode: str) -> None:
+    model, x = CachesBiases(), torch.randn(4, 3, 3)
+    first, second = (flopwise.count(model, x, mode=mode) for _ in range(2))
+    assert model.cache == {}  # as found: no real, fake or meta tensor stays behind
+    assert first.bytes_read == second.bytes_read  # the second count gathers again, as the first did
+    assert "aten.index" in second.by_operator()
+    assert first.flops == 4 * 3 * 3  # the add; the gather is no arithmetic
+    assert any("forward wrote into the dict 'cache' of module '(root)'" in w for w in first.warnings)

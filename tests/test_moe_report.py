@@ -85,3 +85,33 @@ def test_deepseek_style_shared_experts_on_meta() -> None:
     assert layer.estimate and layer.tokens_per_expert == (3.0,) * E
     assert layer.shared_params == E * D + 3 * 16 * D  # router, one shared expert of width 16
     assert layer.total_params == layer.shared_params + E * 3 * 16 * D
+
+
+class HashRouted(torch.nn.Module):
+    """Routing read from the token ids (DeepSeek-V4's hash layers): its values are known in every mode."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.experts = Experts()
+
+    def forward(self, x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        return self.experts(x, index, torch.full(index.shape, 0.5))
+
+
+class Experts(torch.nn.Module):
+    num_experts = E
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = torch.nn.Linear(D, D)
+
+    def forward(self, x: torch.Tensor, index: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)
+
+
+@pytest.mark.parametrize("mode", ["real", "fake", "meta"])
+def test_routing_known_from_the_inputs_is_observed_in_every_mode(mode: str) -> None:
+    index = torch.tensor([[0, 1], [1, 2], [0, 3], [1, 1], [2, 0], [1, 3]])  # T=6 tokens, K=2 experts each
+    r = flopwise.count(HashRouted(), (torch.randn(T, D), index), mode=mode)
+    (layer,) = r.moe
+    assert layer.tokens_per_expert == (3, 5, 2, 2) and not layer.estimate  # the 12 picks above, counted by hand

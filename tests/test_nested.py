@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 import flopwise
+from flopwise.shadow import NeedsData
 
 pytestmark = pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
 
@@ -133,3 +134,30 @@ def test_multihead_attention_fast_path_counts_its_biases_once() -> None:
         assert [call.op for call in c.report.calls] == ["aten._native_multi_head_attention"]
         # 2·MACs, the q/k/v and output biases (once), scaling the B·H·L·L scores, the softmax
         assert c.report.flops == 2 * macs + bias + B * H * L * L + softmax
+
+
+@pytest.mark.parametrize("mode", ["fake", "meta"])
+def test_shape_only_modes_count_the_nested_path_for_real_and_say_so(mode: str) -> None:
+    """Torch skips the nested fast path on fake tensors (they carry __torch_function__): counted on them, the
+    padded path would charge the padding's work. With weights, the count runs for real and says why."""
+    r = flopwise.count(encoder(), {"src": torch.randn(B, L, E), "src_key_padding_mask": padding_mask()}, mode=mode)
+    assert r.macs == 2 * LAYER_MACS  # the real tokens' work, as in real mode
+    assert len(r.warnings) == 1
+    assert "the nested-tensor fast path in module '(root)', which needs real tensors" in r.warnings[0]
+    assert "counting again in real mode" in r.warnings[0]
+
+
+def test_the_nested_path_on_the_meta_device_fails_in_one_line() -> None:
+    with torch.device("meta"):
+        model = encoder()
+    with pytest.raises(NeedsData) as caught:
+        flopwise.count(model, {"src": torch.randn(B, L, E), "src_key_padding_mask": padding_mask()})
+    assert "\n" not in str(caught.value)
+    assert "the nested-tensor fast path in module '(root)' needs real tensors" in str(caught.value)
+    assert model._forward_pre_hooks == {}  # the stop is removed after the count
+
+
+def test_without_a_padding_mask_shape_only_modes_need_no_real_run() -> None:
+    r = flopwise.count(encoder(), torch.randn(B, L, E), mode="fake")
+    assert r.macs == 2 * (4 * B * L * E * E + 2 * B * H * L * L * (E // H) + 2 * B * L * E * F)  # all 10 tokens
+    assert r.warnings == []

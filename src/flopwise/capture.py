@@ -210,7 +210,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
 
     def _decompose(self, func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Run the op's decomposition under this mode so its parts are counted; NotImplemented if none."""
-        decomposition = _DECOMPOSITIONS.get(func)
+        # the table is a CustomDecompTable: its .get() is a plain dict's and misses every lazily loaded entry
+        decomposition = _DECOMPOSITIONS[func] if func in _DECOMPOSITIONS else None
         start = len(self.calls)
         try:
             with self:

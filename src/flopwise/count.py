@@ -27,7 +27,7 @@ from .prepare import on_meta, prepare, rng_preserved
 from .registry import Formula, nested_sizes
 from .replay import Replicas
 from .report import Report
-from .shadow import NeedsData, Shadows
+from .shadow import NeedsData, Shadows, TensorsFromScalars, nested_fast_path_stops
 from .symbolic import fit_symbolic
 
 MODES = ("real", "fake", "meta")
@@ -158,7 +158,10 @@ def count(
     if on_meta(model):
         mode = "meta"
     try:
-        return _count(model, args, kwargs, mode, convention, overrides, attention)
+        try:
+            return _count(model, args, kwargs, mode, convention, overrides, attention)
+        except _ReadsStorage:  # torch.tensor([0-d fake tensors]): again, handing torch the real values
+            return _count(model, args, kwargs, mode, convention, overrides, attention, scalars=True)
     except NeedsData as error:  # a value that depends on the weights, in a shape-only mode
         if on_meta(model):
             raise NeedsData(error.op, error.module, _NO_WEIGHTS, error.reason) from None
@@ -167,7 +170,8 @@ def count(
             raise NeedsData(error.op, error.module, meta_inputs, error.reason) from None
         needed = f"{error.op} in module {error.module or '(root)'!r}, which {error.reason}"
     report = _count(model, args, kwargs, "real", convention, overrides, attention)
-    said = f"mode={mode!r} met {needed}: counting again in real mode with the model's weights"
+    said = f"mode={mode!r} met {needed}: counting again in real mode with the model's weights, so data-dependent " \
+        "paths follow them"
     return dataclasses.replace(report, warnings=[said, *report.warnings])
 
 
@@ -177,10 +181,21 @@ _NO_WEIGHTS = (
 )
 
 
+class _ReadsStorage(RuntimeError):
+    """The forward read a fake tensor's storage below the dispatcher (`torch.tensor([n, m])` of 0-d tensors)."""
+
+
+UNALLOCATED = "its data is not allocated yet"  # what torch says when C++ reads a fake tensor's storage
+SWAP, FAKE_SWAP = "_apply(): Couldn't swap", "needs real parameters (torch cannot swap fake ones)"
+
+
 def _count(
     model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str,
     convention: str | Convention, overrides: dict[Any, Formula | None] | None, attention: str | None = None,
+    scalars: bool = False,
 ) -> Report:
+    """One count; `scalars`: answer torch.tensor([…]) of fake tensors from the shadows (a torch function mode,
+    only when needed: any such mode makes torch skip its fused fast paths, which fake tensors otherwise take)."""
     notes: list[str] = []
     script = isinstance(model, torch.jit.ScriptModule)  # its parameters cannot be swapped: it runs as found
     if script and mode == "meta" and not on_meta(model):
@@ -200,15 +215,26 @@ def _count(
             session._mode.shadows = shadows
             replicas = _replicas(model, fake, session, shadows) if state is not None else None
             session._mode.replicas = replicas
+            modules = session._mode.modules
+            shape_only = contextlib.ExitStack()  # what only fake tensors need: the nested path, torch.tensor([…])
+            if shadows is not None:
+                shape_only.enter_context(nested_fast_path_stops(model))
+            if shadows is not None and scalars:
+                shape_only.enter_context(TensorsFromScalars(shadows, lambda: modules.current))
             try:
-                if state is None:
-                    model(*args, **kwargs)
-                else:
-                    functional_call(model, state, args, kwargs, strict=False)
+                with shape_only:
+                    if state is None:
+                        model(*args, **kwargs)
+                    else:
+                        functional_call(model, state, args, kwargs, strict=False)
             except NeedsData:
                 raise
             except Exception as error:
                 where = session.raised_in or ""
+                if shadows is not None and not scalars and UNALLOCATED in str(error):
+                    raise _ReadsStorage() from error
+                if shadows is not None and SWAP in str(error):  # Module.to() in forward: torch swaps parameters
+                    raise NeedsData("Module.to() in forward", where, reason=FAKE_SWAP) from error
                 kind = session._stack.types.get(where, "") if session._stack else ""
                 error.add_note(
                     f"flopwise: raised in module {where or '(root)'!r} ({kind}) "

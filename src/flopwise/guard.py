@@ -8,7 +8,8 @@
   warning; an in-place write the mode never saw but the version counter did is named in the warnings, not undone.
   Writes that leave no trace at all (through a NumPy view) are beyond reach.
 - Module attributes that forward set or replaced (`self.cache = x`: a fake or meta tensor in those modes, or a
-  step counter) are put back from a shallow copy of each module's `__dict__`, with a warning.
+  step counter) are put back from a shallow copy of each module's `__dict__`, with a warning; so are the contents
+  of plain dicts a forward fills in place (timm's `attention_bias_cache`).
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class StateGuard:
                 self._versions.append((name, t, t._version, t.data_ptr(), t.detach()))
         self._attributes = [
             (name, module, {k: v for k, v in vars(module).items() if k not in _OWN_DICTS},
-             dict(module._parameters), dict(module._buffers))
+             dict(module._parameters), dict(module._buffers),
+             {k: dict(v) for k, v in vars(module).items() if type(v) is dict and k not in _OWN_DICTS})  # caches
             for name, module in model.named_modules(remove_duplicate=False)
             if not isinstance(module, torch.jit.ScriptModule)  # TorchScript keeps its attributes in C++
         ]
@@ -98,8 +100,16 @@ class StateGuard:
             elif id(t) not in self._saved and t._version != version:
                 warnings.append(f"{name!r} was written during the count where flopwise could not see it; not restored")
         self._saved.clear()
-        for name, module, attributes, parameters, buffers in self._attributes:
+        for name, module, attributes, parameters, buffers, dicts in self._attributes:
             warnings += _restore_attributes(name, module, attributes)
+            for key, contents in dicts.items():
+                now = vars(module).get(key)
+                if type(now) is dict and (now.keys() != contents.keys() or any(now[k] is not v for k, v in
+                                                                               contents.items())):
+                    now.clear()
+                    now.update(contents)
+                    warnings.append(f"forward wrote into the dict {key!r} of module {name or '(root)'!r} (a cache?) "
+                                    "during the count; restored")
             for kind, now, before in (("parameter", module._parameters, parameters), ("buffer", module._buffers,
                                                                                        buffers)):
                 if now.keys() != before.keys() or any(now[k] is not v for k, v in before.items()):

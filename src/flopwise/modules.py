@@ -179,7 +179,7 @@ def describe_module(module: torch.nn.Module) -> str:
             parts.append(f"d{_sizes(module.dilation)}")
         if getattr(module, "groups", 1) != 1:
             parts.append(f"groups {module.groups}")
-    elif hasattr(module, "in_features") and hasattr(module, "out_features"):  # Linear and its subclasses
+    elif all(isinstance(getattr(module, a, None), int) for a in ("in_features", "out_features")):  # Linear & co.
         parts = [f"{kind} {module.in_features}→{module.out_features}"]
     elif hasattr(module, "nx") and hasattr(module, "nf"):  # transformers' Conv1D (GPT-2 projections)
         parts = [f"{kind} {module.nx}→{module.nf}"]

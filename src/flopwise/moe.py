@@ -54,7 +54,10 @@ class MoEObserver:
             return
         top_k = int(index.shape[-1])
         tokens = index.numel() // max(top_k, 1)
-        entry = self.seen.setdefault(module, [0, top_k, torch.zeros(experts, dtype=torch.long)])
+        if module not in self.seen:
+            with _disable_current_modes():  # a real tensor, also under a fake mode: routing read from shadows adds up
+                self.seen[module] = [0, top_k, torch.zeros(experts, dtype=torch.long)]
+        entry = self.seen[module]
         entry[0] += tokens
         values = value_of(index)
         if values is None or entry[2] is None:

@@ -13,11 +13,15 @@ So is an op whose result fake tensors cannot hold (`registry.REAL_ONLY`: torch h
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections import Counter
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
 from torch._subclasses.fake_tensor import DataDependentOutputException, DynamicOutputShapeException, FakeTensor
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_flatten, tree_map
 from torch.utils.weak import WeakTensorKeyDictionary
@@ -39,6 +43,30 @@ class NeedsData(RuntimeError):
     def __init__(self, op: str, module: str, advice: str = "", reason: str = WEIGHTS) -> None:
         self.op, self.module, self.reason = op, module, reason
         super().__init__(f"{op} in module {module or '(root)'!r} {reason}{advice}")
+
+
+REAL_TENSORS = "needs real tensors (torch takes this path on real tensors only)"
+
+
+@contextlib.contextmanager
+def nested_fast_path_stops(model: torch.nn.Module) -> Iterator[None]:
+    """In eval with a padding mask, nn.TransformerEncoder packs the real tokens into a nested tensor and runs
+    on them alone, but only on real tensors: fake ones carry `__torch_function__`, so torch takes the padded
+    path and a shape-only count would charge the padding's work. Stop there (NeedsData): count() counts again
+    in real mode when the model has weights, and says so."""
+
+    def stop(name: str, module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        mask = kwargs.get("src_key_padding_mask", args[2] if len(args) > 2 else None)
+        if mask is not None and not module.training and getattr(module, "use_nested_tensor", False):
+            raise NeedsData("the nested-tensor fast path", name, reason=REAL_TENSORS)
+
+    handles = [module.register_forward_pre_hook(functools.partial(stop, name), with_kwargs=True)
+               for name, module in model.named_modules() if isinstance(module, torch.nn.TransformerEncoder)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 class Shadows:
@@ -121,6 +149,31 @@ class Shadows:
         if isinstance(t, FakeTensor):
             return t in self.values
         return not t.is_meta  # a real tensor the forward made (torch.tensor(...) on the CPU) is its own value
+
+
+class TensorsFromScalars(TorchFunctionMode):
+    """`torch.tensor([n, m])` of 0-d tensors reads their storage directly, below the dispatcher, so a fake tensor
+    there raises "data is not allocated". Hand torch the shadows' values instead (the real run's numbers)."""
+
+    BUILDERS = (torch.tensor, torch.as_tensor)
+
+    def __init__(self, shadows: Shadows, where: Callable[[], str]) -> None:
+        super().__init__()
+        self.shadows, self.where = shadows, where
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        if func in self.BUILDERS and args and isinstance(args[0], (list, tuple)):
+            args = (tree_map(self._value, args[0]), *args[1:])
+        return func(*args, **kwargs)
+
+    def _value(self, x: Any) -> Any:
+        if not isinstance(x, FakeTensor):
+            return x
+        if x not in self.shadows.values:
+            raise NeedsData("torch.tensor", self.where())
+        self.shadows.answered["torch.tensor"] += 1
+        return self.shadows.values[x]
 
 
 def _run(func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

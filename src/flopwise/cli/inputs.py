@@ -26,6 +26,7 @@ DTYPES: dict[str, torch.dtype] = {
     "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8, "bool": torch.bool,
 }
 FLOAT_DTYPES = {name: dtype for name, dtype in DTYPES.items() if dtype.is_floating_point}
+SMALL_INTEGERS = 1 << 20  # elements: integer inputs up to this size are real even in shape-only modes
 MAX_BYTES = 2**62  # beyond this no device can hold a tensor, and torch's sizes overflow
 
 
@@ -38,8 +39,12 @@ class Shaped:
     prefix: tuple[int, int] | None = None
 
     def make(self, real: bool) -> torch.Tensor:
-        """Meta (no memory) unless `real`: then uniform [0, 1) for floats and zeros (a valid index) otherwise."""
-        if not real:
+        """Meta (no memory) unless `real`: then uniform [0, 1) for floats and zeros (a valid index) otherwise.
+
+        Small integer inputs (token ids, grids) are real in every mode: their values are the model's to read
+        (a count of image placeholders, a padding check), and shape-only counts follow what a real run does.
+        """
+        if not real and (self.dtype.is_floating_point or math.prod(self.shape) > SMALL_INTEGERS):
             return torch.empty(self.shape, dtype=self.dtype, device="meta")
         try:
             if self.dtype.is_floating_point:

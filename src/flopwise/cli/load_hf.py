@@ -4,13 +4,17 @@
 HF_HOME/hub, else ~/.cache/huggingface/hub: what `from_pretrained` fills); the network is never used.
 
 Inputs follow the model's real signature: token ids from `--tokens` (and decoder ids for encoder-decoders), images
-and audio features at the sizes the config gives, keyword inputs by name (`--input pixel_values=1x3x224x224`).
+and audio features at the sizes the config gives (224×224 images and one second of audio where it gives none;
+Qwen2-VL-style models get an image as patches with its grid and placeholder tokens), keyword inputs by name
+(`--input pixel_values=1x3x224x224`). A config AutoModel does not map (a multimodal model's text or vision part)
+builds the model class its code defines for it.
 The config's dtype is honoured and `--dtype` overrides it.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 import json
 import os
@@ -28,6 +32,8 @@ from .spec import InputFlags, Loaded, Spec
 
 DEFAULT_TOKENS = 128
 REPO_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")  # gpt2, openai-community/gpt2
+DEFAULT_IMAGE = 224  # pixels a side, when the config names no image size
+DEFAULT_RATE = 16_000  # samples of one second of audio, when the config names no sampling rate
 
 
 def huggingface(parsed: Spec, flags: InputFlags) -> Loaded:
@@ -55,7 +61,15 @@ def huggingface(parsed: Spec, flags: InputFlags) -> Loaded:
 
 
 def _on_cpu(build: Callable[[str], nn.Module]) -> Callable[[], nn.Module]:
-    return lambda: build("cpu")  # random weights: for a count that needs real data, and for --measure
+    """Random weights, seed 0 (the same weights, so the same data-dependent count, every run): for a count that
+    needs real data, and for --measure. The caller's random state is left as it was."""
+
+    def rebuild() -> nn.Module:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return build("cpu")
+
+    return rebuild
 
 
 def hub_cache() -> Path:
@@ -121,7 +135,25 @@ def _config(spec: str, path: Path) -> tuple[Any, Any, Any]:
         raise UsageError(f"{spec}: the config does not load ({type(error).__name__}: {error})") from None
     architecture = (data.get("architectures") or [None])[0]
     cls = getattr(transformers, architecture, None) if isinstance(architecture, str) else None
-    return transformers, config, cls
+    return transformers, config, cls or _sub_model(transformers, config)
+
+
+def _sub_model(transformers: Any, config: Any) -> Any:
+    """The model class of a config AutoModel does not map (a text, vision or audio part of a multimodal model:
+    `qwen3_omni_moe_text`), from the model's own code: the shortest `…Model` built on that config, else the
+    shortest `…Encoder`, then `…Backbone`; None if there is none."""
+    if type(config) in transformers.MODEL_MAPPING:
+        return None
+    module = type(config).__module__.replace(".configuration_", ".modeling_")
+    try:
+        code = importlib.import_module(module)
+    except Exception:  # no modeling code: AutoModel says so
+        return None
+    kinds = ("Model", "Encoder", "Backbone")
+    models = [value for name, value in vars(code).items() if isinstance(value, type) and name.endswith(kinds)
+              and getattr(value, "config_class", None) is type(config) and not name.endswith("PreTrainedModel")]
+    return min(models, key=lambda m: (next(i for i, k in enumerate(kinds) if m.__name__.endswith(k)),
+                                      len(m.__name__)), default=None)
 
 
 def _config_dtype(config: Any) -> torch.dtype:
@@ -141,16 +173,24 @@ def hf_inputs(spec: str, model: nn.Module, config: Any, flags: InputFlags, dtype
     batch, length = parse_tokens(flags.tokens) if flags.tokens else (1, None)  # --batch scales these afterwards
     inputs: dict[str, Any] = {}
     image_tokens = _image_tokens(config)
-    if "pixel_values" in accepts:
+    grid = _patch_grid(model, config, accepts, batch, dtype)
+    if grid is not None:  # Qwen2-VL style: the image comes as flattened patches and its grid
+        inputs.update(grid[0])
+        image_tokens = grid[1]
+    elif "pixel_values" in accepts:
         vision = getattr(config, "vision_config", None) or config
-        size = getattr(vision, "image_size", None)
-        if size is not None:
-            side = size if isinstance(size, int) else size[0]
-            channels = getattr(vision, "num_channels", 3)
-            inputs["pixel_values"] = Shaped((batch, channels, side, side), dtype)
+        size = getattr(vision, "image_size", None) or DEFAULT_IMAGE  # a detector or CNN config names no size
+        side = size if isinstance(size, int) else size[0] if isinstance(size, (list, tuple)) else DEFAULT_IMAGE
+        channels = getattr(vision, "num_channels", 3)
+        inputs["pixel_values"] = Shaped((batch, channels, side, side), dtype)
     if "input_features" in accepts and hasattr(config, "num_mel_bins"):
         frames = 2 * getattr(config, "max_source_positions", 1500)  # Whisper's 30 s window; its conv halves it
-        inputs["input_features"] = Shaped((batch, config.num_mel_bins, frames), dtype)
+        mels = config.num_mel_bins
+        inputs["input_features"] = Shaped((batch, *_mel_layout(model, mels, frames)), dtype)
+    if "input_values" in accepts and "input_ids" not in accepts:  # a raw waveform: one second of it
+        rate = getattr(config, "sampling_rate", None) or DEFAULT_RATE
+        channels = getattr(config, "audio_channels", None)  # codecs (EnCodec, Mimi) take channels × samples
+        inputs["input_values"] = Shaped((batch, channels, rate) if channels else (batch, rate), dtype)
     if "input_ids" in accepts:
         limit = _limit(text, "n_positions", "max_position_embeddings")
         n = length or min(DEFAULT_TOKENS, limit[0] or DEFAULT_TOKENS)
@@ -158,6 +198,8 @@ def hf_inputs(spec: str, model: nn.Module, config: Any, flags: InputFlags, dtype
         total = n + (prefix[1] if prefix else 0)  # image tokens come before the --tokens text tokens
         _check_length(spec, total, limit)
         inputs["input_ids"] = Shaped((batch, total), torch.int64, prefix)
+        if grid is not None and prefix and "mm_token_type_ids" in accepts:  # which tokens are image ones (1)
+            inputs["mm_token_type_ids"] = Shaped((batch, total), torch.int64, (1, prefix[1]))
     if getattr(config, "is_encoder_decoder", False) and "decoder_input_ids" in accepts:
         limit = _limit(config, "max_target_positions", "n_positions", "max_position_embeddings")
         n = length or min(DEFAULT_TOKENS, limit[0] or DEFAULT_TOKENS)
@@ -202,6 +244,51 @@ def _image_tokens(config: Any) -> tuple[int, int] | None:
         return None
     patches = (size // patch) ** 2
     return token, patches + (getattr(config, "vision_feature_select_strategy", "default") == "full")
+
+
+def _patch_grid(
+    model: nn.Module, config: Any, accepts: Any, batch: int, dtype: torch.dtype
+) -> tuple[dict[str, Any], Any] | None:
+    """({pixel_values, image_grid_thw}, (image token id, tokens per image)) for Qwen2-VL-style models, else None.
+    Their vision towers alone take the same as (hidden_states, grid_thw).
+
+    These take each image as its patches flattened to rows of channels × temporal patch × patch × patch values,
+    with the grid they form (frames, rows, columns); neighbouring `spatial_merge_size`² patches make one token.
+    """
+    vision = getattr(config, "vision_config", None) or config  # the whole model, or its vision tower alone
+    patch = getattr(vision, "patch_size", None)
+    grid_key = next((key for key in ("image_grid_thw", "grid_thw") if key in accepts), None)
+    patches_key = "pixel_values" if "pixel_values" in accepts else "hidden_states"  # the tower alone: its input
+    if grid_key is None or patches_key not in accepts or not isinstance(patch, int):
+        return None
+    merge = getattr(vision, "spatial_merge_size", None) or (getattr(vision, "merge_kernel_size", None) or [1])[0]
+    temporal = getattr(vision, "temporal_patch_size", None) or 1
+    channels = getattr(vision, "in_channels", None) or getattr(vision, "num_channels", None) or 3
+    size = getattr(vision, "image_size", None)
+    side = (size if isinstance(size, int) else 224) // patch // merge * merge  # patches along each side
+    inputs = {
+        patches_key: Shaped((batch * side * side, *_patch_layout(model, channels, temporal, patch)), dtype),
+        grid_key: torch.tensor([[1, side, side]] * batch),
+    }
+    token = getattr(config, "image_token_id", None)
+    return inputs, ((token, side * side // merge**2) if isinstance(token, int) else None)
+
+
+def _mel_layout(model: nn.Module, mels: int, frames: int) -> tuple[int, int]:
+    """(mel bins, frames) where a 1-D convolution reads the bins as channels (Whisper), else (frames, mel bins):
+    conformer encoders (Parakeet, LASR) subsample time first, with the bins last."""
+    if any(isinstance(m, nn.Conv1d) and m.in_channels == mels for m in model.modules()):
+        return mels, frames
+    return frames, mels
+
+
+def _patch_layout(model: nn.Module, channels: int, temporal: int, patch: int) -> tuple[int, ...]:
+    """How one patch comes: C×P×P where a 2-D convolution embeds it (Kimi-K2.5), else flattened (Qwen2-VL's
+    3-D convolution and the linear embeddings reshape the row themselves)."""
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d) and module.kernel_size == (patch, patch) and module.in_channels == channels:
+            return channels, patch, patch
+    return (channels * temporal * patch * patch,)
 
 
 def _takes_kwargs(accepts: Any) -> bool:
