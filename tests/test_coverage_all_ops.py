@@ -1,8 +1,9 @@
 """Every operator overload that can reach flopwise's dispatch mode has been triaged.
 
 Enumerated from torch itself: every overload the dispatcher knows in the namespaces `aten`, `quantized`,
-`_c10d_functional` and `prims` (and the TorchScript-only overloads `torch.ops.aten` also lists). Each falls
-in exactly one category, decided in the order capture decides (see `CountingMode._plan_for` and `_decompose`):
+`_c10d_functional` and `prims` (and `c10d`, `c10d_functional`), and the TorchScript-only overloads that
+`torch.ops.aten` resolves too (`aten::Int.Tensor`, list and dict ops). Each falls in exactly one category, decided
+in the order capture decides (see `CountingMode._plan_for` and `_decompose`):
 
 - formula: a registered formula (`registry.lookup`; in-place and out= overloads share their op's formula);
 - view: a view or metadata query (`registry.is_view`): no arithmetic, no bytes;
@@ -31,7 +32,8 @@ import flopwise
 from flopwise.ops.catalog import UNCOSTABLE
 from flopwise.registry import FORMULAS, ZERO_COST, functional_name, is_view, is_zero_cost, lookup, op_name
 
-NAMESPACES = ("aten", "quantized", "_c10d_functional", "prims")
+# the issue's four, and the process-group collectives DDP and FSDP run (c10d) with their older functional names
+NAMESPACES = ("aten", "quantized", "_c10d_functional", "prims", "c10d", "c10d_functional")
 
 def _dispatched(op: torch._ops.OpOverload) -> bool:
     try:
@@ -43,20 +45,32 @@ def _dispatched(op: torch._ops.OpOverload) -> bool:
 
 @cache
 def all_overloads() -> dict[str, torch._ops.OpOverload]:
-    """{"ns::name.overload": overload} for every overload of the four namespaces."""
+    """{"ns::name.overload": overload} for every overload of NAMESPACES."""
     found: dict[str, torch._ops.OpOverload] = {}
     for qualified in torch._C._dispatch_get_all_op_names():
         namespace, rest = qualified.split("::")
         if namespace in NAMESPACES:
             name, _, overload = rest.partition(".")
             found[qualified] = getattr(getattr(getattr(torch.ops, namespace), name), overload or "default")
-    for attr in dir(torch.ops.aten):  # also the TorchScript-only overloads torch.ops.aten lists
-        packet = getattr(torch.ops.aten, attr, None)
-        if isinstance(packet, torch._ops.OpOverloadPacket):
-            for overload in packet.overloads():
-                op = getattr(packet, overload)
-                found.setdefault(f"{op._schema.name}.{overload}".removesuffix(".default"), op)
+    for schema in torch._C._jit_get_all_schemas():  # also the TorchScript-only overloads (aten::Int.Tensor, …)
+        namespace, name = schema.name.split("::")
+        if namespace in NAMESPACES:
+            qualified = f"{schema.name}.{schema.overload_name}" if schema.overload_name else schema.name
+            packet = getattr(getattr(torch.ops, namespace), name)
+            found.setdefault(qualified, getattr(packet, schema.overload_name or "default"))
     return found
+
+
+def test_the_enumeration_holds_every_overload_torch_ops_aten_resolves() -> None:
+    """torch.ops.aten.X resolves any aten schema the dispatcher or TorchScript knows, loaded or not yet."""
+    known = {f"{s.name}.{s.overload_name}".removesuffix(".") for s in torch._C._jit_get_all_schemas()}
+    known |= set(torch._C._dispatch_get_all_op_names())
+    aten = {q for q in known if q.startswith("aten::")}
+    assert aten <= set(all_overloads())
+    loaded = {f"{getattr(torch.ops.aten, a)._qualified_op_name}.{o}".removesuffix(".default")
+              for a in dir(torch.ops.aten) if isinstance(getattr(torch.ops.aten, a, None), torch._ops.OpOverloadPacket)
+              for o in getattr(torch.ops.aten, a).overloads()}
+    assert loaded <= set(all_overloads())  # every packet torch.ops.aten has built so far, each overload
 
 
 def category(op: torch._ops.OpOverload) -> str:
@@ -94,10 +108,11 @@ def summary() -> str:
     return "\n".join(lines + [f"{'total':>15} {'':<17} {sum(counts.values()):5}"])
 
 
-def test_the_enumeration_sees_all_four_namespaces() -> None:
+def test_the_enumeration_sees_every_namespace() -> None:
     namespaces = Counter(q.split("::")[0] for q in all_overloads())
     assert namespaces["aten"] > 3000 and namespaces["quantized"] > 150  # about 3,100 and 170 in torch 2.14
     assert namespaces["prims"] > 100 and namespaces["_c10d_functional"] > 10
+    assert namespaces["c10d"] > 10 and namespaces["c10d_functional"] > 10
 
 
 def test_every_overload_is_triaged() -> None:
@@ -143,3 +158,17 @@ def test_an_op_in_the_decomposition_category_is_counted_through_its_decompositio
 class LogSigmoid(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.logsigmoid(x)
+
+
+def test_composite_ops_that_reach_the_mode_in_inference_mode_count_as_with_autograd() -> None:
+    """Under inference_mode the autograd keys are off and CompositeImplicitAutograd ops reach the mode itself
+    (`aten.reshape`, `aten.bilinear`): capture decomposes them, and the count is what the decomposed run gives."""
+    a, b, w = torch.randn(4, 8), torch.randn(4, 8), torch.randn(3, 8, 8)
+    for inference in (False, True):
+        with torch.inference_mode(inference), flopwise.counting() as c:
+            torch.nn.functional.bilinear(a, b, w)
+            torch.linalg.multi_dot([a, torch.randn(8, 5), torch.randn(5, 8)])
+        assert c.report.unsupported == {}
+        # bilinear: N·out·in1·in2 = 4·3·8·8; multi_dot: (4×8)(8×5) then (4×5)(5×8) = 4·8·5 + 4·5·8
+        assert c.report.macs == 4 * 3 * 8 * 8 + 4 * 8 * 5 + 4 * 5 * 8
+        assert ("aten.reshape" in c.report.by_operator()) == inference  # a composite op seen by the mode

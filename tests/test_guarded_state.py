@@ -144,3 +144,26 @@ def test_a_dict_filled_in_place_is_emptied_again_so_every_count_gathers(mode: st
     assert "aten.index" in second.by_operator()
     assert first.flops == 4 * 3 * 3  # the add; the gather is no arithmetic
     assert any("forward wrote into the dict 'cache' of module '(root)'" in w for w in first.warnings)
+
+
+class WritesUnseen(nn.Module):
+    """Writes its parameter with the dispatch modes switched off, as a raw kernel below the dispatcher would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from torch.utils._python_dispatch import _disable_current_modes
+
+        with torch.no_grad(), _disable_current_modes():
+            self.w.add_(1)  # the version counter moves; the counting mode never sees the op
+        return x * self.w
+
+
+def test_a_write_the_mode_cannot_see_is_named_not_hidden() -> None:
+    model = WritesUnseen()
+    r = flopwise.count(model, torch.ones(4))
+    assert r.warnings == ["'w' was written during the count where flopwise could not see it; not restored"]
+    assert torch.equal(model.w.detach(), torch.full((4,), 2.0))  # 1 + 1: left as written, and said so
+    assert "warnings:" in str(r)

@@ -188,3 +188,27 @@ def test_transformers_flex_attention_counts_as_sdpa_does() -> None:
     # 2 layers of B·H·L·S·(E + E_v) = 1·4·16·16·(16 + 16): 4 query heads of width 64/4 = 16
     flex = reports["flex_attention"].by_operator()["higher_order.flex_attention"]
     assert flex.macs == 2 * 1 * 4 * 16 * 16 * (16 + 16)
+
+
+class Checkpointed(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner, self.head = nn.Linear(8, 8), nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self.head(torch.utils.checkpoint.checkpoint(self.inner, x, use_reentrant=False).relu())
+
+
+@pytest.mark.filterwarnings("ignore:Using `torch.compile")
+@pytest.mark.parametrize("mode", ["real", "fake", "meta"])
+def test_a_compiled_model_with_checkpoint_counts_as_eager(mode: str) -> None:
+    compiled, x = torch.compile(Checkpointed()), torch.randn(4, 8)
+    r = flopwise.count(compiled, x, mode=mode)
+    assert r.complete
+    assert r.macs == 4 * 8 * 8 + 4 * 8 * 4  # N·in·out of both Linears
+    assert r["_orig_mod.inner"].macs == 4 * 8 * 8
+    train = flopwise.count(compiled, x, mode=mode, step="train")
+    # backward: the weight gradients of both (x needs no gradient) and head's input gradient; recomputing
+    # inner repeats only its weight transpose (its saved tensors are x and Wᵀ): no product
+    assert train.phases["backward"].macs == 8 * 4 * 8 + 4 * 4 * 8 + 4 * 8 * 4  # in·N·out each, then N·out·in
+    assert train.phases["recompute"].macs == 0

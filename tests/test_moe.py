@@ -93,3 +93,19 @@ def test_other_expert_kernels_count_the_same(experts: str) -> None:
     r = flopwise.count(tiny_mixtral(experts), {"input_ids": torch.randint(0, V, (1, T))})
     assert r.unsupported == {}
     assert r.macs == MIXTRAL_MACS
+
+
+def test_the_command_line_counts_the_tiny_mixtral_exactly(tmp_path, capsys) -> None:
+    """`flopwise hf:mixtral.json` (issue 10 item 1: it exited 2 on the meta kernel of `_grouped_mm`)."""
+    import json
+
+    from flopwise.cli import main
+
+    config = tiny_mixtral("grouped_mm").config
+    config.architectures = ["MixtralForCausalLM"]
+    config.to_json_file(tmp_path / "mixtral.json")
+    assert main([f"hf:{tmp_path / 'mixtral.json'}", "--tokens", f"1x{T}", "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["unsupported"] == {}
+    assert doc["total"]["macs"] == MIXTRAL_MACS  # the closed form above: 1,519,616
+    assert doc["operators"]["aten._grouped_mm"]["macs"] == LAYERS * EXPERTS_PER_LAYER  # the experts' kernel

@@ -17,15 +17,12 @@ import flopwise
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
 import zoo_models  # noqa: E402
 
-# ops that other work on issue 10 handles; listed so that the sample still fails on anything else
-KNOWN_ELSEWHERE = {"aten.aminmax": "issue 10 item 6 (false alarms: F.one_hot in MoE routers), another helper"}
-
 
 def _same_in_every_mode(model: torch.nn.Module, inputs: Any, modes: tuple[str, ...]) -> flopwise.Report:
     reports = [flopwise.count(model, inputs, mode=mode) for mode in modes]
     figures = {(r.macs, r.flops, r.bytes_read, r.bytes_written) for r in reports}
     assert len(figures) == 1, dict(zip(modes, figures, strict=False))
-    assert set(reports[0].unsupported) <= set(KNOWN_ELSEWHERE), reports[0].unsupported
+    assert all(r.unsupported == {} for r in reports), [r.unsupported for r in reports]
     assert reports[0].macs > 0
     return reports[0]
 
@@ -45,7 +42,7 @@ def test_timm_families_are_one_per_module() -> None:
 
 
 SAMPLE = ["diffusers UNet2DConditionModel", "diffusers AutoencoderKL", "diffusers DiTTransformer2DModel",
-          "transformers CLIP", "transformers Mixtral (eager experts)"]
+          "transformers CLIP", "transformers Mixtral (eager experts)", "transformers Qwen2-MoE (grouped_mm experts)"]
 
 
 @pytest.mark.parametrize("name", SAMPLE)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import re
@@ -122,15 +123,13 @@ def count_loaded(
             raise UsageError(f"{loaded.spec}: --step {step} needs a PyTorch model; an .onnx file has no backward")
         report = loaded.counter(resolve(convention))
     else:
-        report = _count_module(loaded, mode, convention, notify, step)
+        report = _count_module(loaded, mode, convention, step)
     for warning in report.warnings:  # in the report too; said on stderr like the notes
         notify(f"{loaded.spec}: {warning}")
     return report
 
 
-def _count_module(
-    loaded: Loaded, mode: str, convention: str | Convention, notify: Callable[[str], None], step: str
-) -> Report:
+def _count_module(loaded: Loaded, mode: str, convention: str | Convention, step: str) -> Report:
     try:
         report = _count(loaded, loaded.model, make_inputs(loaded.inputs, real=mode == "real"), mode, convention, step)
     except ModelError as error:
@@ -144,8 +143,10 @@ def _count_module(
         what = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
         model = loaded.rebuild() if loaded.rebuild is not None else loaded.model
         random = " (built again with random weights)" if loaded.rebuild is not None else ""
-        notify(f"{loaded.spec}: needs real data without it ({what}); counting again in real mode{random}")
         report = _count(loaded, model, make_inputs(loaded.inputs, real=True), "real", convention, step)
+        # in the report (JSON, tables), not only on stderr: the data-dependent path followed these weights
+        said = f"needs real data without it ({what}); counting again in real mode{random}"
+        report = dataclasses.replace(report, warnings=[said, *report.warnings])
     return report
 
 
