@@ -173,7 +173,12 @@ def fit_symbolic(
         given = {n: counted[n] // dims[n].multiple for n in names}
         cache[tuple(given[n] for n in names)] = tuple(_metric(report, m) for m in METRICS)
     checked: set[tuple[tuple[str, int], ...]] = set()
-    top = _fit(names, dims, lambda ks: at([ks[n] for n in names]), {}, checked, given, lazy=traced is not None)
+    try:
+        top = _fit(names, dims, lambda ks: at([ks[n] for n in names]), {}, checked, given, lazy=traced is not None)
+    except SymbolicError as error:
+        if traced is not None and traced.trace.env.guards:
+            error.add_note(f"the run with symbolic sizes holds under {', '.join(traced.trace.guards())}")
+        raise
     variables = tuple(
         Variable(n, dims[n].where, dims[n].multiple, top.minimum[n], top.degrees[n], counted[n]) for n in names
     )
