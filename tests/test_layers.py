@@ -28,6 +28,9 @@ LAYERS: dict[str, int] = {
     "flopwise.mask_values": 2,
     "flopwise.guard": 2,
     "flopwise.replay": 2,
+    "flopwise.replay_keys": 2,
+    "flopwise.costing": 2,
+    "flopwise.symbolic_trace": 2,
     "flopwise.report": 3,
     "flopwise.effective": 3,  # reads weight values after a count (pruning), beside the Report it extends
     "flopwise.symbolic_report": 3,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -14,6 +16,7 @@ from . import mask_values
 from . import ops as _ops  # noqa: F401 - registers the formulas
 from .conventions import Convention
 from .cost import ZERO, Cost, OpCall, Work
+from .costing import UNKNOWN, VIEW, cost_call, nbytes, plan_of
 from .guard import StateGuard, written_arguments
 from .hops import hop_name, run_hop
 from .masks import census, mask_argument
@@ -26,68 +29,26 @@ from .registry import (
     Formula,
     Unkeyable,
     compute_dtype,
-    is_view,
-    is_zero_cost,
-    lookup,
     op_name,
-    padded_shape,
     scan,
-    specs,
-    stored_bytes,
     tensors_in,
 )
 from .replay import MISS, Replicas
 from .shadow import DATA_DEPENDENT, NeedsData, Shadows
+from .symbolic_trace import Trace
 
-VIEW, ZERO_PLAN, UNKNOWN, _HOP = "view", "zero", "unknown", "higher-order"  # plans that are not a formula
+_HOP = "higher-order"  # a plan that is not a formula
 # Decompositions into Core ATen ops (not into prims), so their parts land on formulas we know.
 _DECOMPOSITIONS = core_aten_decompositions()
-
-
-def _nbytes(tensors: list[torch.Tensor]) -> int:
-    seen: set[int] = set()
-    total = 0
-    for t in tensors:
-        if id(t) not in seen:
-            seen.add(id(t))
-            total += stored_bytes(t)  # a sparse tensor moves its values and indices, not its dense size
-    return total
-
-
-def plan_of(func: torch._ops.OpOverload, overrides: dict[str, Formula | None]) -> tuple[str, Any]:
-    """(op name, how it is costed): its formula (None when an override ignores it), else VIEW, ZERO or UNKNOWN."""
-    name = op_name(func)
-    fn = lookup(name, overrides)
-    if fn is not False:
-        return name, fn
-    if is_view(func):
-        return name, VIEW
-    return name, ZERO_PLAN if is_zero_cost(name) else UNKNOWN
-
-
-def cost_call(
-    convention: Convention, plan: Any, out: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-    inputs: list[torch.Tensor], outputs: list[torch.Tensor], mask: tuple[str, int | None] = ("", None),
-) -> tuple[Work, Cost, tuple[tuple[int, ...], ...], str]:
-    """One call's work (its formula on the shapes of `args`), its cost under `convention`, the shapes of the
-    tensors it reads and the dtype it computes in; bytes are those of `inputs` and `outputs` unless the formula
-    says otherwise."""
-    work = Work()
-    if plan not in (UNKNOWN, ZERO_PLAN, None):
-        out_spec, args_spec, extra_spec = specs((out, args, kwargs))  # shapes only: formulas never see values
-        if mask[1] is not None:  # the one value a formula gets: how many pairs an attention mask keeps
-            mask_argument(mask[0], args_spec, extra_spec).kept = mask[1]
-        work = plan(out_spec, *args_spec, **extra_spec)
-    bytes_read = _nbytes(inputs) if work.bytes_read is None else work.bytes_read
-    bytes_written = _nbytes(outputs) if work.bytes_written is None else work.bytes_written
-    cost = Cost(convention.macs(work), convention.flops(work), bytes_read, bytes_written)
-    dtype = work.dtype or compute_dtype(inputs, outputs)
-    return work, cost, tuple(padded_shape(t) for t in inputs), dtype
 
 
 def _shapes_only(args: tuple[Any, ...]) -> bool:
     """Whether the op runs on fake or meta tensors (no data, only the meta kernel)."""
     return any(isinstance(t, FakeTensor) or t.is_meta for t in tensors_in(args))
+
+
+class TraceBroken(RuntimeError):
+    """A run with symbolic sizes met what it cannot trace: the fit counts each size instead."""
 
 
 class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
@@ -119,6 +80,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.follow_values = convention.masked  # masked attention: follow mask values on fake and meta tensors
         self.replicas: Replicas | None = None  # set by count() in the shape-only modes: repeated blocks replayed
         self._nested = 0  # ops being dispatched: > 0 inside one (a decomposition's parts)
+        self.trace: Trace | None = None  # set by count() for a run with symbolic sizes (symbolic_trace.py)
 
     def _plan_for(self, func: Any) -> tuple[str, Any, tuple[tuple[int, str], ...]]:
         if func not in self._plan:
@@ -133,13 +95,17 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         replicas = self.replicas
         if replicas is None or self._nested or (replicas.playing is None and replicas.recording is None):
             return self._dispatch(func, args, kwargs)
+        quiet = self.trace.bookkeeping() if self.trace is not None else contextlib.nullcontext()
         if replicas.playing is not None:
-            out, call, inputs = replicas.replay(func, args, kwargs)
-            if out is not MISS:
-                if inputs is not None:
-                    self.memory.record(inputs, tensors_in(out))
-                self.calls.append(call)
-                return out
+            with quiet:
+                out, call, inputs = replicas.replay(func, args, kwargs)
+                if out is not MISS:
+                    if inputs is not None:
+                        self.memory.record(inputs, tensors_in(out), replicas.declared)
+                    if self.trace is not None:
+                        self.trace.replayed(replicas.last)
+                    self.calls.append(call)
+                    return out
         start = len(self.calls)
         self._nested += 1
         try:
@@ -147,7 +113,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         finally:
             self._nested -= 1
         if replicas.recording is not None:
-            self._tape(func, args, kwargs, out, start)
+            with quiet:
+                self._tape(func, args, kwargs, out, start)
         return out
 
     def _tape(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, start: int) -> None:
@@ -169,13 +136,15 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         if writes and self.guard is not None:
             self.guard.before_write(args, kwargs, writes)
         if plan is _HOP:
+            if self.trace is not None:
+                raise TraceBroken(f"a higher-order operator ({name})")
             return run_hop(self, func, args, kwargs)
         if plan is UNKNOWN:
             out = self._decompose(func, args, kwargs)
             if out is not NotImplemented:
                 return out
-        if self.shadows is None:
-            out = self._run(func, name, args, kwargs)
+        if self.shadows is None or self.trace is not None:  # a traced run follows no values: a data-dependent
+            out = self._run(func, name, args, kwargs)       # one breaks it (count.py then counts each size)
         elif name in REAL_ONLY:  # a shape-only count meets a result fake tensors cannot hold: count.py runs it real
             raise NeedsData(name, self.modules.current, reason=REAL_ONLY[name])
         else:
@@ -234,11 +203,33 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 self.warnings.append(warning)
         return kept
 
+    def _record_traced(self, name: str, plan: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                       extra: dict[str, Any], out: Any, module: str) -> None:
+        """`_record` in a run with symbolic sizes: the call becomes a recipe, costed at the sizes' hints."""
+        assert self.trace is not None
+        inputs, outputs = tensors_in((args, extra)), tensors_in(out)
+        self.memory.record(inputs + tensors_in(kwargs["out"]) if "out" in kwargs else inputs, outputs)
+        if plan is UNKNOWN:
+            self.unsupported[name][module] += 1
+        if self.convention.masked:
+            raise TraceBroken("attention='masked' follows mask values")
+        key = self.trace.record(plan, out, args, extra, inputs, outputs, (name, None))
+        if key is None:
+            raise TraceBroken(self.trace.broken)
+        costed = self._costed.get(key)
+        if costed is None:
+            self.trace.cost = self.trace.cost or functools.partial(cost_call, self.convention)
+            costed = self._costed[key] = self.trace.cost_at_hints(key)
+        work, cost, shapes, dtype = costed
+        call = OpCall(name, module, cost, work, shapes, dtype)
+        self.trace.taped[id(call)] = key
+        self.calls.append(call)
+
     def record_work(self, name: str, work: Work, inputs: list[torch.Tensor], out: Any) -> None:
         """Record one call costed outside the formula registry (a higher-order operator's formula)."""
         outputs = tensors_in(out)
         self.memory.record(inputs, outputs)
-        cost = Cost(self.convention.macs(work), self.convention.flops(work), _nbytes(inputs), _nbytes(outputs))
+        cost = Cost(self.convention.macs(work), self.convention.flops(work), nbytes(inputs), nbytes(outputs))
         shapes = tuple(tuple(t.shape) for t in inputs)
         dtype = work.dtype or compute_dtype(inputs, outputs)
         self.calls.append(OpCall(name, self.modules.current, cost, work, shapes, dtype))
@@ -256,6 +247,10 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             self.calls.append(OpCall(name, module, ZERO))
             return
         extra = {k: v for k, v in kwargs.items() if k != "out"} if kwargs else kwargs
+        if self.trace is not None:
+            with self.trace.bookkeeping():
+                self._record_traced(name, plan, args, kwargs, extra, out, module)
+            return
         inputs: list[torch.Tensor] = []
         try:
             key: Any = (func, scan((args, extra), {}, inputs), scan(out, {}, []))

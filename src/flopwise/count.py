@@ -23,12 +23,13 @@ from .guard import StateGuard
 from .hops import fullgraph_tolerated
 from .modules import ModuleStack
 from .moe import MoEObserver
-from .prepare import on_meta, prepare, rng_preserved
-from .registry import Formula, nested_sizes
+from .prepare import describe_inputs, on_meta, prepare, rng_preserved
+from .registry import Formula
 from .replay import Replicas
 from .report import Report
 from .shadow import NeedsData, Shadows, TensorsFromScalars, nested_fast_path_stops
 from .symbolic import fit_symbolic
+from .symbolic_trace import Trace
 
 MODES = ("real", "fake", "meta")
 
@@ -138,12 +139,17 @@ def count(
     `symbolic={"batch": ("input_ids", 0), "seq": ("input_ids", 1)}` names input sizes; the result is then a
     `SymbolicReport` with exact polynomials in them: `report.formula("macs")`, `report.at(batch=8, seq=4096)`.
     """
-    if symbolic is not None:  # several plain counts, fitted and checked (symbolic.py)
+    if symbolic is not None:  # one run with symbolic sizes, else several plain counts; fitted and checked
         def count_at(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Report:
             return count(model, kwargs or args, mode=mode,  # inputs are all positional or all keyword
                          convention=convention, overrides=overrides, attention=attention)
 
-        return fit_symbolic(count_at, symbolic, *split_inputs(inputs))
+        def traced(args: tuple[Any, ...], kwargs: dict[str, Any], trace: Trace) -> Report:  # symbolic sizes
+            shape_mode = "meta" if on_meta(model) else mode
+            return _count(model, args, kwargs, shape_mode, convention, overrides, attention, trace=trace)
+
+        plain = isinstance(model, torch.jit.ScriptModule) or (mode == "real" and not on_meta(model))
+        return fit_symbolic(count_at, symbolic, *split_inputs(inputs), None if plain else traced)
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"count() expects an nn.Module as its first argument, got {type(model).__name__}")
     if mode not in MODES:
@@ -192,7 +198,7 @@ SWAP, FAKE_SWAP = "_apply(): Couldn't swap", "needs real parameters (torch canno
 def _count(
     model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str,
     convention: str | Convention, overrides: dict[Any, Formula | None] | None, attention: str | None = None,
-    scalars: bool = False,
+    scalars: bool = False, trace: Trace | None = None,
 ) -> Report:
     """One count; `scalars`: answer torch.tensor([…]) of fake tensors from the shadows (a torch function mode,
     only when needed: any such mode makes torch skip its fused fast paths, which fake tensors otherwise take)."""
@@ -202,14 +208,19 @@ def _count(
         mode = "fake"
         notes.append("a TorchScript module cannot move to the meta device: counted on fake tensors instead")
     shapes_only = mode == "fake" or (mode == "meta" and not script)  # meta: fake tensors on the CPU (prepare.py)
-    fake = FakeTensorMode(allow_non_fake_inputs=True) if shapes_only else None
+    fake = FakeTensorMode(allow_non_fake_inputs=True) if shapes_only and trace is None else \
+        trace.fake if trace is not None else None
     shadows = Shadows() if fake is not None else None
-    state, args, kwargs = prepare(model, args, kwargs, mode, fake, script, shadows)
+    described = describe_inputs(args, kwargs)
+    if trace is not None:  # symbolic sizes: no input values to follow (a value that needs them breaks the trace)
+        args, kwargs = trace.inputs(args, kwargs)
+    with trace.bookkeeping() if trace is not None else contextlib.nullcontext():
+        state, args, kwargs = prepare(model, args, kwargs, mode, fake, script, shadows if trace is None else None)
     guard = StateGuard(model, tensors=state is None)  # the model runs on its own tensors
     with rng_preserved(), torch.no_grad(), fake or contextlib.nullcontext():
-        with counting(convention, overrides, model=model, inputs=describe_inputs(args, kwargs),
-                      attention=attention) as session:
+        with counting(convention, overrides, model=model, inputs=described, attention=attention) as session:
             assert session._mode is not None
+            session._mode.trace = trace
             session._mode.warnings += notes
             session._mode.guard = guard if guard.watching else None
             session._mode.shadows = shadows
@@ -274,20 +285,3 @@ def split_inputs(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     if type(inputs) in (tuple, list):  # a namedtuple such as PackedSequence is one argument, not several
         return tuple(inputs), {}
     return (inputs,), {}
-
-
-def describe_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
-    def one(x: Any) -> str:
-        if isinstance(x, torch.Tensor):
-            dtype = str(x.dtype).removeprefix("torch.")
-            components = nested_sizes(x)
-            if components is not None:  # a nested tensor has no shape; its components do
-                return f"nested({', '.join('×'.join(map(str, c)) for c in components)}) {dtype}"
-            return "×".join(str(d) for d in x.shape) + f" {dtype}"
-        if type(x) in (list, tuple) and x:  # e.g. a detection model's list of images
-            inner = ", ".join(one(item) for item in x[:3]) + (f", … {len(x)} in all" if len(x) > 3 else "")
-            return f"[{inner}]"
-        return type(x).__name__ if x is not None else "None"
-
-    parts = [one(a) for a in args] + [f"{k}={one(v)}" for k, v in kwargs.items()]
-    return ", ".join(parts)

@@ -82,15 +82,17 @@ class ActivationMemory:
         # weak references whose callback frees the storage's bytes (far cheaper than weakref.finalize)
         self._watching: dict[weakref.ref[Any], int] = {}
 
-    def record(self, inputs: list[torch.Tensor], outputs: list[torch.Tensor]) -> None:
-        """After an op (not a view): outputs whose storage is new become live until it is freed."""
+    def record(self, inputs: list[torch.Tensor], outputs: list[torch.Tensor],
+               declared: dict[int | None, int] | None = None) -> None:
+        """After an op (not a view): outputs whose storage is new become live until it is freed. `declared`:
+        bytes of storages made without them (replay.py, with symbolic sizes), taken instead of the storage's."""
         existing = {_storage_key(t) for t in inputs}
         for t in outputs:
             key = _storage_key(t)
             if key is None or key in existing or key in self._live:
                 continue
             storage = t.untyped_storage()
-            size = int(storage.nbytes())
+            size = declared.pop(key) if declared and key in declared else int(storage.nbytes())
             self._live[key] = size
             self.live += size
             self._watching[weakref.ref(storage, self._freed)] = key

@@ -140,8 +140,9 @@ def tensor_shapes(tree: Any) -> tuple[tuple[int, ...], ...]:
     shapes = []
     for t in tree_leaves(tree):
         if isinstance(t, torch.Tensor) and not t.is_nested:
-            shape = tuple(t.shape)
-            if all(type(d) is int for d in shape):  # a symbolic size is left out rather than made concrete
+            # a symbolic size (a run with symbolic sizes) at its hint, the size counted; read without a guard
+            shape = tuple(d if type(d) is int else d.node.hint for d in t.shape)
+            if None not in shape:  # a size with no hint (data-dependent) is left out rather than made up
                 shapes.append(shape)
     return tuple(shapes)
 

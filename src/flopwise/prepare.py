@@ -16,6 +16,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._pytree import tree_map
 
 from .mask_values import remember
+from .registry import nested_sizes
 from .replay import fake_empty
 from .shadow import NeedsData, Shadows
 
@@ -76,3 +77,20 @@ def rng_preserved() -> Iterator[None]:
         torch.set_rng_state(cpu)
         if cuda is not None:
             torch.cuda.set_rng_state_all(cuda)
+
+
+def describe_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    def one(x: Any) -> str:
+        if isinstance(x, torch.Tensor):
+            dtype = str(x.dtype).removeprefix("torch.")
+            components = nested_sizes(x)
+            if components is not None:  # a nested tensor has no shape; its components do
+                return f"nested({', '.join('×'.join(map(str, c)) for c in components)}) {dtype}"
+            return "×".join(str(d) for d in x.shape) + f" {dtype}"
+        if type(x) in (list, tuple) and x:  # e.g. a detection model's list of images
+            inner = ", ".join(one(item) for item in x[:3]) + (f", … {len(x)} in all" if len(x) > 3 else "")
+            return f"[{inner}]"
+        return type(x).__name__ if x is not None else "None"
+
+    parts = [one(a) for a in args] + [f"{k}={one(v)}" for k, v in kwargs.items()]
+    return ", ".join(parts)

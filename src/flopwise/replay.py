@@ -32,54 +32,23 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .cost import OpCall
 from .memory import _storage_key
-from .registry import PLAIN_TYPES, Unkeyable
+from .registry import PLAIN_TYPES
+from .replay_keys import replay_key
 from .shadow import Shadows
 
 ENABLED = True  # the switch tests turn off to compare counts with and without replays
 MISS = object()  # replay() found no match: count the op normally
 
-# the C property: FakeTensor's own asks its dispatch keys first (slower)
-_LAYOUT = torch.Tensor.layout.__get__  # type: ignore[attr-defined]
-
-
-def _key(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
-    kind = type(tree)
-    if kind in PLAIN_TYPES:  # 2, 2.0 and True are equal keys, but not the same argument (pow's output dtype)
-        return (kind, tree) if kind is float or kind is bool else tree
-    if kind is FakeTensor:
-        if tree.constant is not None or _LAYOUT(tree) != torch.strided:  # a constant the fake mode may fold
-            raise Unkeyable
-        if id(tree) not in ids:
-            ids[id(tree)] = len(ids)
-            found.append(tree)
-        return tree.shape, tree.dtype, tree.stride(), tree.storage_offset(), tree.fake_device, ids[id(tree)]
-    if kind is tuple or kind is list:
-        return tuple(item if type(item) is int else _key(item, ids, found) for item in tree)
-    if kind is dict:
-        return tuple((k, _key(v, ids, found)) for k, v in tree.items())
-    raise Unkeyable  # a real tensor, a subclass, a SymInt, an object
-
-
-def replay_key(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, list[torch.Tensor]] | None:
-    """The op's key with everything its fake kernel's outputs depend on (each tensor's shape, dtype, strides,
-    offset, device and which argument it is), and its tensors; None when an argument is not a plain fake tensor
-    (a real tensor, a constant the fake mode folds) or cannot be keyed."""
-    found: list[torch.Tensor] = []
-    try:
-        return (func, _key(args, {}, found) if not kwargs else _key((args, kwargs), {}, found)), found
-    except Unkeyable:
-        return None
-
-
 class Output(NamedTuple):
     """What a replay makes for one output tensor: a new storage, or a view of input `alias`'s storage."""
 
-    shape: tuple[int, ...]
-    stride: tuple[int, ...]
-    offset: int
+    shape: tuple[int | torch.SymInt, ...]
+    stride: tuple[int | torch.SymInt, ...]
+    offset: int | torch.SymInt  # a SymInt in a run with symbolic sizes
     dtype: torch.dtype
     device: torch.device
     alias: int | None
+    nbytes: int  # of a new storage (a run with symbolic sizes: at the sizes' hints; see Replicas._make_symbolic)
 
 
 class Entry(NamedTuple):
@@ -119,8 +88,9 @@ def _describe(out: Any, inputs: list[torch.Tensor], fake: FakeTensorMode) -> Any
                               or leaf.untyped_storage().nbytes() != _natural_bytes(leaf)):
             return None
         fresh.add(storage)
-        described.append(Output(tuple(leaf.shape), leaf.stride(), int(leaf.storage_offset()), leaf.dtype,
-                                leaf.device, alias))
+        offset = leaf.storage_offset()  # a SymInt in a run with symbolic sizes
+        described.append(Output(tuple(leaf.shape), leaf.stride(), offset, leaf.dtype,
+                                leaf.device, alias, int(leaf.untyped_storage().nbytes())))
     if isinstance(out, torch.Tensor):
         return described[0], None  # one tensor, the common case: no tree to rebuild
     return described, spec
@@ -171,6 +141,8 @@ class Replicas:
         self, model: torch.nn.Module, fake: FakeTensorMode, current: Callable[[], str], shadows: Shadows
     ) -> None:
         self.kinds = structures(model)
+        self.symbolic = fake.shape_env is not None  # a run with symbolic sizes (symbolic_trace.py)
+        self.declared: dict[int | None, int] = {}  # storage → its bytes, for storages made without them
         self.fake = fake
         self.current = current  # the name of the module running now (ModuleStack.current)
         self.values = shadows  # real values of input-only tensors (shadow.py)
@@ -181,6 +153,7 @@ class Replicas:
         self.depth = 0  # calls of `root` inside its own call
         self.position = 0
         self.replayed = 0  # ops replayed in this count
+        self.last: OpCall | None = None  # the taped cost record the last replay repeated
         self._thread = threading.get_ident()
         self._handles = [register_module_forward_pre_hook(self._enter),
                          register_module_forward_hook(self._exit, always_call=True)]
@@ -263,17 +236,34 @@ class Replicas:
                                                                                   for leaf in leaves], spec)
         assert entry.call is not None
         self.replayed += 1
+        self.last = entry.call
         return out, entry.call._replace(module=self.current()), inputs if entry.allocates else None
 
     def _make(self, leaf: Any, inputs: list[torch.Tensor]) -> Any:
         if not isinstance(leaf, Output):
             return leaf
+        if self.symbolic:
+            return self._make_symbolic(leaf, inputs)
         if leaf.alias is None:
             return fake_empty(self.fake, leaf.shape, leaf.stride, leaf.dtype, leaf.device)
         with torch._C._DisableTorchDispatch():  # a plain meta tensor on the input's storage, as FakeTensorMode does
             meta = torch.empty_strided(leaf.shape, leaf.stride, dtype=leaf.dtype, device="meta")
             meta.set_(inputs[leaf.alias].untyped_storage(), leaf.offset, leaf.shape, leaf.stride)
         return FakeTensor(self.fake, meta, leaf.device)
+
+
+    def _make_symbolic(self, leaf: Output, inputs: list[torch.Tensor]) -> torch.Tensor:
+        """`_make` with symbolic sizes, where allocating a tensor or a view computes its storage size in sympy
+        (~100 µs): each output is a view of an empty storage of its own (~15 µs). A new one declares its bytes for
+        activation memory; a view holds the tensor it views, so that tensor's storage lives as long as it does."""
+        with torch._C._DisableTorchDispatch():
+            meta = torch.empty(0, dtype=leaf.dtype, device="meta").as_strided(leaf.shape, leaf.stride, leaf.offset)
+        made = FakeTensor(self.fake, meta, leaf.device)
+        if leaf.alias is None:
+            self.declared[_storage_key(made)] = leaf.nbytes
+        else:  # not on its input's storage: it keeps that input alive instead, as the shared storage would
+            made._flopwise_base = inputs[leaf.alias]  # type: ignore[attr-defined]
+        return made
 
 
 def fake_empty(fake: FakeTensorMode, shape: Any, stride: Any, dtype: torch.dtype, device: torch.device) -> torch.Tensor:

@@ -18,12 +18,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import product
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 
 from .report import Report
-from .symbolic_report import METRICS, Piece, SymbolicReport, Variable
+from .symbolic_report import METRICS, Later, Piece, SymbolicReport, Variable
+from .symbolic_trace import Trace
 
 MAX_DEGREE = 4  # attention is 2 in sequence length, a conv 2 in image side; more is not a model we know
 FIRST = 2  # fits start at 2 multiples: size 1 often takes its own path (no mask, a squeezed dim), checked apart
@@ -31,6 +32,32 @@ FIRST = 2  # fits start at 2 multiples: size 1 often takes its own path (no mask
 Where = tuple[str | int, int]  # (keyword name or positional index of an input, dimension)
 Values = tuple[int, ...]  # one count's METRICS, in order
 CountAt = Callable[[tuple[Any, ...], dict[str, Any]], Report]
+
+
+RunTraced = Callable[[tuple[Any, ...], dict[str, Any], Trace], Report]  # one count with a Trace of symbolic sizes
+
+
+class Traced(NamedTuple):
+    """One run with the named sizes symbolic: its trace (the costs at any size where its guards hold, without
+    counting again) and its count, which is the given inputs' count when they are 2 steps or more (else None)."""
+
+    report: Report | None
+    trace: Trace
+
+
+def trace_run(run: RunTraced, dims: dict[str, Dim], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Traced | None:
+    """The run with symbolic sizes, at the given sizes, or at 2 steps where a given size is smaller (torch never
+    makes 0 or 1 symbolic); None when it cannot be made (the fit then counts each size)."""
+    counted = current_sizes(dims, args, kwargs)
+    sizes = {n: s if s >= 2 else 2 * dims[n].multiple for n, s in counted.items()}
+    trace = Trace(dims)
+    try:
+        report = run(*resized(dims, sizes, args, kwargs) if sizes != counted else (args, kwargs), trace)
+    except Exception:  # noqa: BLE001 - whatever stops it, the plain counts meet it again and say it properly
+        return None
+    if not trace.symbolic():
+        return None
+    return Traced(report if sizes == counted else None, trace)
 
 
 class SymbolicError(ValueError):
@@ -115,34 +142,50 @@ def resized(
 
 
 def fit_symbolic(
-    count_at: CountAt, spec: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    count_at: CountAt, spec: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+    run_traced: RunTraced | None = None,
 ) -> SymbolicReport:
-    """Count at the given inputs, fit the exact polynomial of every metric in the named sizes, verify it."""
+    """Count at the given inputs, fit the exact polynomial of every metric in the named sizes, verify it.
+    With `run_traced`, one run with the sizes symbolic costs every size its guards hold at, instead of a count."""
     dims = parse_symbolic(spec, args, kwargs)
+    traced = trace_run(run_traced, dims, args, kwargs) if run_traced is not None else None
     names = list(dims)
     counted = current_sizes(dims, args, kwargs)
     cache: dict[Values, Values] = {}
+    from_trace: set[Values] = set()
 
     def at(point: Sequence[int]) -> Values:  # point: sizes in units of each Dim's multiple
         key = tuple(point)
         if key not in cache:
             sizes = {n: k * dims[n].multiple for n, k in zip(names, key, strict=True)}
-            report = count_at(*resized(dims, sizes, args, kwargs))
-            cache[key] = tuple(_metric(report, m) for m in METRICS)
+            if traced is not None and traced.trace.holds_at(sizes):
+                cache[key] = (*traced.trace.totals(sizes), params)
+                from_trace.add(key)
+            else:
+                report = count_at(*resized(dims, sizes, args, kwargs))
+                cache[key] = tuple(_metric(report, m) for m in METRICS)
         return cache[key]
 
-    report = count_at(args, kwargs)
+    report = traced.report if traced is not None and traced.report is not None else count_at(args, kwargs)
+    params = report.params  # the parameters do not change with the sizes
     given = None  # the given inputs in steps, when they lie on the steps: a count already made, checked free
     if all(counted[n] % dims[n].multiple == 0 for n in names):
         given = {n: counted[n] // dims[n].multiple for n in names}
         cache[tuple(given[n] for n in names)] = tuple(_metric(report, m) for m in METRICS)
     checked: set[tuple[tuple[str, int], ...]] = set()
-    top = _fit(names, dims, lambda ks: at([ks[n] for n in names]), {}, checked, given)
+    try:
+        top = _fit(names, dims, lambda ks: at([ks[n] for n in names]), {}, checked, given, lazy=traced is not None)
+    except SymbolicError as error:
+        if traced is not None and traced.trace.env.guards:
+            error.add_note(f"the run with symbolic sizes holds under {', '.join(traced.trace.guards())}")
+        raise
     variables = tuple(
         Variable(n, dims[n].where, dims[n].multiple, top.minimum[n], top.degrees[n], counted[n]) for n in names
     )
-    result = SymbolicReport.from_report(report, variables, top, counts=len(cache) + (given is None),
-                                       verified=len(checked))
+    counts = len(cache) - len(from_trace) + (given is None)
+    guards = tuple(traced.trace.guards()) if traced is not None and from_trace else ()
+    result = SymbolicReport.from_report(report, variables, top, counts=counts, verified=len(checked),
+                                       traced=len(from_trace), guards=guards)
     if all(counted[n] % dims[n].multiple == 0 for n in names):  # one more check, free: the given inputs
         if result.evaluate(counted).values != tuple(_metric(report, m) for m in METRICS):
             raise SymbolicError(f"the fit disagrees with the count at the given inputs ({report.inputs})")
@@ -151,7 +194,7 @@ def fit_symbolic(
 
 def _fit(
     names: list[str], dims: dict[str, Dim], at: Callable[[dict[str, int]], Values], fixed: dict[str, int],
-    checked: set[tuple[tuple[str, int], ...]], given: dict[str, int] | None = None,
+    checked: set[tuple[tuple[str, int], ...]], given: dict[str, int] | None = None, lazy: bool = False,
 ) -> Piece:
     """The polynomials in the names not `fixed` (sizes in steps), fitted, verified, with size 1 checked apart.
     `given`: the inputs' own sizes (steps), counted already; one size alone as far out as the check needs is
@@ -205,8 +248,15 @@ def _fit(
             )
     piece = Piece(polynomials, degrees, {n: dims[n].multiple for n in free}, {})
     for n in free:  # size 1 (one step) often takes its own path (no mask, a squeezed dim): its own polynomial
-        if not check({**base, n: 1}):
-            piece.ones[n] = _fit(names, dims, at, {**fixed, n: 1}, checked)
+        def own(n: str = n) -> Piece | None:
+            return None if check({**base, n: 1}) else _fit(names, dims, at, {**fixed, n: 1}, checked, lazy=lazy)
+
+        if lazy:  # counted when asked: a traced fit needs no count but the given one
+            piece.ones[n] = Later(own)
+        else:
+            found = own()
+            if found is not None:
+                piece.ones[n] = found
     return piece
 
 

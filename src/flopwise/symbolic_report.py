@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -35,6 +36,29 @@ class Variable:
         return size
 
 
+class Later:
+    """The piece for a size of one step, fitted when first asked (`at(seq=1)`): a run with symbolic sizes cannot
+    stand for size 1 (torch never makes 0 or 1 symbolic), so it needs counts of its own, made only if wanted.
+    Until then it holds the count's closure (the model); once fitted, it drops it."""
+
+    def __init__(self, fit: Callable[[], Piece | None]) -> None:
+        self._fit: Callable[[], Piece | None] | None = fit
+        self._piece: Piece | None = None
+
+    @property
+    def pending(self) -> bool:
+        return self._fit is not None
+
+    def piece(self) -> Piece | None:
+        """Its own polynomials, or None where the main ones hold at size 1 too."""
+        if self._fit is not None:
+            self._piece, self._fit = self._fit(), None
+        return self._piece
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Later:
+        return self  # a report copied (dataclasses.replace, asdict) shares it
+
+
 @dataclass(frozen=True)
 class Piece:
     """Exact polynomials (sympy) of every metric in the sizes not fixed above; `ones[name]` holds those for where
@@ -43,12 +67,14 @@ class Piece:
     polynomials: dict[str, Any]
     degrees: dict[str, int]
     minimum: dict[str, int]
-    ones: dict[str, Piece]
+    ones: dict[str, Piece | Later]
 
     def lookup(self, sizes: dict[str, int], steps: dict[str, int]) -> Piece:
         for name, piece in self.ones.items():
             if sizes[name] == steps[name]:
-                return piece.lookup(sizes, steps)
+                found = piece.piece() if isinstance(piece, Later) else piece
+                if found is not None:
+                    return found.lookup(sizes, steps)
         return self
 
 
@@ -80,12 +106,15 @@ class SymbolicReport(Report):
     fit: Piece = field(default_factory=lambda: Piece({}, {}, {}, {}))  # the polynomials, and size 1 apart
     counts: int = 0  # how many counts the fit and its checks took
     verified: int = 0  # of them, counts at sizes never used to fit
+    traced: int = 0  # sizes costed from the run with symbolic sizes instead of counted (symbolic_trace.py)
+    guards: tuple[str, ...] = ()  # the conditions on the sizes that run holds under
 
     @classmethod
     def from_report(cls, report: Report, variables: tuple[Variable, ...], fit: Piece, counts: int,
-                    verified: int) -> SymbolicReport:
+                    verified: int, traced: int = 0, guards: tuple[str, ...] = ()) -> SymbolicReport:
         base = {f.name: getattr(report, f.name) for f in fields(Report)}
-        return cls(**base, variables=variables, fit=fit, counts=counts, verified=verified)
+        return cls(**base, variables=variables, fit=fit, counts=counts, verified=verified, traced=traced,
+                   guards=guards)
 
     @property
     def polynomials(self) -> dict[str, Any]:
@@ -148,8 +177,15 @@ class SymbolicReport(Report):
         steps = {v.name: v.multiple for v in self.variables}
 
         def apart(piece: Piece, where: str) -> None:
-            for name, sub in piece.ones.items():
+            for name, later in piece.ones.items():
                 at = f"{where}, {name} = {steps[name]}".removeprefix(", ")
+                if isinstance(later, Later) and later.pending:
+                    lines.append(f"at {at}: not counted yet (a size of one step may take its own path); "
+                                 f"at({name}={steps[name]}) counts it")
+                    continue
+                sub = later.piece() if isinstance(later, Later) else later
+                if sub is None:
+                    continue
                 lines.append(f"at {at} (its own path): " + "; ".join(self.formula_text(m, sub) for m in METRICS))
                 apart(sub, at)
 
@@ -157,9 +193,14 @@ class SymbolicReport(Report):
         domain = ", ".join(f"{v.name} ≥ {v.minimum}" + (f" in steps of {v.multiple}" if v.multiple > 1 else "")
                            for v in self.variables)
         degrees = ", ".join(f"{v.degree} in {v.name}" for v in self.variables)
+        checks = "sizes" if self.traced else "counts"
         lines.append(f"exact for {domain}: degree {degrees} (the next finite difference is zero), fitted by exact "
-                     f"interpolation and checked against {self.verified} counts at sizes not used to fit "
+                     f"interpolation and checked against {self.verified} {checks} not used to fit "
                      f"({self.counts} counts in all)")
+        if self.traced:
+            held = f", under {', '.join(self.guards)}" if self.guards else ""
+            lines.append(f"{self.traced} sizes were costed op by op from one run with the sizes symbolic{held} "
+                         "(the same ops, each formula at those sizes, as a count there gives)")
         return "\n".join(lines)
 
     def explain(self, depth: int | None = None, fmt: str = "text") -> str:

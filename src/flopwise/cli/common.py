@@ -16,7 +16,8 @@ from typing import Any, TextIO
 import torch
 
 from ..conventions import ATTENTION, PRESETS, Convention, resolve, with_attention
-from ..count import MODES, count, counting, describe_inputs
+from ..count import MODES, count, counting
+from ..prepare import describe_inputs
 from ..report import Report
 from ..shadow import NeedsData
 from .errors import COMPLETE, INTERNAL_ERROR, INTERRUPTED, USER_ERROR, ModelError, UsageError

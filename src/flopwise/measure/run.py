@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch.utils._pytree import tree_leaves, tree_map
 
-from ..count import count, counting, describe_inputs, split_inputs
+from ..count import count, counting, split_inputs
+from ..prepare import describe_inputs
 from ..report import Report
 from .calibrate import calibrate
 from .optimes import profile_ops

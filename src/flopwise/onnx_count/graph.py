@@ -11,11 +11,11 @@ from typing import Any
 import torch
 
 from ..assemble import ancestors, module_costs, subtree_params
-from ..capture import UNKNOWN, VIEW, cost_call, plan_of
 from ..conventions import Convention, resolve
 from ..cost import ZERO, OpCall
-from ..count import describe_inputs
+from ..costing import UNKNOWN, VIEW, cost_call, plan_of
 from ..memory import bytes_by_dtype
+from ..prepare import describe_inputs
 from ..report import ModuleRow, Report
 from .nodes import DTYPES, METADATA, STANDINS, Node
 

@@ -25,8 +25,8 @@ from torch.utils._pytree import tree_leaves, tree_map
 
 from ..conventions import Convention
 from ..cost import Cost
-from ..count import counting, describe_inputs, split_inputs
-from ..prepare import on_meta, prepare, rng_preserved
+from ..count import counting, split_inputs
+from ..prepare import describe_inputs, on_meta, prepare, rng_preserved
 from ..registry import Formula
 from ..report import Report
 from .formulas import transformer_sizes

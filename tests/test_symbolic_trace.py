@@ -1,0 +1,113 @@
+"""One run with the named sizes symbolic (symbolic_trace.py): a single count stands for every size where torch's
+guards hold, checked against direct counts at sizes it never ran, and against polynomials derived by hand."""
+
+from __future__ import annotations
+
+import pytest
+import sympy
+import torch
+import transformers
+from torch import nn
+
+import flopwise
+from flopwise.symbolic import SymbolicError
+
+seq = sympy.Symbol("seq", integer=True, positive=True)
+METRICS = ("macs", "flops", "bytes_read", "bytes_written", "params")
+L, D, HEADS, KV, INNER, VOCAB = 2, 32, 4, 2, 64, 100  # a tiny Llama with grouped-query attention
+
+
+def llama_on_meta() -> nn.Module:
+    config = transformers.LlamaConfig(hidden_size=D, intermediate_size=INNER, num_hidden_layers=L,
+                                      num_attention_heads=HEADS, num_key_value_heads=KV, vocab_size=VOCAB)
+    with torch.device("meta"):
+        return transformers.LlamaForCausalLM(config).eval()
+
+
+def ids(batch: int, length: int) -> dict[str, torch.Tensor]:
+    return {"input_ids": torch.zeros(batch, length, dtype=torch.long, device="meta")}
+
+
+def equal_everywhere(report: flopwise.Report, model: nn.Module, sizes: list[int]) -> None:
+    for length in sizes:
+        direct, at = flopwise.count(model, ids(1, length)), report.at(seq=length)  # type: ignore[attr-defined]
+        assert tuple(getattr(at, m) for m in METRICS) == tuple(getattr(direct, m) for m in METRICS), length
+
+
+def test_one_run_stands_for_every_size() -> None:
+    model = llama_on_meta()
+    report = flopwise.count(model, ids(1, 512), symbolic={"seq": ("input_ids", 1)})
+    assert report.counts == 1 and report.traced >= 5  # the given count; every fitted size costed from its trace
+    kv = D // HEADS * KV  # 16: the width of the shared key and value projections
+    per_layer = seq * D * D + 2 * seq * D * kv + seq * D * D + 3 * seq * D * INNER + 2 * seq**2 * D  # q,k,v,o,MLP,SDPA
+    assert sympy.expand(report.formula("macs") - (L * per_layer + seq * D * VOCAB)) == 0  # + the LM head
+    equal_everywhere(report, model, [3, 37, 1000])  # sizes the run never had
+
+
+def test_the_traced_count_is_the_count_of_the_given_inputs() -> None:
+    model = llama_on_meta()
+    traced = flopwise.count(model, ids(1, 64), symbolic={"seq": ("input_ids", 1)})
+    plain = flopwise.count(model, ids(1, 64))
+    assert traced.counts == 1
+    assert tuple(getattr(traced, m) for m in METRICS) == tuple(getattr(plain, m) for m in METRICS)
+    assert traced.peak_activation_bytes == plain.peak_activation_bytes  # replays declare their storages' bytes
+    for name, row in plain.modules.items():
+        other = traced.modules[name]
+        assert (other.cost, other.calls, other.input_shapes, other.output_shapes) == \
+            (row.cost, row.calls, row.input_shapes, row.output_shapes), name
+    assert traced.inputs == plain.inputs == "input_ids=1×64 int64"
+
+
+def test_size_one_is_counted_when_asked() -> None:
+    model = llama_on_meta()
+    report = flopwise.count(model, ids(1, 16), symbolic={"seq": ("input_ids", 1)})
+    assert "at seq = 1: not counted yet" in report.formulas()
+    equal_everywhere(report, model, [1])  # counted now: torch never makes a size of 1 symbolic
+    assert "not counted yet" not in report.formulas()
+
+
+def test_a_given_batch_of_one_is_traced_at_two() -> None:
+    model = llama_on_meta()
+    report = flopwise.count(model, ids(1, 8), symbolic={"batch": ("input_ids", 0), "seq": ("input_ids", 1)})
+    assert report.counts == 1 and report.traced > 0  # the given count (batch 1); the trace ran at batch 2
+    for batch, length in ((3, 5), (2, 40), (5, 2)):
+        direct, at = flopwise.count(model, ids(batch, length)), report.at(batch=batch, seq=length)
+        assert (at.macs, at.bytes_read, at.bytes_written) == (direct.macs, direct.bytes_read, direct.bytes_written)
+
+
+class Branchy(nn.Module):
+    """Sequences longer than 16 take one more layer: a branch on a size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.long = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.first(x)
+        return self.long(x) if x.shape[1] > 16 else x
+
+
+def test_a_branch_on_a_size_is_a_guard_and_the_fit_says_so() -> None:
+    for given in (40, 12):  # 8·8 MACs a token up to 16 tokens, twice that beyond: checked at 17 either way
+        with pytest.raises(SymbolicError, match="not one polynomial in seq") as raised:
+            flopwise.count(Branchy(), torch.zeros(1, given, 8), mode="fake", symbolic={"seq": 1})
+        guard = "seq > 16" if given > 16 else "seq <= 16"  # the branch the traced run took, as torch guards it
+        assert any(guard in note for note in raised.value.__notes__), raised.value.__notes__
+
+
+class ReadsAValue(nn.Module):
+    """A length read from the data (a data-dependent value): no trace can stand for other sizes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x) * (x.shape[1] + int(x.abs().sum().item() > 0))
+
+
+def test_a_data_dependent_value_counts_each_size() -> None:
+    model = ReadsAValue()
+    report = flopwise.count(model, torch.ones(1, 10, 8), mode="fake", symbolic={"seq": 1})
+    assert report.traced == 0 and report.counts > 1  # counted size by size, as before the trace
+    assert report.formula("macs") == 8 * 8 * seq
