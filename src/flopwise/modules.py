@@ -141,7 +141,7 @@ def tensor_shapes(tree: Any) -> tuple[tuple[int, ...], ...]:
     for t in tree_leaves(tree):
         if isinstance(t, torch.Tensor) and not t.is_nested:
             # a symbolic size (a run with symbolic sizes) at its hint, the size counted; read without a guard
-            shape = tuple(d if type(d) is int else d.node.hint for d in t.shape)
+            shape = tuple(d.node.hint if isinstance(d, torch.SymInt) else d for d in t.shape)
             if None not in shape:  # a size with no hint (data-dependent) is left out rather than made up
                 shapes.append(shape)
     return tuple(shapes)
