@@ -1,7 +1,8 @@
 """`flopwise MODEL --sweep seq=128:32768:x2 [--sweep batch=1:8:+1] [--plot FILE]`.
 
-One symbolic count (count(..., symbolic=...): a few small counts, an exact polynomial fit, checks at sizes never
-used to fit), then the polynomial evaluated at every swept size: a 64-point sweep is not 64 counts.
+One symbolic count (count(..., symbolic=...): in fake and meta mode one run with the sizes symbolic, else a few
+small counts; an exact polynomial fit, checks at sizes never used to fit), then the polynomial evaluated at every
+swept size: a 64-point sweep is not 64 counts.
 `batch` is dimension 0 of every input tensor; `seq` is dimension 1 of every integer input (token ids).
 """
 
