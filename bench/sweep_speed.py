@@ -1,16 +1,19 @@
 """A 64-point sequence-length sweep of Llama 70B (on the meta device) next to one count, in one run.
 
-The sweep is `count(..., symbolic={"seq": ("input_ids", 1)})` (an exact polynomial fitted from a few small counts
-and checked at sizes never used to fit) evaluated at S = 64, 128, …, 4096; a few of those points are then counted
-directly and must be equal in every metric. The ratio printed is the sweep's time ÷ one count's at S = 4096.
+The sweep is `count(..., symbolic={"seq": ("input_ids", 1)})` (one run with the sequence length symbolic on the
+meta device, an exact polynomial fitted from the sizes it costs and checked at sizes never used to fit) evaluated at
+S = 64, 128, …, 4096; a few of those points are then counted directly and must be equal in every metric. The ratio
+printed is the sweep's time ÷ one count's at S = 4096, both the best of a few runs after a warm-up of each.
 
-    .venv/bin/python bench/sweep_speed.py [--repeats 3] [--layers 80]
+    .venv/bin/python bench/sweep_speed.py [--repeats 3] [--layers 80] [--cpu-time]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from counting_overhead import llama_70b_on_meta
@@ -29,21 +32,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3, help="one count: the best of this many runs")
     parser.add_argument("--layers", type=int, default=80)
+    parser.add_argument("--cpu-time", action="store_true", help="CPU time of this process (steady on a shared machine)")
     options = parser.parse_args()
+    clock = time.process_time if options.cpu_time else time.perf_counter
     model, _ = llama_70b_on_meta(options.layers)
-    flopwise.count(model, ids(4096))  # warm-up: first-call caches are not what we compare
+    # warm-up of both paths: first-call imports and caches (torch's ShapeEnv, sympy) are not what we compare
+    flopwise.count(model, ids(4096))
+    flopwise.count(model, ids(64), symbolic={"seq": ("input_ids", 1)}).at(seq=128)
 
-    once = []
-    for _ in range(options.repeats):
-        start = time.perf_counter()
-        flopwise.count(model, ids(4096))
-        once.append(time.perf_counter() - start)
-    one = min(once)
+    def best(run: Callable[[], object]) -> float:
+        times = []
+        for _ in range(options.repeats):
+            start = clock()
+            run()
+            times.append(clock() - start)
+        return min(times)
 
-    start = time.perf_counter()
-    fitted = flopwise.count(model, ids(4096), symbolic={"seq": ("input_ids", 1)})
-    points = {seq: fitted.at(seq=seq) for seq in range(64, 4097, 64)}
-    sweep = time.perf_counter() - start
+    def sweep_points() -> tuple[Any, dict[int, Any]]:
+        fitted = flopwise.count(model, ids(4096), symbolic={"seq": ("input_ids", 1)})
+        return fitted, {seq: fitted.at(seq=seq) for seq in range(64, 4097, 64)}
+
+    one = best(lambda: flopwise.count(model, ids(4096)))
+    sweep = best(sweep_points)
+    fitted, points = sweep_points()
 
     for seq in CHECKED:
         direct = flopwise.count(model, ids(seq))
@@ -55,8 +66,10 @@ def main() -> None:
 
     threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, {threads} threads; Llama 70B ({options.layers} layers) on the meta device\n")
-    print(f"one count at S=4096 (best of {options.repeats}):  {one:7.2f} s")
-    print(f"64-point sweep, S=64…4096:          {sweep:7.2f} s  ({fitted.counts} counts inside the fit)")
+    what = "CPU time" if options.cpu_time else "wall time"
+    print(f"one count at S=4096 (best of {options.repeats}, {what}):  {one:7.2f} s")
+    print(f"64-point sweep, S=64…4096 (best of {options.repeats}):    {sweep:7.2f} s  ({fitted.counts} count(s), "
+          f"{fitted.traced} sizes costed from one run with symbolic sizes)")
     print(f"sweep ÷ one count:                  {sweep / one:7.2f}×")
     print(f"checked equal to direct counts at S = {', '.join(map(str, CHECKED))} in {', '.join(METRICS)}")
     print(f"MACs(S) = {fitted.formula('macs')}")

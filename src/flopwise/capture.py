@@ -47,6 +47,15 @@ def _shapes_only(args: tuple[Any, ...]) -> bool:
     return any(isinstance(t, FakeTensor) or t.is_meta for t in tensors_in(args))
 
 
+def _no_dropout(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+    """A random op that draws nothing here: attention with `dropout_p` 0 (what eval runs) is deterministic."""
+    for i, argument in enumerate(func._schema.arguments):
+        if argument.name == "dropout_p":
+            value = kwargs.get("dropout_p", args[i] if i < len(args) else argument.default_value)
+            return type(value) in (int, float) and value == 0
+    return False
+
+
 class TraceBroken(RuntimeError):
     """A run with symbolic sizes met what it cannot trace: the fit counts each size instead."""
 
@@ -123,7 +132,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         name, plan, writes = self._plan_for(func)
         quantized = name.startswith(("quantized.", "aten.quantized_"))
         replayable = plan not in (UNKNOWN, _HOP) and "out" not in kwargs and name not in OUTPUT_RULES and \
-            not quantized and torch.Tag.nondeterministic_seeded not in func.tags
+            not quantized and (torch.Tag.nondeterministic_seeded not in func.tags or _no_dropout(func, args, kwargs))
         # in place: writes its first argument and returns it, sizes unchanged (no view op such as unsqueeze_)
         in_place = replayable and func._schema.is_mutable and bool(args) and out is args[0] and \
             tuple(i for i, _ in writes) == (0,) and torch.Tag.inplace_view not in func.tags

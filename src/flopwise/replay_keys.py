@@ -22,8 +22,11 @@ def _key(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
     if kind in PLAIN_TYPES:  # 2, 2.0 and True are equal keys, but not the same argument (pow's output dtype)
         return (kind, tree) if kind is float or kind is bool else tree
     if kind is FakeTensor:
-        if tree.constant is not None or _LAYOUT(tree) != torch.strided:  # a constant the fake mode may fold
+        # a constant the fake mode may fold is not keyed, unless it holds no values (a KV cache's empty start)
+        if _LAYOUT(tree) != torch.strided or (tree.constant is not None and tree.constant.numel()):
             raise Unkeyable
+        if tree.constant is not None:
+            return "empty constant", tree.shape, tree.dtype, tree.fake_device, _key_id(tree, ids, found)
         if id(tree) not in ids:
             ids[id(tree)] = len(ids)
             found.append(tree)
@@ -38,6 +41,13 @@ def _key(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
     if kind is dict:
         return tuple((k, _key(v, ids, found)) for k, v in tree.items())
     raise Unkeyable  # a real tensor, a subclass, an object
+
+
+def _key_id(tree: torch.Tensor, ids: dict[int, int], found: list[torch.Tensor]) -> int:
+    if id(tree) not in ids:
+        ids[id(tree)] = len(ids)
+        found.append(tree)
+    return ids[id(tree)]
 
 
 def _expressions(sizes: Any) -> tuple[Any, ...]:

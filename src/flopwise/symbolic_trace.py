@@ -19,11 +19,14 @@ the given inputs.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import torch
+from torch._guards import GuardSource, Source
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.utils._pytree import tree_map
 
@@ -78,15 +81,14 @@ class Trace:
 
     def size(self, name: str, hint: int) -> torch.SymInt:
         """The SymInt standing for the named size (its hint: the size in the given inputs)."""
-        from torch._dynamo.source import ConstantSource
         from torch.fx.experimental.symbolic_shapes import DimDynamic
 
+        source = _SizeSource(name)
         if name not in self.symbols:
-            source = ConstantSource(name)
             self.symbols[name] = self.env.create_symbol(hint, source=source, dynamic_dim=DimDynamic.DYNAMIC)
             self.hints[name] = hint
         symbol = self.symbols[name]
-        made = self.env.create_symintnode(symbol, hint=self.hints[name], source=ConstantSource(name))
+        made = self.env.create_symintnode(symbol, hint=self.hints[name], source=source)
         assert isinstance(made, torch.SymInt)  # a symbol, not a constant: create_symbol keeps sizes ≥ 2 symbolic
         return made
 
@@ -189,6 +191,22 @@ class Trace:
         """The guards, in the sizes' names (for the explanation)."""
         names = {symbol: _symbol(name) for name, symbol in self.symbols.items()}
         return [str(guard.expr.xreplace(names)) for guard in self.env.guards]
+
+
+@dataclasses.dataclass(frozen=True)
+class _SizeSource(Source):
+    """Where a symbol comes from, for torch's messages: a named size (torch._dynamo's ConstantSource, without
+    importing torch._dynamo, which costs more than a count)."""
+
+    size_name: str
+
+    @property
+    def guard_source(self) -> GuardSource:
+        return GuardSource.CONSTANT
+
+    @functools.cached_property
+    def _name_template(self) -> str:
+        return self.size_name
 
 
 class _Untraceable(Exception):
