@@ -104,17 +104,15 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         replicas = self.replicas
         if replicas is None or self._nested or (replicas.playing is None and replicas.recording is None):
             return self._dispatch(func, args, kwargs)
-        quiet = self.trace.bookkeeping() if self.trace is not None else contextlib.nullcontext()
-        if replicas.playing is not None:
-            with quiet:
-                out, call, inputs = replicas.replay(func, args, kwargs)
-                if out is not MISS:
-                    if inputs is not None:
-                        self.memory.record(inputs, tensors_in(out), replicas.declared)
-                    if self.trace is not None:
-                        self.trace.replayed(replicas.last)
-                    self.calls.append(call)
-                    return out
+        if replicas.playing is not None:  # keys compare expressions and outputs declare their bytes: no guards
+            out, call, inputs = replicas.replay(func, args, kwargs)
+            if out is not MISS:
+                if inputs is not None:
+                    self.memory.record(inputs, tensors_in(out), replicas.declared)
+                if self.trace is not None:
+                    self.trace.replayed(replicas.last)
+                self.calls.append(call)
+                return out
         start = len(self.calls)
         self._nested += 1
         try:
@@ -122,7 +120,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         finally:
             self._nested -= 1
         if replicas.recording is not None:
-            with quiet:
+            with self.trace.bookkeeping() if self.trace is not None else contextlib.nullcontext():
                 self._tape(func, args, kwargs, out, start)
         return out
 
