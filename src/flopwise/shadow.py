@@ -151,9 +151,16 @@ class Shadows:
         return not t.is_meta  # a real tensor the forward made (torch.tensor(...) on the CPU) is its own value
 
 
+# What torch says when the forward reads a fake tensor's storage below the dispatcher (`TensorsFromScalars`).
+READS_STORAGE = ("its data is not allocated yet", "Attempted to set the storage of a tensor on device")
+
+
 class TensorsFromScalars(TorchFunctionMode):
     """`torch.tensor([n, m])` of 0-d tensors reads their storage directly, below the dispatcher, so a fake tensor
-    there raises "data is not allocated". Hand torch the shadows' values instead (the real run's numbers)."""
+    there raises "data is not allocated". Hand torch the shadows' values instead (the real run's numbers).
+
+    `copy.deepcopy` of a fake tensor (a forward copying its KV cache) copies its storage, which a fake CPU tensor
+    keeps on the meta device, and torch refuses: clone it instead, the same bytes a real copy moves."""
 
     BUILDERS = (torch.tensor, torch.as_tensor)
 
@@ -163,6 +170,10 @@ class TensorsFromScalars(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
+        if func is torch.Tensor.__deepcopy__ and isinstance(args[0], FakeTensor):
+            copied = args[0].clone().requires_grad_(args[0].requires_grad)
+            args[1][id(args[0])] = copied  # the memo: a tensor met twice is copied once, as deepcopy does
+            return copied
         if func in self.BUILDERS and args and isinstance(args[0], (list, tuple)):
             args = (tree_map(self._value, args[0]), *args[1:])
         return func(*args, **kwargs)
