@@ -23,7 +23,7 @@ VIEW_STRIDES = ("bytes only, MACs and FLOPs agree: torch limit: on a batch of on
 # failures understood by hand: (text in the note, or the start of the model's name; what to say)
 KNOWN = (
     ("split_with_sizes expects split_sizes to sum exactly", "the default config does not run: its rope "
-     "mrope_section covers half the rotary dimensions (a plain forward of a shrunk model raises the same)"),
+     "mrope_section covers half the rotary dimensions"),
     ("Module.to() in forward", "torch limit: Module.to() inside forward swaps the parameters, which torch refuses "
      "for fake ones; counted for real where the model can be rebuilt with random weights"),
     ("pvt_v2", VIEW_STRIDES),
@@ -112,11 +112,10 @@ def render(rows: list[dict[str, Any]], wall: float, jobs: int, earlier: list[dic
         "stopped at a value that depends on the weights (or a path torch takes on real tensors only) in a model too "
         "large (over 2 GiB) to rebuild with random weights for a real count: flopwise's documented refusal, with "
         "the reason; **input** the model's own code (a ValueError or TypeError raised in transformers, not in torch "
-        "or flopwise) rejected the default input, in a model too large to confirm with a plain forward; "
-        "**model** the count raised "
-        "and so does a plain forward of the model, "
-        "rebuilt with random weights, on the same default input (the input does not suit it: not a counting "
-        "failure); **no input** flopwise knows "
+        "or flopwise) rejected the default input; **model** the count raised and so does a plain forward of the "
+        "model with no flopwise, on the same default input: on fake tensors (the same error type at the same line "
+        "of the model's code), or rebuilt with random weights (the input or the default config does not suit the "
+        "model: not a counting failure); **no input** flopwise knows "
         "no default input for the model (audio, multimodal), so nothing was counted; **build** the model "
         "cannot be built from its default config. MACs are those of the first mode; seconds per mode.",
         "",
