@@ -27,7 +27,7 @@ from .prepare import on_meta, prepare, rng_preserved
 from .registry import Formula, nested_sizes
 from .replay import Replicas
 from .report import Report
-from .shadow import READS_STORAGE, NeedsData, Shadows, TensorsFromScalars, nested_fast_path_stops
+from .shadow import NeedsData, Shadows, TensorsFromScalars, deep_copies_clone, nested_fast_path_stops
 from .symbolic import fit_symbolic
 
 MODES = ("real", "fake", "meta")
@@ -160,7 +160,7 @@ def count(
     try:
         try:
             return _count(model, args, kwargs, mode, convention, overrides, attention)
-        except _ReadsStorage:  # torch.tensor([0-d fake tensors]), deepcopy: again, handing torch the real values
+        except _ReadsStorage:  # torch.tensor([0-d fake tensors]): again, handing torch the real values
             return _count(model, args, kwargs, mode, convention, overrides, attention, scalars=True)
     except NeedsData as error:  # a value that depends on the weights, in a shape-only mode
         if on_meta(model):
@@ -182,10 +182,10 @@ _NO_WEIGHTS = (
 
 
 class _ReadsStorage(RuntimeError):
-    """The forward read a fake tensor's storage below the dispatcher (`torch.tensor([n, m])` of 0-d tensors,
-    `copy.deepcopy`)."""
+    """The forward read a fake tensor's storage below the dispatcher (`torch.tensor([n, m])` of 0-d tensors)."""
 
 
+UNALLOCATED = "its data is not allocated yet"  # what torch says when C++ reads a fake tensor's storage
 SWAP, FAKE_SWAP = "_apply(): Couldn't swap", "needs real parameters (torch cannot swap fake ones)"
 
 
@@ -216,9 +216,10 @@ def _count(
             replicas = _replicas(model, fake, session, shadows) if state is not None else None
             session._mode.replicas = replicas
             modules = session._mode.modules
-            shape_only = contextlib.ExitStack()  # what only fake tensors need: the nested path, torch.tensor([…])
+            shape_only = contextlib.ExitStack()  # only fake tensors need these: the nested path, deepcopy, torch.tensor
             if shadows is not None:
                 shape_only.enter_context(nested_fast_path_stops(model))
+                shape_only.enter_context(deep_copies_clone())
             if shadows is not None and scalars:
                 shape_only.enter_context(TensorsFromScalars(shadows, lambda: modules.current))
             try:
@@ -231,7 +232,7 @@ def _count(
                 raise
             except Exception as error:
                 where = session.raised_in or ""
-                if shadows is not None and not scalars and any(said in str(error) for said in READS_STORAGE):
+                if shadows is not None and not scalars and UNALLOCATED in str(error):
                     raise _ReadsStorage() from error
                 if shadows is not None and SWAP in str(error):  # Module.to() in forward: torch swaps parameters
                     raise NeedsData("Module.to() in forward", where, reason=FAKE_SWAP) from error

@@ -14,6 +14,7 @@ So is an op whose result fake tensors cannot hold (`registry.REAL_ONLY`: torch h
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -67,6 +68,23 @@ def nested_fast_path_stops(model: torch.nn.Module) -> Iterator[None]:
     finally:
         for handle in handles:
             handle.remove()
+
+
+@contextlib.contextmanager
+def deep_copies_clone() -> Iterator[None]:
+    """`copy.deepcopy` of a fake tensor (Dory and Inkling2-Loop copy their KV cache layers in forward) makes torch
+    copy its storage, which a fake tensor keeps on the meta device, and its fake mode: torch refuses, and the
+    attempt corrupts memory. Clone it instead: the copy a real run makes, counted as such."""
+    table = copy._deepcopy_dispatch  # type: ignore[attr-defined]  # copy's own copiers, by exact type
+    before = table.get(FakeTensor)
+    table[FakeTensor] = lambda t, memo: t.clone().requires_grad_(t.requires_grad)
+    try:
+        yield
+    finally:
+        if before is None:
+            table.pop(FakeTensor, None)
+        else:
+            table[FakeTensor] = before
 
 
 class Shadows:
@@ -151,16 +169,9 @@ class Shadows:
         return not t.is_meta  # a real tensor the forward made (torch.tensor(...) on the CPU) is its own value
 
 
-# What torch says when the forward reads a fake tensor's storage below the dispatcher (`TensorsFromScalars`).
-READS_STORAGE = ("its data is not allocated yet", "Attempted to set the storage of a tensor on device")
-
-
 class TensorsFromScalars(TorchFunctionMode):
     """`torch.tensor([n, m])` of 0-d tensors reads their storage directly, below the dispatcher, so a fake tensor
-    there raises "data is not allocated". Hand torch the shadows' values instead (the real run's numbers).
-
-    `copy.deepcopy` of a fake tensor (a forward copying its KV cache) copies its storage, which a fake CPU tensor
-    keeps on the meta device, and torch refuses: clone it instead, the same bytes a real copy moves."""
+    there raises "data is not allocated". Hand torch the shadows' values instead (the real run's numbers)."""
 
     BUILDERS = (torch.tensor, torch.as_tensor)
 
@@ -170,10 +181,6 @@ class TensorsFromScalars(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
-        if func is torch.Tensor.__deepcopy__ and isinstance(args[0], FakeTensor):
-            copied = args[0].clone().requires_grad_(args[0].requires_grad)
-            args[1][id(args[0])] = copied  # the memo: a tensor met twice is copied once, as deepcopy does
-            return copied
         if func in self.BUILDERS and args and isinstance(args[0], (list, tuple)):
             args = (tree_map(self._value, args[0]), *args[1:])
         return func(*args, **kwargs)
