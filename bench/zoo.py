@@ -14,9 +14,9 @@ its table) under the new ones, so the table covers both and says which rows are 
 
 Every model runs in its own forked process with a time limit and a memory cap, so one bad model cannot stop the
 sweep. A row's status: ok (complete), unsupported (counted; ops with no cost named), differs (the modes disagree),
-crash (the count raised), input (the model's own code rejected the default input, in a model too large to confirm
-with a plain forward), needs data (a value depends on the weights of a model too large to rebuild with random
-weights: flopwise's documented refusal), model (a plain forward of the model on that input raises too), no input
+crash (the count raised), input (the model's own code rejected the default input), needs data (a value depends on
+the weights of a model too large to rebuild with random weights: flopwise's documented refusal), model (a plain
+forward of the model on that input, with no flopwise, raises the same: bench/zoo_hf.py says how), no input
 (no default input is known for the model: not a counting failure), build (the model cannot be built from its
 default config: not a counting failure), timeout, killed.
 """

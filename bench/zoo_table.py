@@ -28,7 +28,9 @@ KNOWN = (
      "for fake ones; counted for real where the model can be rebuilt with random weights"),
     ("pvt_v2", VIEW_STRIDES),
     ("twins_svt", VIEW_STRIDES),
-    ("gemma4_vit", "bytes only, MACs and FLOPs agree; not investigated"),
+    ("gemma4_vit", "bytes only, MACs and FLOPs agree: torch limit: on fake tensors `F.one_hot` takes its tracing "
+     "form (arange + eq + a cast), where the CPU runs aminmax + zeros + scatter_ (one_hot is decomposed in C++ "
+     "before any mode sees it, by the tensor's dispatch keys)"),
     ("inkling_mm_model", "the default input does not suit it: its vision tower takes channel-last patches, not "
      "a 1×3×224×224 image (read in its forward; too large to confirm with a plain forward)"),
 )
@@ -113,8 +115,9 @@ def render(rows: list[dict[str, Any]], wall: float, jobs: int, earlier: list[dic
         "large (over 2 GiB) to rebuild with random weights for a real count: flopwise's documented refusal, with "
         "the reason; **input** the model's own code (a ValueError or TypeError raised in transformers, not in torch "
         "or flopwise) rejected the default input; **model** the count raised and so does a plain forward of the "
-        "model with no flopwise, on the same default input: on fake tensors (the same error type at the same line "
-        "of the model's code), or rebuilt with random weights (the input or the default config does not suit the "
+        "model with no flopwise, on the same default input, raising the same error type on the same path through "
+        "the model's code: on fake tensors (no weights, any size), else for real, rebuilt with random weights or, "
+        "too large for that, shrunk to one layer per stack (the input or the default config does not suit the "
         "model: not a counting failure); **no input** flopwise knows "
         "no default input for the model (audio, multimodal), so nothing was counted; **build** the model "
         "cannot be built from its default config. MACs are those of the first mode; seconds per mode.",
