@@ -1,0 +1,42 @@
+"""The fake tensor mode of shape-only counts: torch's, with the strides the CPU kernels give.
+
+Which kernel a composite op runs can depend on strides nobody reads: a size-1 dimension's. torch computes a fake
+`view`'s strides in Python (`torch._refs`), and for a size-1 dimension it picks another stride than the C++
+kernels of the CPU (and of the meta device). pvt_v2 and twins_svt view tokens back to a batch-of-one feature map:
+on the CPU the batch stride makes the map not channels-last, on fake tensors it does, the convolution's output
+layout follows, and the Linear after it runs addmm where the CPU runs mm + add. So a view's result takes the
+strides the meta device's C++ kernel gives.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils._python_dispatch import _disable_current_modes
+
+aten = torch.ops.aten
+VIEWS = (aten.view.default, aten._unsafe_view.default)
+
+
+class CpuFakeTensorMode(FakeTensorMode):  # type: ignore[no-untyped-call]  # torch's __init_subclass__
+    """FakeTensorMode whose views have the strides a CPU run gives them."""
+
+    def dispatch(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        out: Any = super().dispatch(func, types, args, kwargs)
+        if func in VIEWS and 1 in out.shape:  # only a size-1 dimension's stride is ambiguous
+            strides = _cpu_strides(args[0], out)
+            if strides is not None and strides != out.stride():
+                out = aten.as_strided.default(out, out.shape, strides, out.storage_offset())
+        return out
+
+
+def _cpu_strides(base: torch.Tensor, out: torch.Tensor) -> tuple[int, ...] | None:
+    """The strides of `base.view(out.shape)` from the C++ kernel; None where there are symbolic sizes."""
+    sizes = (*base.shape, *base.stride(), *out.shape)
+    if base.layout != torch.strided or not all(type(s) is int for s in sizes):
+        return None
+    with _disable_current_modes():
+        meta = torch.empty_strided(base.shape, base.stride(), dtype=base.dtype, device="meta")
+        return tuple(meta.view(out.shape).stride())
