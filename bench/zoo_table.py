@@ -17,17 +17,12 @@ TITLES = {
 }
 
 
-VIEW_STRIDES = ("bytes only, MACs and FLOPs agree: torch limit: on a batch of one, the fake `view` of a permuted "
-                "tensor gives the size-1 dimension another (unused) stride than the CPU kernel, and matmul then "
-                "folds differently (addmm where the CPU runs mm + add, or one more clone)")
 # failures understood by hand: (text in the note, or the start of the model's name; what to say)
 KNOWN = (
     ("split_with_sizes expects split_sizes to sum exactly", "the default config does not run: its rope "
      "mrope_section covers half the rotary dimensions"),
     ("Module.to() in forward", "torch limit: Module.to() inside forward swaps the parameters, which torch refuses "
      "for fake ones; counted for real where the model can be rebuilt with random weights"),
-    ("pvt_v2", VIEW_STRIDES),
-    ("twins_svt", VIEW_STRIDES),
     ("gemma4_vit", "bytes only, MACs and FLOPs agree: torch limit: on fake tensors `F.one_hot` takes its tracing "
      "form (arange + eq + a cast), where the CPU runs aminmax + zeros + scatter_ (one_hot is decomposed in C++ "
      "before any mode sees it, by the tensor's dispatch keys)"),

@@ -28,7 +28,7 @@ from .prepare import on_meta, prepare, rng_preserved
 from .registry import Formula, nested_sizes
 from .replay import Replicas
 from .report import Report
-from .shadow import NeedsData, Shadows, TensorsFromScalars, deep_copies_clone, nested_fast_path_stops
+from .shadow import NeedsData, Shadows, TensorsFromScalars, nested_fast_path_stops
 from .symbolic import fit_symbolic
 
 MODES = ("real", "fake", "meta")
@@ -217,10 +217,9 @@ def _count(
             replicas = _replicas(model, fake, session, shadows) if state is not None else None
             session._mode.replicas = replicas
             modules = session._mode.modules
-            shape_only = contextlib.ExitStack()  # only fake tensors need these: the nested path, deepcopy, torch.tensor
+            shape_only = contextlib.ExitStack()  # what only fake tensors need: the nested path, torch.tensor([…])
             if shadows is not None:
                 shape_only.enter_context(nested_fast_path_stops(model))
-                shape_only.enter_context(deep_copies_clone())
             if shadows is not None and scalars:
                 shape_only.enter_context(TensorsFromScalars(shadows, lambda: modules.current))
             try:

@@ -14,7 +14,6 @@ So is an op whose result fake tensors cannot hold (`registry.REAL_ONLY`: torch h
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -68,23 +67,6 @@ def nested_fast_path_stops(model: torch.nn.Module) -> Iterator[None]:
     finally:
         for handle in handles:
             handle.remove()
-
-
-@contextlib.contextmanager
-def deep_copies_clone() -> Iterator[None]:
-    """`copy.deepcopy` of a fake tensor (Dory and Inkling2-Loop copy their KV cache layers in forward) makes torch
-    copy its storage, which a fake tensor keeps on the meta device, and its fake mode: torch refuses, and the
-    attempt corrupts memory. Clone it instead: the copy a real run makes, counted as such."""
-    table = copy._deepcopy_dispatch  # type: ignore[attr-defined]  # copy's own copiers, by exact type
-    before = table.get(FakeTensor)
-    table[FakeTensor] = lambda t, memo: t.clone().requires_grad_(t.requires_grad)
-    try:
-        yield
-    finally:
-        if before is None:
-            table.pop(FakeTensor, None)
-        else:
-            table[FakeTensor] = before
 
 
 class Shadows:
