@@ -29,6 +29,18 @@ COPIERS: dict[type, Any] = copy._deepcopy_dispatch  # type: ignore[attr-defined]
 class CpuFakeTensorMode(FakeTensorMode):  # type: ignore[no-untyped-call]  # torch's __init_subclass__
     """FakeTensorMode whose views have the strides a CPU run gives them, and whose tensors deep-copy."""
 
+    supports_higher_order_operators = True  # torch keys the fake rules of HOPs by the mode's exact type
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if isinstance(func, torch._ops.HigherOrderOperator) and type(self) not in func.python_key_table:
+            rule = func.python_key_table.get(FakeTensorMode)
+            if rule is None:
+                raise NotImplementedError(f"There was no rule registered for HigherOrderOperator {func._name} "
+                                          f"and mode {type(self).__name__}")
+            func.py_impl(type(self))(rule)  # FakeTensorMode's rule is ours, from now on found directly
+            return rule(self, *args, **(kwargs or {}))
+        return super().__torch_dispatch__(func, types, args, kwargs)  # a rule redirecting here: FakeTensorMode's
+
     def __enter__(self) -> CpuFakeTensorMode:
         self._copiers = [*getattr(self, "_copiers", []), COPIERS.get(FakeTensor)]  # entered again: a stack
         COPIERS[FakeTensor] = _clone
