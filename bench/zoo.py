@@ -14,9 +14,9 @@ its table) under the new ones, so the table covers both and says which rows are 
 
 Every model runs in its own forked process with a time limit and a memory cap, so one bad model cannot stop the
 sweep. A row's status: ok (complete), unsupported (counted; ops with no cost named), differs (the modes disagree),
-crash (the count raised), input (the model's own code rejected the default input, in a model too large to confirm
-with a plain forward), needs data (a value depends on the weights of a model too large to rebuild with random
-weights: flopwise's documented refusal), model (a plain forward of the model on that input raises too), no input
+crash (the count raised), input (the model's own code rejected the default input), needs data (a value depends on
+the weights of a model too large to rebuild with random weights: flopwise's documented refusal), model (a plain
+forward of the model on that input, with no flopwise, raises the same: bench/zoo_hf.py says how), no input
 (no default input is known for the model: not a counting failure), build (the model cannot be built from its
 default config: not a counting failure), timeout, killed.
 """
@@ -32,7 +32,6 @@ import multiprocessing
 import os
 import resource
 import sys
-import tempfile
 import time
 import traceback
 import warnings
@@ -42,6 +41,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
 import zoo_models  # noqa: E402
+from zoo_hf import first_line, run_transformers  # noqa: E402
 
 import flopwise  # noqa: E402
 
@@ -57,11 +57,6 @@ def _quiet() -> None:
         transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     except ImportError:
         pass
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0][:160] if text else ''}"
 
 
 def count_modes(model: torch.nn.Module, inputs: Any, modes: tuple[str, ...]) -> dict[str, Any]:
@@ -87,86 +82,13 @@ def run_timm(name: str) -> dict[str, Any]:
     try:
         model, inputs = zoo_models.timm_model(name)
     except Exception as error:
-        return {"status": "build", "note": _first_line(error)}
+        return {"status": "build", "note": first_line(error)}
     return count_modes(model, inputs, ("real", "fake"))
 
 
 def run_other(name: str) -> dict[str, Any]:
     model, inputs = zoo_models.OTHERS[name]()
     return count_modes(model, inputs, ("real", "fake", "meta"))
-
-
-def run_transformers(model_type: str) -> dict[str, Any]:
-    import transformers
-
-    from flopwise.cli.common import count_loaded
-    from flopwise.cli.errors import ModelError, UsageError
-    from flopwise.cli.load import load
-    from flopwise.shadow import NeedsData
-
-    try:
-        config = transformers.AutoConfig.for_model(model_type)
-        folder = tempfile.mkdtemp(prefix="zoo-")
-        config.save_pretrained(folder)
-        loaded = load(f"hf:{folder}")
-    except UsageError as error:
-        status = "no input" if "no example inputs" in str(error) else "build"
-        return {"status": status, "note": _first_line(error)}
-    except Exception as error:
-        return {"status": "build", "note": _first_line(error)}
-    notes: list[str] = []
-    start = time.perf_counter()
-    try:
-        r = count_loaded(loaded, "fake", "default", notes.append)
-    except ModelError as error:
-        cause = error.__cause__ or error
-        row = {"status": "crash", "note": _first_line(cause), "where": str(error).splitlines()[-1].strip()}
-        if isinstance(cause, NeedsData):  # the documented policy: no weights, too large to rebuild with random ones
-            row["status"] = "needs data"
-        elif _rejected_by_the_model(cause):
-            row["status"] = "input"
-        return _plain_forward_raises(loaded) or row
-    row: dict[str, Any] = {"macs": r.macs, "meta_s": time.perf_counter() - start, "warnings": list(r.warnings)}
-    real = ("counted in real mode", "counting again in real mode")  # the count's fallback, or the command line's
-    row["mode"] = "real" if any(said in w for w in [*r.warnings, *notes] for said in real) else "meta"
-    row["status"] = "unsupported" if r.unsupported else "ok"
-    if r.unsupported:
-        row["unsupported"] = dict(r.unsupported)
-    return row
-
-
-def _rejected_by_the_model(error: BaseException) -> bool:
-    """A ValueError or TypeError raised by the model's own code (a check of its inputs), or a forward called
-    without an argument it requires: the default input does not suit the model, whatever flopwise does."""
-    if isinstance(error, TypeError) and "required positional argument" in str(error):
-        return True
-    files, frame = [], error.__traceback__
-    while frame is not None:
-        files.append(frame.tb_frame.f_code.co_filename)
-        frame = frame.tb_next
-    while files and f"{os.sep}torch{os.sep}" in files[-1]:  # torch._check, raising for the model's own check
-        files.pop()
-    return isinstance(error, (ValueError, TypeError)) and bool(files) and f"{os.sep}transformers{os.sep}" in files[-1]
-
-
-def _plain_forward_raises(loaded: Any) -> dict[str, Any] | None:
-    """When the model, rebuilt with weights, raises in a plain forward too, the count is not the cause."""
-    from flopwise.cli.common import REBUILD_LIMIT
-    from flopwise.cli.inputs import make_inputs
-
-    weights = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
-    if loaded.rebuild is None or weights > REBUILD_LIMIT:  # too large to try: the row stays what the count said
-        return None
-    try:
-        with torch.no_grad():
-            model = loaded.rebuild()
-            inputs = make_inputs(loaded.inputs, real=True)
-            model(**inputs) if isinstance(inputs, dict) else model(inputs)
-    except Exception as error:
-        if isinstance(error, MemoryError) or "can't allocate memory" in str(error):  # the cap, not the model
-            return None
-        return {"status": "model", "note": "a plain forward on the default input raises too: " + _first_line(error)}
-    return None
 
 
 RUNNERS = {"timm": run_timm, "others": run_other, "transformers": run_transformers}
@@ -184,7 +106,7 @@ def _child(suite: str, name: str, pipe: Any) -> None:
     except MemoryError:
         row = {"status": "killed", "note": "over the memory cap"}
     except Exception as error:
-        row = {"status": "crash", "note": _first_line(error), "where": traceback.format_exc().splitlines()[-3][:160]}
+        row = {"status": "crash", "note": first_line(error), "where": traceback.format_exc().splitlines()[-3][:160]}
     pipe.send(row)
 
 

@@ -17,18 +17,15 @@ TITLES = {
 }
 
 
-VIEW_STRIDES = ("bytes only, MACs and FLOPs agree: torch limit: on a batch of one, the fake `view` of a permuted "
-                "tensor gives the size-1 dimension another (unused) stride than the CPU kernel, and matmul then "
-                "folds differently (addmm where the CPU runs mm + add, or one more clone)")
 # failures understood by hand: (text in the note, or the start of the model's name; what to say)
 KNOWN = (
     ("split_with_sizes expects split_sizes to sum exactly", "the default config does not run: its rope "
-     "mrope_section covers half the rotary dimensions (a plain forward of a shrunk model raises the same)"),
+     "mrope_section covers half the rotary dimensions"),
     ("Module.to() in forward", "torch limit: Module.to() inside forward swaps the parameters, which torch refuses "
      "for fake ones; counted for real where the model can be rebuilt with random weights"),
-    ("pvt_v2", VIEW_STRIDES),
-    ("twins_svt", VIEW_STRIDES),
-    ("gemma4_vit", "bytes only, MACs and FLOPs agree; not investigated"),
+    ("gemma4_vit", "bytes only, MACs and FLOPs agree: torch limit: on fake tensors `F.one_hot` takes its tracing "
+     "form (arange + eq + a cast), where the CPU runs aminmax + zeros + scatter_ (one_hot is decomposed in C++ "
+     "before any mode sees it, by the tensor's dispatch keys)"),
     ("inkling_mm_model", "the default input does not suit it: its vision tower takes channel-last patches, not "
      "a 1×3×224×224 image (read in its forward; too large to confirm with a plain forward)"),
 )
@@ -112,11 +109,11 @@ def render(rows: list[dict[str, Any]], wall: float, jobs: int, earlier: list[dic
         "stopped at a value that depends on the weights (or a path torch takes on real tensors only) in a model too "
         "large (over 2 GiB) to rebuild with random weights for a real count: flopwise's documented refusal, with "
         "the reason; **input** the model's own code (a ValueError or TypeError raised in transformers, not in torch "
-        "or flopwise) rejected the default input, in a model too large to confirm with a plain forward; "
-        "**model** the count raised "
-        "and so does a plain forward of the model, "
-        "rebuilt with random weights, on the same default input (the input does not suit it: not a counting "
-        "failure); **no input** flopwise knows "
+        "or flopwise) rejected the default input; **model** the count raised and so does a plain forward of the "
+        "model with no flopwise, on the same default input, raising the same error type on the same path through "
+        "the model's code: on fake tensors (no weights, any size), else for real, rebuilt with random weights or, "
+        "too large for that, shrunk to one layer per stack (the input or the default config does not suit the "
+        "model: not a counting failure); **no input** flopwise knows "
         "no default input for the model (audio, multimodal), so nothing was counted; **build** the model "
         "cannot be built from its default config. MACs are those of the first mode; seconds per mode.",
         "",

@@ -7,6 +7,8 @@ fail with a one-line reason when it is on the meta device.
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -218,3 +220,28 @@ class SizesInBuffers(nn.Module):
 def test_a_module_whose_sizes_are_tensors_is_described_not_fatal(mode: str) -> None:
     r = flopwise.count(SizesInBuffers(), torch.randn(3, 4), mode=mode)
     assert r.macs == 3 * 4 * 2  # rows · in · out
+
+
+class CopiesItsCache(nn.Module):
+    """Dory and Inkling2-Loop deep-copy their KV cache layers in forward, with a tensor a layer made by
+    `torch.tensor(window)`: copying that fake tensor's storage (torch keeps it on the meta device) is refused, so
+    shape-only counts clone it instead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 4, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cache = {"keys": x * 2, "window": torch.tensor(4)}
+        copied = copy.deepcopy(cache)
+        return self.proj(copied["keys"])
+
+
+@pytest.mark.parametrize("mode", ["real", "fake", "meta"])
+def test_a_deep_copy_of_a_tensor_counts_as_the_copy_a_real_run_makes(mode: str) -> None:
+    r = flopwise.count(CopiesItsCache(), torch.randn(3, 8), mode=mode)
+    assert r.macs == 3 * 8 * 4  # rows · in · out
+    # x·2 reads and writes 3·8 floats; the copy reads and writes them again, and the int64 window; the Linear
+    # reads x·2 and its 8·4 weight, and writes 3·4
+    assert r.bytes_read == 4 * 3 * 8 + (4 * 3 * 8 + 8) + 4 * (3 * 8 + 8 * 4)
+    assert r.bytes_written == 4 * 3 * 8 + (4 * 3 * 8 + 8) + 4 * 3 * 4

@@ -110,3 +110,15 @@ def test_the_random_weights_of_a_rebuild_are_seed_0_every_time() -> None:
     first, second = loaded.rebuild(), loaded.rebuild()  # type: ignore[attr-defined]
     assert torch.equal(first.layers[0].mlp.up_proj.weight, second.layers[0].mlp.up_proj.weight)
     assert torch.equal(torch.random.get_rng_state(), state)  # the caller's random state is untouched
+
+
+def test_a_muse_spark_image_comes_as_patches_of_its_temporal_size() -> None:
+    P, T, M, E = 4, 2, 2, 16  # patch, temporal patch (`patch_temporal`), spatial merge (`merge_size`), width
+    config = transformers.MuseSparkVisionConfig(
+        patch_size=P, patch_temporal=T, merge_size=M, hidden_size=E, intermediate_size=32, num_hidden_layers=1,
+        num_attention_heads=2, layer_types=["full_attention"], pos_emb_height=8, pos_emb_width=8)
+    loaded, r = counted(config)
+    side = 224 // P  # 56 patches a side (no image size in the config: 224 pixels)
+    assert shapes(loaded) == {"pixel_values": (side * side, 3 * T * P * P), "grid_thw": (1, 3)}
+    assert r["patch_embedder.patch_embedding"].macs == side * side * 3 * T * P * P * E  # a Linear per patch
+    assert r.unsupported == {}

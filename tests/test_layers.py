@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "flopwise.masks": 2,
     "flopwise.moe": 2,
     "flopwise.shadow": 2,
+    "flopwise.fake_mode": 2,
     "flopwise.hops": 2,
     "flopwise.mask_values": 2,
     "flopwise.guard": 2,

@@ -96,3 +96,30 @@ def test_fast_paths_chosen_by_device_are_taken_as_on_the_cpu() -> None:
     assert all(list(r.by_operator()) == ["aten._transformer_encoder_layer_fwd"] for r in reports)
     # q, k, v and out projections, QKᵀ and AV per head (2 heads of 8), two feed-forward layers; 2×5 tokens
     assert reports[0].macs == 10 * 16 * 16 * 4 + 2 * 2 * 5 * 5 * 8 * 2 + 10 * 16 * 32 * 2
+
+
+class TokensToMapAndBack(torch.nn.Module):
+    """pvt_v2's MLP: tokens viewed back to a batch-of-one feature map, a depthwise conv, tokens again, a Linear.
+    The view's batch stride (a size-1 dimension) decides whether the conv sees a channels-last map, and so
+    whether the Linear's input is contiguous (addmm) or not (mm + add, as on the CPU here)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.fc = torch.nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, _, channels = x.shape
+        maps = x.transpose(1, 2).view(batch, channels, 4, 4)
+        return self.fc(self.conv(maps).flatten(2).transpose(1, 2))
+
+
+@pytest.mark.parametrize("mode", ["real", "fake", "meta"])
+def test_a_view_has_the_strides_the_cpu_gives_its_size_1_dimension(mode: str) -> None:
+    r = flopwise.count(TokensToMapAndBack(), torch.randn(1, 16, 8), mode=mode)
+    calls = r.operator_calls()
+    assert calls["aten.mm"] == 1 and calls["aten.add"] == 1 and calls["aten.addmm"] == 0  # the CPU's path
+    fc = r["fc"]
+    # mm reads the 16×8 tokens and the 8×4 weight, writes 16×4; add reads that and the 4 biases, writes 16×4
+    assert fc.bytes_read == 4 * (16 * 8 + 8 * 4) + 4 * (16 * 4 + 4)
+    assert fc.bytes_written == 4 * 16 * 4 + 4 * 16 * 4

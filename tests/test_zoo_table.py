@@ -11,6 +11,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
 import zoo  # noqa: E402
+import zoo_hf  # noqa: E402
 import zoo_table  # noqa: E402
 
 OLD = {"suite": "transformers", "model": "bart", "status": "crash", "run": "2026-11-24", "note": "RuntimeError: x | y"}
@@ -53,6 +54,33 @@ def test_an_error_the_models_own_code_raises_is_told_apart_from_a_crash() -> Non
             call()
         except Exception as error:  # noqa: BLE001 - each call raises; which kind is the point
             errors[name] = error
-    assert zoo._rejected_by_the_model(errors["own check"])
-    assert zoo._rejected_by_the_model(errors["missing"])
-    assert not zoo._rejected_by_the_model(errors["torch"])
+    assert zoo_hf.rejected_by_the_model(errors["own check"])
+    assert zoo_hf.rejected_by_the_model(errors["missing"])
+    assert not zoo_hf.rejected_by_the_model(errors["torch"])
+
+
+class TakesFourFeatures(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+def test_a_failure_a_plain_forward_on_fake_tensors_repeats_is_the_models() -> None:
+    import flopwise
+    from flopwise.cli.inputs import Shaped, make_inputs
+    from flopwise.cli.spec import Loaded
+
+    with torch.device("meta"):  # as hf: builds it: no weights
+        model = TakesFourFeatures()
+    crash = {"status": "crash"}
+    wrong = Loaded("spec", model, Shaped((1, 3)))  # 3 features where the Linear takes 4
+    with pytest.raises(RuntimeError) as raised:
+        flopwise.count(model, make_inputs(wrong.inputs, real=False))
+    row = zoo_hf.confirmed(wrong, raised.value, crash)
+    assert row["status"] == "model"
+    assert row["note"].startswith("a plain forward (no flopwise) on fake tensors raises the same: RuntimeError")
+    # the same model runs on 4 features: an error only the count raised stays a crash
+    assert zoo_hf.confirmed(Loaded("spec", model, Shaped((1, 4))), raised.value, crash) == crash

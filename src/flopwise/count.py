@@ -19,6 +19,7 @@ from .capture import CountingMode
 from .conventions import Convention, resolve, with_attention
 from .cost import OpCall
 from .effective import with_effective
+from .fake_mode import CpuFakeTensorMode
 from .guard import StateGuard
 from .hops import fullgraph_tolerated
 from .modules import ModuleStack
@@ -208,7 +209,7 @@ def _count(
         mode = "fake"
         notes.append("a TorchScript module cannot move to the meta device: counted on fake tensors instead")
     shapes_only = mode == "fake" or (mode == "meta" and not script)  # meta: fake tensors on the CPU (prepare.py)
-    fake = FakeTensorMode(allow_non_fake_inputs=True) if shapes_only and trace is None else \
+    fake = CpuFakeTensorMode(allow_non_fake_inputs=True) if shapes_only and trace is None else \
         trace.fake if trace is not None else None
     shadows = Shadows() if fake is not None else None
     described = describe_inputs(args, kwargs)

@@ -27,8 +27,10 @@ from typing import Any, NamedTuple
 
 import torch
 from torch._guards import GuardSource, Source
-from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._pytree import tree_map
+
+from .fake_mode import CpuFakeTensorMode
 
 SymbolicSizes = dict[str, tuple[Any, ...]]  # name → where it labels the inputs (symbolic.Dim.where)
 
@@ -71,7 +73,7 @@ class Trace:
         self.cost: Callable[..., Any] | None = None  # capture.cost_call under the count's convention, once set
 
         self.env = ShapeEnv(duck_shape=False)  # two names of equal size are still two symbols
-        self.fake = FakeTensorMode(shape_env=self.env, allow_non_fake_inputs=True)
+        self.fake = CpuFakeTensorMode(shape_env=self.env, allow_non_fake_inputs=True)
         self.symbols: dict[str, Any] = {}  # name → sympy symbol
         self.hints: dict[str, int] = {}
         self.recipes: dict[Any, Recipe] = {}

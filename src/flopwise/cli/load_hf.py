@@ -261,8 +261,9 @@ def _patch_grid(
     patches_key = "pixel_values" if "pixel_values" in accepts else "hidden_states"  # the tower alone: its input
     if grid_key is None or patches_key not in accepts or not isinstance(patch, int):
         return None
-    merge = getattr(vision, "spatial_merge_size", None) or (getattr(vision, "merge_kernel_size", None) or [1])[0]
-    temporal = getattr(vision, "temporal_patch_size", None) or 1
+    merge = (getattr(vision, "spatial_merge_size", None) or getattr(vision, "merge_size", None)  # MuseSpark's name
+             or (getattr(vision, "merge_kernel_size", None) or [1])[0])
+    temporal = getattr(vision, "temporal_patch_size", None) or getattr(vision, "patch_temporal", None) or 1
     channels = getattr(vision, "in_channels", None) or getattr(vision, "num_channels", None) or 3
     size = getattr(vision, "image_size", None)
     side = (size if isinstance(size, int) else 224) // patch // merge * merge  # patches along each side

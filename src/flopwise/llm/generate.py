@@ -29,6 +29,7 @@ from torch.func import functional_call
 from ..conventions import Convention
 from ..cost import ZERO, Cost, OpCall
 from ..count import counting
+from ..fake_mode import CpuFakeTensorMode
 from ..report import Report
 
 
@@ -116,7 +117,7 @@ def count_generate(
         raise ValueError(f"mode must be 'real' or 'fake', got {mode!r}")
     shape = "×".join(str(d) for d in input_ids.shape)
     described = f"input_ids={shape}, max_new_tokens={max_new_tokens}"
-    fake = FakeTensorMode(allow_non_fake_inputs=True) if mode == "fake" else None
+    fake = CpuFakeTensorMode(allow_non_fake_inputs=True) if mode == "fake" else None
     state = _fake_state(model, fake) if fake is not None else {}
     with torch.no_grad(), fake or contextlib.nullcontext():
         with counting(convention, model=model, inputs=described, attention=attention) as session:

@@ -19,13 +19,13 @@ from dataclasses import replace
 from typing import Any
 
 import torch
-from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.func import functional_call
 from torch.utils._pytree import tree_leaves, tree_map
 
 from ..conventions import Convention
 from ..cost import Cost
 from ..count import counting, split_inputs
+from ..fake_mode import CpuFakeTensorMode
 from ..prepare import describe_inputs, on_meta, prepare, rng_preserved
 from ..registry import Formula
 from ..report import Report
@@ -61,7 +61,7 @@ def count_train_step(
     args, kwargs = split_inputs(inputs)
     if on_meta(model):
         mode = "meta"
-    fake = FakeTensorMode(allow_non_fake_inputs=True) if mode in ("fake", "meta") else None  # meta: CPU kernels
+    fake = CpuFakeTensorMode(allow_non_fake_inputs=True) if mode in ("fake", "meta") else None  # meta: CPU kernels
     prepared, args, kwargs = prepare(model, args, kwargs, mode, fake)
     # real mode: the step runs through functional_call, so running statistics update clones of the buffers
     state = prepared if prepared is not None else {
