@@ -70,7 +70,10 @@ def _cpu_strides(base: torch.Tensor, out: torch.Tensor) -> tuple[int, ...] | Non
     if base.layout != torch.strided:
         return None
     with _disable_current_modes():
-        meta = torch.empty_strided(base.shape, base.stride(), dtype=base.dtype, device="meta")
+        if base._has_symbolic_sizes_strides:  # a view of an empty storage: allocating computes its size in sympy
+            meta = torch.empty(0, dtype=base.dtype, device="meta").as_strided(base.shape, base.stride())
+        else:
+            meta = torch.empty_strided(base.shape, base.stride(), dtype=base.dtype, device="meta")
         return tuple(meta.view(out.shape).stride())
 
 
