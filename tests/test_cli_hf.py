@@ -42,6 +42,10 @@ def configs() -> dict[str, object]:
                                                          num_hidden_layers=1, num_attention_heads=2,
                                                          num_key_value_heads=2, max_position_embeddings=128),
                                image_token_index=V - 1),
+        "llava_next": t.LlavaNextConfig(  # needs image_sizes beside the image: the default image does not suit it
+            vision_config=t.CLIPVisionConfig(**vision), image_token_index=V - 1, image_grid_pinpoints=[[32, 32]],
+            text_config=t.LlamaConfig(vocab_size=V, hidden_size=D, intermediate_size=32, num_hidden_layers=1,
+                                      num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512)),
         "llama": t.LlamaConfig(vocab_size=V, hidden_size=D, intermediate_size=32, num_hidden_layers=1,
                                num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64,
                                torch_dtype="bfloat16"),  # as Llama-3-8B's config says
@@ -53,6 +57,7 @@ def configs() -> dict[str, object]:
 
 ARCHITECTURES = {"t5": "T5ForConditionalGeneration", "bart": "BartForConditionalGeneration", "clip": "CLIPModel",
                  "whisper": "WhisperForConditionalGeneration", "llava": "LlavaForConditionalGeneration",
+                 "llava_next": "LlavaNextForConditionalGeneration",
                  "llama": "LlamaForCausalLM", "mixtral": "MixtralForCausalLM"}
 
 
@@ -69,6 +74,7 @@ def runs(tmp_path_factory):
         "clip": ["hf:clip", "--input", "pixel_values=2x3x32x32", "--tokens", "2x5"],
         "whisper": ["hf:whisper"],
         "llava": ["hf:llava", "--tokens", "1x8"],
+        "llava_next": ["hf:llava_next", "--tokens", "1x8"],
         "llama": ["hf:llama", "--tokens", "1x8"],
         "llama_fp32": ["hf:llama", "--tokens", "1x8", "--dtype", "fp32"],
         "mixtral": ["hf:mixtral", "--tokens", "1x8"],
@@ -129,6 +135,15 @@ def test_llava_gets_an_image_and_its_placeholder_tokens(runs):
     assert doc["inputs"] == f"pixel_values=1×3×32×32 float32, input_ids=1×{image_tokens + 8} int64"
     assert modules["model.multi_modal_projector.linear_1"]["macs"] == image_tokens * D * D
     assert modules["lm_head"]["macs"] == (image_tokens + 8) * D * V
+
+
+def test_a_default_image_that_does_not_suit_the_model_counts_the_text_path_and_says_so(runs):
+    doc, modules = counted(runs["llava_next"])  # LLaVA-NeXT reads image_sizes, which no default input gives
+    assert doc["inputs"] == "input_ids=1×8 int64"  # the 8 text tokens alone, no image placeholders
+    assert doc["warnings"][0].startswith("the default image input did not suit the model (")
+    assert "counted its text path alone" in runs["llava_next"].stderr
+    assert modules["lm_head"]["macs"] == 8 * D * V  # text tokens·d·vocab
+    assert "model.vision_tower" not in modules or modules["model.vision_tower"]["macs"] == 0  # no image ran
 
 
 def test_the_configs_dtype_is_honoured_and_dtype_overrides_it(runs):

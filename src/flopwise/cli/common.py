@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import logging
 import os
-import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from ..prepare import describe_inputs
 from ..report import Report
 from ..shadow import NeedsData
 from .errors import COMPLETE, INTERNAL_ERROR, INTERRUPTED, USER_ERROR, ModelError, UsageError
+from .failures import describe_failure, needs_data, raised_by_flopwise
 from .inputs import FLOAT_DTYPES, make_inputs, parse_dtype
 from .spec import Loaded
 
@@ -33,15 +33,7 @@ EXIT_CODES = """exit codes:
   4    a --fail-if budget is broken (it wins over 1: the gate fails whether or not the count is complete)
   130  interrupted (Ctrl-C); compare prints the models it finished first
 """
-PACKAGE = str(Path(__file__).resolve().parent.parent)  # src/flopwise: where a bug of ours would raise
-
-# Errors fake and meta tensors raise when a model needs real data (nonzero, .item(), data-dependent shapes).
-_NEEDS_DATA = {
-    "DataDependentOutputException", "DynamicOutputShapeException", "UnsupportedOperatorException",
-    "UnsupportedFakeTensorException", "GuardOnDataDependentSymNode", "PendingUnbackedSymbolNotFound", "NeedsData",
-}
 REBUILD_LIMIT = 2 << 30  # bytes of weights up to which a model needing real data is rebuilt with random weights
-_DTYPE_CLASH = re.compile(r"dtype|scalar type|same type|type \(|BFloat16|Half|Float|Double", re.IGNORECASE)
 # text that stdout cannot encode (a C locale, PYTHONIOENCODING=ascii) degrades to this
 _ASCII = str.maketrans({"×": "x", "·": ".", "─": "-", "—": "-", "–": "-", "…": "...", "█": "#", "→": "->",
                         "≈": "~", "≤": "<=", "≥": ">=", "µ": "u", "±": "+/-", "−": "-", "ᵀ": "T"})
@@ -132,10 +124,24 @@ def count_loaded(
 
 def _count_module(loaded: Loaded, mode: str, convention: str | Convention, step: str) -> Report:
     try:
-        report = _count(loaded, loaded.model, make_inputs(loaded.inputs, real=mode == "real"), mode, convention, step)
+        return _count_with_weights(loaded, loaded.inputs, mode, convention, step)
+    except ModelError as error:  # the default image does not suit a multimodal model: its text path, said so
+        if loaded.text_only is None or raised_by_flopwise(error.__cause__ or error) or needs_data(error):
+            raise
+        report = _count_with_weights(loaded, loaded.text_only, mode, convention, step)
+        first = str(error.__cause__ or error).strip().splitlines()[0]
+        said = f"the default image input did not suit the model ({first}); counted its text path alone " \
+            "(input_ids): to count an image, pass the inputs its forward needs with --input NAME=SIZES"
+        return dataclasses.replace(report, warnings=[said, *report.warnings])
+
+
+def _count_with_weights(loaded: Loaded, inputs: Any, mode: str, convention: str | Convention, step: str) -> Report:
+    """A count; one that needs data in a shape-only mode counts again in real mode (rebuilt with random weights)."""
+    try:
+        report = _count(loaded, loaded.model, make_inputs(inputs, real=mode == "real"), mode, convention, step)
     except ModelError as error:
         cause = error.__cause__
-        if mode == "real" or cause is None or not _needs_data(cause):
+        if mode == "real" or cause is None or not needs_data(cause):
             raise
         weights = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
         if loaded.rebuild is not None and weights > REBUILD_LIMIT:
@@ -144,7 +150,7 @@ def _count_module(loaded: Loaded, mode: str, convention: str | Convention, step:
         what = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
         model = loaded.rebuild() if loaded.rebuild is not None else loaded.model
         random = " (built again with random weights)" if loaded.rebuild is not None else ""
-        report = _count(loaded, model, make_inputs(loaded.inputs, real=True), "real", convention, step)
+        report = _count(loaded, model, make_inputs(inputs, real=True), "real", convention, step)
         # in the report (JSON, tables), not only on stderr: the data-dependent path followed these weights
         said = f"needs real data without it ({what}); counting again in real mode{random}"
         report = dataclasses.replace(report, warnings=[said, *report.warnings])
@@ -161,9 +167,9 @@ def _count(
     try:
         return count(model, inputs, mode=mode, convention=convention, step=step)
     except Exception as error:
-        if _raised_by_flopwise(error) and not isinstance(error, NeedsData):  # NeedsData: the model's data path
+        if raised_by_flopwise(error) and not isinstance(error, NeedsData):  # NeedsData: the model's data path
             raise
-        raise ModelError(_describe_failure(loaded, error)) from error
+        raise ModelError(describe_failure(loaded, error)) from error
     finally:
         fake_log.setLevel(level)
 
@@ -176,63 +182,8 @@ def _count_scripted(loaded: Loaded, convention: str | Convention) -> Report:
         with torch.no_grad(), counting(convention, model=loaded.model, inputs=describe_inputs(args, {})) as session:
             loaded.model(*args)
     except Exception as error:
-        raise ModelError(_describe_failure(loaded, error)) from error
+        raise ModelError(describe_failure(loaded, error)) from error
     return session.report
-
-
-def _raised_by_flopwise(error: BaseException) -> bool:
-    """True when the innermost frame is flopwise's own code (a formula, the capture): a bug of ours, not the model's."""
-    tb = error.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and tb.tb_frame.f_code.co_filename.startswith(PACKAGE)
-
-
-def _needs_data(error: BaseException) -> bool:
-    seen: BaseException | None = error
-    while seen is not None:
-        if type(seen).__name__ in _NEEDS_DATA or "cannot be called on meta tensors" in str(seen):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
-def _describe_failure(loaded: Loaded, error: Exception) -> str:
-    first = str(error).strip().splitlines()[0] if str(error).strip() else "(no message)"
-    clash = _dtype_clash(loaded, error)
-    notes = [
-        n.removeprefix("flopwise: ").replace("mode='real'", "--mode real")
-        for n in getattr(error, "__notes__", [])
-        if n.startswith("flopwise:") and not (clash and "real data" in n)  # a dtype clash is not about data
-    ]
-    where = "; ".join(notes + [clash] if clash else notes) or "(no module recorded)"
-    return f"{loaded.spec}: the model raised {type(error).__name__}: {first}\n  {where}"
-
-
-def _dtype_clash(loaded: Loaded, error: Exception) -> str:
-    """The fix when float inputs and float weights differ in dtype and the error is about dtypes; else ''."""
-    if not _DTYPE_CLASH.search(str(error)):
-        return ""
-    weights = {p.dtype for p in loaded.model.parameters() if p.is_floating_point()}
-    found: set[torch.dtype] = set()
-
-    def collect(x: Any) -> None:
-        if isinstance(x, dict):
-            for value in x.values():
-                collect(value)
-        elif type(x) in (tuple, list):
-            for value in x:
-                collect(value)
-        elif getattr(x, "dtype", None) is not None and x.dtype.is_floating_point:
-            found.add(x.dtype)
-
-    collect(loaded.inputs)
-    if len(weights) != 1 or not found or found == weights:
-        return ""
-    name = str(next(iter(weights))).removeprefix("torch.")
-    given = ", ".join(sorted(str(d).removeprefix("torch.") for d in found))
-    return (f"the inputs are {given} but the model's weights are {name}: give the inputs as :{name}, "
-            f"or cast the model with --dtype {given.split(', ')[0]}")
 
 
 # — output and exit codes —

@@ -17,8 +17,6 @@ import difflib
 import importlib
 import inspect
 import json
-import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,18 +25,18 @@ import torch
 from torch import nn
 
 from .errors import ModelError, UsageError
+from .hf_cache import hub_cache, local_or_cached
 from .inputs import Shaped, parse_inputs, parse_tokens, token_ids
 from .spec import InputFlags, Loaded, Spec
 
 DEFAULT_TOKENS = 128
-REPO_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")  # gpt2, openai-community/gpt2
 DEFAULT_IMAGE = 224  # pixels a side, when the config names no image size
 DEFAULT_RATE = 16_000  # samples of one second of audio, when the config names no sampling rate
 
 
 def huggingface(parsed: Spec, flags: InputFlags) -> Loaded:
     spec = parsed.text
-    path = _local_or_cached(spec, parsed.target)
+    path = local_or_cached(spec, parsed.target)
     transformers, config, cls = _config(spec, path)
     dtype = flags.dtype or _config_dtype(config)
 
@@ -57,7 +55,18 @@ def huggingface(parsed: Spec, flags: InputFlags) -> Loaded:
     notes = [f"{spec}: built {where} on the meta device (no weights), counted in meta mode"]
     if path.is_relative_to(hub_cache()):
         notes.insert(0, f"{spec}: config from the local Hugging Face cache, {path}")
-    return Loaded(spec, model, hf_inputs(spec, model, config, flags, dtype), notes, rebuild=_on_cpu(build))
+    inputs = hf_inputs(spec, model, config, flags, dtype)
+    return Loaded(spec, model, inputs, notes, rebuild=_on_cpu(build), text_only=_text_only(inputs, flags))
+
+
+def _text_only(inputs: Any, flags: InputFlags) -> dict[str, Shaped] | None:
+    """The text tokens alone of a default image-and-text input (None for inputs the user named): what counts when
+    the image flopwise makes does not suit the model (a family's own token count or image layout)."""
+    if flags.inputs or not isinstance(inputs, dict) or "pixel_values" not in inputs or "input_ids" not in inputs:
+        return None
+    ids = inputs["input_ids"]
+    image = ids.prefix[1] if ids.prefix else 0
+    return {"input_ids": Shaped((ids.shape[0], ids.shape[1] - image), torch.int64)}
 
 
 def _on_cpu(build: Callable[[str], nn.Module]) -> Callable[[], nn.Module]:
@@ -70,36 +79,6 @@ def _on_cpu(build: Callable[[str], nn.Module]) -> Callable[[], nn.Module]:
             return build("cpu")
 
     return rebuild
-
-
-def hub_cache() -> Path:
-    """The folder transformers downloads to, from the variables huggingface_hub reads (read now, not at import)."""
-    cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
-    if cache:
-        return Path(cache).expanduser()
-    home = os.environ.get("HF_HOME") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "huggingface"
-    return Path(home).expanduser() / "hub"
-
-
-def _local_or_cached(spec: str, target: str) -> Path:
-    """A local config.json or folder; else, for a name like `org/name`, its config.json in the hub cache."""
-    path = Path(target)
-    if path.exists() or target.endswith(".json") or not REPO_ID.fullmatch(target):
-        return path  # _config says what is wrong with a local path
-    cache = hub_cache()
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        raise UsageError(f"{spec}: hf: specs need the transformers package (pip install transformers)") from None
-    found = try_to_load_from_cache(target, "config.json", cache_dir=cache)  # reads files only: no network
-    if isinstance(found, str):
-        return Path(found)
-    raise UsageError(
-        f"{spec}: {target!r} is not a local file or folder, and the Hugging Face cache at {str(cache)!r} holds no "
-        f"config.json for it (looked for models--{target.replace('/', '--')}); flopwise never downloads: fill the "
-        f"cache with `hf download {target} config.json` (or from_pretrained), point HF_HUB_CACHE or HF_HOME at the "
-        "cache that has it, or give the path of a config.json"
-    )
 
 
 def _config(spec: str, path: Path) -> tuple[Any, Any, Any]:
