@@ -42,6 +42,7 @@ from .shadow import DATA_DEPENDENT, NeedsData, Shadows
 VIEW, ZERO_PLAN, UNKNOWN, _HOP = "view", "zero", "unknown", "higher-order"  # plans that are not a formula
 # Decompositions into Core ATen ops (not into prims), so their parts land on formulas we know.
 _DECOMPOSITIONS = core_aten_decompositions()
+_DEVICE = torch.ops.prim.device.default
 
 
 def _nbytes(tensors: list[torch.Tensor]) -> int:
@@ -129,6 +130,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         return self._plan[func]
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if func is _DEVICE and type(args[0]) is FakeTensor:  # a fake tensor's device, asked by Python code: no op
+            return args[0].fake_device
         kwargs = kwargs or {}
         replicas = self.replicas
         if replicas is None or self._nested or (replicas.playing is None and replicas.recording is None):
