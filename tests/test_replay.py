@@ -155,3 +155,33 @@ def test_an_int_and_a_float_argument_are_not_the_same_call() -> None:
     r = flopwise.count(_Powers(), torch.arange(6, device="meta"), mode="fake")  # no values followed
     assert r["squared"].bytes_written == 6 * 8 + 8  # pow writes 6 int64, sum one
     assert r["squared_float"].bytes_written == 6 * 4 + 4  # float32
+
+
+class _Twice(nn.Module):
+    """The same op on the same shapes twice, outside any repeated block; then a value of the input's mask."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.second = nn.Linear(8, 4), nn.Linear(4, 8)  # two structures: nothing to tape
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        y = self.second(self.first(x).relu()).relu()  # relu on 5×4, then on 5×8
+        z = self.second(self.first(x * 2).relu())  # relu on 5×4 again: the memo's
+        unknown = self.first(x).argmax(-1) + 1  # 5 int64 from the weights: no value known
+        known = mask + 1  # the same call on the input's mask, whose value is followed: not from the memo
+        if bool((known > 1).all()):  # answered from the shadow of `known`, which it must therefore have
+            z = z * 3
+        return y + z + unknown.sum()
+
+
+def test_a_call_met_before_is_made_from_the_memo_outside_repeated_blocks(
+    replicas: list[replay.Replicas], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model, inputs = _Twice(), (torch.rand(5, 8), torch.ones(5, dtype=torch.long))
+    on = flopwise.count(model, inputs, mode="meta")
+    assert replicas[-1].recalled > 0 and replicas[-1].replayed == 0
+    assert on.macs == 3 * 5 * 8 * 4 + 2 * 5 * 4 * 8  # `first` thrice, `second` twice: R·K·N each
+    assert not any("real mode" in w for w in on.warnings)  # the mask's value was still known
+    monkeypatch.setattr(replay, "ENABLED", False)
+    off = flopwise.count(model, inputs, mode="meta")
+    assert _everything(on) == _everything(off)

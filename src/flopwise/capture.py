@@ -134,23 +134,21 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             return args[0].fake_device
         kwargs = kwargs or {}
         replicas = self.replicas
-        if replicas is None or self._nested or (replicas.playing is None and replicas.recording is None):
+        if replicas is None or self._nested:
             return self._dispatch(func, args, kwargs)
-        if replicas.playing is not None:
-            out, call, inputs = replicas.replay(func, args, kwargs)
-            if out is not MISS:
-                if inputs is not None:
-                    self.memory.record(inputs, tensors_in(out))
-                self.calls.append(call)
-                return out
+        out, call, inputs = replicas.replay(func, args, kwargs)
+        if out is not MISS:
+            if inputs is not None:
+                self.memory.record(inputs, tensors_in(out))
+            self.calls.append(call)
+            return out
         start = len(self.calls)
         self._nested += 1
         try:
             out = self._dispatch(func, args, kwargs)
         finally:
             self._nested -= 1
-        if replicas.recording is not None:
-            self._tape(func, args, kwargs, out, start)
+        self._tape(func, args, kwargs, out, start)
         return out
 
     def _tape(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, start: int) -> None:

@@ -11,6 +11,10 @@ directly as fake tensors of the taped metadata (what FakeTensorMode's own cache 
 key). Counts are therefore identical by construction; the first op that differs ends the replay of that call, and
 the rest is counted normally.
 
+The same entries make a *memo* for the count: an op whose key was met before in this count (batch norm's size-0
+`empty`, a ReLU on a shape seen in another block) is made from it, unless an input's value is followed (its outputs
+then get values too, shadow.py). Nothing is kept from one count to the next.
+
 Never replayed (counted normally, the replay goes on after them): out= ops and in-place ops other than those that
 write their first argument and return it (relu_, add_) without changing its sizes, in-place writes to a tensor whose
 value is followed, ops with no formula (decomposed or unsupported), higher-order ops, random ops, ops on constants
@@ -22,6 +26,7 @@ on mask values.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -32,14 +37,13 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .cost import OpCall
 from .memory import _storage_key
-from .registry import PLAIN_TYPES, Unkeyable
+from .registry import PLAIN_TYPES, Unkeyable, tensors_in
 from .shadow import Shadows
 
 ENABLED = True  # the switch tests turn off to compare counts with and without replays
 MISS = object()  # replay() found no match: count the op normally
 
-# the C property: FakeTensor's own asks its dispatch keys first (slower)
-_LAYOUT = torch.Tensor.layout.__get__  # type: ignore[attr-defined]
+_LAYOUT = torch.Tensor.layout.__get__  # type: ignore[attr-defined]  # C property: FakeTensor's own is slower
 
 
 def _key(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
@@ -86,7 +90,7 @@ class Entry(NamedTuple):
     func: Any
     in_place: bool  # returns its first argument, written in place (relu_, add_)
     key: Any  # None: not replayable, counted normally when met again
-    call: OpCall | None
+    call: Any  # OpCall (None when `key` is)
     outputs: Any  # (leaves, spec): Output for each tensor, the value itself otherwise
     allocates: bool  # recorded in activation memory (not a view)
 
@@ -147,9 +151,7 @@ def structures(model: torch.nn.Module) -> dict[torch.nn.Module, int]:
         return kind[module]
 
     walk(model)
-    counts: dict[int, int] = {}
-    for number in kind.values():
-        counts[number] = counts.get(number, 0) + 1
+    counts = Counter(kind.values())
     chosen: dict[torch.nn.Module, int] = {}
 
     def choose(module: torch.nn.Module) -> None:
@@ -175,12 +177,13 @@ class Replicas:
         self.current = current  # the name of the module running now (ModuleStack.current)
         self.values = shadows  # real values of input-only tensors (shadow.py)
         self.tapes: dict[int, _Tape] = {}
+        self.memo: dict[Any, Entry] = {}  # key → entry of an op counted normally (outside tapes too)
         self.recording: _Tape | None = None
         self.playing: _Tape | None = None
         self.root: torch.nn.Module | None = None  # the module whose call is being taped or replayed
         self.depth = 0  # calls of `root` inside its own call
         self.position = 0
-        self.replayed = 0  # ops replayed in this count
+        self.replayed = self.recalled = 0  # ops of this count made from tapes, from the memo
         self._thread = threading.get_ident()
         self._handles = [register_module_forward_pre_hook(self._enter),
                          register_module_forward_hook(self._exit, always_call=True)]
@@ -188,7 +191,7 @@ class Replicas:
     def close(self) -> None:
         for handle in self._handles:
             handle.remove()
-        self._handles = []
+        self._handles, self.memo = [], {}
 
     def _enter(self, module: torch.nn.Module, args: Any) -> None:
         if threading.get_ident() != self._thread:  # module hooks are global: another thread's modules are not ours
@@ -225,21 +228,23 @@ class Replicas:
 
     def record(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, calls: list[OpCall],
                replayable: bool, allocates: bool, in_place: bool) -> None:
-        """After a top-level op of a call being taped: its entry (`calls`: the records the op added)."""
-        tape = self.recording
-        assert tape is not None
+        """After a top-level op counted normally: its entry (`calls`: the records the op added), on the tape being
+        recorded and, when it made no followed value, in the memo."""
         found = replay_key(func, args, kwargs) if replayable and len(calls) == 1 else None
         outputs = None if found is None else in_place or _describe(out, found[1], self.fake)
-        if found is None or outputs is None:
-            tape.entries.append(Entry(func, in_place, None, None, None, allocates))
-            return
-        tape.entries.append(Entry(func, in_place, found[0], calls[0], outputs, allocates))
+        entry = Entry(func, in_place, None, None, None, allocates) if found is None or outputs is None else \
+            Entry(func, in_place, found[0], calls[0], outputs, allocates)
+        if self.recording is not None:
+            self.recording.entries.append(entry)
+        if entry.key is not None and not any(t in self.values.values for t in tensors_in(out)):
+            self.memo.setdefault(entry.key, entry)
 
     def replay(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
-        """(outputs, cost record with the current module, tensors read) for a top-level op of a replica, or
-        (MISS, None, None) to count it normally; a mismatch ends this call's replay."""
+        """(outputs, cost record with the current module, tensors read) for a top-level op of a replica or in the
+        memo, or (MISS, None, None) to count it normally; a mismatch ends this call's replay."""
         tape = self.playing
-        assert tape is not None
+        if tape is None:
+            return self._recall(func, args, kwargs)
         entry = tape.entries[self.position] if self.position < len(tape.entries) else None
         self.position += 1
         if entry is None or entry.func is not func:
@@ -248,21 +253,31 @@ class Replicas:
         if entry.key is None:
             return MISS, None, None
         found = replay_key(func, args, kwargs)
-        if found is None or found[0] != entry.key:
+        # in place on a tensor whose value is followed: a replay would leave the value stale
+        if found is None or found[0] != entry.key or (entry.in_place and args[0] in self.values.values):
             self.playing = None
             return MISS, None, None
-        inputs = found[1]
+        self.replayed += 1
+        return self._outputs(entry, args, found[1])
+
+    def _recall(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
+        """An op whose key was met before in this count, made from the memo; not when an input's value is followed."""
+        found = replay_key(func, args, kwargs)
+        entry = self.memo.get(found[0]) if found is not None else None
+        if entry is None or found is None or any(t in self.values.values for t in found[1]):
+            return MISS, None, None
+        if self.recording is not None:
+            self.recording.entries.append(entry)
+        self.recalled += 1
+        return self._outputs(entry, args, found[1])
+
+    def _outputs(self, entry: Entry, args: tuple[Any, ...], inputs: list[torch.Tensor]) -> tuple[Any, Any, Any]:
         if entry.in_place:
-            if args[0] in self.values.values:  # its value is followed: a replay would leave it stale
-                self.playing = None
-                return MISS, None, None
             out = args[0]
         else:
             leaves, spec = entry.outputs
             out = self._make(leaves, inputs) if spec is None else tree_unflatten([self._make(leaf, inputs)
                                                                                   for leaf in leaves], spec)
-        assert entry.call is not None
-        self.replayed += 1
         return out, entry.call._replace(module=self.current()), inputs if entry.allocates else None
 
     def _make(self, leaf: Any, inputs: list[torch.Tensor]) -> Any:
