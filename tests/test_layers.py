@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "flopwise.mask_values": 2,
     "flopwise.guard": 2,
     "flopwise.replay": 2,
+    "flopwise.fakes": 2,  # fake tensors made directly, keys of op calls on them (replay.py, prepare.py)
     "flopwise.report": 3,
     "flopwise.effective": 3,  # reads weight values after a count (pruning), beside the Report it extends
     "flopwise.symbolic_report": 3,

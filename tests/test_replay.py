@@ -185,3 +185,30 @@ def test_a_call_met_before_is_made_from_the_memo_outside_repeated_blocks(
     monkeypatch.setattr(replay, "ENABLED", False)
     off = flopwise.count(model, inputs, mode="meta")
     assert _everything(on) == _everything(off)
+
+
+class _Cached(nn.Module):
+    """A KV cache as transformers starts one: `torch.tensor([])` (a constant the fake mode keeps) joined to keys;
+    and a constant that decides the path, different in each block."""
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.scale, self.fc = scale, nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        keys = torch.cat([torch.tensor([]), self.fc(x).flatten()])  # a constant beside a fake tensor
+        if (torch.tensor(self.scale) * 2).item() > 3:  # constants alone: folded, their value decides
+            x = self.fc(x)
+        return x + keys.sum()
+
+
+def test_ops_on_constants_beside_fake_tensors_replay_and_constants_alone_are_counted(
+    replicas: list[replay.Replicas], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model, x = nn.Sequential(_Cached(1.0), _Cached(2.0), _Cached(2.0)), torch.rand(5, 8)
+    on = flopwise.count(model, x, mode="meta")
+    cats = [e for tape in replicas[-1].tapes.values() for e in tape.entries if e.func is torch.ops.aten.cat.default]
+    assert cats and all(e.key is not None for e in cats)  # taped, so replayed in the other blocks
+    assert [on[str(i)].macs for i in range(3)] == [5 * 8 * 8, 2 * 5 * 8 * 8, 2 * 5 * 8 * 8]  # 2·1 ≤ 3 < 2·2: R·K·N
+    monkeypatch.setattr(replay, "ENABLED", False)
+    assert _everything(on) == _everything(flopwise.count(model, x, mode="meta"))

@@ -156,8 +156,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         assert self.replicas is not None
         name, plan, writes = self._plan_for(func)
         quantized = name.startswith(("quantized.", "aten.quantized_"))
-        replayable = plan not in (UNKNOWN, _HOP) and "out" not in kwargs and name not in OUTPUT_RULES and \
-            not quantized and torch.Tag.nondeterministic_seeded not in func.tags
+        replayable = plan not in (UNKNOWN, _HOP) and "out" not in kwargs and name not in OUTPUT_RULES and not quantized
         # in place: writes its first argument and returns it, sizes unchanged (no view op such as unsqueeze_)
         in_place = replayable and func._schema.is_mutable and bool(args) and out is args[0] and \
             tuple(i for i, _ in writes) == (0,) and torch.Tag.inplace_view not in func.tags

@@ -12,13 +12,12 @@ key). Counts are therefore identical by construction; the first op that differs 
 the rest is counted normally.
 
 The same entries make a *memo* for the count: an op whose key was met before in this count (batch norm's size-0
-`empty`, a ReLU on a shape seen in another block) is made from it, unless an input's value is followed (its outputs
-then get values too, shadow.py). Nothing is kept from one count to the next.
+`empty`, a ReLU on a shape seen in another block) is made from it. Nothing is kept from one count to the next.
 
 Never replayed (counted normally, the replay goes on after them): out= ops and in-place ops other than those that
-write their first argument and return it (relu_, add_) without changing its sizes, in-place writes to a tensor whose
-value is followed, ops with no formula (decomposed or unsupported), higher-order ops, random ops, ops on constants
-or real tensors. A tape is dropped when its block met a data-dependent value or left shadow values alive
+write their first argument and return it (relu_, add_) without changing its sizes, ops whose tensors all have a
+followed value and in-place writes to one (shadow.py), ops with no formula (decomposed or unsupported), higher-order
+ops, ops on real tensors. A tape is dropped when its block met a data-dependent value or left shadow values alive
 (shadow.py), since replays do not follow values; nor are tapes kept under attention="masked", whose counts depend
 on mask values.
 """
@@ -31,59 +30,17 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
-from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
-from torch.utils._pytree import tree_flatten, tree_unflatten
+from torch.utils._pytree import tree_unflatten
 
 from .cost import OpCall
-from .memory import _storage_key
-from .registry import PLAIN_TYPES, Unkeyable, tensors_in
+from .fakes import describe, make, replay_key
+from .registry import tensors_in
 from .shadow import Shadows
 
 ENABLED = True  # the switch tests turn off to compare counts with and without replays
 MISS = object()  # replay() found no match: count the op normally
-
-_LAYOUT = torch.Tensor.layout.__get__  # type: ignore[attr-defined]  # C property: FakeTensor's own is slower
-
-
-def _key(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
-    kind = type(tree)
-    if kind in PLAIN_TYPES:  # 2, 2.0 and True are equal keys, but not the same argument (pow's output dtype)
-        return (kind, tree) if kind is float or kind is bool else tree
-    if kind is FakeTensor:
-        if tree.constant is not None or _LAYOUT(tree) != torch.strided:  # a constant the fake mode may fold
-            raise Unkeyable
-        if id(tree) not in ids:
-            ids[id(tree)] = len(ids)
-            found.append(tree)
-        return tree.shape, tree.dtype, tree.stride(), tree.storage_offset(), tree.fake_device, ids[id(tree)]
-    if kind is tuple or kind is list:
-        return tuple(item if type(item) is int else _key(item, ids, found) for item in tree)
-    if kind is dict:
-        return tuple((k, _key(v, ids, found)) for k, v in tree.items())
-    raise Unkeyable  # a real tensor, a subclass, a SymInt, an object
-
-
-def replay_key(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, list[torch.Tensor]] | None:
-    """The op's key with everything its fake kernel's outputs depend on (each tensor's shape, dtype, strides,
-    offset, device and which argument it is), and its tensors; None when an argument is not a plain fake tensor
-    (a real tensor, a constant the fake mode folds) or cannot be keyed."""
-    found: list[torch.Tensor] = []
-    try:
-        return (func, _key(args, {}, found) if not kwargs else _key((args, kwargs), {}, found)), found
-    except Unkeyable:
-        return None
-
-
-class Output(NamedTuple):
-    """What a replay makes for one output tensor: a new storage, or a view of input `alias`'s storage."""
-
-    shape: tuple[int, ...]
-    stride: tuple[int, ...]
-    offset: int
-    dtype: torch.dtype
-    device: torch.device
-    alias: int | None
 
 
 class Entry(NamedTuple):
@@ -93,41 +50,6 @@ class Entry(NamedTuple):
     call: Any  # OpCall (None when `key` is)
     outputs: Any  # (leaves, spec): Output for each tensor, the value itself otherwise
     allocates: bool  # recorded in activation memory (not a view)
-
-
-def _natural_bytes(t: torch.Tensor) -> int:
-    """Bytes of a fresh storage for `t`'s sizes and strides (what empty_strided allocates)."""
-    if t.numel() == 0:
-        return 0
-    return (1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride(), strict=True))) * t.element_size()
-
-
-def _describe(out: Any, inputs: list[torch.Tensor], fake: FakeTensorMode) -> Any:
-    """The outputs' metadata as a replay rebuilds it; None when an output is not a plain fresh or view tensor."""
-    leaves, spec = tree_flatten(out)
-    storages = [_storage_key(t) for t in inputs]
-    described: list[Any] = []
-    fresh: set[int | None] = set()
-    for leaf in leaves:
-        if not isinstance(leaf, torch.Tensor):
-            if type(leaf) not in PLAIN_TYPES:
-                return None
-            described.append(leaf)
-            continue
-        if (type(leaf) is not FakeTensor or leaf.fake_mode is not fake or leaf.constant is not None
-                or leaf.layout != torch.strided or leaf.requires_grad or leaf.is_conj() or leaf.is_neg()):
-            return None
-        storage = _storage_key(leaf)
-        alias = storages.index(storage) if storage in storages else None
-        if alias is None and (storage in fresh or leaf.storage_offset() != 0
-                              or leaf.untyped_storage().nbytes() != _natural_bytes(leaf)):
-            return None
-        fresh.add(storage)
-        described.append(Output(tuple(leaf.shape), leaf.stride(), int(leaf.storage_offset()), leaf.dtype,
-                                leaf.device, alias))
-    if isinstance(out, torch.Tensor):
-        return described[0], None  # one tensor, the common case: no tree to rebuild
-    return described, spec
 
 
 class _Tape:
@@ -231,7 +153,10 @@ class Replicas:
         """After a top-level op counted normally: its entry (`calls`: the records the op added), on the tape being
         recorded and, when it made no followed value, in the memo."""
         found = replay_key(func, args, kwargs) if replayable and len(calls) == 1 else None
-        outputs = None if found is None else in_place or _describe(out, found[1], self.fake)
+        constants = [getattr(t, "constant", None) is not None for t in found[1]] if found is not None else []
+        if any(constants) and (in_place or all(constants)):
+            found = None  # the fake mode folds ops on constants alone, forgets those written to: a replay would not
+        outputs = None if found is None else in_place or describe(out, found[1], self.fake)
         entry = Entry(func, in_place, None, None, None, allocates) if found is None or outputs is None else \
             Entry(func, in_place, found[0], calls[0], outputs, allocates)
         if self.recording is not None:
@@ -253,48 +178,36 @@ class Replicas:
         if entry.key is None:
             return MISS, None, None
         found = replay_key(func, args, kwargs)
-        # in place on a tensor whose value is followed: a replay would leave the value stale
-        if found is None or found[0] != entry.key or (entry.in_place and args[0] in self.values.values):
+        if found is None or found[0] != entry.key:
             self.playing = None
+            return MISS, None, None
+        if self._follows(entry, args, found[1]):
             return MISS, None, None
         self.replayed += 1
         return self._outputs(entry, args, found[1])
 
     def _recall(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
-        """An op whose key was met before in this count, made from the memo; not when an input's value is followed."""
+        """An op whose key was met before in this count, made from the memo."""
         found = replay_key(func, args, kwargs)
         entry = self.memo.get(found[0]) if found is not None else None
-        if entry is None or found is None or any(t in self.values.values for t in found[1]):
+        if entry is None or found is None or self._follows(entry, args, found[1]):
             return MISS, None, None
         if self.recording is not None:
             self.recording.entries.append(entry)
         self.recalled += 1
         return self._outputs(entry, args, found[1])
 
+    def _follows(self, entry: Entry, args: tuple[Any, ...], inputs: list[torch.Tensor]) -> bool:
+        """Whether counting the op normally follows a value (shadow.py), which a replay would not: every tensor it
+        reads has one (its outputs get theirs; a random op draws), or it writes one in place (dropped, stale)."""
+        values = self.values.values
+        return (bool(inputs) and all(t in values for t in inputs)) or (entry.in_place and args[0] in values)
+
     def _outputs(self, entry: Entry, args: tuple[Any, ...], inputs: list[torch.Tensor]) -> tuple[Any, Any, Any]:
         if entry.in_place:
             out = args[0]
         else:
             leaves, spec = entry.outputs
-            out = self._make(leaves, inputs) if spec is None else tree_unflatten([self._make(leaf, inputs)
-                                                                                  for leaf in leaves], spec)
+            out = make(self.fake, leaves, inputs) if spec is None else tree_unflatten(
+                [make(self.fake, leaf, inputs) for leaf in leaves], spec)
         return out, entry.call._replace(module=self.current()), inputs if entry.allocates else None
-
-    def _make(self, leaf: Any, inputs: list[torch.Tensor]) -> Any:
-        if not isinstance(leaf, Output):
-            return leaf
-        if leaf.alias is None:
-            return fake_empty(self.fake, leaf.shape, leaf.stride, leaf.dtype, leaf.device)
-        with torch._C._DisableTorchDispatch():  # a plain meta tensor on the input's storage, as FakeTensorMode does
-            meta = torch.empty_strided(leaf.shape, leaf.stride, dtype=leaf.dtype, device="meta")
-            meta.set_(inputs[leaf.alias].untyped_storage(), leaf.offset, leaf.shape, leaf.stride)
-        return FakeTensor(self.fake, meta, leaf.device)
-
-
-def fake_empty(fake: FakeTensorMode, shape: Any, stride: Any, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A new fake tensor, made as FakeTensorMode's cache makes one: many times cheaper than `torch.empty_strided`
-    dispatched through the fake mode."""
-    with torch._C._DisableTorchDispatch():
-        meta = torch.empty_strided(shape, stride, dtype=dtype, device="meta")
-    return FakeTensor(fake, meta, device)
-
