@@ -212,3 +212,40 @@ def test_ops_on_constants_beside_fake_tensors_replay_and_constants_alone_are_cou
     assert [on[str(i)].macs for i in range(3)] == [5 * 8 * 8, 2 * 5 * 8 * 8, 2 * 5 * 8 * 8]  # 2·1 ≤ 3 < 2·2: R·K·N
     monkeypatch.setattr(replay, "ENABLED", False)
     assert _everything(on) == _everything(flopwise.count(model, x, mode="meta"))
+
+
+class _Items(nn.Module):
+    """Two `.item()` calls on 0-d float32 tensors (one key): the input's value is known, the weights' is not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        known = int(x.sum().item())  # answered from the input's shadow
+        unknown = int(self.fc(x).sum().item())  # from the weights: not in the memo, though its key is known's
+        return x * (known + unknown)
+
+
+def test_a_value_the_shadows_answered_is_never_made_from_the_memo() -> None:
+    r = flopwise.count(_Items(), torch.ones(3, 4), mode="meta")
+    assert any("counting again in real mode" in w for w in r.warnings)  # as without replays
+    assert r.macs == 3 * 4 * 1  # the Linear: R·K·N
+
+
+class _DefaultDtypes(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        single = torch.empty(4)  # no dtype given: the default one, float32
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            double = torch.empty(4)  # the same call, but it makes float64: not the memo's float32
+        finally:
+            torch.set_default_dtype(previous)
+        return x + single.sum() + double.sum()
+
+
+def test_a_factory_call_is_keyed_by_the_default_dtype(replicas: list[replay.Replicas]) -> None:
+    r = flopwise.count(_DefaultDtypes(), torch.rand(3), mode="meta")
+    empties = [c for c in r.calls if c.op == "aten.empty"]
+    assert [c.dtype for c in empties] == ["float32", "float64"]

@@ -51,8 +51,9 @@ def replay_key(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tupl
     offset, device and which argument it is), and its tensors; None when an argument is not a plain fake tensor
     (a real tensor) or cannot be keyed."""
     found: list[torch.Tensor] = []
-    try:
-        return (func, _key(args, {}, found) if not kwargs else _key((args, kwargs), {}, found)), found
+    try:  # factory ops given no dtype make the default one
+        key = _key(args, {}, found) if not kwargs else _key((args, kwargs), {}, found)
+        return (func, torch.get_default_dtype(), key), found
     except Unkeyable:
         return None
 

@@ -35,7 +35,7 @@ from torch.nn.modules.module import register_module_forward_hook, register_modul
 from torch.utils._pytree import tree_unflatten
 
 from .cost import OpCall
-from .fakes import describe, make, replay_key
+from .fakes import Output, describe, make, replay_key
 from .registry import tensors_in
 from .shadow import Shadows
 
@@ -50,6 +50,16 @@ class Entry(NamedTuple):
     call: Any  # OpCall (None when `key` is)
     outputs: Any  # (leaves, spec): Output for each tensor, the value itself otherwise
     allocates: bool  # recorded in activation memory (not a view)
+
+
+def _memorable(entry: Entry) -> bool:
+    """Whether an entry may serve any later call with its key: its outputs are tensors, not values (a query such
+    as SDPA's kernel choice may read global flags; a data-dependent value comes from the shadows, another call
+    with the key may have none)."""
+    if entry.in_place:
+        return True
+    leaves, spec = entry.outputs
+    return all(isinstance(leaf, Output) or leaf is None for leaf in (leaves if spec is not None else [leaves]))
 
 
 class _Tape:
@@ -161,7 +171,7 @@ class Replicas:
             Entry(func, in_place, found[0], calls[0], outputs, allocates)
         if self.recording is not None:
             self.recording.entries.append(entry)
-        if entry.key is not None and not any(t in self.values.values for t in tensors_in(out)):
+        if entry.key is not None and _memorable(entry) and not any(t in self.values.values for t in tensors_in(out)):
             self.memo.setdefault(entry.key, entry)
 
     def replay(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
