@@ -31,9 +31,9 @@ def _key(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
         key = tree.shape, tree.dtype, tree.stride(), tree.storage_offset(), tree.fake_device, ids[id(tree)]
         return key if tree.constant is None else (key, _constant(tree.constant))
     if kind is tuple or kind is list:
-        return tuple(item if type(item) is int else _key(item, ids, found) for item in tree)
+        return tuple([item if type(item) is int else _key(item, ids, found) for item in tree])  # no generator: faster
     if kind is dict:
-        return tuple((k, _key(v, ids, found)) for k, v in tree.items())
+        return tuple([(k, _key(v, ids, found)) for k, v in tree.items()])
     raise Unkeyable  # a real tensor, a subclass, a SymInt, an object
 
 
