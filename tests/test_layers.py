@@ -29,7 +29,7 @@ LAYERS: dict[str, int] = {
     "flopwise.mask_values": 2,
     "flopwise.guard": 2,
     "flopwise.replay": 2,
-    "flopwise.replay_keys": 2,
+    "flopwise.fakes": 2,  # fake tensors made directly, keys of op calls on them (replay.py, prepare.py)
     "flopwise.costing": 2,
     "flopwise.symbolic_trace": 2,
     "flopwise.report": 3,

@@ -76,3 +76,15 @@ def test_weights_without_values_have_no_effective_count() -> None:
         model = nn.Linear(4, 4)
     r = flopwise.count(model, torch.rand(2, 4))
     assert r.effective_macs is None
+
+
+def test_zeros_scattered_over_a_weight_larger_than_one_scan_stretch() -> None:
+    fc = nn.Linear(1024, 600)  # 614,400 weights: the scan reads them in stretches of 2¹⁸ = 262,144
+    with torch.no_grad():
+        flat = fc.weight.view(-1)
+        flat[flat == 0] = 1.0  # a random weight may hold an exact zero: none but ours
+        flat[[0, 262_143, 262_144, 614_399]] = 0  # both sides of the first stretch boundary, and the last one
+        flat[500_000] = -0.0
+    r = flopwise.count(fc, torch.rand(3, 1024), mode="meta")
+    assert r.effective_macs == 3 * (614_400 - 5)  # R·nnz(W)
+    assert r[""].weight_density == (614_400 - 5) / 614_400

@@ -155,3 +155,97 @@ def test_an_int_and_a_float_argument_are_not_the_same_call() -> None:
     r = flopwise.count(_Powers(), torch.arange(6, device="meta"), mode="fake")  # no values followed
     assert r["squared"].bytes_written == 6 * 8 + 8  # pow writes 6 int64, sum one
     assert r["squared_float"].bytes_written == 6 * 4 + 4  # float32
+
+
+class _Twice(nn.Module):
+    """The same op on the same shapes twice, outside any repeated block; then a value of the input's mask."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.second = nn.Linear(8, 4), nn.Linear(4, 8)  # two structures: nothing to tape
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        y = self.second(self.first(x).relu()).relu()  # relu on 5×4, then on 5×8
+        z = self.second(self.first(x * 2).relu())  # relu on 5×4 again: the memo's
+        unknown = self.first(x).argmax(-1) + 1  # 5 int64 from the weights: no value known
+        known = mask + 1  # the same call on the input's mask, whose value is followed: not from the memo
+        if bool((known > 1).all()):  # answered from the shadow of `known`, which it must therefore have
+            z = z * 3
+        return y + z + unknown.sum()
+
+
+def test_a_call_met_before_is_made_from_the_memo_outside_repeated_blocks(
+    replicas: list[replay.Replicas], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model, inputs = _Twice(), (torch.rand(5, 8), torch.ones(5, dtype=torch.long))
+    on = flopwise.count(model, inputs, mode="meta")
+    assert replicas[-1].recalled > 0 and replicas[-1].replayed == 0
+    assert on.macs == 3 * 5 * 8 * 4 + 2 * 5 * 4 * 8  # `first` thrice, `second` twice: R·K·N each
+    assert not any("real mode" in w for w in on.warnings)  # the mask's value was still known
+    monkeypatch.setattr(replay, "ENABLED", False)
+    off = flopwise.count(model, inputs, mode="meta")
+    assert _everything(on) == _everything(off)
+
+
+class _Cached(nn.Module):
+    """A KV cache as transformers starts one: `torch.tensor([])` (a constant the fake mode keeps) joined to keys;
+    and a constant that decides the path, different in each block."""
+
+    def __init__(self, scale: float) -> None:
+        super().__init__()
+        self.scale, self.fc = scale, nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        keys = torch.cat([torch.tensor([]), self.fc(x).flatten()])  # a constant beside a fake tensor
+        if (torch.tensor(self.scale) * 2).item() > 3:  # constants alone: folded, their value decides
+            x = self.fc(x)
+        return x + keys.sum()
+
+
+def test_ops_on_constants_beside_fake_tensors_replay_and_constants_alone_are_counted(
+    replicas: list[replay.Replicas], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model, x = nn.Sequential(_Cached(1.0), _Cached(2.0), _Cached(2.0)), torch.rand(5, 8)
+    on = flopwise.count(model, x, mode="meta")
+    cats = [e for tape in replicas[-1].tapes.values() for e in tape.entries if e.func is torch.ops.aten.cat.default]
+    assert cats and all(e.key is not None for e in cats)  # taped, so replayed in the other blocks
+    assert [on[str(i)].macs for i in range(3)] == [5 * 8 * 8, 2 * 5 * 8 * 8, 2 * 5 * 8 * 8]  # 2·1 ≤ 3 < 2·2: R·K·N
+    monkeypatch.setattr(replay, "ENABLED", False)
+    assert _everything(on) == _everything(flopwise.count(model, x, mode="meta"))
+
+
+class _Items(nn.Module):
+    """Two `.item()` calls on 0-d float32 tensors (one key): the input's value is known, the weights' is not."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        known = int(x.sum().item())  # answered from the input's shadow
+        unknown = int(self.fc(x).sum().item())  # from the weights: not in the memo, though its key is known's
+        return x * (known + unknown)
+
+
+def test_a_value_the_shadows_answered_is_never_made_from_the_memo() -> None:
+    r = flopwise.count(_Items(), torch.ones(3, 4), mode="meta")
+    assert any("counting again in real mode" in w for w in r.warnings)  # as without replays
+    assert r.macs == 3 * 4 * 1  # the Linear: R·K·N
+
+
+class _DefaultDtypes(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        single = torch.empty(4)  # no dtype given: the default one, float32
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            double = torch.empty(4)  # the same call, but it makes float64: not the memo's float32
+        finally:
+            torch.set_default_dtype(previous)
+        return x + single.sum() + double.sum()
+
+
+def test_a_factory_call_is_keyed_by_the_default_dtype(replicas: list[replay.Replicas]) -> None:
+    r = flopwise.count(_DefaultDtypes(), torch.rand(3), mode="meta")
+    empties = [c for c in r.calls if c.op == "aten.empty"]
+    assert [c.dtype for c in empties] == ["float32", "float64"]

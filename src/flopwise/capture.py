@@ -40,20 +40,12 @@ from .symbolic_trace import Trace
 _HOP = "higher-order"  # a plan that is not a formula
 # Decompositions into Core ATen ops (not into prims), so their parts land on formulas we know.
 _DECOMPOSITIONS = core_aten_decompositions()
+_DEVICE = torch.ops.prim.device.default
 
 
 def _shapes_only(args: tuple[Any, ...]) -> bool:
     """Whether the op runs on fake or meta tensors (no data, only the meta kernel)."""
     return any(isinstance(t, FakeTensor) or t.is_meta for t in tensors_in(args))
-
-
-def _no_dropout(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-    """A random op that draws nothing here: attention with `dropout_p` 0 (what eval runs) is deterministic."""
-    for i, argument in enumerate(func._schema.arguments):
-        if argument.name == "dropout_p":
-            value = kwargs.get("dropout_p", args[i] if i < len(args) else argument.default_value)
-            return type(value) in (int, float) and value == 0
-    return False
 
 
 class TraceBroken(RuntimeError):
@@ -100,28 +92,28 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         return self._plan[func]
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        if func is _DEVICE and type(args[0]) is FakeTensor:  # a fake tensor's device, asked by Python code: no op
+            return args[0].fake_device
         kwargs = kwargs or {}
         replicas = self.replicas
-        if replicas is None or self._nested or (replicas.playing is None and replicas.recording is None):
+        if replicas is None or self._nested:
             return self._dispatch(func, args, kwargs)
-        if replicas.playing is not None:  # keys compare expressions and outputs declare their bytes: no guards
-            out, call, inputs = replicas.replay(func, args, kwargs)
-            if out is not MISS:
-                if inputs is not None:
-                    self.memory.record(inputs, tensors_in(out), replicas.declared)
-                if self.trace is not None:
-                    self.trace.replayed(replicas.last)
-                self.calls.append(call)
-                return out
+        out, call, inputs = replicas.replay(func, args, kwargs)  # a run with symbolic sizes: keys compare
+        if out is not MISS:                                        # expressions, outputs declare their bytes
+            if inputs is not None:
+                self.memory.record(inputs, tensors_in(out), replicas.declared)
+            if self.trace is not None:
+                self.trace.replayed(replicas.last)
+            self.calls.append(call)
+            return out
         start = len(self.calls)
         self._nested += 1
         try:
             out = self._dispatch(func, args, kwargs)
         finally:
             self._nested -= 1
-        if replicas.recording is not None:
-            with self.trace.bookkeeping() if self.trace is not None else contextlib.nullcontext():
-                self._tape(func, args, kwargs, out, start)
+        with self.trace.bookkeeping() if self.trace is not None else contextlib.nullcontext():
+            self._tape(func, args, kwargs, out, start)
         return out
 
     def _tape(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, start: int) -> None:
@@ -129,8 +121,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         assert self.replicas is not None
         name, plan, writes = self._plan_for(func)
         quantized = name.startswith(("quantized.", "aten.quantized_"))
-        replayable = plan not in (UNKNOWN, _HOP) and "out" not in kwargs and name not in OUTPUT_RULES and \
-            not quantized and (torch.Tag.nondeterministic_seeded not in func.tags or _no_dropout(func, args, kwargs))
+        replayable = plan not in (UNKNOWN, _HOP) and "out" not in kwargs and name not in OUTPUT_RULES and not quantized
         # in place: writes its first argument and returns it, sizes unchanged (no view op such as unsqueeze_)
         in_place = replayable and func._schema.is_mutable and bool(args) and out is args[0] and \
             tuple(i for i, _ in writes) == (0,) and torch.Tag.inplace_view not in func.tags

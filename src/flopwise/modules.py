@@ -58,13 +58,15 @@ class ModuleStack:
                 self.types[name] = module_type(module)
 
     def _name_of(self, module: torch.nn.Module) -> str:
-        if module not in self.names:  # a model we were not told about (counting() over arbitrary code)
-            base = type(module).__name__
-            name, n = base, 1
-            while name in self.types:
-                n += 1
-                name = f"{base}#{n}"
-            self._name_tree(module, name)
+        known = self.names.get(module)  # one look-up: a weak-key dictionary makes a weak reference for each
+        if known is not None:
+            return known
+        base = type(module).__name__  # a model we were not told about (counting() over arbitrary code)
+        name, n = base, 1
+        while name in self.types:
+            n += 1
+            name = f"{base}#{n}"
+        self._name_tree(module, name)
         return self.names[module]
 
     def _enter(self, module: torch.nn.Module, args: Any) -> None:

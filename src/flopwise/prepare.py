@@ -15,9 +15,9 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._pytree import tree_map
 
+from .fakes import fake_empty
 from .mask_values import remember
 from .registry import nested_sizes
-from .replay import fake_empty
 from .shadow import NeedsData, Shadows
 
 TARGET_DEVICE = "cpu"  # the device whose kernels meta mode counts (the one this library runs on)

@@ -2,9 +2,8 @@
 
 A formula is a pure function of the op's arguments' shapes (and its non-tensor arguments): it is called as
 `fn(result, *args, **kwargs)` with the op's output first and returns a `Work`. Every tensor reaches it as a
-`TensorSpec` (shape, dtype, layout: never the values), so that promise is kept by construction. Registering by
-overload packet covers every overload (`aten.add.Tensor`, `aten.add.Scalar`, `aten.add.out`); in-place
-variants (`aten.add_`) use the formula of their functional op.
+`TensorSpec` (shape, dtype, layout: never the values), so that promise is kept by construction. Registering by overload
+packet covers every overload (`aten.add.Tensor`, `.Scalar`, `.out`); in-place ones (`aten.add_`) use the functional's.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
-from torch.utils._pytree import tree_map
+from torch.utils._pytree import tree_map_only
 
 from .cost import Work
 
@@ -36,8 +35,7 @@ def op_name(op: OpLike) -> str:
     if isinstance(op, str):
         return op
     packet: Any = getattr(op, "overloadpacket", op)
-    namespace, name = packet._qualified_op_name.split("::")
-    return f"{namespace}.{name}"
+    return str(packet._qualified_op_name).replace("::", ".")
 
 
 def nested_sizes(t: Any) -> tuple[tuple[int, ...], ...] | None:
@@ -162,8 +160,14 @@ def compute_dtype(inputs: list[Any], outputs: list[Any]) -> str:
 
 
 def specs(tree: Any) -> Any:
-    """The op's arguments or outputs with every tensor replaced by its `TensorSpec`."""
-    return tree_map(lambda x: TensorSpec(x) if isinstance(x, torch.Tensor) else x, tree)
+    """The op's arguments or outputs, every tensor a `TensorSpec` (aten's containers walked here: pytree is slow)."""
+    if isinstance(tree, torch.Tensor):
+        return TensorSpec(tree)
+    if type(tree) in (tuple, list):
+        return type(tree)(map(specs, tree))
+    if type(tree) is dict:
+        return {key: specs(value) for key, value in tree.items()}
+    return tree if type(tree) in PLAIN_TYPES else tree_map_only(torch.Tensor, TensorSpec, tree)  # a namedtuple…
 
 
 def tensors_in(tree: Any) -> list[torch.Tensor]:
@@ -229,9 +233,7 @@ def output_rule(*ops: OpLike) -> Callable[[Callable[..., Any]], Callable[..., An
 def functional_name(name: str) -> str:
     """`aten.add_` → `aten.add`: in-place variants cost the same as their functional op."""
     namespace, base = name.split(".", 1)
-    if base.endswith("_") and not base.endswith("__"):
-        return f"{namespace}.{base[:-1]}"
-    return name
+    return f"{namespace}.{base[:-1]}" if base.endswith("_") and not base.endswith("__") else name
 
 
 def lookup(name: str, overrides: dict[str, Formula | None] | None = None) -> Formula | None | bool:

@@ -11,10 +11,13 @@ directly as fake tensors of the taped metadata (what FakeTensorMode's own cache 
 key). Counts are therefore identical by construction; the first op that differs ends the replay of that call, and
 the rest is counted normally.
 
+The same entries make a *memo* for the count: an op whose key was met before in this count (batch norm's size-0
+`empty`, a ReLU on a shape seen in another block) is made from it. Nothing is kept from one count to the next.
+
 Never replayed (counted normally, the replay goes on after them): out= ops and in-place ops other than those that
-write their first argument and return it (relu_, add_) without changing its sizes, in-place writes to a tensor whose
-value is followed, ops with no formula (decomposed or unsupported), higher-order ops, random ops, ops on constants
-or real tensors. A tape is dropped when its block met a data-dependent value or left shadow values alive
+write their first argument and return it (relu_, add_) without changing its sizes, ops whose tensors all have a
+followed value and in-place writes to one (shadow.py), ops with no formula (decomposed or unsupported), higher-order
+ops, ops on real tensors. A tape is dropped when its block met a data-dependent value or left shadow values alive
 (shadow.py), since replays do not follow values; nor are tapes kept under attention="masked", whose counts depend
 on mask values.
 """
@@ -22,78 +25,42 @@ on mask values.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
-from torch.utils._pytree import tree_flatten, tree_unflatten
+from torch.utils._pytree import tree_unflatten
 
 from .cost import OpCall
+from .fakes import Output, describe, make, replay_key
 from .memory import _storage_key
-from .registry import PLAIN_TYPES
-from .replay_keys import replay_key
+from .registry import tensors_in
 from .shadow import Shadows
 
 ENABLED = True  # the switch tests turn off to compare counts with and without replays
 MISS = object()  # replay() found no match: count the op normally
-
-class Output(NamedTuple):
-    """What a replay makes for one output tensor: a new storage, or a view of input `alias`'s storage."""
-
-    shape: tuple[int | torch.SymInt, ...]
-    stride: tuple[int | torch.SymInt, ...]
-    offset: int | torch.SymInt  # a SymInt in a run with symbolic sizes
-    dtype: torch.dtype
-    device: torch.device
-    alias: int | None
-    nbytes: int  # of a new storage (a run with symbolic sizes: at the sizes' hints; see Replicas._make_symbolic)
 
 
 class Entry(NamedTuple):
     func: Any
     in_place: bool  # returns its first argument, written in place (relu_, add_)
     key: Any  # None: not replayable, counted normally when met again
-    call: OpCall | None
+    call: Any  # OpCall (None when `key` is)
     outputs: Any  # (leaves, spec): Output for each tensor, the value itself otherwise
     allocates: bool  # recorded in activation memory (not a view)
 
 
-def _natural_bytes(t: torch.Tensor) -> int:
-    """Bytes of a fresh storage for `t`'s sizes and strides (what empty_strided allocates)."""
-    if t.numel() == 0:
-        return 0
-    return (1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride(), strict=True))) * t.element_size()
-
-
-def _describe(out: Any, inputs: list[torch.Tensor], fake: FakeTensorMode) -> Any:
-    """The outputs' metadata as a replay rebuilds it; None when an output is not a plain fresh or view tensor."""
-    leaves, spec = tree_flatten(out)
-    storages = [_storage_key(t) for t in inputs]
-    described: list[Any] = []
-    fresh: set[int | None] = set()
-    for leaf in leaves:
-        if not isinstance(leaf, torch.Tensor):
-            if type(leaf) not in PLAIN_TYPES:
-                return None
-            described.append(leaf)
-            continue
-        if (type(leaf) is not FakeTensor or leaf.fake_mode is not fake or leaf.constant is not None
-                or leaf.layout != torch.strided or leaf.requires_grad or leaf.is_conj() or leaf.is_neg()):
-            return None
-        storage = _storage_key(leaf)
-        alias = storages.index(storage) if storage in storages else None
-        if alias is None and (storage in fresh or leaf.storage_offset() != 0
-                              or leaf.untyped_storage().nbytes() != _natural_bytes(leaf)):
-            return None
-        fresh.add(storage)
-        offset = leaf.storage_offset()  # a SymInt in a run with symbolic sizes
-        described.append(Output(tuple(leaf.shape), leaf.stride(), offset, leaf.dtype,
-                                leaf.device, alias, int(leaf.untyped_storage().nbytes())))
-    if isinstance(out, torch.Tensor):
-        return described[0], None  # one tensor, the common case: no tree to rebuild
-    return described, spec
+def _memorable(entry: Entry) -> bool:
+    """Whether an entry may serve any later call with its key: its outputs are tensors, not values (a query such
+    as SDPA's kernel choice may read global flags; a data-dependent value comes from the shadows, another call
+    with the key may have none)."""
+    if entry.in_place:
+        return True
+    leaves, spec = entry.outputs
+    return all(isinstance(leaf, Output) or leaf is None for leaf in (leaves if spec is not None else [leaves]))
 
 
 class _Tape:
@@ -117,9 +84,7 @@ def structures(model: torch.nn.Module) -> dict[torch.nn.Module, int]:
         return kind[module]
 
     walk(model)
-    counts: dict[int, int] = {}
-    for number in kind.values():
-        counts[number] = counts.get(number, 0) + 1
+    counts = Counter(kind.values())
     chosen: dict[torch.nn.Module, int] = {}
 
     def choose(module: torch.nn.Module) -> None:
@@ -141,19 +106,20 @@ class Replicas:
         self, model: torch.nn.Module, fake: FakeTensorMode, current: Callable[[], str], shadows: Shadows
     ) -> None:
         self.kinds = structures(model)
-        self.symbolic = fake.shape_env is not None  # a run with symbolic sizes (symbolic_trace.py)
-        self.declared: dict[int | None, int] = {}  # storage → its bytes, for storages made without them
         self.fake = fake
         self.current = current  # the name of the module running now (ModuleStack.current)
         self.values = shadows  # real values of input-only tensors (shadow.py)
         self.tapes: dict[int, _Tape] = {}
+        self.memo: dict[Any, Entry] = {}  # key → entry of an op counted normally (outside tapes too)
         self.recording: _Tape | None = None
         self.playing: _Tape | None = None
         self.root: torch.nn.Module | None = None  # the module whose call is being taped or replayed
         self.depth = 0  # calls of `root` inside its own call
         self.position = 0
-        self.replayed = 0  # ops replayed in this count
-        self.last: OpCall | None = None  # the taped cost record the last replay repeated
+        self.replayed = self.recalled = 0  # ops of this count made from tapes, from the memo
+        self.last: OpCall | None = None  # the cost record the last replay or recall repeated
+        self.symbolic = fake.shape_env is not None  # a run with symbolic sizes (symbolic_trace.py)
+        self.declared: dict[int | None, int] = {}  # storage → its bytes, for storages made without them
         self._thread = threading.get_ident()
         self._handles = [register_module_forward_pre_hook(self._enter),
                          register_module_forward_hook(self._exit, always_call=True)]
@@ -161,7 +127,7 @@ class Replicas:
     def close(self) -> None:
         for handle in self._handles:
             handle.remove()
-        self._handles = []
+        self._handles, self.memo = [], {}
 
     def _enter(self, module: torch.nn.Module, args: Any) -> None:
         if threading.get_ident() != self._thread:  # module hooks are global: another thread's modules are not ours
@@ -198,21 +164,26 @@ class Replicas:
 
     def record(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, calls: list[OpCall],
                replayable: bool, allocates: bool, in_place: bool) -> None:
-        """After a top-level op of a call being taped: its entry (`calls`: the records the op added)."""
-        tape = self.recording
-        assert tape is not None
+        """After a top-level op counted normally: its entry (`calls`: the records the op added), on the tape being
+        recorded and, when it made no followed value, in the memo."""
         found = replay_key(func, args, kwargs) if replayable and len(calls) == 1 else None
-        outputs = None if found is None else in_place or _describe(out, found[1], self.fake)
-        if found is None or outputs is None:
-            tape.entries.append(Entry(func, in_place, None, None, None, allocates))
-            return
-        tape.entries.append(Entry(func, in_place, found[0], calls[0], outputs, allocates))
+        constants = [getattr(t, "constant", None) is not None for t in found[1]] if found is not None else []
+        if any(constants) and (in_place or all(constants)):
+            found = None  # the fake mode folds ops on constants alone, forgets those written to: a replay would not
+        outputs = None if found is None else in_place or describe(out, found[1], self.fake)
+        entry = Entry(func, in_place, None, None, None, allocates) if found is None or outputs is None else \
+            Entry(func, in_place, found[0], calls[0], outputs, allocates)
+        if self.recording is not None:
+            self.recording.entries.append(entry)
+        if entry.key is not None and _memorable(entry) and not any(t in self.values.values for t in tensors_in(out)):
+            self.memo.setdefault(entry.key, entry)
 
     def replay(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
-        """(outputs, cost record with the current module, tensors read) for a top-level op of a replica, or
-        (MISS, None, None) to count it normally; a mismatch ends this call's replay."""
+        """(outputs, cost record with the current module, tensors read) for a top-level op of a replica or in the
+        memo, or (MISS, None, None) to count it normally; a mismatch ends this call's replay."""
         tape = self.playing
-        assert tape is not None
+        if tape is None:
+            return self._recall(func, args, kwargs)
         entry = tape.entries[self.position] if self.position < len(tape.entries) else None
         self.position += 1
         if entry is None or entry.func is not func:
@@ -224,52 +195,49 @@ class Replicas:
         if found is None or found[0] != entry.key:
             self.playing = None
             return MISS, None, None
-        inputs = found[1]
+        if self._follows(entry, args, found[1]):
+            return MISS, None, None
+        self.replayed += 1
+        return self._outputs(entry, args, found[1])
+
+    def _recall(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
+        """An op whose key was met before in this count, made from the memo."""
+        found = replay_key(func, args, kwargs)
+        entry = self.memo.get(found[0]) if found is not None else None
+        if entry is None or found is None or self._follows(entry, args, found[1]):
+            return MISS, None, None
+        if self.recording is not None:
+            self.recording.entries.append(entry)
+        self.recalled += 1
+        return self._outputs(entry, args, found[1])
+
+    def _follows(self, entry: Entry, args: tuple[Any, ...], inputs: list[torch.Tensor]) -> bool:
+        """Whether counting the op normally follows a value (shadow.py), which a replay would not: every tensor it
+        reads has one (its outputs get theirs; a random op draws), or it writes one in place (dropped, stale)."""
+        values = self.values.values
+        return (bool(inputs) and all(t in values for t in inputs)) or (entry.in_place and args[0] in values)
+
+    def _outputs(self, entry: Entry, args: tuple[Any, ...], inputs: list[torch.Tensor]) -> tuple[Any, Any, Any]:
         if entry.in_place:
-            if args[0] in self.values.values:  # its value is followed: a replay would leave it stale
-                self.playing = None
-                return MISS, None, None
             out = args[0]
         else:
             leaves, spec = entry.outputs
-            out = self._make(leaves, inputs) if spec is None else tree_unflatten([self._make(leaf, inputs)
-                                                                                  for leaf in leaves], spec)
-        assert entry.call is not None
-        self.replayed += 1
+            out = self._make(leaves, inputs) if spec is None else tree_unflatten(
+                [self._make(leaf, inputs) for leaf in leaves], spec)
         self.last = entry.call
         return out, entry.call._replace(module=self.current()), inputs if entry.allocates else None
 
     def _make(self, leaf: Any, inputs: list[torch.Tensor]) -> Any:
-        if not isinstance(leaf, Output):
-            return leaf
-        if self.symbolic:
-            return self._make_symbolic(leaf, inputs)
-        if leaf.alias is None:
-            return fake_empty(self.fake, leaf.shape, leaf.stride, leaf.dtype, leaf.device)
-        with torch._C._DisableTorchDispatch():  # a plain meta tensor on the input's storage, as FakeTensorMode does
-            meta = torch.empty_strided(leaf.shape, leaf.stride, dtype=leaf.dtype, device="meta")
-            meta.set_(inputs[leaf.alias].untyped_storage(), leaf.offset, leaf.shape, leaf.stride)
-        return FakeTensor(self.fake, meta, leaf.device)
-
-
-    def _make_symbolic(self, leaf: Output, inputs: list[torch.Tensor]) -> torch.Tensor:
-        """`_make` with symbolic sizes, where allocating a tensor or a view computes its storage size in sympy
-        (~100 µs): each output is a view of an empty storage of its own (~15 µs). A new one declares its bytes for
-        activation memory; a view holds the tensor it views, so that tensor's storage lives as long as it does."""
+        if not self.symbolic or not isinstance(leaf, Output):
+            return make(self.fake, leaf, inputs)
+        # with symbolic sizes, allocating a tensor or a view computes its storage size in sympy (~100 µs): each
+        # output is a view of an empty storage of its own (~15 µs); a new one declares its bytes for activation
+        # memory, a view holds the tensor it views, so that tensor's storage lives as long as it does
         with torch._C._DisableTorchDispatch():
             meta = torch.empty(0, dtype=leaf.dtype, device="meta").as_strided(leaf.shape, leaf.stride, leaf.offset)
         made = FakeTensor(self.fake, meta, leaf.device)
         if leaf.alias is None:
             self.declared[_storage_key(made)] = leaf.nbytes
-        else:  # not on its input's storage: it keeps that input alive instead, as the shared storage would
+        else:
             made._flopwise_base = inputs[leaf.alias]  # type: ignore[attr-defined]
         return made
-
-
-def fake_empty(fake: FakeTensorMode, shape: Any, stride: Any, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    """A new fake tensor, made as FakeTensorMode's cache makes one: many times cheaper than `torch.empty_strided`
-    dispatched through the fake mode."""
-    with torch._C._DisableTorchDispatch():
-        meta = torch.empty_strided(shape, stride, dtype=dtype, device="meta")
-    return FakeTensor(fake, meta, device)
-
