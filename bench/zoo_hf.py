@@ -128,7 +128,8 @@ def plain_forward_on_fake_tensors(model: torch.nn.Module, shaped: Any) -> BaseEx
             return x
         if x.is_meta:
             return torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="cpu")  # fake: the mode is on
-        return mode.fake_tensor_converter.from_real_tensor(mode, x, make_constant=True)
+        constant = not isinstance(x, torch.nn.Parameter)  # a weight a model made off the meta device: not a constant
+        return mode.fake_tensor_converter.from_real_tensor(mode, x, make_constant=constant)
 
     inputs = make_inputs(shaped, real=False)
     with mock.patch.object(fake_tensor, "CONSTANT_NUMEL_LIMIT", SMALL_INTEGERS), mode, torch.no_grad():
