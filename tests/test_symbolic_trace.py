@@ -111,3 +111,41 @@ def test_a_data_dependent_value_counts_each_size() -> None:
     report = flopwise.count(model, torch.ones(1, 10, 8), mode="fake", symbolic={"seq": 1})
     assert report.traced == 0 and report.counts > 1  # counted size by size, as before the trace
     assert report.formula("macs") == 8 * 8 * seq
+
+
+def test_real_mode_counts_once_and_takes_the_trace_only_where_it_agrees() -> None:
+    config = transformers.LlamaConfig(hidden_size=D, intermediate_size=INNER, num_hidden_layers=L,
+                                      num_attention_heads=HEADS, num_key_value_heads=KV, vocab_size=VOCAB)
+    model = transformers.LlamaForCausalLM(config).eval()  # real weights: the count of the given inputs is real
+
+    def real_ids(length: int) -> dict[str, torch.Tensor]:
+        return {"input_ids": torch.zeros(1, length, dtype=torch.long)}
+
+    report = flopwise.count(model, real_ids(24), symbolic={"seq": ("input_ids", 1)})
+    assert report.counts == 1 and report.traced >= 5  # one real count; the fake trace agreed with it, so it stands
+    for length in (3, 41):
+        direct, at = flopwise.count(model, real_ids(length)), report.at(seq=length)
+        assert tuple(getattr(at, m) for m in METRICS) == tuple(getattr(direct, m) for m in METRICS), length
+
+
+class RealOnlyStep(nn.Module):
+    """One more layer on real tensors only: as transformers builds a mask only when it sees fake tensors tracing,
+    a path that differs between real and fake tensors without raising."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first, self.extra = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.first(x)
+        return self.extra(x) if type(x) is torch.Tensor else x
+
+
+def test_real_mode_counts_each_size_where_the_fake_run_differs() -> None:
+    model = RealOnlyStep()
+    report = flopwise.count(model, torch.rand(1, 24, 8), symbolic={"seq": 1})
+    assert report.traced == 0 and report.counts > 1  # the trace disagreed with the real count: set aside
+    assert report.formula("macs") == 2 * 8 * 8 * seq  # both layers, as real runs: tokens·8·8 each
+    for length in (5, 37):
+        direct, at = flopwise.count(model, torch.rand(1, length, 8)), report.at(seq=length)
+        assert tuple(getattr(at, m) for m in METRICS) == tuple(getattr(direct, m) for m in METRICS), length

@@ -145,12 +145,15 @@ def count(
             return count(model, kwargs or args, mode=mode,  # inputs are all positional or all keyword
                          convention=convention, overrides=overrides, attention=attention)
 
+        real = mode == "real" and not on_meta(model)  # traced on fake CPU tensors, checked against the real count
+
         def traced(args: tuple[Any, ...], kwargs: dict[str, Any], trace: Trace) -> Report:  # symbolic sizes
-            shape_mode = "meta" if on_meta(model) else mode
+            shape_mode = "meta" if on_meta(model) or real else mode
             return _count(model, args, kwargs, shape_mode, convention, overrides, attention, trace=trace)
 
-        plain = isinstance(model, torch.jit.ScriptModule) or (mode == "real" and not on_meta(model))
-        return fit_symbolic(count_at, symbolic, *split_inputs(inputs), None if plain else traced)
+        script = isinstance(model, torch.jit.ScriptModule)
+        return fit_symbolic(count_at, symbolic, *split_inputs(inputs), None if script else traced,
+                            check_trace=real)
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"count() expects an nn.Module as its first argument, got {type(model).__name__}")
     if mode not in MODES:

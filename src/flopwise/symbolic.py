@@ -10,8 +10,8 @@ interpolation with a proof of degree, never by guessing a shape:
    (a size that switches kernels or pads to a multiple is piecewise, not one polynomial); the given inputs, counted
    anyway, serve as that check when they lie far enough out (a sweep from one count at S = 4096).
 
-Counting is injected (`fit_symbolic(count_at, ...)`), so this module sits beside count.py without importing it.
-"""
+The sizes come from one run with them symbolic where it can stand for them (symbolic_trace.py), else from counts.
+Counting is injected (`fit_symbolic(count_at, ...)`), so this module sits beside count.py without importing it."""
 
 from __future__ import annotations
 
@@ -143,12 +143,14 @@ def resized(
 
 def fit_symbolic(
     count_at: CountAt, spec: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-    run_traced: RunTraced | None = None,
+    run_traced: RunTraced | None = None, check_trace: bool = False,
 ) -> SymbolicReport:
-    """Count at the given inputs, fit the exact polynomial of every metric in the named sizes, verify it.
-    With `run_traced`, one run with the sizes symbolic costs every size its guards hold at, instead of a count."""
+    """Count at the given inputs, fit the exact polynomial of every metric in the named sizes, verify it. With
+    `run_traced`, one run with the sizes symbolic costs every size its guards hold at; `check_trace`: that run, on
+    fake tensors for a real count, is used only if it agrees with the given inputs' count in every metric."""
     dims = parse_symbolic(spec, args, kwargs)
     traced = trace_run(run_traced, dims, args, kwargs) if run_traced is not None else None
+    traced = traced._replace(report=None) if traced is not None and check_trace else traced  # the real count
     names = list(dims)
     counted = current_sizes(dims, args, kwargs)
     cache: dict[Values, Values] = {}
@@ -168,6 +170,9 @@ def fit_symbolic(
 
     report = traced.report if traced is not None and traced.report is not None else count_at(args, kwargs)
     params = report.params  # the parameters do not change with the sizes
+    if traced is not None and check_trace and not (traced.trace.holds_at(counted) and (
+            *traced.trace.totals(counted), params) == tuple(_metric(report, m) for m in METRICS)):
+        traced = None  # the fake run is not what the real one counts: each size is counted
     given = None  # the given inputs in steps, when they lie on the steps: a count already made, checked free
     if all(counted[n] % dims[n].multiple == 0 for n in names):
         given = {n: counted[n] // dims[n].multiple for n in names}
