@@ -210,13 +210,13 @@ class SymbolicReport(Report):
         domain = ", ".join(f"{v.name} ≥ {v.minimum}" + (f" in steps of {v.multiple}" if v.multiple > 1 else "")
                            for v in self.variables)
         degrees = ", ".join(f"{v.degree} in {v.name}" for v in self.variables)
-        checks = "sizes" if self.traced else "counts"
+        checks = _plural(self.verified, "size" if self.traced else "count")
         lines.append(f"exact for {domain}: degree {degrees} (the next finite difference is zero), fitted by exact "
-                     f"interpolation and checked against {self.verified} {checks} not used to fit "
-                     f"({self.counts} counts in all)")
+                     f"interpolation and checked against {checks} not used to fit "
+                     f"({_plural(self.counts, 'count')} in all)")
         if self.traced:
             held = f", under {', '.join(self.guards)}" if self.guards else ""
-            lines.append(f"{self.traced} sizes were costed op by op from one run with the sizes symbolic{held} "
+            lines.append(f"{_plural(self.traced, 'size')} costed op by op from one run with the sizes symbolic{held} "
                          "(the same ops, each formula at those sizes, as a count there gives)")
         return "\n".join(lines)
 
@@ -229,3 +229,7 @@ class SymbolicReport(Report):
 
     def __repr__(self) -> str:
         return super().__repr__().removesuffix(")") + f", symbolic={self.formula_text('macs')!r})"
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")

@@ -94,9 +94,10 @@ def run_sweep(loaded: Loaded, options: argparse.Namespace) -> tuple[str, Symboli
         points = [report.at(**dict(zip(sweeps, sizes, strict=True))) for sizes in product(*sweeps.values())]
     except ValueError as error:
         raise UsageError(f"--sweep: {error}") from None
-    note = (f"Computed from one exact polynomial fit in {', '.join(sweeps)} ({report.counts} counts, "
-            f"{report.verified} of them checks at sizes not used to fit), then evaluated at each size; "
-            f"convention {report.convention.name!r}.")
+    how = f"{report.counts} count(s) and {report.traced} size(s) costed from one run with the sizes symbolic" \
+        if report.traced else f"{report.counts} count(s)"
+    note = (f"Computed from one exact polynomial fit in {', '.join(sweeps)} ({how}; {report.verified} check(s) at "
+            f"sizes not used to fit), then evaluated at each size; convention {report.convention.name!r}.")
     if options.format == "json":
         rows = [{**p.sizes, "macs": p.macs, "flops": p.flops, "bytes_read": p.bytes_read,
                  "bytes_written": p.bytes_written} for p in points]
