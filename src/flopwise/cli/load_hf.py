@@ -60,13 +60,18 @@ def huggingface(parsed: Spec, flags: InputFlags) -> Loaded:
 
 
 def _text_only(inputs: Any, flags: InputFlags) -> dict[str, Shaped] | None:
-    """The text tokens alone of a default image-and-text input (None for inputs the user named): what counts when
-    the image flopwise makes does not suit the model (a family's own token count or image layout)."""
+    """A default image-and-text input without its image (the text tokens alone, decoder ids kept; None for inputs
+    the user named): what counts when the image flopwise makes does not suit the model (a family's own token count
+    or image layout)."""
     if flags.inputs or not isinstance(inputs, dict) or "pixel_values" not in inputs or "input_ids" not in inputs:
         return None
     ids = inputs["input_ids"]
     image = ids.prefix[1] if ids.prefix else 0
-    return {"input_ids": Shaped((ids.shape[0], ids.shape[1] - image), torch.int64)}
+    text = {name: value for name, value in inputs.items() if name not in _IMAGE_INPUTS}  # decoder ids stay
+    return {**text, "input_ids": Shaped((ids.shape[0], ids.shape[1] - image), torch.int64)}
+
+
+_IMAGE_INPUTS = {"pixel_values", "image_grid_thw", "grid_thw", "mm_token_type_ids"}  # what hf_inputs adds for images
 
 
 def _on_cpu(build: Callable[[str], nn.Module]) -> Callable[[], nn.Module]:

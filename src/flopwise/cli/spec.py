@@ -76,7 +76,7 @@ class Loaded:
     scripted: bool = False  # TorchScript: counted by running it, without module attribution
     rebuild: Callable[[], nn.Module] | None = None  # a model with real weights, for falling back to mode="real"
     counter: Callable[[Convention], Report] | None = None  # counted without running PyTorch (an .onnx file)
-    text_only: Any = None  # a multimodal model's default text inputs alone: counted if its default image fails
+    text_only: Any = None  # a multimodal model's default inputs without the image: counted if the image fails
 
 
 @dataclass(frozen=True)
