@@ -11,17 +11,8 @@ from .capture import CountingMode
 from .conventions import Convention
 from .cost import ZERO, Cost, OpCall
 from .memory import packed_weights, param_memory
-from .modules import ModuleStack, describe_module
+from .modules import ModuleStack, ancestors, describe_module
 from .report import ModuleRow, Report
-
-
-def ancestors(name: str) -> list[str]:
-    """'a.b.c' → ['a.b.c', 'a.b', 'a', '']."""
-    chain = [name]
-    while name:
-        name = name.rpartition(".")[0]
-        chain.append(name)
-    return chain
 
 
 def module_costs(calls: Iterable[OpCall]) -> tuple[dict[str, Cost], dict[str, Cost]]:

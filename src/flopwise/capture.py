@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -35,7 +34,7 @@ from .registry import (
 )
 from .replay import MISS, Replicas
 from .shadow import DATA_DEPENDENT, NeedsData, Shadows
-from .symbolic_trace import Trace
+from .symbolic_trace import Trace, TraceBroken
 
 _HOP = "higher-order"  # a plan that is not a formula
 # Decompositions into Core ATen ops (not into prims), so their parts land on formulas we know.
@@ -46,10 +45,6 @@ _DEVICE = torch.ops.prim.device.default
 def _shapes_only(args: tuple[Any, ...]) -> bool:
     """Whether the op runs on fake or meta tensors (no data, only the meta kernel)."""
     return any(isinstance(t, FakeTensor) or t.is_meta for t in tensors_in(args))
-
-
-class TraceBroken(RuntimeError):
-    """A run with symbolic sizes met what it cannot trace: the fit counts each size instead."""
 
 
 class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
@@ -154,7 +149,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 self.shadows.follow(func, args, kwargs, out)
         if self.follow_values:  # masked attention: mask values followed on fake tensors (mask_values.py)
             mask_values.track(func, name, args, kwargs, out)
-        self._record(func, name, plan, args, kwargs, out)
+        with self.trace.bookkeeping() if self.trace is not None else contextlib.nullcontext():
+            self._record(func, name, plan, args, kwargs, out)
         return out
 
     @staticmethod
@@ -201,28 +197,6 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 self.warnings.append(warning)
         return kept
 
-    def _record_traced(self, name: str, plan: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-                       extra: dict[str, Any], out: Any, module: str) -> None:
-        """`_record` in a run with symbolic sizes: the call becomes a recipe, costed at the sizes' hints."""
-        assert self.trace is not None
-        inputs, outputs = tensors_in((args, extra)), tensors_in(out)
-        self.memory.record(inputs + tensors_in(kwargs["out"]) if "out" in kwargs else inputs, outputs)
-        if plan is UNKNOWN:
-            self.unsupported[name][module] += 1
-        if self.convention.masked:
-            raise TraceBroken("attention='masked' follows mask values")
-        key = self.trace.record(plan, out, args, extra, inputs, outputs, (name, None))
-        if key is None:
-            raise TraceBroken(self.trace.broken)
-        costed = self._costed.get(key)
-        if costed is None:
-            self.trace.cost = self.trace.cost or functools.partial(cost_call, self.convention)
-            costed = self._costed[key] = self.trace.cost_at_hints(key)
-        work, cost, shapes, dtype = costed
-        call = OpCall(name, module, cost, work, shapes, dtype)
-        self.trace.taped[id(call)] = key
-        self.calls.append(call)
-
     def record_work(self, name: str, work: Work, inputs: list[torch.Tensor], out: Any) -> None:
         """Record one call costed outside the formula registry (a higher-order operator's formula)."""
         outputs = tensors_in(out)
@@ -245,15 +219,16 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             self.calls.append(OpCall(name, module, ZERO))
             return
         extra = {k: v for k, v in kwargs.items() if k != "out"} if kwargs else kwargs
-        if self.trace is not None:
-            with self.trace.bookkeeping():
-                self._record_traced(name, plan, args, kwargs, extra, out, module)
-            return
+        trace = self.trace
         inputs: list[torch.Tensor] = []
-        try:
-            key: Any = (func, scan((args, extra), {}, inputs), scan(out, {}, []))
-        except Unkeyable:
-            key, inputs = None, tensors_in((args, extra))
+        if trace is not None:  # symbolic sizes: the call becomes a recipe, costed at the sizes' hints
+            inputs = tensors_in((args, extra))
+            key: Any = trace.record(plan, out, args, extra, inputs, tensors_in(out), (name, None))
+        else:
+            try:
+                key = (func, scan((args, extra), {}, inputs), scan(out, {}, []))
+            except Unkeyable:
+                key, inputs = None, tensors_in((args, extra))
         outputs = tensors_in(out)
         self.memory.record(inputs + tensors_in(kwargs["out"]) if "out" in kwargs else inputs, outputs)
         if plan is UNKNOWN:
@@ -263,8 +238,12 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             key = (key, kept)  # same shapes, another mask: another count
         costed = self._costed.get(key) if key is not None else None
         if costed is None:
-            costed = cost_call(self.convention, plan, out, args, extra, inputs, outputs, (name, kept))
+            costed = trace.cost_at_hints(key) if trace is not None else \
+                cost_call(self.convention, plan, out, args, extra, inputs, outputs, (name, kept))
             if key is not None:
                 self._costed[key] = costed
         work, cost, shapes, dtype = costed
-        self.calls.append(OpCall(name, module, cost, work, shapes, dtype))
+        call = OpCall(name, module, cost, work, shapes, dtype)
+        if trace is not None:
+            trace.recipe_of[id(call)] = key
+        self.calls.append(call)

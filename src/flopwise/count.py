@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -18,6 +19,7 @@ from .assemble import build_report
 from .capture import CountingMode
 from .conventions import Convention, resolve, with_attention
 from .cost import OpCall
+from .costing import cost_call
 from .effective import with_effective
 from .fake_mode import CpuFakeTensorMode
 from .guard import StateGuard
@@ -30,7 +32,7 @@ from .replay import Replicas
 from .report import Report
 from .shadow import NeedsData, Shadows, TensorsFromScalars, nested_fast_path_stops
 from .symbolic import fit_symbolic
-from .symbolic_trace import Trace
+from .symbolic_trace import Trace, TraceBroken
 
 MODES = ("real", "fake", "meta")
 
@@ -225,6 +227,10 @@ def _count(
         with counting(convention, overrides, model=model, inputs=described, attention=attention) as session:
             assert session._mode is not None
             session._mode.trace = trace
+            if trace is not None:
+                if session._mode.follow_values:  # attention="masked" follows mask values: no symbolic sizes
+                    raise TraceBroken("attention='masked' counts the pairs mask values keep")
+                trace.cost = functools.partial(cost_call, session._mode.convention)
             session._mode.warnings += notes
             session._mode.guard = guard if guard.watching else None
             session._mode.shadows = shadows

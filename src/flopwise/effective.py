@@ -21,6 +21,7 @@ import dataclasses
 import torch
 from torch.utils._python_dispatch import _disable_current_modes
 
+from .modules import ancestors
 from .report import Report
 
 try:
@@ -115,8 +116,6 @@ def _skipped(report: Report, by_shape: dict[tuple[int, ...], list[tuple[str, int
         # the weight of the module the call ran in first, else the nearest submodule's
         _, nnz, numel = min(owners, key=lambda o: (o[0] != call.module, len(o[0])))
         saved = call.cost.macs - call.cost.macs * nnz // numel
-        parts = call.module.split(".") if call.module else []
-        for depth in range(len(parts) + 1):  # the module itself and each module it is part of, up to the root
-            enclosing = ".".join(parts[:depth])
+        for enclosing in ancestors(call.module):
             skipped[enclosing] = skipped.get(enclosing, 0) + saved
     return skipped

@@ -137,6 +137,15 @@ class ModuleStack:
         self.stack.clear()
 
 
+def ancestors(name: str) -> list[str]:
+    """'a.b.c' → ['a.b.c', 'a.b', 'a', '']: a module and every module it is part of, up to the root."""
+    chain = [name]
+    while name:
+        name = name.rpartition(".")[0]
+        chain.append(name)
+    return chain
+
+
 def tensor_shapes(tree: Any) -> tuple[tuple[int, ...], ...]:
     """The shape of each tensor in `tree`, in order, as plain tuples of ints (a nested tensor is left out)."""
     shapes = []

@@ -150,7 +150,6 @@ def fit_symbolic(
     fake tensors for a real count, is used only if it agrees with the given inputs' count in every metric."""
     dims = parse_symbolic(spec, args, kwargs)
     traced = trace_run(run_traced, dims, args, kwargs) if run_traced is not None else None
-    traced = traced._replace(report=None) if traced is not None and check_trace else traced  # the real count
     names = list(dims)
     counted = current_sizes(dims, args, kwargs)
     cache: dict[Values, Values] = {}
@@ -168,7 +167,8 @@ def fit_symbolic(
                 cache[key] = tuple(_metric(report, m) for m in METRICS)
         return cache[key]
 
-    report = traced.report if traced is not None and traced.report is not None else count_at(args, kwargs)
+    given_count = traced.report if traced is not None and not check_trace else None  # check_trace: a real count
+    report = given_count or count_at(args, kwargs)
     params = report.params  # the parameters do not change with the sizes
     if traced is not None and check_trace and not (traced.trace.holds_at(counted) and (
             *traced.trace.totals(counted), params) == tuple(_metric(report, m) for m in METRICS)):
@@ -181,7 +181,7 @@ def fit_symbolic(
     try:
         top = _fit(names, dims, lambda ks: at([ks[n] for n in names]), {}, checked, given, lazy=traced is not None)
     except SymbolicError as error:
-        if traced is not None and traced.trace.env.guards:
+        if traced is not None and traced.trace.guards():
             error.add_note(f"the run with symbolic sizes holds under {', '.join(traced.trace.guards())}")
         raise
     variables = tuple(

@@ -10,8 +10,8 @@ arguments, tensors described by symbolic shape, stride, dtype and device. Evalua
   breaks one (or a size of 1, which torch never makes symbolic) is counted directly instead;
 - formulas see plain integer shapes at each size, the same ones they see in a direct count.
 
-What cannot be traced (a data-dependent value, a higher-order operator, sparse or nested tensors, a constant
-torch folds) marks the trace unusable (`Trace.broken` says why), and the fit counts each size directly.
+What cannot be traced (a data-dependent value, a higher-order operator, sparse or nested tensors) raises
+`TraceBroken`, and the fit counts each size directly.
 The count of the traced run itself is made at the sizes' real values (the guards' hints): it is the count of
 the given inputs.
 """
@@ -19,14 +19,11 @@ the given inputs.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import functools
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import torch
-from torch._guards import GuardSource, Source
 from torch._subclasses.fake_tensor import FakeTensor
 from torch.utils._pytree import tree_map
 
@@ -78,14 +75,14 @@ class Trace:
         self.hints: dict[str, int] = {}
         self.recipes: dict[Any, Recipe] = {}
         self.uses: Counter[Any] = Counter()
-        self.taped: dict[int, Any] = {}  # id of a replay tape's cost record → its recipe key
-        self.broken = ""  # why the trace cannot stand for other sizes ("" while it can)
+        self.recipe_of: dict[int, Any] = {}  # id of a cost record → its recipe key (replays repeat records)
 
     def size(self, name: str, hint: int) -> torch.SymInt:
         """The SymInt standing for the named size (its hint: the size in the given inputs)."""
+        from torch._dynamo.source import ConstantSource  # creating a ShapeEnv has imported torch._dynamo already
         from torch.fx.experimental.symbolic_shapes import DimDynamic
 
-        source = _SizeSource(name)
+        source = ConstantSource(name)
         if name not in self.symbols:
             self.symbols[name] = self.env.create_symbol(hint, source=source, dynamic_dim=DimDynamic.DYNAMIC)
             self.hints[name] = hint
@@ -121,17 +118,16 @@ class Trace:
 
     def record(self, plan: Any, out: Any, args: tuple[Any, ...], extra: dict[str, Any],
                inputs: list[torch.Tensor], outputs: list[torch.Tensor], mask: tuple[str, int | None]) -> Any:
-        """The call's recipe key (its recipe kept once), or None when it cannot be traced (the trace breaks)."""
+        """The call's recipe key (its recipe kept once); TraceBroken when an argument cannot be described."""
         ids: dict[int, int] = {}
+        recipe = Recipe(plan, _describe(out, ids), _describe(args, ids), _describe(extra, ids),
+                        tuple(ids[id(t)] for t in inputs), tuple(ids[id(t)] for t in outputs), mask)
+        key = (id(plan) if callable(plan) else plan, _frozen((recipe.out, recipe.args, recipe.extra)),
+               recipe.inputs, recipe.outputs, mask)
         try:
-            recipe = Recipe(plan, _describe(out, ids), _describe(args, ids), _describe(extra, ids),
-                            tuple(ids[id(t)] for t in inputs), tuple(ids[id(t)] for t in outputs), mask)
-            key = (id(plan) if callable(plan) else plan, _frozen((recipe.out, recipe.args, recipe.extra)),
-                   recipe.inputs, recipe.outputs, mask)
             hash(key)
-        except (_Untraceable, KeyError, TypeError) as error:
-            self.break_(f"an op's arguments cannot be traced ({error or type(error).__name__})")
-            return None
+        except TypeError as error:  # an argument of a type no key can hold
+            raise TraceBroken(f"an op's arguments cannot be traced ({error})") from None
         self.recipes.setdefault(key, recipe)
         self.uses[key] += 1
         return key
@@ -139,7 +135,7 @@ class Trace:
     def replayed(self, taped: Any) -> None:
         """A replay (replay.py) repeated the taped cost record `taped`: its recipe ran once more (a view has no
         recipe: it costs nothing)."""
-        key = self.taped.get(id(taped))
+        key = self.recipe_of.get(id(taped))
         if key is not None:
             self.uses[key] += 1
 
@@ -172,19 +168,15 @@ class Trace:
         return out, args, extra, [made[i] for i in recipe.inputs], [made[i] for i in recipe.outputs]
 
     def symbolic(self) -> bool:
-        """Whether every named size became a symbol (not a constant torch specialized it to) and nothing broke."""
+        """Whether every named size became a symbol (not a constant torch specialized it to)."""
         import sympy
 
-        return not self.broken and all(isinstance(s, sympy.Symbol) for s in self.symbols.values())
-
-    def break_(self, why: str) -> None:
-        if not self.broken:
-            self.broken = why
+        return all(isinstance(s, sympy.Symbol) for s in self.symbols.values())
 
     def holds_at(self, sizes: dict[str, int]) -> bool:
         """Whether the traced run stands for these sizes: every size ≥ 2 (torch never makes 0 or 1 symbolic) and
         every guard recorded while the model ran holds."""
-        if self.broken or any(sizes[n] < 2 for n in self.symbols):
+        if any(sizes[n] < 2 for n in self.symbols):
             return False
         values = {self.symbols[n]: sizes[n] for n in self.symbols}
         return all(bool(guard.expr.xreplace(values)) for guard in self.env.guards)
@@ -195,24 +187,8 @@ class Trace:
         return [str(guard.expr.xreplace(names)) for guard in self.env.guards]
 
 
-@dataclasses.dataclass(frozen=True)
-class _SizeSource(Source):
-    """Where a symbol comes from, for torch's messages: a named size (torch._dynamo's ConstantSource, without
-    importing torch._dynamo, which costs more than a count)."""
-
-    size_name: str
-
-    @property
-    def guard_source(self) -> GuardSource:
-        return GuardSource.CONSTANT
-
-    @functools.cached_property
-    def _name_template(self) -> str:
-        return self.size_name
-
-
-class _Untraceable(Exception):
-    pass
+class TraceBroken(RuntimeError):
+    """The run met what a run with symbolic sizes cannot stand for: the fit counts each size instead."""
 
 
 def _symbol(name: str) -> Any:
@@ -225,7 +201,7 @@ def _expr(value: Any) -> Any:
     if isinstance(value, torch.SymInt):
         return value.node.expr
     if isinstance(value, (torch.SymFloat, torch.SymBool)):
-        raise _Untraceable("a symbolic float or bool argument")
+        raise TraceBroken("a symbolic float or bool argument")
     return value
 
 
@@ -233,15 +209,11 @@ def _describe(tree: Any, ids: dict[int, int]) -> Any:
     def one(x: Any) -> Any:
         if isinstance(x, torch.Tensor):
             if x.layout != torch.strided or x.is_nested or x.is_quantized:
-                raise _Untraceable(f"a {x.layout} tensor")  # formulas of these read more than shapes
+                raise TraceBroken(f"a {x.layout} tensor")  # formulas of these read more than shapes
             index = ids.setdefault(id(x), len(ids))
             device = x.fake_device if type(x) is FakeTensor else x.device
             return Shaped(index, tuple(map(_expr, x.shape)), tuple(map(_expr, x.stride())), x.dtype, device)
-        if isinstance(x, torch.SymInt):
-            return Sized(x.node.expr)
-        if isinstance(x, (torch.SymFloat, torch.SymBool)):
-            raise _Untraceable("a symbolic float or bool argument")
-        return x
+        return Sized(x.node.expr) if isinstance(x, torch.SymInt) else _expr(x)
 
     return tree_map(one, tree)
 

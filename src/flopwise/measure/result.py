@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 from .. import energy
 from ..conventions import CONTRACTIONS
 from ..cost import ZERO, Cost
+from ..modules import ancestors
 from ..report import Report
 from .optimes import OpTimes
 from .roofline import Peaks
@@ -67,11 +68,6 @@ class Row:
 
 
 OPLESS_FLOOR_S = 1e-4  # a forward with no op that takes this long does work elsewhere (hooks cost ~µs)
-
-
-def _ancestors(name: str) -> list[str]:
-    parts = name.split(".") if name else []
-    return [".".join(parts[:i]) for i in range(len(parts) + 1)]
 
 
 @dataclass(frozen=True)
@@ -203,7 +199,7 @@ class Measurement:
     def opless_modules(self, floor_s: float = OPLESS_FLOOR_S) -> dict[str, float]:
         """{module: median seconds} of modules whose forward ran no aten op at all yet took at least `floor_s`:
         work outside the dispatcher (numpy, a raw C++ or Triton kernel) that no dispatch-level count can see."""
-        with_ops = {ancestor for call in self.forward.calls for ancestor in _ancestors(call.module)}
+        with_ops = {ancestor for call in self.forward.calls for ancestor in ancestors(call.module)}
         return {name: t.median for name, t in self.module_times.items()
                 if name not in with_ops and t.median >= floor_s}
 

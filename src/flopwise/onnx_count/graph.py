@@ -10,11 +10,12 @@ from typing import Any
 
 import torch
 
-from ..assemble import ancestors, module_costs, subtree_params
+from ..assemble import module_costs, subtree_params
 from ..conventions import Convention, resolve
 from ..cost import ZERO, OpCall
 from ..costing import UNKNOWN, VIEW, cost_call, plan_of
 from ..memory import bytes_by_dtype
+from ..modules import ancestors
 from ..prepare import describe_inputs
 from ..report import ModuleRow, Report
 from .nodes import DTYPES, METADATA, STANDINS, Node
