@@ -131,11 +131,11 @@ def _count_module(loaded: Loaded, mode: str, convention: str | Convention, step:
         try:
             report = _count_with_weights(loaded, loaded.text_only, mode, convention, step)
         except ModelError as text_error:  # the text alone fails too: the default inputs' failure is the one to tell
-            error.add_note(f"the text tokens alone (input_ids) failed too: {str(text_error).splitlines()[0]}")
+            error.add_note(f"the inputs without the image failed too: {str(text_error).splitlines()[0]}")
             raise error from error.__cause__
         first = str(error.__cause__ or error).strip().splitlines()[0]
         said = f"the default image input did not suit the model ({first}); counted its text path alone " \
-            "(input_ids): to count an image, pass the inputs its forward needs with --input NAME=SIZES"
+            "(the inputs without the image): to count an image, pass the inputs its forward needs with --input"
         return dataclasses.replace(report, warnings=[said, *report.warnings])
 
 

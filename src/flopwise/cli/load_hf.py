@@ -59,6 +59,9 @@ def huggingface(parsed: Spec, flags: InputFlags) -> Loaded:
     return Loaded(spec, model, inputs, notes, rebuild=_on_cpu(build), text_only=_text_only(inputs, flags))
 
 
+_IMAGE_INPUTS = {"pixel_values", "image_grid_thw", "grid_thw", "mm_token_type_ids"}  # what hf_inputs adds for images
+
+
 def _text_only(inputs: Any, flags: InputFlags) -> dict[str, Shaped] | None:
     """A default image-and-text input without its image (the text tokens alone, decoder ids kept; None for inputs
     the user named): what counts when the image flopwise makes does not suit the model (a family's own token count
@@ -70,8 +73,6 @@ def _text_only(inputs: Any, flags: InputFlags) -> dict[str, Shaped] | None:
     text = {name: value for name, value in inputs.items() if name not in _IMAGE_INPUTS}  # decoder ids stay
     return {**text, "input_ids": Shaped((ids.shape[0], ids.shape[1] - image), torch.int64)}
 
-
-_IMAGE_INPUTS = {"pixel_values", "image_grid_thw", "grid_thw", "mm_token_type_ids"}  # what hf_inputs adds for images
 
 
 def _on_cpu(build: Callable[[str], nn.Module]) -> Callable[[], nn.Module]:
