@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "flopwise.hops": 2,
     "flopwise.mask_values": 2,
     "flopwise.guard": 2,
+    "flopwise.fold": 2,  # whole repeated blocks not run again (replay.py's, one level up)
     "flopwise.replay": 2,
     "flopwise.fakes": 2,  # fake tensors made directly, keys of op calls on them (replay.py, prepare.py)
     "flopwise.costing": 2,

@@ -284,7 +284,7 @@ def _replicas(model: torch.nn.Module, fake: FakeTensorMode | None, session: Coun
     stack, mode = session._stack, session._mode
     if fake is None or shadows is None or stack is None or mode is None or mode.follow_values or not replay.ENABLED:
         return None
-    return Replicas(model, fake, lambda: stack.current, shadows)
+    return Replicas(model, fake, stack, mode, shadows)
 
 
 def split_inputs(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:

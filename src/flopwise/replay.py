@@ -11,8 +11,12 @@ directly as fake tensors of the taped metadata (what FakeTensorMode's own cache 
 key). Counts are therefore identical by construction; the first op that differs ends the replay of that call, and
 the rest is counted normally.
 
-The same entries make a *memo* for the count: an op whose key was met before in this count (batch norm's size-0
-`empty`, a ReLU on a shape seen in another block) is made from it. Nothing is kept from one count to the next.
+The same entries make a *memo*: an op whose key was met before (batch norm's size-0 `empty`, a ReLU on a shape seen
+in another block, a convolution of the same shapes in an earlier count) is made from it. The memo is kept from one
+count to the next, as FakeTensorMode keeps its own cache of fake kernels' outputs, under the state its entries
+depend on besides their key: the convention that costed them, and inference mode. A count with formula overrides
+(a user's function, which may count its calls) and a run with symbolic sizes (keys of its own symbols) keep their
+own for that count only.
 
 Never replayed (counted normally, the replay goes on after them): out= ops and in-place ops other than those that
 write their first argument and return it (relu_, add_) without changing its sizes, ops whose tensors all have a
@@ -35,8 +39,10 @@ from torch.nn.modules.module import register_module_forward_hook, register_modul
 from torch.utils._pytree import tree_unflatten
 
 from .cost import OpCall
-from .fakes import Output, describe, make, replay_key
+from .fakes import Output, describe, make, replay_key, wrap
+from .fold import Folds
 from .memory import _storage_key
+from .modules import ModuleStack
 from .registry import tensors_in
 from .shadow import Shadows
 
@@ -99,18 +105,33 @@ def structures(model: torch.nn.Module) -> dict[torch.nn.Module, int]:
     return chosen
 
 
+MEMO_SIZE = 1 << 14  # entries kept across counts; past it the memo starts again (an entry is a few hundred bytes)
+_MEMOS: dict[Any, dict[Any, Entry]] = {}  # the state entries depend on besides their key → the memo
+
+
+def _memo(convention: Any, private: bool) -> dict[Any, Entry]:
+    if private:
+        return {}
+    memo = _MEMOS.setdefault((convention, torch.is_inference_mode_enabled()), {})
+    if len(memo) > MEMO_SIZE:
+        memo.clear()
+    return memo
+
+
 class Replicas:
     """Tapes of repeated blocks and their replays for one count (see the module docstring); hooks removed in close()."""
 
     def __init__(
-        self, model: torch.nn.Module, fake: FakeTensorMode, current: Callable[[], str], shadows: Shadows
+        self, model: torch.nn.Module, fake: FakeTensorMode, stack: ModuleStack, mode: Any, shadows: Shadows
     ) -> None:
+        """`mode`: the CountingMode (its calls, memory, warnings and unsupported ops, for folds)."""
         self.kinds = structures(model)
         self.fake = fake
-        self.current = current  # the name of the module running now (ModuleStack.current)
+        self.stack = stack  # which module is running now
         self.values = shadows  # real values of input-only tensors (shadow.py)
         self.tapes: dict[int, _Tape] = {}
-        self.memo: dict[Any, Entry] = {}  # key → entry of an op counted normally (outside tapes too)
+        self.symbolic = fake.shape_env is not None  # a run with symbolic sizes (symbolic_trace.py)
+        self.memo = _memo(mode.convention, bool(mode.overrides) or self.symbolic)  # key → entry (outside tapes too)
         self.recording: _Tape | None = None
         self.playing: _Tape | None = None
         self.root: torch.nn.Module | None = None  # the module whose call is being taped or replayed
@@ -118,13 +139,18 @@ class Replicas:
         self.position = 0
         self.replayed = self.recalled = 0  # ops of this count made from tapes, from the memo
         self.last: OpCall | None = None  # the cost record the last replay or recall repeated
-        self.symbolic = fake.shape_env is not None  # a run with symbolic sizes (symbolic_trace.py)
         self.declared: dict[int | None, int] = {}  # storage → its bytes, for storages made without them
         self._thread = threading.get_ident()
+        # whole blocks folded (fold.py): not in a run with symbolic sizes, whose records are recipes
+        self.folds = Folds(stack, mode, mode.memory, shadows, fake) if not self.symbolic and Folds.usable() else None
+        if self.folds is not None:
+            self.folds.install(list(self.kinds), self._forward)
         self._handles = [register_module_forward_pre_hook(self._enter),
                          register_module_forward_hook(self._exit, always_call=True)]
 
     def close(self) -> None:
+        if self.folds is not None:
+            self.folds.close()
         for handle in self._handles:
             handle.remove()
         self._handles, self.memo = [], {}
@@ -144,6 +170,13 @@ class Replicas:
             self.recording = self.tapes[number] = _Tape(*self._shadows())
         elif tape.valid:
             self.playing, self.position = tape, 0
+
+    def _forward(self, module: torch.nn.Module, original: Callable[..., Any], args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> Any:
+        """A repeated block's forward (fold.py): its outermost call may be folded, any other runs as it is."""
+        if self.root is not module or self.depth != 1 or self.folds is None or threading.get_ident() != self._thread:
+            return original(*args, **kwargs)
+        return self.folds.call(module, self.kinds[module], original, args, kwargs)
 
     def _exit(self, module: torch.nn.Module, args: Any, output: Any) -> None:
         if module is not self.root or threading.get_ident() != self._thread:
@@ -180,29 +213,31 @@ class Replicas:
 
     def replay(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
         """(outputs, cost record with the current module, tensors read) for a top-level op of a replica or in the
-        memo, or (MISS, None, None) to count it normally; a mismatch ends this call's replay."""
+        memo, or (MISS, None, None) to count it normally; a mismatch ends this call's replay (the memo may still
+        have the op)."""
+        if self.folds is not None:
+            self.folds.note_write(func, args, kwargs)
         tape = self.playing
-        if tape is None:
-            return self._recall(func, args, kwargs)
-        entry = tape.entries[self.position] if self.position < len(tape.entries) else None
-        self.position += 1
-        if entry is None or entry.func is not func:
-            self.playing = None
-            return MISS, None, None
-        if entry.key is None:
-            return MISS, None, None
-        found = replay_key(func, args, kwargs)
-        if found is None or found[0] != entry.key:
-            self.playing = None
-            return MISS, None, None
-        if self._follows(entry, args, found[1]):
-            return MISS, None, None
-        self.replayed += 1
-        return self._outputs(entry, args, found[1])
+        found: Any = MISS
+        if tape is not None:
+            entry = tape.entries[self.position] if self.position < len(tape.entries) else None
+            self.position += 1
+            if entry is None or entry.func is not func:
+                self.playing = None
+            elif entry.key is not None:
+                found = replay_key(func, args, kwargs)
+                if found is not None and found[0] == entry.key:
+                    if self._follows(entry, args, found[1]):
+                        return MISS, None, None
+                    self.replayed += 1
+                    return self._outputs(entry, args, found[1])
+                self.playing = None
+        return self._recall(func, args, kwargs, found)  # not on the tape (or no longer): maybe in the memo
 
-    def _recall(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, Any, Any]:
-        """An op whose key was met before in this count, made from the memo."""
-        found = replay_key(func, args, kwargs)
+    def _recall(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], found: Any) -> tuple[Any, Any, Any]:
+        """An op whose key was met before, made from the memo (`found`: its replay_key, or MISS if not made yet)."""
+        if found is MISS:
+            found = replay_key(func, args, kwargs)
         entry = self.memo.get(found[0]) if found is not None else None
         if entry is None or found is None or self._follows(entry, args, found[1]):
             return MISS, None, None
@@ -225,7 +260,7 @@ class Replicas:
             out = self._make(leaves, inputs) if spec is None else tree_unflatten(
                 [self._make(leaf, inputs) for leaf in leaves], spec)
         self.last = entry.call
-        return out, entry.call._replace(module=self.current()), inputs if entry.allocates else None
+        return out, entry.call._replace(module=self.stack.current), inputs if entry.allocates else None
 
     def _make(self, leaf: Any, inputs: list[torch.Tensor]) -> Any:
         if not self.symbolic or not isinstance(leaf, Output):
@@ -235,7 +270,7 @@ class Replicas:
         # memory, a view holds the tensor it views, so that tensor's storage lives as long as it does
         with torch._C._DisableTorchDispatch():
             meta = torch.empty(0, dtype=leaf.dtype, device="meta").as_strided(leaf.shape, leaf.stride, leaf.offset)
-        made = FakeTensor(self.fake, meta, leaf.device)
+        made = wrap(self.fake, meta, leaf.device)
         if leaf.alias is None:
             self.declared[_storage_key(made)] = leaf.nbytes
         else:

@@ -1,0 +1,242 @@
+"""Folded blocks: in the shape-only modes, a repeated block called exactly as one counted before is not run again.
+
+replay.py replays a repeated block op by op, but still runs its Python forward and every module call in it. On
+fake tensors a block's whole call is a pure function of what it is given, when that is all it reads: the block
+(its structure, attributes and parameter shapes) and its arguments (shapes, strides, dtypes, plain values). So the
+first call of a repeated block with a given key is counted normally and kept as a *fold*: the records of its ops
+(module names relative to the block), the calls and first shapes of its submodules, the most bytes it had alive
+above what was alive when it began, and the metadata of its outputs. A later call of a block of the same structure
+with the same key is not run: the fold's records are added under the block's own module names and its outputs are
+made as fake tensors (ResNet-50's bottlenecks after the second of each stage, ViT's layers). The count is the same
+as running it, record for record.
+
+A call is folded only when all of this holds (else the block runs, replayed op by op where it can be):
+- the block and every module in it: in eval mode, attributes equal (plain values by value, anything else the same
+  object), no hooks of their own, every one named under the block, no MoE experts (routing is observed per call,
+  moe.py); and no global module hooks but flopwise's own;
+- the call: its arguments keyed as an op's (fakes.py), no tensor among them with a followed value (shadow.py);
+- the call recorded: its submodules called there for the first time, no op unsupported and no warning, every record
+  in the block's modules, no value followed past its end or answered from the data, no write into a tensor that
+  existed before it, attributes and arguments as they were, nothing it made still alive but its outputs (a tensor
+  kept in a cache would be), outputs fresh or views of the arguments, with no followed value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.nn.modules import module as _module
+from torch.utils._pytree import tree_flatten, tree_unflatten
+
+from .cost import OpCall
+from .fakes import _key, describe, make
+from .memory import ActivationMemory, _storage_key
+from .modules import ModuleStack
+from .registry import PLAIN_TYPES, Unkeyable, tensors_in
+from .shadow import Shadows
+
+KEYS_PER_STRUCTURE = 8  # folds kept for one structure (calls of other shapes): a bound on what a count holds
+_OWN = ("_parameters", "_buffers", "_modules")  # compared by structure (replay.structures), not by value
+Shapes = tuple[tuple[int, ...], ...]
+
+
+class Fold(NamedTuple):
+    calls: tuple[OpCall, ...]  # module names relative to the block ("" is the block itself)
+    modules: tuple[tuple[str, int, Shapes, Shapes | None], ...]  # submodule called: relative name, calls, shapes
+    outputs: Any  # describe()'s (leaves, spec)
+    peak: int  # the most bytes alive during the call above those alive when it began
+
+
+class _Recording:
+    def __init__(self, live: set[int]) -> None:
+        self.live_before = live  # storages alive when the call began
+        self.wrote_outside = False  # an in-place write into one of them (or into an input, a parameter)
+
+
+def _value_key(value: Any, depth: int = 0) -> Any:
+    """An attribute as part of a key: plain values and containers of them by value, anything else by identity."""
+    kind = type(value)
+    if kind in PLAIN_TYPES or kind is torch.Size:
+        return kind, value
+    if depth < 3 and kind in (tuple, list):
+        return kind, tuple(_value_key(item, depth + 1) for item in value)
+    if depth < 3 and kind in (set, frozenset) and all(type(item) in PLAIN_TYPES for item in value):
+        return kind, frozenset(value)
+    if depth < 3 and isinstance(value, dict):
+        return kind, tuple((k, _value_key(v, depth + 1)) for k, v in value.items())
+    return "object", id(value)  # the same object (a config shared by the layers), not an equal one
+
+
+def _ours(hook: Any) -> bool:
+    owner = getattr(hook, "__self__", hook)
+    return type(owner).__module__.startswith("flopwise.")
+
+
+class Folds:
+    """The folds of one count, and the calls they stand for (see the module docstring)."""
+
+    def __init__(self, stack: ModuleStack, mode: Any, memory: ActivationMemory, shadows: Shadows,
+                 fake: FakeTensorMode) -> None:
+        self.stack, self.mode, self.memory, self.values, self.fake = stack, mode, memory, shadows, fake
+        self.table: dict[int, dict[Any, Fold]] = {}  # structure → call key → fold
+        self.recording: _Recording | None = None
+        self.folded = 0  # calls of this count not run, made from a fold
+        self._names: dict[torch.nn.Module, list[tuple[str, str]] | None] = {}
+        self._patched: list[tuple[torch.nn.Module, Any]] = []
+
+    @staticmethod
+    def usable() -> bool:
+        """No global module hooks but flopwise's own: a folded block's submodules would not call them."""
+        hooks = [*_module._global_forward_pre_hooks.values(), *_module._global_forward_hooks.values()]
+        return all(_ours(hook) for hook in hooks)
+
+    def install(self, modules: list[torch.nn.Module], forward: Callable[..., Any]) -> None:
+        """Route the forward of each block (a module with submodules: a single op gains nothing from a fold, its op
+        is replayed) through `forward(module, original, args, kwargs)` until `close()`: a module's forward is read
+        before its hooks run, so a pre-hook cannot stand in for it."""
+        for module in modules:
+            if not module._modules or "forward" in vars(module) or isinstance(module, torch.jit.ScriptModule):
+                continue  # a forward set on the instance (accelerate's hooks): left alone, never folded
+            original = module.forward
+
+            def routed(*args: Any, __module: Any = module, __original: Any = original, **kwargs: Any) -> Any:
+                return forward(__module, __original, args, kwargs)
+
+            routed.routed_by_flopwise = True  # type: ignore[attr-defined]  # not an attribute of the user's
+            module.forward = routed  # type: ignore[method-assign]
+            self._patched.append((module, original))
+
+    def close(self) -> None:
+        for module, _ in self._patched:
+            vars(module).pop("forward", None)
+        self._patched, self.table, self._names = [], {}, {}
+
+    def call(self, module: torch.nn.Module, number: int, original: Callable[..., Any], args: tuple[Any, ...],
+             kwargs: dict[str, Any]) -> Any:
+        """The outputs of a repeated block's outermost call: from a fold, else run (and kept as a fold if it can)."""
+        found: list[torch.Tensor] = []
+        key = self._key(module, args, kwargs, found)
+        names = self._names_of(module) if key is not None else None
+        if key is None or names is None or self.recording is not None:
+            return original(*args, **kwargs)
+        known = self.table.setdefault(number, {})
+        fold = known.get(key)
+        if fold is not None:
+            return self._unfold(fold, names[0][1], found)
+        if len(known) >= KEYS_PER_STRUCTURE or any(self.stack.calls[name] for rel, name in names if rel):
+            return original(*args, **kwargs)  # submodules called before: their counts and shapes are not this call's
+        return self._record(module, key, names, original, args, kwargs, found, known)
+
+    def note_write(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Before a top-level op of the call being recorded: whether it writes a tensor that existed before."""
+        recording = self.recording
+        if recording is None or not func._schema.is_mutable:
+            return
+        for i, argument in enumerate(func._schema.arguments):
+            if argument.alias_info is None or not argument.alias_info.is_write:
+                continue
+            value = args[i] if i < len(args) else kwargs.get(argument.name)
+            for t in tensors_in(value):
+                if _storage_key(t) in recording.live_before or _storage_key(t) not in self.memory._live:
+                    recording.wrote_outside = True
+
+    def _key(self, module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
+             found: list[torch.Tensor]) -> Any:
+        if module.training:
+            return None
+        try:
+            call = _key((args, kwargs), {}, found)
+        except Unkeyable:  # a real tensor, an object (a KV cache): the call may depend on more than shapes
+            return None
+        if any(t in self.values.values for t in found):
+            return None
+        attributes = self._attributes(module)
+        return None if attributes is None else (call, attributes)
+
+    @staticmethod
+    def _attributes(module: torch.nn.Module) -> Any:
+        """Every attribute of the block and its submodules, keyed; None when one has hooks or routes experts."""
+        keyed = []
+        for sub in module.modules():
+            state = vars(sub)
+            if isinstance(state.get("num_experts"), int):
+                return None
+            for name, value in state.items():
+                if "hooks" in name:  # dicts of hooks: forward and backward ones must be empty, others never run
+                    if value and name.startswith(("_forward", "_backward")):
+                        return None
+                elif name not in _OWN and not (name == "forward" and getattr(value, "routed_by_flopwise", False)):
+                    keyed.append((name, _value_key(value)))
+        return tuple(keyed)
+
+    def _names_of(self, module: torch.nn.Module) -> list[tuple[str, str]] | None:
+        """(relative, full) name of the block and of each module in it; None when one is named elsewhere (shared)."""
+        if module not in self._names:
+            prefix = self.stack.names.get(module)
+            pairs: list[tuple[str, str]] | None = []
+            for rel, sub in module.named_modules(remove_duplicate=False):
+                full = f"{prefix}.{rel}" if rel else prefix
+                if not prefix or self.stack.names.get(sub) != full:
+                    pairs = None
+                    break
+                pairs.append((rel, full))  # type: ignore[union-attr]
+            self._names[module] = pairs
+        return self._names[module]
+
+    def _record(self, module: torch.nn.Module, key: Any, names: list[tuple[str, str]], original: Callable[..., Any],
+                args: tuple[Any, ...], kwargs: dict[str, Any], found: list[torch.Tensor],
+                known: dict[Any, Fold]) -> Any:
+        mode, memory, stack = self.mode, self.memory, self.stack
+        start, warned = len(mode.calls), len(mode.warnings)
+        followed = len(self.values.values), sum(self.values.answered.values())
+        leaves, spec = tree_flatten((args, kwargs))
+        live, peak = memory.live, memory.peak
+        memory.peak = live
+        self.recording = _Recording(set(memory._live))
+        try:
+            out = original(*args, **kwargs)
+        finally:
+            recording, self.recording = self.recording, None
+            block_peak = memory.peak - live
+            memory.peak = max(peak, memory.peak)
+        prefix = names[0][1]
+        calls = mode.calls[start:]
+        kept = recording.wrote_outside or len(mode.warnings) != warned or \
+            (len(self.values.values), sum(self.values.answered.values())) != followed or \
+            any(c.op in mode.unsupported or (c.module != prefix and not c.module.startswith(prefix + "."))
+                for c in calls)
+        after, after_spec = tree_flatten((args, kwargs))
+        kept = kept or after_spec != spec or any(a is not b for a, b in zip(after, leaves, strict=True))
+        outputs = None if kept else describe(out, found, self.fake)
+        if outputs is None or self._attributes(module) != key[1]:
+            return out
+        made = {_storage_key(t) for t in tensors_in(out)} - {_storage_key(t) for t in found}
+        if any(t in self.values.values for t in tensors_in(out)) or any(k not in memory._live for k in made) or \
+                memory.live - live != sum(memory._live[k] for k in made):  # something else it made is still alive
+            return out
+        skip = len(prefix) + 1
+        relative = tuple(c._replace(module=c.module[skip:]) for c in calls)
+        called = tuple((rel, stack.calls[full], stack.input_shapes.get(full, ()), stack.output_shapes.get(full))
+                       for rel, full in names[1:] if stack.calls[full])
+        known[key] = Fold(relative, called, outputs, block_peak)
+        return out
+
+    def _unfold(self, fold: Fold, prefix: str, found: list[torch.Tensor]) -> Any:
+        stack, calls = self.stack, self.mode.calls
+        calls.extend(c._replace(module=f"{prefix}.{c.module}" if c.module else prefix) for c in fold.calls)
+        for rel, n, inputs, outputs in fold.modules:
+            full = f"{prefix}.{rel}"
+            stack.calls[full] += n
+            stack.input_shapes.setdefault(full, inputs)
+            if outputs is not None:
+                stack.output_shapes.setdefault(full, outputs)
+        self.memory.peak = max(self.memory.peak, self.memory.live + fold.peak)
+        leaves, spec = fold.outputs
+        out = make(self.fake, leaves, found) if spec is None else \
+            tree_unflatten([make(self.fake, leaf, found) for leaf in leaves], spec)
+        self.memory.record(found, tensors_in(out))
+        self.folded += 1
+        return out
