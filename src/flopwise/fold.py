@@ -11,7 +11,7 @@ made as fake tensors (ResNet-50's bottlenecks after the second of each stage, Vi
 as running it, record for record.
 
 A call is folded only when all of this holds (else the block runs, replayed op by op where it can be):
-- the block and every module in it: in eval mode, attributes equal (plain values by value, anything else the same
+- the block and every module in it: attributes equal (plain values by value, anything else the same
   object), no hooks of their own, every one named under the block, no MoE experts (routing is observed per call,
   moe.py); and no global module hooks but flopwise's own;
 - the call: its arguments keyed as an op's (fakes.py), no tensor among them with a followed value (shadow.py);
@@ -33,6 +33,7 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .cost import OpCall
 from .fakes import _key, describe, make
+from .guard import _written, written_arguments
 from .memory import ActivationMemory, _storage_key
 from .modules import ModuleStack
 from .registry import PLAIN_TYPES, Unkeyable, tensors_in
@@ -86,6 +87,7 @@ class Folds:
         self.folded = 0  # calls of this count not run, made from a fold
         self._names: dict[torch.nn.Module, list[tuple[str, str]] | None] = {}
         self._patched: list[tuple[torch.nn.Module, Any]] = []
+        self._writes: dict[Any, tuple[tuple[int, str], ...]] = {}  # op → the arguments it writes
 
     @staticmethod
     def usable() -> bool:
@@ -133,20 +135,19 @@ class Folds:
     def note_write(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Before a top-level op of the call being recorded: whether it writes a tensor that existed before."""
         recording = self.recording
-        if recording is None or not func._schema.is_mutable:
+        if recording is None:
             return
-        for i, argument in enumerate(func._schema.arguments):
-            if argument.alias_info is None or not argument.alias_info.is_write:
-                continue
-            value = args[i] if i < len(args) else kwargs.get(argument.name)
-            for t in tensors_in(value):
-                if _storage_key(t) in recording.live_before or _storage_key(t) not in self.memory._live:
-                    recording.wrote_outside = True
+        where = self._writes.get(func)
+        if where is None:
+            where = self._writes[func] = written_arguments(func)
+        if not where or (not func._schema.is_mutable and not args[5]):  # batch norm writes its statistics in training
+            return
+        for t in _written(args, kwargs, where):
+            if _storage_key(t) in recording.live_before or _storage_key(t) not in self.memory._live:
+                recording.wrote_outside = True
 
     def _key(self, module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
              found: list[torch.Tensor]) -> Any:
-        if module.training:
-            return None
         try:
             call = _key((args, kwargs), {}, found)
         except Unkeyable:  # a real tensor, an object (a KV cache): the call may depend on more than shapes

@@ -1,0 +1,207 @@
+"""Folded blocks (fold.py): a repeated block called as one counted before is not run again, and the count is the
+same record for record; a block whose call may depend on more than its key, or leave more behind than its outputs,
+is run. The op memo kept across counts (replay.py) changes no count either."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+import flopwise
+from flopwise import fold, replay
+
+torchvision = pytest.importorskip("torchvision")
+transformers = pytest.importorskip("transformers")
+
+COUNT = __import__("sys").modules["flopwise.count"]
+D, H, T = 16, 32, 5  # width, hidden width, tokens
+
+
+@pytest.fixture
+def replicas(monkeypatch: pytest.MonkeyPatch) -> list[replay.Replicas]:
+    made: list[replay.Replicas] = []
+
+    class Watched(replay.Replicas):
+        def __init__(self, *args: Any) -> None:
+            super().__init__(*args)
+            made.append(self)
+
+    monkeypatch.setattr(COUNT, "Replicas", Watched)
+    return made
+
+
+def _folded(replicas: list[replay.Replicas]) -> int:
+    folds = replicas[-1].folds
+    assert folds is not None
+    return folds.folded
+
+
+def _everything(r: flopwise.Report) -> tuple[Any, ...]:
+    return r.to_dict(), r.calls, r.peak_activation_bytes, r.param_bytes, r.warnings
+
+
+def _unfolded(model: nn.Module, inputs: Any, mode: str, monkeypatch: pytest.MonkeyPatch) -> flopwise.Report:
+    with monkeypatch.context() as patch:
+        patch.setattr(fold.Folds, "usable", staticmethod(lambda: False))
+        return flopwise.count(model, inputs, mode=mode)
+
+
+class MLP(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.up, self.down = nn.Linear(D, H), nn.Linear(H, D)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.down(torch.relu(self.up(x)))
+
+
+def _vit() -> tuple[nn.Module, Any]:
+    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=4,
+                                    num_attention_heads=4, intermediate_size=128)
+    return transformers.ViTModel(config).eval(), {"pixel_values": torch.randn(2, 3, 32, 32)}
+
+
+def _resnet50() -> tuple[nn.Module, Any]:
+    return torchvision.models.resnet50().eval(), torch.randn(2, 3, 64, 64)
+
+
+@pytest.mark.parametrize("build", [_resnet50, _vit], ids=["resnet50", "vit"])
+@pytest.mark.parametrize("mode", ["fake", "meta"])
+def test_a_folded_count_is_the_count_record_for_record(build: Any, mode: str, replicas: list[replay.Replicas],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    torch.manual_seed(0)
+    model, inputs = build()
+    on = flopwise.count(model, inputs, mode=mode)
+    # ResNet-50: the bottlenecks after the second of each stage (1 + 2 + 4 + 1); ViT: layers 2 to 4
+    assert _folded(replicas) == (8 if build is _resnet50 else 3)
+    assert _everything(on) == _everything(_unfolded(model, inputs, mode, monkeypatch))
+    assert on.macs == flopwise.count(model, inputs, mode="real").macs
+    assert "forward" not in vars(model.layer1[2] if build is _resnet50 else model.layers[2])  # routed no more
+
+
+def test_identical_blocks_fold_and_count_by_hand(replicas: list[replay.Replicas]) -> None:
+    model = nn.Sequential(*(MLP() for _ in range(6)))
+    r = flopwise.count(model, torch.rand(T, D, device="meta"), mode="fake")  # an input with no values: none to follow
+    assert _folded(replicas) == 5  # the first runs, the other five are folded
+    assert r.macs == 6 * (T * D * H + T * H * D)  # six blocks, up and down projections: R·K·N each
+    assert [r[f"{i}.up"].calls for i in range(6)] == [1] * 6
+    assert r["5.down"].input_shapes == ((T, H),) and r["5"].output_shapes == ((T, D),)
+
+
+class Scaled(MLP):
+    """The path depends on a plain attribute: blocks with other values are other calls."""
+
+    def __init__(self, twice: bool) -> None:
+        super().__init__()
+        self.twice = twice
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = super().forward(x)
+        return super().forward(x) if self.twice else x
+
+
+def test_a_block_with_another_attribute_value_is_not_folded_from_it(replicas: list[replay.Replicas]) -> None:
+    model = nn.Sequential(Scaled(False), Scaled(True), Scaled(True), Scaled(False))
+    r = flopwise.count(model, torch.rand(T, D, device="meta"), mode="fake")
+    assert _folded(replicas) == 2  # block 2 from block 1, block 3 from block 0
+    once = T * D * H + T * H * D  # up and down: R·K·N each
+    assert [r[str(i)].macs for i in range(4)] == [once, 2 * once, 2 * once, once]
+
+
+class Cached(MLP):
+    """Keeps its last output in an attribute (a cache): the call leaves more than its outputs behind."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.last = super().forward(x)
+        return self.last
+
+
+class Writer(MLP):
+    """Writes its input in place: a later block's input would not be written."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x.mul_(2)
+        return super().forward(x)
+
+
+class Stash(nn.Module):
+    """Keeps a tensor it made alive in a list it was given at construction (shared by the blocks)."""
+
+    def __init__(self, kept: list[torch.Tensor]) -> None:
+        super().__init__()
+        self.mlp, self.kept = MLP(), kept
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.kept.append(torch.relu(x))
+        return self.mlp(x)
+
+
+@pytest.mark.parametrize("block", [Cached, Writer, lambda: Stash(SHARED)], ids=["cache", "writer", "stash"])
+def test_a_block_that_leaves_something_behind_is_run_every_time(block: Any, replicas: list[replay.Replicas],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    SHARED.clear()
+    model = nn.Sequential(*(block() for _ in range(4)))
+    x = torch.rand(T, D)
+    on = flopwise.count(model, x, mode="meta")
+    assert _folded(replicas) == 0
+    SHARED.clear()
+    assert _everything(on) == _everything(_unfolded(model, x, "meta", monkeypatch))
+    assert on.macs == 4 * (T * D * H + T * H * D)  # four blocks, up and down: R·K·N each
+
+
+SHARED: list[torch.Tensor] = []
+
+
+def test_hooks_keep_every_block_running(replicas: list[replay.Replicas]) -> None:
+    model = nn.Sequential(*(MLP() for _ in range(4)))
+    seen: list[str] = []
+    handles = [block.up.register_forward_hook(lambda m, a, o, i=i: seen.append(f"{i}")) for i, block in
+               enumerate(model)]
+    flopwise.count(model, torch.rand(T, D), mode="meta")
+    assert seen == ["0", "1", "2", "3"] and _folded(replicas) == 0  # the user's hook saw every block
+    for handle in handles:
+        handle.remove()
+    calls: list[str] = []
+    handle = nn.modules.module.register_module_forward_hook(lambda m, a, o: calls.append(type(m).__name__))
+    try:
+        flopwise.count(model, torch.rand(T, D), mode="meta")
+    finally:
+        handle.remove()
+    assert replicas[-1].folds is None and calls.count("Linear") == 8  # a global hook of the user's: no folds
+
+
+def test_the_model_is_left_as_found_when_forward_raises(replicas: list[replay.Replicas]) -> None:
+    class Failing(MLP):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise ValueError("no")
+
+    model = nn.Sequential(Failing(), Failing())
+    with pytest.raises(ValueError, match="no"):
+        flopwise.count(model, torch.rand(T, D), mode="meta")
+    assert all("forward" not in vars(block) for block in model)
+
+
+def test_the_memo_kept_across_counts_changes_no_count(replicas: list[replay.Replicas],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    model, x = MLP(), torch.rand(T, D)
+    first = flopwise.count(model, x, mode="meta")
+    second = flopwise.count(model, x, mode="meta")
+    assert replicas[-1].recalled >= 2  # the two Linear calls, made from the first count's entries
+    monkeypatch.setattr(replay, "ENABLED", False)
+    assert _everything(first) == _everything(second) == _everything(flopwise.count(model, x, mode="meta"))
+
+
+def test_a_count_with_overrides_calls_its_formula_every_count() -> None:
+    calls: list[int] = []
+
+    def formula(result: Any, x: Any) -> flopwise.Work:  # a user's formula that counts its calls
+        calls.append(1)
+        return flopwise.Work()
+
+    model, x = nn.Sequential(nn.ReLU()), torch.rand(T, D)
+    for _ in range(2):
+        flopwise.count(model, x, mode="meta", overrides={torch.ops.aten.relu.default: formula})
+    assert len(calls) == 2
