@@ -49,15 +49,15 @@ _PLAIN = (torch.Tensor, torch.nn.Parameter)  # subclasses (DTensor, quantized wr
 
 
 def _nonzero(t: torch.Tensor) -> int | None:
-    """Non-zero elements of a real weight; None for a weight without values (meta, fake)."""
+    """Non-zero elements of a real weight; None for a weight without values (meta, fake). Called with no modes and
+    no grad (with_effective holds them over the whole scan)."""
     if t.is_meta or type(t).__name__ == "FakeTensor" or t.layout != torch.strided:
         return None
-    with _disable_current_modes(), torch.no_grad():
-        if numpy is not None and type(t) in _PLAIN and t.dtype in _NUMPY_ZERO_TEST and t.device.type == "cpu":
-            # numpy counts several times faster than torch.count_nonzero on the CPU (a weight scan is part of
-            # every count); bfloat16 is read as float16: both are zero exactly when every bit but the sign is 0
-            return _count_nonzero(t.detach().view(_NUMPY_ZERO_TEST[t.dtype]).numpy().reshape(-1))
-        return int(torch.count_nonzero(t))
+    if numpy is not None and type(t) in _PLAIN and t.dtype in _NUMPY_ZERO_TEST and t.device.type == "cpu":
+        # numpy counts several times faster than torch.count_nonzero on the CPU (a weight scan is part of every
+        # count); bfloat16 is read as float16: both are zero exactly when every bit but the sign is 0
+        return _count_nonzero(t.detach().view(_NUMPY_ZERO_TEST[t.dtype]).numpy().reshape(-1))
+    return int(torch.count_nonzero(t))
 
 
 _STRETCH = 1 << 18  # elements (1 MiB of float32): a stretch holding a zero is counted while still cached
@@ -85,9 +85,11 @@ def with_effective(report: Report, model: torch.nn.Module) -> Report:
     density: dict[str, float] = {}
     scanned: dict[int, int | None] = {}  # a weight shared by several modules is read once
     sparse = False
-    for name, module in model.named_modules():
-        weights = module_weights(module)
-        counts = [scanned[id(w)] if id(w) in scanned else scanned.setdefault(id(w), _nonzero(w)) for w in weights]
+    with _disable_current_modes(), torch.no_grad():
+        found = [(name, weights, [scanned[id(w)] if id(w) in scanned else scanned.setdefault(id(w), _nonzero(w))
+                                  for w in weights])
+                 for name, weights in ((name, module_weights(module)) for name, module in model.named_modules())]
+    for name, weights, counts in found:
         if any(c is None for c in counts):
             return report  # shapes-only weights: no values to look at
         if weights:
@@ -98,8 +100,7 @@ def with_effective(report: Report, model: torch.nn.Module) -> Report:
             if w.dim() == 2 and w.shape[0] != w.shape[1]:  # x @ Wᵀ sees the transpose
                 by_shape.setdefault((w.shape[1], w.shape[0]), []).append((name, nnz or 0, w.numel()))
     skipped = _skipped(report, by_shape) if sparse else {}  # no zero weight: nothing is skipped
-    rows = {name: dataclasses.replace(row, effective_macs=row.macs - skipped.get(name, 0),
-                                      weight_density=density.get(name))
+    rows = {name: row.with_weights(row.macs - skipped.get(name, 0), density.get(name))
             for name, row in report.modules.items()}
     return dataclasses.replace(report, modules=rows)
 

@@ -166,7 +166,10 @@ class Folds:
             if isinstance(state.get("num_experts"), int):
                 return None
             for name, value in state.items():
-                if "hooks" in name:  # dicts of hooks: forward and backward ones must be empty, others never run
+                kind = type(value)
+                if kind in PLAIN_TYPES:  # most attributes: sizes, flags (by type too: 1 is not True)
+                    keyed.append((name, kind, value))
+                elif "hooks" in name:  # dicts of hooks: forward and backward ones must be empty, others never run
                     if value and name.startswith(("_forward", "_backward")):
                         return None
                 elif name not in _OWN and not (name == "forward" and getattr(value, "routed_by_flopwise", False)):

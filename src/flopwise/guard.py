@@ -66,7 +66,7 @@ class StateGuard:
                 self._storages.setdefault(key, []).append((name, t))
                 self._versions.append((name, t, t._version, t.data_ptr(), t.detach()))
         self._attributes = [
-            (name, module, {k: v for k, v in vars(module).items() if k not in _OWN_DICTS},
+            (name, module, dict(vars(module)),  # its own dicts too: restoring compares the others only
              dict(module._parameters), dict(module._buffers),
              {k: dict(v) for k, v in vars(module).items() if type(v) is dict and k not in _OWN_DICTS})  # caches
             for name, module in model.named_modules(remove_duplicate=False)

@@ -175,15 +175,21 @@ def module_type(module: torch.nn.Module) -> str:
     return kind
 
 
+def _has_all(module: torch.nn.Module, names: tuple[str, ...]) -> bool:
+    if type(module).__getattr__ is torch.nn.Module.__getattr__:  # torch's own lookup never warns
+        return all(hasattr(module, name) for name in names)
+    with warnings.catch_warnings():  # diffusers warns on config attributes read through the module
+        warnings.simplefilter("ignore", FutureWarning)
+        return all(hasattr(module, name) for name in names)
+
+
 def describe_module(module: torch.nn.Module) -> str:
     """A short description of a module's hyper-parameters: 'Conv2d 1→16, k3, s1, p1', 'Linear 10→20, no bias'."""
     kind = module_type(module)
     no_bias = getattr(module, "bias", True) is None
     # convolutions of any rank; a custom module with only some of these attributes (MimiConv1d) is described
     # by its extra_repr instead
-    with warnings.catch_warnings():  # diffusers warns on config attributes read through the module
-        warnings.simplefilter("ignore", FutureWarning)
-        conv = all(hasattr(module, a) for a in ("in_channels", "out_channels", "kernel_size", "stride", "padding"))
+    conv = _has_all(module, ("in_channels", "out_channels", "kernel_size", "stride", "padding"))
     if conv:
         parts = [f"{kind} {module.in_channels}→{module.out_channels}", f"k{_sizes(module.kernel_size)}"]
         parts += [f"s{_sizes(module.stride)}", f"p{_sizes(module.padding)}"]
