@@ -2,8 +2,11 @@
 
 For each model: the best of N runs (the least disturbed by other work on a shared machine) of a plain forward, of
 flopwise in real, fake and meta mode, and of torch.utils.flop_counter.FlopCounterMode (the reference dispatch-level
-counter), each as a ratio to the plain forward. The meta-device 70B Llama is compared with a bare forward on the
-meta device, and the peak memory (RSS) of a fresh process that counts it is printed below the table.
+counter), each as a ratio to the plain forward. flopwise keeps the outputs and costs of the ops it met across
+counts (replay.py's memo, as torch keeps its fake-tensor cache), so a repeated count of one model reuses them: the
+"meta, first" column empties that memo before each run, as for a model whose ops the process never counted.
+The meta-device 70B Llama is compared with a bare forward on the meta device, and the peak memory (RSS) of a
+fresh process that counts it is printed below the table.
 
 With --cpu-time every figure is the CPU time of this process and the forward runs on one thread: on a machine
 shared with other work, a multi-threaded forward's wall time swings with the load (threads wait on each other),
@@ -26,6 +29,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import flopwise
+from flopwise import replay
 
 CLOCK = time.perf_counter  # time.process_time with --cpu-time
 
@@ -80,6 +84,7 @@ def llama_70b_on_meta(layers: int = 80) -> tuple[torch.nn.Module, dict[str, torc
 def row(name: str, model: torch.nn.Module, inputs: dict[str, torch.Tensor], repeats: int) -> str:
     base = best_seconds(lambda: plain(model, inputs), repeats)
     real = best_seconds(lambda: flopwise.count(model, inputs), repeats)
+    first = best_seconds(lambda: first_count(model, inputs, "meta"), repeats)
     if next(model.parameters()).is_meta:  # a meta model is always counted in meta mode
         fake_cell = meta_cell = "(= real)"
     else:
@@ -87,7 +92,12 @@ def row(name: str, model: torch.nn.Module, inputs: dict[str, torch.Tensor], repe
         meta_cell = f"{best_seconds(lambda: flopwise.count(model, inputs, mode='meta'), repeats) / base:.2f}×"
     reference = best_seconds(lambda: flop_counter(model, inputs), repeats)
     return f"{name:28} {base * 1000:7.0f}ms {real / base:13.2f}× {fake_cell:>14} {meta_cell:>14} " \
-        f"{reference / base:15.2f}×"
+        f"{first / base:13.2f}× {reference / base:15.2f}×"
+
+
+def first_count(model: torch.nn.Module, inputs: dict[str, torch.Tensor], mode: str) -> None:
+    replay.forget()
+    flopwise.count(model, inputs, mode=mode)
 
 
 def llama_rss() -> None:
@@ -127,7 +137,7 @@ def main() -> None:
     clock = "CPU time" if options.cpu_time else "wall time"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {clock}, best of {options.repeats} runs\n")
     header = f"{'model':28} {'forward':>9} {'flopwise real':>14} {'flopwise fake':>14} {'flopwise meta':>14} " \
-        f"{'FlopCounterMode':>16}"
+        f"{'meta, first':>14} {'FlopCounterMode':>16}"
     print(header)
     print("-" * len(header))
     for name, build in builders:

@@ -10,7 +10,6 @@ from typing import Any, NamedTuple
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
-from torch.func import functional_call
 from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_leaves
 
@@ -26,7 +25,7 @@ from .guard import StateGuard
 from .hops import fullgraph_tolerated
 from .modules import ModuleStack
 from .moe import MoEObserver
-from .prepare import describe_inputs, on_meta, prepare, rng_preserved
+from .prepare import describe_inputs, on_meta, prepare, rng_preserved, running_on
 from .registry import Formula
 from .replay import Replicas
 from .report import Report
@@ -244,10 +243,8 @@ def _count(
                 shape_only.enter_context(TensorsFromScalars(shadows, lambda: modules.current))
             try:
                 with shape_only:
-                    if state is None:
+                    with running_on(model, state) if state is not None else contextlib.nullcontext():
                         model(*args, **kwargs)
-                    else:
-                        functional_call(model, state, args, kwargs, strict=False)
             except NeedsData:
                 raise
             except Exception as error:

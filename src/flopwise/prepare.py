@@ -68,6 +68,26 @@ def prepare(
 
 
 @contextlib.contextmanager
+def running_on(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> Iterator[None]:
+    """The model's parameters and buffers replaced by `state`'s (as `prepare` names them) inside the block and put
+    back after it, raised or not: what torch.func.functional_call does, without its per-name accessor (a tenth of
+    a shape-only count of ResNet-50)."""
+    owners = dict(model.named_modules(remove_duplicate=False))
+    swapped: list[tuple[dict[str, Any], str, Any]] = []
+    try:
+        for name, tensor in state.items():
+            owner_name, _, attribute = name.rpartition(".")
+            owner = owners[owner_name]
+            table = owner._parameters if attribute in owner._parameters else owner._buffers
+            swapped.append((table, attribute, table[attribute]))
+            table[attribute] = tensor
+        yield
+    finally:
+        for table, attribute, original in reversed(swapped):  # a shared module's first original is put back last
+            table[attribute] = original
+
+
+@contextlib.contextmanager
 def rng_preserved() -> Iterator[None]:
     cpu = torch.get_rng_state()
     cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None  # type: ignore[no-untyped-call]

@@ -109,6 +109,11 @@ MEMO_SIZE = 1 << 14  # entries kept across counts; past it the memo starts again
 _MEMOS: dict[Any, dict[Any, Entry]] = {}  # the state entries depend on besides their key → the memo
 
 
+def forget() -> None:
+    """Empty the memo kept across counts: the next count runs as the first of this process (benchmarks)."""
+    _MEMOS.clear()
+
+
 def _memo(convention: Any, private: bool) -> dict[Any, Entry]:
     if private:
         return {}
