@@ -82,7 +82,8 @@ def main() -> None:
     print(f"one count at S=4096, repeated (best of {options.repeats}):                         {repeated:7.2f} s")
     print(f"64-point sweep, S=64…4096 (best of {options.repeats}):                            {sweep:7.2f} s  "
           f"({fitted.counts} count(s), {fitted.traced} sizes costed from one run with symbolic sizes)")
-    print(f"sweep ÷ one count at a new size: {sweep / first:5.2f}×;  sweep ÷ a repeated count: {sweep / repeated:5.2f}×")
+    print(f"sweep ÷ one count at a new size: {sweep / first:5.2f}×;  "
+          f"sweep ÷ a repeated count: {sweep / repeated:5.2f}×")
     print(f"checked equal to direct counts at S = {', '.join(map(str, CHECKED))} in {', '.join(METRICS)}")
     print(f"MACs(S) = {fitted.formula('macs')}")
 

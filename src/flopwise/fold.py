@@ -108,7 +108,7 @@ class Folds:
                 return forward(__module, __original, args, kwargs)
 
             routed.routed_by_flopwise = True  # type: ignore[attr-defined]  # not an attribute of the user's
-            module.forward = routed  # type: ignore[method-assign]
+            module.forward = routed
             self._patched.append((module, original))
 
     def close(self) -> None:
@@ -160,7 +160,7 @@ class Folds:
     @staticmethod
     def _attributes(module: torch.nn.Module) -> Any:
         """Every attribute of the block and its submodules, keyed; None when one has hooks or routes experts."""
-        keyed = []
+        keyed: list[Any] = []
         for sub in module.modules():
             state = vars(sub)
             if isinstance(state.get("num_experts"), int):
@@ -180,14 +180,13 @@ class Folds:
         """(relative, full) name of the block and of each module in it; None when one is named elsewhere (shared)."""
         if module not in self._names:
             prefix = self.stack.names.get(module)
-            pairs: list[tuple[str, str]] | None = []
-            for rel, sub in module.named_modules(remove_duplicate=False):
-                full = f"{prefix}.{rel}" if rel else prefix
-                if not prefix or self.stack.names.get(sub) != full:
-                    pairs = None
-                    break
-                pairs.append((rel, full))  # type: ignore[union-attr]
-            self._names[module] = pairs
+            pairs: list[tuple[str, str]] = []
+            named = bool(prefix)  # the root ("") is never a repeated block
+            for rel, sub in module.named_modules(remove_duplicate=False) if named else ():
+                full = f"{prefix}.{rel}" if rel else str(prefix)
+                named = named and self.stack.names.get(sub) == full
+                pairs.append((rel, full))
+            self._names[module] = pairs if named else None
         return self._names[module]
 
     def _record(self, module: torch.nn.Module, key: Any, names: list[tuple[str, str]], original: Callable[..., Any],
@@ -208,18 +207,16 @@ class Folds:
             memory.peak = max(peak, memory.peak)
         prefix = names[0][1]
         calls = mode.calls[start:]
-        kept = recording.wrote_outside or len(mode.warnings) != warned or \
+        refused = recording.wrote_outside or len(mode.warnings) != warned or \
             (len(self.values.values), sum(self.values.answered.values())) != followed or \
             any(c.op in mode.unsupported or (c.module != prefix and not c.module.startswith(prefix + "."))
                 for c in calls)
         after, after_spec = tree_flatten((args, kwargs))
-        kept = kept or after_spec != spec or any(a is not b for a, b in zip(after, leaves, strict=True))
-        outputs = None if kept else describe(out, found, self.fake)
+        refused = refused or after_spec != spec or any(a is not b for a, b in zip(after, leaves, strict=True))
+        outputs = None if refused else describe(out, found, self.fake)
         if outputs is None or self._attributes(module) != key[1]:
             return out
-        made = {_storage_key(t) for t in tensors_in(out)} - {_storage_key(t) for t in found}
-        if any(t in self.values.values for t in tensors_in(out)) or any(k not in memory._live for k in made) or \
-                memory.live - live != sum(memory._live[k] for k in made):  # something else it made is still alive
+        if any(t in self.values.values for t in tensors_in(out)) or self._left_behind(out, found, live):
             return out
         skip = len(prefix) + 1
         relative = tuple(c._replace(module=c.module[skip:]) for c in calls)
@@ -227,6 +224,12 @@ class Folds:
                        for rel, full in names[1:] if stack.calls[full])
         known[key] = Fold(relative, called, outputs, block_peak)
         return out
+
+    def _left_behind(self, out: Any, found: list[torch.Tensor], live: int) -> bool:
+        """Whether the call left alive more than the outputs it made (`live`: bytes alive when it began)."""
+        made = {_storage_key(t) for t in tensors_in(out)} - {_storage_key(t) for t in found}
+        sizes = [self.memory._live.get(k) if k is not None else None for k in made]
+        return None in sizes or self.memory.live - live != sum(size or 0 for size in sizes)
 
     def _unfold(self, fold: Fold, prefix: str, found: list[torch.Tensor]) -> Any:
         stack, calls = self.stack, self.mode.calls
