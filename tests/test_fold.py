@@ -4,6 +4,8 @@ is run. The op memo kept across counts (replay.py) changes no count either."""
 
 from __future__ import annotations
 
+import copy
+import inspect
 from typing import Any
 
 import pytest
@@ -205,3 +207,26 @@ def test_a_count_with_overrides_calls_its_formula_every_count() -> None:
     for _ in range(2):
         flopwise.count(model, x, mode="meta", overrides={torch.ops.aten.relu.default: formula})
     assert len(calls) == 2
+
+
+class Inspecting(nn.Module):
+    """Reads a block's forward signature and copies a block in its own forward, as some model code does."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(MLP() for _ in range(3))
+        self.signatures: list[str] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.signatures.append(str(inspect.signature(self.blocks[1].forward)))
+        spare = copy.deepcopy(self.blocks[2])
+        for block in self.blocks:
+            x = block(x)
+        return spare(x)  # the copy runs its own forward: its own work, not a fold of the original's
+
+
+def test_a_routed_forward_keeps_its_signature_and_a_copy_runs_its_own() -> None:
+    model = Inspecting()
+    r = flopwise.count(model, torch.rand(T, D, device="meta"), mode="fake")
+    assert model.signatures == [str(inspect.signature(MLP().forward))] == ["(x: 'torch.Tensor') -> 'torch.Tensor'"]
+    assert r.macs == 4 * (T * D * H + T * H * D)  # three blocks and the copy, up and down: R·K·N each

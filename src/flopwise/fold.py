@@ -23,6 +23,8 @@ A call is folded only when all of this holds (else the block runs, replayed op b
 
 from __future__ import annotations
 
+import inspect
+import types
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -76,6 +78,22 @@ def _ours(hook: Any) -> bool:
     return type(owner).__module__.startswith("flopwise.")
 
 
+class _Routed:
+    """The forward of a block of class `cls` while folds are installed, bound to the block as a method: a copy of
+    the block made meanwhile (copy.deepcopy rebinds a method to the copy) runs its own class's forward, and
+    `inspect.signature` sees the class's own."""
+
+    def __init__(self, cls: type, forward: Callable[..., Any]) -> None:
+        self.cls, self.forward = cls, forward
+
+    def __call__(self, module: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(module, type(module).forward.__get__(module), args, kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return inspect.signature(self.cls.forward)  # type: ignore[attr-defined]
+
+
 class Folds:
     """The folds of one count, and the calls they stand for (see the module docstring)."""
 
@@ -86,7 +104,7 @@ class Folds:
         self.recording: _Recording | None = None
         self.folded = 0  # calls of this count not run, made from a fold
         self._names: dict[torch.nn.Module, list[tuple[str, str]] | None] = {}
-        self._patched: list[tuple[torch.nn.Module, Any]] = []
+        self._patched: list[torch.nn.Module] = []
         self._writes: dict[Any, tuple[tuple[int, str], ...]] = {}  # op → the arguments it writes
 
     @staticmethod
@@ -99,20 +117,16 @@ class Folds:
         """Route the forward of each block (a module with submodules: a single op gains nothing from a fold, its op
         is replayed) through `forward(module, original, args, kwargs)` until `close()`: a module's forward is read
         before its hooks run, so a pre-hook cannot stand in for it."""
+        routes: dict[type, _Routed] = {}
         for module in modules:
             if not module._modules or "forward" in vars(module) or isinstance(module, torch.jit.ScriptModule):
                 continue  # a forward set on the instance (accelerate's hooks): left alone, never folded
-            original = module.forward
-
-            def routed(*args: Any, __module: Any = module, __original: Any = original, **kwargs: Any) -> Any:
-                return forward(__module, __original, args, kwargs)
-
-            routed.routed_by_flopwise = True  # type: ignore[attr-defined]  # not an attribute of the user's
-            module.forward = routed
-            self._patched.append((module, original))
+            route = routes.setdefault(type(module), _Routed(type(module), forward))
+            module.forward = types.MethodType(route, module)
+            self._patched.append(module)
 
     def close(self) -> None:
-        for module, _ in self._patched:
+        for module in self._patched:
             vars(module).pop("forward", None)
         self._patched, self.table, self._names = [], {}, {}
 
@@ -172,7 +186,8 @@ class Folds:
                 elif "hooks" in name:  # dicts of hooks: forward and backward ones must be empty, others never run
                     if value and name.startswith(("_forward", "_backward")):
                         return None
-                elif name not in _OWN and not (name == "forward" and getattr(value, "routed_by_flopwise", False)):
+                elif name not in _OWN and not (name == "forward" and isinstance(getattr(value, "__func__", None),
+                                                                                _Routed)):
                     keyed.append((name, _value_key(value)))
         return tuple(keyed)
 
