@@ -230,3 +230,22 @@ def test_a_routed_forward_keeps_its_signature_and_a_copy_runs_its_own() -> None:
     r = flopwise.count(model, torch.rand(T, D, device="meta"), mode="fake")
     assert model.signatures == [str(inspect.signature(MLP().forward))] == ["(x: 'torch.Tensor') -> 'torch.Tensor'"]
     assert r.macs == 4 * (T * D * H + T * H * D)  # three blocks and the copy, up and down: R·K·N each
+
+
+class Borrowing(MLP):
+    """Calls a module that is not its own (a shared Identity), which runs no op."""
+
+    def __init__(self, shared: nn.Module) -> None:
+        super().__init__()
+        self.__dict__["shared"] = shared  # not a submodule: named where its owner names it
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(self.shared(x))
+
+
+def test_a_block_that_calls_a_module_of_another_is_run_every_time(replicas: list[replay.Replicas]) -> None:
+    owner = nn.Identity()
+    model = nn.Sequential(owner, *(Borrowing(owner) for _ in range(4)))
+    r = flopwise.count(model, torch.rand(T, D, device="meta"), mode="fake")
+    assert _folded(replicas) == 0
+    assert r["0"].calls == 5  # its own call and one from each block

@@ -15,10 +15,11 @@ A call is folded only when all of this holds (else the block runs, replayed op b
   object), no hooks of their own, every one named under the block, no MoE experts (routing is observed per call,
   moe.py); and no global module hooks but flopwise's own;
 - the call: its arguments keyed as an op's (fakes.py), no tensor among them with a followed value (shadow.py);
-- the call recorded: its submodules called there for the first time, no op unsupported and no warning, every record
-  in the block's modules, no value followed past its end or answered from the data, no write into a tensor that
-  existed before it, attributes and arguments as they were, nothing it made still alive but its outputs (a tensor
-  kept in a cache would be), outputs fresh or views of the arguments, with no followed value.
+- the call recorded: its submodules called there for the first time, no module called outside the block, no op
+  unsupported and no warning, every record in the block's modules, no value followed past its end or answered
+  from the data, no write into a tensor that existed before it, attributes and arguments as they were, nothing it
+  made still alive but its outputs (a tensor kept in a cache would be), outputs fresh or views of the arguments,
+  with no followed value.
 """
 
 from __future__ import annotations
@@ -208,7 +209,7 @@ class Folds:
                 args: tuple[Any, ...], kwargs: dict[str, Any], found: list[torch.Tensor],
                 known: dict[Any, Fold]) -> Any:
         mode, memory, stack = self.mode, self.memory, self.stack
-        start, warned = len(mode.calls), len(mode.warnings)
+        start, warned, entered = len(mode.calls), len(mode.warnings), sum(stack.calls.values())
         followed = len(self.values.values), sum(self.values.answered.values())
         leaves, spec = tree_flatten((args, kwargs))
         live, peak = memory.live, memory.peak
@@ -222,7 +223,9 @@ class Folds:
             memory.peak = max(peak, memory.peak)
         prefix = names[0][1]
         calls = mode.calls[start:]
+        inside = sum(stack.calls[full] for _, full in names[1:])  # none was called before (call() checks)
         refused = recording.wrote_outside or len(mode.warnings) != warned or \
+            sum(stack.calls.values()) - entered != inside or \
             (len(self.values.values), sum(self.values.answered.values())) != followed or \
             any(c.op in mode.unsupported or (c.module != prefix and not c.module.startswith(prefix + "."))
                 for c in calls)

@@ -9,7 +9,8 @@ of a module of the same structure still runs its Python forward and every hook, 
 at the same position and key gets the taped cost record, attributed to the module it runs in now, and outputs made
 directly as fake tensors of the taped metadata (what FakeTensorMode's own cache does, without its slower per-op
 key). Counts are therefore identical by construction; the first op that differs ends the replay of that call, and
-the rest is counted normally.
+the rest is counted normally. A call of such a block that is keyed exactly as one counted before is not run at all
+(fold.py).
 
 The same entries make a *memo*: an op whose key was met before (batch norm's size-0 `empty`, a ReLU on a shape seen
 in another block, a convolution of the same shapes in an earlier count) is made from it. The memo is kept from one
