@@ -71,6 +71,9 @@ class Trace:
 
         self.env = ShapeEnv(duck_shape=False)  # two names of equal size are still two symbols
         self.fake = CpuFakeTensorMode(shape_env=self.env, allow_non_fake_inputs=True)
+        # torch's cache of fake kernels' outputs is kept per ShapeEnv, and this one serves a single run whose
+        # repeated ops are replayed (replay.py): making its entries is all it would cost
+        self.fake.cache_enabled = False
         self.symbols: dict[str, Any] = {}  # name → sympy symbol
         self.hints: dict[str, int] = {}
         self.recipes: dict[Any, Recipe] = {}
