@@ -37,30 +37,40 @@ def prepare(
     as the count's mode needs them. A TorchScript module (`script`) always runs its own parameters."""
     if mode == "real":
         return None, args, kwargs
-    params = dict(model.named_parameters(remove_duplicate=False))
-    buffers = dict(model.named_buffers(remove_duplicate=False))
+    # every parameter, then every buffer, under each name it has (a shared module: several), in one walk
+    params: dict[str, torch.Tensor] = {}
+    buffers: dict[str, torch.Tensor] = {}
+    for prefix, module in model.named_modules(remove_duplicate=False):
+        dot = f"{prefix}." if prefix else ""
+        params.update((dot + name, t) for name, t in module._parameters.items() if t is not None)
+        buffers.update((dot + name, t) for name, t in module._buffers.items() if t is not None)
     converted: dict[int, torch.Tensor] = {}  # tied parameters stay tied
     # in fake mode a meta input (shapes only, never allocated) becomes a fake tensor beside the weights
     home = next((t.device for t in (*params.values(), *buffers.values()) if not t.is_meta), torch.device("cpu"))
+    target = torch.device(TARGET_DEVICE)
 
     def convert(t: torch.Tensor) -> torch.Tensor:
+        known = converted.get(id(t))
+        if known is not None:
+            return known
         if t.is_quantized:  # count() counts such a model in real mode instead
             raise NeedsData("a quantized input, parameter or buffer", "", reason=_NO_FAKE_QUANTIZED)
-        if id(t) not in converted:
-            if fake is not None:  # allocating a fake tensor is far cheaper than fake.from_tensor
-                device = torch.device(TARGET_DEVICE) if mode == "meta" else home if t.is_meta else t.device
-                if t.layout == torch.strided and not t.is_quantized:
-                    new = fake_empty(fake, t.shape, t.stride(), t.dtype, device)
-                else:
-                    with fake:
-                        new = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=device)
-                if shadows is not None and not isinstance(t, torch.nn.Parameter):  # weights never keep values
-                    shadows.seed(new, t)
-            else:  # a TorchScript module built on meta runs there
-                new = t if t.is_meta else torch.empty_like(t, device="meta")
-            converted[id(t)] = new.requires_grad_(t.requires_grad) if new.is_leaf else new
-            remember(converted[id(t)], t)  # integer inputs (an attention_mask) keep their values for masks
-        return converted[id(t)]
+        if fake is not None:  # allocating a fake tensor is far cheaper than fake.from_tensor
+            device = target if mode == "meta" else home if t.is_meta else t.device
+            if t.layout == torch.strided:
+                new = fake_empty(fake, t.shape, t.stride(), t.dtype, device)
+            else:
+                with fake:
+                    new = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=device)
+            if shadows is not None and not isinstance(t, torch.nn.Parameter):  # weights never keep values
+                shadows.seed(new, t)
+        else:  # a TorchScript module built on meta runs there
+            new = t if t.is_meta else torch.empty_like(t, device="meta")
+        if t.requires_grad and new.is_leaf:
+            new.requires_grad_(True)
+        converted[id(t)] = new
+        remember(new, t)  # integer inputs (an attention_mask) keep their values for masks
+        return new
 
     state = None if script else {name: convert(t) for name, t in {**params, **buffers}.items()}
     args, kwargs = tree_map(lambda x: convert(x) if isinstance(x, torch.Tensor) else x, (args, kwargs))
