@@ -15,7 +15,8 @@ the rest is counted normally. A call of such a block that is keyed exactly as on
 The same entries make a *memo*: an op whose key was met before (batch norm's size-0 `empty`, a ReLU on a shape seen
 in another block, a convolution of the same shapes in an earlier count) is made from it. The memo is kept from one
 count to the next, as FakeTensorMode keeps its own cache of fake kernels' outputs, under the state its entries
-depend on besides their key: the convention that costed them, and inference mode. A count with formula overrides
+depend on besides their key: the convention that costed them, inference mode, and the backend flags a fake kernel
+may read. A count with formula overrides
 (a user's function, which may count its calls) and a run with symbolic sizes (keys of its own symbols) keep their
 own for that count only.
 
@@ -118,7 +119,9 @@ def forget() -> None:
 def _memo(convention: Any, private: bool) -> dict[Any, Entry]:
     if private:
         return {}
-    memo = _MEMOS.setdefault((convention, torch.is_inference_mode_enabled()), {})
+    # a fake kernel may read global flags (a convolution's output layout follows the backend they select)
+    flags = torch._C._get_mkldnn_enabled(), torch._C._get_cudnn_enabled(), torch.are_deterministic_algorithms_enabled()
+    memo = _MEMOS.setdefault((convention, torch.is_inference_mode_enabled(), flags), {})
     if len(memo) > MEMO_SIZE:
         memo.clear()
     return memo
