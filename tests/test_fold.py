@@ -249,3 +249,12 @@ def test_a_block_that_calls_a_module_of_another_is_run_every_time(replicas: list
     r = flopwise.count(model, torch.rand(T, D, device="meta"), mode="fake")
     assert _folded(replicas) == 0
     assert r["0"].calls == 5  # its own call and one from each block
+
+
+def test_the_memo_is_kept_per_convention(replicas: list[replay.Replicas]) -> None:
+    model, x = MLP(), torch.rand(T, D)
+    default = flopwise.count(model, x, mode="meta")
+    mac = flopwise.count(model, x, mode="meta", convention="mac")  # the same ops: costed again under "mac"
+    # 2 per MAC; ReLU and the up bias on T·H; the down bias and the residual add on T·D
+    assert default.flops == 2 * (T * D * H + T * H * D) + 2 * T * H + 2 * T * D
+    assert mac.flops == mac.macs == T * D * H + T * H * D  # FLOPs = MACs, nothing else counted
