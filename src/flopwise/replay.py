@@ -16,9 +16,8 @@ The same entries make a *memo*: an op whose key was met before (batch norm's siz
 in another block, a convolution of the same shapes in an earlier count) is made from it. The memo is kept from one
 count to the next, as FakeTensorMode keeps its own cache of fake kernels' outputs, under the state its entries
 depend on besides their key: the convention that costed them, inference mode, and the backend flags a fake kernel
-may read. A count with formula overrides
-(a user's function, which may count its calls) and a run with symbolic sizes (keys of its own symbols) keep their
-own for that count only.
+may read. A count with formula overrides (a user's function, which may count its calls) and a run with symbolic
+sizes (keys of its own symbols) keep their own for that count only.
 
 Never replayed (counted normally, the replay goes on after them): out= ops and in-place ops other than those that
 write their first argument and return it (relu_, add_) without changing its sizes, ops whose tensors all have a
