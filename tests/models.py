@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -56,3 +58,8 @@ class SharedLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.second(self.first(x))
+
+
+def every_figure(r: Any) -> tuple[Any, ...]:
+    """Everything a Report says, to compare two counts record by record (replays, folds on and off)."""
+    return r.to_dict(), r.calls, r.peak_activation_bytes, r.param_bytes, r.warnings

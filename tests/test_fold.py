@@ -14,25 +14,13 @@ from torch import nn
 
 import flopwise
 from flopwise import fold, replay
+from tests.models import every_figure
 
 torchvision = pytest.importorskip("torchvision")
 transformers = pytest.importorskip("transformers")
 
-COUNT = __import__("sys").modules["flopwise.count"]
 D, H, T = 16, 32, 5  # width, hidden width, tokens
 
-
-@pytest.fixture
-def replicas(monkeypatch: pytest.MonkeyPatch) -> list[replay.Replicas]:
-    made: list[replay.Replicas] = []
-
-    class Watched(replay.Replicas):
-        def __init__(self, *args: Any) -> None:
-            super().__init__(*args)
-            made.append(self)
-
-    monkeypatch.setattr(COUNT, "Replicas", Watched)
-    return made
 
 
 def _folded(replicas: list[replay.Replicas]) -> int:
@@ -40,9 +28,6 @@ def _folded(replicas: list[replay.Replicas]) -> int:
     assert folds is not None
     return folds.folded
 
-
-def _everything(r: flopwise.Report) -> tuple[Any, ...]:
-    return r.to_dict(), r.calls, r.peak_activation_bytes, r.param_bytes, r.warnings
 
 
 def _unfolded(model: nn.Module, inputs: Any, mode: str, monkeypatch: pytest.MonkeyPatch) -> flopwise.Report:
@@ -79,7 +64,7 @@ def test_a_folded_count_is_the_count_record_for_record(build: Any, mode: str, re
     on = flopwise.count(model, inputs, mode=mode)
     # ResNet-50: the bottlenecks after the second of each stage (1 + 2 + 4 + 1); ViT: layers 2 to 4
     assert _folded(replicas) == (8 if build is _resnet50 else 3)
-    assert _everything(on) == _everything(_unfolded(model, inputs, mode, monkeypatch))
+    assert every_figure(on) == every_figure(_unfolded(model, inputs, mode, monkeypatch))
     assert on.macs == flopwise.count(model, inputs, mode="real").macs
     assert "forward" not in vars(model.layer1[2] if build is _resnet50 else model.layers[2])  # routed no more
 
@@ -150,7 +135,7 @@ def test_a_block_that_leaves_something_behind_is_run_every_time(block: Any, repl
     on = flopwise.count(model, x, mode="meta")
     assert _folded(replicas) == 0
     SHARED.clear()
-    assert _everything(on) == _everything(_unfolded(model, x, "meta", monkeypatch))
+    assert every_figure(on) == every_figure(_unfolded(model, x, "meta", monkeypatch))
     assert on.macs == 4 * (T * D * H + T * H * D)  # four blocks, up and down: R·K·N each
 
 
@@ -193,7 +178,7 @@ def test_the_memo_kept_across_counts_changes_no_count(replicas: list[replay.Repl
     second = flopwise.count(model, x, mode="meta")
     assert replicas[-1].recalled >= 2  # the two Linear calls, made from the first count's entries
     monkeypatch.setattr(replay, "ENABLED", False)
-    assert _everything(first) == _everything(second) == _everything(flopwise.count(model, x, mode="meta"))
+    assert every_figure(first) == every_figure(second) == every_figure(flopwise.count(model, x, mode="meta"))
 
 
 def test_a_count_with_overrides_calls_its_formula_every_count() -> None:

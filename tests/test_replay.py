@@ -12,25 +12,12 @@ from torch import nn
 
 import flopwise
 from flopwise import replay
+from tests.models import every_figure
 
 transformers = pytest.importorskip("transformers")
 torchvision = pytest.importorskip("torchvision")
 
-COUNT = __import__("sys").modules["flopwise.count"]
 
-
-@pytest.fixture
-def replicas(monkeypatch: pytest.MonkeyPatch) -> list[replay.Replicas]:
-    """The Replicas object of each count made in the test."""
-    made: list[replay.Replicas] = []
-
-    class Watched(replay.Replicas):
-        def __init__(self, *args: Any) -> None:
-            super().__init__(*args)
-            made.append(self)
-
-    monkeypatch.setattr(COUNT, "Replicas", Watched)
-    return made
 
 
 def _gpt2() -> tuple[nn.Module, Any]:
@@ -62,9 +49,6 @@ def _resnet50() -> tuple[nn.Module, Any]:
     return torchvision.models.resnet50().eval(), torch.randn(1, 3, 64, 64)
 
 
-def _everything(r: flopwise.Report) -> tuple[Any, ...]:
-    return r.to_dict(), r.calls, r.peak_activation_bytes, r.param_bytes, r.warnings
-
 
 @pytest.mark.parametrize("build", [_gpt2, _llama_gqa, _bert, _vit, _resnet50], ids=lambda b: b.__name__[1:])
 @pytest.mark.parametrize("mode", ["fake", "meta"])
@@ -80,7 +64,7 @@ def test_counts_identical_with_and_without_replays(
     monkeypatch.setattr(replay, "ENABLED", False)
     off = flopwise.count(model, inputs, mode=mode)
     assert len(replicas) == 1  # no replays at all when switched off
-    assert _everything(on) == _everything(off)
+    assert every_figure(on) == every_figure(off)
     assert on.macs == flopwise.count(model, inputs, mode="real").macs  # and what a real run counts
 
 
@@ -185,7 +169,7 @@ def test_a_call_met_before_is_made_from_the_memo_outside_repeated_blocks(
     assert not any("real mode" in w for w in on.warnings)  # the mask's value was still known
     monkeypatch.setattr(replay, "ENABLED", False)
     off = flopwise.count(model, inputs, mode="meta")
-    assert _everything(on) == _everything(off)
+    assert every_figure(on) == every_figure(off)
 
 
 class _Cached(nn.Module):
@@ -212,7 +196,7 @@ def test_ops_on_constants_beside_fake_tensors_replay_and_constants_alone_are_cou
     assert cats and all(e.key is not None for e in cats)  # taped, so replayed in the other blocks
     assert [on[str(i)].macs for i in range(3)] == [5 * 8 * 8, 2 * 5 * 8 * 8, 2 * 5 * 8 * 8]  # 2·1 ≤ 3 < 2·2: R·K·N
     monkeypatch.setattr(replay, "ENABLED", False)
-    assert _everything(on) == _everything(flopwise.count(model, x, mode="meta"))
+    assert every_figure(on) == every_figure(flopwise.count(model, x, mode="meta"))
 
 
 class _Items(nn.Module):
