@@ -6,11 +6,12 @@ make them again (`make`), and `fake_empty` makes one as FakeTensorMode's cache d
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
-from torch.utils._pytree import tree_flatten
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from .memory import _storage_key
 from .registry import PLAIN_TYPES, Unkeyable
@@ -18,7 +19,9 @@ from .registry import PLAIN_TYPES, Unkeyable
 _LAYOUT = torch.Tensor.layout.__get__  # type: ignore[attr-defined]  # C property: FakeTensor's own is slower
 
 
-def _key(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
+def tree_key(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
+    """A hashable key of an argument tree (fake tensors by metadata and which argument each is, plain values by
+    value), collecting its tensors into `found`; Unkeyable for a real tensor or an object."""
     kind = type(tree)
     if kind in PLAIN_TYPES:  # 2, 2.0 and True are equal keys, but not the same argument (pow's output dtype)
         return (kind, tree) if kind is float or kind is bool else tree
@@ -35,9 +38,10 @@ def _key(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
             key = tree.shape, tree.dtype, tree.stride(), tree.storage_offset(), tree.fake_device, ids[id(tree)]
         return key if tree.constant is None else (key, _constant(tree.constant))
     if kind is tuple or kind is list:
-        return tuple([item if type(item) is int else _key(item, ids, found) for item in tree])  # no generator: faster
+        # a list, not a generator: faster
+        return tuple([item if type(item) is int else tree_key(item, ids, found) for item in tree])
     if kind is dict:
-        return tuple([(k, _key(v, ids, found)) for k, v in tree.items()])
+        return tuple([(k, tree_key(v, ids, found)) for k, v in tree.items()])
     if kind is torch.SymInt:
         return "size", tree.node._expr
     raise Unkeyable  # a real tensor, a subclass, an object
@@ -63,7 +67,7 @@ def replay_key(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tupl
     (a real tensor) or cannot be keyed."""
     found: list[torch.Tensor] = []
     try:  # factory ops given no dtype or device make the default ones
-        key = _key(args, {}, found) if not kwargs else _key((args, kwargs), {}, found)
+        key = tree_key(args, {}, found) if not kwargs else tree_key((args, kwargs), {}, found)
         return (func, torch.get_default_dtype(), torch._C._get_default_device(), key), found
     except Unkeyable:
         return None
@@ -114,6 +118,12 @@ def describe(out: Any, inputs: list[torch.Tensor], fake: FakeTensorMode) -> Any:
     if isinstance(out, torch.Tensor):
         return described[0], None  # one tensor, the common case: no tree to rebuild
     return described, spec
+
+
+def rebuild(described: Any, make_leaf: Callable[[Any], Any]) -> Any:
+    """The outputs `describe` described, each leaf made by `make_leaf`."""
+    leaves, spec = described
+    return make_leaf(leaves) if spec is None else tree_unflatten([make_leaf(leaf) for leaf in leaves], spec)
 
 
 def make(fake: FakeTensorMode, leaf: Any, inputs: list[torch.Tensor]) -> Any:

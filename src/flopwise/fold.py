@@ -32,11 +32,11 @@ from typing import Any, NamedTuple
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.nn.modules import module as _module
-from torch.utils._pytree import tree_flatten, tree_unflatten
+from torch.utils._pytree import tree_flatten
 
 from .cost import OpCall
-from .fakes import _key, describe, make
-from .guard import _written, written_arguments
+from .fakes import describe, make, rebuild, tree_key
+from .guard import written_arguments, written_tensors
 from .memory import ActivationMemory, _storage_key
 from .modules import ModuleStack
 from .registry import PLAIN_TYPES, Unkeyable, tensors_in
@@ -155,16 +155,15 @@ class Folds:
         where = self._writes.get(func)
         if where is None:
             where = self._writes[func] = written_arguments(func)
-        if not where or (not func._schema.is_mutable and not args[5]):  # batch norm writes its statistics in training
-            return
-        for t in _written(args, kwargs, where):
-            if _storage_key(t) in recording.live_before or _storage_key(t) not in self.memory._live:
+        for t in written_tensors(func, args, kwargs, where):
+            key = _storage_key(t)
+            if key in recording.live_before or self.memory.size_of(key) is None:
                 recording.wrote_outside = True
 
     def _key(self, module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
              found: list[torch.Tensor]) -> Any:
         try:
-            call = _key((args, kwargs), {}, found)
+            call = tree_key((args, kwargs), {}, found)
         except Unkeyable:  # a real tensor, an object (a KV cache): the call may depend on more than shapes
             return None
         if any(t in self.values.values for t in found):
@@ -214,7 +213,7 @@ class Folds:
         leaves, spec = tree_flatten((args, kwargs))
         live, peak = memory.live, memory.peak
         memory.peak = live
-        self.recording = _Recording(set(memory._live))
+        self.recording = _Recording(memory.storages())
         try:
             out = original(*args, **kwargs)
         finally:
@@ -246,7 +245,7 @@ class Folds:
     def _left_behind(self, out: Any, found: list[torch.Tensor], live: int) -> bool:
         """Whether the call left alive more than the outputs it made (`live`: bytes alive when it began)."""
         made = {_storage_key(t) for t in tensors_in(out)} - {_storage_key(t) for t in found}
-        sizes = [self.memory._live.get(k) if k is not None else None for k in made]
+        sizes = [self.memory.size_of(k) for k in made]
         return None in sizes or self.memory.live - live != sum(size or 0 for size in sizes)
 
     def _unfold(self, fold: Fold, prefix: str, found: list[torch.Tensor]) -> Any:
@@ -259,9 +258,7 @@ class Folds:
             if outputs is not None:
                 stack.output_shapes.setdefault(full, outputs)
         self.memory.peak = max(self.memory.peak, self.memory.live + fold.peak)
-        leaves, spec = fold.outputs
-        out = make(self.fake, leaves, found) if spec is None else \
-            tree_unflatten([make(self.fake, leaf, found) for leaf in leaves], spec)
+        out = rebuild(fold.outputs, lambda leaf: make(self.fake, leaf, found))
         self.memory.record(found, tensors_in(out))
         self.folded += 1
         return out

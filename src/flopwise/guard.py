@@ -48,6 +48,15 @@ def _written(args: tuple[Any, ...], kwargs: dict[str, Any], where: tuple[tuple[i
     return [t for t in found if isinstance(t, torch.Tensor)]
 
 
+def written_tensors(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                    where: tuple[tuple[int, str], ...]) -> list[torch.Tensor]:
+    """The tensors a call writes (`where`: written_arguments(func)); batch norm's running statistics only in
+    training (its `training` argument, the sixth), the one case its schema does not say."""
+    if where and not func._schema.is_mutable and not args[5]:
+        return []
+    return _written(args, kwargs, where)
+
+
 class StateGuard:
     def __init__(self, model: torch.nn.Module, tensors: bool) -> None:
         """`tensors`: watch parameters and buffers (when the model runs on its own tensors, in real mode)."""

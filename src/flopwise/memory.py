@@ -98,6 +98,14 @@ class ActivationMemory:
             self._watching[weakref.ref(storage, self._freed)] = key
         self.peak = max(self.peak, self.live)
 
+    def storages(self) -> set[int]:
+        """The keys of the storages alive now (that ops of the count made)."""
+        return set(self._live)
+
+    def size_of(self, key: int | None) -> int | None:
+        """Bytes of a storage alive now that an op of the count made; None for any other."""
+        return self._live.get(key) if key is not None else None
+
     def close(self) -> None:
         """Stop watching: dropping the weak references cancels their callbacks, so the tensors a count
         returned outlive it with nothing attached."""

@@ -37,10 +37,9 @@ from typing import Any, NamedTuple
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.nn.modules.module import register_module_forward_hook, register_module_forward_pre_hook
-from torch.utils._pytree import tree_unflatten
 
 from .cost import OpCall
-from .fakes import Output, describe, make, replay_key, wrap
+from .fakes import Output, describe, make, rebuild, replay_key, wrap
 from .fold import Folds
 from .memory import _storage_key
 from .modules import ModuleStack
@@ -264,9 +263,7 @@ class Replicas:
         if entry.in_place:
             out = args[0]
         else:
-            leaves, spec = entry.outputs
-            out = self._make(leaves, inputs) if spec is None else tree_unflatten(
-                [self._make(leaf, inputs) for leaf in leaves], spec)
+            out = rebuild(entry.outputs, lambda leaf: self._make(leaf, inputs))
         self.last = entry.call
         return out, entry.call._replace(module=self.stack.current), inputs if entry.allocates else None
 
