@@ -23,13 +23,12 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
-from torch._subclasses.fake_tensor import FakeTensorMode
-from torch.func import functional_call
 
 from ..conventions import Convention
 from ..cost import ZERO, Cost, OpCall
 from ..count import counting
 from ..fake_mode import CpuFakeTensorMode
+from ..prepare import prepare, running_on
 from ..report import Report
 
 
@@ -118,7 +117,8 @@ def count_generate(
     shape = "×".join(str(d) for d in input_ids.shape)
     described = f"input_ids={shape}, max_new_tokens={max_new_tokens}"
     fake = CpuFakeTensorMode(allow_non_fake_inputs=True) if mode == "fake" else None
-    state = _fake_state(model, fake) if fake is not None else {}
+    # fake CPU stand-ins of the parameters and buffers (tied weights stay tied), as a meta-mode count makes them
+    state = (prepare(model, (), {}, "meta", fake)[0] or {}) if fake is not None else {}
     with torch.no_grad(), fake or contextlib.nullcontext():
         with counting(convention, model=model, inputs=described, attention=attention) as session:
             assert session._mode is not None
@@ -129,18 +129,6 @@ def count_generate(
                 else:
                     _fake_generate(model, state, tuple(input_ids.shape), max_new_tokens)
     return _split(session.report, steps, sum(session.report.param_bytes.values()))
-
-
-def _fake_state(model: torch.nn.Module, fake: FakeTensorMode) -> dict[str, torch.Tensor]:
-    """Fake CPU stand-ins of the parameters and buffers; tied weights stay tied."""
-    tensors = {**dict(model.named_parameters(remove_duplicate=False)),
-               **dict(model.named_buffers(remove_duplicate=False))}
-    made: dict[int, torch.Tensor] = {}
-    with fake:
-        for t in tensors.values():
-            if id(t) not in made:
-                made[id(t)] = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device="cpu")
-    return {name: made[id(t)] for name, t in tensors.items()}
 
 
 def _fake_generate(model: torch.nn.Module, state: dict[str, torch.Tensor], shape: tuple[int, ...], n: int) -> None:
@@ -159,7 +147,8 @@ def _fake_generate(model: torch.nn.Module, state: dict[str, torch.Tensor], shape
             "use_cache": True,
             "return_dict": True,
         }
-        functional_call(model, state, (), kwargs, strict=False)
+        with running_on(model, state):
+            model(**kwargs)
 
 
 def _split(report: Report, steps: _Steps, weight_bytes: int) -> GenerateReport:

@@ -19,14 +19,13 @@ from dataclasses import replace
 from typing import Any
 
 import torch
-from torch.func import functional_call
 from torch.utils._pytree import tree_leaves, tree_map
 
 from ..conventions import Convention
 from ..cost import Cost
 from ..count import counting, split_inputs
 from ..fake_mode import CpuFakeTensorMode
-from ..prepare import describe_inputs, on_meta, prepare, rng_preserved
+from ..prepare import describe_inputs, on_meta, prepare, rng_preserved, running_on
 from ..registry import Formula
 from ..report import Report
 from .formulas import transformer_sizes
@@ -63,7 +62,7 @@ def count_train_step(
         mode = "meta"
     fake = CpuFakeTensorMode(allow_non_fake_inputs=True) if mode in ("fake", "meta") else None  # meta: CPU kernels
     prepared, args, kwargs = prepare(model, args, kwargs, mode, fake)
-    # real mode: the step runs through functional_call, so running statistics update clones of the buffers
+    # real mode: the step runs on `state` (prepare.running_on), so running statistics update clones of the buffers
     state = prepared if prepared is not None else {
         name: b.clone() for name, b in model.named_buffers(remove_duplicate=False)
     }
@@ -149,7 +148,8 @@ def _run(
 ) -> Report:
     with torch.enable_grad(), counting(convention, overrides, model=model, inputs=described, step="train") as session:
         try:
-            loss = loss_fn(functional_call(model, state, args, kwargs, strict=False))
+            with running_on(model, state):
+                loss = loss_fn(model(*args, **kwargs))
             if not (isinstance(loss, torch.Tensor) and loss.requires_grad):
                 raise ValueError(
                     "step='train': the loss does not require grad (are all parameters frozen?); "
