@@ -128,6 +128,15 @@ def test_hf_name_absent_from_the_cache(tmp_path):
     assert "Traceback" not in done.stderr
 
 
+
+def test_hf_name_no_repository_can_have(tmp_path):
+    pytest.importorskip("transformers")
+    done = run("hf:.0", cwd=tmp_path)  # found by the fuzz test: huggingface_hub refuses the name itself
+    assert done.returncode == 2, done.stderr
+    assert "'.0' is not a local file or folder, nor a Hugging Face model name" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 # — diffusers: from a config —
 
 UNET = {"_class_name": "UNet2DConditionModel", "sample_size": 8, "in_channels": 4, "out_channels": 4,

@@ -31,7 +31,11 @@ def local_or_cached(spec: str, target: str) -> Path:
         from huggingface_hub import try_to_load_from_cache
     except ImportError:
         raise UsageError(f"{spec}: hf: specs need the transformers package (pip install transformers)") from None
-    found = try_to_load_from_cache(target, "config.json", cache_dir=cache)  # reads files only: no network
+    try:
+        found = try_to_load_from_cache(target, "config.json", cache_dir=cache)  # reads files only: no network
+    except ValueError as error:  # huggingface_hub's HFValidationError: not a name a repository can have ('.0')
+        raise UsageError(f"{spec}: {target!r} is not a local file or folder, nor a Hugging Face model name: "
+                         f"{error}") from None
     if isinstance(found, str):
         return Path(found)
     raise UsageError(
