@@ -92,10 +92,22 @@ def _natural_bytes(t: torch.Tensor) -> int:
     return (1 + sum((n - 1) * s for n, s in zip(t.shape, t.stride(), strict=True))) * t.element_size()
 
 
-def describe(out: Any, inputs: list[torch.Tensor], fake: FakeTensorMode) -> Any:
-    """The outputs' metadata as a replay rebuilds it; None when an output is not a plain fresh or view tensor."""
+def storage_of(t: torch.Tensor) -> int | None:
+    """The key of `t`'s storage; for a view that a replay with symbolic sizes made on an empty storage of its own
+    (replay.py), the storage of the tensor it views."""
+    base = getattr(t, "_flopwise_base", None)
+    while base is not None:
+        t, base = base, getattr(base, "_flopwise_base", None)
+    return _storage_key(t)
+
+
+def describe(out: Any, inputs: list[torch.Tensor], fake: FakeTensorMode,
+             declared: Callable[[int | None], int | None] | None = None) -> Any:
+    """The outputs' metadata as a replay rebuilds it; None when an output is not a plain fresh or view tensor.
+    `declared(storage key)`: the bytes a storage was declared to have (a replay with symbolic sizes makes its
+    outputs on empty storages), None for one made with them."""
     leaves, spec = tree_flatten(out)
-    storages = [_storage_key(t) for t in inputs]
+    storages = [storage_of(t) for t in inputs]
     described: list[Any] = []
     fresh: set[int | None] = set()
     for leaf in leaves:
@@ -107,14 +119,15 @@ def describe(out: Any, inputs: list[torch.Tensor], fake: FakeTensorMode) -> Any:
         if (type(leaf) is not FakeTensor or leaf.fake_mode is not fake or leaf.constant is not None
                 or leaf.layout != torch.strided or leaf.requires_grad or leaf.is_conj() or leaf.is_neg()):
             return None
-        storage = _storage_key(leaf)
+        storage = storage_of(leaf)
         alias = storages.index(storage) if storage in storages else None
-        if alias is None and (storage in fresh or leaf.storage_offset() != 0
-                              or leaf.untyped_storage().nbytes() != _natural_bytes(leaf)):
+        nbytes = declared(storage) if declared is not None else None
+        nbytes = int(leaf.untyped_storage().nbytes()) if nbytes is None else nbytes
+        if alias is None and (storage in fresh or leaf.storage_offset() != 0 or nbytes != _natural_bytes(leaf)):
             return None
         fresh.add(storage)
         described.append(Output(tuple(leaf.shape), leaf.stride(), leaf.storage_offset(), leaf.dtype,
-                                leaf.device, alias, int(leaf.untyped_storage().nbytes())))
+                                leaf.device, alias, nbytes))
     if isinstance(out, torch.Tensor):
         return described[0], None  # one tensor, the common case: no tree to rebuild
     return described, spec

@@ -24,9 +24,11 @@ A call is folded only when all of this holds (else the block runs, replayed op b
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import types
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import torch
@@ -35,7 +37,7 @@ from torch.nn.modules import module as _module
 from torch.utils._pytree import tree_flatten
 
 from .cost import OpCall
-from .fakes import describe, make, rebuild, tree_key
+from .fakes import Output, describe, rebuild, storage_of, tree_key
 from .guard import written_arguments, written_tensors
 from .memory import ActivationMemory, _storage_key
 from .modules import ModuleStack
@@ -52,6 +54,7 @@ class Fold(NamedTuple):
     modules: tuple[tuple[str, int, Shapes, Shapes | None], ...]  # submodule called: relative name, calls, shapes
     outputs: Any  # describe()'s (leaves, spec)
     peak: int  # the most bytes alive during the call above those alive when it began
+    uses: Counter[Any]  # in a run with symbolic sizes: how often each recipe ran in the call (symbolic_trace.py)
 
 
 class _Recording:
@@ -99,8 +102,13 @@ class Folds:
     """The folds of one count, and the calls they stand for (see the module docstring)."""
 
     def __init__(self, stack: ModuleStack, mode: Any, memory: ActivationMemory, shadows: Shadows,
-                 fake: FakeTensorMode) -> None:
+                 fake: FakeTensorMode, make: Callable[[Output, list[torch.Tensor]], torch.Tensor],
+                 declared: dict[int | None, int]) -> None:
+        """`make(leaf, inputs)`: an output as replay.py makes one; `declared`: the bytes of storages it made without
+        them (with symbolic sizes), for activation memory."""
         self.stack, self.mode, self.memory, self.values, self.fake = stack, mode, memory, shadows, fake
+        self.make, self.declared = make, declared
+        self.trace = mode.trace  # a run with symbolic sizes: its recipes' uses, its guards
         self.table: dict[int, dict[Any, Fold]] = {}  # structure → call key → fold
         self.recording: _Recording | None = None
         self.folded = 0  # calls of this count not run, made from a fold
@@ -120,7 +128,7 @@ class Folds:
         before its hooks run, so a pre-hook cannot stand in for it."""
         routes: dict[type, _Routed] = {}
         for module in modules:
-            if not module._modules or "forward" in vars(module) or isinstance(module, torch.jit.ScriptModule):
+            if "forward" in vars(module) or isinstance(module, torch.jit.ScriptModule):
                 continue  # a forward set on the instance (accelerate's hooks): left alone, never folded
             route = routes.setdefault(type(module), _Routed(type(module), forward))
             module.forward = types.MethodType(route, module)
@@ -134,18 +142,26 @@ class Folds:
     def call(self, module: torch.nn.Module, number: int, original: Callable[..., Any], args: tuple[Any, ...],
              kwargs: dict[str, Any]) -> Any:
         """The outputs of a repeated block's outermost call: from a fold, else run (and kept as a fold if it can)."""
+        if self.recording is not None:
+            return original(*args, **kwargs)
         found: list[torch.Tensor] = []
-        key = self._key(module, args, kwargs, found)
-        names = self._names_of(module) if key is not None else None
-        if key is None or names is None or self.recording is not None:
+        with self._bookkeeping():
+            key = self._key(module, args, kwargs, found)
+            names = self._names_of(module) if key is not None else None
+        if key is None or names is None:
             return original(*args, **kwargs)
         known = self.table.setdefault(number, {})
         fold = known.get(key)
         if fold is not None:
-            return self._unfold(fold, names[0][1], found)
+            with self._bookkeeping():
+                return self._unfold(fold, names[0][1], found)
         if len(known) >= KEYS_PER_STRUCTURE or any(self.stack.calls[name] for rel, name in names if rel):
             return original(*args, **kwargs)  # submodules called before: their counts and shapes are not this call's
         return self._record(module, key, names, original, args, kwargs, found, known)
+
+    def _bookkeeping(self) -> contextlib.AbstractContextManager[None]:
+        """With symbolic sizes, what folds read of sizes must not become guards of the trace."""
+        return self.trace.bookkeeping() if self.trace is not None else contextlib.nullcontext()
 
     def note_write(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Before a top-level op of the call being recorded: whether it writes a tensor that existed before."""
@@ -156,7 +172,7 @@ class Folds:
         if where is None:
             where = self._writes[func] = written_arguments(func)
         for t in written_tensors(func, args, kwargs, where):
-            key = _storage_key(t)
+            key = storage_of(t)
             if key in recording.live_before or self.memory.size_of(key) is None:
                 recording.wrote_outside = True
 
@@ -213,6 +229,7 @@ class Folds:
         leaves, spec = tree_flatten((args, kwargs))
         live, peak = memory.live, memory.peak
         memory.peak = live
+        uses = Counter(self.trace.uses) if self.trace is not None else Counter()
         self.recording = _Recording(memory.storages())
         try:
             out = original(*args, **kwargs)
@@ -230,21 +247,23 @@ class Folds:
                 for c in calls)
         after, after_spec = tree_flatten((args, kwargs))
         refused = refused or after_spec != spec or any(a is not b for a, b in zip(after, leaves, strict=True))
-        outputs = None if refused else describe(out, found, self.fake)
-        if outputs is None or self._attributes(module) != key[1]:
-            return out
-        if any(t in self.values.values for t in tensors_in(out)) or self._left_behind(out, found, live):
-            return out
+        with self._bookkeeping():
+            outputs = None if refused else describe(out, found, self.fake, memory.size_of)
+            if outputs is None or self._attributes(module) != key[1]:
+                return out
+            if any(t in self.values.values for t in tensors_in(out)) or self._left_behind(out, found, live):
+                return out
         skip = len(prefix) + 1
         relative = tuple(c._replace(module=c.module[skip:]) for c in calls)
         called = tuple((rel, stack.calls[full], stack.input_shapes.get(full, ()), stack.output_shapes.get(full))
                        for rel, full in names[1:] if stack.calls[full])
-        known[key] = Fold(relative, called, outputs, block_peak)
+        used = self.trace.uses - uses if self.trace is not None else Counter()
+        known[key] = Fold(relative, called, outputs, block_peak, used)
         return out
 
     def _left_behind(self, out: Any, found: list[torch.Tensor], live: int) -> bool:
         """Whether the call left alive more than the outputs it made (`live`: bytes alive when it began)."""
-        made = {_storage_key(t) for t in tensors_in(out)} - {_storage_key(t) for t in found}
+        made = {storage_of(t) for t in tensors_in(out)} - {storage_of(t) for t in found}
         sizes = [self.memory.size_of(k) for k in made]
         return None in sizes or self.memory.live - live != sum(size or 0 for size in sizes)
 
@@ -258,7 +277,9 @@ class Folds:
             if outputs is not None:
                 stack.output_shapes.setdefault(full, outputs)
         self.memory.peak = max(self.memory.peak, self.memory.live + fold.peak)
-        out = rebuild(fold.outputs, lambda leaf: make(self.fake, leaf, found))
-        self.memory.record(found, tensors_in(out))
+        out = rebuild(fold.outputs, lambda leaf: self.make(leaf, found))
+        self.memory.record(found, tensors_in(out), self.declared)
+        if self.trace is not None:
+            self.trace.uses.update(fold.uses)
         self.folded += 1
         return out

@@ -76,8 +76,9 @@ class _Tape:
         self.shadows_alive, self.answered = shadows_alive, answered
 
 
-def structures(model: torch.nn.Module) -> dict[torch.nn.Module, int]:
-    """The modules whose structure repeats in the model, outermost ones only, each with its structure's number."""
+def structures(model: torch.nn.Module) -> tuple[dict[torch.nn.Module, int], dict[torch.nn.Module, int]]:
+    """The modules whose structure repeats in the model, each with its structure's number: the outermost ones (whose
+    calls are taped and replayed), and all of them, at any depth (whose calls may be folded)."""
     table: dict[Any, int] = {}
     kind: dict[torch.nn.Module, int] = {}
 
@@ -102,7 +103,7 @@ def structures(model: torch.nn.Module) -> dict[torch.nn.Module, int]:
                 choose(child)
 
     choose(model)
-    return chosen
+    return chosen, {module: number for module, number in kind.items() if counts[number] > 1}
 
 
 MEMO_SIZE = 1 << 14  # entries kept across counts; past it the memo starts again (an entry is a few hundred bytes)
@@ -110,8 +111,10 @@ _MEMOS: dict[Any, dict[Any, Entry]] = {}  # the state entries depend on besides 
 
 
 def forget() -> None:
-    """Empty the memo kept across counts: the next count runs as the first of this process (benchmarks)."""
+    """Empty the memo kept across counts, and torch's cache of fake kernels' outputs (which it keeps across counts
+    too): the next count runs as the first of this process, or as one at sizes never counted (benchmarks)."""
     _MEMOS.clear()
+    FakeTensorMode.cache_clear()
 
 
 def _memo(convention: Any, private: bool) -> dict[Any, Entry]:
@@ -132,7 +135,7 @@ class Replicas:
         self, model: torch.nn.Module, fake: FakeTensorMode, stack: ModuleStack, mode: Any, shadows: Shadows
     ) -> None:
         """`mode`: the CountingMode (its calls, memory, warnings and unsupported ops, for folds)."""
-        self.kinds = structures(model)
+        self.kinds, self.repeated = structures(model)
         self.fake = fake
         self.stack = stack  # which module is running now
         self.values = shadows  # real values of input-only tensors (shadow.py)
@@ -148,10 +151,11 @@ class Replicas:
         self.last: OpCall | None = None  # the cost record the last replay or recall repeated
         self.declared: dict[int | None, int] = {}  # storage → its bytes, for storages made without them
         self._thread = threading.get_ident()
-        # whole blocks folded (fold.py): not in a run with symbolic sizes, whose records are recipes
-        self.folds = Folds(stack, mode, mode.memory, shadows, fake) if not self.symbolic and Folds.usable() else None
+        # calls of repeated modules folded whole (fold.py)
+        self.folds = Folds(stack, mode, mode.memory, shadows, fake, self._make, self.declared) \
+            if Folds.usable() else None
         if self.folds is not None:
-            self.folds.install(list(self.kinds), self._forward)
+            self.folds.install(list(self.repeated), self._forward)
         self._handles = [register_module_forward_pre_hook(self._enter),
                          register_module_forward_hook(self._exit, always_call=True)]
 
@@ -180,10 +184,18 @@ class Replicas:
 
     def _forward(self, module: torch.nn.Module, original: Callable[..., Any], args: tuple[Any, ...],
                  kwargs: dict[str, Any]) -> Any:
-        """A repeated block's forward (fold.py): its outermost call may be folded, any other runs as it is."""
-        if self.root is not module or self.depth != 1 or self.folds is None or threading.get_ident() != self._thread:
+        """A repeated module's forward (fold.py): its call may be folded, unless it is a call of the block being
+        taped or replayed inside itself. A fold inside a block being replayed ends its replay (the tape's next op is
+        not the next op any more); the memo still has the ops."""
+        folds, number = self.folds, self.repeated.get(module)  # None: a copy made during the count
+        if folds is None or number is None or (module is self.root and self.depth != 1) or \
+                threading.get_ident() != self._thread:
             return original(*args, **kwargs)
-        return self.folds.call(module, self.kinds[module], original, args, kwargs)
+        folded = folds.folded
+        out = folds.call(module, number, original, args, kwargs)
+        if folds.folded != folded and module is not self.root:
+            self.playing = None
+        return out
 
     def _exit(self, module: torch.nn.Module, args: Any, output: Any) -> None:
         if module is not self.root or threading.get_ident() != self._thread:

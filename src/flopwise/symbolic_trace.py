@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -59,6 +59,25 @@ class Recipe(NamedTuple):
     mask: tuple[str, int | None]
 
 
+class _GuardsSuppressed(contextlib.AbstractContextManager[None]):
+    """`ShapeEnv.suppress_guards()` as one reusable object (a stack: it nests). It is entered around every op the
+    count keeps, where the generator-based context manager and the event recording around its two steps cost more
+    than the suppression itself; this ShapeEnv records no events, so the steps are called unwrapped."""
+
+    def __init__(self, env: Any) -> None:
+        self.env = env
+        enter, leave = type(env)._suppress_guards_enter, type(env)._suppress_guards_exit
+        recorded = env.should_record_events
+        self._enter = enter if recorded else getattr(enter, "__wrapped__", enter)
+        self._exit = leave if recorded else getattr(leave, "__wrapped__", leave)
+
+    def __enter__(self) -> None:
+        self._enter(self.env)
+
+    def __exit__(self, *raised: object) -> None:
+        self._exit(self.env)
+
+
 class Trace:
     """Recipes of one symbolic run, how often each ran, and the guards they hold under."""
 
@@ -79,6 +98,7 @@ class Trace:
         self.recipes: dict[Any, Recipe] = {}
         self.uses: Counter[Any] = Counter()
         self.recipe_of: dict[int, Any] = {}  # id of a cost record → its recipe key (replays repeat records)
+        self._suppressed = _GuardsSuppressed(self.env)
 
     def size(self, name: str, hint: int) -> torch.SymInt:
         """The SymInt standing for the named size (its hint: the size in the given inputs)."""
@@ -113,11 +133,10 @@ class Trace:
         with self.fake:
             return torch.empty(shape, dtype=t.dtype, device=t.device if not t.is_meta else "cpu")
 
-    @contextlib.contextmanager
-    def bookkeeping(self) -> Iterator[None]:
+    def bookkeeping(self) -> contextlib.AbstractContextManager[None]:
         """The count's own use of sizes (costs at the hints, memory) must not become guards of the trace."""
-        with self.env.suppress_guards():
-            yield
+        return self._suppressed
+
 
     def record(self, plan: Any, out: Any, args: tuple[Any, ...], extra: dict[str, Any],
                inputs: list[torch.Tensor], outputs: list[torch.Tensor], mask: tuple[str, int | None]) -> Any:
@@ -236,7 +255,8 @@ def _make(tree: Any, values: dict[Any, int], made: dict[int, torch.Tensor]) -> A
             if x.number not in made:
                 shape = [_value(d, values) for d in x.shape]
                 stride = [_value(d, values) for d in x.stride]
-                made[x.number] = torch.empty_strided(shape, stride, dtype=x.dtype, device="meta")
+                with torch._C._DisableTorchDispatch():  # a plain meta tensor, also while the run's fake mode is on
+                    made[x.number] = torch.empty_strided(shape, stride, dtype=x.dtype, device="meta")
             return made[x.number]
         if isinstance(x, Sized):
             return _value(x.expr, values)
