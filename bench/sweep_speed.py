@@ -5,10 +5,12 @@ meta device, an exact polynomial fitted from the sizes it costs and checked at s
 S = 64, 128, …, 4096; a few of those points are then counted directly and must be equal in every metric. The ratio
 printed is the sweep's time ÷ one count's at S = 4096, both the best of a few runs after a warm-up of each.
 
-flopwise keeps the ops it met across counts (replay.py's memo), so counting S = 4096 again reuses them, while each of
-the sweep's 64 points is a size of its own, whose ops no earlier count met. One count is therefore timed both ways:
-at a size this process has not counted (the memo emptied before each run: what each point of a sweep done by
-direct counts would cost) and repeated at the same size; the ratio is given against each.
+flopwise keeps the ops it met across counts (replay.py's memo), and torch keeps its fake kernels' outputs, so counting
+S = 4096 again reuses them, while each of the sweep's 64 points is a size of its own, whose ops no earlier count met.
+One count is therefore timed both ways: at a size this process has not counted (both caches emptied before each run
+by `replay.forget()`: what each point of a sweep done by direct counts would cost) and repeated at the same size; the
+ratio is given against each. As a check of the first, one count at sizes really never counted (S = 4097, 4098, …) is
+timed too.
 
     .venv/bin/python bench/sweep_speed.py [--repeats 3] [--layers 80] [--cpu-time]
 """
@@ -62,7 +64,10 @@ def main() -> None:
         replay.forget()
         flopwise.count(model, ids(4096))
 
+    unseen = iter(range(4097, 8192))
+
     first = best(first_count)
+    never = best(lambda: flopwise.count(model, ids(next(unseen))))
     repeated = best(lambda: flopwise.count(model, ids(4096)))
     sweep = best(sweep_points)
     fitted, points = sweep_points()
@@ -78,11 +83,15 @@ def main() -> None:
     threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, {threads} threads; Llama 70B ({options.layers} layers) on the meta device\n")
     what = "CPU time" if options.cpu_time else "wall time"
-    print(f"one count at S=4096, a size not counted before (best of {options.repeats}, {what}):  {first:7.2f} s")
-    print(f"one count at S=4096, repeated (best of {options.repeats}):                         {repeated:7.2f} s")
-    print(f"64-point sweep, S=64…4096 (best of {options.repeats}):                            {sweep:7.2f} s  "
-          f"({fitted.counts} count(s), {fitted.traced} sizes costed from one run with symbolic sizes)")
-    print(f"sweep ÷ one count at a new size: {sweep / first:5.2f}×;  "
+    print(f"best of {options.repeats} runs each, {what}")
+    rows = [("one count at S=4096, caches emptied (a size not counted before)", first),
+            ("one count at S=4097, 4098, … (sizes never counted)", never),
+            ("one count at S=4096, repeated", repeated),
+            ("64-point sweep, S=64…4096", sweep)]
+    for label, seconds in rows:
+        print(f"  {label:<66}{seconds:6.2f} s")
+    print(f"  (the sweep: {fitted.counts} count(s), {fitted.traced} sizes costed from one run with symbolic sizes)")
+    print(f"sweep ÷ one count at a new size: {sweep / first:5.2f}× (÷ at sizes never counted: {sweep / never:5.2f}×);  "
           f"sweep ÷ a repeated count: {sweep / repeated:5.2f}×")
     print(f"checked equal to direct counts at S = {', '.join(map(str, CHECKED))} in {', '.join(METRICS)}")
     print(f"MACs(S) = {fitted.formula('macs')}")

@@ -23,7 +23,7 @@ D, H, T = 16, 32, 5  # width, hidden width, tokens
 
 
 
-def _folded(replicas: list[replay.Replicas]) -> int:
+def _folded(replicas: list[replay.Replicas]) -> list[str]:
     folds = replicas[-1].folds
     assert folds is not None
     return folds.folded
@@ -62,20 +62,30 @@ def test_a_folded_count_is_the_count_record_for_record(build: Any, mode: str, re
     torch.manual_seed(0)
     model, inputs = build()
     on = flopwise.count(model, inputs, mode=mode)
-    # ResNet-50: the bottlenecks after the second of each stage (1 + 2 + 4 + 1), and single layers called as one
-    # before them in the first block of a stage: in layer1.0 (stride 1) bn2 as bn1, the downsampling convolution
-    # as conv3 (1×1, 64→256 on the same input) and its batch norm as bn3; in layers 2 to 4 the downsampling batch
-    # norm as bn3 (3). ViT: layers 2 to 4.
-    assert _folded(replicas) == (8 + 3 + 3 if build is _resnet50 else 3)
+    assert _folded(replicas) == (RESNET50_FOLDS if build is _resnet50 else VIT_FOLDS)
     assert every_figure(on) == every_figure(_unfolded(model, inputs, mode, monkeypatch))
     assert on.macs == flopwise.count(model, inputs, mode="real").macs
     assert "forward" not in vars(model.layer1[2] if build is _resnet50 else model.layers[2])  # routed no more
 
 
+# ResNet-50, stage by stage: the bottlenecks after the second (the first has a downsampling branch, the second is the
+# first of its kind), and batch norms (two ops: empty, native_batch_norm) called as one before them: in the first
+# block the downsampling one as bn3 (and in layer1, of stride 1, bn2 as bn1), in the second block all three as the
+# first block's of the same width and size. A convolution is one op: it is replayed, not folded.
+RESNET50_FOLDS = [
+    name for stage, blocks in ((1, 3), (2, 4), (3, 6), (4, 3))
+    for name in ([f"layer{stage}.0.bn2"] if stage == 1 else []) + [f"layer{stage}.0.downsample.1"]
+    + [f"layer{stage}.1.bn{i}" for i in (1, 2, 3)] + [f"layer{stage}.{b}" for b in range(2, blocks)]
+]
+# ViT: layers 2 to 4, and in the first the key, value and output projections as the query's (64→64 on 2×17×64)
+VIT_FOLDS = ["layers.0.attention.k_proj", "layers.0.attention.v_proj", "layers.0.attention.o_proj",
+             "layers.1", "layers.2", "layers.3"]
+
+
 def test_identical_blocks_fold_and_count_by_hand(replicas: list[replay.Replicas]) -> None:
     model = nn.Sequential(*(MLP() for _ in range(6)))
     r = flopwise.count(model, torch.rand(T, D, device="meta"), mode="fake")  # an input with no values: none to follow
-    assert _folded(replicas) == 5  # the first runs, the other five are folded
+    assert _folded(replicas) == ["1", "2", "3", "4", "5"]  # the first runs, the other five are folded
     assert r.macs == 6 * (T * D * H + T * H * D)  # six blocks, up and down projections: R·K·N each
     assert [r[f"{i}.up"].calls for i in range(6)] == [1] * 6
     assert r["5.down"].input_shapes == ((T, H),) and r["5"].output_shapes == ((T, D),)
@@ -96,7 +106,8 @@ class Scaled(MLP):
 def test_a_block_with_another_attribute_value_is_not_folded_from_it(replicas: list[replay.Replicas]) -> None:
     model = nn.Sequential(Scaled(False), Scaled(True), Scaled(True), Scaled(False))
     r = flopwise.count(model, torch.rand(T, D, device="meta"), mode="fake")
-    assert _folded(replicas) == 2  # block 2 from block 1, block 3 from block 0
+    # block 1's four Linear calls as block 0's two, block 2 from block 1, block 3 from block 0
+    assert _folded(replicas) == ["1.up", "1.down", "1.up", "1.down", "2", "3"]
     once = T * D * H + T * H * D  # up and down: R·K·N each
     assert [r[str(i)].macs for i in range(4)] == [once, 2 * once, 2 * once, once]
 
@@ -136,7 +147,7 @@ def test_a_block_that_leaves_something_behind_is_run_every_time(block: Any, repl
     model = nn.Sequential(*(block() for _ in range(4)))
     x = torch.rand(T, D)
     on = flopwise.count(model, x, mode="meta")
-    assert _folded(replicas) == 0
+    assert _folded(replicas) and all("." in name for name in _folded(replicas))  # modules inside, never a block
     SHARED.clear()
     assert every_figure(on) == every_figure(_unfolded(model, x, "meta", monkeypatch))
     assert on.macs == 4 * (T * D * H + T * H * D)  # four blocks, up and down: R·K·N each
@@ -152,7 +163,7 @@ def test_hooks_keep_every_block_running(replicas: list[replay.Replicas]) -> None
                enumerate(model)]
     flopwise.count(model, torch.rand(T, D), mode="meta")
     assert seen == ["0", "1", "2", "3"]  # the user's hook saw every block: no block with it is folded,
-    assert _folded(replicas) == 3  # only the unhooked `down` of blocks 1 to 3, each as block 0's
+    assert _folded(replicas) == ["1.down", "2.down", "3.down"]  # only the unhooked `down`, each as block 0's
     for handle in handles:
         handle.remove()
     calls: list[str] = []
@@ -236,7 +247,7 @@ def test_a_block_that_calls_a_module_of_another_is_run_every_time(replicas: list
     owner = nn.Identity()
     model = nn.Sequential(owner, *(Borrowing(owner) for _ in range(4)))
     r = flopwise.count(model, torch.rand(T, D, device="meta"), mode="fake")
-    assert _folded(replicas) == 0
+    assert _folded(replicas) == ["2.up", "2.down", "3.up", "3.down", "4.up", "4.down"]  # no block, its Linears
     assert r["0"].calls == 5  # its own call and one from each block
 
 
@@ -247,3 +258,48 @@ def test_the_memo_is_kept_per_convention(replicas: list[replay.Replicas]) -> Non
     # 2 per MAC; ReLU and the up bias on T·H; the down bias and the residual add on T·D
     assert default.flops == 2 * (T * D * H + T * H * D) + 2 * T * H + 2 * T * D
     assert mac.flops == mac.macs == T * D * H + T * H * D  # FLOPs = MACs, nothing else counted
+
+
+class Keeping(nn.Module):
+    """A block that keeps its input in a cache it is given (an object, as a KV cache is): never folded itself."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mlp = MLP()
+
+    def forward(self, x: torch.Tensor, cache: list[torch.Tensor]) -> torch.Tensor:
+        cache.append(x)
+        return self.mlp(x)
+
+
+class GivenACache(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(Keeping() for _ in range(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        cache: list[torch.Tensor] = []
+        for block in self.blocks:
+            x = block(x, cache)
+        return x
+
+
+def test_a_block_that_cannot_fold_still_folds_the_modules_in_it(replicas: list[replay.Replicas],
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    model, x = GivenACache(), torch.rand(T, D, device="meta")
+    on = flopwise.count(model, x, mode="meta")
+    assert _folded(replicas) == ["blocks.1.mlp", "blocks.2.mlp", "blocks.3.mlp"]  # as block 0's
+    assert every_figure(on) == every_figure(_unfolded(model, x, "meta", monkeypatch))
+    assert on["blocks.3.mlp.up"].calls == 1 and on.macs == 4 * (T * D * H + T * H * D)  # R·K·N, up and down
+
+
+def test_folds_in_a_run_with_symbolic_sizes_are_exact_at_every_size(replicas: list[replay.Replicas]) -> None:
+    model = GivenACache()
+    fitted = flopwise.count(model, torch.rand(T, D, device="meta"), mode="meta", symbolic={"rows": 0})
+    assert fitted.traced > 0  # the run with symbolic sizes, which folded the MLPs too:
+    assert replicas[0].symbolic and _folded(replicas[:1]) == ["blocks.1.mlp", "blocks.2.mlp", "blocks.3.mlp"]
+    for rows in (2, 7, 100):  # sizes the fit never used
+        direct = flopwise.count(model, torch.rand(rows, D), mode="meta")
+        assert fitted.at(rows=rows).macs == direct.macs == 4 * (rows * D * H + rows * H * D)  # R·K·N, up and down
+        assert fitted.at(rows=rows).bytes_read == direct.bytes_read
+        assert fitted.at(rows=rows).bytes_written == direct.bytes_written

@@ -1,14 +1,20 @@
-"""Folded blocks: in the shape-only modes, a repeated block called exactly as one counted before is not run again.
+"""Folded blocks: in the shape-only modes, a repeated module called exactly as one counted before is not run again.
 
 replay.py replays a repeated block op by op, but still runs its Python forward and every module call in it. On
-fake tensors a block's whole call is a pure function of what it is given, when that is all it reads: the block
+fake tensors a module's whole call is a pure function of what it is given, when that is all it reads: the module
 (its structure, attributes and parameter shapes) and its arguments (shapes, strides, dtypes, plain values). So the
-first call of a repeated block with a given key is counted normally and kept as a *fold*: the records of its ops
-(module names relative to the block), the calls and first shapes of its submodules, the most bytes it had alive
-above what was alive when it began, and the metadata of its outputs. A later call of a block of the same structure
-with the same key is not run: the fold's records are added under the block's own module names and its outputs are
-made as fake tensors (ResNet-50's bottlenecks after the second of each stage, ViT's layers). The count is the same
-as running it, record for record.
+first call of a repeated module with a given key is counted normally and kept as a *fold*: the records of its ops
+(module names relative to the module), the calls and first shapes of its submodules, the most bytes it had alive
+above what was alive when it began, and the metadata of its outputs. A later call of a module of the same structure
+with the same key is not run: the fold's records are added under the module's own names and its outputs are made
+as fake tensors (ResNet-50's bottlenecks after the second of each stage, ViT's layers). The count is the same as
+running it, record for record.
+
+Any repeated module may fold, at any depth: inside a block that cannot (a Llama decoder layer is given its KV cache,
+an object, and writes into it), its MLP, its norms and the projections of its attention still do, which also
+spares a run with symbolic sizes (symbolic_trace.py) the size arithmetic torch does in Python there. A fold inside a
+block being replayed ends that replay (replay.py). A module whose first fold holds a single op (a convolution) is
+left to the replays, which repeat one op for less. Calls inside a call being recorded are recorded (or folded) too.
 
 A call is folded only when all of this holds (else the block runs, replayed op by op where it can be):
 - the block and every module in it: attributes equal (plain values by value, anything else the same
@@ -28,7 +34,7 @@ import contextlib
 import inspect
 import types
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -39,7 +45,7 @@ from torch.utils._pytree import tree_flatten
 from .cost import OpCall
 from .fakes import Output, describe, rebuild, storage_of, tree_key
 from .guard import written_arguments, written_tensors
-from .memory import ActivationMemory, _storage_key
+from .memory import ActivationMemory
 from .modules import ModuleStack
 from .registry import PLAIN_TYPES, Unkeyable, tensors_in
 from .shadow import Shadows
@@ -110,8 +116,9 @@ class Folds:
         self.make, self.declared = make, declared
         self.trace = mode.trace  # a run with symbolic sizes: its recipes' uses, its guards
         self.table: dict[int, dict[Any, Fold]] = {}  # structure → call key → fold
-        self.recording: _Recording | None = None
-        self.folded = 0  # calls of this count not run, made from a fold
+        self.single_ops: set[int] = set()  # structures whose calls run a single op: left to replays
+        self.recordings: list[_Recording] = []  # the calls being recorded, innermost last
+        self.folded: list[str] = []  # the calls of this count not run, made from a fold: their modules' names
         self._names: dict[torch.nn.Module, list[tuple[str, str]] | None] = {}
         self._patched: list[torch.nn.Module] = []
         self._writes: dict[Any, tuple[tuple[int, str], ...]] = {}  # op → the arguments it writes
@@ -142,7 +149,7 @@ class Folds:
     def call(self, module: torch.nn.Module, number: int, original: Callable[..., Any], args: tuple[Any, ...],
              kwargs: dict[str, Any]) -> Any:
         """The outputs of a repeated block's outermost call: from a fold, else run (and kept as a fold if it can)."""
-        if self.recording is not None:
+        if number in self.single_ops:
             return original(*args, **kwargs)
         found: list[torch.Tensor] = []
         with self._bookkeeping():
@@ -157,7 +164,11 @@ class Folds:
                 return self._unfold(fold, names[0][1], found)
         if len(known) >= KEYS_PER_STRUCTURE or any(self.stack.calls[name] for rel, name in names if rel):
             return original(*args, **kwargs)  # submodules called before: their counts and shapes are not this call's
-        return self._record(module, key, names, original, args, kwargs, found, known)
+        out = self._record(module, key, names, original, args, kwargs, found, known)
+        fold = known.get(key)
+        if fold is not None and len(fold.calls) <= 1 and not fold.modules:
+            self.single_ops.add(number)  # a layer of one op (a convolution): replaying it costs less than a fold
+        return out
 
     def _bookkeeping(self) -> contextlib.AbstractContextManager[None]:
         """With symbolic sizes, what folds read of sizes must not become guards of the trace."""
@@ -165,16 +176,17 @@ class Folds:
 
     def note_write(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Before a top-level op of the call being recorded: whether it writes a tensor that existed before."""
-        recording = self.recording
-        if recording is None:
+        if not self.recordings:
             return
         where = self._writes.get(func)
         if where is None:
             where = self._writes[func] = written_arguments(func)
         for t in written_tensors(func, args, kwargs, where):
             key = storage_of(t)
-            if key in recording.live_before or self.memory.size_of(key) is None:
-                recording.wrote_outside = True
+            made_here = self.memory.size_of(key) is not None
+            for recording in self.recordings:
+                if key in recording.live_before or not made_here:
+                    recording.wrote_outside = True
 
     def _key(self, module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
              found: list[torch.Tensor]) -> Any:
@@ -230,11 +242,12 @@ class Folds:
         live, peak = memory.live, memory.peak
         memory.peak = live
         uses = Counter(self.trace.uses) if self.trace is not None else Counter()
-        self.recording = _Recording(memory.storages())
+        recording = _Recording(memory.storages())
+        self.recordings.append(recording)
         try:
             out = original(*args, **kwargs)
         finally:
-            recording, self.recording = self.recording, None
+            self.recordings.pop()
             block_peak = memory.peak - live
             memory.peak = max(peak, memory.peak)
         prefix = names[0][1]
@@ -281,5 +294,5 @@ class Folds:
         self.memory.record(found, tensors_in(out), self.declared)
         if self.trace is not None:
             self.trace.uses.update(fold.uses)
-        self.folded += 1
+        self.folded.append(prefix)
         return out

@@ -191,9 +191,9 @@ class Replicas:
         if folds is None or number is None or (module is self.root and self.depth != 1) or \
                 threading.get_ident() != self._thread:
             return original(*args, **kwargs)
-        folded = folds.folded
+        folded = len(folds.folded)
         out = folds.call(module, number, original, args, kwargs)
-        if folds.folded != folded and module is not self.root:
+        if len(folds.folded) != folded and module is not self.root:
             self.playing = None
         return out
 
