@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import gc
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
@@ -26,7 +25,7 @@ from .guard import StateGuard
 from .hops import fullgraph_tolerated
 from .modules import ModuleStack
 from .moe import MoEObserver
-from .prepare import describe_inputs, on_meta, prepare, rng_preserved, running_on
+from .prepare import collector_paused, describe_inputs, on_meta, prepare, rng_preserved, running_on
 from .registry import Formula
 from .replay import Replicas
 from .report import Report
@@ -201,22 +200,6 @@ UNALLOCATED = "its data is not allocated yet"  # what torch says when C++ reads 
 SWAP, FAKE_SWAP = "_apply(): Couldn't swap", "needs real parameters (torch cannot swap fake ones)"
 
 
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Python's cyclic garbage collector held off (and restored as found). A shape-only count makes hundreds of
-    thousands of short-lived objects (fake tensors, keys, records), which start collections; a full one walks every
-    object alive, a large model's modules and parameters included, and costs a count of Llama 70B a tenth of its
-    time for almost no garbage: reference counting frees nearly all of it. What cycles it leaves are collected
-    after the count."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def _count(
     model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str,
     convention: str | Convention, overrides: dict[Any, Formula | None] | None, attention: str | None = None,
@@ -224,17 +207,7 @@ def _count(
 ) -> Report:
     """One count; `scalars`: answer torch.tensor([…]) of fake tensors from the shadows (a torch function mode,
     only when needed: any such mode makes torch skip its fused fast paths, which fake tensors otherwise take).
-    A shape-only count runs with the garbage collector paused (a real one runs the model as it would run: its
-    tensors' memory is the user's)."""
-    with collector_paused() if mode != "real" else contextlib.nullcontext():
-        return _count_once(model, args, kwargs, mode, convention, overrides, attention, scalars, trace)
-
-
-def _count_once(
-    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str,
-    convention: str | Convention, overrides: dict[Any, Formula | None] | None, attention: str | None,
-    scalars: bool, trace: Trace | None,
-) -> Report:
+    A shape-only count runs with the garbage collector paused (a real one runs the model as it would run)."""
     notes: list[str] = []
     script = isinstance(model, torch.jit.ScriptModule)  # its parameters cannot be swapped: it runs as found
     if script and mode == "meta" and not on_meta(model):
@@ -247,10 +220,10 @@ def _count_once(
     described = describe_inputs(args, kwargs)
     if trace is not None:  # symbolic sizes: no input values to follow (a value that needs them breaks the trace)
         args, kwargs = trace.inputs(args, kwargs)
-    with trace.bookkeeping() if trace is not None else contextlib.nullcontext():
+    with trace.bookkeeping() if trace is not None else contextlib.nullcontext(), collector_paused(shapes_only):
         state, args, kwargs = prepare(model, args, kwargs, mode, fake, script, shadows if trace is None else None)
     guard = StateGuard(model, tensors=state is None)  # the model runs on its own tensors
-    with rng_preserved(), torch.no_grad(), fake or contextlib.nullcontext():
+    with rng_preserved(), torch.no_grad(), fake or contextlib.nullcontext(), collector_paused(shapes_only):
         with counting(convention, overrides, model=model, inputs=described, attention=attention) as session:
             assert session._mode is not None
             session._mode.trace = trace

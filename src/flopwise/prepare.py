@@ -8,6 +8,7 @@ one a real CPU run gives. No data is allocated in either shape-only mode.
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import Iterator
 from typing import Any
 
@@ -107,6 +108,23 @@ def rng_preserved() -> Iterator[None]:
         torch.set_rng_state(cpu)
         if cuda is not None:
             torch.cuda.set_rng_state_all(cuda)
+
+
+@contextlib.contextmanager
+def collector_paused(paused: bool = True) -> Iterator[None]:
+    """Python's cyclic garbage collector held off while `paused` (and restored as found). A shape-only count makes
+    hundreds of thousands of short-lived objects (fake tensors, keys, records), which start collections; a full one
+    walks every object alive, a large model's modules and parameters included, and costs a count of Llama 70B a
+    tenth of its time for almost no garbage: reference counting frees nearly all of it. What cycles it leaves are
+    collected after the count."""
+    enabled = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def describe_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
