@@ -261,7 +261,8 @@ class Folds:
         after, after_spec = tree_flatten((args, kwargs))
         refused = refused or after_spec != spec or any(a is not b for a, b in zip(after, leaves, strict=True))
         with self._bookkeeping():
-            outputs = None if refused else describe(out, found, self.fake, memory.size_of)
+            sizes = memory.size_of if self.trace is not None else None  # symbolic: replays made empty storages
+            outputs = None if refused else describe(out, found, self.fake, sizes)
             if outputs is None or self._attributes(module) != key[1]:
                 return out
             if any(t in self.values.values for t in tensors_in(out)) or self._left_behind(out, found, live):
