@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "flopwise.hops": 2,
     "flopwise.mask_values": 2,
     "flopwise.guard": 2,
+    "flopwise.route": 2,  # modules' forwards routed through one function during a count (fold.py's way in)
     "flopwise.fold": 2,  # whole repeated blocks not run again (replay.py's, one level up)
     "flopwise.replay": 2,
     "flopwise.fakes": 2,  # fake tensors made directly, keys of op calls on them (replay.py, prepare.py)

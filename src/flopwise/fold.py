@@ -13,8 +13,9 @@ running it, record for record.
 Any repeated module may fold, at any depth: inside a block that cannot (a Llama decoder layer is given its KV cache,
 an object, and writes into it), its MLP, its norms and the projections of its attention still do, which also
 spares a run with symbolic sizes (symbolic_trace.py) the size arithmetic torch does in Python there. A fold inside a
-block being replayed ends that replay (replay.py). A module whose first fold holds a single op (a convolution) is
-left to the replays, which repeat one op for less. Calls inside a call being recorded are recorded (or folded) too.
+block being replayed ends that replay (replay.py). A module of no submodules whose first recorded call ran one or two
+ops (a convolution, a batch norm) is left to the replays, which repeat them for less, and so are the others of its
+class: their forward is no longer routed (route.py). Calls inside a call being recorded are recorded (or folded) too.
 
 A call is folded only when all of this holds (else the block runs, replayed op by op where it can be):
 - the block and every module in it: attributes equal (plain values by value, anything else the same
@@ -31,8 +32,6 @@ A call is folded only when all of this holds (else the block runs, replayed op b
 from __future__ import annotations
 
 import contextlib
-import inspect
-import types
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -48,9 +47,12 @@ from .guard import written_arguments, written_tensors
 from .memory import ActivationMemory
 from .modules import ModuleStack
 from .registry import PLAIN_TYPES, Unkeyable, tensors_in
+from .route import Routes, routed
 from .shadow import Shadows
 
 KEYS_PER_STRUCTURE = 8  # folds kept for one structure (calls of other shapes): a bound on what a count holds
+FEWEST_OPS = 2  # a module of no submodules that ran no more ops (a convolution; a batch norm's empty and its kernel)
+# is not folded, nor any other of its class: keying a call (attributes, arguments) costs more than replaying them
 _OWN = ("_parameters", "_buffers", "_modules")  # compared by structure (replay.structures), not by value
 Shapes = tuple[tuple[int, ...], ...]
 
@@ -88,22 +90,6 @@ def _ours(hook: Any) -> bool:
     return type(owner).__module__.startswith("flopwise.")
 
 
-class _Routed:
-    """The forward of a block of class `cls` while folds are installed, bound to the block as a method: a copy of
-    the block made meanwhile (copy.deepcopy rebinds a method to the copy) runs its own class's forward, and
-    `inspect.signature` sees the class's own."""
-
-    def __init__(self, cls: type, forward: Callable[..., Any]) -> None:
-        self.cls, self.forward = cls, forward
-
-    def __call__(self, module: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
-        return self.forward(module, type(module).forward.__get__(module), args, kwargs)
-
-    @property
-    def __signature__(self) -> inspect.Signature:
-        return inspect.signature(self.cls.forward)  # type: ignore[attr-defined]
-
-
 class Folds:
     """The folds of one count, and the calls they stand for (see the module docstring)."""
 
@@ -116,11 +102,10 @@ class Folds:
         self.make, self.declared = make, declared
         self.trace = mode.trace  # a run with symbolic sizes: its recipes' uses, its guards
         self.table: dict[int, dict[Any, Fold]] = {}  # structure → call key → fold
-        self.single_ops: set[int] = set()  # structures whose calls run a single op: left to replays
         self.recordings: list[_Recording] = []  # the calls being recorded, innermost last
         self.folded: list[str] = []  # the calls of this count not run, made from a fold: their modules' names
         self._names: dict[torch.nn.Module, list[tuple[str, str]] | None] = {}
-        self._patched: list[torch.nn.Module] = []
+        self.routes = Routes(lambda *call: None)  # set by install()
         self._writes: dict[Any, tuple[tuple[int, str], ...]] = {}  # op → the arguments it writes
 
     @staticmethod
@@ -130,27 +115,18 @@ class Folds:
         return all(_ours(hook) for hook in hooks)
 
     def install(self, modules: list[torch.nn.Module], forward: Callable[..., Any]) -> None:
-        """Route the forward of each block (a module with submodules: a single op gains nothing from a fold, its op
-        is replayed) through `forward(module, original, args, kwargs)` until `close()`: a module's forward is read
-        before its hooks run, so a pre-hook cannot stand in for it."""
-        routes: dict[type, _Routed] = {}
-        for module in modules:
-            if "forward" in vars(module) or isinstance(module, torch.jit.ScriptModule):
-                continue  # a forward set on the instance (accelerate's hooks): left alone, never folded
-            route = routes.setdefault(type(module), _Routed(type(module), forward))
-            module.forward = types.MethodType(route, module)
-            self._patched.append(module)
+        """Route the forward of each repeated module through `forward(module, original, args, kwargs)` until
+        `close()` (route.py)."""
+        self.routes = Routes(forward)
+        self.routes.add(modules)
 
     def close(self) -> None:
-        for module in self._patched:
-            vars(module).pop("forward", None)
-        self._patched, self.table, self._names = [], {}, {}
+        self.routes.drop()
+        self.table, self._names = {}, {}
 
     def call(self, module: torch.nn.Module, number: int, original: Callable[..., Any], args: tuple[Any, ...],
              kwargs: dict[str, Any]) -> Any:
         """The outputs of a repeated block's outermost call: from a fold, else run (and kept as a fold if it can)."""
-        if number in self.single_ops:
-            return original(*args, **kwargs)
         found: list[torch.Tensor] = []
         with self._bookkeeping():
             key = self._key(module, args, kwargs, found)
@@ -164,10 +140,11 @@ class Folds:
                 return self._unfold(fold, names[0][1], found)
         if len(known) >= KEYS_PER_STRUCTURE or any(self.stack.calls[name] for rel, name in names if rel):
             return original(*args, **kwargs)  # submodules called before: their counts and shapes are not this call's
+        start = len(self.mode.calls)
         out = self._record(module, key, names, original, args, kwargs, found, known)
-        fold = known.get(key)
-        if fold is not None and len(fold.calls) <= 1 and not fold.modules:
-            self.single_ops.add(number)  # a layer of one op (a convolution): replaying it costs less than a fold
+        if not module._modules and len(self.mode.calls) - start <= FEWEST_OPS:
+            kind = type(module)  # a fold of so few ops costs more than their replays: so for its class's others
+            self.routes.drop(lambda other: type(other) is kind)
         return out
 
     def _bookkeeping(self) -> contextlib.AbstractContextManager[None]:
@@ -214,8 +191,7 @@ class Folds:
                 elif "hooks" in name:  # dicts of hooks: forward and backward ones must be empty, others never run
                     if value and name.startswith(("_forward", "_backward")):
                         return None
-                elif name not in _OWN and not (name == "forward" and isinstance(getattr(value, "__func__", None),
-                                                                                _Routed)):
+                elif name not in _OWN and not (name == "forward" and routed(value)):
                     keyed.append((name, _value_key(value)))
         return tuple(keyed)
 
