@@ -19,6 +19,7 @@ the given inputs.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -253,19 +254,35 @@ def _make(tree: Any, values: dict[Any, int], made: dict[int, torch.Tensor]) -> A
     def one(x: Any) -> Any:
         if isinstance(x, Shaped):
             if x.number not in made:
-                shape = [_value(d, values) for d in x.shape]
-                stride = [_value(d, values) for d in x.stride]
+                sizes = tuple(values.items())
+                shape = [_value(d, sizes) for d in x.shape]
+                stride = [_value(d, sizes) for d in x.stride]
                 with torch._C._DisableTorchDispatch():  # a plain meta tensor, also while the run's fake mode is on
                     made[x.number] = torch.empty_strided(shape, stride, dtype=x.dtype, device="meta")
             return made[x.number]
         if isinstance(x, Sized):
-            return _value(x.expr, values)
+            return _value(x.expr, tuple(values.items()))
         return x
 
-    return tree_map(one, tree, is_leaf=lambda x: isinstance(x, (Shaped, Sized)))
+    return _mapped(tree, one)
 
 
-def _value(expr: Any, values: dict[Any, int]) -> int:
+def _mapped(tree: Any, one: Callable[[Any], Any]) -> Any:
+    """`tree_map(one, tree)` over the tuples, lists and dicts `_describe` left (a recipe's arguments), with Shaped
+    and Sized as leaves: a fit costs every recipe at several sizes, and torch's pytree walk was most of that."""
+    kind = type(tree)
+    if kind is tuple or kind is list:
+        return kind(_mapped(x, one) for x in tree)
+    if kind is dict:
+        return {k: _mapped(v, one) for k, v in tree.items()}
+    if isinstance(tree, tuple) and kind not in (Shaped, Sized):  # a named tuple, as tree_map keeps one
+        return kind(*(_mapped(x, one) for x in tree))
+    return one(tree)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _value(expr: Any, sizes: tuple[tuple[Any, int], ...]) -> int:
+    """An expression's value at these sizes (symbol, value) pairs: one expression serves many shapes."""
     if isinstance(expr, int):
         return expr
-    return int(expr.xreplace(values))
+    return int(expr.xreplace(dict(sizes)))
