@@ -31,7 +31,7 @@ def test_two_ranks_each_count_their_micro_batch(wrapper: str, tmp_path: Path) ->
          str(SCRIPT), str(tmp_path), wrapper],
         env=env, capture_output=True, text=True, timeout=300,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, f"{done.stderr[:3000]}\n…\n{done.stderr[-3000:]}"  # the first error, and the end
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     for r in ranks:
         n = r["rows"]
