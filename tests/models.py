@@ -63,3 +63,19 @@ class SharedLinear(nn.Module):
 def every_figure(r: Any) -> tuple[Any, ...]:
     """Everything a Report says, to compare two counts record by record (replays, folds on and off)."""
     return r.to_dict(), r.calls, r.peak_activation_bytes, r.param_bytes, r.warnings
+
+
+def small_vit(layers: int, batch: int) -> tuple[nn.Module, Any]:
+    """transformers' ViT, 32×32 images in 8×8 patches, width 64: with its inputs (replay and fold tests)."""
+    import transformers
+
+    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=layers,
+                                    num_attention_heads=4, intermediate_size=128)
+    return transformers.ViTModel(config).eval(), {"pixel_values": torch.randn(batch, 3, 32, 32)}
+
+
+def small_resnet50(batch: int) -> tuple[nn.Module, Any]:
+    """torchvision's ResNet-50 on 64×64 images: with its inputs (replay and fold tests)."""
+    import torchvision
+
+    return torchvision.models.resnet50().eval(), torch.randn(batch, 3, 64, 64)

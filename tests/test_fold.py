@@ -14,7 +14,7 @@ from torch import nn
 
 import flopwise
 from flopwise import fold, replay
-from tests.models import every_figure
+from tests.models import every_figure, small_resnet50, small_vit
 
 torchvision = pytest.importorskip("torchvision")
 transformers = pytest.importorskip("transformers")
@@ -46,13 +46,11 @@ class MLP(nn.Module):
 
 
 def _vit() -> tuple[nn.Module, Any]:
-    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=4,
-                                    num_attention_heads=4, intermediate_size=128)
-    return transformers.ViTModel(config).eval(), {"pixel_values": torch.randn(2, 3, 32, 32)}
+    return small_vit(layers=4, batch=2)
 
 
 def _resnet50() -> tuple[nn.Module, Any]:
-    return torchvision.models.resnet50().eval(), torch.randn(2, 3, 64, 64)
+    return small_resnet50(batch=2)
 
 
 @pytest.mark.parametrize("build", [_resnet50, _vit], ids=["resnet50", "vit"])

@@ -12,7 +12,7 @@ from torch import nn
 
 import flopwise
 from flopwise import replay
-from tests.models import every_figure
+from tests.models import every_figure, small_resnet50, small_vit
 
 transformers = pytest.importorskip("transformers")
 torchvision = pytest.importorskip("torchvision")
@@ -40,13 +40,11 @@ def _bert() -> tuple[nn.Module, Any]:
 
 
 def _vit() -> tuple[nn.Module, Any]:
-    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=3,
-                                    num_attention_heads=4, intermediate_size=128)
-    return transformers.ViTModel(config).eval(), {"pixel_values": torch.randn(1, 3, 32, 32)}
+    return small_vit(layers=3, batch=1)
 
 
 def _resnet50() -> tuple[nn.Module, Any]:
-    return torchvision.models.resnet50().eval(), torch.randn(1, 3, 64, 64)
+    return small_resnet50(batch=1)
 
 
 

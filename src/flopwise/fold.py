@@ -105,7 +105,7 @@ class Folds:
         self.recordings: list[_Recording] = []  # the calls being recorded, innermost last
         self.folded: list[str] = []  # the calls of this count not run, made from a fold: their modules' names
         self._names: dict[torch.nn.Module, list[tuple[str, str]] | None] = {}
-        self.routes = Routes(lambda *call: None)  # set by install()
+        self.routes: Routes | None = None  # the modules whose forward comes here (install())
         self._writes: dict[Any, tuple[tuple[int, str], ...]] = {}  # op → the arguments it writes
 
     @staticmethod
@@ -121,12 +121,13 @@ class Folds:
         self.routes.add(modules)
 
     def close(self) -> None:
-        self.routes.drop()
+        if self.routes is not None:
+            self.routes.drop()
         self.table, self._names = {}, {}
 
     def call(self, module: torch.nn.Module, number: int, original: Callable[..., Any], args: tuple[Any, ...],
              kwargs: dict[str, Any]) -> Any:
-        """The outputs of a repeated block's outermost call: from a fold, else run (and kept as a fold if it can)."""
+        """The outputs of a repeated module's call: from a fold, else run (and kept as a fold if it can)."""
         found: list[torch.Tensor] = []
         with self._bookkeeping():
             key = self._key(module, args, kwargs, found)
@@ -142,7 +143,7 @@ class Folds:
             return original(*args, **kwargs)  # submodules called before: their counts and shapes are not this call's
         start = len(self.mode.calls)
         out = self._record(module, key, names, original, args, kwargs, found, known)
-        if not module._modules and len(self.mode.calls) - start <= FEWEST_OPS:
+        if not module._modules and len(self.mode.calls) - start <= FEWEST_OPS and self.routes is not None:
             kind = type(module)  # a fold of so few ops costs more than their replays: so for its class's others
             self.routes.drop(lambda other: type(other) is kind)
         return out

@@ -31,6 +31,7 @@ from torch.utils._pytree import tree_map
 from .fake_mode import CpuFakeTensorMode
 
 SymbolicSizes = dict[str, tuple[Any, ...]]  # name → where it labels the inputs (symbolic.Dim.where)
+Values = tuple[tuple[Any, int], ...]  # (symbol, size) pairs: one point at which recipes are costed
 
 
 class Shaped(NamedTuple):
@@ -138,7 +139,6 @@ class Trace:
         """The count's own use of sizes (costs at the hints, memory) must not become guards of the trace."""
         return self._suppressed
 
-
     def record(self, plan: Any, out: Any, args: tuple[Any, ...], extra: dict[str, Any],
                inputs: list[torch.Tensor], outputs: list[torch.Tensor], mask: tuple[str, int | None]) -> Any:
         """The call's recipe key (its recipe kept once); TraceBroken when an argument cannot be described."""
@@ -180,11 +180,11 @@ class Trace:
             read, written = read + n * c.bytes_read, written + n * c.bytes_written
         return macs, flops, read, written
 
-    def _values(self, sizes: dict[str, int]) -> dict[Any, int]:
-        return {self.symbols[n]: sizes[n] for n in self.symbols}
+    def _values(self, sizes: dict[str, int]) -> Values:
+        return tuple((self.symbols[n], sizes[n]) for n in self.symbols)
 
     @staticmethod
-    def _made(recipe: Recipe, values: dict[Any, int]) -> tuple[Any, ...]:
+    def _made(recipe: Recipe, values: Values) -> tuple[Any, ...]:
         """(out, args, extra, inputs, outputs) of a recipe as meta tensors of these sizes."""
         made: dict[int, torch.Tensor] = {}
         out, args, extra = (_make(part, values, made) for part in (recipe.out, recipe.args, recipe.extra))
@@ -250,18 +250,17 @@ def _frozen(tree: Any) -> Any:
     return tree
 
 
-def _make(tree: Any, values: dict[Any, int], made: dict[int, torch.Tensor]) -> Any:
+def _make(tree: Any, values: Values, made: dict[int, torch.Tensor]) -> Any:
     def one(x: Any) -> Any:
         if isinstance(x, Shaped):
             if x.number not in made:
-                sizes = tuple(values.items())
-                shape = [_value(d, sizes) for d in x.shape]
-                stride = [_value(d, sizes) for d in x.stride]
+                shape = [_value(d, values) for d in x.shape]
+                stride = [_value(d, values) for d in x.stride]
                 with torch._C._DisableTorchDispatch():  # a plain meta tensor, also while the run's fake mode is on
                     made[x.number] = torch.empty_strided(shape, stride, dtype=x.dtype, device="meta")
             return made[x.number]
         if isinstance(x, Sized):
-            return _value(x.expr, tuple(values.items()))
+            return _value(x.expr, values)
         return x
 
     return _mapped(tree, one)
@@ -281,8 +280,8 @@ def _mapped(tree: Any, one: Callable[[Any], Any]) -> Any:
 
 
 @functools.lru_cache(maxsize=1 << 14)
-def _value(expr: Any, sizes: tuple[tuple[Any, int], ...]) -> int:
-    """An expression's value at these sizes (symbol, value) pairs: one expression serves many shapes."""
+def _value(expr: Any, values: Values) -> int:
+    """An expression's value at these (symbol, size) pairs: evaluated once, as one expression serves many shapes."""
     if isinstance(expr, int):
         return expr
-    return int(expr.xreplace(dict(sizes)))
+    return int(expr.xreplace(dict(values)))
