@@ -22,7 +22,7 @@ import tempfile
 
 import torch
 
-from flopwise.measure import calibrate
+from flopwise.hardware import calibrate
 
 TOLERANCE = 0.10
 

@@ -29,7 +29,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import flopwise
-from flopwise import replay
+from flopwise.shortcuts import replay
 
 CLOCK = time.perf_counter  # time.process_time with --cpu-time
 

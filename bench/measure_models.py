@@ -16,7 +16,7 @@ import torch
 import torchvision
 from transformers import GPT2Config, GPT2Model
 
-from flopwise.measure import measure, roofline_plot
+from flopwise.hardware import measure, roofline_plot
 
 
 def models() -> list[tuple[str, torch.nn.Module, object]]:

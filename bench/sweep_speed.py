@@ -26,7 +26,7 @@ import torch
 from counting_overhead import llama_70b_on_meta
 
 import flopwise
-from flopwise import replay
+from flopwise.shortcuts import replay
 
 METRICS = ("macs", "flops", "bytes_read", "bytes_written", "params")
 CHECKED = (64, 1000, 4096)  # direct counts compared with the sweep (1000 is not a multiple of 64: off the grid)

@@ -38,7 +38,7 @@ def run_transformers(model_type: str) -> dict[str, Any]:
     from flopwise.cli.common import count_loaded
     from flopwise.cli.errors import ModelError, UsageError
     from flopwise.cli.load import load
-    from flopwise.shadow import NeedsData
+    from flopwise.shapes_only.values import NeedsData
 
     try:
         config = transformers.AutoConfig.for_model(model_type)
@@ -119,7 +119,7 @@ def plain_forward_on_fake_tensors(model: torch.nn.Module, shaped: Any) -> BaseEx
     with no flopwise at all; None if it runs. The small integer inputs (token ids, grids) are fake constants:
     torch's fake mode computes what depends on them alone, as flopwise's shadows do."""
     from flopwise.cli.inputs import SMALL_INTEGERS, make_inputs
-    from flopwise.count import split_inputs
+    from flopwise.counter import split_inputs
 
     mode = FakeTensorMode(allow_non_fake_inputs=True)
 
@@ -148,7 +148,7 @@ def plain_forward_for_real(loaded: Any, limit: int = 0) -> BaseException | None:
     it runs over the sweep's memory cap."""
     from flopwise.cli.common import REBUILD_LIMIT
     from flopwise.cli.inputs import make_inputs
-    from flopwise.count import split_inputs
+    from flopwise.counter import split_inputs
 
     weights = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
     if loaded.rebuild is None or weights > (limit or REBUILD_LIMIT):

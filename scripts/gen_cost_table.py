@@ -4,7 +4,7 @@
     .venv/bin/python scripts/gen_cost_table.py --check   # exit 1 if either page is out of date
 
 The pages are produced from the code — the registered formulas' docstrings, the constants of
-`flopwise.ops.costs`, worked examples counted by flopwise, the zero-cost list — so docs and code cannot
+`flopwise.formulas.flops_per_element`, worked examples counted by flopwise, the zero-cost list — so docs and code cannot
 drift; tests/test_coverage.py checks that the committed pages are current.
 """
 
@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 
 import flopwise
-from flopwise.conventions import PRESETS
-from flopwise.ops import costs
-from flopwise.ops.catalog import UNCOSTABLE
-from flopwise.registry import FORMULAS, ZERO_COST
+from flopwise.core.conventions import PRESETS
+from flopwise.formulas import flops_per_element as costs
+from flopwise.formulas.catalog import UNCOSTABLE
+from flopwise.formulas.registry import FORMULAS, ZERO_COST
 from flopwise.render.units import si
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -129,7 +129,7 @@ def formulas_section() -> str:
 def constants_section() -> str:
     source = inspect.getsource(costs)
     pattern = re.compile(r"^([A-Z][A-Z_]+) = (.+?)(?:\s+# (.*))?$")
-    lines = ["## FLOPs per element (`flopwise.ops.costs`)\n", "| name | FLOPs | why |", "|---|---|---|"]
+    lines = ["## FLOPs per element (`flopwise.formulas.flops_per_element`)\n", "| name | FLOPs | why |", "|---|---|---|"]
     for line in source.splitlines():
         match = pattern.match(line)
         if match and isinstance(getattr(costs, match.group(1)), int):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import flopwise
 from flopwise.examples import guide_examples
-from flopwise.explain import render_explanation
+from flopwise.explanation import render_explanation
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "guides_explained.md"
 

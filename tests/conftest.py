@@ -29,8 +29,8 @@ def calibration_cache_of_the_session(tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture
 def replicas(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """The Replicas object (flopwise.replay) of each shape-only count made in the test, newest last."""
-    from flopwise import replay
+    """The Replicas object (flopwise.shortcuts.replay) of each shape-only count made in the test, newest last."""
+    from flopwise.shortcuts import replay
 
     made: list[replay.Replicas] = []
 

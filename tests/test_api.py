@@ -17,7 +17,7 @@ def test_public_names() -> None:
 
 
 def test_the_measure_package_stays_reachable() -> None:
-    from flopwise.measure import DEVICES, roofline_plot
+    from flopwise.hardware import DEVICES, roofline_plot
 
     assert DEVICES and callable(roofline_plot)
 

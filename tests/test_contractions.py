@@ -134,7 +134,7 @@ def meta(*shape: int) -> torch.Tensor:
 
 def test_gpu_attention_kernels_from_their_shapes() -> None:
     # the CUDA kernels cannot run here; their formulas are pure functions of shapes, checked on meta tensors
-    from flopwise.ops import attention
+    from flopwise.formulas import attention
 
     b, h, l, s, e = 2, 4, 6, 7, 8
     heads_first = (meta(b, h, l, e), meta(b, h, s, e), meta(b, h, s, e))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 import flopwise  # noqa: F401 - registers the formulas
-from flopwise.registry import FORMULAS, ZERO_COST, is_view, is_zero_cost, lookup, op_name
+from flopwise.formulas.registry import FORMULAS, ZERO_COST, is_view, is_zero_cost, lookup, op_name
 
 
 def core_ops() -> dict[str, list[torch._ops.OpOverload]]:

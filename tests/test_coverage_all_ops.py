@@ -12,7 +12,7 @@ in the order capture decides (see `CountingMode._plan_for` and `_decompose`):
   never reaches the mode; if it ever does, capture runs `func.decompose`, the same kernel, and counts its parts;
 - decomposition: torch's Core ATen decomposition table has an entry that capture runs under the mode
   (`core_aten_decompositions()`); its parts are aten ops, themselves covered by this test;
-- uncostable: triaged and listed with its reason in `flopwise.ops.catalog.UNCOSTABLE`; when it runs it is
+- uncostable: triaged and listed with its reason in `flopwise.formulas.catalog.UNCOSTABLE`; when it runs it is
   reported in `report.unsupported` (tested below), never counted as a silent zero;
 - not dispatched: a TorchScript-only overload with no dispatcher entry: no tensor op ever runs it through a mode;
 """
@@ -29,8 +29,8 @@ import torch.distributed._functional_collectives  # noqa: F401 - registers the _
 from torch._decomp import core_aten_decompositions
 
 import flopwise
-from flopwise.ops.catalog import UNCOSTABLE
-from flopwise.registry import FORMULAS, ZERO_COST, functional_name, is_view, is_zero_cost, lookup, op_name
+from flopwise.formulas.catalog import UNCOSTABLE
+from flopwise.formulas.registry import FORMULAS, ZERO_COST, functional_name, is_view, is_zero_cost, lookup, op_name
 
 # the issue's four, and the process-group collectives DDP and FSDP run (c10d) with their older functional names
 NAMESPACES = ("aten", "quantized", "_c10d_functional", "prims", "c10d", "c10d_functional")

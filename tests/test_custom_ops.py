@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 import flopwise
-from flopwise.registry import FORMULAS
+from flopwise.formulas.registry import FORMULAS
 
 
 @torch.library.custom_op("flopwise_example::fused_scale_shift", mutates_args=())

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import flopwise
-from flopwise.shadow import NeedsData
+from flopwise.shapes_only.values import NeedsData
 
 
 class KeepsRealTokens(nn.Module):

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import flopwise
-from flopwise.cost import Cost
+from flopwise.core.cost import Cost
 
 BF16_ADD, BF16_MULT = 0.4, 1.1  # pJ: Horowitz's fp16 figures, which bfloat16 borrows
 FP32_ADD = 0.9

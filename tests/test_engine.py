@@ -205,7 +205,7 @@ def test_report_is_data() -> None:
 
 
 def test_inputs_are_described_with_their_shapes() -> None:
-    from flopwise.prepare import describe_inputs
+    from flopwise.engine.prepare import describe_inputs
 
     images = [torch.zeros(3, 4, 5), torch.zeros(3, 2, 2)]
     assert describe_inputs((images,), {"scale": 2}) == "[3×4×5 float32, 3×2×2 float32], scale=int"

@@ -13,11 +13,11 @@ import torch.nn.functional as F
 from torch import nn
 
 import flopwise
-from flopwise.conventions import PRESETS
-from flopwise.cost import Cost, OpCall
+from flopwise.core.conventions import PRESETS
+from flopwise.core.cost import Cost, OpCall
 from flopwise.examples import guide_examples
-from flopwise.explain import build_groups, describe_module, flops_step, render_explanation, term_step
-from flopwise.registry import FORMULAS, functional_name, specs
+from flopwise.explanation import build_groups, describe_module, flops_step, render_explanation, term_step
+from flopwise.formulas.registry import FORMULAS, functional_name, specs
 from tests.explain_samples import DIRECT, SAMPLES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -185,7 +185,7 @@ def test_bad_arguments_say_what_was_expected() -> None:
 
 
 def test_explain_counts_and_explains_in_one_call() -> None:
-    from flopwise.explain import explain
+    from flopwise.explanation import explain
 
     text = explain(nn.Linear(10, 20, bias=False), torch.randn(1, 10), convention="mac")
     assert "FLOPs = MACs = 200 = 200" not in text and "FLOPs = MACs = 200" in text  # 1 FLOP per MAC

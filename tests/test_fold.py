@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import flopwise
-from flopwise import fold, replay
+from flopwise.shortcuts import fold, replay
 from tests.models import every_figure, small_resnet50, small_vit
 
 torchvision = pytest.importorskip("torchvision")

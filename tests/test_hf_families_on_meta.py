@@ -13,7 +13,7 @@ import pytest
 from flopwise.cli.common import count_loaded
 from flopwise.cli.inputs import make_inputs
 from flopwise.cli.load import load
-from flopwise.count import count
+from flopwise.counter import count
 
 transformers = pytest.importorskip("transformers")
 D, V, F = 16, 100, 32  # hidden size, vocabulary, feed-forward width of every config below

@@ -11,7 +11,7 @@ import torch
 
 from flopwise.cli.common import count_loaded
 from flopwise.cli.load import load
-from flopwise.report import Report
+from flopwise.report.report import Report
 
 transformers = pytest.importorskip("transformers")
 

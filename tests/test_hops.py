@@ -16,8 +16,8 @@ from torch._higher_order_ops.wrap import tag_activation_checkpoint
 from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
 import flopwise
-from flopwise.ops.attention import flex_attention_work
-from flopwise.ops.attention_backward import flex_attention_backward_work
+from flopwise.formulas.attention import flex_attention_work
+from flopwise.formulas.attention_backward import flex_attention_backward_work
 
 pytestmark = pytest.mark.filterwarnings("ignore:flex_attention called without torch.compile")
 

@@ -12,46 +12,30 @@ SOURCE = Path(__file__).resolve().parent.parent / "src" / "flopwise"
 
 # Lower numbers are lower layers; a module may import its own layer (acyclically) and the layers below it.
 LAYERS: dict[str, int] = {
-    "flopwise.cost": 0,
-    "flopwise.conventions": 0,
-    "flopwise.version": 0,
-    "flopwise.energy": 0,  # the one table of energy per op and per byte (Report and measure/ both read it)
-    "flopwise.registry": 1,
-    "flopwise.ops": 1,
-    "flopwise.modules": 2,
-    "flopwise.memory": 2,
-    "flopwise.capture": 2,
-    "flopwise.masks": 2,
-    "flopwise.moe": 2,
-    "flopwise.shadow": 2,
-    "flopwise.fake_mode": 2,
-    "flopwise.hops": 2,
-    "flopwise.mask_values": 2,
-    "flopwise.guard": 2,
-    "flopwise.route": 2,  # modules' forwards routed through one function during a count (fold.py's way in)
-    "flopwise.fold": 2,  # whole repeated blocks not run again (replay.py's, one level up)
-    "flopwise.replay": 2,
-    "flopwise.fakes": 2,  # fake tensors made directly, keys of op calls on them (replay.py, prepare.py)
-    "flopwise.costing": 2,
-    "flopwise.symbolic_trace": 2,
-    "flopwise.report": 3,
-    "flopwise.effective": 3,  # reads weight values after a count (pruning), beside the Report it extends
-    "flopwise.symbolic_report": 3,
-    "flopwise.symbolic": 3,
-    "flopwise.count": 4,
-    "flopwise.assemble": 4,
-    "flopwise.prepare": 4,
-    "flopwise.examples": 4,
-    "flopwise.onnx_count": 4,  # .onnx files: ONNX shape inference, each node costed by the registry's formulas
-    "flopwise.render": 5,
-    "flopwise.explain": 5,
-    "flopwise.llm": 5,
-    "flopwise.measure": 6,
-    "flopwise.train": 6,
-    "flopwise.integrations": 7,
-    "flopwise.cli": 7,
-    "flopwise.__main__": 7,
-    "flopwise": 8,  # the package root re-exports the public surface
+    "flopwise.core": 0,  # Term, Work, Cost, conventions, the energy table
+    "flopwise.formulas": 1,  # the registry, one call priced, one file per op family
+    "flopwise.engine.module_stack": 2,
+    "flopwise.engine.memory": 2,
+    "flopwise.engine.restore": 2,
+    "flopwise.shapes_only": 2,  # the fake mode, fake tensors, the value store
+    "flopwise.engine.mask_census": 3,
+    "flopwise.shortcuts": 3,  # the keyer, replays and the memo, folds (shape-only counts)
+    "flopwise.symbolic.trace": 3,  # the run with symbolic sizes
+    "flopwise.engine": 4,  # the dispatch mode, higher-order operators, the run state, preparing the model
+    "flopwise.report": 5,  # the Report, assembled from a run; effective MACs; MoE records
+    "flopwise.symbolic": 5,  # the fit and its report
+    "flopwise.counter": 6,  # count(), counting()
+    "flopwise.examples": 6,
+    "flopwise.onnx_count": 6,  # .onnx files: ONNX shape inference, each node costed by the registry's formulas
+    "flopwise.render": 7,
+    "flopwise.explanation": 7,
+    "flopwise.llm": 7,
+    "flopwise.hardware": 8,  # timing, device peaks, roofline, MFU, energy
+    "flopwise.train": 8,
+    "flopwise.integrations": 9,
+    "flopwise.cli": 9,
+    "flopwise.__main__": 9,
+    "flopwise": 10,  # the package root re-exports the public surface
 }
 MAX_LINES = 300
 

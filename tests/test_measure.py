@@ -11,10 +11,10 @@ import torch
 from torch import nn
 from torch.nn.modules import module as module_globals
 
-from flopwise.cost import Cost
-from flopwise.energy import estimate, unsupported_reason
-from flopwise.measure import Timing, calibrate, find_device, measure, resolve_peaks, roofline_plot
-from flopwise.measure.roofline import Peaks
+from flopwise.core.cost import Cost
+from flopwise.core.energy import estimate, unsupported_reason
+from flopwise.hardware import Timing, calibrate, find_device, measure, resolve_peaks, roofline_plot
+from flopwise.hardware.roofline import Peaks
 
 
 def mlp() -> nn.Sequential:
@@ -239,7 +239,7 @@ def flat(event):
 
 
 def test_attribution_takes_outermost_counted_ops_and_their_module():
-    from flopwise.measure.optimes import attribute
+    from flopwise.hardware.optimes import attribute
 
     root = Event("flopwise::", 100, [
         Event("flopwise::fc", 60, [Event("aten::linear", 50, [Event("aten::t", 5), Event("aten::addmm", 40, [
@@ -254,7 +254,7 @@ def test_attribution_takes_outermost_counted_ops_and_their_module():
 
 
 def test_attribution_gives_a_modules_unmatched_time_to_its_one_untimed_op():
-    from flopwise.measure.optimes import attribute
+    from flopwise.hardware.optimes import attribute
 
     bn = Event("flopwise::bn", 30, [Event("aten::batch_norm", 25, [Event("aten::native_batch_norm", 20)])])
     counted = {("bn", "aten._native_batch_norm_legit_no_training")}  # the counting mode's name for it
@@ -264,7 +264,7 @@ def test_attribution_gives_a_modules_unmatched_time_to_its_one_untimed_op():
 
 
 def test_profiler_overhead_is_measured():
-    from flopwise.measure.optimes import overhead_per_event
+    from flopwise.hardware.optimes import overhead_per_event
 
     assert 0 <= overhead_per_event(torch.device("cpu"), calls=200) < 1e-3  # bookkeeping, not milliseconds
 

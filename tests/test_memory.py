@@ -64,7 +64,7 @@ def test_no_callback_outlives_the_count() -> None:
     with flopwise.counting() as c:
         kept = torch.relu(x @ x)
     assert c.report.peak_activation_bytes >= kept.numel() * 4
-    from flopwise.memory import ActivationMemory
+    from flopwise.engine.memory import ActivationMemory
 
     def ours(ref: weakref.ref) -> bool:  # type: ignore[type-arg]
         return isinstance(getattr(ref.__callback__, "__self__", None), ActivationMemory)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 import flopwise
-from flopwise.shadow import NeedsData
+from flopwise.shapes_only.values import NeedsData
 
 pytestmark = pytest.mark.filterwarnings("ignore:The PyTorch API of nested tensors")
 
@@ -90,7 +90,7 @@ def test_transformer_with_padding_mask_runs() -> None:
 
 
 def test_explanation_of_the_nested_layer_adds_up() -> None:
-    from flopwise.explain import render_explanation
+    from flopwise.explanation import render_explanation
     from tests.test_explain import check_chains
 
     r = flopwise.count(encoder(1), {"src": torch.randn(B, L, E), "src_key_padding_mask": padding_mask()})

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import flopwise
-from flopwise.registry import FORMULAS, ZERO_COST
+from flopwise.formulas.registry import FORMULAS, ZERO_COST
 
 
 def by_op(fn):  # type: ignore[no-untyped-def]
@@ -105,7 +105,7 @@ def test_quantized_conv1d_unpacks_its_2d_packed_kernel() -> None:
 
 def test_mixed_dtypes_linear_reads_n_from_the_output() -> None:
     """CUDA-only kernel (int8/int4 weight in CUTLASS's layout): called on TensorSpecs as a count would."""
-    from flopwise.registry import specs
+    from flopwise.formulas.registry import specs
 
     meta = {"device": "meta"}
     out, x = torch.empty(6, 16, **meta), torch.empty(6, 32, dtype=torch.float16, **meta)

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import flopwise
-from flopwise.ops.pool import window_elements
+from flopwise.formulas.pool import window_elements
 
 
 def test_batch_norm_inference_is_4_per_element_and_fuses_away() -> None:

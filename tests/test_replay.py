@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import flopwise
-from flopwise import replay
+from flopwise.shortcuts import replay
 from tests.models import every_figure, small_resnet50, small_vit
 
 transformers = pytest.importorskip("transformers")

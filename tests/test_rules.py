@@ -9,10 +9,10 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import flopwise
-from flopwise.conventions import EXACT, PRESETS
-from flopwise.count import split_inputs
-from flopwise.ops.attention_backward import sdpa_backward_work
-from flopwise.registry import FORMULAS, TensorSpec
+from flopwise.core.conventions import EXACT, PRESETS
+from flopwise.counter import split_inputs
+from flopwise.formulas.attention_backward import sdpa_backward_work
+from flopwise.formulas.registry import FORMULAS, TensorSpec
 
 LIB = torch.library.Library("flopwise_rules_test", "DEF")
 LIB.define("twice(Tensor x) -> Tensor")

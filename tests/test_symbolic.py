@@ -13,7 +13,7 @@ import transformers
 from torch import nn
 
 import flopwise
-from flopwise.symbolic import Dim, SymbolicError
+from flopwise.symbolic.fit import Dim, SymbolicError
 
 batch, seq, side = sympy.symbols("batch seq side", integer=True, positive=True)
 

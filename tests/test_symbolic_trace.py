@@ -10,7 +10,7 @@ import transformers
 from torch import nn
 
 import flopwise
-from flopwise.symbolic import SymbolicError
+from flopwise.symbolic.fit import SymbolicError
 
 seq = sympy.Symbol("seq", integer=True, positive=True)
 METRICS = ("macs", "flops", "bytes_read", "bytes_written", "params")

@@ -11,8 +11,8 @@ from torch.utils.checkpoint import checkpoint
 from torch.utils.flop_counter import FlopCounterMode
 
 import flopwise
-from flopwise.cost import ZERO
-from flopwise.registry import lookup
+from flopwise.core.cost import ZERO
+from flopwise.formulas.registry import lookup
 
 N, K1, M1, M2 = 5, 4, 8, 3  # rows; Linear(K1→M1) → ReLU → Linear(M1→M2), no bias
 PARAMS = K1 * M1 + M1 * M2  # 56 weight elements in two tensors

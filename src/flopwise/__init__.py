@@ -1,17 +1,17 @@
 """flopwise: exact MACs, FLOPs, parameters and bytes moved of any PyTorch model, per module and per operator."""
 
 from . import render  # noqa: F401 - registers the renderers as views of Report
-from .conventions import PRESETS as CONVENTIONS
-from .conventions import Convention
-from .cost import Cost, Flops, Term, Work
-from .count import count, counting
-from .explain import explain
+from .core.conventions import PRESETS as CONVENTIONS
+from .core.conventions import Convention
+from .core.cost import Cost, Flops, Term, Work
+from .core.version import __version__ as __version__
+from .counter import count, counting
+from .explanation import explain
+from .formulas.registry import formula, zero_cost
+from .hardware import measure
 from .llm import count_generate
-from .measure import measure  # the function; `from flopwise.measure import …` still reaches the package
-from .registry import formula, zero_cost
-from .report import ModuleRow, Report
+from .report.report import ModuleRow, Report
 from .train import Monitor  # importing flopwise.train also registers step="train" with count() and counting()
-from .version import __version__ as __version__
 
 __all__ = [
     "CONVENTIONS",

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ..report import Report
+from ..report.report import Report
 
 BUDGET_BROKEN = 4  # exit code: a --fail-if budget is broken (documented in README and --help)
 METRICS = ("macs", "flops", "params", "bytes", "bytes_read", "bytes_written")

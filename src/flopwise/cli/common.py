@@ -14,11 +14,11 @@ from typing import Any, TextIO
 
 import torch
 
-from ..conventions import ATTENTION, PRESETS, Convention, resolve, with_attention
-from ..count import MODES, count, counting
-from ..prepare import describe_inputs
-from ..report import Report
-from ..shadow import NeedsData
+from ..core.conventions import ATTENTION, PRESETS, Convention, resolve, with_attention
+from ..counter import MODES, count, counting
+from ..engine.prepare import describe_inputs
+from ..report.report import Report
+from ..shapes_only.values import NeedsData
 from .errors import COMPLETE, INTERNAL_ERROR, INTERRUPTED, USER_ERROR, ModelError, UsageError
 from .failures import describe_failure, needs_data, raised_by_flopwise
 from .inputs import FLOAT_DTYPES, make_inputs, parse_dtype

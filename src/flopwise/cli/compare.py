@@ -20,7 +20,7 @@ from typing import Any, TextIO
 from ..render.grid import left, markdown_table, right, text_table
 from ..render.html_report import render_html_report
 from ..render.units import binary_bytes, count_text, si, si_small
-from ..report import Report
+from ..report.report import Report
 from .common import (
     add_count_options,
     add_input_options,

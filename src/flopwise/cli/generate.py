@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from ..cost import Cost
+from ..core.cost import Cost
+from ..hardware.devices import find_device, peak_key
 from ..llm import GenerateReport, count_generate
-from ..measure.devices import find_device, peak_key
 from ..render.data import cost_dict, report_to_dict
 from ..render.grid import left, right, text_table
 from ..render.units import si

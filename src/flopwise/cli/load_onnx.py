@@ -10,9 +10,9 @@ from pathlib import Path
 
 from torch import nn
 
-from ..conventions import Convention
+from ..core.conventions import Convention
 from ..onnx_count import count_onnx
-from ..report import Report
+from ..report.report import Report
 from .errors import UsageError
 from .inputs import parse_inputs
 from .spec import InputFlags, Loaded, Spec

@@ -18,15 +18,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.version import __version__
 from ..examples import guide_examples
-from ..explain import render_explanation
-from ..measure import measure
+from ..explanation import render_explanation
+from ..hardware import measure
 from ..render.csv import render_csv
 from ..render.dtypes import render_dtype_table
 from ..render.html_report import render_html_report
 from ..render.operators import render_operator_table
-from ..report import Report
-from ..version import __version__
+from ..report.report import Report
 from .budget import add_budget_option, gate
 from .common import (
     EXIT_CODES,

@@ -10,7 +10,7 @@ from .errors import UsageError
 from .spec import parse_spec
 
 if TYPE_CHECKING:
-    from ..report import Report
+    from ..report.report import Report
 
 
 def scatter_plot(points: list[tuple[str, Report]], path: str) -> list[tuple[Path, Callable[[Path], object]]]:

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..conventions import Convention
-from ..report import Report
+from ..core.conventions import Convention
+from ..report.report import Report
 from .errors import UsageError
 
 FORMS = (

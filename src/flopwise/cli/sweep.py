@@ -17,11 +17,11 @@ from typing import Any
 
 import torch
 
-from ..count import count, split_inputs
+from ..counter import count, split_inputs
 from ..render.grid import left, markdown_table, right, text_table
 from ..render.units import binary_bytes, si
-from ..symbolic import SymbolicError
-from ..symbolic_report import Evaluated, SymbolicReport
+from ..symbolic.fit import SymbolicError
+from ..symbolic.report import Evaluated, SymbolicReport
 from .errors import ModelError, UsageError
 from .inputs import make_inputs
 from .spec import Loaded

@@ -24,12 +24,12 @@ from typing import Any
 
 import torch
 
-from ..conventions import Convention
-from ..cost import ZERO, Cost, OpCall
-from ..count import counting
-from ..fake_mode import CpuFakeTensorMode
-from ..prepare import prepare, running_on
-from ..report import Report
+from ..core.conventions import Convention
+from ..core.cost import ZERO, Cost, OpCall
+from ..counter import counting
+from ..engine.prepare import prepare, running_on
+from ..report.report import Report
+from ..shapes_only.mode import CpuFakeTensorMode
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,14 @@ from typing import Any
 
 import torch
 
-from ..assemble import module_costs, subtree_params
-from ..conventions import Convention, resolve
-from ..cost import ZERO, OpCall
-from ..costing import UNKNOWN, VIEW, cost_call, plan_of
-from ..memory import bytes_by_dtype
-from ..modules import ancestors
-from ..prepare import describe_inputs
-from ..report import ModuleRow, Report
+from ..core.conventions import Convention, resolve
+from ..core.cost import ZERO, OpCall
+from ..engine.memory import bytes_by_dtype
+from ..engine.module_stack import ancestors
+from ..engine.prepare import describe_inputs
+from ..formulas.pricing import UNKNOWN, VIEW, cost_call, plan_of
+from ..report.assemble import module_costs, subtree_params
+from ..report.report import ModuleRow, Report
 from .nodes import DTYPES, METADATA, STANDINS, Node
 
 Sizes = Mapping[str, Sequence[int]] | Sequence[Sequence[int]]

@@ -4,7 +4,7 @@ Importing this package registers each renderer as a view of `Report` (`report.ta
 `grid` is the one table layout every text and Markdown table uses.
 """
 
-from ..report import Report
+from ..report.report import Report
 from .console import rich_table
 from .csv import report_csv
 from .data import report_to_dict

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..report import Report
+from ..report.report import Report
 from .tree import share, tree_rows
 from .units import binary_bytes, count_text, si
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 
-from ..report import Report
+from ..report.report import Report
 from .rows import MODULE_COLUMNS, OPERATOR_COLUMNS, module_records, operator_records
 
 

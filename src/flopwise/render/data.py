@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..cost import Cost
-from ..report import Report
+from ..core.cost import Cost
+from ..report.report import Report
 
 SCHEMA = "flopwise/1"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ..registry import dtype_name
-from ..report import Report
+from ..formulas.registry import dtype_name
+from ..report.report import Report
 from .grid import left, markdown_table, right, text_table
 from .units import binary_bytes, si, si_small
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..report import Report
+from ..report.report import Report
 from .rows import MODULE_COLUMNS, OPERATOR_COLUMNS, module_records, operator_records
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from html import escape
 
-from ..report import Report
+from ..report.report import Report
 from .rows import incomplete_note
 from .tree import tree_rows
 from .units import binary_bytes, count_text, si

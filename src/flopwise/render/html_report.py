@@ -13,7 +13,7 @@ from html import escape
 from importlib.resources import files
 from typing import Any
 
-from ..report import Report
+from ..report.report import Report
 from .rows import incomplete_lines
 from .svg import roofline_svg
 from .tree import tree_rows

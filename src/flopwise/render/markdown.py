@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..report import Report
+from ..report.report import Report
 from .grid import left, markdown_table, right
 from .rows import incomplete_note, memory_lines
 from .table import module_grid

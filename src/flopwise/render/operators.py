@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..report import Report
+from ..report.report import Report
 from .grid import left, right, text_table
 from .units import binary_bytes, si
 

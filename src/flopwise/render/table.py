@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..report import Report
+from ..report.report import Report
 from .grid import Column, left, right, text_table
 from .rows import incomplete_lines, memory_lines
 from .tree import DENSITY_HEADERS, TreeRow, density_cells, shapes_text, share, tree_rows

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..cost import ZERO, Cost
-from ..report import ModuleRow, Report
+from ..core.cost import ZERO, Cost
+from ..report.report import ModuleRow, Report
 from .units import si
 
 SELF = "(self)"

@@ -4,8 +4,8 @@ the MFU of a real training loop.
 Importing this package registers the "train" step with `count` and `counting`.
 """
 
-from ..count import STEPS, Step
-from ..report import Report
+from ..counter import STEPS, Step
+from ..report.report import Report
 from .formulas import FormulaComparison, vs_formulas
 from .monitor import Monitor
 from .phases import PHASES, PhaseLabels, with_phases

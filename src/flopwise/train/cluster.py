@@ -20,7 +20,7 @@ from typing import Any
 
 import torch.distributed as dist
 
-from ..report import Report
+from ..report.report import Report
 
 COLLECTIVES = ("c10d.", "_c10d_functional.")
 

@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from ..report import Report
+from ..report.report import Report
 
 SIZES = ("layers", "d_model", "heads", "head_dim", "vocab", "batch", "seq", "params", "embedding_params",
          "vector_params", "tied_head_params")

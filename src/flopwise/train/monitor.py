@@ -34,10 +34,10 @@ from typing import Any
 import torch
 from torch.utils._pytree import tree_leaves
 
-from ..conventions import Convention
-from ..count import Counting, counting
-from ..measure.roofline import Peaks, device_name, resolve_peaks
-from ..report import Report
+from ..core.conventions import Convention
+from ..counter import Counting, counting
+from ..hardware.roofline import Peaks, device_name, resolve_peaks
+from ..report.report import Report
 from . import cluster
 
 

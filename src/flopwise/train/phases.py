@@ -27,9 +27,9 @@ from torch.nn.modules.module import register_module_forward_hook, register_modul
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from ..cost import ZERO, Cost, OpCall
-from ..modules import ancestors
-from ..report import Report
+from ..core.cost import ZERO, Cost, OpCall
+from ..engine.module_stack import ancestors
+from ..report.report import Report
 
 PHASES = ("forward", "backward", "optimizer", "recompute")
 

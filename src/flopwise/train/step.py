@@ -21,13 +21,13 @@ from typing import Any
 import torch
 from torch.utils._pytree import tree_leaves, tree_map
 
-from ..conventions import Convention
-from ..cost import Cost
-from ..count import counting, split_inputs
-from ..fake_mode import CpuFakeTensorMode
-from ..prepare import describe_inputs, on_meta, prepare, rng_preserved, running_on
-from ..registry import Formula
-from ..report import Report
+from ..core.conventions import Convention
+from ..core.cost import Cost
+from ..counter import counting, split_inputs
+from ..engine.prepare import describe_inputs, on_meta, prepare, rng_preserved, running_on
+from ..formulas.registry import Formula
+from ..report.report import Report
+from ..shapes_only.mode import CpuFakeTensorMode
 from .formulas import transformer_sizes
 
 LossFn = Callable[[Any], torch.Tensor]

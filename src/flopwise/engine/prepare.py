@@ -1,0 +1,144 @@
+"""What a count runs the model with: its own tensors in real mode, fake ones in the shape-only modes.
+
+Meta mode runs on fake tensors placed on the CPU, not on the meta device: aten picks kernels by device (on meta,
+SDPA takes its math path and fast paths such as nn.MultiheadAttention's are skipped), and the count must be the
+one a real CPU run gives. No data is allocated in either shape-only mode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+from torch.utils._pytree import tree_map
+
+from ..formulas.registry import nested_sizes
+from ..shapes_only.mask_values import remember
+from ..shapes_only.tensors import fake_empty
+from ..shapes_only.values import NeedsData, Shadows
+
+TARGET_DEVICE = "cpu"  # the device whose kernels meta mode counts (the one this library runs on)
+_NO_FAKE_QUANTIZED = "cannot be made a fake or meta tensor (torch has no quantized ones)"
+
+
+def on_meta(model: torch.nn.Module) -> bool:
+    """Whether any parameter or buffer is on the meta device: then the model cannot run for real."""
+    return any(t.is_meta for t in (*model.parameters(), *model.buffers()))
+
+
+def prepare(
+    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str, fake: FakeTensorMode | None,
+    script: bool = False, shadows: Shadows | None = None,
+) -> tuple[dict[str, torch.Tensor] | None, tuple[Any, ...], dict[str, Any]]:
+    """The parameters and buffers the model runs with (None: its own, watched by a `StateGuard`), and the inputs
+    as the count's mode needs them. A TorchScript module (`script`) always runs its own parameters."""
+    if mode == "real":
+        return None, args, kwargs
+    # every parameter, then every buffer, under each name it has (a shared module: several), in one walk
+    params: dict[str, torch.Tensor] = {}
+    buffers: dict[str, torch.Tensor] = {}
+    for prefix, module in model.named_modules(remove_duplicate=False):
+        dot = f"{prefix}." if prefix else ""
+        params.update((dot + name, t) for name, t in module._parameters.items() if t is not None)
+        buffers.update((dot + name, t) for name, t in module._buffers.items() if t is not None)
+    converted: dict[int, torch.Tensor] = {}  # tied parameters stay tied
+    # in fake mode a meta input (shapes only, never allocated) becomes a fake tensor beside the weights
+    home = next((t.device for t in (*params.values(), *buffers.values()) if not t.is_meta), torch.device("cpu"))
+    target = torch.device(TARGET_DEVICE)
+
+    def convert(t: torch.Tensor) -> torch.Tensor:
+        known = converted.get(id(t))
+        if known is not None:
+            return known
+        if t.is_quantized:  # count() counts such a model in real mode instead
+            raise NeedsData("a quantized input, parameter or buffer", "", reason=_NO_FAKE_QUANTIZED)
+        if fake is not None:  # allocating a fake tensor is far cheaper than fake.from_tensor
+            device = target if mode == "meta" else home if t.is_meta else t.device
+            if t.layout == torch.strided:
+                new = fake_empty(fake, t.shape, t.stride(), t.dtype, device)
+            else:
+                with fake:
+                    new = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=device)
+            if shadows is not None and not isinstance(t, torch.nn.Parameter):  # weights never keep values
+                shadows.seed(new, t)
+        else:  # a TorchScript module built on meta runs there
+            new = t if t.is_meta else torch.empty_like(t, device="meta")
+        if t.requires_grad and new.is_leaf:
+            new.requires_grad_(True)
+        converted[id(t)] = new
+        remember(new, t)  # integer inputs (an attention_mask) keep their values for masks
+        return new
+
+    state = None if script else {name: convert(t) for name, t in {**params, **buffers}.items()}
+    args, kwargs = tree_map(lambda x: convert(x) if isinstance(x, torch.Tensor) else x, (args, kwargs))
+    return state, args, kwargs
+
+
+@contextlib.contextmanager
+def running_on(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> Iterator[None]:
+    """The model's parameters and buffers replaced by `state`'s (as `prepare` names them) inside the block and put
+    back after it, raised or not: what torch.func.functional_call does, without its per-name accessor (about a
+    twentieth of a shape-only count of ResNet-50)."""
+    owners = dict(model.named_modules(remove_duplicate=False))
+    swapped: list[tuple[dict[str, Any], str, Any]] = []
+    try:
+        for name, tensor in state.items():
+            owner_name, _, attribute = name.rpartition(".")
+            owner = owners[owner_name]
+            table = owner._parameters if attribute in owner._parameters else owner._buffers
+            swapped.append((table, attribute, table[attribute]))
+            table[attribute] = tensor
+        yield
+    finally:
+        for table, attribute, original in reversed(swapped):  # a shared module's first original is put back last
+            table[attribute] = original
+
+
+@contextlib.contextmanager
+def rng_preserved() -> Iterator[None]:
+    cpu = torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state_all(cuda)
+
+
+@contextlib.contextmanager
+def collector_paused(paused: bool = True) -> Iterator[None]:
+    """Python's cyclic garbage collector held off while `paused` (and restored as found). A shape-only count makes
+    hundreds of thousands of short-lived objects (fake tensors, keys, records), which start collections; a full one
+    walks every object alive, a large model's modules and parameters included, and costs a count of Llama 70B a
+    tenth of its time for almost no garbage: reference counting frees nearly all of it. What cycles it leaves are
+    collected after the count."""
+    enabled = gc.isenabled()
+    if paused:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def describe_inputs(args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    def one(x: Any) -> str:
+        if isinstance(x, torch.Tensor):
+            dtype = str(x.dtype).removeprefix("torch.")
+            components = nested_sizes(x)
+            if components is not None:  # a nested tensor has no shape; its components do
+                return f"nested({', '.join('×'.join(map(str, c)) for c in components)}) {dtype}"
+            return "×".join(str(d) for d in x.shape) + f" {dtype}"
+        if type(x) in (list, tuple) and x:  # e.g. a detection model's list of images
+            inner = ", ".join(one(item) for item in x[:3]) + (f", … {len(x)} in all" if len(x) > 3 else "")
+            return f"[{inner}]"
+        return type(x).__name__ if x is not None else "None"
+
+    parts = [one(a) for a in args] + [f"{k}={one(v)}" for k, v in kwargs.items()]
+    return ", ".join(parts)

@@ -1,0 +1,31 @@
+"""Formulas grouped by op family; importing this package registers them all."""
+
+from . import (  # noqa: F401
+    activation,
+    attention,
+    attention_backward,
+    c10d,
+    catalog,
+    collectives,
+    conv,
+    foreach,
+    gather,
+    grouped_mm,
+    linalg,
+    matmul,
+    misc,
+    movement,
+    norm,
+    pointwise,
+    pool,
+    prims,
+    profiler,
+    quantize,
+    quantized,
+    quantized_rnn,
+    reduction,
+    rnn,
+    upsample,
+)
+
+prims.register()  # after every family: prims reuse the aten entries

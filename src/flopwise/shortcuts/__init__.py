@@ -1,0 +1,1 @@
+"""Shortcuts of shape-only counts, each proven equal to the plain count: the keyer, replays, the memo, folds."""
