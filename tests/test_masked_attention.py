@@ -140,9 +140,25 @@ def test_meta_mode_counts_masks_as_a_cpu_run_does() -> None:
 
 def test_mask_of_unknown_values_falls_back_to_dense_with_a_warning() -> None:
     class Given(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.keep = nn.Parameter(torch.rand(8, 8))
+
+        def forward(self, q: torch.Tensor) -> torch.Tensor:
+            return F.scaled_dot_product_attention(q, q, q, attn_mask=self.keep > 0.5)  # values of the weights
+
+    r = flopwise.count(Given(), torch.rand(1, 2, 8, 16), mode="fake", attention="masked")
+    assert r.macs == 2 * 64 * (16 + 16)  # B·H = 2, all 8·8 pairs, QKᵀ and PV of width 16
+    assert any("unknown" in w and "dense" in w for w in r.warnings)
+
+
+def test_mask_computed_from_a_float_input_is_read_in_fake_mode() -> None:
+    class Given(nn.Module):
         def forward(self, q: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
             return F.scaled_dot_product_attention(q, q, q, attn_mask=keep > 0.5)  # values of a float input
 
-    r = flopwise.count(Given(), (torch.rand(1, 2, 8, 16), torch.rand(8, 8)), mode="fake", attention="masked")
-    assert r.macs == 2 * 64 * (16 + 16)
-    assert any("unknown" in w and "dense" in w for w in r.warnings)
+    keep = torch.zeros(8, 8)
+    keep[:, :3] = 1.0  # every query keeps its first 3 keys: 8·3 = 24 pairs
+    r = flopwise.count(Given(), (torch.rand(1, 2, 8, 16), keep), mode="fake", attention="masked")
+    assert r.macs == 2 * 24 * (16 + 16)  # B·H = 2, 24 pairs, QKᵀ and PV of width 16
+    assert r.warnings == []

@@ -1,5 +1,6 @@
-"""Replays of repeated blocks (replay.py) change nothing in a count: every record, row, byte and memory figure is
-the same with them on and off, in fake and meta mode; blocks that cannot be replayed are counted normally."""
+"""Replays of repeated blocks and the memo (shortcuts/replay.py) change nothing in a count: every record, row, byte
+and memory figure is the same with shortcuts on and off (`shortcuts=False`), in fake and meta mode; blocks that
+cannot be replayed are counted normally."""
 
 from __future__ import annotations
 
@@ -57,11 +58,10 @@ def test_counts_identical_with_and_without_replays(
     torch.manual_seed(0)
     model, inputs = build()
     on = flopwise.count(model, inputs, mode=mode)
-    made = replicas[-1]  # the repeated layers were replayed, recalled or folded, not counted op by op
-    assert made.replayed + made.recalled + (len(made.folds.folded) if made.folds is not None else 0) > 0
-    monkeypatch.setattr(replay, "ENABLED", False)
-    off = flopwise.count(model, inputs, mode=mode)
+    assert on.shortcuts.replayed > 0  # the repeated layers were replayed, not counted op by op
+    off = flopwise.count(model, inputs, mode=mode, shortcuts=False)
     assert len(replicas) == 1  # no replays at all when switched off
+    assert off.shortcuts.calls == 0
     assert every_figure(on) == every_figure(off)
     assert on.macs == flopwise.count(model, inputs, mode="real").macs  # and what a real run counts
 
@@ -165,8 +165,7 @@ def test_a_call_met_before_is_made_from_the_memo_outside_repeated_blocks(
     assert replicas[-1].recalled > 0 and replicas[-1].replayed == 0
     assert on.macs == 3 * 5 * 8 * 4 + 2 * 5 * 4 * 8  # `first` thrice, `second` twice: R·K·N each
     assert not any("real mode" in w for w in on.warnings)  # the mask's value was still known
-    monkeypatch.setattr(replay, "ENABLED", False)
-    off = flopwise.count(model, inputs, mode="meta")
+    off = flopwise.count(model, inputs, mode="meta", shortcuts=False)
     assert every_figure(on) == every_figure(off)
 
 
@@ -193,8 +192,7 @@ def test_ops_on_constants_beside_fake_tensors_replay_and_constants_alone_are_cou
     cats = [e for tape in replicas[-1].tapes.values() for e in tape.entries if e.func is torch.ops.aten.cat.default]
     assert cats and all(e.key is not None for e in cats)  # taped, so replayed in the other blocks
     assert [on[str(i)].macs for i in range(3)] == [5 * 8 * 8, 2 * 5 * 8 * 8, 2 * 5 * 8 * 8]  # 2·1 ≤ 3 < 2·2: R·K·N
-    monkeypatch.setattr(replay, "ENABLED", False)
-    assert every_figure(on) == every_figure(flopwise.count(model, x, mode="meta"))
+    assert every_figure(on) == every_figure(flopwise.count(model, x, mode="meta", shortcuts=False))
 
 
 class _Items(nn.Module):

@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import torch
-from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_leaves
 
@@ -18,17 +17,25 @@ from .core.cost import OpCall
 from .engine.dispatch import CountingMode
 from .engine.higher_order import fullgraph_tolerated
 from .engine.module_stack import ModuleStack
-from .engine.prepare import collector_paused, describe_inputs, on_meta, prepare, rng_preserved, running_on
+from .engine.prepare import (
+    ONE_COUNT_AT_A_TIME,
+    collector_paused,
+    describe_inputs,
+    on_meta,
+    prepare,
+    rng_preserved,
+    running_on,
+)
 from .engine.restore import StateGuard
+from .engine.run_state import RunState
 from .formulas.pricing import cost_call
-from .formulas.registry import Formula
+from .formulas.registry import Formula, op_name
 from .report.assemble import build_report
 from .report.effective import with_effective
 from .report.experts import MoEObserver
-from .report.report import Report
+from .report.report import Report, Shortcuts
 from .shapes_only.mode import CpuFakeTensorMode
-from .shapes_only.values import NeedsData, Shadows, TensorsFromScalars, nested_fast_path_stops
-from .shortcuts import replay
+from .shapes_only.values import NeedsData, TensorsFromScalars, Values, nested_fast_path_stops
 from .shortcuts.replay import Replicas
 from .symbolic.fit import fit_symbolic
 from .symbolic.trace import Trace, TraceBroken
@@ -36,7 +43,7 @@ from .symbolic.trace import Trace, TraceBroken
 MODES = ("real", "fake", "meta")
 
 
-class Step(NamedTuple):
+class StepKind(NamedTuple):
     """A step beyond one forward, registered by a package above this one (flopwise.train registers "train"):
     `run` counts it for count(step=...); `labeler(calls)` is entered inside counting(step=...) and its
     `finish(report)` returns the report with what it labelled (the phases)."""
@@ -45,10 +52,10 @@ class Step(NamedTuple):
     labeler: Callable[[list[OpCall]], Any]
 
 
-STEPS: dict[str, Step] = {}
+STEPS: dict[str, StepKind] = {}
 
 
-def _step(name: str) -> Step:
+def _step(name: str) -> StepKind:
     if name not in STEPS:
         raise ValueError(f"step must be 'forward' or one of {', '.join(STEPS)}, got {name!r}")
     return STEPS[name]
@@ -90,12 +97,20 @@ def counting(
     rules = resolve(convention)
     if attention is not None:
         rules = with_attention(rules, attention)
+    run = RunState(rules, {op_name(op): fn for op, fn in (overrides or {}).items()})
+    with _session(ModuleStack({model: ""} if model is not None else None), run, model, inputs, step) as session:
+        yield session
+
+
+@contextlib.contextmanager
+def _session(stack: ModuleStack, run: RunState, model: torch.nn.Module | None, inputs: str,
+             step: str = "forward") -> Iterator[Counting]:
+    """The counting mode over a block, with `run` as its state: what counting() and count() share."""
     session = Counting()
-    stack = ModuleStack({model: ""} if model is not None else None)
-    mode = CountingMode(stack, rules, overrides)
+    mode = CountingMode(stack, run)
     labeler = _step(step).labeler(mode.calls) if step != "forward" else None
     session._stack, session._mode, session.labeler = stack, mode, labeler
-    experts = MoEObserver()
+    experts = MoEObserver(run.values)
     hook = torch.nn.modules.module.register_module_forward_pre_hook(experts)
     try:
         with mode, fullgraph_tolerated(), labeler if labeler is not None else contextlib.nullcontext():
@@ -104,8 +119,10 @@ def counting(
         hook.remove()
         stack.close()
         mode.memory.close()
-        report = build_report(stack, mode, rules, model, inputs)
+        report = build_report(stack, mode, run.convention, model, inputs)
         report.moe.extend(experts.layers(stack.names, {n: m for m, n in stack.names.items()}))
+        if run.replicas is not None:
+            report = dataclasses.replace(report, shortcuts=Shortcuts(run.replicas.replayed, run.replicas.recalled))
         session.report = labeler.finish(report) if labeler is not None else report
 
 
@@ -121,6 +138,7 @@ def count(
     optimizer: torch.optim.Optimizer | None = None,
     symbolic: dict[str, Any] | None = None,
     attention: str | None = None,
+    shortcuts: bool = True,
 ) -> Report:
     """Count the MACs, FLOPs, parameters and bytes of one forward of `model` on `inputs`.
 
@@ -140,6 +158,9 @@ def count(
 
     `symbolic={"batch": ("input_ids", 0), "seq": ("input_ids", 1)}` names input sizes; the result is then a
     `SymbolicReport` with exact polynomials in them: `report.formula("macs")`, `report.at(batch=8, seq=4096)`.
+
+    `shortcuts=False` counts every op call afresh (the plain path); by default a shape-only count makes an op call
+    met before from its record (`report.shortcuts` says how many), which never changes a figure.
     """
     if symbolic is not None:  # one run with symbolic sizes, else several plain counts; fitted and checked
         def count_at(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Report:
@@ -170,9 +191,9 @@ def count(
         mode = "meta"
     try:
         try:
-            return _count(model, args, kwargs, mode, convention, overrides, attention)
+            return _count(model, args, kwargs, mode, convention, overrides, attention, shortcuts)
         except _ReadsStorage:  # torch.tensor([0-d fake tensors]): again, handing torch the real values
-            return _count(model, args, kwargs, mode, convention, overrides, attention, scalars=True)
+            return _count(model, args, kwargs, mode, convention, overrides, attention, shortcuts, scalars=True)
     except NeedsData as error:  # a value that depends on the weights, in a shape-only mode
         if on_meta(model):
             raise NeedsData(error.op, error.module, _NO_WEIGHTS, error.reason) from None
@@ -180,7 +201,7 @@ def count(
             meta_inputs = "; the inputs are on the meta device: pass real inputs"
             raise NeedsData(error.op, error.module, meta_inputs, error.reason) from None
         needed = f"{error.op} in module {error.module or '(root)'!r}, which {error.reason}"
-    report = _count(model, args, kwargs, "real", convention, overrides, attention)
+    report = _count(model, args, kwargs, "real", convention, overrides, attention, shortcuts)
     said = f"mode={mode!r} met {needed}: counting again in real mode with the model's weights, so data-dependent " \
         "paths follow them"
     return dataclasses.replace(report, warnings=[said, *report.warnings])
@@ -203,11 +224,21 @@ SWAP, FAKE_SWAP = "_apply(): Couldn't swap", "needs real parameters (torch canno
 def _count(
     model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str,
     convention: str | Convention, overrides: dict[Any, Formula | None] | None, attention: str | None = None,
-    scalars: bool = False, trace: Trace | None = None,
+    shortcuts: bool = True, scalars: bool = False, trace: Trace | None = None,
 ) -> Report:
-    """One count; `scalars`: answer torch.tensor([…]) of fake tensors from the shadows (a torch function mode,
-    only when needed: any such mode makes torch skip its fused fast paths, which fake tensors otherwise take).
-    A shape-only count runs with the garbage collector paused (a real one runs the model as it would run)."""
+    """One count, one at a time in this process (a shape-only count swaps the model's parameters for fake ones, a
+    real one puts back what forward wrote: another thread must not see either). `scalars`: answer torch.tensor([…])
+    of fake tensors from the known values (a torch function mode, only when needed: any such mode makes torch skip
+    its fused fast paths, which fake tensors otherwise take)."""
+    with ONE_COUNT_AT_A_TIME:
+        return _count_alone(model, args, kwargs, mode, convention, overrides, attention, shortcuts, scalars, trace)
+
+
+def _count_alone(
+    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str,
+    convention: str | Convention, overrides: dict[Any, Formula | None] | None, attention: str | None,
+    shortcuts: bool, scalars: bool, trace: Trace | None,
+) -> Report:
     notes: list[str] = []
     script = isinstance(model, torch.jit.ScriptModule)  # its parameters cannot be swapped: it runs as found
     if script and mode == "meta" and not on_meta(model):
@@ -216,32 +247,34 @@ def _count(
     shapes_only = mode == "fake" or (mode == "meta" and not script)  # meta: fake tensors on the CPU (prepare.py)
     fake = CpuFakeTensorMode(allow_non_fake_inputs=True) if shapes_only and trace is None else \
         trace.fake if trace is not None else None
-    shadows = Shadows() if fake is not None else None
+    values = Values() if fake is not None else None
     described = describe_inputs(args, kwargs)
     if trace is not None:  # symbolic sizes: no input values to follow (a value that needs them breaks the trace)
         args, kwargs = trace.inputs(args, kwargs)
     with trace.bookkeeping() if trace is not None else contextlib.nullcontext(), collector_paused(shapes_only):
-        state, args, kwargs = prepare(model, args, kwargs, mode, fake, script, shadows if trace is None else None)
+        state, args, kwargs = prepare(model, args, kwargs, mode, fake, script, values if trace is None else None)
     guard = StateGuard(model, tensors=state is None)  # the model runs on its own tensors
+    rules = resolve(convention)
+    if attention is not None:
+        rules = with_attention(rules, attention)
+    if trace is not None:
+        if rules.masked:  # attention="masked" follows mask values: no symbolic sizes
+            raise TraceBroken("attention='masked' counts the pairs mask values keep")
+        trace.cost = functools.partial(cost_call, rules)
+    stack = ModuleStack({model: ""})
+    named = {op_name(op): fn for op, fn in (overrides or {}).items()}
+    # replays and the memo: shape-only counts with shortcuts, not under attention="masked" (mask values count)
+    replicas = Replicas(model, fake, stack, values, rules, bool(named)) \
+        if shortcuts and fake is not None and values is not None and state is not None and not rules.masked else None
+    run = RunState(rules, named, guard if guard.watching else None, values, replicas, trace, tuple(notes))
     with rng_preserved(), torch.no_grad(), fake or contextlib.nullcontext(), collector_paused(shapes_only):
-        with counting(convention, overrides, model=model, inputs=described, attention=attention) as session:
-            assert session._mode is not None
-            session._mode.trace = trace
-            if trace is not None:
-                if session._mode.follow_values:  # attention="masked" follows mask values: no symbolic sizes
-                    raise TraceBroken("attention='masked' counts the pairs mask values keep")
-                trace.cost = functools.partial(cost_call, session._mode.convention)
-            session._mode.warnings += notes
-            session._mode.guard = guard if guard.watching else None
-            session._mode.shadows = shadows
-            replicas = _replicas(model, fake, session, shadows) if state is not None else None
-            session._mode.replicas = replicas
-            modules = session._mode.modules
+        with _session(stack, run, model, described) as session:
+            modules = stack
             shape_only = contextlib.ExitStack()  # what only fake tensors need: the nested path, torch.tensor([…])
-            if shadows is not None:
+            if values is not None:
                 shape_only.enter_context(nested_fast_path_stops(model))
-            if shadows is not None and scalars:
-                shape_only.enter_context(TensorsFromScalars(shadows, lambda: modules.current))
+            if values is not None and scalars:
+                shape_only.enter_context(TensorsFromScalars(values, lambda: modules.current))
             try:
                 with shape_only:
                     with running_on(model, state) if state is not None else contextlib.nullcontext():
@@ -250,11 +283,11 @@ def _count(
                 raise
             except Exception as error:
                 where = session.raised_in or ""
-                if shadows is not None and not scalars and UNALLOCATED in str(error):
+                if values is not None and not scalars and UNALLOCATED in str(error):
                     raise _ReadsStorage() from error
-                if shadows is not None and SWAP in str(error):  # Module.to() in forward: torch swaps parameters
+                if values is not None and SWAP in str(error):  # Module.to() in forward: torch swaps parameters
                     raise NeedsData("Module.to() in forward", where, reason=FAKE_SWAP) from error
-                kind = session._stack.types.get(where, "") if session._stack else ""
+                kind = stack.types.get(where, "")
                 error.add_note(
                     f"flopwise: raised in module {where or '(root)'!r} ({kind}) "
                     f"with inputs {describe_inputs(args, kwargs)}"
@@ -266,23 +299,14 @@ def _count(
                 if replicas is not None:
                     replicas.close()
                 with _disable_current_modes():  # restoring is not part of the count
-                    session._mode.warnings += guard.restore()
+                    session._mode.warnings += guard.restore()  # type: ignore[union-attr]
     report = session.report
-    if shadows is not None and shadows.answered:
-        answered = ", ".join(f"{op} ×{n}" for op, n in shadows.answered.items())
+    if values is not None and values.answered:
+        answered = ", ".join(f"{op} ×{n}" for op, n in values.answered.items())
         said = f"{mode} mode: data-dependent values ({answered}) were computed from the real inputs, as a real run " \
             "gives"
         report = dataclasses.replace(report, warnings=[*report.warnings, said])
     return with_effective(report, model)
-
-
-def _replicas(model: torch.nn.Module, fake: FakeTensorMode | None, session: Counting,
-              shadows: Shadows | None) -> Replicas | None:
-    """Replays of repeated blocks (replay.py): shape-only modes, not under attention="masked" (mask values count)."""
-    stack, mode = session._stack, session._mode
-    if fake is None or shadows is None or stack is None or mode is None or mode.follow_values or not replay.ENABLED:
-        return None
-    return Replicas(model, fake, stack, mode, shadows)
 
 
 def split_inputs(inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:

@@ -12,20 +12,20 @@ from torch._subclasses.fake_tensor import FakeTensor, disable_fake_tensor_cache
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .. import formulas as _ops  # noqa: F401 - registers the formulas
-from ..core.conventions import Convention
 from ..core.cost import ZERO, Cost, OpCall, Work
 from ..formulas.attention import MASK_ARGUMENTS, mask_argument
 from ..formulas.pricing import UNKNOWN, VIEW, cost_call, nbytes, plan_of
-from ..formulas.registry import OUTPUT_RULES, REAL_ONLY, Formula, Unkeyable, compute_dtype, op_name, scan, tensors_in
-from ..shapes_only import mask_values
-from ..shapes_only.values import DATA_DEPENDENT, NeedsData, Shadows
-from ..shortcuts.replay import MISS, Replicas
-from ..symbolic.trace import Trace, TraceBroken
+from ..formulas.registry import OUTPUT_RULES, REAL_ONLY, Unkeyable, compute_dtype, tensors_in
+from ..formulas.schema import written_arguments
+from ..shapes_only.values import DATA_DEPENDENT, NeedsData
+from ..shortcuts.keys import tree_key
+from ..shortcuts.replay import MISS
+from ..symbolic.trace import TraceBroken
 from .higher_order import hop_name, run_hop
 from .mask_census import census
 from .memory import ActivationMemory
 from .module_stack import ModuleStack
-from .restore import StateGuard, written_arguments
+from .run_state import RunState
 
 _HOP = "higher-order"  # a plan that is not a formula
 # Decompositions into Core ATen ops (not into prims), so their parts land on formulas we know.
@@ -44,16 +44,13 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
 
     supports_higher_order_operators = True
 
-    def __init__(
-        self,
-        modules: ModuleStack,
-        convention: Convention,
-        overrides: dict[Any, Formula | None] | None = None,
-    ) -> None:
+    def __init__(self, modules: ModuleStack, run: RunState) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.modules = modules
-        self.convention = convention
-        self.overrides = {op_name(op): fn for op, fn in (overrides or {}).items()}
+        self.run = run
+        self.convention = run.convention
+        self.overrides = run.overrides
+        self.guard, self.values, self.replicas, self.trace = run.guard, run.values, run.replicas, run.trace
         self.calls: list[OpCall] = []
         self.unsupported: defaultdict[str, Counter[str]] = defaultdict(Counter)
         # func → (name, formula | kind, arguments it writes), decided once per op
@@ -61,13 +58,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         # A formula is a pure function of shapes: identical calls (the layers of a deep model) are costed once.
         self._costed: dict[Any, tuple[Work, Cost, tuple[tuple[int, ...], ...], str]] = {}
         self.memory = ActivationMemory()  # live and peak bytes of the tensors the ops create
-        self.warnings: list[str] = []  # what the count assumed or could not keep as found (report.warnings)
-        self.guard: StateGuard | None = None  # set by count(): parameters and buffers written in place
-        self.shadows: Shadows | None = None  # in fake and meta mode: the real values of input-only tensors
-        self.follow_values = convention.masked  # masked attention: follow mask values on fake and meta tensors
-        self.replicas: Replicas | None = None  # set by count() in the shape-only modes: repeated blocks replayed
+        self.warnings: list[str] = list(run.notes)  # what the count assumed or could not keep (report.warnings)
         self._nested = 0  # ops being dispatched: > 0 inside one (a decomposition's parts)
-        self.trace: Trace | None = None  # set by count() for a run with symbolic sizes (symbolic_trace.py)
 
     def _plan_for(self, func: Any) -> tuple[str, Any, tuple[tuple[int, str], ...]]:
         if func not in self._plan:
@@ -118,7 +110,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
     def _dispatch(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         name, plan, writes = self._plan_for(func)
         if writes and self.guard is not None:
-            self.guard.before_write(args, kwargs, writes)
+            self.guard.before_write(func, args, kwargs)
         if plan is _HOP:
             if self.trace is not None:
                 raise TraceBroken(f"a higher-order operator ({name})")
@@ -127,19 +119,17 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             out = self._decompose(func, args, kwargs)
             if out is not NotImplemented:
                 return out
-        if self.shadows is None or self.trace is not None:  # a traced run follows no values: a data-dependent
-            out = self._run(func, name, args, kwargs)       # one breaks it (count.py then counts each size)
+        if self.values is None or self.trace is not None:  # a traced run follows no values: a data-dependent
+            out = self._run(func, name, args, kwargs)      # one breaks it (counter.py then counts each size)
         elif name in REAL_ONLY:  # a shape-only count meets a result fake tensors cannot hold: count.py runs it real
             raise NeedsData(name, self.modules.current, reason=REAL_ONLY[name])
         else:
             try:
                 out = self._run(func, name, args, kwargs)
             except DATA_DEPENDENT:  # .item(), nonzero, …: the value a real run on these inputs gives
-                out = self.shadows.answer(func, args, kwargs, name, self.modules.current)
+                out = self.values.answer(func, args, kwargs, name, self.modules.current)
             else:
-                self.shadows.follow(func, args, kwargs, out)
-        if self.follow_values:  # masked attention: mask values followed on fake tensors (mask_values.py)
-            mask_values.track(func, name, args, kwargs, out)
+                self.values.follow(func, args, kwargs, out)
         with self.trace.bookkeeping() if self.trace is not None else contextlib.nullcontext():
             self._record(func, name, plan, args, kwargs, out)
         return out
@@ -181,7 +171,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         """Under attention="masked", the pairs an attention op's mask keeps (None: no mask, or unknown values)."""
         if not self.convention.masked or name not in MASK_ARGUMENTS:
             return None
-        kept = census(name, args, kwargs)
+        kept = census(name, args, kwargs, self.values)
         if kept is None and isinstance(mask_argument(name, args, kwargs), torch.Tensor):
             warning = f"{name}: the values of its attention mask are unknown here; its pairs are counted dense"
             if warning not in self.warnings:
@@ -217,7 +207,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             key: Any = trace.record(plan, out, args, extra, inputs, tensors_in(out), (name, None))
         else:
             try:
-                key = (func, scan((args, extra), {}, inputs), scan(out, {}, []))
+                key = (func, tree_key((args, extra), {}, inputs), tree_key(out, {}, []))
             except Unkeyable:
                 key, inputs = None, tensors_in((args, extra))
         outputs = tensors_in(out)

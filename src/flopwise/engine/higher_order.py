@@ -29,7 +29,7 @@ from .mask_census import block_mask_pairs
 
 
 class CountingMode(Protocol):
-    """What a higher-order operator needs of capture's dispatch mode (named here: capture imports this module)."""
+    """What a higher-order operator needs of capture's dispatch mode (named here: engine/dispatch.py imports this module)."""
 
     calls: list[OpCall]
     unsupported: Any  # op name → Counter of modules
@@ -37,6 +37,7 @@ class CountingMode(Protocol):
     modules: Any  # the ModuleStack
     overrides: dict[str, Any]
     convention: Any  # the Convention (attention="masked" reads its block mask)
+    values: Any  # the Values of a shape-only count, or None (a BlockMask's block counts follow from the inputs)
 
     def __enter__(self) -> Any: ...
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any, /) -> Any: ...
@@ -104,7 +105,8 @@ def _flex(mode: CountingMode, func: torch._ops.HigherOrderOperator, args: tuple[
     blocks = None
     if mode.convention.masked:
         heads = query.shape[-3]
-        blocks = block_mask_pairs(block_mask, query.numel() // (heads * query.shape[-2] * query.shape[-1]), heads)
+        batch = query.numel() // (heads * query.shape[-2] * query.shape[-1])
+        blocks = block_mask_pairs(block_mask, batch, heads, mode.values)
         if blocks is None and "flex_attention: BlockMask values unknown, counted dense" not in mode.warnings:
             mode.warnings.append("flex_attention: BlockMask values unknown, counted dense")
     return _costed(mode, func, flex_attention_work(query, key, value, per_pair, blocks), args, kwargs)

@@ -4,7 +4,7 @@ A formula never reads values, so the capture takes this census of a mask argumen
 data) and hands the formula the number alone (`TensorSpec.kept`). A boolean mask keeps its True entries; an
 additive mask keeps every entry above the dtype's lowest value (PyTorch adds −inf, transformers the dtype's
 minimum). In shape-only modes a mask built by index arithmetic (transformers' causal, sliding-window and
-padding masks) has its values followed by `shadow.py`; a mask whose values nobody knows gives None, and the
+padding masks) has its values followed by shapes_only/values.py; a mask whose values nobody knows gives None, and the
 count falls back to dense with a warning.
 """
 
@@ -17,12 +17,12 @@ import torch
 from torch.utils._python_dispatch import _disable_current_modes
 
 from ..formulas.attention import mask_argument, mask_target
-from ..shapes_only.mask_values import value_of
+from ..shapes_only.values import Values, known_value
 
 
-def kept_entries(mask: torch.Tensor, target: tuple[int, ...]) -> int | None:
+def kept_entries(mask: torch.Tensor, target: tuple[int, ...], known: Values | None) -> int | None:
     """Entries of `mask` broadcast to `target` (B, H, L, S) that keep their pair; None when its values are unknown."""
-    values = value_of(mask)
+    values = known_value(mask, known)
     if values is None:
         return None
     if values.dtype == torch.bool:
@@ -36,31 +36,32 @@ def kept_entries(mask: torch.Tensor, target: tuple[int, ...]) -> int | None:
     return kept * math.prod(t // m if m == 1 else 1 for t, m in zip(target, shape, strict=True))
 
 
-def census(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
+def census(name: str, args: tuple[Any, ...], kwargs: dict[str, Any], known: Values | None) -> int | None:
     """The pairs kept by the mask argument of attention op `name`; None without a mask or its values."""
     mask = mask_argument(name, args, kwargs)
     if not isinstance(mask, torch.Tensor):
         return None
     with _disable_current_modes():  # the census is arithmetic on plain CPU values, outside any fake mode
-        return kept_entries(mask, mask_target(name, args[0], args[1]))
+        return kept_entries(mask, mask_target(name, args[0], args[1]), known)
 
 
-def block_mask_pairs(block_mask: tuple[Any, ...], b: int, h: int) -> tuple[int, int, int] | None:
+def block_mask_pairs(block_mask: tuple[Any, ...], b: int, h: int, known: Values | None) -> tuple[int, int, int] | None:
     """A FlexAttention BlockMask (as its `as_tuple()`): (blocks computed over all B·H, Q block, KV block), or None
     when its block counts are unknown. A block is computed whole when the mask keeps any pair in it (partial
     blocks, `kv_num_blocks`) or all of them (`full_kv_num_blocks`)."""
     partial, full = block_mask[2], block_mask[4]
     q_block, kv_block = int(block_mask[-3]), int(block_mask[-2])
     with _disable_current_modes():
-        return _blocks(partial, full, b, h, q_block, kv_block)
+        return _blocks(partial, full, b, h, q_block, kv_block, known)
 
 
-def _blocks(partial: Any, full: Any, b: int, h: int, q_block: int, kv_block: int) -> tuple[int, int, int] | None:
+def _blocks(partial: Any, full: Any, b: int, h: int, q_block: int, kv_block: int,
+            known: Values | None) -> tuple[int, int, int] | None:
     blocks = 0
     for counts in (partial, full):
         if counts is None:
             continue
-        values = value_of(counts)
+        values = known_value(counts, known)
         if values is None:
             return None
         lead = (1,) * (3 - values.dim()) + tuple(values.shape)

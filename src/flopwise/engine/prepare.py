@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,10 +18,13 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._pytree import tree_map
 
 from ..formulas.registry import nested_sizes
-from ..shapes_only.mask_values import remember
 from ..shapes_only.tensors import fake_empty
-from ..shapes_only.values import NeedsData, Shadows
+from ..shapes_only.values import NeedsData, Values
 
+# One count at a time in a process: a shape-only count swaps the model's parameters for fake ones (running_on), a
+# real one writes and puts back its state; a count in another thread must see neither. Re-entrant: a count may
+# count again (mode="fake" falling back to real).
+ONE_COUNT_AT_A_TIME = threading.RLock()
 TARGET_DEVICE = "cpu"  # the device whose kernels meta mode counts (the one this library runs on)
 _NO_FAKE_QUANTIZED = "cannot be made a fake or meta tensor (torch has no quantized ones)"
 
@@ -32,7 +36,7 @@ def on_meta(model: torch.nn.Module) -> bool:
 
 def prepare(
     model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str, fake: FakeTensorMode | None,
-    script: bool = False, shadows: Shadows | None = None,
+    script: bool = False, values: Values | None = None,
 ) -> tuple[dict[str, torch.Tensor] | None, tuple[Any, ...], dict[str, Any]]:
     """The parameters and buffers the model runs with (None: its own, watched by a `StateGuard`), and the inputs
     as the count's mode needs them. A TorchScript module (`script`) always runs its own parameters."""
@@ -63,14 +67,13 @@ def prepare(
             else:
                 with fake:
                     new = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=device)
-            if shadows is not None and not isinstance(t, torch.nn.Parameter):  # weights never keep values
-                shadows.seed(new, t)
+            if values is not None and not isinstance(t, torch.nn.Parameter):  # weights never keep values
+                values.seed(new, t)
         else:  # a TorchScript module built on meta runs there
             new = t if t.is_meta else torch.empty_like(t, device="meta")
         if t.requires_grad and new.is_leaf:
             new.requires_grad_(True)
         converted[id(t)] = new
-        remember(new, t)  # integer inputs (an attention_mask) keep their values for masks
         return new
 
     state = None if script else {name: convert(t) for name, t in {**params, **buffers}.items()}
@@ -85,6 +88,7 @@ def running_on(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> Iterat
     twentieth of a shape-only count of ResNet-50)."""
     owners = dict(model.named_modules(remove_duplicate=False))
     swapped: list[tuple[dict[str, Any], str, Any]] = []
+    ONE_COUNT_AT_A_TIME.acquire()
     try:
         for name, tensor in state.items():
             owner_name, _, attribute = name.rpartition(".")
@@ -96,6 +100,7 @@ def running_on(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> Iterat
     finally:
         for table, attribute, original in reversed(swapped):  # a shared module's first original is put back last
             table[attribute] = original
+        ONE_COUNT_AT_A_TIME.release()
 
 
 @contextlib.contextmanager

@@ -19,42 +19,10 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import _disable_current_modes
 
+from ..formulas.schema import written_tensors
 from .memory import _storage_key
 
 _OWN_DICTS = ("_parameters", "_buffers", "_modules")
-
-
-# Batch norm kernels that update the running statistics in training without saying so in their schema.
-_UNANNOTATED_WRITES = {"native_batch_norm", "cudnn_batch_norm", "miopen_batch_norm"}
-
-
-def written_arguments(func: torch._ops.OpOverload) -> tuple[tuple[int, str], ...]:
-    """(position, name) of each argument the op writes, from its schema (`Tensor(a!)`)."""
-    schema = getattr(func, "_schema", None)
-    if schema is None:
-        return ()
-    if schema.name.removeprefix("aten::") in _UNANNOTATED_WRITES:
-        return ((3, "running_mean"), (4, "running_var"))
-    return tuple(
-        (i, a.name) for i, a in enumerate(schema.arguments) if a.alias_info is not None and a.alias_info.is_write
-    )
-
-
-def _written(args: tuple[Any, ...], kwargs: dict[str, Any], where: tuple[tuple[int, str], ...]) -> list[Any]:
-    found: list[Any] = []
-    for i, name in where:
-        value = args[i] if i < len(args) else kwargs.get(name)
-        found.extend(value if isinstance(value, (list, tuple)) else [value])
-    return [t for t in found if isinstance(t, torch.Tensor)]
-
-
-def written_tensors(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-                    where: tuple[tuple[int, str], ...]) -> list[torch.Tensor]:
-    """The tensors a call writes (`where`: written_arguments(func)); batch norm's running statistics only in
-    training (its `training` argument, the sixth), the one case its schema does not say."""
-    if where and not func._schema.is_mutable and not args[5]:
-        return []
-    return _written(args, kwargs, where)
 
 
 class StateGuard:
@@ -86,9 +54,9 @@ class StateGuard:
     def watching(self) -> bool:
         return bool(self._storages)
 
-    def before_write(self, args: tuple[Any, ...], kwargs: dict[str, Any], where: tuple[tuple[int, str], ...]) -> None:
-        """Called by the counting mode before an op that writes the arguments at `where` runs."""
-        for target in _written(args, kwargs, where):
+    def before_write(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Called by the counting mode before an op whose schema says it writes an argument runs."""
+        for target in written_tensors(func, args, kwargs):
             key = _storage_key(target)
             for _, t in self._storages.get(key, ()) if key is not None else ():
                 if id(t) not in self._saved:

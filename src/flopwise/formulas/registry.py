@@ -28,6 +28,13 @@ OUTPUT_RULES: dict[str, Callable[..., Any]] = {}
 # op name → why fake and meta tensors cannot stand in for it (its result has no fake form: a quantized tensor);
 # a shape-only count that meets it counts again in real mode, with a warning (count.py)
 REAL_ONLY: dict[str, str] = {}
+_changes = [0]  # registrations so far: what a cost kept across counts was computed under (shortcuts/replay.py)
+
+
+def version() -> tuple[int, ...]:
+    """The registry's state: a memo of costs is valid only under the version it was made with (the sizes too, so
+    that an entry taken out of a table directly still changes it)."""
+    return _changes[0], len(FORMULAS), len(ZERO_COST), len(REAL_ONLY), len(OUTPUT_RULES)
 
 
 def op_name(op: OpLike) -> str:
@@ -201,6 +208,7 @@ def formula(*ops: OpLike, replace: bool = False) -> Callable[[Formula], Formula]
                     "pass replace=True to replace it, or overrides={op: fn} to count() for one count"
                 )
             FORMULAS[name] = fn
+        _changes[0] += 1
         return fn
 
     return register
@@ -210,12 +218,14 @@ def zero_cost(reason: str, ops: Iterable[OpLike]) -> None:
     """Declare ops that do no floating-point arithmetic (copies, fills, indexing, metadata)."""
     for op in ops:
         ZERO_COST[op_name(op)] = reason
+    _changes[0] += 1
 
 
 def real_only(reason: str, ops: Iterable[OpLike]) -> None:
     """Declare ops that shape-only counts cannot run (see `REAL_ONLY`); `reason` completes "OP in module M …"."""
     for op in ops:
         REAL_ONLY[op_name(op)] = reason
+    _changes[0] += 1
 
 
 def output_rule(*ops: OpLike) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -225,6 +235,7 @@ def output_rule(*ops: OpLike) -> Callable[[Callable[..., Any]], Callable[..., An
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         for op in ops:
             OUTPUT_RULES[op_name(op)] = fn
+        _changes[0] += 1
         return fn
 
     return register
@@ -267,34 +278,10 @@ def is_view(func: torch._ops.OpOverload) -> bool:
     return bool(returns) and all(r.alias_info is not None and not r.alias_info.is_write for r in returns)
 
 
-# Keys of op calls: identical calls are costed once (capture.py) and repeated blocks replayed (replay.py).
+# Plain argument values, keyed by value (shortcuts/keys.py).
 _PLAIN = (int, float, bool, str, type(None), torch.dtype, torch.device, torch.memory_format, torch.layout)
 PLAIN_TYPES = frozenset(_PLAIN)
 
 
 class Unkeyable(Exception):
     """An argument (a SymInt, an object) that cannot be part of a key."""
-
-
-def scan(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
-    """A hashable description of an op's arguments — each tensor by shape, dtype and which argument it is
-    (so `x * x` differs from `x * y`) — collecting the tensors into `found` on the way."""
-    if isinstance(tree, torch.Tensor):
-        if id(tree) not in ids:
-            ids[id(tree)] = len(ids)
-            found.append(tree)
-        try:
-            shape: Any = tree.shape  # torch.Size is a hashable tuple
-        except RuntimeError:  # a nested tensor has no shape: its components' sizes identify it
-            shape = ("nested", nested_sizes(tree))
-        if tree.layout != torch.strided:  # a sparse tensor's cost depends on the values it stores, not its shape
-            shape = (shape, tree.layout, stored_values(tree))
-        return (shape, tree.dtype, ids[id(tree)])
-    if isinstance(tree, (tuple, list)):
-        # scalars are the common case (sizes, flags): handled here without a call per item
-        return tuple(item if type(item) in PLAIN_TYPES else scan(item, ids, found) for item in tree)
-    if isinstance(tree, dict):
-        return tuple((key, scan(value, ids, found)) for key, value in tree.items())
-    if isinstance(tree, _PLAIN):
-        return tree
-    raise Unkeyable

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import _disable_current_modes
 
-from ..shapes_only.mask_values import value_of
+from ..shapes_only.values import Values, known_value
 
 BALANCED = "balanced top-k routing (routing is data-dependent: on fake or meta tensors each expert gets T·k/E tokens)"
 
@@ -42,7 +42,8 @@ class MoELayer:
 class MoEObserver:
     """A global forward pre-hook target: records the routing each experts module is called with."""
 
-    def __init__(self) -> None:
+    def __init__(self, values: Values | None = None) -> None:
+        self.values = values  # a shape-only count's known values (the routing, when it follows from the inputs)
         self.seen: dict[torch.nn.Module, list[Any]] = {}  # experts module → [tokens, top_k, counts | None]
 
     def __call__(self, module: torch.nn.Module, args: tuple[Any, ...]) -> None:
@@ -59,7 +60,7 @@ class MoEObserver:
                 self.seen[module] = [0, top_k, torch.zeros(experts, dtype=torch.long)]
         entry = self.seen[module]
         entry[0] += tokens
-        values = value_of(index)
+        values = known_value(index, self.values)
         if values is None or entry[2] is None:
             entry[2] = None  # one call without values makes the layer's counts an estimate
             return

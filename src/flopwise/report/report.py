@@ -17,6 +17,9 @@ from ..core.cost import ZERO, Cost, OpCall, Work
 from ..core.energy import EnergyEstimate, estimate_by_dtype
 from .experts import MoELayer
 
+# module types whose submodules run in a compiled graph, unseen by module hooks (torch.jit.script, torch.jit.trace)
+SCRIPT_TYPES = frozenset({"RecursiveScriptModule", "ScriptModule", "TopLevelTracedModule", "TracedModule"})
+
 
 @dataclass(frozen=True)
 class ModuleRow:
@@ -70,6 +73,19 @@ class ModuleRow:
 
 
 @dataclass(frozen=True)
+class Shortcuts:
+    """What a shape-only count skipped: op calls made from a replayed block's tape or from the memo instead of
+    being run through the fake mode and priced again (each the same record a plain count makes)."""
+
+    replayed: int = 0
+    memo: int = 0
+
+    @property
+    def calls(self) -> int:
+        return self.replayed + self.memo
+
+
+@dataclass(frozen=True)
 class Report:
     _views: ClassVar[dict[str, Callable[..., Any]]] = {}  # name → renderer, filled by render/ and explain/
 
@@ -91,6 +107,7 @@ class Report:
     frozen_savings: Cost | None = None
     sizes: dict[str, int] = field(default_factory=dict)  # a transformer's train step: L, d, heads, tokens, … (train/)
     moe: list[MoELayer] = field(default_factory=list)  # per mixture-of-experts layer: routing, active params
+    shortcuts: Shortcuts = field(default_factory=Shortcuts)  # calls replayed or made from the memo (shape-only)
 
     # — totals —
     @property
@@ -120,7 +137,8 @@ class Report:
 
     @property
     def sparse_weights(self) -> bool:
-        """Whether some module's weights hold zeros (a density column is then worth showing)."""
+        """Whether some module's weights hold any exact zero (one is enough; the tables show their density columns
+        only when pruning is visible, ≥ 1 % of a module's weights zero: render.tree.shows_density)."""
         return any(row.weight_density is not None and row.weight_density < 1 for row in self.modules.values())
 
     @property
@@ -161,6 +179,15 @@ class Report:
     def by_module(self, depth: int | None = None) -> list[ModuleRow]:
         """Modules in tree order down to `depth` (0 = the root only; None = every module)."""
         return [row for row in self.modules.values() if depth is None or row.depth <= depth]
+
+    def uncalled_modules(self) -> list[str]:
+        """Qualified names of the counted model's modules whose forward never ran during the count (as fvcore's
+        `uncalled_modules`), sorted; the root is never listed, and a shared module is known by its first name.
+        Submodules of a TorchScript module run inside its compiled graph, where no Python hook sees them: they are
+        not listed, as whether they ran is unknown."""
+        scripted = [name + "." if name else "" for name, row in self.modules.items() if row.type in SCRIPT_TYPES]
+        return sorted(name for name, row in self.modules.items()
+                      if name and not row.calls and not any(name.startswith(inside) for inside in scripted))
 
     def by_operator(self) -> dict[str, Cost]:
         """{op name: summed cost}, most FLOPs first."""

@@ -1,8 +1,5 @@
-"""Fake tensors made directly, and the keys of op calls on them (replay.py, prepare.py).
-
-A fake kernel's outputs are a pure function of an op's key (`replay_key`); `describe` keeps what a replay needs to
-make them again (`make`), and `fake_empty` makes one as FakeTensorMode's cache does, without its slower per-op key.
-"""
+"""Fake tensors made directly: an op's outputs described once (`describe`) and made again (`make`) as
+FakeTensorMode's cache makes them, without its slower per-op key (replays, prepare.py)."""
 
 from __future__ import annotations
 
@@ -14,63 +11,9 @@ from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from ..engine.memory import _storage_key
-from ..formulas.registry import PLAIN_TYPES, Unkeyable
+from ..formulas.registry import PLAIN_TYPES
 
 _LAYOUT = torch.Tensor.layout.__get__  # type: ignore[attr-defined]  # C property: FakeTensor's own is slower
-
-
-def tree_key(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
-    """A hashable key of an argument tree (fake tensors by metadata and which argument each is, plain values by
-    value), collecting its tensors into `found`; Unkeyable for a real tensor or an object."""
-    kind = type(tree)
-    if kind in PLAIN_TYPES:  # 2, 2.0 and True are equal keys, but not the same argument (pow's output dtype)
-        return (kind, tree) if kind is float or kind is bool else tree
-    if kind is FakeTensor:
-        if _LAYOUT(tree) != torch.strided:
-            raise Unkeyable
-        if id(tree) not in ids:
-            ids[id(tree)] = len(ids)
-            found.append(tree)
-        if tree._has_symbolic_sizes_strides:  # a run with symbolic sizes: keyed by expression, never by value
-            key = _expressions(tree.shape), tree.dtype, _expressions(tree.stride()), \
-                _expressions((tree.storage_offset(),)), tree.fake_device, ids[id(tree)]
-        else:
-            key = tree.shape, tree.dtype, tree.stride(), tree.storage_offset(), tree.fake_device, ids[id(tree)]
-        return key if tree.constant is None else (key, _constant(tree.constant))
-    if kind is tuple or kind is list:
-        # a list, not a generator: faster
-        return tuple([item if type(item) is int else tree_key(item, ids, found) for item in tree])
-    if kind is dict:
-        return tuple([(k, tree_key(v, ids, found)) for k, v in tree.items()])
-    if kind is torch.SymInt:
-        return "size", tree.node._expr
-    raise Unkeyable  # a real tensor, a subclass, an object
-
-
-def _expressions(sizes: Any) -> tuple[Any, ...]:
-    # the raw expression: one torch has since simplified (a replacement) only makes a replay miss, never match
-    return tuple(d.node._expr if type(d) is torch.SymInt else d for d in sizes)
-
-
-def _constant(value: torch.Tensor) -> tuple[str, ...]:
-    """The value of a constant the fake mode keeps (torch.tensor([]) in transformers' KV cache, a 0-d tensor): part
-    of the key, as a fake kernel may read it (exactly: -0.0 is not 0.0)."""
-    if value.numel() > 1:  # the fake mode keeps no larger ones; should one appear, it is not keyed by its values
-        raise Unkeyable
-    with torch._C._DisableTorchDispatch():
-        return tuple(map(repr, value.reshape(-1).tolist()))
-
-
-def replay_key(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, list[torch.Tensor]] | None:
-    """The op's key with everything its fake kernel's outputs depend on (each tensor's shape, dtype, strides,
-    offset, device and which argument it is), and its tensors; None when an argument is not a plain fake tensor
-    (a real tensor) or cannot be keyed."""
-    found: list[torch.Tensor] = []
-    try:  # factory ops given no dtype or device make the default ones
-        key = tree_key(args, {}, found) if not kwargs else tree_key((args, kwargs), {}, found)
-        return (func, torch.get_default_dtype(), torch._C._get_default_device(), key), found
-    except Unkeyable:
-        return None
 
 
 class Output(NamedTuple):

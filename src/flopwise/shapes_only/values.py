@@ -1,14 +1,14 @@
-"""Data-dependent values in shape-only modes: computed from the real inputs, never guessed.
+"""Real values beside fake tensors: one store per count, for the tensors that depend on the inputs alone.
 
-Fake and meta modes have no weights, but the inputs a count is given (token ids, masks, pixel values) are real.
-A tensor computed only from real inputs, buffers, constants and deterministic factory ops (`arange`, `ones`,
-`torch.tensor([...])`) keeps a real *shadow* beside its fake tensor, computed on the CPU while it stays small.
-When the model asks for a value — `.item()`, `if mask.all()`, `pad_id in input_ids`, `nonzero`, `unique` — the
-shadow answers with what a real run on these inputs gives, so the count follows the path a real run takes.
+Fake and meta modes have no weights, but the inputs a count is given (token ids, masks, pixel values) are real. A
+tensor computed only from real inputs, buffers, constants and deterministic factory ops (`arange`, `ones`,
+`torch.tensor([...])`) keeps its real value beside its fake tensor, computed on the CPU while it stays small. The
+store answers data-dependent questions (`.item()`, `if mask.all()`, `nonzero`) with what a real run on these
+inputs gives, and tells the mask census (engine/mask_census.py) which pairs a mask keeps.
 
-A value that depends on the weights (an MoE router's choice) has no shadow: `NeedsData` is raised, naming the
-op, and `count()` decides what to do (count.py: real execution when the model has weights, else a one-line error).
-So is an op whose result fake tensors cannot hold (`registry.REAL_ONLY`: torch has no fake quantized tensors).
+A value that depends on the weights (an MoE router's choice) is not known: `NeedsData` names the op, and `count()`
+decides (real execution when the model has weights, else a one-line error). So does an op whose result fake tensors
+cannot hold (`registry.REAL_ONLY`: torch has no fake quantized tensors).
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ from torch.utils._pytree import tree_flatten, tree_map
 from torch.utils.weak import WeakTensorKeyDictionary
 
 from ..formulas.registry import tensors_in
+from ..formulas.schema import written_tensors
 
 # What fake tensors raise when an op's result (a value, or an output size) depends on the data.
 DATA_DEPENDENT = (DataDependentOutputException, DynamicOutputShapeException)
-LIMIT = 1 << 20  # elements: larger tensors get no shadow (a 4-D attention mask at 32k tokens would not fit)
+LIMIT = 1 << 24  # elements: larger tensors have no known value (a causal mask over 4,096 tokens is the largest kept)
 
 
 WEIGHTS = "needs a value computed from the weights (shape-only modes know only the inputs' values)"
@@ -69,40 +70,40 @@ def nested_fast_path_stops(model: torch.nn.Module) -> Iterator[None]:
             handle.remove()
 
 
-class Shadows:
-    """Real CPU values beside fake tensors, for the tensors that depend on the inputs only."""
+class Values:
+    """Real CPU values beside fake tensors, for the tensors that depend on the inputs only (see the module doc)."""
 
     def __init__(self) -> None:
-        self.values: WeakTensorKeyDictionary = WeakTensorKeyDictionary()
+        self.known: WeakTensorKeyDictionary = WeakTensorKeyDictionary()  # fake tensor → its value on the CPU
         self.answered: Counter[str] = Counter()  # op → data-dependent values it answered
 
     def seed(self, fake: torch.Tensor, real: torch.Tensor) -> None:
         """`real` is the value of `fake` (an input or a buffer); a copy, so the user's tensor is never written."""
         if not real.is_meta and real.numel() <= LIMIT:
-            self.values[fake] = real.detach().to("cpu", copy=True)
+            self.known[fake] = real.detach().to("cpu", copy=True)
 
     def follow(self, func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
-        """After an op ran on fake tensors: give its outputs shadows if its inputs have them, drop stale ones."""
+        """After an op ran on fake tensors: its outputs' values if its inputs have them; stale ones dropped."""
         real = self._real_arguments(func, args, kwargs)
         if real is None or sum(t.numel() for t in tensors_in(out)) > LIMIT:
             if not func._schema.is_mutable:
                 return
-            for written in _written(func, args, kwargs):  # an in-place write we cannot follow: forget the value
-                self.values.pop(written, None)  # type: ignore[no-untyped-call]
+            for written in written_tensors(func, args, kwargs):  # an in-place write we cannot follow: forget the value
+                self.known.pop(written, None)  # type: ignore[no-untyped-call]
             return
-        if func._schema.is_mutable and not all(isinstance(t, FakeTensor) for t in _written(func, args, kwargs)):
+        if func._schema.is_mutable and not all(isinstance(t, FakeTensor) for t in written_tensors(func, args, kwargs)):
             return  # never write a tensor of the user's (a real tensor the forward reached) from here
         try:
             result = _run(func, *real)
         except Exception:  # the CPU cannot run it on these values: the outputs simply have no known value
-            for written in _written(func, args, kwargs):
-                self.values.pop(written, None)  # type: ignore[no-untyped-call]
+            for written in written_tensors(func, args, kwargs):
+                self.known.pop(written, None)  # type: ignore[no-untyped-call]
             return
         self._pair(out, result)
 
     def answer(self, func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], op: str,
                module: str) -> Any:
-        """The result of a data-dependent op, computed on the shadows; fake tensors of the real sizes."""
+        """The result of a data-dependent op, computed on the known values; fake tensors of the real sizes."""
         real = self._real_arguments(func, args, kwargs)
         if real is None:
             raise NeedsData(op, module)
@@ -115,7 +116,7 @@ class Shadows:
                 return value
             # the fake mode below ours is current here, so this is a fake tensor of the real size
             fake = torch.empty_strided(value.shape, value.stride(), dtype=value.dtype, device=device)
-            self.values[fake] = value
+            self.known[fake] = value
             return fake
 
         return tree_map(lift, result)
@@ -124,7 +125,7 @@ class Shadows:
         fakes, reals = tree_flatten(fake_out)[0], tree_flatten(real_out)[0]
         for fake, real in zip(fakes, reals, strict=False):
             if isinstance(fake, torch.Tensor) and isinstance(real, torch.Tensor):
-                self.values[fake] = real
+                self.known[fake] = real
 
     def _real_arguments(
         self, func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -138,7 +139,7 @@ class Shadows:
 
         def real(x: Any) -> Any:
             if isinstance(x, torch.Tensor):
-                return self.values[x] if isinstance(x, FakeTensor) else x
+                return self.known[x] if isinstance(x, FakeTensor) else x
             if isinstance(x, torch.device) and x.type != "cpu":
                 return torch.device("cpu")
             return x
@@ -147,19 +148,26 @@ class Shadows:
 
     def _known(self, t: torch.Tensor) -> bool:
         if isinstance(t, FakeTensor):
-            return t in self.values
+            return t in self.known
         return not t.is_meta  # a real tensor the forward made (torch.tensor(...) on the CPU) is its own value
+
+    def value_of(self, t: torch.Tensor) -> torch.Tensor | None:
+        """The tensor's values: itself when it has data, its known value for a fake one, else None."""
+        if isinstance(t, FakeTensor):
+            value = self.known.get(t)  # type: ignore[no-untyped-call]
+            return value if isinstance(value, torch.Tensor) else None
+        return None if t.is_meta else t
 
 
 class TensorsFromScalars(TorchFunctionMode):
     """`torch.tensor([n, m])` of 0-d tensors reads their storage directly, below the dispatcher, so a fake tensor
-    there raises "data is not allocated". Hand torch the shadows' values instead (the real run's numbers)."""
+    there raises "data is not allocated". Hand torch their known values instead (the real run's numbers)."""
 
     BUILDERS = (torch.tensor, torch.as_tensor)
 
-    def __init__(self, shadows: Shadows, where: Callable[[], str]) -> None:
+    def __init__(self, values: Values, where: Callable[[], str]) -> None:
         super().__init__()
-        self.shadows, self.where = shadows, where
+        self.values, self.where = values, where
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
@@ -170,10 +178,10 @@ class TensorsFromScalars(TorchFunctionMode):
     def _value(self, x: Any) -> Any:
         if not isinstance(x, FakeTensor):
             return x
-        if x not in self.shadows.values:
+        if x not in self.values.known:
             raise NeedsData("torch.tensor", self.where())
-        self.shadows.answered["torch.tensor"] += 1
-        return self.shadows.values[x]
+        self.values.answered["torch.tensor"] += 1
+        return self.values.known[x]
 
 
 def _run(func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -181,11 +189,8 @@ def _run(func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, A
         return func(*args, **kwargs)
 
 
-def _written(func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[torch.Tensor]:
-    """The tensors an in-place or out= op writes."""
-    written = []
-    for i, argument in enumerate(func._schema.arguments):
-        if argument.alias_info is not None and argument.alias_info.is_write:
-            value = args[i] if i < len(args) else kwargs.get(argument.name)
-            written += [t for t in tree_flatten(value)[0] if isinstance(t, torch.Tensor)]
-    return written
+def known_value(t: torch.Tensor, values: Values | None) -> torch.Tensor | None:
+    """A tensor's values: itself when it has data, else what `values` (a shape-only count's store) knows of it."""
+    if values is not None:
+        return values.value_of(t)
+    return None if isinstance(t, FakeTensor) or t.is_meta else t
