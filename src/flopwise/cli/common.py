@@ -62,6 +62,8 @@ def add_count_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attention", choices=ATTENTION, default="dense",
                         help="dense: every query–key pair (the guides; default); masked: only the pairs the "
                              "attention masks keep (causal, sliding window, padding, BlockMask)")
+    parser.add_argument("--no-shortcuts", dest="shortcuts", action="store_false",
+                        help="count every op call afresh (the plain path); shortcuts never change a figure")
     parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
     parser.add_argument("--output", "-o", metavar="FILE", help="write the output to FILE (UTF-8) instead of stdout")
     parser.add_argument("--quiet", "-q", action="store_true", help="no notices or progress on stderr")
@@ -104,7 +106,8 @@ def notifier(quiet: bool) -> Callable[[str], None]:
 
 
 def count_loaded(
-    loaded: Loaded, mode: str, convention: str | Convention, notify: Callable[[str], None], step: str = "forward"
+    loaded: Loaded, mode: str, convention: str | Convention, notify: Callable[[str], None], step: str = "forward",
+    shortcuts: bool = True,
 ) -> Report:
     """Count with a fallback: a shapes-only count that meets a data-dependent op counts again for real."""
     for note in loaded.notes:
@@ -116,20 +119,20 @@ def count_loaded(
             raise UsageError(f"{loaded.spec}: --step {step} needs a PyTorch model; an .onnx file has no backward")
         report = loaded.counter(resolve(convention))
     else:
-        report = _count_module(loaded, mode, convention, step)
+        report = _count_module(loaded, mode, convention, step, shortcuts)
     for warning in report.warnings:  # in the report too; said on stderr like the notes
         notify(f"{loaded.spec}: {warning}")
     return report
 
 
-def _count_module(loaded: Loaded, mode: str, convention: str | Convention, step: str) -> Report:
+def _count_module(loaded: Loaded, mode: str, convention: str | Convention, step: str, shortcuts: bool) -> Report:
     try:
-        return _count_with_weights(loaded, loaded.inputs, mode, convention, step)
+        return _count_with_weights(loaded, loaded.inputs, mode, convention, step, shortcuts)
     except ModelError as error:  # the default image does not suit a multimodal model: its text path, said so
         if loaded.text_only is None or raised_by_flopwise(error.__cause__ or error) or needs_data(error):
             raise
         try:
-            report = _count_with_weights(loaded, loaded.text_only, mode, convention, step)
+            report = _count_with_weights(loaded, loaded.text_only, mode, convention, step, shortcuts)
         except ModelError as text_error:  # the text alone fails too: the default inputs' failure is the one to tell
             error.add_note(f"the inputs without the image failed too: {str(text_error).splitlines()[0]}")
             raise error from error.__cause__
@@ -139,10 +142,12 @@ def _count_module(loaded: Loaded, mode: str, convention: str | Convention, step:
         return dataclasses.replace(report, warnings=[said, *report.warnings])
 
 
-def _count_with_weights(loaded: Loaded, inputs: Any, mode: str, convention: str | Convention, step: str) -> Report:
+def _count_with_weights(loaded: Loaded, inputs: Any, mode: str, convention: str | Convention, step: str,
+                        shortcuts: bool = True) -> Report:
     """A count; one that needs data in a shape-only mode counts again in real mode (rebuilt with random weights)."""
     try:
-        report = _count(loaded, loaded.model, make_inputs(inputs, real=mode == "real"), mode, convention, step)
+        report = _count(loaded, loaded.model, make_inputs(inputs, real=mode == "real"), mode, convention, step,
+                        shortcuts)
     except ModelError as error:
         cause = error.__cause__
         if mode == "real" or cause is None or not needs_data(cause):
@@ -154,7 +159,7 @@ def _count_with_weights(loaded: Loaded, inputs: Any, mode: str, convention: str 
         what = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
         model = loaded.rebuild() if loaded.rebuild is not None else loaded.model
         random = " (built again with random weights)" if loaded.rebuild is not None else ""
-        report = _count(loaded, model, make_inputs(inputs, real=True), "real", convention, step)
+        report = _count(loaded, model, make_inputs(inputs, real=True), "real", convention, step, shortcuts)
         # in the report (JSON, tables), not only on stderr: the data-dependent path followed these weights
         said = f"needs real data without it ({what}); counting again in real mode{random}"
         report = dataclasses.replace(report, warnings=[said, *report.warnings])
@@ -162,14 +167,17 @@ def _count_with_weights(loaded: Loaded, inputs: Any, mode: str, convention: str 
 
 
 def _count(
-    loaded: Loaded, model: torch.nn.Module, inputs: Any, mode: str, convention: str | Convention, step: str = "forward"
+    loaded: Loaded, model: torch.nn.Module, inputs: Any, mode: str, convention: str | Convention, step: str = "forward",
+    shortcuts: bool = True,
 ) -> Report:
     # fake tensors log a full traceback at ERROR level before re-raising; the message below says it in one line
     fake_log = logging.getLogger("torch._subclasses.fake_tensor")
     level = fake_log.level
     fake_log.setLevel(logging.CRITICAL)
     try:
-        return count(model, inputs, mode=mode, convention=convention, step=step)
+        if step != "forward":  # a training step counts on copies, with no shortcut
+            return count(model, inputs, mode=mode, convention=convention, step=step)
+        return count(model, inputs, mode=mode, convention=convention, shortcuts=shortcuts)
     except Exception as error:
         if raised_by_flopwise(error) and not isinstance(error, NeedsData):  # NeedsData: the model's data path
             raise

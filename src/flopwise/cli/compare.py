@@ -115,7 +115,8 @@ def _run(options: argparse.Namespace) -> int:
         start = time.perf_counter()
         try:
             loaded = load(spec, flags, weights=options.mode == "real")
-            report = count_loaded(loaded, options.mode, chosen_convention(options), notices.append)
+            report = count_loaded(loaded, options.mode, chosen_convention(options), notices.append,
+                                    shortcuts=options.shortcuts)
             outcomes.append(Outcome(spec, report, "", time.perf_counter() - start))
         except UsageError as error:
             outcomes.append(Outcome(spec, None, str(error), time.perf_counter() - start))

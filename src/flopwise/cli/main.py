@@ -158,7 +158,8 @@ def _run(options: argparse.Namespace) -> int:
             raise UsageError("--input, --tokens, --batch and --dtype need a MODEL (the guides' examples have theirs)")
         for example in guide_examples():
             loaded = Loaded(f"guides:{example.name}", example.model, example.inputs)
-            report = count_loaded(loaded, options.mode, chosen_convention(options), notify, options.step)
+            report = count_loaded(loaded, options.mode, chosen_convention(options), notify, options.step,
+                                  options.shortcuts)
             title = f"{example.name} — the guide counts {example.macs:,} MACs by hand"
             counted.append(_extras(Counted(title, report, {}), loaded, options, notify))
     else:
@@ -167,7 +168,8 @@ def _run(options: argparse.Namespace) -> int:
             _torch_model(loaded, "--generate" if options.generate is not None else "--measure")
         if options.generate is not None:
             return generate_main(loaded, options, notify)
-        report = count_loaded(loaded, options.mode, chosen_convention(options), notify, options.step)
+        report = count_loaded(loaded, options.mode, chosen_convention(options), notify, options.step,
+                                  options.shortcuts)
         counted.append(_extras(Counted("", report, {}), loaded, options, notify))
     emit(_render(counted, options), options, notify)
     return gate(options.fail_if, [c.report for c in counted], 0 if all(c.report.complete for c in counted) else 1,
