@@ -13,7 +13,7 @@ import torch
 
 from flopwise.hardware import calibrate
 from flopwise.hardware.calibrate import pinned_threads
-from flopwise.hardware.calibration_cache import ENV, cache_file
+from flopwise.hardware.peak_cache import ENV, cache_file
 
 QUICK = {"matmul_n": 64, "copy_mib": 1, "repeats": 3, "budget_s": 0.03, "warmup_s": 0.0}
 

@@ -29,7 +29,7 @@ from .mask_census import block_mask_pairs
 
 
 class CountingMode(Protocol):
-    """What a higher-order operator needs of capture's dispatch mode (named here: engine/dispatch.py imports this module)."""
+    """What a higher-order operator needs of the dispatch mode (named here: engine/dispatch.py imports this module)."""
 
     calls: list[OpCall]
     unsupported: Any  # op name → Counter of modules

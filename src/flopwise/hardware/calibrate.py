@@ -4,7 +4,7 @@ Used for CPUs, where no datasheet figure applies to the machine as configured (c
 memory channels). So that two runs agree, torch's thread count is fixed for the calibration (and restored
 after), each kernel is warmed up, then timed in several trials of many runs each within a time budget; the
 peak is the median trial, reported with the trials' spread. A result is cached on disk per machine
-(calibration_cache.py) with the date it was measured, so later runs reuse it instead of measuring again
+(peak_cache.py) with the date it was measured, so later runs reuse it instead of measuring again
 under whatever load they meet; `recalibrate=True` (`--recalibrate`) measures again and replaces it.
 """
 
@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from . import calibration_cache
+from . import peak_cache
 from .timing import Timing
 
 
@@ -96,7 +96,7 @@ def _trials(run: Callable[[], None], trials: int, budget_s: float, warmup_s: flo
 
 
 def _machine(device: torch.device) -> str:
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else calibration_cache.cpu_name()
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else peak_cache.cpu_name()
 
 
 def calibrate(
@@ -124,7 +124,7 @@ def calibrate(
     key = " | ".join([f"{device.type} {machine}", f"{threads} threads", f"torch {torch.__version__}", dtype_name,
                       f"matmul {matmul_n}", f"copy {copy_mib} MiB", f"{repeats} trials in {budget_s} s"])
     if cache and not recalibrate:
-        entry = calibration_cache.read_entry(key)
+        entry = peak_cache.read_entry(key)
         if entry is not None:
             with contextlib.suppress(KeyError, TypeError, ValueError):  # an entry of an older layout: measure
                 return replace(Calibration.from_dict(entry), cached=True)
@@ -160,5 +160,5 @@ def calibrate(
         measured_at=datetime.now().astimezone().isoformat(timespec="seconds"),
     )
     if cache:
-        calibration_cache.write_entry(key, result.to_dict())
+        peak_cache.write_entry(key, result.to_dict())
     return result

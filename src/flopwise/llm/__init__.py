@@ -1,4 +1,4 @@
-"""LLM workloads: generation split into prefill and decode steps; mixture-of-experts routing."""
+"""LLM workloads: `count_generate`, generation counted as a prefill and decode steps, each a count of its own."""
 
 from .generate import GenerateReport, Step, count_generate
 

@@ -9,9 +9,9 @@ from .console import rich_table
 from .csv import report_csv
 from .data import report_to_dict
 from .frame import to_dataframe
-from .html import render_html
 from .html_report import report_html
 from .markdown import render_markdown
+from .notebook import render_html
 from .table import render_table
 
 Report.register_view("table", render_table)

@@ -1,1 +1,1 @@
-"""Shortcuts of shape-only counts, each proven equal to the plain count: the keyer, replays, the memo, folds."""
+"""Shortcuts of shape-only counts, equal to the plain count by construction: one keyer, replays, the memo."""

@@ -17,7 +17,7 @@ import torch
 from torch import ops
 
 from ..core.cost import Flops, Term, Work
-from .registry import formula, real_only
+from .registry import TensorSpec, formula, real_only
 
 aten = ops.aten
 
@@ -26,19 +26,21 @@ DEQUANTIZE = 2  # (q − zero_point)·scale
 _QUANTIZED = {torch.qint8, torch.quint8, torch.qint32, torch.quint4x2, torch.quint2x4}
 
 
-def _elements(x: Any) -> int:
+def _elements(x: TensorSpec | list[TensorSpec]) -> int:
     """Elements of a tensor, or of a list of tensors (the `.tensors` overloads)."""
     return sum(int(t.numel()) for t in x) if isinstance(x, (list, tuple)) else int(x.numel())
 
 
 @formula(aten.quantize_per_tensor, aten.quantize_per_channel)
-def quantize(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+def quantize(result: TensorSpec | list[TensorSpec], x: TensorSpec | list[TensorSpec], *args: Any,
+             **kwargs: Any) -> Work:
     """5 per element: multiply by 1/scale, round, add the zero point, clamp (2 compares)."""
     return Work(flops=(Flops("quantize", Term("E·c", E=_elements(x), c=QUANTIZE)),))
 
 
 @formula(aten.dequantize)
-def dequantize(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+def dequantize(result: TensorSpec | list[TensorSpec], x: TensorSpec | list[TensorSpec], *args: Any,
+               **kwargs: Any) -> Work:
     """2 per element: subtract the zero point, multiply by the scale (0 for a tensor that is not quantized)."""
     tensors = x if isinstance(x, (list, tuple)) else [x]
     quantized = [t for t in tensors if t.dtype in _QUANTIZED]
