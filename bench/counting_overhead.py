@@ -6,7 +6,9 @@ counter), each as a ratio to the plain forward. flopwise keeps the outputs and c
 counts (replay.py's memo, as torch keeps its fake-tensor cache), so a repeated count of one model reuses them: the
 "meta, first" column empties that memo before each run, as for a model whose ops the process never counted.
 The meta-device 70B Llama is compared with a bare forward on the meta device, and the peak memory (RSS) of a
-fresh process that counts it is printed below the table.
+fresh process that counts it is printed below the table. "fresh process" is the first count of a process that has
+counted nothing (both caches empty, every code path run for the first time), against the warm forward timed in
+that same process.
 
 With --cpu-time every figure is the CPU time of this process and the forward runs on one thread: on a machine
 shared with other work, a multi-threaded forward's wall time swings with the load (threads wait on each other),
@@ -81,6 +83,22 @@ def llama_70b_on_meta(layers: int = 80) -> tuple[torch.nn.Module, dict[str, torc
     return model, {"input_ids": torch.zeros(1, 4096, dtype=torch.long, device="meta")}
 
 
+def fresh(name: str, cpu_time: bool) -> str:
+    """The first count in a fresh process, ÷ the warm forward there (a child process: see `first_in_process`)."""
+    command = [sys.executable, __file__, "--first-in-process", name] + (["--cpu-time"] if cpu_time else [])
+    child = subprocess.run(command, capture_output=True, text=True, check=True)
+    return f"{float(child.stdout.split()[-1]):.2f}×"
+
+
+def first_in_process(name: str) -> None:
+    model, inputs = BUILDERS[name]()
+    base = best_seconds(lambda: plain(model, inputs), 3)
+    mode = "meta" if next(model.parameters()).is_meta else "fake"
+    start = CLOCK()
+    flopwise.count(model, inputs, mode=mode)
+    print((CLOCK() - start) / base)
+
+
 def row(name: str, model: torch.nn.Module, inputs: dict[str, torch.Tensor], repeats: int) -> str:
     base = best_seconds(lambda: plain(model, inputs), repeats)
     real = best_seconds(lambda: flopwise.count(model, inputs), repeats)
@@ -91,13 +109,22 @@ def row(name: str, model: torch.nn.Module, inputs: dict[str, torch.Tensor], repe
         fake_cell = f"{best_seconds(lambda: flopwise.count(model, inputs, mode='fake'), repeats) / base:.2f}×"
         meta_cell = f"{best_seconds(lambda: flopwise.count(model, inputs, mode='meta'), repeats) / base:.2f}×"
     reference = best_seconds(lambda: flop_counter(model, inputs), repeats)
+    cold = fresh(name, CLOCK is time.process_time)
     return f"{name:28} {base * 1000:7.0f}ms {real / base:13.2f}× {fake_cell:>14} {meta_cell:>14} " \
-        f"{first / base:13.2f}× {reference / base:15.2f}×"
+        f"{first / base:13.2f}× {cold:>15} {reference / base:15.2f}×"
 
 
 def first_count(model: torch.nn.Module, inputs: dict[str, torch.Tensor], mode: str) -> None:
     replay.forget()
     flopwise.count(model, inputs, mode=mode)
+
+
+BUILDERS: dict[str, Callable[[], tuple[torch.nn.Module, dict[str, torch.Tensor]]]] = {
+    "ResNet-50 1×3×224×224": resnet50,
+    "ResNet-50 8×3×224×224": lambda: resnet50(8),
+    "GPT-2 small S=128": gpt2_small,
+    "Llama 70B on meta, S=4096": llama_70b_on_meta,
+}
 
 
 def llama_rss() -> None:
@@ -117,6 +144,7 @@ def main() -> None:
     parser.add_argument("--skip-70b", action="store_true")
     parser.add_argument("--cpu-time", action="store_true", help="CPU time of this process, forward on one thread")
     parser.add_argument("--llama-rss", action="store_true", help=argparse.SUPPRESS)  # the child process
+    parser.add_argument("--first-in-process", help=argparse.SUPPRESS)  # the child process of the "fresh" column
     options = parser.parse_args()
     if options.cpu_time:
         global CLOCK
@@ -126,18 +154,15 @@ def main() -> None:
         llama_rss()
         return
     torch.manual_seed(0)
-    builders = [
-        ("ResNet-50 1×3×224×224", resnet50),
-        ("ResNet-50 8×3×224×224", lambda: resnet50(8)),
-        ("GPT-2 small S=128", gpt2_small),
-    ]
-    if not options.skip_70b:
-        builders.append(("Llama 70B on meta, S=4096", llama_70b_on_meta))
+    if options.first_in_process:
+        first_in_process(options.first_in_process)
+        return
+    builders = [(name, build) for name, build in BUILDERS.items() if "70B" not in name or not options.skip_70b]
 
     clock = "CPU time" if options.cpu_time else "wall time"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {clock}, best of {options.repeats} runs\n")
     header = f"{'model':28} {'forward':>9} {'flopwise real':>14} {'flopwise fake':>14} {'flopwise meta':>14} " \
-        f"{'meta, first':>14} {'FlopCounterMode':>16}"
+        f"{'meta, first':>14} {'fresh process':>15} {'FlopCounterMode':>16}"
     print(header)
     print("-" * len(header))
     for name, build in builders:

@@ -211,6 +211,38 @@ class _default_dtype:  # noqa: N801 - used as a context manager, like torch's ow
         torch.set_default_dtype(self.previous)
 
 
+class Counted(nn.Module):
+    """Reads a value computed from its input alone (`arange`, `.item()`) to choose how often to apply its layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(D, D)
+
+    def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        times = int((torch.arange(keep.shape[0]) < keep).sum().item())  # known from the input: no weights read
+        for _ in range(times):
+            x = self.fc(x)
+        return x
+
+
+class CountedStack(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(Counted() for _ in range(3))
+
+    def forward(self, x: torch.Tensor, keeps: torch.Tensor) -> torch.Tensor:
+        for block, keep in zip(self.blocks, keeps, strict=True):
+            x = block(x, keep)
+        return x
+
+
+def test_values_followed_from_the_inputs_choose_the_work_per_block() -> None:
+    keeps = torch.tensor([[1, 0, 0, 0], [3, 3, 3, 0], [2, 2, 0, 0]])  # arange(4) < keep: 1, then 3, then 2 entries
+    r = same_in_every_mode(CountedStack(), (torch.rand(T, D), keeps))
+    assert r.macs == (1 + 3 + 2) * MM  # the Linear T·D·D, applied 1, 3 and 2 times
+    assert not any("real mode" in w for w in r.warnings)  # answered from the inputs, not by a real run
+
+
 def test_a_formula_replaced_between_counts_is_the_one_used() -> None:
     model, x = nn.Sequential(nn.Linear(D, D), nn.ReLU()), torch.rand(T, D)
     before = flopwise.count(model, x, mode="fake")  # the memo now holds relu's record
