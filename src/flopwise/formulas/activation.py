@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import ops
 
 from ..core.cost import Flops, Term, Work
 from . import flops_per_element as costs
 from .pointwise import per_element
-from .registry import formula, zero_cost
-from .shapes import first, nested_sizes
+from .registry import TensorSpec, formula, zero_cost
+from .shapes import Scalar, first, nested_sizes
 
 aten = ops.aten
 
@@ -36,7 +37,8 @@ formula(aten.clamp_min, aten.clamp_max)(per_element("activation", 1))  # one com
 
 
 @formula(aten.clamp)
-def clamp(result: Any, x: Any, min: Any = None, max: Any = None, **kwargs: Any) -> Work:
+def clamp(result: TensorSpec, x: TensorSpec, min: TensorSpec | Scalar | None = None,
+          max: TensorSpec | Scalar | None = None, **kwargs: Any) -> Work:
     """One compare per bound given, per element."""
     bounds = (min is not None) + (max is not None)  # one compare per bound given
     return Work(flops=(Flops("activation", Term("E·c", E=first(result).numel(), c=bounds)),))
@@ -54,7 +56,7 @@ formula(aten.elu_backward)(per_element("activation_backward", costs.ELU_BACKWARD
 
 
 @formula(aten.gelu)
-def gelu(result: Any, x: Any, approximate: str = "none") -> Work:
+def gelu(result: TensorSpec, x: TensorSpec, approximate: str = "none") -> Work:
     """5 FLOPs per element (erf form) or 13 (tanh approximation)."""
     cost = costs.GELU_TANH if approximate == "tanh" else costs.GELU
     note = "tanh approximation" if approximate == "tanh" else "exact (erf) form"
@@ -62,57 +64,59 @@ def gelu(result: Any, x: Any, approximate: str = "none") -> Work:
 
 
 @formula(aten.gelu_backward)
-def gelu_backward(result: Any, grad: Any, x: Any, approximate: str = "none") -> Work:
+def gelu_backward(result: TensorSpec, grad: TensorSpec, x: TensorSpec, approximate: str = "none") -> Work:
     """11 FLOPs per gradient element (erf form) or 18 (tanh approximation)."""
     # the tanh form's derivative costs about what its forward does plus the chain-rule products
     cost = costs.GELU_TANH + 5 if approximate == "tanh" else costs.GELU_BACKWARD
     return Work(flops=(Flops("activation_backward", Term("E·c", E=first(result).numel(), c=cost)),))
 
 
-def _rows(x: Any, dim: int) -> tuple[int, int]:
+def _rows(x: TensorSpec, dim: int) -> tuple[int, int]:
     """(rows, n): the softmax runs over `n` elements of dim `dim`, once per row."""
     n = int(x.shape[dim]) if x.dim() else 1
     return (x.numel() // n if n else 0), n
 
 
 @formula(aten._softmax, aten._safe_softmax, aten.softmax)  # softmax: its out= overload
-def softmax(result: Any, x: Any, dim: int, *args: Any, **kwargs: Any) -> Work:
+def softmax(result: TensorSpec, x: TensorSpec, dim: int, *args: bool | torch.dtype | None, **kwargs: Any) -> Work:
     """3n−1 per row of n (the guide): n exps, n−1 adds, n divides."""
     rows, n = _rows(x, dim)
     return Work(flops=(Flops("softmax", Term("R·(3·n−1)", R=rows, n=n)),))
 
 
 @formula(aten._log_softmax, aten.log_softmax)  # log_softmax: its out= overload
-def log_softmax(result: Any, x: Any, dim: int, *args: Any, **kwargs: Any) -> Work:
+def log_softmax(result: TensorSpec, x: TensorSpec, dim: int, *args: bool | torch.dtype | None, **kwargs: Any) -> Work:
     """3n per row of n: n exps, n−1 adds, one log, n subtracts."""
     rows, n = _rows(x, dim)  # n exps, n−1 adds, one log, n subtracts
     return Work(flops=(Flops("softmax", Term("R·3·n", R=rows, n=n)),))
 
 
 @formula(aten._softmax_backward_data, aten._log_softmax_backward_data)
-def softmax_backward(result: Any, grad: Any, output: Any, dim: int, *args: Any, **kwargs: Any) -> Work:
+def softmax_backward(result: TensorSpec, grad: TensorSpec, output: TensorSpec, dim: int, *args: torch.dtype,
+                     **kwargs: Any) -> Work:
     """4n−1 per row of n: y·(g − Σ g·y)."""
     rows, n = _rows(grad, dim)  # y·(g − Σ g·y), or g − e^y·Σ g: 4n−1 per row either way
     return Work(flops=(Flops("softmax_backward", Term("R·(4·n−1)", R=rows, n=n)),))
 
 
 @formula(aten._masked_softmax)
-def masked_softmax(result: Any, x: Any, mask: Any, dim: int | None = None, *args: Any, **kwargs: Any) -> Work:
+def masked_softmax(result: TensorSpec, x: TensorSpec, mask: TensorSpec, dim: int | None = None, *args: int | None,
+                   **kwargs: Any) -> Work:
     """The fast path's softmax with a boolean mask: 3n−1 per row of n, as softmax (the mask selects, no FLOP)."""
     rows, n = _rows(x, -1 if dim is None else dim)
     return Work(flops=(Flops("softmax", Term("R·(3·n−1)", R=rows, n=n)),))
 
 
 @formula(aten._masked_softmax_backward)
-def masked_softmax_backward(result: Any, grad: Any, output: Any, mask: Any, dim: int | None = None,
-                            *args: Any, **kwargs: Any) -> Work:
+def masked_softmax_backward(result: TensorSpec, grad: TensorSpec, output: TensorSpec, mask: TensorSpec,
+                            dim: int | None = None, *args: Any, **kwargs: Any) -> Work:
     """4n−1 per row of n, as softmax's gradient (the mask selects, no FLOP)."""
     rows, n = _rows(grad, -1 if dim is None else dim)
     return Work(flops=(Flops("softmax_backward", Term("R·(4·n−1)", R=rows, n=n)),))
 
 
 @formula(aten._nested_tensor_softmax_with_shape)
-def nested_scores_softmax(result: Any, scores: Any, query: Any) -> Work:
+def nested_scores_softmax(result: TensorSpec, scores: TensorSpec, query: TensorSpec) -> Work:
     """Softmax of padded (B, H, L, L) attention scores over each sequence's real L_i×L_i block (the lengths
     come from the nested `query`): Σ_i H·L_i·(3·L_i−1) = H·(3·Q − T), Q = Σ L_i², T = Σ L_i."""
     sizes = nested_sizes(query)
@@ -124,7 +128,7 @@ def nested_scores_softmax(result: Any, scores: Any, query: Any) -> Work:
 
 
 @formula(aten.native_dropout)
-def native_dropout(result: Any, x: Any, p: float, train: bool | None) -> Work:
+def native_dropout(result: tuple[TensorSpec, ...], x: TensorSpec, p: float, train: bool | None) -> Work:
     """0 at inference; in training 2 per element (mask multiply, 1/(1−p) scale)."""
     if not train:
         return Work(note="dropout at inference: identity")

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import ops
 
 from ..core.cost import Flops, Term, Work
 from . import flops_per_element as costs
-from .registry import formula
+from .registry import TensorSpec, formula
 from .shapes import nested_sizes
 
 aten = ops.aten
@@ -33,7 +34,7 @@ MASK_ARGUMENTS: dict[str, tuple[int, str]] = {
 }
 
 
-def _kept(mask) -> int | None:
+def _kept(mask: TensorSpec | None) -> int | None:
     return getattr(mask, "kept", None) if mask is not None else None
 
 
@@ -63,7 +64,7 @@ def sdpa_work(b: int, h: int, l: int, s: int, e: int, e_v: int, masked: bool, ca
     return Work(macs=macs, dots=dots, flops=tuple(flops), note=note, masked_macs=causal_macs)
 
 
-def _heads_first(q, k, v, mask, causal: bool) -> Work:
+def _heads_first(q: TensorSpec, k: TensorSpec, v: TensorSpec, mask: TensorSpec | None, causal: bool) -> Work:
     """Layout (B, H, L, E), as F.scaled_dot_product_attention takes it; extra leading dims fold into B."""
     *lead, h, l, e = q.shape
     b = 1
@@ -73,7 +74,7 @@ def _heads_first(q, k, v, mask, causal: bool) -> Work:
                      _kept(mask))
 
 
-def _seq_first(q, k, v, mask, causal: bool) -> Work:
+def _seq_first(q: TensorSpec, k: TensorSpec, v: TensorSpec, mask: TensorSpec | None, causal: bool) -> Work:
     """Layout (B, L, H, E), as the raw flash / memory-efficient kernels take it."""
     b, l, h, e = q.shape
     return sdpa_work(int(b), int(h), int(l), int(k.shape[1]), int(e), int(v.shape[-1]), mask is not None, causal,
@@ -86,7 +87,7 @@ def mask_argument(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> A
     return kwargs.get(keyword, args[position] if 0 <= position < len(args) else None)
 
 
-def mask_target(name: str, q, k) -> tuple[int, ...]:
+def mask_target(name: str, q: torch.Tensor, k: torch.Tensor) -> tuple[int, ...]:
     """The (B, H, L, S) scores a mask argument of op `name` broadcasts to."""
     if name == "aten._efficient_attention_forward":  # (B, L, H, E)
         return (int(q.shape[0]), int(q.shape[2]), int(q.shape[1]), int(k.shape[1]))
@@ -98,37 +99,49 @@ def mask_target(name: str, q, k) -> tuple[int, ...]:
 
 
 @formula(aten._scaled_dot_product_flash_attention_for_cpu)
-def flash_cpu(result, q, k, v, dropout_p=0.0, is_causal=False, *, attn_mask=None, scale=None):
+def flash_cpu(result: tuple[TensorSpec, ...], q: TensorSpec, k: TensorSpec, v: TensorSpec, dropout_p: float = 0.0,
+              is_causal: bool = False, *, attn_mask: TensorSpec | None = None, scale: float | None = None) -> Work:
     return _heads_first(q, k, v, attn_mask, bool(is_causal))
 
 
 @formula(aten._scaled_dot_product_flash_attention)
-def flash(result, q, k, v, dropout_p=0.0, is_causal=False, *rest, **kwargs):
+def flash(result: tuple[TensorSpec | int, ...], q: TensorSpec, k: TensorSpec, v: TensorSpec,
+          dropout_p: float | TensorSpec | None = 0.0, is_causal: bool | TensorSpec | None = False, *rest: Any,
+          **kwargs: Any) -> Work:
     return _heads_first(q, k, v, None, bool(is_causal))
 
 
 @formula(aten._scaled_dot_product_efficient_attention)
-def efficient(result, q, k, v, attn_bias, compute_log_sumexp, dropout_p=0.0, is_causal=False, *rest, **kwargs):
+def efficient(result: tuple[TensorSpec, ...], q: TensorSpec, k: TensorSpec, v: TensorSpec,
+              attn_bias: TensorSpec | None, compute_log_sumexp: bool, dropout_p: float = 0.0, is_causal: bool = False,
+              *rest: Any, **kwargs: Any) -> Work:
     return _heads_first(q, k, v, attn_bias, bool(is_causal))
 
 
 @formula(aten._scaled_dot_product_cudnn_attention)
-def cudnn(result, q, k, v, attn_bias, compute_log_sumexp, dropout_p=0.0, is_causal=False, *rest, **kwargs):
+def cudnn(result: tuple[TensorSpec | int, ...], q: TensorSpec, k: TensorSpec, v: TensorSpec,
+          attn_bias: TensorSpec | None, compute_log_sumexp: bool, dropout_p: float = 0.0, is_causal: bool = False,
+          *rest: bool, **kwargs: Any) -> Work:
     return _heads_first(q, k, v, attn_bias, bool(is_causal))
 
 
 @formula(aten._scaled_dot_product_fused_attention_overrideable)
-def overrideable(result, q, k, v, attn_bias=None, dropout_p=0.0, is_causal=False, *rest, **kwargs):
+def overrideable(result: tuple[TensorSpec | int, ...], q: TensorSpec, k: TensorSpec, v: TensorSpec,
+                 attn_bias: TensorSpec | None = None, dropout_p: float = 0.0, is_causal: bool = False, *rest: bool,
+                 **kwargs: Any) -> Work:
     return _heads_first(q, k, v, attn_bias, bool(is_causal))
 
 
 @formula(aten._flash_attention_forward)
-def flash_forward(result, q, k, v, cum_seq_q, cum_seq_k, max_q, max_k, dropout_p, is_causal, *rest, **kwargs):
+def flash_forward(result: tuple[TensorSpec, ...], q: TensorSpec, k: TensorSpec, v: TensorSpec,
+                  cum_seq_q: TensorSpec | None, cum_seq_k: TensorSpec | None, max_q: int, max_k: int, dropout_p: float,
+                  is_causal: bool, *rest: Any, **kwargs: Any) -> Work:
     return _seq_first(q, k, v, None, bool(is_causal))
 
 
 @formula(aten._efficient_attention_forward)
-def efficient_forward(result, q, k, v, bias, *rest, **kwargs):
+def efficient_forward(result: tuple[TensorSpec | int, ...], q: TensorSpec, k: TensorSpec, v: TensorSpec,
+                      bias: TensorSpec | None, *rest: Any, **kwargs: Any) -> Work:
     causal = bool(kwargs.get("custom_mask_type", rest[5] if len(rest) > 5 else 0))
     return _seq_first(q, k, v, bias, causal)
 
@@ -163,15 +176,16 @@ def _nested_mha(lengths: list[int], e: int, heads: int) -> Work:
     return Work(macs=macs, dots=4 * t * e + b * heads * l * (l + e // heads), flops=flops, note=note)
 
 
-def _lengths(x) -> list[int] | None:
+def _lengths(x: TensorSpec) -> list[int] | None:
     """Tokens per sequence of a nested (sequence, features) batch; None for a regular tensor."""
     sizes = nested_sizes(x)
     return None if sizes is None else [int(s[0]) for s in sizes]
 
 
 @formula(aten._native_multi_head_attention)
-def native_mha(result, q, k, v, embed_dim, num_head, qkv_weight, qkv_bias, proj_weight, proj_bias, mask=None,
-               *rest, **kwargs):
+def native_mha(result: tuple[TensorSpec, ...], q: TensorSpec, k: TensorSpec, v: TensorSpec, embed_dim: int,
+               num_head: int, qkv_weight: TensorSpec, qkv_bias: TensorSpec, proj_weight: TensorSpec,
+               proj_bias: TensorSpec, mask: TensorSpec | None = None, *rest: bool | int | None, **kwargs: Any) -> Work:
     lengths = _lengths(q)
     if lengths is not None:  # self-attention on a nested batch (PyTorch refuses a mask with it)
         return _nested_mha(lengths, int(embed_dim), int(num_head))
@@ -180,7 +194,8 @@ def native_mha(result, q, k, v, embed_dim, num_head, qkv_weight, qkv_bias, proj_
 
 
 @formula(aten._transform_bias_rescale_qkv)
-def transform_bias_rescale_qkv(result, qkv, qkv_bias, num_heads):
+def transform_bias_rescale_qkv(result: tuple[TensorSpec, ...], qkv: TensorSpec, qkv_bias: TensorSpec,
+                               num_heads: int) -> Work:
     """The MHA fast path's first step: add the q, k, v biases to the packed (B, L, 3·E) projection (3·B·L·E) and
     scale q by 1/√(E/H) (B·L·E); a nested batch is padded to its longest sequence first. It runs inside
     `_native_multi_head_attention` and `_transformer_encoder_layer_fwd`, whose formulas count it (bias, scale):
@@ -191,9 +206,12 @@ def transform_bias_rescale_qkv(result, qkv, qkv_bias, num_heads):
 
 
 @formula(aten._transformer_encoder_layer_fwd)
-def encoder_layer(result, src, embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight, proj_bias, use_gelu,
-                  norm_first, eps, norm_weight_1, norm_bias_1, norm_weight_2, norm_bias_2, ffn_weight_1, ffn_bias_1,
-                  ffn_weight_2, ffn_bias_2, mask=None, mask_type=None):
+def encoder_layer(result: TensorSpec, src: TensorSpec, embed_dim: int, num_heads: int, qkv_weight: TensorSpec,
+                  qkv_bias: TensorSpec, proj_weight: TensorSpec, proj_bias: TensorSpec, use_gelu: bool,
+                  norm_first: bool, eps: float, norm_weight_1: TensorSpec, norm_bias_1: TensorSpec,
+                  norm_weight_2: TensorSpec, norm_bias_2: TensorSpec, ffn_weight_1: TensorSpec, ffn_bias_1: TensorSpec,
+                  ffn_weight_2: TensorSpec, ffn_bias_2: TensorSpec, mask: TensorSpec | None = None,
+                  mask_type: int | None = None) -> Work:
     """Attention (as `_native_multi_head_attention`), two layer norms, two residual adds and the feed-forward
     network; on a nested batch the feed-forward network, norms and adds run on the T real tokens only."""
     lengths = _lengths(src)
@@ -219,7 +237,8 @@ def encoder_layer(result, src, embed_dim, num_heads, qkv_weight, qkv_bias, proj_
     return Work(macs=macs, dots=attention.dots + n * (f + e), flops=flops, note=attention.note)
 
 
-def flex_attention_work(q, k, v, per_pair: dict[str, int | str], blocks: tuple[int, int, int] | None = None) -> Work:
+def flex_attention_work(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, per_pair: dict[str, int | str],
+                        blocks: tuple[int, int, int] | None = None) -> Work:
     """flex_attention: dense attention over (B, H, L, E) queries (GQA as in SDPA), plus `score_mod` and
     `mask_mod` once per query–key pair (`per_pair`: their FLOPs on one pair, or why they could not be costed).
     Dense counts every pair, also in the blocks a mask skips; `blocks` — (N blocks computed over all B·H

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import ops
 
 from ..core.cost import Flops, Term, Work
-from .registry import formula
+from .registry import TensorSpec, formula
 
 aten = ops.aten
 
@@ -38,7 +39,8 @@ def sdpa_backward_work(b: int, h: int, l: int, s: int, e: int, e_v: int) -> Work
 
 @formula(aten._scaled_dot_product_flash_attention_for_cpu_backward, aten._scaled_dot_product_flash_attention_backward,
          aten._scaled_dot_product_efficient_attention_backward, aten._scaled_dot_product_cudnn_attention_backward)
-def sdpa_backward(result: Any, grad: Any, q: Any, k: Any, v: Any, *args: Any, **kwargs: Any) -> Work:
+def sdpa_backward(result: tuple[TensorSpec | None, ...], grad: TensorSpec, q: TensorSpec, k: TensorSpec, v: TensorSpec,
+                  *args: Any, **kwargs: Any) -> Work:
     """MACs of five products, 3·B·H·L·S·E + 2·B·H·L·S·E_v (scores recomputed), 5 FLOPs per score; (B, H, L, E)."""
     *lead, h, l, e = (int(d) for d in q.shape)
     b = 1
@@ -47,7 +49,8 @@ def sdpa_backward(result: Any, grad: Any, q: Any, k: Any, v: Any, *args: Any, **
     return sdpa_backward_work(b, h, l, int(k.shape[-2]), e, int(v.shape[-1]))
 
 
-def flex_attention_backward_work(q: Any, k: Any, v: Any, out: Any, logsumexp: Any, grad_out: Any) -> Work:
+def flex_attention_backward_work(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
+                                 logsumexp: torch.Tensor, grad_out: torch.Tensor) -> Work:
     """flex_attention's backward: the flash-style backward above over (B, H, L, E) queries; the gradient of
     score_mod (its joint graph) is left out of the count."""
     *lead, h, l, e = (int(d) for d in q.shape)

@@ -10,12 +10,13 @@ the tensors updated.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from torch import ops
 
 from ..core.cost import Flops, Term, Work
-from .registry import Formula, formula, lookup, zero_cost
+from .registry import Formula, TensorSpec, formula, lookup, zero_cost
 
 aten = ops.aten
 
@@ -28,16 +29,16 @@ _BASE = {name: name for name in (
 _BASE.update(norm="linalg_vector_norm", powsum="linalg__powsum")
 
 
-def _nbytes(tensors: Any) -> int:
+def _nbytes(tensors: Iterable[TensorSpec]) -> int:
     return sum(int(t.numel()) * int(t.element_size()) for t in tensors)
 
 
-def _lists(args: tuple[Any, ...]) -> list[Any]:
+def _lists(args: tuple[Any, ...]) -> list[Sequence[Any]]:
     return [a for a in args if isinstance(a, (list, tuple))]
 
 
 def _each(base: str) -> Formula:
-    def fn(result: Any, *args: Any, **kwargs: Any) -> Work:
+    def fn(result: list[TensorSpec] | None, *args: Any, **kwargs: Any) -> Work:
         per_tensor = lookup(f"aten.{base}")
         assert callable(per_tensor), f"aten.{base} has no formula"
         tensors = _lists(args)[0]
@@ -65,15 +66,16 @@ for _name, _base in _BASE.items():
 zero_cost("copies, clones or zeroes a list of tensors", [aten._foreach_zero, aten._foreach_clone, aten._foreach_copy])
 
 
-def _optimizer(expr: str, params: Any, note: str, **counts: int) -> Work:
+def _optimizer(expr: str, params: Sequence[TensorSpec], note: str, **counts: int) -> Work:
     elements = sum(int(p.numel()) for p in params)
     return Work(flops=(Flops("optimizer", Term(expr, E=elements, **counts)),), note=note,
                 bytes_written=_nbytes(params))
 
 
 @formula(aten._fused_adam)
-def fused_adam(result: Any, params: Any, *args: Any, weight_decay: float = 0.0, amsgrad: bool = False,
-               maximize: bool = False, grad_scale: Any = None, **kwargs: Any) -> Work:
+def fused_adam(result: tuple[list[TensorSpec], ...] | None, params: Sequence[TensorSpec],
+               *args: Sequence[TensorSpec], weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False,
+               grad_scale: TensorSpec | None = None, **kwargs: Any) -> Work:
     """13 FLOPs per element: m ← lerp(m, g, 1−β₁) (3), v ← β₂v + (1−β₂)g² (4), sqrt(v)/c₂ + ε (3),
     p ← p − s·m/denom (3); + weight decay (Adam g + λp: 2, AdamW p·(1−ηλ): 1), amsgrad max (1), unscale (1),
     maximize (1)."""
@@ -83,14 +85,16 @@ def fused_adam(result: Any, params: Any, *args: Any, weight_decay: float = 0.0, 
 
 
 @formula(aten._fused_adamw)
-def fused_adamw(result: Any, params: Any, *args: Any, **kwargs: Any) -> Work:
+def fused_adamw(result: tuple[list[TensorSpec], ...] | None, params: Sequence[TensorSpec],
+                *args: Sequence[TensorSpec], **kwargs: Any) -> Work:
     """Adam's 13 FLOPs per element, with decoupled weight decay p·(1 − ηλ) (1)."""
     return fused_adam(result, params, *args, decoupled=True, **kwargs)
 
 
 @formula(aten._fused_sgd)
-def fused_sgd(result: Any, params: Any, *args: Any, weight_decay: float = 0.0, momentum: float = 0.0,
-              nesterov: bool = False, maximize: bool = False, is_first_step: bool = False, grad_scale: Any = None,
+def fused_sgd(result: tuple[list[TensorSpec], ...] | None, params: Sequence[TensorSpec],
+              *args: Sequence[TensorSpec], weight_decay: float = 0.0, momentum: float = 0.0, nesterov: bool = False,
+              maximize: bool = False, is_first_step: bool = False, grad_scale: TensorSpec | None = None,
               **kwargs: Any) -> Work:
     """p ← p − η·g (2 per element); + weight decay g + λp (2), momentum b ← μb + (1−τ)g (3, a copy on the
     first step), Nesterov g + μb (2), unscale (1), maximize (1)."""
@@ -101,8 +105,9 @@ def fused_sgd(result: Any, params: Any, *args: Any, weight_decay: float = 0.0, m
 
 
 @formula(aten._fused_adagrad)
-def fused_adagrad(result: Any, params: Any, *args: Any, weight_decay: float = 0.0, maximize: bool = False,
-                  grad_scale: Any = None, **kwargs: Any) -> Work:
+def fused_adagrad(result: tuple[list[TensorSpec], ...] | None, params: Sequence[TensorSpec],
+                  *args: Sequence[TensorSpec], weight_decay: float = 0.0, maximize: bool = False,
+                  grad_scale: TensorSpec | None = None, **kwargs: Any) -> Work:
     """7 FLOPs per element: s ← s + g² (2), sqrt(s) + ε (2), p ← p − η·g/std (3); + weight decay (2), unscale (1),
     maximize (1)."""
     extra = 2 * int(bool(weight_decay)) + int(maximize) + int(grad_scale is not None)
@@ -110,6 +115,7 @@ def fused_adagrad(result: Any, params: Any, *args: Any, weight_decay: float = 0.
 
 
 @formula(aten._amp_foreach_non_finite_check_and_unscale)
-def amp_unscale(result: Any, grads: Any, *args: Any, **kwargs: Any) -> Work:
+def amp_unscale(result: tuple[list[TensorSpec] | TensorSpec, ...] | None, grads: Sequence[TensorSpec],
+                *args: TensorSpec, **kwargs: Any) -> Work:
     """2 FLOPs per gradient element: multiply by the inverse scale, check it is finite."""
     return _optimizer("2·E", grads, "gradient unscaling (AMP)")

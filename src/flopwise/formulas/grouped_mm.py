@@ -22,7 +22,7 @@ import torch
 from torch import ops
 
 from ..core.cost import Term, Work
-from .registry import formula, output_rule
+from .registry import TensorSpec, formula, output_rule
 
 aten = ops.aten
 
@@ -30,7 +30,7 @@ _SPLIT_NOTE = "the {} {} are split among {} groups by offs (data); the group siz
 
 
 @formula(aten._grouped_mm, aten._scaled_grouped_mm, aten._scaled_grouped_mm_v2)
-def grouped_mm(result: Any, a: Any, b: Any, *args: Any, **kwargs: Any) -> Work:
+def grouped_mm(result: TensorSpec, a: TensorSpec, b: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """Σ over groups of m_g·k_g·n_g: M·K·N when offsets split one dimension (its sizes add up to it whatever the
     split), G·M·K·N for two stacks of G matrices."""
     if a.dim() == 3 and b.dim() == 3:
@@ -51,8 +51,8 @@ def grouped_mm(result: Any, a: Any, b: Any, *args: Any, **kwargs: Any) -> Work:
 
 
 @output_rule(aten._grouped_mm)
-def grouped_mm_output(a: torch.Tensor, b: torch.Tensor, offs: Any = None, bias: Any = None,
-                      out_dtype: Any = None) -> torch.Tensor | None:
+def grouped_mm_output(a: torch.Tensor, b: torch.Tensor, offs: Any = None, bias: torch.Tensor | None = None,
+                      out_dtype: torch.dtype | None = None) -> torch.Tensor | None:
     """The output the CPU kernel allocates, for float32 inputs, which torch's meta kernel refuses (it checks
     the CUDA kernel's dtypes); None for the others, which the meta kernel handles."""
     if a.dtype != torch.float32 or b.dtype != a.dtype or (out_dtype or a.dtype) != a.dtype:

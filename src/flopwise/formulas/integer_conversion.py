@@ -32,8 +32,8 @@ def _elements(x: TensorSpec | list[TensorSpec]) -> int:
 
 
 @formula(aten.quantize_per_tensor, aten.quantize_per_channel)
-def quantize(result: TensorSpec | list[TensorSpec], x: TensorSpec | list[TensorSpec], *args: Any,
-             **kwargs: Any) -> Work:
+def quantize(result: TensorSpec | list[TensorSpec], x: TensorSpec | list[TensorSpec],
+             *args: TensorSpec | float | torch.dtype, **kwargs: Any) -> Work:
     """5 per element: multiply by 1/scale, round, add the zero point, clamp (2 compares)."""
     return Work(flops=(Flops("quantize", Term("E·c", E=_elements(x), c=QUANTIZE)),))
 

@@ -18,7 +18,7 @@ from typing import Any
 from torch import ops
 
 from ..core.cost import Flops, Term, Work
-from .registry import formula
+from .registry import TensorSpec, formula
 from .shapes import first
 
 aten = ops.aten
@@ -30,81 +30,83 @@ def _work(expr: str, **sizes: int) -> Work:
     return Work(flops=(Flops("linalg", Term(expr, **sizes)),), note=_NOTE)
 
 
-def _matrix(a: Any) -> tuple[int, int, int]:
+def _matrix(a: TensorSpec) -> tuple[int, int, int]:
     """(batch, rows, columns) of a (batch of) matrices."""
     return prod(int(d) for d in a.shape[:-2]), int(a.shape[-2]), int(a.shape[-1])
 
 
-def _solution_columns(x: Any, n: int) -> int:
+def _solution_columns(x: TensorSpec, n: int) -> int:
     """R: right-hand-side columns of a solve over the whole batch (the solution's elements / N)."""
     return int(x.numel()) // max(n, 1)
 
 
 @formula(aten.linalg_cholesky_ex, aten.linalg_ldl_factor_ex)
-def cholesky(result: Any, a: Any, *args: Any, **kwargs: Any) -> Work:
+def cholesky(result: tuple[TensorSpec, ...], a: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """Cholesky A = LLᵀ, or LDLᵀ (Bunch–Kaufman) at the same cost: N³/3 per matrix."""
     b, _, n = _matrix(a)
     return _work("B·N·N·N/3", B=b, N=n)
 
 
 @formula(aten.linalg_lu_factor_ex, aten.linalg_lu)
-def lu_factor(result: Any, a: Any, *args: Any, **kwargs: Any) -> Work:
+def lu_factor(result: tuple[TensorSpec, ...], a: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """LU with partial pivoting of an m×n matrix: L·S² − S³/3 (2N³/3 when square)."""
     b, m, n = _matrix(a)
     return _work("B·(L·S·S − S·S·S/3)", B=b, L=max(m, n), S=min(m, n))
 
 
 @formula(aten._linalg_det, aten._linalg_slogdet)
-def determinant(result: Any, a: Any, *args: Any, **kwargs: Any) -> Work:
+def determinant(result: tuple[TensorSpec, ...], a: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """An LU factorization, 2N³/3 (the product of the N pivots is lower order)."""
     b, _, n = _matrix(a)
     return _work("B·2·N·N·N/3", B=b, N=n)
 
 
 @formula(aten.linalg_inv_ex)
-def inverse(result: Any, a: Any, *args: Any, **kwargs: Any) -> Work:
+def inverse(result: tuple[TensorSpec, ...], a: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """LU (2N³/3) and inversion from it (4N³/3): 2N³."""
     b, _, n = _matrix(a)
     return _work("B·2·N·N·N", B=b, N=n)
 
 
 @formula(aten.cholesky_inverse)
-def cholesky_inverse(result: Any, l_factor: Any, *args: Any, **kwargs: Any) -> Work:
+def cholesky_inverse(result: TensorSpec, l_factor: TensorSpec, *args: bool, **kwargs: Any) -> Work:
     """Inverse from a Cholesky factor (LAPACK potri): 2N³/3."""
     b, _, n = _matrix(l_factor)
     return _work("B·2·N·N·N/3", B=b, N=n)
 
 
 @formula(aten.linalg_solve_triangular)
-def solve_triangular(result: Any, a: Any, rhs: Any, *args: Any, **kwargs: Any) -> Work:
+def solve_triangular(result: TensorSpec, a: TensorSpec, rhs: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """Triangular solve: N² per right-hand-side column (N²·K per matrix)."""
     n = int(a.shape[-1])
     return _work("N·N·R", N=n, R=_solution_columns(first(result), n))
 
 
 @formula(aten.triangular_solve)
-def triangular_solve(result: Any, rhs: Any, a: Any, *args: Any, **kwargs: Any) -> Work:
+def triangular_solve(result: tuple[TensorSpec, ...], rhs: TensorSpec, a: TensorSpec, *args: bool,
+                     **kwargs: Any) -> Work:
     """Triangular solve (legacy argument order: b, A): N² per right-hand-side column."""
     n = int(a.shape[-1])
     return _work("N·N·R", N=n, R=_solution_columns(first(result), n))
 
 
 @formula(aten.linalg_lu_solve, aten.linalg_ldl_solve)
-def factored_solve(result: Any, factors: Any, pivots: Any, rhs: Any, *args: Any, **kwargs: Any) -> Work:
+def factored_solve(result: TensorSpec, factors: TensorSpec, pivots: TensorSpec, rhs: TensorSpec, *args: Any,
+                   **kwargs: Any) -> Work:
     """Two triangular solves with a given factorization: 2·N² per right-hand-side column."""
     n = int(factors.shape[-1])
     return _work("2·N·N·R", N=n, R=_solution_columns(first(result), n))
 
 
 @formula(aten.cholesky_solve, aten._cholesky_solve_helper)
-def cholesky_solve(result: Any, rhs: Any, l_factor: Any, *args: Any, **kwargs: Any) -> Work:
+def cholesky_solve(result: TensorSpec, rhs: TensorSpec, l_factor: TensorSpec, *args: bool, **kwargs: Any) -> Work:
     """Two triangular solves with the Cholesky factor: 2·N² per right-hand-side column."""
     n = int(l_factor.shape[-1])
     return _work("2·N·N·R", N=n, R=_solution_columns(first(result), n))
 
 
 @formula(aten._linalg_solve_ex)
-def solve(result: Any, a: Any, rhs: Any, *args: Any, **kwargs: Any) -> Work:
+def solve(result: tuple[TensorSpec, ...], a: TensorSpec, rhs: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """LU of A (2N³/3) and two triangular solves (2·N² per right-hand-side column)."""
     b, _, n = _matrix(a)
     return _work("B·2·N·N·N/3 + 2·N·N·R", B=b, N=n, R=_solution_columns(first(result), n))
@@ -116,14 +118,14 @@ def _householder(b: int, m: int, n: int, k: int) -> Term:
 
 
 @formula(aten.geqrf)
-def geqrf(result: Any, a: Any, *args: Any, **kwargs: Any) -> Work:
+def geqrf(result: tuple[TensorSpec, ...], a: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """Householder QR, R and the reflectors: 2·L·S² − 2·S³/3."""
     b, m, n = _matrix(a)
     return _work("B·(2·L·S·S − 2·S·S·S/3)", B=b, L=max(m, n), S=min(m, n))
 
 
 @formula(aten.linalg_householder_product)
-def householder_product(result: Any, a: Any, tau: Any, *args: Any, **kwargs: Any) -> Work:
+def householder_product(result: TensorSpec, a: TensorSpec, tau: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """Q from k Householder reflectors (orgqr): 4mnk − 2(m + n)k² + 4k³/3."""
     b, m, n = _matrix(a)
     term = _householder(b, m, n, int(tau.shape[-1]))
@@ -131,7 +133,8 @@ def householder_product(result: Any, a: Any, tau: Any, *args: Any, **kwargs: Any
 
 
 @formula(aten.ormqr)
-def ormqr(result: Any, a: Any, tau: Any, c: Any, left: bool = True, *args: Any, **kwargs: Any) -> Work:
+def ormqr(result: TensorSpec, a: TensorSpec, tau: TensorSpec, c: TensorSpec, left: bool = True, *args: bool,
+          **kwargs: Any) -> Work:
     """Apply k reflectors to an m×n C (ormqr): 4mnk − 2nk² from the left, 4mnk − 2mk² from the right."""
     b, m, n = _matrix(c)
     k = int(tau.shape[-1])
@@ -140,7 +143,7 @@ def ormqr(result: Any, a: Any, tau: Any, c: Any, left: bool = True, *args: Any, 
 
 
 @formula(aten.linalg_qr)
-def qr(result: Any, a: Any, mode: str = "reduced", *args: Any, **kwargs: Any) -> Work:
+def qr(result: tuple[TensorSpec, ...], a: TensorSpec, mode: str = "reduced", *args: Any, **kwargs: Any) -> Work:
     """Householder QR (2·L·S² − 2·S³/3) and, unless mode="r", Q formed from the S reflectors (orgqr: m×S when
     reduced, m×m when complete)."""
     b, m, n = _matrix(a)
@@ -153,21 +156,22 @@ def qr(result: Any, a: Any, mode: str = "reduced", *args: Any, **kwargs: Any) ->
 
 
 @formula(aten._linalg_eigh)
-def eigh(result: Any, a: Any, uplo: str = "L", compute_v: bool = True, *args: Any, **kwargs: Any) -> Work:
+def eigh(result: tuple[TensorSpec, ...], a: TensorSpec, uplo: str = "L", compute_v: bool = True, *args: Any,
+         **kwargs: Any) -> Work:
     """Symmetric eigendecomposition: 9N³ with eigenvectors, 4N³/3 for eigenvalues only (Golub–Van Loan)."""
     b, _, n = _matrix(a)
     return _work("B·9·N·N·N" if compute_v else "B·4·N·N·N/3", B=b, N=n)
 
 
 @formula(aten.linalg_eig)
-def eig(result: Any, a: Any, *args: Any, **kwargs: Any) -> Work:
+def eig(result: tuple[TensorSpec, ...], a: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """General eigendecomposition (Hessenberg QR): 25N³ with eigenvectors (Golub–Van Loan)."""
     b, _, n = _matrix(a)
     return _work("B·25·N·N·N", B=b, N=n)
 
 
 @formula(aten._linalg_eigvals, aten.linalg_eigvals)
-def eigvals(result: Any, a: Any, *args: Any, **kwargs: Any) -> Work:
+def eigvals(result: TensorSpec, a: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """General eigenvalues only (Hessenberg QR): 10N³ (Golub–Van Loan)."""
     b, _, n = _matrix(a)
     return _work("B·10·N·N·N", B=b, N=n)
@@ -183,15 +187,15 @@ def _svd_term(b: int, m: int, n: int, full_matrices: bool, compute_uv: bool) -> 
 
 
 @formula(aten._linalg_svd)
-def svd(result: Any, a: Any, full_matrices: bool = False, compute_uv: bool = True, *args: Any,
-        **kwargs: Any) -> Work:
+def svd(result: tuple[TensorSpec, ...], a: TensorSpec, full_matrices: bool = False, compute_uv: bool = True,
+        *args: Any, **kwargs: Any) -> Work:
     """Golub–Reinsch SVD: Σ only 4·L·S² − 4·S³/3; thin U, Σ, V 14·L·S² + 8·S³; full U 4·L²·S + 8·L·S² + 9·S³."""
     b, m, n = _matrix(a)
     return Work(flops=(Flops("linalg", _svd_term(b, m, n, bool(full_matrices), bool(compute_uv))),), note=_NOTE)
 
 
 @formula(aten.linalg_pinv)
-def pinv(result: Any, a: Any, *args: Any, hermitian: bool = False, **kwargs: Any) -> Work:
+def pinv(result: TensorSpec, a: TensorSpec, *args: Any, hermitian: bool = False, **kwargs: Any) -> Work:
     """A thin SVD (eigh when hermitian: 9N³) and V·Σ⁺·Uᴴ, an N×S by S×M product (2·M·N·S)."""
     b, m, n = _matrix(a)
     if hermitian:

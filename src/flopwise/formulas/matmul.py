@@ -8,14 +8,17 @@ complex bias add is 2 real adds per output.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+import torch
 from torch import ops
 
 from ..core.cost import Flops, Term, Work
 from . import flops_per_element as costs
-from .registry import dtype_name, formula
+from .registry import TensorSpec, dtype_name, formula
+from .shapes import Scalar
 
 aten = ops.aten
 
@@ -31,7 +34,7 @@ SPARSE_NOTE = ("sparse operand: one MAC per stored value per column it meets (nn
                "the exact convention counts these 2 FLOPs each")
 
 
-def product(a: Any, b: Any, expr: str, dots: int, bias: str = "", **sizes: int) -> Work:
+def product(a: TensorSpec, b: TensorSpec, expr: str, dots: int, bias: str = "", **sizes: int) -> Work:
     """`contraction` of a·b, where a sparse operand (COO, CSR, CSC, BSR) does one multiply-add per value it stores
     and per column (row) of the dense operand it meets: nnz·N for a sparse left operand, M·nnz for a sparse right
     one. The dense count `expr` stands when both are dense; sparse·sparse is left to its own op."""
@@ -44,7 +47,7 @@ def product(a: Any, b: Any, expr: str, dots: int, bias: str = "", **sizes: int) 
     return Work(macs=work.macs, dots=0, flops=work.flops, note=(work.note + "; " if work.note else "") + SPARSE_NOTE)
 
 
-def contraction(a: Any, expr: str, dots: int, bias: str = "", **sizes: int) -> Work:
+def contraction(a: TensorSpec, expr: str, dots: int, bias: str = "", **sizes: int) -> Work:
     """MACs `expr` (and a bias add of `bias` per output), in real arithmetic: a complex `a` multiplies the MACs
     by 4, the dot products by 2 (each is a real and an imaginary one) and the bias adds by 2."""
     flops: tuple[Flops, ...] = ()
@@ -58,39 +61,42 @@ def contraction(a: Any, expr: str, dots: int, bias: str = "", **sizes: int) -> W
 
 
 @formula(aten.mm, aten._int_mm)
-def mm(result, a, b, *args, **kwargs) -> Work:
+def mm(result: TensorSpec, a: TensorSpec, b: TensorSpec, *args: torch.dtype, **kwargs: Any) -> Work:
     m, n, k = _product(a.shape, b.shape)
     return product(a, b, "M·K·N", m * n, M=m, K=k, N=n)
 
 
 @formula(aten._scaled_mm, aten._scaled_mm_v2)
-def scaled_mm(result, a, b, *args, **kwargs) -> Work:
+def scaled_mm(result: TensorSpec, a: TensorSpec, b: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """M·K·N MACs in the dtype of a and b (float8), whatever the output dtype; the scales multiply nothing."""
     return replace(mm(result, a, b), dtype=dtype_name(a.dtype))
 
 
 @formula(aten._sparse_addmm, aten.sspaddmm)
-def sparse_addmm(result, bias, a, b, *args, **kwargs) -> Work:
+def sparse_addmm(result: TensorSpec, bias: TensorSpec, a: TensorSpec, b: TensorSpec, *args: Any,
+                 **kwargs: Any) -> Work:
     """torch.sparse.mm / torch.sparse.addmm: bias + a·b with a sparse: nnz·N MACs, one bias add per output."""
     m, n, k = _product(a.shape, b.shape)
     return product(a, b, "M·K·N", m * n, "M·N", M=m, K=k, N=n)
 
 
 @formula(aten.hspmm)
-def hspmm(result, a, b, *args, **kwargs) -> Work:
+def hspmm(result: TensorSpec, a: TensorSpec, b: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """a (sparse) · b (dense), the result kept sparse by rows: nnz·N MACs."""
     m, n, k = _product(a.shape, b.shape)
     return product(a, b, "M·K·N", m * n, M=m, K=k, N=n)
 
 
 @formula(aten.addmm)
-def addmm(result, bias, a, b, *args, **kwargs) -> Work:
+def addmm(result: TensorSpec, bias: TensorSpec, a: TensorSpec, b: TensorSpec, *args: torch.dtype,
+          **kwargs: Any) -> Work:
     m, n, k = _product(a.shape, b.shape)
     return product(a, b, "M·K·N", m * n, "M·N", M=m, K=k, N=n)
 
 
 @formula(aten._addmm_activation)
-def addmm_activation(result, bias, a, b, beta=1, alpha=1, use_gelu=False, **kwargs) -> Work:
+def addmm_activation(result: TensorSpec, bias: TensorSpec, a: TensorSpec, b: TensorSpec, beta: Scalar = 1,
+                     alpha: Scalar = 1, use_gelu: bool = False, **kwargs: Any) -> Work:
     work = addmm(result, bias, a, b)
     m, n, _ = _product(a.shape, b.shape)
     activation = Term("M·N·gelu", M=m, N=n, gelu=costs.GELU) if use_gelu else Term("M·N", M=m, N=n)
@@ -98,21 +104,22 @@ def addmm_activation(result, bias, a, b, beta=1, alpha=1, use_gelu=False, **kwar
 
 
 @formula(aten.bmm)
-def bmm(result, a, b, *args, **kwargs) -> Work:
+def bmm(result: TensorSpec, a: TensorSpec, b: TensorSpec, *args: torch.dtype, **kwargs: Any) -> Work:
     batch = a.shape[0]
     m, n, k = _product(a.shape, b.shape)
     return product(a, b, "B·M·N·K", batch * m * n, B=batch, M=m, N=n, K=k)
 
 
 @formula(aten.baddbmm)
-def baddbmm(result, bias, a, b, *args, **kwargs) -> Work:
+def baddbmm(result: TensorSpec, bias: TensorSpec, a: TensorSpec, b: TensorSpec, *args: torch.dtype,
+            **kwargs: Any) -> Work:
     batch = a.shape[0]
     m, n, k = _product(a.shape, b.shape)
     return contraction(a, "B·M·N·K", batch * m * n, "B·M·N", B=batch, M=m, N=n, K=k)
 
 
 @formula(aten.addbmm)
-def addbmm(result, bias, a, b, *args, **kwargs) -> Work:
+def addbmm(result: TensorSpec, bias: TensorSpec, a: TensorSpec, b: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     # the batch of products is summed into one M×N matrix: each output is a dot product of length B·K
     batch = a.shape[0]
     m, n, k = _product(a.shape, b.shape)
@@ -120,24 +127,25 @@ def addbmm(result, bias, a, b, *args, **kwargs) -> Work:
 
 
 @formula(aten.mv)
-def mv(result, a, x, *args, **kwargs) -> Work:
+def mv(result: TensorSpec, a: TensorSpec, x: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     m, k = a.shape
     return contraction(a, "M·K", m, M=m, K=k)
 
 
 @formula(aten.addmv)
-def addmv(result, bias, a, x, *args, **kwargs) -> Work:
+def addmv(result: TensorSpec, bias: TensorSpec, a: TensorSpec, x: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     m, k = a.shape
     return contraction(a, "M·K", m, "M", M=m, K=k)
 
 
 @formula(aten.dot, aten.vdot)
-def dot(result, a, b, *args, **kwargs) -> Work:
+def dot(result: TensorSpec, a: TensorSpec, b: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     return contraction(a, "K", 1, K=a.shape[0])
 
 
 @formula(aten.linear, aten.mkldnn_linear)
-def linear(result, x, weight, bias=None, *args, **kwargs) -> Work:
+def linear(result: TensorSpec, x: TensorSpec, weight: TensorSpec, bias: TensorSpec | None = None, *args: Any,
+           **kwargs: Any) -> Work:
     """x·Wᵀ (+ b): rows·K·N MACs, one bias add per output (aten.linear only reaches the mode as linear.out)."""
     n, k = int(weight.shape[0]), int(x.shape[-1])
     rows = int(x.numel()) // max(k, 1)
@@ -148,7 +156,8 @@ def linear(result, x, weight, bias=None, *args, **kwargs) -> Work:
 
 
 @formula(aten._mixed_dtypes_linear)
-def mixed_dtypes_linear(result, x, weight, scale, *, bias=None, activation=None) -> Work:
+def mixed_dtypes_linear(result: TensorSpec, x: TensorSpec, weight: TensorSpec, scale: TensorSpec, *,
+                        bias: TensorSpec | None = None, activation: str | None = None) -> Work:
     """x·W with an int8/int4 weight in the CUTLASS kernel's packed layout: rows·K·N MACs (N read from the output);
     the epilogue scales each output by its column's scale (R·N), adds the bias and applies the activation."""
     n, k = int(result.shape[-1]), int(x.shape[-1])
@@ -159,7 +168,7 @@ def mixed_dtypes_linear(result, x, weight, scale, *, bias=None, activation=None)
     return Work(macs=Term("R·K·N", R=rows, K=k, N=n), dots=rows * n, flops=flops)
 
 
-def _linear_grads(x_shape, grad, weight, mask) -> Work:
+def _linear_grads(x_shape: Sequence[int], grad: TensorSpec, weight: TensorSpec, mask: Sequence[bool]) -> Work:
     n, k = int(weight.shape[0]), int(weight.shape[1])
     rows = int(grad.numel()) // max(n, 1)
     passes = int(bool(mask[0])) + int(bool(mask[1]))  # grad_input = g·W, grad_weight = gᵀ·x: R·K·N each
@@ -168,25 +177,29 @@ def _linear_grads(x_shape, grad, weight, mask) -> Work:
 
 
 @formula(aten.linear_backward, aten.mkldnn_linear_backward)
-def linear_backward(result, x, grad, weight, output_mask, *args, **kwargs) -> Work:
+def linear_backward(result: tuple[TensorSpec | None, ...], x: TensorSpec, grad: TensorSpec, weight: TensorSpec,
+                    output_mask: Sequence[bool], *args: Any, **kwargs: Any) -> Work:
     """R·K·N MACs for each of grad_input and grad_weight asked for; the bias gradient sums R·N."""
     return _linear_grads(x.shape, grad, weight, output_mask)
 
 
 @formula(aten.mkldnn_linear_backward_input)
-def mkldnn_linear_backward_input(result, input_size, grad, weight, *args, **kwargs) -> Work:
+def mkldnn_linear_backward_input(result: TensorSpec, input_size: Sequence[int], grad: TensorSpec, weight: TensorSpec,
+                                 *args: Any, **kwargs: Any) -> Work:
     """grad_input = g·W: R·K·N MACs."""
     return _linear_grads(input_size, grad, weight, (True, False))
 
 
 @formula(aten.mkldnn_linear_backward_weights)
-def mkldnn_linear_backward_weights(result, grad, x, weight, bias_defined, *args, **kwargs) -> Work:
+def mkldnn_linear_backward_weights(result: tuple[TensorSpec | None, ...], grad: TensorSpec, x: TensorSpec,
+                                   weight: TensorSpec, bias_defined: bool, *args: Any, **kwargs: Any) -> Work:
     """grad_weight = gᵀ·x: R·K·N MACs; the bias gradient sums R·N."""
     return _linear_grads(x.shape, grad, weight, (False, True, bias_defined))
 
 
 @formula(aten.matmul_backward)
-def matmul_backward(result, grad, a, b, mask, *args, **kwargs) -> Work:
+def matmul_backward(result: tuple[TensorSpec | None, ...], grad: TensorSpec, a: TensorSpec, b: TensorSpec,
+                    mask: Sequence[bool], *args: Any, **kwargs: Any) -> Work:
     """Each gradient asked for is a product as large as the forward: E_out·K MACs (E_out = grad elements)."""
     k = int(a.shape[-1])
     passes = int(bool(mask[0])) + int(bool(mask[1]))
@@ -195,7 +208,8 @@ def matmul_backward(result, grad, a, b, mask, *args, **kwargs) -> Work:
 
 
 @formula(aten._compute_linear_combination)
-def linear_combination(result, x, coefficients, *args, **kwargs) -> Work:
+def linear_combination(result: TensorSpec, x: TensorSpec, coefficients: TensorSpec, *args: Any,
+                       **kwargs: Any) -> Work:
     """out[i] = Σ_j c[i, j]·x[j]: (output elements)·J MACs."""
     j = int(coefficients.shape[-1])
     e_out = int(result.numel())
@@ -203,7 +217,9 @@ def linear_combination(result, x, coefficients, *args, **kwargs) -> Work:
 
 
 @formula(aten._trilinear)
-def trilinear(result, i1, i2, i3, expand1, expand2, expand3, sumdim, *args, **kwargs) -> Work:
+def trilinear(result: TensorSpec, i1: TensorSpec, i2: TensorSpec, i3: TensorSpec, expand1: Sequence[int],
+              expand2: Sequence[int], expand3: Sequence[int], sumdim: Sequence[int], *args: int,
+              **kwargs: Any) -> Work:
     """Σ over sumdim of i1·i2·i3 (the core of nn.Bilinear): one MAC per term, P = the broadcast size of the
     three inputs with their expanded dimensions (N·O·I₁·I₂ for a bilinear layer)."""
     rank = i1.dim() + len(expand1)

@@ -5,24 +5,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from torch import ops
 
 from ..core.cost import Work
-from .registry import formula, zero_cost
+from .registry import TensorSpec, formula, zero_cost
 
 aten = ops.aten
 
 
 @formula(aten.empty, aten.empty_like, aten.empty_strided, aten.new_empty, aten.new_empty_strided)
-def allocation(result: Any, *args: Any, **kwargs: Any) -> Work:
+def allocation(result: TensorSpec, *args: TensorSpec | Sequence[int], **kwargs: Any) -> Work:
     """Allocating memory writes none of it."""
     return Work(bytes_read=0, bytes_written=0, note="allocates without writing: no FLOPs, no bytes")
 
 
 @formula(aten.copy)
-def copy(result: Any, destination: Any, source: Any, *args: Any, **kwargs: Any) -> Work:
+def copy(result: TensorSpec, destination: TensorSpec, source: TensorSpec, *args: bool, **kwargs: Any) -> Work:
     """`dst.copy_(src)` reads the source and writes the destination; it does not read the destination."""
     return Work(bytes_read=source.numel() * source.element_size(), note="copies: reads the source only")
 

@@ -15,8 +15,8 @@ from torch import ops
 
 from ..core.cost import Flops, Term, Work
 from . import flops_per_element as costs
-from .registry import Formula, formula, zero_cost
-from .shapes import INTEGER_NOTE, first, floating
+from .registry import Formula, TensorSpec, formula, zero_cost
+from .shapes import INTEGER_NOTE, Output, Scalar, first, floating
 
 aten = ops.aten
 
@@ -24,7 +24,7 @@ aten = ops.aten
 def per_element(kind: str, cost: int) -> Formula:
     """A formula charging `cost` FLOPs for each element of the op's (first) output."""
 
-    def fn(result: Any, *args: Any, **kwargs: Any) -> Work:
+    def fn(result: Output, *args: Any, **kwargs: Any) -> Work:
         if not floating(*args):
             return Work(note=INTEGER_NOTE)
         return Work(flops=(Flops(kind, Term("E·c", E=first(result).numel(), c=cost)),))
@@ -33,7 +33,7 @@ def per_element(kind: str, cost: int) -> Formula:
     return fn
 
 
-def _scaled(alpha: Any) -> bool:
+def _scaled(alpha: Scalar | None) -> bool:
     return alpha is not None and alpha != 1
 
 
@@ -41,7 +41,8 @@ COMPLEX_NOTE = "complex elements: counted in real arithmetic"
 
 
 @formula(aten.add, aten.sub, aten.rsub)
-def add(result: Any, a: Any, b: Any = None, alpha: Any = 1, **kwargs: Any) -> Work:
+def add(result: TensorSpec, a: TensorSpec, b: TensorSpec | Scalar | None = None, alpha: Scalar = 1,
+        **kwargs: Any) -> Work:
     """a ± alpha·b: one add per element, and a multiply when alpha ≠ 1 (complex: 2 and 6 real FLOPs)."""
     if not floating(a, b):
         return Work(note=INTEGER_NOTE)
@@ -58,7 +59,7 @@ def _complex_aware(real: int, complex_cost: int, what: str) -> Formula:
     """`real` FLOPs per element, `complex_cost` real FLOPs per complex element."""
     plain = per_element("elementwise", real)
 
-    def fn(result: Any, *args: Any, **kwargs: Any) -> Work:
+    def fn(result: Output, *args: Any, **kwargs: Any) -> Work:
         out = first(result)
         if out.is_complex():
             return Work(flops=(Flops("elementwise", Term("E·c", E=out.numel(), c=complex_cost)),), note=COMPLEX_NOTE)
@@ -74,7 +75,7 @@ formula(aten.neg)(_complex_aware(1, costs.COMPLEX_NEG, "negation (2 negations)")
 
 
 @formula(aten.floor_divide)
-def floor_divide(result: Any, a: Any, b: Any = None, **kwargs: Any) -> Work:
+def floor_divide(result: TensorSpec, a: TensorSpec, b: TensorSpec | Scalar | None = None, **kwargs: Any) -> Work:
     """floor(a / b): a divide and a floor per element (2) in floating point; integer division is 0."""
     out = first(result)
     if not floating(out):  # the result is floating point exactly when the division is (int // 2.5 is)
@@ -122,7 +123,7 @@ formula(aten._masked_scale)(per_element("elementwise", 2))  # x · mask · scale
 
 
 @formula(aten.conj_physical, aten._conj_physical, aten._conj_copy)
-def conj(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+def conj(result: TensorSpec, x: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """One negation (of the imaginary part) per complex element; a copy for real tensors."""
     if not x.is_complex():
         return Work(note="a real tensor is its own conjugate: a copy")
@@ -137,7 +138,8 @@ formula(aten.angle)(per_element("elementwise", 1))  # atan2(imag, real); a sign 
 
 
 @formula(aten.addr)
-def addr(result: Any, x: Any, v1: Any, v2: Any, beta: Any = 1, alpha: Any = 1, **kwargs: Any) -> Work:
+def addr(result: TensorSpec, x: TensorSpec, v1: TensorSpec, v2: TensorSpec, beta: Scalar = 1, alpha: Scalar = 1,
+         **kwargs: Any) -> Work:
     """β·x + α·(v1 ⊗ v2): a multiply and an add per element, and one more multiply for each of α, β ≠ 1."""
     if not floating(x, v1, v2):
         return Work(note=INTEGER_NOTE)
@@ -150,8 +152,8 @@ _WINDOWS = {"bartlett": 3, "hamming": 4, "blackman": 8, "kaiser": 8}  # 1 − |2
 # 0.42 − 0.5·cos x + 0.08·cos 2x; I₀(β·√(1 − (2n/(N−1) − 1)²)) / I₀(β)
 
 
-def _window(cost: int) -> Any:
-    def fn(result: Any, *args: Any, **kwargs: Any) -> Work:
+def _window(cost: int) -> Formula:
+    def fn(result: TensorSpec, *args: int | float, **kwargs: Any) -> Work:
         return Work(flops=(Flops("elementwise", Term("N·c", N=first(result).numel(), c=cost)),))
 
     fn.__doc__ = f"{cost} FLOPs per window element"

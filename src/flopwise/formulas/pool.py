@@ -18,20 +18,21 @@ from typing import Any
 from torch import ops
 
 from ..core.cost import Flops, Term, Work
-from .registry import Formula, formula
-from .shapes import first
+from .registry import Formula, TensorSpec, formula
+from .shapes import Output, first
 
 aten = ops.aten
 
 
-def _kernel(kernel_size: Any, rank: int) -> int:
+def _kernel(kernel_size: int | list[int] | tuple[int, ...], rank: int) -> int:
     """Kernel elements; a single size stands for every one of the `rank` spatial dims."""
     sizes = [int(k) for k in kernel_size] if isinstance(kernel_size, (list, tuple)) else [int(kernel_size)]
     return prod(sizes * rank if len(sizes) == 1 else sizes)
 
 
 def _max_pool(rank: int) -> Formula:
-    def fn(result: Any, x: Any, kernel_size: Any, *args: Any, **kwargs: Any) -> Work:
+    def fn(result: Output, x: TensorSpec, kernel_size: int | list[int] | tuple[int, ...], *args: Any,
+           **kwargs: Any) -> Work:
         outputs = int(first(result).numel())
         return Work(flops=(Flops("pool", Term("P·(K−1)", P=outputs, K=_kernel(kernel_size, rank))),))
 
@@ -40,7 +41,8 @@ def _max_pool(rank: int) -> Formula:
 
 
 def _avg_pool(rank: int) -> Formula:
-    def fn(result: Any, x: Any, kernel_size: Any, *args: Any, **kwargs: Any) -> Work:
+    def fn(result: TensorSpec, x: TensorSpec, kernel_size: int | list[int] | tuple[int, ...], *args: Any,
+           **kwargs: Any) -> Work:
         outputs = int(first(result).numel())
         return Work(flops=(Flops("pool", Term("P·(K+1)", P=outputs, K=_kernel(kernel_size, rank))),))
 
@@ -49,7 +51,8 @@ def _avg_pool(rank: int) -> Formula:
 
 
 def _avg_pool_backward(rank: int) -> Formula:
-    def fn(result: Any, grad: Any, x: Any, kernel_size: Any, *args: Any, **kwargs: Any) -> Work:
+    def fn(result: TensorSpec, grad: TensorSpec, x: TensorSpec, kernel_size: int | list[int] | tuple[int, ...],
+           *args: Any, **kwargs: Any) -> Work:
         k = _kernel(kernel_size, rank)
         return Work(flops=(Flops("pool_backward", Term("P·(K+1)", P=int(grad.numel()), K=k)),))
 
@@ -72,7 +75,7 @@ formula(aten.avg_pool3d_backward)(_avg_pool_backward(3))
 @formula(aten.max_pool2d_with_indices_backward, aten.max_pool3d_with_indices_backward, aten.max_pool2d_backward,
          aten.mkldnn_max_pool2d_backward, aten.mkldnn_max_pool3d_backward, aten.fractional_max_pool2d_backward,
          aten.fractional_max_pool3d_backward)
-def max_pool_backward(result: Any, grad: Any, *args: Any, **kwargs: Any) -> Work:
+def max_pool_backward(result: TensorSpec, grad: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """One add per output gradient, routed to its argmax."""
     return Work(flops=(Flops("pool_backward", Term("P", P=int(grad.numel()))),))
 
@@ -85,7 +88,7 @@ def window_elements(in_sizes: tuple[int, ...], out_sizes: tuple[int, ...]) -> in
     return total
 
 
-def _adaptive(x: Any, out: Any, rank: int) -> tuple[int, int, int]:
+def _adaptive(x: TensorSpec, out: TensorSpec, rank: int) -> tuple[int, int, int]:
     """(planes, window elements per plane, outputs) of adaptive pooling over the last `rank` dims."""
     spatial_in = tuple(int(s) for s in x.shape[-rank:])
     spatial_out = tuple(int(s) for s in out.shape[-rank:])
@@ -95,7 +98,7 @@ def _adaptive(x: Any, out: Any, rank: int) -> tuple[int, int, int]:
 
 def _adaptive_pool(rank: int, kind: str, expr: str, grad_first: bool = False) -> Formula:
 
-    def fn(result: Any, a: Any, b: Any, *args: Any, **kwargs: Any) -> Work:
+    def fn(result: Output, a: TensorSpec, b: Any, *args: Any, **kwargs: Any) -> Work:
         x, out = (b, a) if grad_first else (a, first(result))  # a backward gets (grad, input)
         planes, window, outputs = _adaptive(x, out, rank)
         return Work(flops=(Flops(kind, Term(expr, N=planes, W=window, P=outputs)),))
@@ -117,13 +120,14 @@ formula(aten._adaptive_avg_pool3d_backward, aten.adaptive_avg_pool3d_backward)(
 
 
 @formula(aten.adaptive_max_pool2d_backward, aten.adaptive_max_pool3d_backward)
-def adaptive_max_pool_backward(result: Any, grad: Any, *args: Any, **kwargs: Any) -> Work:
+def adaptive_max_pool_backward(result: TensorSpec, grad: TensorSpec, *args: TensorSpec, **kwargs: Any) -> Work:
     """One add per output gradient, routed to its argmax."""
     return Work(flops=(Flops("pool_backward", Term("P", P=int(grad.numel()))),))
 
 
 @formula(aten.mkldnn_adaptive_avg_pool2d_backward)
-def mkldnn_adaptive_avg_pool_backward(result: Any, grad: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+def mkldnn_adaptive_avg_pool_backward(result: TensorSpec, grad: TensorSpec, x: TensorSpec, *args: Any,
+                                      **kwargs: Any) -> Work:
     """As the adaptive average pooling gradient: N·W, W the summed window elements per plane."""
     planes, window, outputs = _adaptive(x, grad, 2)
     return Work(flops=(Flops("pool_backward", Term("N·W", N=planes, W=window)),))

@@ -20,6 +20,7 @@ costed.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -36,7 +37,7 @@ aten, quantized = ops.aten, ops.quantized
 _NOTE = "integer MACs of the quantized product; requantization not counted"
 
 
-def unpacked(packed: Any) -> list[torch.Tensor]:
+def unpacked(packed: Any) -> list[torch.Tensor]:  # a packed-params script object: its methods are not typed
     """The tensors a packed weight holds (weight, then bias if any), read outside the count's modes: unpacking is
     a real op on the real packed object, which fake tensors cannot stand in for."""
     with _disable_current_modes():
@@ -49,7 +50,7 @@ def _stored_bytes(t: torch.Tensor) -> int:
     return t.numel() * (2 if t.is_floating_point() and t.dim() > 1 else t.element_size())
 
 
-def tensor_bytes(args: Any) -> int:
+def tensor_bytes(args: object) -> int:
     """Bytes of the tensors among `args` (lists of them too), packed weights included as they are stored."""
     if isinstance(args, TensorSpec):
         return args.numel() * args.element_size()
@@ -60,7 +61,7 @@ def tensor_bytes(args: Any) -> int:
     return 0
 
 
-def _reads_packed(work: Work, *args: Any) -> Work:
+def _reads_packed(work: Work, *args: object) -> Work:
     """A packed weight is a script object, not a tensor, so the bytes a count tallies would leave it out: its
     weight and bias are read too, beside the op's tensors."""
     if not any(hasattr(a, "unpack") for a in args):
@@ -71,7 +72,7 @@ def _reads_packed(work: Work, *args: Any) -> Work:
 @formula(quantized.linear, quantized.linear_relu, quantized.linear_leaky_relu, quantized.linear_tanh, quantized.matmul,
          quantized.int4mm_packed_weight_cpu, aten._weight_int4pack_mm, aten._weight_int4pack_mm_for_cpu,
          aten._weight_int4pack_mm_with_scales_and_zeros, aten._weight_int8pack_mm, aten._dyn_quant_matmul_4bit)
-def quantized_product(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+def quantized_product(result: TensorSpec, x: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """(output elements)·K MACs, K the input's last dimension (a matrix product with a packed weight)."""
     out = first(result)
     k = int(x.shape[-1])
@@ -81,21 +82,21 @@ def quantized_product(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
 
 @formula(quantized.linear_dynamic_fp16, quantized.linear_relu_dynamic_fp16,
          quantized.linear_dynamic_fp16_unpacked_weight)
-def fp16_product(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+def fp16_product(result: TensorSpec, x: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """(output elements)·K float32 MACs: the float16 weight is widened to float32 before each multiply-add."""
     work = quantized_product(result, x, *args)
     return dataclasses.replace(work, note="float32 MACs: fbgemm widens each float16 weight to float32 as it loads it")
 
 
 @formula(quantized.linear_dynamic, quantized.linear_relu_dynamic)
-def dynamic_product(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+def dynamic_product(result: TensorSpec, x: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """(output elements)·K int8 MACs: the float input is quantized to 8 bits at run time, then multiplied."""
     return dataclasses.replace(quantized_product(result, x, *args), dtype="int8")
 
 
 @output_rule(quantized.linear_dynamic, quantized.linear_relu_dynamic, quantized.linear_dynamic_fp16,
              quantized.linear_relu_dynamic_fp16)
-def dynamic_linear_output(x: Any, packed: Any, *args: Any, **kwargs: Any) -> Any:
+def dynamic_linear_output(x: torch.Tensor, packed: Any, *args: Any, **kwargs: Any) -> torch.Tensor | None:
     """On the meta device (no kernel there): a float output of x's rows by the packed weight's output features."""
     if not x.is_meta:
         return None  # fake tensors have the op's own fake kernel
@@ -105,12 +106,12 @@ def dynamic_linear_output(x: Any, packed: Any, *args: Any, **kwargs: Any) -> Any
 
 @formula(quantized.linear_with_input_q_dq_qweight_dq_output_fp32,
          quantized.linear_with_input_q_dq_qweight_dq_relu_output_fp32)
-def reference_linear(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+def reference_linear(result: TensorSpec, x: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """(output elements)·K MACs, as a quantized linear layer."""
     return quantized_product(result, x, *args)
 
 
-def _packed_conv(result: Any, x: Any, packed: Any, *tensors: Any) -> Work:
+def _packed_conv(result: TensorSpec, x: TensorSpec, packed: Any, *tensors: TensorSpec) -> Work:
     weight = tuple(unpacked(packed)[0].shape)  # the packed object's weight tensor: only its shape is used
     if len(weight) == len(x.shape) + 1:  # a 1-d kernel is packed as 2-d: (C_out, C_in, 1, K) for (N, C, L) input
         weight = weight[:2] + weight[3:]
@@ -121,20 +122,22 @@ def _packed_conv(result: Any, x: Any, packed: Any, *tensors: Any) -> Work:
 
 @formula(quantized.conv1d, quantized.conv1d_relu, quantized.conv2d, quantized.conv2d_relu, quantized.conv3d,
          quantized.conv3d_relu, quantized.conv_transpose1d, quantized.conv_transpose2d, quantized.conv_transpose3d)
-def quantized_conv(result: Any, x: Any, packed: Any, *args: Any, **kwargs: Any) -> Work:
+def quantized_conv(result: TensorSpec, x: TensorSpec, packed: Any, *args: Sequence[int] | float,
+                   **kwargs: Any) -> Work:
     """Convolution MACs (see conv.py) with the kernel and groups of the packed weight."""
     return _packed_conv(result, x, packed)
 
 
 @formula(quantized.conv1d_dynamic, quantized.conv2d_dynamic, quantized.conv3d_dynamic,
          quantized.conv_transpose1d_dynamic, quantized.conv_transpose2d_dynamic, quantized.conv_transpose3d_dynamic)
-def dynamic_conv(result: Any, x: Any, packed: Any, *args: Any, **kwargs: Any) -> Work:
+def dynamic_conv(result: TensorSpec, x: TensorSpec, packed: Any, *args: bool, **kwargs: Any) -> Work:
     """Convolution MACs with the packed weight's kernel; int8, the float input being quantized at run time."""
     return dataclasses.replace(_packed_conv(result, x, packed), dtype="int8")
 
 
 @formula(quantized.conv2d_add, quantized.conv2d_add_relu)
-def quantized_conv_add(result: Any, x: Any, accumulator: Any, packed: Any, *args: Any, **kwargs: Any) -> Work:
+def quantized_conv_add(result: TensorSpec, x: TensorSpec, accumulator: TensorSpec, packed: Any, *args: float,
+                       **kwargs: Any) -> Work:
     """Convolution MACs; the fused add of the accumulator is integer arithmetic."""
     return _packed_conv(result, x, packed, accumulator)
 

@@ -31,13 +31,13 @@ aten, quantized = ops.aten, ops.quantized
 LSTM, GRU, RNN_TANH, RNN_RELU = 2, 3, 1, 0  # cuDNN's mode numbers, as rnn.py uses them
 
 
-def _hidden(hx: Any) -> TensorSpec:
+def _hidden(hx: TensorSpec | list[TensorSpec] | tuple[TensorSpec, ...]) -> TensorSpec:
     """The hidden state: an LSTM passes (h, c), the others h."""
     hidden: TensorSpec = hx[0] if isinstance(hx, (list, tuple)) else hx
     return hidden
 
 
-def _in_fp16(cell_params: Any) -> bool:
+def _in_fp16(cell_params: Any) -> bool:  # a script object (CellParamsBase): its methods are not typed
     """Whether a quantized RNN's cell parameters hold float16 weights ('quantized_dynamic_fp16', 'quantized_fp16')
     rather than qint8 ones ('quantized_dynamic', 'quantized'): the kind their serialized state names first."""
     with _disable_current_modes():  # reading a script object's state is no op of the model's
@@ -63,7 +63,7 @@ def _padded(args: tuple[Any, ...]) -> bool:
 
 
 @output_rule(aten.quantized_lstm, aten.quantized_gru)
-def packed_sequence_output(*args: Any, **kwargs: Any) -> Any:
+def packed_sequence_output(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, ...] | None:
     """On fake tensors: the packed-sequence form has no fake kernel (the padded one has). Its output holds the
     same rows as its input, D·H wide, then the final hidden states, shaped as the initial ones."""
     if _padded(args):
@@ -93,18 +93,19 @@ def _layers(mode: int, args: tuple[Any, ...]) -> Work:
 
 
 @formula(aten.quantized_lstm)
-def quantized_lstm(result: Any, *args: Any, **kwargs: Any) -> Work:
+def quantized_lstm(result: tuple[TensorSpec, ...], *args: Any, **kwargs: Any) -> Work:
     """LSTM gate products T·B·4H·(I + H) per layer and direction, int8 (qint8 weights) or float32 (float16)."""
     return _layers(LSTM, args)
 
 
 @formula(aten.quantized_gru)
-def quantized_gru(result: Any, *args: Any, **kwargs: Any) -> Work:
+def quantized_gru(result: tuple[TensorSpec, ...], *args: Any, **kwargs: Any) -> Work:
     """GRU gate products T·B·3H·(I + H) per layer and direction, int8 (qint8 weights) or float32 (float16)."""
     return _layers(GRU, args)
 
 
-def _cell(mode: int, x: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any) -> Work:
+def _cell(mode: int, x: TensorSpec, hx: TensorSpec | list[TensorSpec], w_ih: Any, w_hh: Any, b_ih: TensorSpec | None,
+          b_hh: TensorSpec | None) -> Work:
     """One step of a quantized cell: B rows (1 for an unbatched input)."""
     rows = int(x.shape[0]) if x.dim() > 1 else 1
     hidden, gates = int(_hidden(hx).shape[-1]), GATES[mode]
@@ -116,24 +117,28 @@ def _cell(mode: int, x: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any, b_hh: Any
 
 
 @formula(quantized.quantized_lstm_cell_dynamic)
-def lstm_cell(result: Any, x: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None) -> Work:
+def lstm_cell(result: tuple[TensorSpec, ...], x: TensorSpec, hx: list[TensorSpec], w_ih: Any, w_hh: Any,
+              b_ih: TensorSpec | None = None, b_hh: TensorSpec | None = None) -> Work:
     """One LSTM step: B·4H·(I + H) gate products, int8 (qint8 weights) or float32 (float16)."""
     return _cell(LSTM, x, hx, w_ih, w_hh, b_ih, b_hh)
 
 
 @formula(quantized.quantized_gru_cell_dynamic)
-def gru_cell(result: Any, x: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None) -> Work:
+def gru_cell(result: TensorSpec, x: TensorSpec, hx: TensorSpec, w_ih: Any, w_hh: Any, b_ih: TensorSpec | None = None,
+             b_hh: TensorSpec | None = None) -> Work:
     """One GRU step: B·3H·(I + H) gate products, int8 (qint8 weights) or float32 (float16)."""
     return _cell(GRU, x, hx, w_ih, w_hh, b_ih, b_hh)
 
 
 @formula(quantized.quantized_rnn_tanh_cell_dynamic)
-def rnn_tanh_cell(result: Any, x: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None) -> Work:
+def rnn_tanh_cell(result: TensorSpec, x: TensorSpec, hx: TensorSpec, w_ih: Any, w_hh: Any,
+                  b_ih: TensorSpec | None = None, b_hh: TensorSpec | None = None) -> Work:
     """One tanh RNN step: B·H·(I + H) products, int8 (qint8 weights) or float32 (float16)."""
     return _cell(RNN_TANH, x, hx, w_ih, w_hh, b_ih, b_hh)
 
 
 @formula(quantized.quantized_rnn_relu_cell_dynamic)
-def rnn_relu_cell(result: Any, x: Any, hx: Any, w_ih: Any, w_hh: Any, b_ih: Any = None, b_hh: Any = None) -> Work:
+def rnn_relu_cell(result: TensorSpec, x: TensorSpec, hx: TensorSpec, w_ih: Any, w_hh: Any,
+                  b_ih: TensorSpec | None = None, b_hh: TensorSpec | None = None) -> Work:
     """One ReLU RNN step: B·H·(I + H) products, int8 (qint8 weights) or float32 (float16)."""
     return _cell(RNN_RELU, x, hx, w_ih, w_hh, b_ih, b_hh)

@@ -8,24 +8,26 @@ mean (add), centre (subtract), square, add (with the two divides per output fold
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
+import torch
 from torch import ops
 
 from ..core.cost import Flops, Term, Work
-from .registry import formula, zero_cost
-from .shapes import INTEGER_NOTE, first, floating, is_tensor
+from .registry import TensorSpec, formula, zero_cost
+from .shapes import INTEGER_NOTE, Output, Scalar, first, floating, is_tensor
 
 aten = ops.aten
 
 
-def _reduced(x: Any, result: Any) -> tuple[int, int]:
+def _reduced(x: TensorSpec, result: Output) -> tuple[int, int]:
     """(input elements, output elements) of a reduction; a scalar input reduced to itself is one element."""
     return int(x.numel()), int(first(result).numel())
 
 
 @formula(aten.sum, aten.nansum, aten.prod, aten.amax, aten.amin, aten.max, aten.min, aten.argmax, aten.argmin)
-def reduce(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+def reduce(result: Output, x: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """n−1 adds (or multiplies, or compares) per output of n inputs: E_in − E_out in all."""
     if not floating(x):
         return Work(note=INTEGER_NOTE)
@@ -37,7 +39,7 @@ def reduce(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
 
 
 @formula(aten.aminmax, aten._aminmax)  # _aminmax: the older name of the same kernel
-def aminmax(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+def aminmax(result: tuple[TensorSpec, ...], x: TensorSpec, *args: int | bool, **kwargs: Any) -> Work:
     """Two reductions by compares (min and max): 2·(E_in − E_out)."""
     if not floating(x):
         return Work(note=INTEGER_NOTE)
@@ -46,7 +48,7 @@ def aminmax(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
 
 
 @formula(aten.histc)
-def histc(result: Any, x: Any, bins: int = 100, min: Any = 0, max: Any = 0, **kwargs: Any) -> Work:
+def histc(result: TensorSpec, x: TensorSpec, bins: int = 100, min: Scalar = 0, max: Scalar = 0, **kwargs: Any) -> Work:
     """6 per element: 2 compares (in range), the bin (x − lo)·bins/(hi − lo) (3), an add into it; with
     min = max the kernel first finds the data's range: 2·(E − 1) compares more."""
     if not floating(x):
@@ -58,28 +60,29 @@ def histc(result: Any, x: Any, bins: int = 100, min: Any = 0, max: Any = 0, **kw
 
 
 @formula(aten.mean, aten.nanmean)
-def mean(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+def mean(result: TensorSpec, x: TensorSpec, *args: Sequence[int] | bool | None, **kwargs: Any) -> Work:
     """E_in: n−1 adds and one divide per output of n inputs."""
     e_in, e_out = _reduced(x, result)  # (n−1) adds + 1 divide per output
     return Work(flops=(Flops("reduction", Term("E_in", E_in=e_in)),))
 
 
 @formula(aten.var, aten.var_mean)
-def var(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+def var(result: Output, x: TensorSpec, *args: Sequence[int] | bool | float | None, **kwargs: Any) -> Work:
     """4 per input element: mean, centre, square, sum (the divides folded in: 4n per output)."""
     e_in, _ = _reduced(x, result)  # mean (add), centre, square, add per element; the two divides per row folded
     return Work(flops=(Flops("reduction", Term("4·E_in", E_in=e_in)),))
 
 
 @formula(aten.std, aten.std_mean)
-def std(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+def std(result: Output, x: TensorSpec, *args: Sequence[int] | bool | None, **kwargs: Any) -> Work:
     """The variance (4 per input element) and one square root per output."""
     e_in, e_out = _reduced(x, result)  # the variance, then one square root per output
     return Work(flops=(Flops("reduction", Term("4·E_in + E_out", E_in=e_in, E_out=e_out)),))
 
 
 @formula(aten.linalg_vector_norm, aten.norm, aten.native_norm, aten.linalg__powsum)
-def vector_norm(result: Any, x: Any, ord: Any = 2, *args: Any, **kwargs: Any) -> Work:
+def vector_norm(result: TensorSpec, x: TensorSpec, ord: float | None = 2,
+                *args: Sequence[int] | bool | torch.dtype | None, **kwargs: Any) -> Work:
     """‖x‖₂: square, add per element (2·E_in − E_out) and a sqrt per output; ‖x‖₁: abs, add; ‖x‖∞: abs, compare;
     other p: abs, pow, add per element and a pow per output."""
     e_in, e_out = _reduced(x, result)
@@ -94,14 +97,14 @@ def vector_norm(result: Any, x: Any, ord: Any = 2, *args: Any, **kwargs: Any) ->
 
 
 @formula(aten.logsumexp)
-def logsumexp(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+def logsumexp(result: TensorSpec, x: TensorSpec, *args: Sequence[int] | bool, **kwargs: Any) -> Work:
     """4 per input element: max, subtract, exp, add (the log and the add-back per output folded in)."""
     e_in, e_out = _reduced(x, result)  # max (n−1), subtract n, exp n, add n−1, log 1, add back max 1
     return Work(flops=(Flops("reduction", Term("4·E_in", E_in=e_in)),))
 
 
 @formula(aten.cumsum, aten.cumprod, aten.cummax, aten.cummin, aten.logcumsumexp, aten._logcumsumexp)
-def scan(result: Any, x: Any, dim: int, *args: Any, **kwargs: Any) -> Work:
+def scan(result: Output, x: TensorSpec, dim: int, *args: Any, **kwargs: Any) -> Work:
     """Each element after the first of its row is one add (multiply, compare): E − E/n."""
     if not floating(x):
         return Work(note=INTEGER_NOTE)
@@ -119,7 +122,7 @@ def _sort_work(rows: int, n: int, k: int) -> Work:
 
 
 @formula(aten.sort, aten.argsort)
-def sort(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+def sort(result: Output, x: TensorSpec, *args: int | bool, **kwargs: Any) -> Work:
     """n·⌈log₂ n⌉ compares per row (a comparison sort)."""
     dim = kwargs.get("dim", next((a for a in args if isinstance(a, int) and not isinstance(a, bool)), -1))
     n = int(x.shape[dim]) if x.dim() else 1
@@ -127,20 +130,20 @@ def sort(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
 
 
 @formula(aten.topk)
-def topk(result: Any, x: Any, k: int, dim: int = -1, *args: Any, **kwargs: Any) -> Work:
+def topk(result: tuple[TensorSpec, ...], x: TensorSpec, k: int, dim: int = -1, *args: bool, **kwargs: Any) -> Work:
     """n·⌈log₂ k⌉ compares per row (a heap of k)."""
     n = int(x.shape[dim]) if x.dim() else 1
     return _sort_work(x.numel() // max(n, 1), n, int(k))
 
 
 @formula(aten.any, aten.all, aten.count_nonzero)
-def logical_reduce(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+def logical_reduce(result: TensorSpec, x: TensorSpec, *args: Sequence[int] | int | None, **kwargs: Any) -> Work:
     """0: a boolean reduction is not floating point."""
     return Work(note="boolean reduction: no floating-point arithmetic")
 
 
 @formula(aten._cdist_forward, aten._euclidean_dist)
-def cdist(result: Any, x1: Any, x2: Any, *args: Any, **kwargs: Any) -> Work:
+def cdist(result: TensorSpec, x1: TensorSpec, x2: TensorSpec, *args: float | None, **kwargs: Any) -> Work:
     """For each of the B·P·R pairs of D-vectors: D subtracts, D squares (or |·|^p), D−1 adds, one root."""
     pairs = int(first(result).numel())
     d = int(x1.shape[-1])
@@ -148,7 +151,7 @@ def cdist(result: Any, x1: Any, x2: Any, *args: Any, **kwargs: Any) -> Work:
 
 
 @formula(aten._pdist_forward)
-def pdist(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+def pdist(result: TensorSpec, x: TensorSpec, *args: float, **kwargs: Any) -> Work:
     """3·D per pair of D-vectors: subtract, square, add, and a root."""
     return Work(flops=(Flops("distance", Term("P·3·D", P=int(result.numel()), D=int(x.shape[-1]))),))
 
@@ -161,19 +164,20 @@ zero_cost(
 
 
 @formula(aten._cummax_helper, aten._cummin_helper)
-def cumulative_extreme(result: Any, x: Any, values: Any, indices: Any, dim: int, *args: Any, **kwargs: Any) -> Work:
+def cumulative_extreme(result: None, x: TensorSpec, values: TensorSpec, indices: TensorSpec, dim: int, *args: Any,
+                       **kwargs: Any) -> Work:
     """The running max (min) kernel: one compare per element after the first of its row."""
     return scan(values, x, dim)
 
 
 @formula(aten.dist)
-def dist(result: Any, a: Any, b: Any, *args: Any, **kwargs: Any) -> Work:
+def dist(result: TensorSpec, a: TensorSpec, b: TensorSpec, *args: Scalar, **kwargs: Any) -> Work:
     """‖a − b‖ₚ: a subtract per element, then the p-norm's 2 per element (abs or square, add) and a root."""
     e_in = max(int(a.numel()), int(b.numel()))  # the broadcast size
     return Work(flops=(Flops("reduction", Term("3·E_in", E_in=e_in)),))
 
 
 @formula(aten.allclose)
-def allclose(result: Any, a: Any, b: Any, *args: Any, **kwargs: Any) -> Work:
+def allclose(result: bool, a: TensorSpec, b: TensorSpec, *args: float | bool, **kwargs: Any) -> Work:
     """|a − b| ≤ atol + rtol·|b|: subtract, two abs, multiply, add, compare — 6 per element."""
     return Work(flops=(Flops("elementwise", Term("6·E", E=max(int(a.numel()), int(b.numel())))),))

@@ -16,7 +16,7 @@ from torch import ops
 
 from ..core.cost import Flops, Term, Work
 from . import flops_per_element as costs
-from .registry import formula
+from .registry import TensorSpec, formula
 
 aten = ops.aten
 
@@ -25,7 +25,7 @@ _CELL_FLOPS = {0: costs.RNN_RELU_CELL, 1: costs.RNN_TANH_CELL, 2: costs.LSTM_CEL
 GATES = {0: 1, 1: 1, 2: 4, 3: 3}
 
 
-def steps_of(x, batch_sizes, batch_first: bool) -> int:
+def steps_of(x: TensorSpec, batch_sizes: Sequence[int] | None, batch_first: bool) -> int:
     """Time steps × batch rows actually computed."""
     if batch_sizes is not None and len(batch_sizes) > 0:
         return int(sum(int(b) for b in batch_sizes))  # packed: x is (sum of batch sizes, I)
@@ -50,16 +50,21 @@ def layer_work(steps: int, shapes: Sequence[Sequence[Sequence[int]]], mode: int,
 
 
 @formula(aten.mkldnn_rnn_layer)
-def mkldnn_rnn_layer(result, x, w_ih, w_hh, b_ih, b_hh, hx, cx, reverse, batch_sizes, mode, hidden_size,
-                     num_layers, has_biases, bidirectional, batch_first, train):
+def mkldnn_rnn_layer(result: tuple[TensorSpec, ...], x: TensorSpec, w_ih: TensorSpec, w_hh: TensorSpec,
+                     b_ih: TensorSpec, b_hh: TensorSpec, hx: TensorSpec, cx: TensorSpec, reverse: bool,
+                     batch_sizes: Sequence[int], mode: int, hidden_size: int, num_layers: int, has_biases: bool,
+                     bidirectional: bool, batch_first: bool, train: bool) -> Work:
     steps = steps_of(x, batch_sizes, bool(batch_first))
     return layer_work(steps, [[w_ih.shape, w_hh.shape]], int(mode), bool(has_biases), int(hidden_size))
 
 
 @formula(aten.mkldnn_rnn_layer_backward)
-def mkldnn_rnn_layer_backward(result, x, w_ih, w_hh, b_ih, b_hh, hx, cx, output, hy, cy, grad_output, grad_hy,
-                              grad_cy, reverse, mode, hidden_size, num_layers, has_biases, train, bidirectional,
-                              batch_sizes, batch_first, workspace):
+def mkldnn_rnn_layer_backward(result: tuple[TensorSpec | None, ...], x: TensorSpec, w_ih: TensorSpec,
+                              w_hh: TensorSpec, b_ih: TensorSpec, b_hh: TensorSpec, hx: TensorSpec, cx: TensorSpec,
+                              output: TensorSpec, hy: TensorSpec, cy: TensorSpec, grad_output: TensorSpec | None,
+                              grad_hy: TensorSpec | None, grad_cy: TensorSpec | None, reverse: bool, mode: int,
+                              hidden_size: int, num_layers: int, has_biases: bool, train: bool, bidirectional: bool,
+                              batch_sizes: Sequence[int], batch_first: bool, workspace: TensorSpec) -> Work:
     # gradients for the inputs and for the weights each repeat the forward's products
     steps = steps_of(x, batch_sizes, bool(batch_first))
     forward = layer_work(steps, [[w_ih.shape, w_hh.shape]], int(mode), bool(has_biases), int(hidden_size))
@@ -69,18 +74,19 @@ def mkldnn_rnn_layer_backward(result, x, w_ih, w_hh, b_ih, b_hh, hx, cx, output,
     return Work(macs=macs, dots=2 * forward.dots, flops=forward.flops, note=note)
 
 
-def _grouped(weights: list[Any], stride: int) -> list[list[Sequence[int]]]:
+def _grouped(weights: list[TensorSpec], stride: int) -> list[list[Sequence[int]]]:
     """cuDNN's flat weight list → the shapes of [(w_ih, w_hh[, w_hr])] per layer and direction, biases dropped."""
     groups = []
     for start in range(0, len(weights), stride):
         group = weights[start:start + stride]
-        matrices = [w.shape for w in group if w.dim() == 2]
+        matrices: list[Sequence[int]] = [w.shape for w in group if w.dim() == 2]
         groups.append(matrices)
     return groups
 
 
 @formula(aten._cudnn_rnn, aten.miopen_rnn)
-def cudnn_rnn(result, x, weight, weight_stride0, *rest):
+def cudnn_rnn(result: tuple[TensorSpec, ...], x: TensorSpec, weight: Sequence[TensorSpec], weight_stride0: int,
+              *rest: Any) -> Work:
     # _cudnn_rnn: weight_buf, hx, cx, mode, hidden_size, proj_size, num_layers, batch_first, dropout, train,
     #             bidirectional, batch_sizes, dropout_state; miopen_rnn lacks weight_buf and proj_size
     if len(rest) == 13:
@@ -92,7 +98,7 @@ def cudnn_rnn(result, x, weight, weight_stride0, *rest):
     return layer_work(steps_of(x, batch_sizes, bool(batch_first)), groups, int(mode), has_biases, int(hidden))
 
 
-def _fused_cell(state: Any, has_bias: bool, gates: int, per_unit: int) -> Work:
+def _fused_cell(state: TensorSpec, has_bias: bool, gates: int, per_unit: int) -> Work:
     """Gate arithmetic of one fused CUDA cell step; its matrix products ran before it, as mm/addmm."""
     rows, hidden = int(state.shape[0]) if state.dim() > 1 else 1, int(state.shape[-1])
     flops = [Flops("rnn_cell", Term("B·H·c", B=rows, H=hidden, c=per_unit))]
@@ -102,10 +108,12 @@ def _fused_cell(state: Any, has_bias: bool, gates: int, per_unit: int) -> Work:
 
 
 @formula(aten._thnn_fused_lstm_cell)
-def fused_lstm_cell(result, input_gates, hidden_gates, cx, input_bias=None, hidden_bias=None):
+def fused_lstm_cell(result: tuple[TensorSpec, ...], input_gates: TensorSpec, hidden_gates: TensorSpec, cx: TensorSpec,
+                    input_bias: TensorSpec | None = None, hidden_bias: TensorSpec | None = None) -> Work:
     return _fused_cell(cx, input_bias is not None, 4, costs.LSTM_CELL)
 
 
 @formula(aten._thnn_fused_gru_cell)
-def fused_gru_cell(result, input_gates, hidden_gates, hx, input_bias=None, hidden_bias=None):
+def fused_gru_cell(result: tuple[TensorSpec, ...], input_gates: TensorSpec, hidden_gates: TensorSpec, hx: TensorSpec,
+                   input_bias: TensorSpec | None = None, hidden_bias: TensorSpec | None = None) -> Work:
     return _fused_cell(hx, input_bias is not None, 3, costs.GRU_CELL)

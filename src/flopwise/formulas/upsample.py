@@ -9,13 +9,14 @@ Grid sampling also computes each output position's source coordinates: 10 FLOPs 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from torch import ops
 
 from ..core.cost import Flops, Term, Work
 from . import flops_per_element as costs
-from .registry import Formula, formula
+from .registry import Formula, TensorSpec, formula
 from .shapes import first
 
 aten = ops.aten
@@ -25,7 +26,7 @@ def _interpolate(mode: str, backward: bool = False) -> Formula:
     cost = costs.INTERPOLATE[mode]
     kind = "interpolate_backward" if backward else "interpolate"
 
-    def fn(result: Any, x: Any, *args: Any, **kwargs: Any) -> Work:
+    def fn(result: TensorSpec, x: TensorSpec, *args: Any, **kwargs: Any) -> Work:
         outputs = int(x.numel()) if backward else int(first(result).numel())
         if backward and cost == 0:  # nearest: each output gradient is added into its source
             return Work(flops=(Flops(kind, Term("P", P=outputs)),))
@@ -57,7 +58,7 @@ formula(aten.upsample_bicubic2d_backward, aten._upsample_bicubic2d_aa_backward)(
 _GRID_MODES = {0: "bilinear", 1: "nearest", 2: "bicubic"}  # grid_sampler's interpolation_mode numbers
 
 
-def _grid_work(out: Any, mode: int, rank: int, passes: int = 1) -> Work:
+def _grid_work(out: TensorSpec, mode: int, rank: int, passes: int = 1) -> Work:
     name = _GRID_MODES.get(int(mode), "bilinear")
     if rank == 3 and name == "bilinear":
         name = "trilinear"
@@ -68,20 +69,22 @@ def _grid_work(out: Any, mode: int, rank: int, passes: int = 1) -> Work:
 
 
 @formula(aten.grid_sampler_2d, aten.cudnn_grid_sampler)
-def grid_sampler_2d(result: Any, x: Any, grid: Any, mode: int = 0, *args: Any, **kwargs: Any) -> Work:
+def grid_sampler_2d(result: TensorSpec, x: TensorSpec, grid: TensorSpec, mode: int = 0, *args: int | bool,
+                    **kwargs: Any) -> Work:
     """Per output element the interpolation (bilinear 7, bicubic 31), per position 10 for coordinates."""
     return _grid_work(first(result), mode, 2)
 
 
 @formula(aten.grid_sampler_3d)
-def grid_sampler_3d(result: Any, x: Any, grid: Any, mode: int = 0, *args: Any, **kwargs: Any) -> Work:
+def grid_sampler_3d(result: TensorSpec, x: TensorSpec, grid: TensorSpec, mode: int = 0, *args: int | bool,
+                    **kwargs: Any) -> Work:
     """Per output element trilinear 15, per position 15 for coordinates."""
     return _grid_work(first(result), mode, 3)
 
 
 @formula(aten.grid_sampler_2d_backward, aten.grid_sampler_3d_backward)
-def grid_sampler_backward(result: Any, grad: Any, x: Any, grid: Any, mode: int = 0, *args: Any,
-                          **kwargs: Any) -> Work:
+def grid_sampler_backward(result: tuple[TensorSpec | None, ...], grad: TensorSpec, x: TensorSpec, grid: TensorSpec,
+                          mode: int = 0, *args: int | Sequence[bool], **kwargs: Any) -> Work:
     """Twice the forward: gradients for the input and for the grid."""
     # gradients for the input (scatter with the weights) and for the grid (weight derivatives): 2 × forward
     return _grid_work(grad, mode, grad.dim() - 2, passes=2)
