@@ -14,14 +14,10 @@ SOURCE = Path(__file__).resolve().parent.parent / "src" / "flopwise"
 LAYERS: dict[str, int] = {
     "flopwise.core": 0,  # Term, Work, Cost, conventions, the energy table
     "flopwise.formulas": 1,  # the registry, one call priced, one file per op family
-    "flopwise.engine.module_stack": 2,
-    "flopwise.engine.memory": 2,
-    "flopwise.engine.restore": 2,
-    "flopwise.shapes_only": 2,  # the fake mode, fake tensors, the value store
-    "flopwise.engine.mask_census": 3,
-    "flopwise.shortcuts": 3,  # the keyer, replays and the memo, folds (shape-only counts)
-    "flopwise.symbolic.trace": 3,  # the run with symbolic sizes
-    "flopwise.engine": 4,  # the dispatch mode, higher-order operators, the run state, preparing the model
+    "flopwise.shapes_only": 2,  # the fake mode, fake tensors made directly, the one value store
+    "flopwise.shortcuts": 3,  # the keyer, replays and the memo (shape-only counts)
+    "flopwise.symbolic.trace": 3,  # the run with symbolic sizes, which the dispatch mode records into
+    "flopwise.engine": 4,  # the dispatch mode, module stack, memory, higher-order ops, restore, run state
     "flopwise.report": 5,  # the Report, assembled from a run; effective MACs; MoE records
     "flopwise.symbolic": 5,  # the fit and its report
     "flopwise.counter": 6,  # count(), counting()
@@ -139,4 +135,5 @@ def test_module_within_the_size_budget(name: str) -> None:
     assert lines <= MAX_LINES or name in OVER_BUDGET, f"{name}: {lines} lines (budget {MAX_LINES}); split it"
 
 
-OVER_BUDGET: set[str] = set()
+# count() and counting() with the one run they share: one module that reads top to bottom beats two halves
+OVER_BUDGET: set[str] = {"flopwise.counter"}

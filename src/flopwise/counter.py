@@ -264,7 +264,7 @@ def _count_alone(
     stack = ModuleStack({model: ""})
     named = {op_name(op): fn for op, fn in (overrides or {}).items()}
     # replays and the memo: shape-only counts with shortcuts, not under attention="masked" (mask values count)
-    replicas = Replicas(model, fake, stack, values, rules, bool(named)) \
+    replicas = Replicas(model, fake, lambda: stack.current, values, rules, bool(named)) \
         if shortcuts and fake is not None and values is not None and state is not None and not rules.masked else None
     run = RunState(rules, named, guard if guard.watching else None, values, replicas, trace, tuple(notes))
     with rng_preserved(), torch.no_grad(), fake or contextlib.nullcontext(), collector_paused(shapes_only):

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import _disable_current_modes
 
+from ..shapes_only.tensors import storage_key
+
 
 def packed_weights(module: torch.nn.Module) -> list[torch.Tensor]:
     """The weights and biases a quantized module keeps packed (not as parameters), as stored: torch's quantized
@@ -65,13 +67,6 @@ def bytes_by_dtype(tensors: Iterable[torch.Tensor]) -> dict[str, int]:
     return dict(sorted(by_dtype.items(), key=lambda kv: -kv[1]))
 
 
-def _storage_key(t: torch.Tensor) -> int | None:
-    try:
-        return int(t.untyped_storage()._cdata)
-    except (RuntimeError, NotImplementedError):  # sparse or other storage-less tensors
-        return None
-
-
 class ActivationMemory:
     """Live bytes of the storages created in the dispatch stream, and their peak (see the module docstring)."""
 
@@ -86,9 +81,9 @@ class ActivationMemory:
                declared: dict[int | None, int] | None = None) -> None:
         """After an op (not a view): outputs whose storage is new become live until it is freed. `declared`:
         bytes of storages made without them (replay.py, with symbolic sizes), taken instead of the storage's."""
-        existing = {_storage_key(t) for t in inputs}
+        existing = {storage_key(t) for t in inputs}
         for t in outputs:
-            key = _storage_key(t)
+            key = storage_key(t)
             if key is None or key in existing or key in self._live:
                 continue
             storage = t.untyped_storage()

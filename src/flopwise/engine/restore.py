@@ -20,7 +20,7 @@ import torch
 from torch.utils._python_dispatch import _disable_current_modes
 
 from ..formulas.schema import written_tensors
-from .memory import _storage_key
+from ..shapes_only.tensors import storage_key
 
 _OWN_DICTS = ("_parameters", "_buffers", "_modules")
 
@@ -36,7 +36,7 @@ class StateGuard:
             seen: set[int] = set()
             named = [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]
             for name, t in named:
-                key = None if t.is_meta or id(t) in seen else _storage_key(t)
+                key = None if t.is_meta or id(t) in seen else storage_key(t)
                 if key is None:
                     continue
                 seen.add(id(t))
@@ -57,7 +57,7 @@ class StateGuard:
     def before_write(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Called by the counting mode before an op whose schema says it writes an argument runs."""
         for target in written_tensors(func, args, kwargs):
-            key = _storage_key(target)
+            key = storage_key(target)
             for _, t in self._storages.get(key, ()) if key is not None else ():
                 if id(t) not in self._saved:
                     with _disable_current_modes():  # a real copy, also under a fake mode (TorchScript)

@@ -10,10 +10,17 @@ import torch
 from torch._subclasses.fake_tensor import FakeTensor, FakeTensorMode
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-from ..engine.memory import _storage_key
 from ..formulas.registry import PLAIN_TYPES
 
 _LAYOUT = torch.Tensor.layout.__get__  # type: ignore[attr-defined]  # C property: FakeTensor's own is slower
+
+
+def storage_key(t: torch.Tensor) -> int | None:
+    """What identifies a tensor's storage (None for a sparse or other storage-less tensor)."""
+    try:
+        return int(t.untyped_storage()._cdata)
+    except (RuntimeError, NotImplementedError):
+        return None
 
 
 class Output(NamedTuple):
@@ -41,7 +48,7 @@ def storage_of(t: torch.Tensor) -> int | None:
     base = getattr(t, "_flopwise_base", None)
     while base is not None:
         t, base = base, getattr(base, "_flopwise_base", None)
-    return _storage_key(t)
+    return storage_key(t)
 
 
 def describe(out: Any, inputs: list[torch.Tensor], fake: FakeTensorMode,

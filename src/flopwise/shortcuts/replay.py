@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import torch
@@ -29,11 +30,9 @@ from torch.nn.modules.module import register_module_forward_hook, register_modul
 
 from ..core.conventions import Convention
 from ..core.cost import OpCall
-from ..engine.memory import _storage_key
-from ..engine.module_stack import ModuleStack
 from ..formulas import registry
 from ..formulas.registry import tensors_in
-from ..shapes_only.tensors import Output, describe, make, rebuild, wrap
+from ..shapes_only.tensors import Output, describe, make, rebuild, storage_key, wrap
 from ..shapes_only.values import Values
 from .keys import all_fake, call_key
 
@@ -122,11 +121,12 @@ class Replicas:
     """Tapes of repeated blocks and their replays for one count (see the module docstring); hooks removed in close().
     `replayed` and `recalled` count the op calls made from tapes and from the memo."""
 
-    def __init__(self, model: torch.nn.Module, fake: FakeTensorMode, stack: ModuleStack, values: Values,
+    def __init__(self, model: torch.nn.Module, fake: FakeTensorMode, where: Callable[[], str], values: Values,
                  convention: Convention, private: bool) -> None:
+        """`where()`: the name of the module running now (the module stack's)."""
         self.kinds = structures(model)
         self.fake = fake
-        self.stack = stack  # which module is running now
+        self.where = where
         self.values = values  # real values of input-only tensors (shapes_only/values.py)
         self.tapes: dict[int, _Tape] = {}
         self.symbolic = fake.shape_env is not None  # a run with symbolic sizes (symbolic/trace.py)
@@ -245,7 +245,7 @@ class Replicas:
         else:
             out = rebuild(entry.outputs, lambda leaf: self._make(leaf, inputs))
         self.last = entry.call
-        return out, entry.call._replace(module=self.stack.current), inputs if entry.allocates else None
+        return out, entry.call._replace(module=self.where()), inputs if entry.allocates else None
 
     def _make(self, leaf: Any, inputs: list[torch.Tensor]) -> Any:
         if not self.symbolic or not isinstance(leaf, Output):
@@ -257,7 +257,7 @@ class Replicas:
             meta = torch.empty(0, dtype=leaf.dtype, device="meta").as_strided(leaf.shape, leaf.stride, leaf.offset)
         made = wrap(self.fake, meta, leaf.device)
         if leaf.alias is None:
-            self.declared[_storage_key(made)] = leaf.nbytes
+            self.declared[storage_key(made)] = leaf.nbytes
         else:
             made._flopwise_base = inputs[leaf.alias]  # type: ignore[attr-defined]
         return made
