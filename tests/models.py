@@ -2,10 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
+
+T = TypeVar("T")
+
+
+def seeded(build: Callable[[], T], seed: int = 0) -> T:
+    """`build()` with torch's RNG seeded, the caller's RNG state left as it was: models built at import time (the
+    guides' examples of a parametrize list or a module constant) get the same weights on every run."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        return build()
+
+
+@torch.library.custom_op("flopwise_tests::never_costed", mutates_args=())
+def never_costed(x: torch.Tensor) -> torch.Tensor:
+    """An op that has no formula and no decomposition, and never will: it is the tests' own."""
+    return x.clone()
+
+
+@never_costed.register_fake
+def _(x: torch.Tensor) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+class Uncosted(nn.Module):
+    """A forward whose one op has no known cost: its count is incomplete, whatever formulas flopwise gains."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = never_costed(x)
+        return out
 
 
 class ConvBNNet(nn.Module):

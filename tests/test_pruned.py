@@ -88,3 +88,49 @@ def test_zeros_scattered_over_a_weight_larger_than_one_scan_stretch() -> None:
     r = flopwise.count(fc, torch.rand(3, 1024), mode="meta")
     assert r.effective_macs == 3 * (614_400 - 5)  # R·nnz(W)
     assert r[""].weight_density == (614_400 - 5) / 614_400
+
+
+def test_one_zero_among_many_weights_leaves_the_table_unchanged() -> None:
+    # a random init draws an exact 0.0 now and then: that is not pruning, and must not change what is printed
+    fc = nn.Linear(512, 512, bias=False)  # 262,144 weights
+    with torch.no_grad():
+        fc.weight.copy_(torch.arange(1, 512 * 512 + 1, dtype=torch.float32).view(512, 512))  # none zero
+        fc.weight[3, 7] = 0.0  # exactly one zero
+    r = flopwise.count(fc, torch.rand(1, 512))
+    assert r.macs == 1 * 512 * 512  # dense R·K·N = 262,144
+    assert r.effective_macs == 1 * 512 * 512 * 262_143 // 262_144 == 262_143  # dense MACs · nnz/numel = R·nnz
+    assert r[""].weight_density == 262_143 / 262_144
+    assert r.sparse_weights  # the data keeps the zero...
+    table = r.table()
+    assert "Density" not in table and "Effective MACs" not in table  # ...the table does not show it
+    assert "effective:" not in table
+    assert "Density" not in r.to_markdown()
+    assert r.to_dict()["total"]["macs"] == 262_144
+
+
+def test_half_the_weights_zero_shows_the_density_columns() -> None:
+    fc = nn.Linear(512, 512, bias=False)
+    with torch.no_grad():
+        fc.weight.fill_(1.0)
+        fc.weight[:256] = 0.0  # 256 of 512 output rows: 131,072 of 262,144 weights zero
+    r = flopwise.count(fc, torch.rand(1, 512))
+    assert r.effective_macs == 1 * 512 * 512 * 131_072 // 262_144 == 131_072  # dense MACs · nnz/numel
+    table = r.table()
+    header = table.splitlines()[0].split()
+    assert header[-3:] == ["Density", "Effective", "MACs"]
+    assert "50.0%" in table and "131 k" in table  # 131,072 / 262,144 non-zero; 131,072 effective MACs
+    assert "effective: 131,072 MACs once multiplications by zero weights are skipped (50.0% of the dense count)" \
+        in table
+
+
+def test_density_shown_from_one_percent_of_a_module_weights_zero() -> None:
+    # the threshold: a module whose weights are at least 1 % exact zeros (density at most 99 %) is visibly pruned
+    at, below = nn.Linear(100, 10, bias=False), nn.Linear(100, 10, bias=False)  # 1,000 weights each
+    with torch.no_grad():
+        at.weight.fill_(1.0)
+        below.weight.fill_(1.0)
+        at.weight.view(-1)[:10] = 0.0  # 10 of 1,000 = 1 %: density 99.0 %
+        below.weight.view(-1)[:9] = 0.0  # 9 of 1,000: density 99.1 %
+    shown, hidden = (flopwise.count(m, torch.rand(2, 100)) for m in (at, below))
+    assert shown.effective_macs == 2 * 990 and hidden.effective_macs == 2 * 991  # R·nnz, exact in both
+    assert "Density" in shown.table() and "Density" not in hidden.table()

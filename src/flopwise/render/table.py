@@ -7,7 +7,7 @@ from collections.abc import Callable
 from ..report.report import Report
 from .grid import Column, left, right, text_table
 from .rows import incomplete_lines, memory_lines
-from .tree import DENSITY_HEADERS, TreeRow, density_cells, shapes_text, share, tree_rows
+from .tree import DENSITY_HEADERS, TreeRow, density_cells, shapes_text, share, shows_density, tree_rows
 from .units import binary_bytes, count_text, si
 
 COLUMNS = left("Module", "Type") + right("Params", "MACs", "FLOPs", "% FLOPs", "Bytes moved")
@@ -28,10 +28,10 @@ def with_shapes(cells: tuple[str, ...], row: TreeRow) -> tuple[str, ...]:
 def module_grid(
     report: Report, depth: int | None, shapes: bool, name: Callable[[TreeRow], str]
 ) -> tuple[list[Column], list[tuple[str, ...]]]:
-    """The module table's columns and rows, text and Markdown alike: `name` writes a row's first cell; a density
-    column when some weight holds zeros, shape columns with `--shapes`."""
+    """The module table's columns and rows, text and Markdown alike: `name` writes a row's first cell; density
+    columns when pruning is visible (`shows_density`), shape columns with `--shapes`."""
     tree = tree_rows(report, depth)
-    sparse = report.sparse_weights
+    sparse = shows_density(report)
     rows: list[tuple[str, ...]] = [
         (name(row), row.type, count_text(row.params), si(row.macs), si(row.flops),
          share(row.flops, report.flops), binary_bytes(row.cost.bytes), *(density_cells(row) if sparse else ()))
@@ -53,7 +53,7 @@ def render_table(report: Report, depth: int | None = 2, shapes: bool = False) ->
         f"({report.trainable_params:,} trainable, {report.frozen_params:,} frozen), "
         f"{report.bytes_read:,} bytes read, {report.bytes_written:,} bytes written"
     )
-    if report.sparse_weights and report.effective_macs is not None and report.macs:
+    if shows_density(report) and report.effective_macs is not None and report.macs:
         out.append(f"effective: {report.effective_macs:,} MACs once multiplications by zero weights are skipped "
                    f"({report.effective_macs / report.macs:.1%} of the dense count)")
     out += memory_lines(report)

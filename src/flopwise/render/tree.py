@@ -40,6 +40,16 @@ class TreeRow:
 
 
 DENSITY_HEADERS = ("Density", "Effective MACs")
+VISIBLE_PRUNING = 0.99  # a module's weight density at most this (≥ 1 % of its weights exactly 0) is shown as pruning
+
+
+def shows_density(report: Report) -> bool:
+    """Whether the tables add Density and Effective MACs columns and the footer's "effective" line: only when
+    pruning is visible, some module's weights at least 1 % exact zeros. A random init draws an exact 0.0 now and
+    then (one among a Linear's 262k weights); that must not change the printed table. `report.effective_macs`,
+    the rows' figures and the JSON stay exact either way."""
+    return any(row.weight_density is not None and row.weight_density <= VISIBLE_PRUNING
+               for row in report.modules.values())
 
 
 def density_cells(row: TreeRow) -> tuple[str, str]:
