@@ -53,15 +53,35 @@ def test_prefill_and_each_decode_step_by_hand(real: Any) -> None:
     assert report_to_dict(real)["phases"]["decode"]["macs"] == real.phases["decode"].macs
 
 
+# GPT-2's parameters by hand (D = 128, 2 layers, 64 positions, vocabulary 1,000; lm_head tied to wte, once):
+# a layer has two LayerNorms (2·2D), c_attn D·3D + 3D, attention c_proj D·D + D, MLP c_fc D·4D + 4D and c_proj
+# 4D·D + D: 12·D² + 13·D = 196,608 + 1,664 = 198,272
+GPT2_PARAMS = VOCAB * D + 64 * D + LAYERS * (12 * D * D + 13 * D) + 2 * D  # wte, wpe, layers, ln_f: 532,992
+
+
 def test_kv_cache_and_bytes_per_step(real: Any) -> None:
-    weights = sum(p.numel() for p in gpt2().parameters()) * 4  # tied lm_head counted once
+    assert GPT2_PARAMS == 128_000 + 8_192 + 2 * 198_272 + 256 == 532_992
+    weights = GPT2_PARAMS * 4  # float32: 2,131,968 bytes
     for i, step in enumerate(real.steps):
         context = PROMPT + i
         assert step.kv_cache_bytes == step.kv_read_bytes == context * KV_PER_TOKEN  # 2048 bytes per token
         assert step.kv_written_bytes == (PROMPT if i == 0 else 1) * KV_PER_TOKEN
-        assert step.weight_bytes == weights
-        assert step.intensity == step.cost.flops / (step.cost.bytes_read + step.cost.bytes_written)
+        assert step.weight_bytes == weights == 2_131_968
     assert real.steps[1].intensity < real.steps[0].intensity  # decode moves the weights for one token
+
+
+def test_intensity_is_flops_per_byte_moved() -> None:
+    # under convention="contractions" a step's FLOPs are 2·MACs, known by hand; intensity divides them by the
+    # bytes its ops read and write
+    ids = torch.zeros(1, PROMPT, dtype=torch.long)
+    r = flopwise.count_generate(gpt2(meta=True), ids, max_new_tokens=2, convention="contractions")
+    prefill, decode = r.steps
+    assert prefill.cost.flops == 2 * hand_macs(PROMPT, PROMPT) == 2 * 3_306_496
+    assert decode.cost.flops == 2 * hand_macs(1, PROMPT + 1) == 2 * 525_824
+    assert prefill.intensity == 2 * 3_306_496 / (prefill.cost.bytes_read + prefill.cost.bytes_written)
+    assert decode.intensity == 2 * 525_824 / (decode.cost.bytes_read + decode.cost.bytes_written)
+    # decode reads at least every weight of the 2·12·D² linears and the D·V lm_head once, in float32
+    assert decode.cost.bytes_read >= (LAYERS * 12 * D * D + D * VOCAB) * 4
 
 
 def test_shape_only_path_equals_the_real_path(real: Any) -> None:

@@ -131,9 +131,15 @@ def test_unknown_peak_gives_unknown_mfu(measured, tmp_path):
 
 
 def test_mfu_is_model_flops_over_time_and_peak(measured):
-    assert measured.model_flops == 2 * measured.report.macs  # contractions only, 2 FLOPs per MAC
-    assert measured.mfu == pytest.approx(measured.model_flops / measured.seconds / measured.peaks.flops_per_s)
-    assert measured.hfu >= measured.mfu  # hardware FLOPs add the ReLU to the matmuls
+    # by hand, mlp() on 64 rows: two bias-free Linears, 64·256·512 + 64·512·256 = 16,777,216 MACs
+    model_flops = 2 * (64 * 256 * 512 + 64 * 512 * 256)  # contractions only, 2 FLOPs per MAC: 33,554,432
+    hardware_flops = model_flops + 64 * 512  # every FLOP run: the ReLU adds 1 per element of its 64×512 input
+    assert measured.model_flops == model_flops == 33_554_432
+    assert measured.hardware_flops == hardware_flops == 33_587_200
+    peak = measured.peaks.flops_per_s
+    assert measured.mfu == pytest.approx(33_554_432 / measured.seconds / peak)
+    assert measured.hfu == pytest.approx(33_587_200 / measured.seconds / peak)
+    assert measured.hfu / measured.mfu == pytest.approx(33_587_200 / 33_554_432)  # 1 + 32,768 / 33,554,432
 
 
 def test_roofline_plot_files_are_well_formed(measured, tmp_path):

@@ -37,9 +37,20 @@ def _llama_macs(causal: bool) -> int:
 
 
 def test_the_hand_count() -> None:
-    # 2·(25,165,824 + 67,108,864 + 50,331,648) + 65,536,000, and with the causal half 33,619,968 per layer
-    assert _llama_macs(causal=False) == 350_748_672
-    assert _llama_macs(causal=True) == 283_770_880
+    # Each product of one layer written out with the sizes as numbers: S = 512 tokens, d = 128, 4 query heads
+    # and 2 key/value heads of 32, FFN 256, vocabulary 1,000, 2 layers.
+    q = o = 512 * 128 * 128  # S·d·d: 8,388,608 each
+    k = v = 512 * 128 * (2 * 32)  # S·d·(kv heads·head dim): 4,194,304 each
+    scores = values = 4 * 512 * 512 * 32  # heads·S·S·head dim: 33,554,432 each (dense)
+    gate = up = down = 512 * 128 * 256  # S·d·FFN: 16,777,216 each
+    lm_head = 512 * 128 * 1000  # S·d·V: 65,536,000
+    layer = q + k + v + o + scores + values + gate + up + down
+    assert layer == 142_606_336
+    assert _llama_macs(causal=False) == 2 * layer + lm_head == 350_748_672
+    # causal: query i sees keys 0..i, 1 + 2 + … + 512 = 512·513/2 = 131,328 pairs per head instead of 512·512
+    causal_scores = causal_values = 4 * 131_328 * 32  # heads·pairs·head dim: 16,809,984 each
+    causal_layer = layer - scores - values + causal_scores + causal_values
+    assert _llama_macs(causal=True) == 2 * causal_layer + lm_head == 283_770_880
 
 
 def _counts(model: torch.nn.Module, inputs: dict[str, torch.Tensor], mode: str, convention: str) -> tuple[int, ...]:

@@ -74,8 +74,17 @@ PER_LAYER = (
 MIXTRAL_MACS = LAYERS * PER_LAYER + T * H * V  # + lm_head
 
 
-def test_closed_form_is_the_issues_figure() -> None:
-    assert MIXTRAL_MACS == 1_519_616
+def test_closed_form_is_the_hand_count() -> None:
+    # one layer's products written out with the sizes as numbers: T = 8 tokens, H = 64 (4 heads of 16, 2 kv heads),
+    # 8 experts of width 128, each token routed to 2; vocabulary 1,000
+    q = o = 8 * 64 * 64  # T·H·(heads·d): 32,768 each
+    k = v = 8 * 64 * 32  # T·H·(kv heads·d): 16,384 each
+    scores = values = 4 * 8 * 8 * 16  # heads·T·T·d (dense): 4,096 each
+    router = 8 * 64 * 8  # T·H·E: 4,096
+    experts = 8 * 2 * (64 * 128 + 64 * 128 + 128 * 64)  # T·k tokens through gate, up (H→I) and down (I→H): 393,216
+    layer = q + k + v + o + scores + values + router + experts
+    assert layer == 503_808
+    assert MIXTRAL_MACS == 2 * layer + 8 * 64 * 1000 == 1_519_616  # 2 layers + lm_head T·H·V
 
 
 @pytest.mark.parametrize("mode", ["real", "fake", "meta"])

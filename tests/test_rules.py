@@ -102,6 +102,28 @@ def test_exact_convention_on_cross_attention_backward() -> None:
     assert backward[0].cost.flops == 2 * macs - dots + other
 
 
+# The guides' SimpleAttentionBlock(256, 8) on 1×10×256 inputs, no mask, by hand: four 256→256 projections on 10
+# rows, QKᵀ and AV per head (8 heads of 32), fc_out's bias, softmax over 8·10 rows of 10 scores (3n − 1 each).
+ATTENTION_MACS = 4 * 10 * 256 * 256 + 2 * 8 * 10 * 10 * 32  # 2,621,440 + 51,200 = 2,672,640
+ATTENTION_DOTS = 4 * 10 * 256 + 8 * 10 * 10 + 8 * 10 * 32  # one per output element: 10,240 + 800 + 2,560
+BIAS, SOFTMAX = 10 * 256, 8 * 10 * (3 * 10 - 1)  # 2,560 adds; 80 rows · 29 = 2,320
+ATTENTION_FLOPS = {
+    "default": 2 * ATTENTION_MACS + BIAS + SOFTMAX,  # 5,350,160
+    "contractions": 2 * ATTENTION_MACS,  # the guide's 5,345,280
+    "mac": ATTENTION_MACS,  # 2,672,640
+    "exact": 2 * ATTENTION_MACS - ATTENTION_DOTS + BIAS + SOFTMAX,  # k-term dot = 2k − 1: 5,336,560
+    "no-bias": 2 * ATTENTION_MACS + SOFTMAX,  # 5,347,600
+    "fused-bn": 2 * ATTENTION_MACS + BIAS + SOFTMAX,  # no batch norm to fold: as the default
+    "causal": 2 * ATTENTION_MACS + BIAS + SOFTMAX,  # no mask: every query–key pair is kept
+}
+
+
+def test_every_preset_has_a_hand_count() -> None:
+    assert sorted(ATTENTION_FLOPS) == sorted(PRESETS)
+    assert ATTENTION_MACS == 2_672_640 and ATTENTION_DOTS == 13_600
+    assert ATTENTION_FLOPS["default"] == 5_350_160 and ATTENTION_FLOPS["exact"] == 5_336_560
+
+
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_flops_are_the_sum_of_the_conventions_parts(name: str) -> None:
     from flopwise.examples import SimpleAttentionBlock
@@ -109,6 +131,8 @@ def test_flops_are_the_sum_of_the_conventions_parts(name: str) -> None:
     a = torch.rand(1, 10, 256)
     report = flopwise.count(SimpleAttentionBlock(), (a, a, a, None), convention=name)
     rules = PRESETS[name]
+    assert report.macs == ATTENTION_MACS
+    assert report.flops == ATTENTION_FLOPS[name]  # by hand, above
     assert report.flops == sum(part.value for call in report.calls for part in rules.breakdown(call.work))
     assert report.flops == sum(rules.flops(call.work) for call in report.calls)
 

@@ -15,10 +15,14 @@ M, K, N = 128, 256, 32
 
 
 def _weight() -> torch.Tensor:
-    """A 128×256 weight at about 5 % density (a fixed seed; nnz is read back, then used by hand)."""
+    """A 128×256 weight at about 6 % density, uneven by row: row i keeps its first i mod 32 columns (rows 0, 32, 64
+    and 96 are empty), with values in [0.5, 1.5), none zero. nnz = 4·(0 + 1 + … + 31) = 4·496 = 1,984."""
     g = torch.Generator().manual_seed(0)
-    w = torch.rand(M, K, generator=g)
-    return w * (torch.rand(M, K, generator=g) < 0.05)
+    rows, cols = torch.arange(M).unsqueeze(1), torch.arange(K).unsqueeze(0)
+    return (torch.rand(M, K, generator=g) + 0.5) * (cols < rows % 32)
+
+
+NNZ = 4 * (31 * 32 // 2)  # 128 rows = 4 cycles of rows keeping 0, 1, …, 31 values: 1,984
 
 
 def _sparse(layout: str, w: torch.Tensor) -> torch.Tensor:
@@ -33,8 +37,11 @@ def _count(fn: Callable[[], object]) -> flopwise.Report:
     return c.report
 
 
-def test_nnz_of_the_fixture_is_what_the_issue_measured() -> None:
-    assert int((_weight() != 0).sum()) == 1638
+def test_nnz_of_the_fixture_is_its_hand_count() -> None:
+    w = _weight()
+    assert NNZ == 1984
+    assert int((w != 0).sum()) == NNZ
+    assert [int((w[i] != 0).sum()) for i in (0, 1, 31, 32, 33, 127)] == [0, 1, 31, 0, 1, 31]  # i mod 32 per row
 
 
 @pytest.mark.parametrize("layout", ["coo", "csr", "csc"])
@@ -52,7 +59,7 @@ def test_sparse_weight_costs_nnz_times_n(layout: str, call: str) -> None:
     }[call]
     r = _count(run)
     assert r.complete, r.unsupported
-    assert r.macs == nnz * N == 1638 * 32 == 52_416  # nnz·N, not M·K·N = 1,048,576
+    assert r.macs == nnz * N == NNZ * 32 == 63_488  # nnz·N, not M·K·N = 1,048,576
 
 
 def test_block_sparse_counts_whole_blocks() -> None:
@@ -67,7 +74,7 @@ def test_block_sparse_counts_whole_blocks() -> None:
 
 def test_sparse_bytes_are_what_is_stored() -> None:
     w = _weight()
-    nnz = int((w != 0).sum())
+    nnz = NNZ  # 1,984, by hand (see _weight)
     ws, x = w.to_sparse(), torch.rand(K, N)  # COO: values (nnz float32) and indices (2×nnz int64)
     r = _count(lambda: torch.mm(ws, x))
     assert r.bytes_read == nnz * 4 + 2 * nnz * 8 + K * N * 4
@@ -85,11 +92,12 @@ def test_two_sparse_matrices_of_one_shape_are_not_confused() -> None:
         torch.mm(w.to_sparse(), torch.rand(K, N))
         torch.mm(dense_half.to_sparse(), torch.rand(K, N))
     nnz_tril = sum(min(i + 1, K) for i in range(M))  # row i keeps i+1 values
-    assert c.report.macs == (1638 + nnz_tril) * N
+    assert nnz_tril == 128 * 129 // 2  # 1 + 2 + … + 128 = 8,256
+    assert c.report.macs == (NNZ + nnz_tril) * N
 
 
 def test_sparse_bmm() -> None:
     w = torch.stack([_weight(), _weight()])
     nnz = int((w != 0).sum())
     r = _count(lambda: torch.bmm(w.to_sparse(), torch.rand(2, K, N)))
-    assert r.macs == nnz * N == 2 * 1638 * 32
+    assert r.macs == nnz * N == 2 * NNZ * 32  # two weights of 1,984 non-zeros each: 126,976
