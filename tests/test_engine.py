@@ -10,7 +10,7 @@ from torch import nn
 
 import flopwise
 from flopwise.examples import SimpleConv, guide_examples
-from tests.models import ConvBNNet, Raises, SharedLinear
+from tests.models import ConvBNNet, Raises, SharedLinear, seeded
 
 
 def snapshot(model: nn.Module) -> dict[str, object]:
@@ -80,7 +80,7 @@ def test_model_that_is_not_a_module_is_refused() -> None:
         flopwise.count(nn.Linear(2, 2), torch.randn(1, 2), convention="flops")
 
 
-@pytest.mark.parametrize("example", guide_examples(), ids=lambda e: e.name)
+@pytest.mark.parametrize("example", seeded(guide_examples), ids=lambda e: e.name)
 def test_guide_examples(example) -> None:  # type: ignore[no-untyped-def]
     report = flopwise.count(example.model, example.inputs, convention="contractions")
     assert report.macs == example.macs
@@ -218,3 +218,81 @@ def test_report_repr_is_one_line() -> None:
         "Report(model='SimpleConv', inputs='1×1×28×28 float32', convention='default', "
         f"macs={3_976_448:,}, flops={report.flops:,}, params={255_690:,}, calls={len(report.calls)})"
     )
+
+
+class HasUnused(nn.Module):
+    """A Linear that runs, one its forward never calls, a container of blocks of which only the first runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.used = nn.Linear(4, 3)
+        self.unused = nn.Linear(2, 2)
+        self.blocks = nn.ModuleList([nn.Sequential(nn.Linear(3, 3), nn.ReLU()) for _ in range(2)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks[0](self.used(x))
+
+
+@pytest.mark.parametrize("mode", ["real", "fake", "meta"])
+def test_uncalled_modules_are_those_whose_forward_never_ran(mode: str) -> None:
+    import json
+
+    class OneUnused(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.used = nn.Linear(4, 3)
+            self.unused = nn.Linear(2, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.used(x)
+
+    r = flopwise.count(OneUnused(), torch.rand(5, 4), mode=mode)
+    assert r.macs == 5 * 4 * 3  # R·K·N of `used` alone
+    assert r.uncalled_modules() == ["unused"]
+    assert r.to_dict()["uncalled_modules"] == ["unused"]
+    assert json.loads(r.to_json())["uncalled_modules"] == ["unused"]
+    # a whole block never called is listed with its submodules; the ModuleList holding the blocks has no forward
+    # of its own to run (fvcore's warning leaves such containers out too), so it is not listed
+    nested = flopwise.count(HasUnused(), torch.rand(5, 4), mode=mode)
+    assert nested.macs == 5 * 4 * 3 + 5 * 3 * 3  # used, then blocks.0.0: R·K·N each
+    assert nested.uncalled_modules() == ["blocks.1", "blocks.1.0", "blocks.1.1", "unused"]
+
+
+@pytest.mark.parametrize("mode", ["real", "fake"])
+def test_no_uncalled_modules_when_every_module_runs(mode: str) -> None:
+    r = flopwise.count(SimpleConv(), torch.rand(1, 1, 28, 28), mode=mode)
+    assert [row.name for row in r.by_module()] == ["", "conv1", "conv2", "fc"]  # all three children ran
+    assert r.uncalled_modules() == []
+    assert r.to_dict()["uncalled_modules"] == []
+    shared = flopwise.count(SharedLinear(), torch.rand(2, 8), mode=mode)  # `second` is `first`: one module, run twice
+    assert shared["first"].calls == 2 and shared.uncalled_modules() == []
+
+
+def test_uncalled_modules_of_repeated_blocks_with_shortcuts() -> None:
+    # shape-only counts replay a repeated block's ops (or fold it whole): its submodules still count as called
+    class Repeats(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.blocks = nn.ModuleList([nn.Sequential(nn.Linear(8, 8), nn.ReLU()) for _ in range(4)])
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for block in self.blocks[:3]:
+                x = block(x)
+            return x
+
+    for mode in ("real", "fake", "meta"):
+        r = flopwise.count(Repeats(), torch.rand(2, 8), mode=mode)
+        assert r.macs == 3 * 2 * 8 * 8, mode  # three blocks ran: R·K·N each
+        assert r.uncalled_modules() == ["blocks.3", "blocks.3.0", "blocks.3.1"], mode
+
+
+def test_uncalled_modules_inside_torchscript_are_not_guessed() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # TorchScript's deprecation notices
+        scripted = torch.jit.script(nn.Sequential(nn.Linear(4, 4), nn.ReLU()))
+        r = flopwise.count(scripted, torch.rand(2, 4))
+    assert r.macs == 2 * 4 * 4  # R·K·N, all attributed to the scripted root
+    assert r["0"].calls == 0  # its submodules ran inside the compiled graph, unseen by module hooks
+    assert r.uncalled_modules() == []  # unknown, so not claimed to be uncalled

@@ -52,6 +52,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
             op: {"calls": sum(where.values()), "modules": where} for op, where in report.unsupported_where.items()
         },
         "complete": report.complete,
+        "uncalled_modules": report.uncalled_modules(),  # modules whose forward never ran during the count
         "warnings": list(report.warnings),
         "attention": report.convention.attention,  # "dense" (every query–key pair) or "masked" (pairs kept)
         "by_dtype": {dtype: cost_dict(cost) for dtype, cost in report.by_dtype().items()},

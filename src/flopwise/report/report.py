@@ -19,6 +19,7 @@ from .experts import MoELayer
 
 # module types whose submodules run in a compiled graph, unseen by module hooks (torch.jit.script, torch.jit.trace)
 SCRIPT_TYPES = frozenset({"RecursiveScriptModule", "ScriptModule", "TopLevelTracedModule", "TracedModule"})
+CONTAINER_TYPES = frozenset({"ModuleList", "ModuleDict", "ParameterList", "ParameterDict"})  # no forward to run
 
 
 @dataclass(frozen=True)
@@ -183,11 +184,13 @@ class Report:
     def uncalled_modules(self) -> list[str]:
         """Qualified names of the counted model's modules whose forward never ran during the count (as fvcore's
         `uncalled_modules`), sorted; the root is never listed, and a shared module is known by its first name.
-        Submodules of a TorchScript module run inside its compiled graph, where no Python hook sees them: they are
-        not listed, as whether they ran is unknown."""
+        Containers with no forward of their own (nn.ModuleList, nn.ModuleDict, nn.ParameterList/Dict) are not
+        listed, as fvcore's warning leaves them out; their submodules are. Submodules of a TorchScript module run
+        inside its compiled graph, where no Python hook sees them: they are not listed, whether they ran is unknown."""
         scripted = [name + "." if name else "" for name, row in self.modules.items() if row.type in SCRIPT_TYPES]
         return sorted(name for name, row in self.modules.items()
-                      if name and not row.calls and not any(name.startswith(inside) for inside in scripted))
+                      if name and not row.calls and row.type not in CONTAINER_TYPES
+                      and not any(name.startswith(inside) for inside in scripted))
 
     def by_operator(self) -> dict[str, Cost]:
         """{op name: summed cost}, most FLOPs first."""
