@@ -81,3 +81,37 @@ def test_docs_page_shows_what_vs_formulas_prints(name: str) -> None:
     block = re.search(rf"### {re.escape(name)}\n\n```\n(.*?)```", text, re.S)
     assert block is not None, f"docs/training.md has no block for {name}"
     assert block.group(1).rstrip("\n") == comparison(name)
+
+
+def test_flash_attention_reads_is_causal_in_each_overload() -> None:
+    from flopwise.formulas.attention import flash
+    from flopwise.formulas.registry import specs
+
+    def masked_macs(*args: object) -> int | None:  # what attention="masked" counts; None when no mask applies
+        work = flash(*args)
+        return work.masked_macs.value if work.masked_macs is not None else None
+
+    q = specs(torch.empty(1, 2, 8, 16, device="meta"))  # B·H = 2 heads, L = S = 8, E = 16
+    assert flash((q,), q, q, q, 0.0, True).macs.value == 2 * (8 * 8 * 16 + 8 * 8 * 16)  # dense: all 64 pairs
+    causal = 2 * (36 * 16 + 36 * 16)  # the 8·9/2 = 36 pairs on or below the diagonal, QKᵀ and PV
+    assert masked_macs((q,), q, q, q, 0.0, True) == causal
+    assert masked_macs((q,), q, q, q, 0.0, False) is None
+    # .quantized: q_descale, k_descale, v_descale come first; a descale given is not is_causal
+    assert masked_macs((q,), q, q, q, q, q, q, 0.0, False) is None
+    assert masked_macs((q,), q, q, q, None, None, None, 0.0, True) == causal
+
+
+def test_efficient_attention_causal_masks_aligned_top_left_and_bottom_right() -> None:
+    from flopwise.formulas.attention import efficient_forward
+    from flopwise.formulas.registry import specs
+
+    q = specs(torch.empty(1, 3, 1, 8, device="meta"))  # (B, L, H, E): 3 queries, 1 head, width 8
+    k = specs(torch.empty(1, 5, 1, 8, device="meta"))  # 5 keys
+
+    def masked_macs(mask_type: int) -> int | None:
+        work = efficient_forward((q,), q, k, k, None, None, None, None, None, 0.0, mask_type)  # bias, cu_seqlens, max
+        return work.masked_macs.value if work.masked_macs is not None else None
+
+    assert masked_macs(0) is None
+    assert masked_macs(1) == (1 + 2 + 3) * (8 + 8)  # top-left: query i sees keys 0..i
+    assert masked_macs(2) == (3 + 4 + 5) * (8 + 8)  # bottom-right: query i sees keys 0..i + S − L

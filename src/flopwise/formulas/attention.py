@@ -39,7 +39,7 @@ def _kept(mask: TensorSpec | None) -> int | None:
 
 
 def sdpa_work(b: int, h: int, l: int, s: int, e: int, e_v: int, masked: bool, causal: bool,
-              kept: int | None = None) -> Work:
+              kept: int | None = None, bottom_right: bool = False) -> Work:
     macs = Term("B·H·L·S·E + B·H·L·S·E_v", B=b, H=h, L=l, S=s, E=e, E_v=e_v)
     flops = [
         Flops("scale", Term("B·H·L·S", B=b, H=h, L=l, S=s)),
@@ -54,8 +54,10 @@ def sdpa_work(b: int, h: int, l: int, s: int, e: int, e_v: int, masked: bool, ca
         return Work(macs=macs, dots=dots, flops=tuple(flops), note=note, masked_macs=kept_macs)
     if not causal:
         return Work(macs=macs, dots=dots, flops=tuple(flops))
-    # query i sees keys 0..i (PyTorch's is_causal aligns the mask top-left)
-    pairs = l * (l + 1) // 2 if l <= s else s * (s + 1) // 2 + (l - s) * s
+    if bottom_right:  # query i sees keys 0..i + S − L (the last query sees every key)
+        pairs = l * (s - l + 1) + l * (l - 1) // 2 if l <= s else s * (s + 1) // 2
+    else:  # query i sees keys 0..i (PyTorch's is_causal aligns the mask top-left)
+        pairs = l * (l + 1) // 2 if l <= s else s * (s + 1) // 2 + (l - s) * s
     causal_macs = Term("B·H·P·E + B·H·P·E_v", B=b, H=h, P=pairs, E=e, E_v=e_v)
     note = (
         "dense: the full L×S score matrix is counted although the mask is causal; "
@@ -74,11 +76,12 @@ def _heads_first(q: TensorSpec, k: TensorSpec, v: TensorSpec, mask: TensorSpec |
                      _kept(mask))
 
 
-def _seq_first(q: TensorSpec, k: TensorSpec, v: TensorSpec, mask: TensorSpec | None, causal: bool) -> Work:
+def _seq_first(q: TensorSpec, k: TensorSpec, v: TensorSpec, mask: TensorSpec | None, causal: bool,
+               bottom_right: bool = False) -> Work:
     """Layout (B, L, H, E), as the raw flash / memory-efficient kernels take it."""
     b, l, h, e = q.shape
     return sdpa_work(int(b), int(h), int(l), int(k.shape[1]), int(e), int(v.shape[-1]), mask is not None, causal,
-                     _kept(mask))
+                     _kept(mask), bottom_right)
 
 
 def mask_argument(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -105,10 +108,12 @@ def flash_cpu(result: tuple[TensorSpec, ...], q: TensorSpec, k: TensorSpec, v: T
 
 
 @formula(aten._scaled_dot_product_flash_attention)
-def flash(result: tuple[TensorSpec | int, ...], q: TensorSpec, k: TensorSpec, v: TensorSpec,
-          dropout_p: float | TensorSpec | None = 0.0, is_causal: bool | TensorSpec | None = False, *rest: Any,
+def flash(result: tuple[TensorSpec | int, ...], q: TensorSpec, k: TensorSpec, v: TensorSpec, *rest: Any,
           **kwargs: Any) -> Work:
-    return _heads_first(q, k, v, None, bool(is_causal))
+    # the .quantized overload takes q_descale, k_descale, v_descale (tensors, or None) before dropout_p, is_causal
+    quantized = bool(rest) and not isinstance(rest[0], (int, float))
+    at = 4 if quantized else 1
+    return _heads_first(q, k, v, None, bool(kwargs.get("is_causal", rest[at] if len(rest) > at else False)))
 
 
 @formula(aten._scaled_dot_product_efficient_attention)
@@ -142,8 +147,9 @@ def flash_forward(result: tuple[TensorSpec, ...], q: TensorSpec, k: TensorSpec, 
 @formula(aten._efficient_attention_forward)
 def efficient_forward(result: tuple[TensorSpec | int, ...], q: TensorSpec, k: TensorSpec, v: TensorSpec,
                       bias: TensorSpec | None, *rest: Any, **kwargs: Any) -> Work:
-    causal = bool(kwargs.get("custom_mask_type", rest[5] if len(rest) > 5 else 0))
-    return _seq_first(q, k, v, bias, causal)
+    # custom_mask_type: 0 none, 1 causal aligned top-left, 2 causal aligned bottom-right
+    mask_type = int(kwargs.get("custom_mask_type", rest[5] if len(rest) > 5 else 0))
+    return _seq_first(q, k, v, bias, mask_type != 0, bottom_right=mask_type == 2)
 
 
 def _mha_terms(b: int, l: int, s: int, e: int, heads: int, masked: bool) -> Work:
