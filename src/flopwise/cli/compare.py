@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from ..render.grid import left, markdown_table, right, text_table
 from ..render.html_report import render_html_report
+from ..render.tree import shows_density
 from ..render.units import binary_bytes, count_text, si, si_small
 from ..report.report import Report
 from .common import (
@@ -48,8 +49,9 @@ COMPRESSION_COLUMNS = right("Effective MACs", "Weight memory", "Energy (estimate
 
 
 def compressed(reports: list[Report]) -> bool:
-    """Whether some model has zero weights, or the models' weights differ in dtype (int8 beside float32)."""
-    return any(r.sparse_weights for r in reports) or len({tuple(sorted(r.param_bytes)) for r in reports}) > 1
+    """Whether some model is visibly pruned (render.tree.shows_density), or the models' weights differ in dtype (int8
+    beside float32)."""
+    return any(shows_density(r) for r in reports) or len({tuple(sorted(r.param_bytes)) for r in reports}) > 1
 
 
 def compression_cells(r: Report) -> tuple[str, str, str]:
