@@ -84,8 +84,7 @@ def prepare(
 @contextlib.contextmanager
 def running_on(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> Iterator[None]:
     """The model's parameters and buffers replaced by `state`'s (as `prepare` names them) inside the block and put
-    back after it, raised or not: what torch.func.functional_call does, without its per-name accessor (about a
-    twentieth of a shape-only count of ResNet-50)."""
+    back after it, raised or not: what torch.func.functional_call does, without its slower per-name accessor."""
     owners = dict(model.named_modules(remove_duplicate=False))
     swapped: list[tuple[dict[str, Any], str, Any]] = []
     ONE_COUNT_AT_A_TIME.acquire()
@@ -117,11 +116,9 @@ def rng_preserved() -> Iterator[None]:
 
 @contextlib.contextmanager
 def collector_paused(paused: bool = True) -> Iterator[None]:
-    """Python's cyclic garbage collector held off while `paused` (and restored as found). A shape-only count makes
-    hundreds of thousands of short-lived objects (fake tensors, keys, records), which start collections; a full one
-    walks every object alive, a large model's modules and parameters included, and costs a count of Llama 70B a
-    tenth of its time for almost no garbage: reference counting frees nearly all of it. What cycles it leaves are
-    collected after the count."""
+    """Python's cyclic garbage collector held off while `paused` (and restored as found): the many short-lived
+    objects of a shape-only count start full collections that walk a large model's every object for almost no
+    garbage (reference counting frees it). What cycles it leaves are collected after the count."""
     enabled = gc.isenabled()
     if paused:
         gc.disable()

@@ -250,9 +250,9 @@ class Replicas:
     def _make(self, leaf: Any, inputs: list[torch.Tensor]) -> Any:
         if not self.symbolic or not isinstance(leaf, Output):
             return make(self.fake, leaf, inputs)
-        # with symbolic sizes, allocating a tensor or a view computes its storage size in sympy (~100 µs): each
-        # output is a view of an empty storage of its own (~15 µs); a new one declares its bytes for activation
-        # memory, a view holds the tensor it views, so that tensor's storage lives as long as it does
+        # with symbolic sizes, allocating a tensor or a view computes its storage size in sympy, slowly: each output
+        # is a view of an empty storage of its own; a new one declares its bytes for activation memory, a view
+        # holds the tensor it views, so that tensor's storage lives as long as it does
         with torch._C._DisableTorchDispatch():
             meta = torch.empty(0, dtype=leaf.dtype, device="meta").as_strided(leaf.shape, leaf.stride, leaf.offset)
         made = wrap(self.fake, meta, leaf.device)
