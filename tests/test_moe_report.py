@@ -54,6 +54,9 @@ def test_shape_only_routing_is_a_labelled_balanced_estimate(mode: str) -> None:
     (layer,) = r.moe
     assert layer.estimate and "balanced top-k" in layer.assumption
     assert layer.tokens_per_expert == (T * K / E,) * E  # 6 tokens · 2 experts / 4 = 3 each
+    said = [w for w in r.warnings if "balanced top-k" in w]  # the assumption where every view shows it
+    assert len(said) == 1 and layer.name in said[0]
+    assert said[0] in report_to_dict(r)["warnings"] and said[0] in str(r)
 
 
 def test_qwen_moe_shared_expert_is_active_for_every_token() -> None:
@@ -83,6 +86,7 @@ def test_deepseek_style_shared_experts_on_meta() -> None:
     r = flopwise.count(model, {"input_ids": torch.zeros(1, T, dtype=torch.long)})
     (layer,) = r.moe
     assert layer.estimate and layer.tokens_per_expert == (3.0,) * E
+    assert any("balanced top-k" in w for w in r.warnings)  # on the meta device: the assumption named
     assert layer.shared_params == E * D + 3 * 16 * D  # router, one shared expert of width 16
     assert layer.total_params == layer.shared_params + E * 3 * 16 * D
 

@@ -32,7 +32,7 @@ from .formulas.pricing import cost_call
 from .formulas.registry import Formula, op_name
 from .report.assemble import build_report
 from .report.effective import with_effective
-from .report.experts import MoEObserver
+from .report.experts import BALANCED, MoEObserver
 from .report.report import Report, Shortcuts
 from .shapes_only.mode import CpuFakeTensorMode
 from .shapes_only.values import NeedsData, TensorsFromScalars, Values, nested_fast_path_stops
@@ -121,6 +121,11 @@ def _session(stack: ModuleStack, run: RunState, model: torch.nn.Module | None, i
         mode.memory.close()
         report = build_report(stack, mode, run.convention, model, inputs)
         report.moe.extend(experts.layers(stack.names, {n: m for m, n in stack.names.items()}))
+        estimated = [layer.name for layer in report.moe if layer.estimate]
+        if estimated:  # said where every view shows it (table footer, JSON), not only inside report.moe
+            said = f"mixture of experts ({', '.join(estimated)}): tokens per expert are an estimate under " \
+                f"{BALANCED}; count the model with weights (mode='real') for the routing a run takes"
+            report = dataclasses.replace(report, warnings=[*report.warnings, said])
         if run.replicas is not None:
             report = dataclasses.replace(report, shortcuts=Shortcuts(run.replicas.replayed, run.replicas.recalled))
         session.report = labeler.finish(report) if labeler is not None else report
