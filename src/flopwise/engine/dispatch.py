@@ -21,6 +21,7 @@ from ..shapes_only.values import DATA_DEPENDENT, NeedsData
 from ..shortcuts.keys import tree_key
 from ..shortcuts.replay import MISS
 from ..symbolic.trace import TraceBroken
+from .eager_attention import EagerAttention
 from .higher_order import hop_name, run_hop
 from .mask_census import census
 from .memory import ActivationMemory
@@ -60,6 +61,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.memory = ActivationMemory()  # live and peak bytes of the tensors the ops create
         self.warnings: list[str] = list(run.notes)  # what the count assumed or could not keep (report.warnings)
         self._nested = 0  # ops being dispatched: > 0 inside one (a decomposition's parts)
+        # attention="masked": attention written out in ops, Q·Kᵀ → mask → softmax → ·V (eager_attention.py)
+        self.eager = EagerAttention(run.convention, run.values, self.warnings) if run.convention.masked else None
 
     def _plan_for(self, func: Any) -> tuple[str, Any, tuple[tuple[int, str], ...]]:
         if func not in self._plan:
@@ -132,6 +135,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 self.values.follow(func, args, kwargs, out)
         with self.trace.bookkeeping() if self.trace is not None else contextlib.nullcontext():
             self._record(func, name, plan, args, kwargs, out)
+        if self.eager is not None:
+            self.eager.after(name, args, kwargs, out, self.calls)
         return out
 
     @staticmethod
