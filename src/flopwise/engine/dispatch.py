@@ -9,11 +9,12 @@ from typing import Any
 import torch
 from torch._decomp import core_aten_decompositions
 from torch._subclasses.fake_tensor import FakeTensor, disable_fake_tensor_cache
+from torch.nested._internal.nested_tensor import NestedTensor
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .. import formulas as _ops  # noqa: F401 - registers the formulas
 from ..core.cost import ZERO, Cost, OpCall, Work
-from ..formulas.attention import MASK_ARGUMENTS, mask_argument
+from ..formulas.attention import MASK_ARGUMENTS, VARLEN_OFFSETS, mask_argument
 from ..formulas.pricing import UNKNOWN, VIEW, cost_call, nbytes, plan_of
 from ..formulas.registry import OUTPUT_RULES, REAL_ONLY, Unkeyable, compute_dtype, tensors_in
 from ..formulas.schema import written_arguments
@@ -23,7 +24,7 @@ from ..shortcuts.replay import MISS
 from ..symbolic.trace import TraceBroken
 from .eager_attention import EagerAttention
 from .higher_order import hop_name, run_hop
-from .mask_census import census
+from .mask_census import census, sequence_lengths
 from .memory import ActivationMemory
 from .module_stack import ModuleStack
 from .run_state import RunState
@@ -32,6 +33,7 @@ _HOP = "higher-order"  # a plan that is not a formula
 # Decompositions into Core ATen ops (not into prims), so their parts land on formulas we know.
 _DECOMPOSITIONS = core_aten_decompositions()
 _DEVICE = torch.ops.prim.device.default
+_JAGGED = {NestedTensor}
 
 
 def _shapes_only(args: tuple[Any, ...]) -> bool:
@@ -75,6 +77,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
         if func is _DEVICE and type(args[0]) is FakeTensor:  # a fake tensor's device, asked by Python code: no op
             return args[0].fake_device
+        if any(t in _JAGGED for t in types):  # a jagged nested tensor runs its ops on its packed values: count those
+            return NotImplemented
         kwargs = kwargs or {}
         replicas = self.replicas
         if replicas is None or self._nested:
@@ -102,7 +106,8 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         assert self.replicas is not None
         name, plan, writes = self._plan_for(func)
         quantized = name.startswith(("quantized.", "aten.quantized_"))
-        replayable = plan not in (UNKNOWN, _HOP) and "out" not in kwargs and name not in OUTPUT_RULES and not quantized
+        replayable = plan not in (UNKNOWN, _HOP) and "out" not in kwargs and name not in OUTPUT_RULES and \
+            not quantized and name not in VARLEN_OFFSETS  # a varlen op's cost follows its offsets' values
         # in place: writes its first argument and returns it, sizes unchanged (no view op such as unsqueeze_)
         in_place = replayable and func._schema.is_mutable and bool(args) and out is args[0] and \
             tuple(i for i, _ in writes) == (0,) and torch.Tag.inplace_view not in func.tags
@@ -172,6 +177,19 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             return NotImplemented
         return out
 
+    def _lengths(self, name: str, args: tuple[Any, ...]) -> dict[int, tuple[int, ...]] | None:
+        """The lengths of the sequences a variable-length attention op packs (its kernel attends within each)."""
+        if name not in VARLEN_OFFSETS:
+            return None
+        if self.trace is not None:
+            raise TraceBroken(f"{name}: its cost follows the values of its sequence offsets")
+        found = sequence_lengths(name, args, self.values)
+        if found is None and any(isinstance(args[i], torch.Tensor) for i in VARLEN_OFFSETS[name] if i < len(args)):
+            warning = f"{name}: the values of its sequence offsets are unknown here; counted as one sequence"
+            if warning not in self.warnings:
+                self.warnings.append(warning)
+        return found
+
     def _mask_census(self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> int | None:
         """Under attention="masked", the pairs an attention op's mask keeps (None: no mask, or unknown values)."""
         if not self.convention.masked or name not in MASK_ARGUMENTS:
@@ -220,12 +238,13 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         if plan is UNKNOWN:
             self.unsupported[name][module] += 1
         kept = self._mask_census(name, args, extra)
-        if kept is not None and key is not None:
-            key = (key, kept)  # same shapes, another mask: another count
+        lengths = self._lengths(name, args)
+        if (kept is not None or lengths is not None) and key is not None:
+            key = (key, kept, tuple(sorted((lengths or {}).items())))  # another mask or other sequences: another count
         costed = self._costed.get(key) if key is not None else None
         if costed is None:
             costed = trace.cost_at_hints(key) if trace is not None else \
-                cost_call(self.convention, plan, out, args, extra, inputs, outputs, (name, kept))
+                cost_call(self.convention, plan, out, args, extra, inputs, outputs, (name, kept), lengths)
             if key is not None:
                 self._costed[key] = costed
         work, cost, shapes, dtype = costed

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import _disable_current_modes
 
-from ..formulas.attention import mask_argument, mask_target
+from ..formulas.attention import VARLEN_OFFSETS, mask_argument, mask_target
 from ..shapes_only.values import Values, known_value
 
 
@@ -68,3 +68,20 @@ def _blocks(partial: Any, full: Any, b: int, h: int, q_block: int, kv_block: int
         repeat = (b // lead[0] if lead[0] == 1 else 1) * (h // lead[1] if lead[1] == 1 else 1)
         blocks += int(values.sum()) * repeat
     return blocks, q_block, kv_block
+
+
+def sequence_lengths(name: str, args: tuple[Any, ...], known: Values | None) -> dict[int, tuple[int, ...]] | None:
+    """The lengths of the packed sequences a variable-length attention op's offsets (`cu_seq_q`, `cu_seq_k`)
+    delimit, by argument position; None when the op has none or their values are unknown."""
+    found: dict[int, tuple[int, ...]] = {}
+    for position in VARLEN_OFFSETS.get(name, ()):
+        offsets = args[position] if position < len(args) else None
+        if not isinstance(offsets, torch.Tensor):
+            continue
+        values = known_value(offsets, known)
+        if values is None:
+            return None
+        with _disable_current_modes():
+            ends = [int(v) for v in values.reshape(-1).tolist()]
+        found[position] = tuple(b - a for a, b in zip(ends, ends[1:], strict=False))
+    return found or None

@@ -26,6 +26,7 @@ from ..shapes_only.values import NeedsData, Values
 # count again (mode="fake" falling back to real).
 ONE_COUNT_AT_A_TIME = threading.RLock()
 TARGET_DEVICE = "cpu"  # the device whose kernels meta mode counts (the one this library runs on)
+_NO_FAKE_JAGGED = "cannot be made a fake tensor here (its jagged sizes need symbolic shapes)"
 _NO_FAKE_QUANTIZED = "cannot be made a fake or meta tensor (torch has no quantized ones)"
 
 
@@ -62,6 +63,8 @@ def prepare(
             raise NeedsData("a quantized input, parameter or buffer", "", reason=_NO_FAKE_QUANTIZED)
         if fake is not None:  # allocating a fake tensor is far cheaper than fake.from_tensor
             device = target if mode == "meta" else home if t.is_meta else t.device
+            if t.layout == torch.jagged:  # count() then counts in real mode when the model has weights
+                raise NeedsData("a jagged nested tensor input", "", reason=_NO_FAKE_JAGGED)
             if t.layout == torch.strided:
                 new = fake_empty(fake, t.shape, t.stride(), t.dtype, device)
             else:

@@ -8,6 +8,7 @@ complex bias add is 2 real adds per output.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -108,6 +109,26 @@ def bmm(result: TensorSpec, a: TensorSpec, b: TensorSpec, *args: torch.dtype, **
     batch = a.shape[0]
     m, n, k = _product(a.shape, b.shape)
     return product(a, b, "B·M·N·K", batch * m * n, B=batch, M=m, N=n, K=k)
+
+
+@formula(aten.matmul)
+def nested_matmul(result: TensorSpec, a: TensorSpec, b: TensorSpec, **kwargs: Any) -> Work:
+    """`matmul` reaches the counting mode only for nested tensors (it decomposes into mm/bmm for the rest): each
+    component is its own product, Σᵢ batchᵢ·Mᵢ·Nᵢ·Kᵢ — never the padded size."""
+    if a.nested is None or b.nested is None:
+        batch = math.prod(result.shape[:-2])
+        m, n, k = _product(a.shape, b.shape)
+        return product(a, b, "B·M·N·K", batch * m * n, B=batch, M=m, N=n, K=k)
+    parts: list[str] = []
+    sizes: dict[str, int] = {}
+    dots = 0
+    for i, (left, right) in enumerate(zip(a.nested, b.nested, strict=True), start=1):
+        (m, k), n = left[-2:], right[-1]
+        batch = math.prod(max(x, y) for x, y in zip(left[:-2], right[:-2], strict=False))
+        parts.append(f"B{i}·M{i}·N{i}·K{i}")
+        sizes.update({f"B{i}": batch, f"M{i}": m, f"N{i}": n, f"K{i}": k})
+        dots += batch * m * n
+    return Work(macs=Term(" + ".join(parts) or "0", **sizes), dots=dots)
 
 
 @formula(aten.baddbmm)

@@ -42,6 +42,7 @@ def plan_of(func: torch._ops.OpOverload, overrides: dict[str, Formula | None]) -
 def cost_call(
     convention: Convention, plan: Any, out: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
     inputs: list[torch.Tensor], outputs: list[torch.Tensor], mask: tuple[str, int | None] = ("", None),
+    lengths: dict[int, tuple[int, ...]] | None = None,
 ) -> tuple[Work, Cost, tuple[tuple[int, ...], ...], str]:
     """One call's work (its formula on the shapes of `args`), its cost under `convention`, the shapes of the
     tensors it reads and the dtype it computes in; bytes are those of `inputs` and `outputs` unless the formula
@@ -49,8 +50,10 @@ def cost_call(
     work = Work()
     if plan not in (UNKNOWN, ZERO_PLAN, None):
         out_spec, args_spec, extra_spec = specs((out, args, kwargs))  # shapes only: formulas never see values
-        if mask[1] is not None:  # the one value a formula gets: how many pairs an attention mask keeps
+        if mask[1] is not None:  # a value a formula gets: how many pairs an attention mask keeps
             mask_argument(mask[0], args_spec, extra_spec).kept = mask[1]
+        for position, found in (lengths or {}).items():  # and the lengths of packed sequences
+            args_spec[position].lengths = found
         work = plan(out_spec, *args_spec, **extra_spec)
     bytes_read = nbytes(inputs) if work.bytes_read is None else work.bytes_read
     bytes_written = nbytes(outputs) if work.bytes_written is None else work.bytes_written

@@ -95,10 +95,11 @@ class TensorSpec:
     A nested tensor has the shape it would have once padded, and `nested` holds its components' sizes. A sparse
     tensor (COO, CSR, CSC, BSR, BSC) has `nnz`, the values it stores, and BSR/BSC their `blocksize` (bh, bw);
     both are None for a strided tensor. An attention mask carries `kept`, the query–key pairs it keeps
-    (masks.py), when attention="masked" asks.
+    (masks.py), when attention="masked" asks; the offsets of packed sequences (`cu_seq_q`) carry `lengths`, the
+    sequence lengths they delimit (engine/mask_census.py), the one other value a formula is given.
     """
 
-    __slots__ = ("blocksize", "dtype", "kept", "layout", "nested", "nnz", "shape")
+    __slots__ = ("blocksize", "dtype", "kept", "layout", "lengths", "nested", "nnz", "shape")
 
     def __init__(self, tensor: torch.Tensor) -> None:
         self.nested = nested_sizes(tensor)
@@ -106,6 +107,7 @@ class TensorSpec:
         self.dtype = tensor.dtype
         self.layout = tensor.layout
         self.kept: int | None = None
+        self.lengths: tuple[int, ...] | None = None  # offsets of packed sequences: the lengths they delimit
         sparse = stored_values(tensor)
         self.nnz: int | None = sparse[0] if sparse is not None else None
         self.blocksize: tuple[int, int] | None = sparse[1] if sparse is not None else None
