@@ -11,7 +11,8 @@ the first op that differs ends the replay of that call. Entries also make a *mem
 convention and the registry's version: an op whose key was met before is made from it.
 
 Never replayed (counted normally): ops that return a value rather than tensors (SDPA's kernel choice reads global
-flags), out= ops and in-place ops other than those that write their first argument and return it, ops whose
+flags), variable-length attention (its cost follows its offsets' values), out= ops and in-place ops other than
+those that write their first argument and return it, ops whose
 tensors all have a followed value or that write one (shapes_only/values.py), ops with no formula, higher-order ops,
 ops on real tensors. A tape is dropped when its block met a data-dependent value or left followed values alive,
 and none is kept under attention="masked", whose counts depend on mask values.
