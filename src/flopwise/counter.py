@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils._python_dispatch import _disable_current_modes
 from torch.utils._pytree import tree_leaves
 
@@ -100,6 +101,25 @@ def counting(
     run = RunState(rules, {op_name(op): fn for op, fn in (overrides or {}).items()})
     with _session(ModuleStack({model: ""} if model is not None else None), run, model, inputs, step) as session:
         yield session
+
+
+@contextlib.contextmanager
+def counting_on_fakes(model: torch.nn.Module, fake: FakeTensorMode, convention: str | Convention = "default",
+                      inputs: str = "", attention: str | None = None) -> Iterator[Counting]:
+    """counting() over code that runs `model` on fake tensors of `fake` (count_generate's decode steps), with the
+    values of input-only tensors followed and the shortcuts of a shape-only count: replays and the memo."""
+    rules = resolve(convention)
+    if attention is not None:
+        rules = with_attention(rules, attention)
+    stack, values = ModuleStack({model: ""}), Values()
+    replicas = None if rules.masked else Replicas(model, fake, lambda: stack.current, values, rules, False)
+    run = RunState(rules, {}, values=values, replicas=replicas)
+    try:
+        with _session(stack, run, model, inputs) as session:
+            yield session
+    finally:
+        if replicas is not None:
+            replicas.close()
 
 
 @contextlib.contextmanager

@@ -26,7 +26,7 @@ import torch
 
 from ..core.conventions import Convention
 from ..core.cost import ZERO, Cost, OpCall
-from ..counter import counting
+from ..counter import counting, counting_on_fakes
 from ..engine.prepare import prepare, running_on
 from ..report.report import Report
 from ..shapes_only.mode import CpuFakeTensorMode
@@ -120,7 +120,10 @@ def count_generate(
     # fake CPU stand-ins of the parameters and buffers (tied weights stay tied), as a meta-mode count makes them
     state = (prepare(model, (), {}, "meta", fake)[0] or {}) if fake is not None else {}
     with torch.no_grad(), fake or contextlib.nullcontext():
-        with counting(convention, model=model, inputs=described, attention=attention) as session:
+        # on fakes, each decode step repeats the last one's ops but attention's: replays and the memo make them
+        session_of = counting(convention, model=model, inputs=described, attention=attention) if fake is None else \
+            counting_on_fakes(model, fake, convention, described, attention)
+        with session_of as session:
             assert session._mode is not None
             steps = _Steps(session._mode.calls)
             with _hooked(model, steps):
