@@ -146,9 +146,9 @@ def runs(tmp_path_factory):
     sys.path.remove(str(root))
     rss = ("import resource, sys\nfrom flopwise.cli import main\nmain(sys.argv[1:])\n"
            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # the peak, KiB")
-    boom = ("import importlib, sys\nm = importlib.import_module('flopwise.cli.main')  # the module, not main()\n"
+    boom = ("import sys\nfrom flopwise.cli import main, model_command\n"
             "def boom(*a, **k): raise ZeroDivisionError('a bug')\n"
-            "m._render = boom\nsys.exit(m.main(sys.argv[1:]))")
+            "model_command._render = boom\nsys.exit(main(sys.argv[1:]))")
     conv = "models.py:Conv"
     cases = {
         "malicious": [SCRIPT, "compare", *map(str, files.values()), "--input", "2x4", "--format", "json"],

@@ -13,9 +13,10 @@ import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..report.report import Report
+if TYPE_CHECKING:
+    from ..report.report import Report
 
 BUDGET_BROKEN = 4  # exit code: a --fail-if budget is broken (documented in README and --help)
 METRICS = ("macs", "flops", "params", "bytes", "bytes_read", "bytes_written")

@@ -10,83 +10,27 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import torch
 
-from ..core.conventions import ATTENTION, PRESETS, Convention, resolve, with_attention
-from ..counter import MODES, count, counting
+from ..core.conventions import Convention, resolve, with_attention
+from ..counter import count, counting
 from ..engine.prepare import describe_inputs
 from ..report.report import Report
 from ..shapes_only.values import NeedsData
 from .errors import COMPLETE, INTERNAL_ERROR, INTERRUPTED, USER_ERROR, ModelError, UsageError
 from .failures import describe_failure, needs_data, raised_by_flopwise
 from .inputs import FLOAT_DTYPES, make_inputs, parse_dtype
+from .options import EXIT_CODES as EXIT_CODES
 from .spec import Loaded
+from .terminal import printable, say, stage
 
-FORMATS = ("table", "json", "csv", "markdown", "html")
-EXIT_CODES = """exit codes:
-  0    complete count
-  1    counted, but some ops have no known cost (the totals are a lower bound)
-  2    the user's input or model failed: bad spec, flag or file, a refused pickle, the model raised
-  3    flopwise itself failed (a bug: --traceback shows where)
-  4    a --fail-if budget is broken (it wins over 1: the gate fails whether or not the count is complete)
-  130  interrupted (Ctrl-C); compare prints the models it finished first
-"""
 REBUILD_LIMIT = 2 << 30  # bytes of weights up to which a model needing real data is rebuilt with random weights
-# text that stdout cannot encode (a C locale, PYTHONIOENCODING=ascii) degrades to this
-_ASCII = str.maketrans({"×": "x", "·": ".", "─": "-", "—": "-", "–": "-", "…": "...", "█": "#", "→": "->",
-                        "≈": "~", "≤": "<=", "≥": ">=", "µ": "u", "±": "+/-", "−": "-", "ᵀ": "T"})
-
-
-def add_input_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("inputs")
-    group.add_argument("--input", action="append", default=[], metavar="[NAME=]SIZES[:DTYPE]",
-                       help="one input, e.g. 1x3x224x224 or 1x128:int64 (repeat for several); NAME= passes it "
-                            "by keyword, e.g. pixel_values=1x3x224x224")
-    group.add_argument("--tokens", metavar="BxS", help="token ids of batch B and length S, e.g. 1x128")
-    group.add_argument("--batch", type=int, metavar="N", help="batch N for the model's default input")
-    group.add_argument("--dtype", metavar="DTYPE", help="the model's weights and default float inputs in DTYPE "
-                       "(bf16, fp16, fp32, fp64); hf: configs default to their own dtype")
-    group.add_argument("--allow-pickle", action="store_true",
-                       help="unpickle Python objects from a .pt or .pt2 file (this runs code from the file: "
-                            "trusted files only)")
-
-
-def add_count_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mode", choices=MODES, default="fake",
-                        help="fake: shapes only (default; falls back to real when the model needs data); "
-                             "real: run the model; meta: the meta device")
-    parser.add_argument("--convention", choices=list(PRESETS), default="default",
-                        help="how MACs and other work become FLOPs (default: 2 per MAC plus every other op)")
-    parser.add_argument("--attention", choices=ATTENTION, default="dense",
-                        help="dense: every query–key pair (the guides; default); masked: only the pairs the "
-                             "attention masks keep (causal, sliding window, padding, BlockMask)")
-    parser.add_argument("--no-shortcuts", dest="shortcuts", action="store_false",
-                        help="count every op call afresh (the plain path); shortcuts never change a figure")
-    parser.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
-    parser.add_argument("--output", "-o", metavar="FILE", help="write the output to FILE (UTF-8) instead of stdout")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no notices or progress on stderr")
-    parser.add_argument("--traceback", action="store_true", help="show the full traceback of errors (debugging)")
 
 
 def dtype_flag(options: argparse.Namespace) -> torch.dtype | None:
     return parse_dtype(options.dtype, "--dtype", FLOAT_DTYPES) if options.dtype else None
-
-
-def printable(text: str, stream: TextIO) -> str:
-    """`text` as `stream` can encode it: unchanged on UTF-8, × · ─ as x . - (and the rest as ?) on ASCII."""
-    encoding = getattr(stream, "encoding", None) or "utf-8"
-    try:
-        text.encode(encoding)
-        return text
-    except (UnicodeEncodeError, LookupError):
-        return text.translate(_ASCII).encode(encoding, "replace").decode(encoding)
-
-
-def say(message: str) -> None:
-    """A line on stderr, in whatever encoding stderr has."""
-    print(printable(message, sys.stderr), file=sys.stderr)
 
 
 def chosen_convention(options: argparse.Namespace) -> Convention:
@@ -110,6 +54,7 @@ def count_loaded(
     shortcuts: bool = True,
 ) -> Report:
     """Count with a fallback: a shapes-only count that meets a data-dependent op counts again for real."""
+    stage(f"counting {loaded.spec}")
     for note in loaded.notes:
         notify(note)
     if loaded.scripted:

@@ -22,24 +22,13 @@ from ..render.html_report import render_html_report
 from ..render.tree import shows_density
 from ..render.units import binary_bytes, count_text, si, si_small
 from ..report.report import Report
-from .common import (
-    add_count_options,
-    add_input_options,
-    chosen_convention,
-    count_loaded,
-    dtype_flag,
-    emit,
-    notifier,
-    printable,
-    run_command,
-    say,
-    write_file,
-)
+from .common import chosen_convention, count_loaded, dtype_flag, emit, notifier, run_command, write_file
 from .errors import INTERRUPTED, UsageError
 from .load import load, torchvision_families
 from .load_timm import timm_names
 from .plot import scatter_plot
 from .spec import InputFlags, parse_spec
+from .terminal import printable, progress, say, stage
 
 COLUMNS = (
     left("Model") + right("Params", "MACs", "FLOPs", "Bytes moved", "FLOP/B", "Params ×", "FLOPs ×") + left("Note")
@@ -77,29 +66,9 @@ class Outcome:
         return ""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="flopwise compare",
-        description="Count several models and compare them in one table, in the order given (ratios are "
-                    "relative to the first model that counted).",
-        epilog="examples:\n"
-               "  flopwise compare torchvision:resnet18 torchvision:resnet50 --plot resnets\n"
-               "  flopwise compare 'torchvision:*'                every torchvision classification model\n"
-               "  flopwise compare 'torchvision:detection/*' 'torchvision:efficientnet_b?'\n"
-               "  flopwise compare --list models.txt --format csv --output zoo.csv\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("specs", nargs="*", metavar="SPEC", help="model specs as for `flopwise MODEL`, or globs")
-    parser.add_argument("--list", metavar="FILE", help="a file with one spec a line (# starts a comment)")
-    add_input_options(parser)
-    add_count_options(parser)
-    parser.add_argument("--plot", metavar="FILE", help="write a FLOPs-vs-params scatter plot to FILE.png and FILE.svg")
-    parser.add_argument("--progress", action="store_true", help="show the progress bar even when not on a terminal")
-    return parser
-
-
-def main(argv: list[str]) -> int:
-    return run_command(_run, build_parser().parse_args(argv), "flopwise compare")
+def main(options: argparse.Namespace) -> int:
+    """`flopwise compare SPEC …`, its options parsed (options.compare_parser)."""
+    return run_command(_run, options, "flopwise compare")
 
 
 def _run(options: argparse.Namespace) -> int:
@@ -110,10 +79,13 @@ def _run(options: argparse.Namespace) -> int:
     notices: list[str] = []  # said after the progress bar is done, so that they do not break it
     show = (options.progress or sys.stderr.isatty()) and not options.quiet
     bar = Progress(len(specs), sys.stderr if show else None)
+    if show:
+        progress().pause()
     outcomes: list[Outcome] = []
     interrupted = False
     for spec in specs:
         bar.update(spec)
+        stage(f"counting {spec} ({len(outcomes) + 1} of {len(specs)})")
         start = time.perf_counter()
         try:
             loaded = load(spec, flags, weights=options.mode == "real")

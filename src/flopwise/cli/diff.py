@@ -16,43 +16,16 @@ from typing import Any
 
 from ..render.grid import left, markdown_table, right, text_table
 from ..render.units import binary_bytes, count_text, si
-from .budget import BUDGET_BROKEN, add_budget_option, check_budgets, totals
+from .budget import BUDGET_BROKEN, check_budgets, totals
 from .common import emit, notifier, run_command
 from .errors import UsageError
 
 SCHEMA = "flopwise/1-diff"
 FORMATS: dict[str, Callable[[int], str]] = {"params": count_text, "macs": si, "flops": si, "bytes": binary_bytes}
 METRICS = (("params", "Params"), ("macs", "MACs"), ("flops", "FLOPs"), ("bytes", "Bytes moved"))
-EXAMPLES = """examples:
-  flopwise torchvision:resnet50 --format json -o before.json      (then change the model)
-  flopwise torchvision:resnet50 --format json -o after.json
-  flopwise diff before.json after.json
-  flopwise diff before.json after.json --fail-if "macs>+2%" --fail-if "params>25M"
-
-exit codes: 0 compared (and every budget kept), 2 usage error (a missing or unreadable file),
-            4 a --fail-if budget is broken
-"""
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="flopwise diff", description="Compare two saved counts (flopwise MODEL --format json): the change "
-                                          "per module and in total.",
-        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("before", metavar="BEFORE.json")
-    parser.add_argument("after", metavar="AFTER.json")
-    parser.add_argument("--format", choices=("table", "markdown", "json"), default="table")
-    parser.add_argument("--all", action="store_true", help="also list the modules that did not change")
-    parser.add_argument("--depth", type=int, metavar="N", help="modules down to depth N only (default: all)")
-    add_budget_option(parser)
-    parser.add_argument("--output", "-o", metavar="FILE", help="write the output to FILE instead of stdout")
-    parser.add_argument("--quiet", "-q", action="store_true", help="no notices on stderr (a broken budget still is)")
-    parser.add_argument("--traceback", action="store_true", help="show the full traceback of errors (debugging)")
-    return parser
-
-
-def main(argv: list[str]) -> int:
-    return run_command(_run, build_parser().parse_args(argv), "flopwise diff")
+def main(options: argparse.Namespace) -> int:
+    """`flopwise diff BEFORE.json AFTER.json`, its options parsed (options.diff_parser)."""
+    return run_command(_run, options, "flopwise diff")
 
 
 def _run(options: argparse.Namespace) -> int:

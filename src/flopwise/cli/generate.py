@@ -21,12 +21,6 @@ from .inputs import make_inputs
 from .spec import Loaded
 
 
-def add_generate_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--generate", type=int, metavar="N",
-                        help="count generate() of N new tokens: the prefill, then each decode step over the KV "
-                             "cache (with --device NAME from the peak table: a roofline bound per token)")
-
-
 def generate_main(loaded: Loaded, options: argparse.Namespace, notify: Callable[[str], None]) -> int:
     inputs = make_inputs(loaded.inputs, real=True)  # token ids: small, and generate() needs their values
     ids = inputs.get("input_ids") if isinstance(inputs, dict) else inputs

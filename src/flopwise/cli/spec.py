@@ -19,11 +19,8 @@ from torch import nn
 from ..core.conventions import Convention
 from ..report.report import Report
 from .errors import UsageError
+from .options import FORMS
 
-FORMS = (
-    "torchvision:NAME, timm:NAME, hf:path/to/config.json, hf:org/name (local cache), diffusers:path/to/config.json, "
-    "path/to/file.py:NAME, file.pt2, file.pt, model.onnx or guides:NAME"
-)
 ARCHIVE_SUFFIXES = (".pt", ".pt2", ".pth", ".ts", ".jit")
 PREFIXED = ("torchvision", "timm", "hf", "diffusers", "guides")
 GLOBBED = ("torchvision", "timm")  # kinds whose names `compare` expands from a pattern

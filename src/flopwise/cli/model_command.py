@@ -1,0 +1,201 @@
+"""`flopwise [MODEL] [options]`, its options parsed by options.py (main.py is the entry point).
+
+With no model it counts the guides' three worked examples. Exit codes: 0 complete, 1 counted with
+unsupported ops (the totals are a lower bound), 2 usage errors (bad spec, file, shape, flag, or a model that
+raised). User mistakes get one line on stderr naming the fix, never a traceback (`--traceback` shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from .. import train  # noqa: F401 - registers step="train" with count() (the package root may not be imported)
+from ..examples import guide_examples
+from ..explanation import render_explanation
+from ..hardware import measure
+from ..render.csv import render_csv
+from ..render.dtypes import render_dtype_table
+from ..render.html_report import render_html_report
+from ..render.operators import render_operator_table
+from ..report.report import Report
+from .budget import gate
+from .common import (
+    chosen_convention,
+    count_loaded,
+    dtype_flag,
+    emit,
+    notifier,
+    run_command,
+)
+from .errors import UsageError
+from .generate import generate_main
+from .inputs import make_inputs
+from .load import load
+from .options import UNSET
+from .spec import InputFlags, Loaded
+from .sweep import sweep_main
+from .terminal import stage
+
+# — one model or the guides' three —
+
+
+@dataclass
+class Counted:
+    title: str
+    report: Report
+    extra: dict[str, str]  # rendered additions: explanation, measurement
+    measurement: Any = None
+
+
+def main(options: argparse.Namespace) -> int:
+    """`flopwise [MODEL] [options]`, its options parsed (options.build_parser)."""
+    return run_command(_run, options, "flopwise")
+
+
+def _run(options: argparse.Namespace) -> int:
+    notify = notifier(options.quiet)
+    flags = InputFlags(tuple(options.input), options.tokens, options.batch, options.allow_pickle, dtype_flag(options))
+    counted: list[Counted] = []
+    if options.model is not None:
+        stage(f"loading {options.model}")
+    if options.sweep:
+        return sweep_main(options, _torch_model(load(options.model, flags), "--sweep") if options.model else None,
+                          notify)
+    if options.model is None:
+        for example in guide_examples():
+            loaded = Loaded(f"guides:{example.name}", example.model, example.inputs)
+            report = count_loaded(loaded, options.mode, chosen_convention(options), notify, options.step,
+                                  options.shortcuts)
+            title = f"{example.name} — the guide counts {example.macs:,} MACs by hand"
+            counted.append(_extras(Counted(title, report, {}), loaded, options, notify))
+    else:
+        loaded = load(options.model, flags)
+        if options.generate is not None or options.measure:
+            _torch_model(loaded, "--generate" if options.generate is not None else "--measure")
+        if options.generate is not None:
+            return generate_main(loaded, options, notify)
+        report = count_loaded(loaded, options.mode, chosen_convention(options), notify, options.step,
+                                  options.shortcuts)
+        counted.append(_extras(Counted("", report, {}), loaded, options, notify))
+    stage("writing the output")
+    emit(_render(counted, options), options, notify)
+    return gate(options.fail_if, [c.report for c in counted], 0 if all(c.report.complete for c in counted) else 1,
+                notify)
+
+
+def _torch_model(loaded: Loaded, flag: str) -> Loaded:
+    """`loaded`, when it is a PyTorch model that `flag` can run; an .onnx file is counted from its graph only."""
+    if loaded.counter is not None:
+        raise UsageError(f"{loaded.spec}: {flag} needs a PyTorch model; an .onnx file is counted from its graph only")
+    return loaded
+
+
+def _extras(item: Counted, loaded: Loaded, options: argparse.Namespace, notify: Callable[[str], None]) -> Counted:
+    if options.explain:
+        fmt = "markdown" if options.format == "markdown" else "text"
+        item.extra["explanation"] = render_explanation(
+            item.report, depth=None if options.depth == UNSET else options.depth, fmt=fmt
+        )
+    if options.measure:
+        model = loaded.model
+        if any(p.is_meta for p in model.parameters()):
+            if loaded.rebuild is None:
+                raise UsageError(f"{loaded.spec}: --measure needs real weights; this model is on the meta device")
+            notify(f"{loaded.spec}: built again with random weights to measure it (times do not depend on the "
+                   "values of the weights)")
+            model = loaded.rebuild()
+        inputs = make_inputs(loaded.inputs, real=True)
+        stage(f"measuring {loaded.spec}")
+        try:
+            with _quiet_stderr(options.quiet):  # the profiler's C++ side prints to fd 2 (e.g. on CPU-only runs)
+                item.measurement = measure(model, inputs, device=options.device, peak_tflops=options.peak_tflops,
+                                           recalibrate=options.recalibrate)
+        except (ValueError, RuntimeError) as error:
+            raise UsageError(f"{loaded.spec}: --measure failed: {error}") from None
+        item.extra["measurement"] = item.measurement.table()
+    return item
+
+
+@contextlib.contextmanager
+def _quiet_stderr(quiet: bool) -> Iterator[None]:
+    """With --quiet, file descriptor 2 points at /dev/null for the block: C++ libraries write there directly."""
+    if not quiet:
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def _with_times(text: str, counted: list[Counted], per_operator: bool) -> str:
+    """CSV rows joined to the measured times: seconds, share and FLOP/s per module (or per operator)."""
+    rows = list(csv.DictReader(io.StringIO(text)))
+    if not rows:
+        return text
+    times: dict[tuple[str, str], Any] = {}
+    for item in counted:
+        if item.measurement is not None:
+            measured = item.measurement.operators() if per_operator else item.measurement.modules(depth=None)
+            times.update({(item.report.model, r.name): r for r in measured})
+    key = "operator" if per_operator else "module"
+    out = io.StringIO()
+    writer = csv.DictWriter(out, [*rows[0], "seconds", "share", "flops_per_s"], lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        timed = times.get((row.get("model", ""), row.get(key, "")))
+        extra = {"seconds": timed.seconds, "share": timed.share, "flops_per_s": timed.flops_per_s} if timed else {}
+        writer.writerow({**row, **extra})
+    return out.getvalue()
+
+
+def _render(counted: list[Counted], options: argparse.Namespace) -> str:
+    table_depth = 2 if options.depth == UNSET else options.depth
+    data_depth = None if options.depth == UNSET else options.depth
+    if options.format == "json":
+        docs = []
+        for item in counted:
+            doc = item.report.to_dict()
+            if item.measurement is not None:
+                doc["measurement"] = item.measurement.to_dict()
+            if "explanation" in item.extra:
+                doc["explanation"] = item.extra["explanation"]
+            docs.append(doc)
+        return json.dumps(docs[0] if len(docs) == 1 else docs, indent=2)
+    if options.format == "html":  # one page, a section per model, the hand calculation always included
+        return render_html_report([c.report for c in counted], [c.measurement for c in counted],
+                                  [c.title or c.report.model for c in counted])
+    if options.format == "csv":
+        text = render_csv([c.report for c in counted], depth=data_depth, per_operator=options.per_operator)
+        return _with_times(text, counted, options.per_operator) if options.measure else text
+    parts = []
+    for item in counted:
+        if options.format == "markdown":
+            heading = [f"## {item.title}", ""] if item.title else []
+            body = item.report.to_markdown(depth=table_depth, per_operator=options.per_operator, shapes=options.shapes)
+            if options.by_dtype:
+                body += "\n\n" + render_dtype_table(item.report, markdown=True)
+        else:
+            heading = [f"# {item.title}"] if item.title else []
+            body = item.report.table(depth=table_depth, shapes=options.shapes)
+            if options.per_operator:
+                body += "\n\n" + render_operator_table(item.report)
+            if options.by_dtype:
+                body += "\n\n" + render_dtype_table(item.report)
+        parts.append("\n".join([*heading, "\n\n".join([body, *item.extra.values()])]))
+    return "\n\n".join(parts)
+
