@@ -10,7 +10,6 @@ import transformers
 from torch import nn
 
 import flopwise
-from flopwise.symbolic.fit import SymbolicError
 
 seq = sympy.Symbol("seq", integer=True, positive=True)
 METRICS = ("macs", "flops", "bytes_read", "bytes_written", "params")
@@ -61,9 +60,9 @@ def test_the_traced_count_is_the_count_of_the_given_inputs() -> None:
 def test_size_one_is_counted_when_asked() -> None:
     model = llama_on_meta()
     report = flopwise.count(model, ids(1, 16), symbolic={"seq": ("input_ids", 1)})
-    assert "at seq = 1: not counted yet" in report.formulas()
-    equal_everywhere(report, model, [1])  # counted now: torch never makes a size of 1 symbolic
-    assert "not counted yet" not in report.formulas()
+    assert "exact for seq ≥ 2" in report.formulas()  # torch never makes a size of 1 symbolic: the run stands for ≥ 2
+    equal_everywhere(report, model, [1])  # counted now
+    assert report.at(seq=1).source == "counted" and report.at(seq=2).source == "traced"
 
 
 def test_a_given_batch_of_one_is_traced_at_two() -> None:
@@ -76,23 +75,75 @@ def test_a_given_batch_of_one_is_traced_at_two() -> None:
 
 
 class Branchy(nn.Module):
-    """Sequences longer than 16 take one more layer: a branch on a size."""
+    """Sequences longer than `limit` take one more layer: a branch on a size, which torch records as a guard."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = 16) -> None:
         super().__init__()
+        self.limit = limit
         self.first, self.long = nn.Linear(8, 8), nn.Linear(8, 8)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.first(x)
-        return self.long(x) if x.shape[1] > 16 else x
+        return self.long(x) if x.shape[1] > self.limit else x
 
 
-def test_a_branch_on_a_size_is_a_guard_and_the_fit_says_so() -> None:
-    for given in (40, 12):  # 8·8 MACs a token up to 16 tokens, twice that beyond: checked at 17 either way
-        with pytest.raises(SymbolicError, match="not one polynomial in seq") as raised:
-            flopwise.count(Branchy(), torch.zeros(1, given, 8), mode="fake", symbolic={"seq": 1})
-        guard = "seq > 16" if given > 16 else "seq <= 16"  # the branch the traced run took, as torch guards it
-        assert any(guard in note for note in raised.value.__notes__), raised.value.__notes__
+def direct(model: nn.Module, length: int) -> tuple[int, ...]:
+    report = flopwise.count(model, torch.zeros(1, length, 8), mode="fake")
+    return tuple(getattr(report, m) for m in METRICS)
+
+
+def test_a_size_past_the_guards_is_counted_not_extrapolated() -> None:
+    model = Branchy(512)  # 8·8 = 64 MACs a token up to 512 tokens, 128 past them
+    report = flopwise.count(model, torch.zeros(1, 16, 8), mode="fake", symbolic={"seq": 1})
+    assert report.guards == ("seq <= 512",)
+    far = report.at(seq=4096)  # the polynomial of the run (64·seq) would say 262,144
+    assert far.values == direct(model, 4096) and far.macs == 2 * 64 * 4096 == 524_288 and far.source == "counted"
+    near = report.at(seq=300)
+    assert near.values == direct(model, 300) and near.macs == 64 * 300 and near.source == "traced"
+    assert report.polynomials["macs"] == 64 * seq
+    assert report.formula("macs").subs(seq, 300) == 19_200 and report.formula("macs").subs(seq, 4096) is sympy.nan
+    assert "exact for seq ≥ 2 where seq <= 512" in report.formulas() and "seq ≥ 1" not in report.formulas()
+
+
+def test_a_run_past_a_branch_stands_only_past_it() -> None:
+    model = Branchy(16)
+    report = flopwise.count(model, torch.zeros(1, 40, 8), mode="fake", symbolic={"seq": 1})
+    assert report.guards == ("seq > 16",)  # the branch the traced run took
+    assert report.polynomials["macs"] == 128 * seq and report.variables[0].minimum == 17  # fitted on 17, 18, …
+    for length, macs, source in ((12, 64 * 12, "counted"), (16, 64 * 16, "counted"), (17, 128 * 17, "traced"),
+                                 (1000, 128 * 1000, "traced")):
+        at = report.at(seq=length)
+        assert at.values == direct(model, length) and (at.macs, at.source) == (macs, source), length
+
+
+def sliding_window_on_meta(family: str, window: int) -> nn.Module:
+    options = dict(hidden_size=D, intermediate_size=INNER, num_hidden_layers=L, num_attention_heads=HEADS,
+                   num_key_value_heads=KV, vocab_size=VOCAB, sliding_window=window, attn_implementation="sdpa")
+    if family == "qwen2":  # every layer slides its window
+        config: transformers.PretrainedConfig = transformers.Qwen2Config(**options, use_sliding_window=True,
+                                                                          max_window_layers=0)
+        kind: type[nn.Module] = transformers.Qwen2ForCausalLM
+    else:
+        config, kind = transformers.MistralConfig(**options), transformers.MistralForCausalLM
+    with torch.device("meta"):
+        return kind(config).eval()
+
+
+@pytest.mark.parametrize("family", ["mistral", "qwen2"])
+def test_a_prompt_shorter_than_the_sliding_window_stands_only_inside_it(family: str) -> None:
+    model = sliding_window_on_meta(family, window=8)
+    report = flopwise.count(model, ids(1, 4), symbolic={"seq": ("input_ids", 1)})
+    assert report.guards  # the window is a branch on the length: the run stands for seq ≤ 6 only
+    kv = D // HEADS * KV
+    per_token = L * (2 * D * D + 2 * D * kv + 3 * D * INNER) + D * VOCAB  # q, o; k, v; the MLP; the LM head: 21,632
+    assert sympy.expand(report.polynomials["macs"] - (L * 2 * D * seq**2 + per_token * seq)) == 0
+    assert report.at(seq=6).source == "traced"
+    equal_everywhere(report, model, [7, 8, 9, 20, 1000])  # past the window: each counted, in every metric
+    at = report.at(seq=1000)
+    assert at.source == "counted" and at.macs == 128 * 1000**2 + 21_632 * 1000  # dense SDPA: the same products
+    # but past the window the mask is a tensor of its own: its bytes are no longer the run's 10,792·seq + 87,184…
+    assert at.bytes_read > 2 * sympy.Poly(report.polynomials["bytes_read"], seq).eval(1000)  # 24.7 M, not 10.9 M
+    assert report.formula("bytes_read").subs(seq, 1000) is sympy.nan  # …and the formula does not answer there
 
 
 class ReadsAValue(nn.Module):

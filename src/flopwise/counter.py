@@ -190,17 +190,19 @@ def count(
     if symbolic is not None:  # one run with symbolic sizes, else several plain counts; fitted and checked
         def count_at(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Report:
             return count(model, kwargs or args, mode=mode,  # inputs are all positional or all keyword
-                         convention=convention, overrides=overrides, attention=attention)
+                         convention=convention, overrides=overrides, attention=attention, shortcuts=shortcuts)
 
         real = mode == "real" and not on_meta(model)  # traced on fake CPU tensors, checked against the real count
 
         def traced(args: tuple[Any, ...], kwargs: dict[str, Any], trace: Trace) -> Report:  # symbolic sizes
             shape_mode = "meta" if on_meta(model) or real else mode
-            return _count(model, args, kwargs, shape_mode, convention, overrides, attention, trace=trace)
+            return _count(model, args, kwargs, shape_mode, convention, overrides, attention, shortcuts, trace=trace)
+
+        from .symbolic.region import config_limits  # a fit by counting is checked past the config's limits
 
         script = isinstance(model, torch.jit.ScriptModule)
         return fit_symbolic(count_at, symbolic, *split_inputs(inputs), None if script else traced,
-                            check_trace=real)
+                            check_trace=real, limits=config_limits(model))
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"count() expects an nn.Module as its first argument, got {type(model).__name__}")
     if mode not in MODES:

@@ -1,8 +1,9 @@
 """`flopwise MODEL --sweep seq=128:32768:x2 [--sweep batch=1:8:+1] [--plot FILE]`.
 
 One symbolic count (count(..., symbolic=...): in fake and meta mode one run with the sizes symbolic, else a few
-small counts; an exact polynomial fit, checks at sizes never used to fit), then the polynomial evaluated at every
-swept size: a 64-point sweep is not 64 counts.
+small counts; an exact polynomial fit, checks at sizes never used to fit), then every swept size from `report.at`:
+where the run's guards hold, its ops costed at that size (a 64-point sweep is not 64 counts); anywhere else, a
+count at that size (marked "counted"), never the polynomial extrapolated.
 `batch` is dimension 0 of every input tensor; `seq` is dimension 1 of every integer input (token ids).
 """
 
@@ -20,7 +21,7 @@ import torch
 from ..counter import count, split_inputs
 from ..render.grid import left, markdown_table, right, text_table
 from ..render.units import binary_bytes, si
-from ..symbolic.fit import SymbolicError
+from ..symbolic.region import TRACED, SymbolicError
 from ..symbolic.report import Evaluated, SymbolicReport
 from .errors import ModelError, UsageError
 from .inputs import make_inputs
@@ -31,7 +32,7 @@ MAX_POINTS = 10_000
 
 
 def add_sweep_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("sweeps (one exact polynomial fit, evaluated at every size)")
+    group = parser.add_argument_group("sweeps (one run with symbolic sizes where it holds, counts elsewhere)")
     group.add_argument("--sweep", action="append", default=[], metavar="NAME=START:STOP:xF|+S",
                        help="batch or seq over a range: seq=128:32768:x2 (doubling), batch=1:8:+1, or seq=1,64,512")
     group.add_argument("--plot", metavar="FILE", help="with --sweep: plot MACs, FLOPs and bytes to FILE (.png, .svg)")
@@ -85,30 +86,50 @@ def symbolic_spec(inputs: Any, names: list[str]) -> dict[str, list[tuple[str | i
 
 
 def run_sweep(loaded: Loaded, options: argparse.Namespace) -> tuple[str, SymbolicReport, list[Evaluated]]:
-    """The rendered sweep, the symbolic report and the evaluated points."""
+    """The rendered sweep, the symbolic report and the points (each traced or counted)."""
     if options.format not in ("table", "markdown", "json"):
         raise UsageError(f"--sweep writes a table, markdown or json, not {options.format}")
     sweeps = dict(parse_sweep(text) for text in options.sweep)
     report = _fit(loaded, options, list(sweeps))
-    try:
-        points = [report.at(**dict(zip(sweeps, sizes, strict=True))) for sizes in product(*sweeps.values())]
-    except ValueError as error:
-        raise UsageError(f"--sweep: {error}") from None
-    how = f"{report.counts} count(s) and {report.traced} size(s) costed from one run with the sizes symbolic" \
-        if report.traced else f"{report.counts} count(s)"
-    note = (f"Computed from one exact polynomial fit in {', '.join(sweeps)} ({how}; {report.verified} check(s) at "
-            f"sizes not used to fit), then evaluated at each size; convention {report.convention.name!r}.")
+    points: list[Evaluated] = []
+    for sizes in product(*sweeps.values()):
+        chosen = dict(zip(sweeps, sizes, strict=True))
+        try:
+            points.append(report.at(**chosen))
+        except ValueError as error:
+            raise UsageError(f"--sweep: {error}") from None
+        except Exception as error:  # a size counted directly, outside what the trace stands for
+            where = ", ".join(f"{n}={v:,}" for n, v in chosen.items())
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ModelError(f"{loaded.spec}: the model raised {type(error).__name__} counted at {where}: "
+                             f"{first}") from error
+    note = _note(report, points, list(sweeps))
     if options.format == "json":
         rows = [{**p.sizes, "macs": p.macs, "flops": p.flops, "bytes_read": p.bytes_read,
-                 "bytes_written": p.bytes_written} for p in points]
-        formulas = {m: str(report.formula(m)) for m in ("macs", "flops", "bytes_read", "bytes_written", "params")}
-        return json.dumps({"model": loaded.spec, "formulas": formulas, "note": note, "points": rows}, indent=2), \
-            report, points
-    columns = [*left(*sweeps), *right("MACs", "FLOPs", "bytes read", "bytes written", "MACs (exact)")]
+                 "bytes_written": p.bytes_written, "source": p.source} for p in points]
+        metrics = ("macs", "flops", "bytes_read", "bytes_written", "params")
+        formulas = {m: str(report.formula(m)) for m in metrics} if report.fit is not None else None
+        doc = {"model": loaded.spec, "formulas": formulas, "region": list(report.guards), "refused": report.refused
+               or None, "note": note, "points": rows}
+        return json.dumps(doc, indent=2), report, points
+    columns = [*left(*sweeps), *right("MACs", "FLOPs", "bytes read", "bytes written", "MACs (exact)"), *left("from")]
     cells = [[*(f"{p.sizes[n]:,}" for n in sweeps), si(p.macs), si(p.flops), binary_bytes(p.bytes_read),
-              binary_bytes(p.bytes_written), f"{p.macs:,}"] for p in points]
+              binary_bytes(p.bytes_written), f"{p.macs:,}", p.source] for p in points]
     table = markdown_table(columns, cells) if options.format == "markdown" else text_table(columns, cells)
     return "\n\n".join([report.formulas(), "\n".join(table), note]), report, points
+
+
+def _note(report: SymbolicReport, points: list[Evaluated], names: list[str]) -> str:
+    """Where the points came from, and the fit beside them."""
+    traced = sum(p.source == TRACED for p in points)
+    held = f" (where {', '.join(report.guards)})" if report.guards else ""
+    parts = [f"{traced} size(s) costed op by op from one run with the sizes symbolic{held}"] if traced else []
+    parts.append(f"{len(points) - traced} counted directly (\"counted\": sizes that run does not stand for)")
+    how = f"{report.counts} count(s) and {report.traced} traced size(s)" if report.traced else \
+        f"{report.counts} count(s)"
+    fit = (f"the exact polynomial fit in {', '.join(names)} above took {how}, {report.verified} check(s) at sizes not "
+           "used to fit" if report.fit is not None else "no single polynomial holds (above)")
+    return f"{'; '.join(parts)}; {fit}; convention {report.convention.name!r}."
 
 
 def _fit(loaded: Loaded, options: argparse.Namespace, names: list[str]) -> SymbolicReport:
@@ -150,12 +171,17 @@ def sweep_plot(points: list[Evaluated], names: list[str], path: str, title: str)
         xs = [p.sizes[x_name] for p in line]
         for metric, style in (("macs", "-o"), ("flops", "-s"), ("bytes", "-^")):
             label = {"macs": "MACs", "flops": "FLOPs", "bytes": "bytes read + written"}[metric] + suffix
-            axes.plot(xs, [max(getattr(p, metric), 1) for p in line], style, markersize=3, label=label)
+            ys = [max(getattr(p, metric), 1) for p in line]
+            drawn = axes.plot(xs, ys, style, markersize=3, label=label)[0]
+            counted = [(x, y) for x, y, p in zip(xs, ys, line, strict=True) if p.source != TRACED]
+            if counted:  # sizes the trace does not stand for: counted, drawn as open markers
+                axes.plot(*zip(*counted, strict=True), style[1:], markersize=7, fillstyle="none",
+                          color=drawn.get_color())
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel(x_name)
     axes.set_ylabel("per forward")
-    axes.set_title(f"{title}: from one exact polynomial fit")
+    axes.set_title(f"{title}: each size traced, or counted (open markers)")
     axes.grid(True, which="both", alpha=0.3)
     axes.legend(fontsize=7)
     target = Path(path) if Path(path).suffix.lower() in (".png", ".svg", ".pdf") else Path(path + ".png")

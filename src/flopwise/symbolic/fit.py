@@ -1,35 +1,35 @@
 """Costs as exact polynomials in named input sizes: `count(model, inputs, symbolic={"seq": ("input_ids", 1)})`.
 
 A count is a function of the input sizes, and for the models people count it is a polynomial in each size
-(linear in batch, quadratic in sequence length through attention). We find that polynomial by exact
-interpolation with a proof of degree, never by guessing a shape:
+(linear in batch, quadratic in sequence length through attention) over a region: where a run with the sizes
+symbolic holds (trace.py: its guards), or, for a fit by counting, every size it was checked at. We find that
+polynomial by exact interpolation with a proof of degree, never by guessing a shape:
 
-1. per size, count at consecutive sizes until the next finite difference is zero twice in a row: the degree;
-2. count on the tensor-product grid of those sizes and interpolate with exact rationals (sympy);
-3. count again at sizes never used to fit, and raise `SymbolicError` naming the size when any count differs
-   (a size that switches kernels or pads to a multiple is piecewise, not one polynomial); the given inputs, counted
-   anyway, serve as that check when they lie far enough out (a sweep from one count at S = 4096).
+1. per size, cost consecutive sizes until the next finite difference is zero twice in a row: the degree;
+2. cost the tensor-product grid of those sizes and interpolate with exact rationals (sympy);
+3. cost again at sizes never used to fit: inside the trace's region, far out; for a fit by counting, far out, past
+   every breakpoint the model shows (its guards, its config's window and position limits) and at a size that is a
+   multiple of no power of two (padding). Where they differ, `refused` names the size: no polynomial is given
+   (formula() raises SymbolicError), and `at()` still answers every size, from the trace where it holds, else by
+   counting (region.py).
 
-The sizes come from one run with them symbolic where it can stand for them (symbolic_trace.py), else from counts.
 Counting is injected (`fit_symbolic(count_at, ...)`), so this module sits beside count.py without importing it."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from itertools import product
 from typing import Any, NamedTuple
 
-import torch
-
 from ..report.report import Report
-from .report import METRICS, Later, Piece, SymbolicReport, Variable
+from .region import Costs, SymbolicError, conditions, past, start
+from .report import METRICS, Piece, SymbolicReport, Variable
+from .sizes import Dim, current_sizes, parse_symbolic, resized
 from .trace import Trace
 
 MAX_DEGREE = 4  # attention is 2 in sequence length, a conv 2 in image side; more is not a model we know
 FIRST = 2  # fits start at 2 multiples: size 1 often takes its own path (no mask, a squeezed dim), checked apart
 
-Where = tuple[str | int, int]  # (keyword name or positional index of an input, dimension)
 Values = tuple[int, ...]  # one count's METRICS, in order
 CountAt = Callable[[tuple[Any, ...], dict[str, Any]], Report]
 
@@ -39,247 +39,228 @@ RunTraced = Callable[[tuple[Any, ...], dict[str, Any], Trace], Report]  # one co
 
 class Traced(NamedTuple):
     """One run with the named sizes symbolic: its trace (the costs at any size where its guards hold, without
-    counting again) and its count, which is the given inputs' count when they are 2 steps or more (else None)."""
+    counting again; None where the run cannot stand for other sizes) and its count, which is the given inputs'
+    count when they are 2 steps or more (else None). `seen`: the run as far as it went (its guards)."""
 
     report: Report | None
-    trace: Trace
+    trace: Trace | None
+    seen: Trace
 
 
-def trace_run(run: RunTraced, dims: dict[str, Dim], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Traced | None:
+def trace_run(run: RunTraced, dims: dict[str, Dim], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Traced:
     """The run with symbolic sizes, at the given sizes, or at 2 steps where a given size is smaller (torch never
-    makes 0 or 1 symbolic); None when it cannot be made (the fit then counts each size)."""
+    makes 0 or 1 symbolic); its trace is None when it broke (the fit then counts each size)."""
     counted = current_sizes(dims, args, kwargs)
     sizes = {n: s if s >= 2 else 2 * dims[n].multiple for n, s in counted.items()}
     trace = Trace(dims)
     try:
         report = run(*resized(dims, sizes, args, kwargs) if sizes != counted else (args, kwargs), trace)
     except Exception:  # noqa: BLE001 - whatever stops it, the plain counts meet it again and say it properly
-        return None
+        return Traced(None, None, trace)
     if not trace.symbolic():
-        return None
-    return Traced(report if sizes == counted else None, trace)
-
-
-class SymbolicError(ValueError):
-    """The counts are not one polynomial in a named size (or the size was named wrongly)."""
-
-
-@dataclass(frozen=True)
-class Dim:
-    """What one named size labels: dimensions of inputs, given as (input, dim) pairs, sampled at multiples of
-    `multiple` (a ViT's image side moves by whole patches: `Dim((0, 2), (0, 3), multiple=16)`)."""
-
-    where: tuple[Where, ...]
-    multiple: int = 1
-
-    def __init__(self, *where: Where | int, multiple: int = 1) -> None:
-        if multiple < 1:
-            raise SymbolicError(f"Dim: multiple must be a positive integer, got {multiple}")
-        object.__setattr__(self, "where", tuple((0, w) if isinstance(w, int) else w for w in where))
-        object.__setattr__(self, "multiple", multiple)
-
-
-def parse_symbolic(spec: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Dim]:
-    """{name: Dim}; a value is a Dim, an (input, dim) pair, a list of pairs, or a bare dim of a single input."""
-    if not spec:
-        raise SymbolicError("symbolic= names no size; e.g. symbolic={'batch': 0} or {'seq': ('input_ids', 1)}")
-    single = len(args) == 1 and not kwargs
-    dims: dict[str, Dim] = {}
-    for name, value in spec.items():
-        if not isinstance(name, str) or not name.isidentifier():
-            raise SymbolicError(f"symbolic= size names must be identifiers like 'seq', got {name!r}")
-        entries = value.where if isinstance(value, Dim) else value if isinstance(value, list) else [value]
-        where: list[Where] = []
-        for entry in entries:
-            if isinstance(entry, int) and not isinstance(entry, bool):
-                if not single:
-                    raise SymbolicError(f"symbolic={{{name!r}: {entry}}}: a bare dimension needs a single input "
-                                        f"tensor; name the input: ({next(iter(kwargs), 0)!r}, {entry})")
-                entry = (0, entry)
-            if not (isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[1], int)):
-                raise SymbolicError(f"symbolic={{{name!r}: {value!r}}}: expected (input, dim), e.g. ('input_ids', 1)")
-            _tensor_at(args, kwargs, entry, name)  # fails early, naming the input
-            where.append(entry)
-        dims[name] = Dim(*where, multiple=value.multiple if isinstance(value, Dim) else 1)
-    return dims
-
-
-def _tensor_at(args: tuple[Any, ...], kwargs: dict[str, Any], where: Where, name: str) -> torch.Tensor:
-    key, dim = where
-    found = kwargs.get(key) if isinstance(key, str) else args[key] if -len(args) <= key < len(args) else None
-    if not isinstance(found, torch.Tensor):
-        inputs = [*range(len(args)), *kwargs]
-        raise SymbolicError(f"symbolic size {name!r}: input {key!r} is not a tensor input of this call "
-                            f"(inputs: {inputs})")
-    if not -found.dim() <= dim < found.dim():
-        raise SymbolicError(f"symbolic size {name!r}: input {key!r} has {found.dim()} dimensions, no dimension {dim}")
-    return found
-
-
-def current_sizes(dims: dict[str, Dim], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, int]:
-    sizes: dict[str, int] = {}
-    for name, dim in dims.items():
-        seen = {int(_tensor_at(args, kwargs, w, name).shape[w[1]]) for w in dim.where}
-        if len(seen) > 1:
-            raise SymbolicError(f"symbolic size {name!r} labels dimensions of different sizes {sorted(seen)}")
-        sizes[name] = seen.pop()
-    return sizes
-
-
-def resized(
-    dims: dict[str, Dim], sizes: dict[str, int], args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """The inputs with each labelled dimension at its new size: the data is tiled along it, so token ids stay
-    valid ids and masks stay masks (only the shape matters to a count)."""
-    new_args, new_kwargs = list(args), dict(kwargs)
-    for name, dim in dims.items():
-        for key, axis in dim.where:
-            source: Any = new_kwargs if isinstance(key, str) else new_args
-            t: torch.Tensor = source[key]
-            index = torch.arange(sizes[name], device=t.device) % t.shape[axis]
-            source[key] = t.index_select(axis, index)
-    return tuple(new_args), new_kwargs
+        return Traced(None, None, trace)
+    return Traced(report if sizes == counted else None, trace, trace)
 
 
 def fit_symbolic(
     count_at: CountAt, spec: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-    run_traced: RunTraced | None = None, check_trace: bool = False,
+    run_traced: RunTraced | None = None, check_trace: bool = False, limits: dict[str, int] | None = None,
 ) -> SymbolicReport:
-    """Count at the given inputs, fit the exact polynomial of every metric in the named sizes, verify it. With
+    """Count at the given inputs and fit the exact polynomial of every metric in the named sizes, verified. With
     `run_traced`, one run with the sizes symbolic costs every size its guards hold at; `check_trace`: that run, on
-    fake tensors for a real count, is used only if it agrees with the given inputs' count in every metric."""
+    fake tensors for a real count, is used only if it agrees with the given inputs' count in every metric.
+    `limits`: sizes where the model's config says costs may change (region.config_limits), checked past."""
     dims = parse_symbolic(spec, args, kwargs)
-    traced = trace_run(run_traced, dims, args, kwargs) if run_traced is not None else None
     names = list(dims)
     counted = current_sizes(dims, args, kwargs)
-    cache: dict[Values, Values] = {}
-    from_trace: set[Values] = set()
+    run = trace_run(run_traced, dims, args, kwargs) if run_traced is not None else None
+    report = (run.report if run is not None and not check_trace else None) or count_at(args, kwargs)
+    given = tuple(_metric(report, m) for m in METRICS)
+    trace = run.trace if run is not None else None
+    if trace is not None and check_trace and not (
+            trace.holds_at(counted) and (*trace.totals(counted), report.params) == given):
+        trace = None  # the fake run is not what the real one counts: each size is counted
 
-    def at(point: Sequence[int]) -> Values:  # point: sizes in units of each Dim's multiple
-        key = tuple(point)
-        if key not in cache:
-            sizes = {n: k * dims[n].multiple for n, k in zip(names, key, strict=True)}
-            if traced is not None and traced.trace.holds_at(sizes):
-                cache[key] = (*traced.trace.totals(sizes), params)
-                from_trace.add(key)
-            else:
-                report = count_at(*resized(dims, sizes, args, kwargs))
-                cache[key] = tuple(_metric(report, m) for m in METRICS)
-        return cache[key]
+    def count(sizes: dict[str, int]) -> Values:
+        return tuple(_metric(count_at(*resized(dims, sizes, args, kwargs)), m) for m in METRICS)
 
-    given_count = traced.report if traced is not None and not check_trace else None  # check_trace: a real count
-    report = given_count or count_at(args, kwargs)
-    params = report.params  # the parameters do not change with the sizes
-    if traced is not None and check_trace and not (traced.trace.holds_at(counted) and (
-            *traced.trace.totals(counted), params) == tuple(_metric(report, m) for m in METRICS)):
-        traced = None  # the fake run is not what the real one counts: each size is counted
-    given = None  # the given inputs in steps, when they lie on the steps: a count already made, checked free
-    if all(counted[n] % dims[n].multiple == 0 for n in names):
-        given = {n: counted[n] // dims[n].multiple for n in names}
-        cache[tuple(given[n] for n in names)] = tuple(_metric(report, m) for m in METRICS)
-    checked: set[tuple[tuple[str, int], ...]] = set()
+    costs = Costs(names, count, trace, report.params)
+    costs.counted[costs.key(counted)] = given
+    fitter = _Fitter(dims, costs, conditions(run.seen) if run is not None else [], limits or {})
+    on_steps = all(counted[n] % dims[n].multiple == 0 for n in names)
+    steps = {n: counted[n] // dims[n].multiple for n in names} if on_steps else None
+    top: Piece | None = None
+    refused = ""
     try:
-        top = _fit(names, dims, lambda ks: at([ks[n] for n in names]), {}, checked, given, lazy=traced is not None)
-    except SymbolicError as error:
-        if traced is not None and traced.trace.guards():
-            error.add_note(f"the run with symbolic sizes holds under {', '.join(traced.trace.guards())}")
-        raise
-    variables = tuple(
-        Variable(n, dims[n].where, dims[n].multiple, top.minimum[n], top.degrees[n], counted[n]) for n in names
-    )
-    counts = len(cache) - len(from_trace) + (given is None)
-    guards = tuple(traced.trace.guards()) if traced is not None and from_trace else ()
-    result = SymbolicReport.from_report(report, variables, top, counts=counts, verified=len(checked),
-                                       traced=len(from_trace), guards=guards)
-    if all(counted[n] % dims[n].multiple == 0 for n in names):  # one more check, free: the given inputs
-        if result.evaluate(counted).values != tuple(_metric(report, m) for m in METRICS):
+        top = fitter.fit({}, steps)
+        piece = top.lookup(counted, {n: dims[n].multiple for n in names})
+        if on_steps and (trace is None or costs.holds(counted)) and _at(piece, counted) != given:
             raise SymbolicError(f"the fit disagrees with the count at the given inputs ({report.inputs})")
-    return result
+    except _Outside as outside:
+        where = ", ".join(f"{n} = {s:,}" for n, s in outside.sizes.items())
+        refused = (f"the run with symbolic sizes holds only where {', '.join(fitter.guards)}: too few sizes to prove "
+                   f"a polynomial there ({where} is outside)")
+        top = None
+    except SymbolicError as error:
+        refused, top = " ".join([str(error), *getattr(error, "__notes__", [])]), None
+        if trace is None and run is not None and run.seen.guards():
+            refused += f" (a run with symbolic sizes met the guards {', '.join(run.seen.guards())} before it broke)"
+    variables = tuple(Variable(n, dims[n].where, dims[n].multiple, top.minimum[n] if top else dims[n].multiple,
+                               top.degrees[n] if top else 0, counted[n]) for n in names)
+    return SymbolicReport.from_report(
+        report, variables, top, counts=len(costs.counted), verified=len(fitter.checked), traced=len(costs.traced),
+        guards=tuple(fitter.guards), refused=refused, checks=tuple(fitter.notes), unchecked=tuple(fitter.skipped),
+        costs=costs)
 
 
-def _fit(
-    names: list[str], dims: dict[str, Dim], at: Callable[[dict[str, int]], Values], fixed: dict[str, int],
-    checked: set[tuple[tuple[str, int], ...]], given: dict[str, int] | None = None, lazy: bool = False,
-) -> Piece:
-    """The polynomials in the names not `fixed` (sizes in steps), fitted, verified, with size 1 checked apart.
-    `given`: the inputs' own sizes (steps), counted already; one size alone as far out as the check needs is
-    checked there instead of at a new count."""
-    import sympy  # an optional dependency: flopwise[symbolic]
+class _Outside(Exception):
+    """A size a traced fit needs lies outside the region where the trace holds."""
 
-    free = [n for n in names if n not in fixed]
-    base = {n: FIRST for n in free}
+    def __init__(self, sizes: dict[str, int]) -> None:
+        super().__init__(sizes)
+        self.sizes = sizes
 
-    def at_free(point: dict[str, int]) -> Values:
-        return at({**fixed, **point})
 
-    degrees: dict[str, int] = {}
-    for n in free:
-        def along(k: int, n: str = n) -> Values:
-            return at_free({**base, n: k})
+class _Fitter:
+    """Fits polynomials from the costs at whole steps: from the trace inside its region only, else by counting."""
 
-        degrees[n] = _degree(n, dims[n].multiple, along)
-    grids = [list(range(FIRST, FIRST + degrees[n] + 1)) for n in free]
-    symbols = [sympy.Symbol(n, integer=True, positive=True) for n in free]
-    polynomials: dict[str, Any] = {}
-    for m, metric in enumerate(METRICS):
-        total = sympy.Integer(0)
-        for point in product(*grids):
-            term = sympy.Integer(at_free(dict(zip(free, point, strict=True)))[m])
-            for i, k in enumerate(point):  # the tensor-product Lagrange basis, on sizes in units of the step
-                term *= _lagrange(symbols[i] / dims[free[i]].multiple, grids[i], k)
-            total += term
-        polynomials[metric] = sympy.expand(total)
+    def __init__(self, dims: dict[str, Dim], costs: Costs, seen: list[Any], limits: dict[str, int]) -> None:
+        self.dims, self.costs, self.seen, self.limits = dims, costs, seen, limits
+        self.names = list(dims)
+        self.trace = costs.trace
+        self.guards = self.trace.guards() if self.trace is not None else []
+        self.checked: set[tuple[tuple[str, int], ...]] = set()
+        self.notes: list[str] = []  # the sizes checked, and why
+        self.skipped: list[str] = []
 
-    def check(point: dict[str, int]) -> bool:
-        sizes = {symbols[i]: point[n] * dims[n].multiple for i, n in enumerate(free)}
-        checked.add(tuple(sorted({**fixed, **point}.items())))
-        return tuple(polynomials[m].subs(sizes) for m in METRICS) == at_free(point)
+    def sizes(self, point: dict[str, int]) -> dict[str, int]:
+        return {n: k * self.dims[n].multiple for n, k in point.items()}
 
-    # each size alone, far out (padding to a multiple hides near the grid), then all together, off every axis
-    verify = [{**base, n: 3 * (FIRST + d + 2) + 2} for n, d in degrees.items()]
-    if given is not None and len(free) == 1 and given[free[0]] >= verify[0][free[0]]:
-        verify = [given]
-    verify += [{n: FIRST + d + 3 for n, d in degrees.items()}] if len(free) > 1 else []
-    for far in verify:
-        if not check(far):
-            where = ", ".join(f"{n} = {k * dims[n].multiple}" for n, k in {**fixed, **far}.items())
-            moved = [n for n in free if far[n] != base[n]]
-            grid = "; ".join(f"{n} ∈ {{{', '.join(str(k * dims[n].multiple) for k in g)}}}"
-                             for n, g in zip(free, grids, strict=True))
-            raise SymbolicError(
-                f"the counts are not one polynomial in {', '.join(moved)}: fitted at {grid}, the fit disagrees with "
-                f"the count at {where}. A size that switches kernels or pads to a multiple is piecewise: count "
-                f"those sizes directly, or sample whole steps with Dim(..., multiple=N)"
-            )
-    piece = Piece(polynomials, degrees, {n: dims[n].multiple for n in free}, {})
-    for n in free:  # size 1 (one step) often takes its own path (no mask, a squeezed dim): its own polynomial
-        def own(n: str = n) -> Piece | None:
-            return None if check({**base, n: 1}) else _fit(names, dims, at, {**fixed, n: 1}, checked, lazy=lazy)
+    def inside(self, point: dict[str, int]) -> bool:
+        return self.trace is None or self.costs.holds(self.sizes(point))
 
-        if lazy:  # counted when asked: a traced fit needs no count but the given one
-            piece.ones[n] = Later(own)
+    def at(self, point: dict[str, int]) -> Values:
+        if not self.inside(point):
+            raise _Outside(self.sizes(point))
+        return self.costs.at(self.sizes(point))[0]
+
+    def fit(self, fixed: dict[str, int], given: dict[str, int] | None) -> Piece:
+        """The polynomials in the names not `fixed` (sizes in steps), fitted, verified; for a fit by counting, size
+        1 checked apart. `given`: the inputs' own sizes (steps), counted already: one size alone as far out as the
+        check needs is checked there instead of at a new count."""
+        import sympy  # an optional dependency: flopwise[symbolic]
+
+        free = [n for n in self.names if n not in fixed]
+        if self.trace is not None:  # the region may start above 2 steps (a branch on a size: `seq > 16`)
+            hints = {n: self.trace.hints[n] for n in self.names}
+            base = start(self.trace, free, {n: self.dims[n].multiple for n in free}, hints, FIRST)
         else:
-            found = own()
-            if found is not None:
-                piece.ones[n] = found
-    return piece
+            base = {n: FIRST for n in free}
+
+        def at_free(point: dict[str, int]) -> Values:
+            return self.at({**fixed, **point})
+
+        degrees: dict[str, int] = {}
+        for n in free:
+            def along(k: int, n: str = n) -> Values:
+                return at_free({**base, n: k})
+
+            degrees[n] = _degree(n, self.dims[n].multiple, along, base[n])
+        grids = [list(range(base[n], base[n] + degrees[n] + 1)) for n in free]
+        symbols = [sympy.Symbol(n, integer=True, positive=True) for n in free]
+        polynomials: dict[str, Any] = {}
+        for m, metric in enumerate(METRICS):
+            total = sympy.Integer(0)
+            for point in product(*grids):
+                term = sympy.Integer(at_free(dict(zip(free, point, strict=True)))[m])
+                for i, k in enumerate(point):  # the tensor-product Lagrange basis, on sizes in units of the step
+                    term *= _lagrange(symbols[i] / self.dims[free[i]].multiple, grids[i], k)
+                total += term
+            polynomials[metric] = sympy.expand(total)
+
+        def check(point: dict[str, int], why: str = "") -> bool:
+            sizes = {symbols[i]: point[n] * self.dims[n].multiple for i, n in enumerate(free)}
+            self.checked.add(tuple(sorted({**fixed, **point}.items())))
+            return tuple(polynomials[m].subs(sizes) for m in METRICS) == at_free(point)
+
+        for far, why in self.checks(free, base, degrees, given):
+            try:
+                agrees = check(far, why)
+            except Exception as error:  # noqa: BLE001 - a size past the model's limits: it does not run there
+                if not why:
+                    raise
+                self.skipped.append(f"{self.where({**fixed, **far})} ({why}: the model raised {type(error).__name__})")
+                continue
+            if not fixed:
+                self.notes.append(self.where(far) + (f" ({why})" if why else ""))
+            if not agrees:
+                moved = [n for n in free if far[n] != base[n]]
+                grid = "; ".join(f"{n} ∈ {{{', '.join(str(k * self.dims[n].multiple) for k in g)}}}"
+                                 for n, g in zip(free, grids, strict=True))
+                raise SymbolicError(
+                    f"the counts are not one polynomial in {', '.join(moved)}: fitted at {grid}, the fit disagrees "
+                    f"with the count at {self.where({**fixed, **far})}{f' ({why})' if why else ''}. A size that "
+                    "switches kernels or pads to a multiple is piecewise: at() counts such sizes directly")
+        lowest = base if self.trace is not None else {n: 1 for n in free}  # a fit by counting checks size 1 too
+        piece = Piece(polynomials, degrees, {n: lowest[n] * self.dims[n].multiple for n in free}, {})
+        if self.trace is None:  # size 1 (one step) often takes its own path (no mask, a squeezed dim)
+            for n in free:
+                if not fixed:
+                    self.notes.append(f"{self.where({**base, n: 1})} (one step: its own path, or the same polynomial)")
+                if not check({**base, n: 1}):
+                    piece.ones[n] = self.fit({**fixed, n: 1}, None)
+        return piece
+
+    def checks(self, free: list[str], base: dict[str, int], degrees: dict[str, int],
+               given: dict[str, int] | None) -> list[tuple[dict[str, int], str]]:
+        """Sizes never used to fit, with why: each size alone, far out (padding to a multiple hides near the
+        grid), inside the trace's region; for a fit by counting, past every breakpoint; then all together."""
+        found: list[tuple[dict[str, int], str]] = []
+        for n, d in degrees.items():
+            last = base[n] + d + 2  # the degree was proven on base … last
+            far = next((k for k in range(3 * last + 2, last, -1) if self.inside({**base, n: k})), None)
+            if given is not None and len(free) == 1 and far is not None and given[n] >= far \
+                    and self.inside(given):
+                far = given[n]
+            if far is not None:
+                found.append(({**base, n: far}, ""))
+            if self.trace is None:
+                sequence = any(axis != 0 for _, axis in self.dims[n].where)
+                past_checks, skipped = past(n, self.dims[n].multiple, max(last, far or 0), self.seen, self.limits,
+                                            sequence)
+                found += [({**base, n: k}, why) for k, why in past_checks]
+                self.skipped += [s for s in skipped if s not in self.skipped]
+        together = {n: base[n] + d + 3 for n, d in degrees.items()}
+        if len(free) > 1 and self.inside(together):
+            found.append((together, ""))
+        return found
+
+    def where(self, point: dict[str, int]) -> str:
+        return ", ".join(f"{n} = {k * self.dims[n].multiple:,}" for n, k in point.items())
+
+
+def _at(piece: Piece, sizes: dict[str, int]) -> Values:
+    import sympy
+
+    values = {sympy.Symbol(n, integer=True, positive=True): s for n, s in sizes.items()}
+    return tuple(int(piece.polynomials[m].subs(values)) for m in METRICS)
 
 
 def _metric(report: Report, metric: str) -> int:
     return int(getattr(report, metric))
 
 
-def _degree(name: str, multiple: int, values_at: Callable[[int], Values]) -> int:
+def _degree(name: str, multiple: int, values_at: Callable[[int], Values], first: int = FIRST) -> int:
     """The smallest d whose (d+1)-th finite difference is zero in two consecutive windows, for every metric."""
     seen: list[Values] = []
-    for k in range(FIRST, FIRST + MAX_DEGREE + 3):
+    for k in range(first, first + MAX_DEGREE + 3):
         seen.append(values_at(k))
         for d in range(len(seen) - 2):
             if _difference(seen[-d - 2:], d + 1) and _difference(seen[-d - 3:-1], d + 1):
                 return d
-    sizes = ", ".join(str(k * multiple) for k in range(FIRST, FIRST + len(seen)))
+    sizes = ", ".join(str(k * multiple) for k in range(first, first + len(seen)))
     raise SymbolicError(f"the counts are not a polynomial of degree ≤ {MAX_DEGREE} in {name!r} "
-                        f"(counted at {name} = {sizes}); count those sizes directly")
+                        f"(counted at {name} = {sizes}); at() counts those sizes directly")
 
 
 def _difference(values: Sequence[Values], order: int) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 from collections import Counter
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -284,4 +285,16 @@ def _value(expr: Any, values: Values) -> int:
     """An expression's value at these (symbol, size) pairs: evaluated once, as one expression serves many shapes."""
     if isinstance(expr, int):
         return expr
-    return int(expr.xreplace(dict(values)))
+    return fast(dict(values)) if (fast := _arithmetic(expr)) is not None else int(expr.xreplace(dict(values)))
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _arithmetic(expr: Any) -> Callable[[dict[Any, int]], int] | None:
+    """Sums, products and whole powers of integers and symbols as plain integer arithmetic (sympy's substitution is
+    far slower, and a sweep evaluates every shape at every size); None for any other expression (FloorDiv, Mod)."""
+    if expr.is_Integer or expr.is_Symbol:
+        return (lambda values: int(expr)) if expr.is_Integer else (lambda values: values[expr])
+    power = expr.is_Pow and expr.exp.is_Integer and expr.exp >= 0
+    parts = [_arithmetic(a) for a in expr.args] if power or expr.is_Add or expr.is_Mul else [None]
+    combine: Callable[[list[int]], int] = (lambda xs: xs[0] ** xs[1]) if power else sum if expr.is_Add else math.prod
+    return None if None in parts else lambda values: combine([part(values) for part in parts])  # type: ignore[misc]
