@@ -117,3 +117,41 @@ def test_command_line_generate_json(tmp_path: Any, capsys: Any) -> None:
     assert [s["macs"] for s in data["steps"]] == [hand_macs(PROMPT, PROMPT), hand_macs(1, PROMPT + 1)]
     assert data["steps"][1]["kv_cache_bytes"] == (PROMPT + 1) * KV_PER_TOKEN
     assert data["phases"]["decode"]["macs"] == hand_macs(1, PROMPT + 1)
+
+
+def test_assisted_generation_splits_draft_and_target() -> None:
+    def llama(layers: int) -> torch.nn.Module:
+        config = transformers.LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64,
+                                          num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=1,
+                                          attn_implementation="sdpa", bos_token_id=1, eos_token_id=2, pad_token_id=0)
+        return transformers.LlamaForCausalLM(config).eval()
+
+    target, draft = llama(2), llama(1)
+    ids = torch.randint(3, 100, (1, 6))
+    r = flopwise.count_generate(target, ids, max_new_tokens=10, assistant_model=draft, do_sample=False)
+    with torch.no_grad():
+        out = target.generate(ids, max_new_tokens=10, assistant_model=draft, do_sample=False)
+    generated = out.shape[-1] - ids.shape[-1]
+    verifications = len(r.steps)
+    # each verification keeps its accepted draft tokens and adds one token of the target's own
+    assert sum(r.accepted) + verifications == generated
+    assert all(0 <= a <= 10 for a in r.accepted) and len(r.accepted) == verifications
+    assert r.draft_steps and r.phases["draft"] == sum((s.cost for s in r.draft_steps), flopwise.Cost(0, 0, 0, 0))
+    total = r.phases["prefill"] + r.phases["decode"] + r.phases["draft"] + r.phases["sampling"]
+    assert total == r.total  # the phases add up to the run
+    with pytest.raises(ValueError, match="mode='real'"):
+        flopwise.count_generate(target, ids, max_new_tokens=4, assistant_model=draft, mode="fake")
+
+
+def test_a_draft_equal_to_the_target_has_every_token_accepted() -> None:
+    import copy
+
+    config = transformers.LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+                                      num_attention_heads=2, num_key_value_heads=1, attn_implementation="sdpa",
+                                      bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    target = transformers.LlamaForCausalLM(config).eval()
+    draft = copy.deepcopy(target)  # greedy: it proposes exactly what the target would pick
+    ids = torch.randint(3, 100, (1, 6))
+    r = flopwise.count_generate(target, ids, max_new_tokens=12, assistant_model=draft, do_sample=False)
+    assert sum(r.accepted) + len(r.steps) == 12  # every new token: accepted drafts and one target token a step
+    assert len(r.steps) < 12 and sum(r.accepted) > 0  # fewer target forwards than tokens: drafts were accepted

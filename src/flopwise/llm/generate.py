@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import torch
@@ -53,9 +53,13 @@ class Step:
 
 @dataclass(frozen=True)
 class GenerateReport(Report):
-    """A Report of the whole generate(), with `phases` prefill, decode, sampling and one Step per forward."""
+    """A Report of the whole generate(), with `phases` prefill, decode, sampling and one Step per forward; with an
+    assistant model (speculative decoding), phase draft, its forwards in `draft_steps`, and `accepted`: the draft
+    tokens the target accepted at each verification step, as the run observed them."""
 
     steps: tuple[Step, ...] = ()
+    draft_steps: tuple[Step, ...] = ()
+    accepted: tuple[int, ...] = ()
 
 
 def cache_bytes(cache: Any) -> int:
@@ -75,10 +79,16 @@ class _Steps:
     def __init__(self, calls: list[OpCall]) -> None:
         self.calls = calls
         self.spans: list[tuple[int, int, int, int, Any]] = []  # (start, end, tokens, cache bytes, cache)
+        self.positions: list[int] = []  # the position of each forward's first token
+        self.forwards_of_other = [0]  # forwards another model ran before each of these (a draft's proposals)
         self._start = 0
 
     def pre(self, module: Any, args: Any, kwargs: dict[str, Any]) -> None:
         self._start = len(self.calls)
+        positions = kwargs.get("position_ids")
+        self.positions.append(int(positions.reshape(-1)[0]) if isinstance(positions, torch.Tensor) and
+                              positions.numel() and not positions.is_meta and
+                              type(positions).__name__ != "FakeTensor" else 0)
 
     def post(self, module: Any, args: Any, kwargs: dict[str, Any], out: Any) -> None:
         ids = kwargs.get("input_ids", args[0] if args else None)
@@ -88,9 +98,20 @@ class _Steps:
 
 
 @contextlib.contextmanager
-def _hooked(model: torch.nn.Module, steps: _Steps) -> Iterator[None]:
+def _hooked(model: torch.nn.Module, steps: _Steps, drafts: _Steps, draft: torch.nn.Module | None) -> Iterator[None]:
+    def proposed(module: Any, args: Any, kwargs: dict[str, Any]) -> None:  # a draft forward: one more candidate
+        steps.forwards_of_other[-1] += 1
+
+    def verified(module: Any, args: Any, kwargs: dict[str, Any], out: Any) -> None:
+        steps.forwards_of_other.append(0)
+
     handles = [model.register_forward_pre_hook(steps.pre, with_kwargs=True),
                model.register_forward_hook(steps.post, with_kwargs=True)]
+    if draft is not None:
+        handles += [draft.register_forward_pre_hook(drafts.pre, with_kwargs=True),
+                    draft.register_forward_hook(drafts.post, with_kwargs=True),
+                    draft.register_forward_pre_hook(proposed, with_kwargs=True),
+                    model.register_forward_hook(verified, with_kwargs=True)]
     try:
         yield
     finally:
@@ -100,18 +121,25 @@ def _hooked(model: torch.nn.Module, steps: _Steps) -> Iterator[None]:
 
 def count_generate(
     model: torch.nn.Module, input_ids: torch.Tensor, max_new_tokens: int, *, mode: str = "real",
-    convention: str | Convention = "default", attention: str | None = None, **generate_kwargs: Any,
+    convention: str | Convention = "default", attention: str | None = None,
+    assistant_model: torch.nn.Module | None = None, **generate_kwargs: Any,
 ) -> GenerateReport:
     """Count `model.generate(input_ids, max_new_tokens=N, **generate_kwargs)` split into its N forwards.
 
     `mode="real"` runs generate() (random weights are fine); `mode="fake"` — chosen for a model on the meta
     device — runs the same N forwards on fake CPU tensors (greedy: every step makes one token, none stops early).
+    `assistant_model` (speculative decoding): the draft's forwards are phase "draft" (`report.draft_steps`), and
+    `report.accepted` the draft tokens accepted at each verification; real mode only, since acceptance compares
+    the tokens' values.
     """
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     params = list(model.parameters())
     if params and all(p.is_meta for p in params):
         mode = "fake"
+    if assistant_model is not None and mode != "real":
+        raise ValueError("count_generate(assistant_model=...): the target accepts draft tokens by their values, "
+                         "which a model without weights has not: count models with weights (mode='real')")
     if mode not in ("real", "fake"):
         raise ValueError(f"mode must be 'real' or 'fake', got {mode!r}")
     shape = "×".join(str(d) for d in input_ids.shape)
@@ -125,13 +153,32 @@ def count_generate(
             counting_on_fakes(model, fake, convention, described, attention)
         with session_of as session:
             assert session._mode is not None
-            steps = _Steps(session._mode.calls)
-            with _hooked(model, steps):
+            steps, drafts = _Steps(session._mode.calls), _Steps(session._mode.calls)
+            with _hooked(model, steps, drafts, assistant_model):
                 if fake is None:
-                    model.generate(input_ids, max_new_tokens=max_new_tokens, **generate_kwargs)  # type: ignore[operator]
+                    if assistant_model is not None:
+                        generate_kwargs["assistant_model"] = assistant_model
+                    out = model.generate(input_ids, max_new_tokens=max_new_tokens, **generate_kwargs)  # type: ignore[operator]
                 else:
                     _fake_generate(model, state, tuple(input_ids.shape), max_new_tokens)
-    return _split(session.report, steps, sum(session.report.param_bytes.values()))
+    report = _split(session.report, steps, drafts, sum(session.report.param_bytes.values()))
+    if assistant_model is None:
+        return report
+    total = int(out.shape[-1]) if isinstance(out, torch.Tensor) else int(out.sequences.shape[-1])
+    return replace(report, accepted=_accepted(steps, total))
+
+
+def _accepted(steps: _Steps, total: int) -> tuple[int, ...]:
+    """Draft tokens accepted at each verification (each target forward): the next forward starts past the tokens
+    it kept (those it had not cached, less its candidates, plus the accepted ones); the last one's end is the output
+    length, less the token the target adds itself."""
+    found = []
+    for i, ((_, _, tokens, _, _), start) in enumerate(zip(steps.spans, steps.positions, strict=True)):
+        candidates = steps.forwards_of_other[i]
+        kept = start + tokens - candidates
+        after = steps.positions[i + 1] if i + 1 < len(steps.positions) else total - 1
+        found.append(max(0, min(candidates, after - kept)))
+    return tuple(found)
 
 
 def _fake_generate(model: torch.nn.Module, state: dict[str, torch.Tensor], shape: tuple[int, ...], n: int) -> None:
@@ -154,24 +201,33 @@ def _fake_generate(model: torch.nn.Module, state: dict[str, torch.Tensor], shape
             model(**kwargs)
 
 
-def _split(report: Report, steps: _Steps, weight_bytes: int) -> GenerateReport:
-    """The report with one Step per forward, and phases prefill, decode and sampling (the loop's own ops)."""
-    calls, out, before = report.calls, list[Step](), 0
-    for i, (start, end, tokens, kv_bytes, _) in enumerate(steps.spans):
-        cost = sum((c.cost for c in calls[start:end]), ZERO)
-        context = tokens if i == 0 else out[0].context + i
-        out.append(Step("prefill" if i == 0 else "decode", tokens, context, cost, weight_bytes, kv_bytes,
-                        kv_bytes - before, kv_bytes))
-        before = kv_bytes
-    inside = sum((step.cost for step in out), ZERO)
+def _split(report: Report, steps: _Steps, drafts: _Steps, weight_bytes: int) -> GenerateReport:
+    """The report with one Step per forward, and phases prefill, decode, draft (an assistant's forwards) and
+    sampling (the loop's own ops)."""
+    out, draft = _steps(report.calls, steps, weight_bytes), _steps(report.calls, drafts, weight_bytes)
+    inside = sum((step.cost for step in (*out, *draft)), ZERO)
     everything = report.total
     sampling = Cost(*(getattr(everything, f) - getattr(inside, f)
                       for f in ("macs", "flops", "bytes_read", "bytes_written")))  # the ops outside the forwards
     phases = {"prefill": out[0].cost if out else ZERO,
               "decode": sum((s.cost for s in out[1:]), ZERO), "sampling": sampling}
+    if draft:
+        phases["draft"] = sum((s.cost for s in draft), ZERO)
     base = {f.name: getattr(report, f.name) for f in fields(Report) if f.init}
     base["phases"] = phases
-    return GenerateReport(**base, steps=tuple(out))
+    return GenerateReport(**base, steps=tuple(out), draft_steps=tuple(draft))
+
+
+def _steps(calls: tuple[OpCall, ...], steps: _Steps, weight_bytes: int) -> list[Step]:
+    out, before = list[Step](), 0
+    for i, (start, end, tokens, kv_bytes, _) in enumerate(steps.spans):
+        cost = sum((c.cost for c in calls[start:end]), ZERO)
+        position = steps.positions[i] if i < len(steps.positions) else 0  # 0 on fake tensors: one token a step
+        context = position + tokens if position or i == 0 else out[0].context + i
+        out.append(Step("prefill" if i == 0 else "decode", tokens, context, cost, weight_bytes, kv_bytes,
+                        kv_bytes - before, kv_bytes))
+        before = kv_bytes
+    return out
 
 
 def kv_cache_bytes(layers: int, batch: int, kv_heads: int, head_dim: int, tokens: int, itemsize: int) -> int:
