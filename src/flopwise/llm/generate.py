@@ -23,6 +23,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import torch
+from torch.utils._python_dispatch import _disable_current_modes
 
 from ..core.conventions import Convention
 from ..core.cost import ZERO, Cost, OpCall
@@ -86,9 +87,10 @@ class _Steps:
     def pre(self, module: Any, args: Any, kwargs: dict[str, Any]) -> None:
         self._start = len(self.calls)
         positions = kwargs.get("position_ids")
-        self.positions.append(int(positions.reshape(-1)[0]) if isinstance(positions, torch.Tensor) and
-                              positions.numel() and not positions.is_meta and
-                              type(positions).__name__ != "FakeTensor" else 0)
+        with _disable_current_modes():  # reading it is not part of the count
+            known = isinstance(positions, torch.Tensor) and positions.numel() > 0 and not positions.is_meta and \
+                type(positions).__name__ != "FakeTensor"
+            self.positions.append(int(positions.reshape(-1)[0]) if known and positions is not None else 0)
 
     def post(self, module: Any, args: Any, kwargs: dict[str, Any], out: Any) -> None:
         ids = kwargs.get("input_ids", args[0] if args else None)
