@@ -266,6 +266,7 @@ def test_a_fit_by_counting_is_checked_past_the_guards_the_run_met() -> None:
     model = BranchesThenReadsAValue()
     report = flopwise.count(model, torch.zeros(1, 16, 8), mode="fake", symbolic={"seq": 1})
     assert report.traced == 0 and "seq = 513 (past the guard seq <= 512)" in report.refused
+    assert "set aside, met the guards seq <= 512" in report.refused
     with pytest.raises(SymbolicError, match="disagrees with the count at seq = 513"):
         report.formula("macs")  # 64·seq up to 512 tokens, 128·seq past them: 2·64·513 = 65,664 at 513
     for length, macs in ((100, 64 * 100), (513, 2 * 64 * 513)):

@@ -10,6 +10,7 @@ import transformers
 from torch import nn
 
 import flopwise
+from flopwise.symbolic.fit import SymbolicError
 
 seq = sympy.Symbol("seq", integer=True, positive=True)
 METRICS = ("macs", "flops", "bytes_read", "bytes_written", "params")
@@ -144,6 +145,16 @@ def test_a_prompt_shorter_than_the_sliding_window_stands_only_inside_it(family: 
     # but past the window the mask is a tensor of its own: its bytes are no longer the run's 10,792·seq + 87,184…
     assert at.bytes_read > 2 * sympy.Poly(report.polynomials["bytes_read"], seq).eval(1000)  # 24.7 M, not 10.9 M
     assert report.formula("bytes_read").subs(seq, 1000) is sympy.nan  # …and the formula does not answer there
+
+
+def test_a_region_too_small_for_a_polynomial_still_answers_every_size() -> None:
+    model = sliding_window_on_meta("mistral", window=5)  # the run from 3 tokens stands for seq ≤ 3: 2 and 3
+    report = flopwise.count(model, ids(1, 3), symbolic={"seq": ("input_ids", 1)})
+    assert report.fit is None and "seq = 4 is outside" in report.refused  # a quadratic needs 2…6 to be proven
+    with pytest.raises(SymbolicError, match="too few sizes to prove a polynomial"):
+        report.formula("macs")
+    assert [report.at(seq=n).source for n in (2, 3, 4)] == ["traced", "counted", "counted"]  # 3: the given count
+    equal_everywhere(report, model, [2, 4, 50])
 
 
 class ReadsAValue(nn.Module):

@@ -104,7 +104,7 @@ def fit_symbolic(
     except SymbolicError as error:
         refused, top = " ".join([str(error), *getattr(error, "__notes__", [])]), None
         if trace is None and run is not None and run.seen.guards():
-            refused += f" (a run with symbolic sizes met the guards {', '.join(run.seen.guards())} before it broke)"
+            refused += f" (the run with symbolic sizes, set aside, met the guards {', '.join(run.seen.guards())})"
     variables = tuple(Variable(n, dims[n].where, dims[n].multiple, top.minimum[n] if top else dims[n].multiple,
                                top.degrees[n] if top else 0, counted[n]) for n in names)
     return SymbolicReport.from_report(
