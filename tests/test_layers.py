@@ -28,6 +28,7 @@ LAYERS: dict[str, int] = {
     "flopwise.llm": 7,
     "flopwise.hardware": 8,  # timing, device peaks, roofline, MFU, energy
     "flopwise.train": 8,
+    "flopwise.parallel": 8,  # parallel plans: rank programs on torch's fake process group, step-time estimates
     "flopwise.integrations": 9,
     "flopwise.cli": 9,
     "flopwise.__main__": 9,

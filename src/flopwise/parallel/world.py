@@ -1,0 +1,73 @@
+"""One rank's world: torch's fake process group, the device mesh on it, and a copy of the model without data.
+
+`torch.distributed.init_process_group("fake", rank=r, world_size=W, store=FakeStore())` makes this process rank r
+of W: every collective returns at once and moves no data, so any world size runs on one laptop, and the program a
+rank runs (its local shapes, its collectives) is the one a real job's rank r runs. One rank at a time: the group
+is destroyed when the block ends. A process that already belongs to a process group (under torchrun) cannot plan.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import sys
+from collections.abc import Iterator
+
+import torch
+import torch.distributed as dist
+from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
+
+from .layout import Layout
+
+
+@contextlib.contextmanager
+def fake_world(layout: Layout, rank: int) -> Iterator[DeviceMesh]:
+    """This process as rank `rank` of `layout`'s world, on the fake process group; yields the device mesh."""
+    from torch.testing._internal.distributed.fake_pg import FakeStore  # registers the "fake" backend
+
+    if dist.is_initialized():
+        raise RuntimeError("parallel plans run on torch's fake process group, and this process already belongs to "
+                           "a process group: plan outside torchrun (one process is enough for any world size)")
+    hook = sys.excepthook  # init_process_group wraps it to prefix tracebacks with "[rank r]": put back after
+    forget_meshes()
+    dist.init_process_group("fake", rank=rank, world_size=layout.world, store=FakeStore())
+    try:
+        yield init_device_mesh("cpu", layout.mesh_shape, mesh_dim_names=layout.mesh_dims)
+    finally:
+        dist.destroy_process_group()
+        sys.excepthook = hook
+        forget_meshes()
+
+
+def forget_meshes() -> None:
+    """Empty DTensor's sharding-propagation caches. Device meshes of two ranks' worlds compare equal (same shape,
+    same names), so a decision cached for one rank's mesh would be reused with the next rank's, and its
+    collectives would name the first world's process groups."""
+    from torch.distributed.tensor._sharding_prop import ShardingPropagator
+    from torch.distributed.tensor.debug import _clear_sharding_prop_cache
+
+    _clear_sharding_prop_cache()  # type: ignore[no-untyped-call]
+    ShardingPropagator._propagate_tensor_meta_cached.cache_clear()
+
+
+def group_dims(mesh: DeviceMesh) -> dict[str, str]:
+    """{process group name: mesh dimension} for each dimension of `mesh` (a world of one: the default group)."""
+    names = mesh.mesh_dim_names or ()
+    return {mesh.get_group(d).group_name: d for d in names}
+
+
+def meta_copy(model: torch.nn.Module) -> torch.nn.Module:
+    """A deep copy of `model` whose parameters and buffers are on the meta device (no data is copied); tied
+    parameters stay tied, requires_grad is kept."""
+    memo: dict[int, object] = {}
+    for module in model.modules():
+        for table in (module._parameters, module._buffers):
+            for t in table.values():
+                if t is None or id(t) in memo:
+                    continue
+                meta = torch.empty_like(t, device="meta")
+                if isinstance(t, torch.nn.Parameter):
+                    memo[id(t)] = torch.nn.Parameter(meta, requires_grad=t.requires_grad)
+                else:
+                    memo[id(t)] = meta
+    return copy.deepcopy(model, memo)
