@@ -19,7 +19,7 @@ from ..counter import count, counting
 from ..engine.prepare import describe_inputs
 from ..report.report import Report
 from ..shapes_only.values import NeedsData
-from .errors import COMPLETE, INTERNAL_ERROR, INTERRUPTED, USER_ERROR, ModelError, UsageError
+from .errors import COMPLETE, INTERNAL_ERROR, INTERRUPTED, USER_ERROR, ModelError, UsageError, exit_message
 from .failures import describe_failure, needs_data, raised_by_flopwise
 from .inputs import FLOAT_DTYPES, make_inputs, parse_dtype
 from .options import EXIT_CODES as EXIT_CODES
@@ -123,6 +123,8 @@ def _count(
         if step != "forward":  # a training step counts on copies, with no shortcut
             return count(model, inputs, mode=mode, convention=convention, step=step)
         return count(model, inputs, mode=mode, convention=convention, shortcuts=shortcuts)
+    except SystemExit as error:
+        raise ModelError(exit_message(loaded.spec, error, "in its forward")) from None
     except Exception as error:
         if raised_by_flopwise(error) and not isinstance(error, NeedsData):  # NeedsData: the model's data path
             raise
@@ -138,6 +140,8 @@ def _count_scripted(loaded: Loaded, convention: str | Convention) -> Report:
     try:
         with torch.no_grad(), counting(convention, model=loaded.model, inputs=describe_inputs(args, {})) as session:
             loaded.model(*args)
+    except SystemExit as error:
+        raise ModelError(exit_message(loaded.spec, error, "in its forward")) from None
     except Exception as error:
         raise ModelError(describe_failure(loaded, error)) from error
     return session.report
@@ -154,6 +158,9 @@ def run_command(run: Callable[[argparse.Namespace], int], options: argparse.Name
         if options.traceback:
             traceback.print_exc()
         say(f"{prog}: error: {error}")
+        return USER_ERROR
+    except SystemExit as error:  # the model's code ended the process (in --measure, --generate, --sweep…)
+        say(f"{prog}: error: {exit_message(getattr(options, 'model', None) or 'the model', error, 'while it ran')}")
         return USER_ERROR
     except KeyboardInterrupt:
         say(f"{prog}: interrupted")

@@ -23,7 +23,7 @@ from ..render.tree import shows_density
 from ..render.units import binary_bytes, count_text, si, si_small
 from ..report.report import Report
 from .common import chosen_convention, count_loaded, dtype_flag, emit, notifier, run_command, write_file
-from .errors import INTERRUPTED, UsageError
+from .errors import INTERRUPTED, UsageError, exit_message
 from .load import load, torchvision_families
 from .load_timm import timm_names
 from .plot import scatter_plot
@@ -94,6 +94,8 @@ def _run(options: argparse.Namespace) -> int:
             outcomes.append(Outcome(spec, report, "", time.perf_counter() - start))
         except UsageError as error:
             outcomes.append(Outcome(spec, None, str(error), time.perf_counter() - start))
+        except SystemExit as error:  # the model's code ended the process: that model failed, the others go on
+            outcomes.append(Outcome(spec, None, exit_message(spec, error, "while it ran"), time.perf_counter() - start))
         except KeyboardInterrupt:  # Ctrl-C: keep the models already counted, print them, exit 130
             interrupted = True
             break

@@ -15,3 +15,11 @@ class UsageError(Exception):
 
 class ModelError(UsageError):
     """The user's model raised (while built, imported or counted); the message says where and with what inputs."""
+
+
+def exit_message(spec: str, error: SystemExit, where: str) -> str:
+    """One line for a model that called sys.exit() (or raised SystemExit, or ran argparse on arguments it lacks): the
+    model failing, not flopwise ending."""
+    code = "" if error.code is None else repr(error.code)
+    return (f"{spec}: the model exited {where} (SystemExit({code})): a model file must not end the process; nothing "
+            "was counted")

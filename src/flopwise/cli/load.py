@@ -22,6 +22,7 @@ import inspect
 import re
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from torch.overrides import TorchFunctionMode
 
 from ..examples import guide_examples
 from .archives import load_archive
-from .errors import ModelError, UsageError
+from .errors import ModelError, UsageError, exit_message
 from .inputs import Shaped, parse_inputs, parse_tokens, token_ids, with_batch, with_dtype
 from .load_diffusers import diffusers_model
 from .load_hf import huggingface
@@ -146,11 +147,30 @@ def _guide(spec: Spec) -> Loaded:
 
 
 def _python_file(parsed: Spec) -> Loaded:
-    spec, file, name = parsed.text, parsed.target, parsed.name
+    """Import the file (its top-level code runs, as under `python file.py`, with sys.argv = [file.py]) and build NAME.
+    A SystemExit from the file (sys.exit(), argparse) is the model failing, never flopwise ending."""
+    spec, file = parsed.text, parsed.target
     path = Path(file)
     if not path.is_file():
         raise UsageError(f"{spec}: no file {file!r}")
-    namespace = _import_file(path)
+    with _own_argv(path):
+        return _build_from_file(parsed, path)
+
+
+@contextlib.contextmanager
+def _own_argv(path: Path) -> Iterator[None]:
+    """sys.argv as the file would see it run as a script: [file.py], not flopwise's arguments."""
+    saved = sys.argv
+    sys.argv = [str(path)]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def _build_from_file(parsed: Spec, path: Path) -> Loaded:
+    spec, file, name = parsed.text, parsed.target, parsed.name
+    namespace = _import_file(path, spec)
     choices = [
         n for n, v in vars(namespace).items()
         if not n.startswith("_") and (_is_module_class(v) or inspect.isfunction(v)) and _defined_in(v, namespace)
@@ -173,6 +193,8 @@ def _python_file(parsed: Spec) -> Loaded:
         pass
     try:
         result = factory()
+    except SystemExit as error:
+        raise ModelError(exit_message(spec, error, f"in {name}()")) from None
     except Exception as error:  # the user's constructor raised: their model failed, not flopwise
         first = str(error).strip().splitlines()[0] if str(error).strip() else "(no message)"
         raise ModelError(f"{spec}: {name}() raised {type(error).__name__}: {first}") from error
@@ -187,7 +209,7 @@ def _python_file(parsed: Spec) -> Loaded:
     return Loaded(spec, result.eval(), inputs)
 
 
-def _import_file(path: Path) -> Any:
+def _import_file(path: Path, spec_text: str) -> Any:
     module_name = "flopwise_user_" + re.sub(r"\W", "_", path.stem)
     spec = importlib.util.spec_from_file_location(module_name, path)
     if spec is None or spec.loader is None:
@@ -197,6 +219,8 @@ def _import_file(path: Path) -> Any:
     sys.path.insert(0, str(path.resolve().parent))  # so the file can import its neighbours
     try:
         spec.loader.exec_module(namespace)
+    except SystemExit as error:
+        raise ModelError(exit_message(spec_text, error, "while importing it")) from None
     except Exception as error:
         raise UsageError(f"{path}: importing it raised {type(error).__name__}: {error}") from None
     finally:
