@@ -164,6 +164,10 @@ def run_rank(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], la
                 scope.enter_context(torch.autograd.graph.saved_tensors_hooks(_saver(saved), lambda t: t))
             output = module(*a, **k)
             _wait(output)
+            if train:  # saved for backward: activations, not the weights (FSDP2's gathered ones too) or inputs
+                for t in [*module.parameters(), *module.buffers(), *tree_leaves((a, k))]:
+                    if isinstance(t, torch.Tensor):
+                        saved.pop(local(t).untyped_storage()._cdata, None)
             sent = stages.stage_output(stage, output) if stage is not None and not stage.last else None
             if sent is not None:
                 output_meta = (tuple(local(sent).shape), sent.dtype)
@@ -208,11 +212,10 @@ def _wait(output: Any) -> None:
 
 
 def _saver(saved: dict[int, int]) -> Callable[[torch.Tensor], torch.Tensor]:
-    """A pack hook that notes the storage of each tensor autograd saves (parameters' included only once)."""
+    """A pack hook that notes the storage of each tensor autograd saves (once each)."""
     def pack(t: torch.Tensor) -> torch.Tensor:
-        if not isinstance(t, nn.Parameter):
-            storage = local(t).untyped_storage()
-            saved.setdefault(storage._cdata, storage.nbytes())
+        storage = local(t).untyped_storage()
+        saved.setdefault(storage._cdata, storage.nbytes())
         return t
     return pack
 

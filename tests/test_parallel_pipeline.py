@@ -1,0 +1,78 @@
+"""Pipeline parallelism in parallel plans: stages cut from the model, micro-batches, the schedule's order from
+torch.distributed.pipelining, the sends and receives at stage boundaries (flopwise.parallel)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_parallel import tiny_llama
+from torch import nn
+
+import flopwise
+from flopwise.parallel import plan
+from flopwise.parallel.planner import in_flight
+from flopwise.parallel.stages import shares
+
+D, T = 64, 16  # the tiny Llama's width, and the sequence length of its inputs
+
+
+def test_two_stages_split_the_layers_and_send_hidden_states_each_micro_batch() -> None:
+    model, ids = tiny_llama(batch=4, layers=4)
+    inputs = {"input_ids": ids, "labels": ids}
+    single = flopwise.count(model, inputs, step="train", mode="meta")
+    p = plan(model, inputs, {"pp": 2}, step="train")  # 2 micro-batches of 2 sequences (default: as many as stages)
+    first, last = p.ranks
+    assert p.counted == 2 and (first.stage, last.stage) == (0, 1) and first.microbatches == 2
+    # stage 0 runs the embedding and layers 0-1, stage 1 layers 2-3, the norm and the head; each counts one
+    # micro-batch (half the batch), and MACs are linear in the batch: two micro-batches make the module's count
+    for stage, own, other in ((first, "model.layers.1", "model.layers.2"), (last, "model.layers.3", "model.layers.0")):
+        assert 2 * stage.report[own].macs == single[own].macs and stage.report[other].macs == 0
+    assert 2 * last.report["lm_head"].macs == single["lm_head"].macs
+    assert first.macs + last.macs == p.macs == single.macs
+    # each micro-batch's hidden states, 2·16·64 float32 = 8,192 bytes, go forward; their gradient comes back
+    hidden = 2 * T * D * 4
+    assert first.collectives == [{"kind": "recv", "mesh_dim": "pp", "group_size": 2, "calls": 2, "bytes": 2 * hidden},
+                                 {"kind": "send", "mesh_dim": "pp", "group_size": 2, "calls": 2, "bytes": 2 * hidden}]
+    assert last.collectives == first.collectives
+    # torch's Schedule1F1B: stage 0 warms up with one forward more than the last stage before alternating
+    assert p.pipeline_order == {0: ["0F0", "0F1", "0B0", "0B1", "0REDUCE_GRAD"],
+                                1: ["1F0", "1B0", "1F1", "1B1", "1REDUCE_GRAD"]}
+    assert [in_flight(p.pipeline_order[s]) for s in (0, 1)] == [2, 1]
+    # stage 0 holds two micro-batches' saved activations at once, the last stage one
+    assert first.activation_bytes > first.report.peak_activation_bytes  # type: ignore[operator]
+    assert last.activation_bytes == last.report.peak_activation_bytes
+
+
+def test_gpipe_holds_every_micro_batch_and_a_sequential_splits_by_children() -> None:
+    model = nn.Sequential(*[nn.Linear(8, 8, bias=False) for _ in range(4)])
+    p = plan(model, torch.randn(4, 8), {"pp": 2}, microbatches=4, schedule="ScheduleGPipe")
+    assert p.pipeline_order[0][:4] == ["0F0", "0F1", "0F2", "0F3"]
+    # forward only: 4 micro-batches of one row, two 8×8 layers per stage: 4·2·64 = 512 MACs, one row of 8
+    # float32 (32 bytes) sent per micro-batch
+    assert [r.macs for r in p.ranks] == [512, 512]
+    assert p.ranks[0].collectives == [{"kind": "send", "mesh_dim": "pp", "group_size": 2, "calls": 4, "bytes": 128}]
+    assert p.ranks[1].collectives == [{"kind": "recv", "mesh_dim": "pp", "group_size": 2, "calls": 4, "bytes": 128}]
+    assert (p.ranks[0].params, p.ranks[1].params) == (128, 128)
+
+
+def test_pipeline_with_data_and_tensor_parallel_gathers_once_per_step() -> None:
+    model, ids = tiny_llama(batch=8, layers=4)
+    p = plan(model, {"input_ids": ids, "labels": ids}, {"dp": 2, "pp": 2, "tp": 2}, step="train")
+    assert p.world == 8 and p.counted == 2  # one program per stage, shared by its 2×2 dp×tp ranks
+    assert p.ranks[0].ranks == (0, 1, 2, 3) and p.ranks[4].ranks == (4, 5, 6, 7)
+    dp = {c["kind"]: c["calls"] for c in p.ranks[0].collectives if c["mesh_dim"] == "dp"}
+    # FSDP2 keeps stage 0's 3 units (2 layers, the root) gathered across micro-batches and reduce-scatters once
+    assert dp == {"all_gather": 3, "reduce_scatter": 3}
+    tp = next(c for c in p.ranks[0].collectives if c["mesh_dim"] == "tp")
+    # per micro-batch: forward the embedding's and 2 per layer (5), backward one per attention and MLP input (4)
+    assert tp["calls"] == 2 * (5 + 4)
+
+
+def test_stage_shares_and_refusals() -> None:
+    assert shares(10, 4) == [(0, 3), (3, 6), (6, 8), (8, 10)]
+    with pytest.raises(ValueError, match="cannot fill 4 stages"):
+        plan(nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2)), torch.randn(4, 2), {"pp": 4})
+    with pytest.raises(ValueError, match="neither"):
+        plan(nn.Linear(2, 2), torch.randn(4, 2), {"pp": 2})
+    with pytest.raises(ValueError, match="micro-batches are a pipeline's"):
+        plan(nn.Linear(2, 2), torch.randn(4, 2), {"dp": 2}, microbatches=2)
