@@ -14,10 +14,11 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from .. import formulas as _ops  # noqa: F401 - registers the formulas
 from ..core.cost import ZERO, Cost, OpCall, Work
-from ..formulas.attention import MASK_ARGUMENTS, VARLEN_OFFSETS, mask_argument
+from ..formulas.attention import MASK_ARGUMENTS, mask_argument
 from ..formulas.pricing import UNKNOWN, VIEW, cost_call, nbytes, plan_of
 from ..formulas.registry import OUTPUT_RULES, REAL_ONLY, Unkeyable, compute_dtype, tensors_in
 from ..formulas.schema import written_arguments
+from ..formulas.varlen_attention import VARLEN_OFFSETS
 from ..shapes_only.values import DATA_DEPENDENT, NeedsData
 from ..shortcuts.keys import tree_key
 from ..shortcuts.replay import MISS

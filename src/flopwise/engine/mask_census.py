@@ -16,7 +16,8 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import _disable_current_modes
 
-from ..formulas.attention import VARLEN_OFFSETS, mask_argument, mask_target
+from ..formulas.attention import mask_argument, mask_target
+from ..formulas.varlen_attention import VARLEN_OFFSETS
 from ..shapes_only.values import Values, known_value
 
 

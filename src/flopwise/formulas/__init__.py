@@ -26,6 +26,7 @@ from . import (  # noqa: F401
     reduction,
     rnn,
     upsample,
+    varlen_attention,
 )
 
 prims.register()  # after every family: prims reuse the aten entries
