@@ -263,8 +263,11 @@ def is_zero_cost(name: str) -> bool:
     return name in ZERO_COST or functional_name(name) in ZERO_COST
 
 
-# Views whose schema does not say so: they return tensors sharing the input's storage without annotating it.
-_UNANNOTATED_VIEWS = {"aten._unsafe_view", "aten.unsafe_split", "aten.unsafe_split_with_sizes", "aten.unsafe_chunk"}
+# Views whose schema does not say so: they return tensors sharing the input's storage without annotating it. A
+# functional collective's wait and autograd wrap return the collective's own output: no bytes move (eager runs wrap
+# and wait later, fake-tensor runs wait at once; either way the traffic is the collective's, counted once).
+_UNANNOTATED_VIEWS = {"aten._unsafe_view", "aten.unsafe_split", "aten.unsafe_split_with_sizes", "aten.unsafe_chunk",
+                      "_c10d_functional.wait_tensor", "_c10d_functional._wrap_tensor_autograd"}
 # Queries of a tensor's metadata: they read no element.
 _METADATA = {"prim.device", "prim.layout", "aten.sym_size", "aten.sym_stride", "aten.sym_numel",
              "aten.sym_storage_offset", "aten.is_same_size", "aten.is_contiguous", "aten.is_strides_like_format",

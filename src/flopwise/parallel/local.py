@@ -8,7 +8,8 @@ declines every op that has a DTensor argument, so DTensor takes it, and the ops 
 
 DTensor's sharding propagation also runs ops: the op at global shapes on fake tensors, to learn the output's
 shape (cached per op and shapes, so only on the first call of each). They are no part of the rank's program and
-run here with the counting modes set aside, under the plan's fake mode alone.
+run here with the counting modes set aside, under the fake mode they run in alone. The mode works the same in a
+real run (torchrun, any backend): see tests/parallel_rank_step.py.
 
 Each collective the rank runs (process-group ops of FSDP2, functional collectives of DTensor) is recorded with its
 kind, its size and the mesh dimension of its group. Size is what nccl-tests calls a collective's size: the whole
@@ -18,12 +19,12 @@ all-to-all, the message of a send or recv.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.distributed import distributed_c10d as c10d
 from torch.distributed.tensor import DTensor
 from torch.distributed.tensor._sharding_prop import ShardingPropagator
@@ -79,9 +80,8 @@ class LocalShards(TorchDispatchMode):  # type: ignore[no-untyped-call]  # torch'
     """Above the counting mode: DTensor ops left to DTensor (so their local ops are counted), DTensor's
     shape propagation run uncounted, and every collective recorded (module docstring)."""
 
-    def __init__(self, fake: FakeTensorMode, groups: dict[str, str]) -> None:
+    def __init__(self, groups: dict[str, str]) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
-        self.fake = fake
         self.groups = groups  # process group name → mesh dimension
         self.collectives: list[CollectiveCall] = []
 
@@ -89,8 +89,9 @@ class LocalShards(TorchDispatchMode):  # type: ignore[no-untyped-call]  # torch'
         kwargs = kwargs or {}
         if any(issubclass(t, DTensor) for t in types):
             return NotImplemented  # DTensor runs it, on local shards, and its ops come back here
-        if _in_propagation():
-            with _disable_current_modes(), self.fake:  # shape propagation at global shapes: not the rank's work
+        if _in_propagation():  # shape propagation at global shapes, not the rank's work: under its fake mode alone
+            fake = torch._C._get_dispatch_mode(torch._C._TorchDispatchModeKey.FAKE)
+            with _disable_current_modes(), fake if fake is not None else contextlib.nullcontext():
                 return func(*args, **kwargs)
         namespace, _, name = func.name().partition("::")
         if namespace in ("c10d", "_c10d_functional") and name.split(".")[0] in KIND_OF:

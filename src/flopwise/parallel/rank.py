@@ -158,7 +158,7 @@ def run_rank(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], la
             scope.enter_context(torch.enable_grad() if train else torch.no_grad())
             session = scope.enter_context(counting(options.convention, model=module, step=options.step,
                                                    attention=options.attention))
-            localized = scope.enter_context(LocalShards(fake, group_dims(mesh)))
+            localized = scope.enter_context(LocalShards(group_dims(mesh)))
             scope.enter_context(_loss_parallel(module))
             if train:
                 scope.enter_context(torch.autograd.graph.saved_tensors_hooks(_saver(saved), lambda t: t))
