@@ -25,8 +25,8 @@ from .inputs import FLOAT_DTYPES, make_inputs, parse_dtype
 from .options import EXIT_CODES as EXIT_CODES
 from .spec import Loaded
 from .terminal import printable, say, stage
-
-REBUILD_LIMIT = 2 << 30  # bytes of weights up to which a model needing real data is rebuilt with random weights
+from .weights import REBUILD_LIMIT as REBUILD_LIMIT
+from .weights import rebuilt
 
 
 def dtype_flag(options: argparse.Namespace) -> torch.dtype | None:
@@ -97,12 +97,11 @@ def _count_with_weights(loaded: Loaded, inputs: Any, mode: str, convention: str 
         cause = error.__cause__
         if mode == "real" or cause is None or not needs_data(cause):
             raise
-        weights = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
-        if loaded.rebuild is not None and weights > REBUILD_LIMIT:
-            raise ModelError(f"{error}\n  the model's weights ({weights / 2**30:.1f} GiB) are too large to rebuild "
-                             f"with random weights for a real count (limit {REBUILD_LIMIT / 2**30:.0f} GiB)") from cause
         what = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
-        model = loaded.rebuild() if loaded.rebuild is not None else loaded.model
+        try:
+            model = rebuilt(loaded, "for a real count") if loaded.rebuild is not None else loaded.model
+        except UsageError as refused:  # too large: the count that needed data is the failure to tell, then why
+            raise ModelError(f"{error}\n  {str(refused).removeprefix(loaded.spec + ': ')}") from cause
         random = " (built again with random weights)" if loaded.rebuild is not None else ""
         report = _count(loaded, model, make_inputs(inputs, real=True), "real", convention, step, shortcuts)
         # in the report (JSON, tables), not only on stderr: the data-dependent path followed these weights

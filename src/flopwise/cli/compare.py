@@ -29,6 +29,7 @@ from .load_timm import timm_names
 from .plot import scatter_plot
 from .spec import InputFlags, parse_spec
 from .terminal import printable, progress, say, stage
+from .weights import limit_bytes
 
 COLUMNS = (
     left("Model") + right("Params", "MACs", "FLOPs", "Bytes moved", "FLOP/B", "Params ×", "FLOPs ×") + left("Note")
@@ -75,7 +76,8 @@ def _run(options: argparse.Namespace) -> int:
     specs = expand_specs(options.specs + (read_list(options.list) if options.list else []))
     if not specs:
         raise UsageError("nothing to compare: give model specs (torchvision:resnet18 …), a glob, or --list FILE")
-    flags = InputFlags(tuple(options.input), options.tokens, options.batch, options.allow_pickle, dtype_flag(options))
+    flags = InputFlags(tuple(options.input), options.tokens, options.batch, options.allow_pickle, dtype_flag(options),
+                       limit_bytes(options.rebuild_limit))
     notices: list[str] = []  # said after the progress bar is done, so that they do not break it
     show = (options.progress or sys.stderr.isatty()) and not options.quiet
     bar = Progress(len(specs), sys.stderr if show else None)

@@ -39,6 +39,7 @@ from .load_hf import huggingface
 from .load_onnx import load_onnx
 from .load_timm import is_timm_name, timm_model
 from .spec import InputFlags, Loaded, Spec, parse_spec
+from .weights import limit_bytes, rebuilt, seeded
 
 PLACES_INPUTS = ("hf", "diffusers", "onnx")  # loaders that place --input NAME= and --tokens by the model's signature
 
@@ -56,9 +57,13 @@ def load(text: str, flags: InputFlags | None = None, weights: bool = True) -> Lo
     explicit = _explicit_inputs(flags)
     spec = _parse(text)
     try:
-        loaded = _load(spec, flags, weights)
+        with seeded():  # random weights, and whatever else the model draws when built: the same every run
+            loaded = _load(spec, flags)
     except OSError as error:  # a path the system refuses (too long, a folder, no permission)
         raise UsageError(f"{text}: cannot read it ({error.strerror or error})") from None
+    loaded.rebuild_limit = flags.rebuild_limit
+    if weights and spec.kind == "torchvision":  # built without values above: values only when asked for
+        loaded.model = rebuilt(loaded, "for a real count")
     if explicit is not None and spec.kind not in PLACES_INPUTS:
         loaded.inputs = explicit
     if flags.dtype is not None and spec.kind != "hf" and not loaded.scripted:
@@ -86,12 +91,13 @@ def _explicit_inputs(flags: InputFlags) -> Any:
     return None
 
 
-def _load(spec: Spec, flags: InputFlags, weights: bool = True) -> Loaded:
+def _load(spec: Spec, flags: InputFlags) -> Loaded:
     if spec.kind == "torchvision":
-        model, default, notes = torchvision_model(spec.target, on_meta=not weights)
+        model, default, notes = torchvision_model(spec.target, on_meta=True)
         return Loaded(spec.text, model, default, notes, rebuild=lambda: torchvision_model(spec.target)[0])
     if spec.kind == "timm":
-        model, default = timm_model(spec.target)
+        limit = flags.rebuild_limit if flags.rebuild_limit is not None else limit_bytes()
+        model, default = timm_model(spec.target, limit)
         return Loaded(spec.text, model, default, rebuild=lambda: timm_model(spec.target)[0])
     if spec.kind == "hf":
         return huggingface(spec, flags)

@@ -12,10 +12,12 @@ import fnmatch
 import warnings
 from typing import Any
 
+import torch
 from torch import nn
 
 from .errors import ModelError, UsageError
 from .inputs import Shaped
+from .weights import check_size, weight_bytes
 
 
 def _timm(spec: str) -> Any:
@@ -26,8 +28,9 @@ def _timm(spec: str) -> Any:
     return timm
 
 
-def timm_model(name: str) -> tuple[nn.Module, Shaped]:
-    """(model in eval mode with random weights, its pretrained config's input at batch 1)."""
+def timm_model(name: str, limit: int | None = None) -> tuple[nn.Module, Shaped]:
+    """(model in eval mode with random weights, its pretrained config's input at batch 1). With `limit`, a model
+    whose weights (sized on the meta device first) are over `limit` bytes is refused before any is allocated."""
     spec = f"timm:{name}"
     timm = _timm(spec)
     if not timm.is_model(name):
@@ -35,6 +38,8 @@ def timm_model(name: str) -> tuple[nn.Module, Shaped]:
         close = difflib.get_close_matches(name.partition(".")[0], known, n=5, cutoff=0.6)
         hint = f"; did you mean {', '.join(close)}?" if close else " (see timm.list_models())"
         raise UsageError(f"{spec}: timm {timm.__version__} has no model named {name!r}{hint}")
+    if limit is not None:
+        _check_size(timm, name, limit)
     try:
         with warnings.catch_warnings():  # deprecation of old names etc.: not the user's question here
             warnings.simplefilter("ignore")
@@ -44,6 +49,16 @@ def timm_model(name: str) -> tuple[nn.Module, Shaped]:
         raise ModelError(f"{spec}: building the model raised {type(error).__name__}: {first}") from error
     channels, height, width = model.pretrained_cfg.get("input_size", (3, 224, 224))
     return model, Shaped((1, channels, height, width))
+
+
+def _check_size(timm: Any, name: str, limit: int) -> None:
+    try:
+        with warnings.catch_warnings(), torch.device("meta"):
+            warnings.simplefilter("ignore")
+            probe = timm.create_model(name, pretrained=False)
+    except Exception:  # a model that does not build on the meta device: built for real below, unchecked
+        return
+    check_size(f"timm:{name}", weight_bytes(probe), limit, "to count it")
 
 
 def timm_names(spec: str, pattern: str) -> list[str]:

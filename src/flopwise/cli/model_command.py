@@ -44,6 +44,7 @@ from .options import UNSET
 from .spec import InputFlags, Loaded
 from .sweep import sweep_main
 from .terminal import stage
+from .weights import limit_bytes, rebuilt, seeded
 
 # — one model or the guides' three —
 
@@ -63,7 +64,8 @@ def main(options: argparse.Namespace) -> int:
 
 def _run(options: argparse.Namespace) -> int:
     notify = notifier(options.quiet)
-    flags = InputFlags(tuple(options.input), options.tokens, options.batch, options.allow_pickle, dtype_flag(options))
+    flags = InputFlags(tuple(options.input), options.tokens, options.batch, options.allow_pickle, dtype_flag(options),
+                       limit_bytes(options.rebuild_limit))
     counted: list[Counted] = []
     if options.model is not None:
         stage(f"loading {options.model}")
@@ -71,14 +73,16 @@ def _run(options: argparse.Namespace) -> int:
         return sweep_main(options, _torch_model(load(options.model, flags), "--sweep") if options.model else None,
                           notify)
     if options.model is None:
-        for example in guide_examples():
+        with seeded():  # the examples' random weights: the same tables every run
+            examples = guide_examples()
+        for example in examples:
             loaded = Loaded(f"guides:{example.name}", example.model, example.inputs)
             report = count_loaded(loaded, options.mode, chosen_convention(options), notify, options.step,
                                   options.shortcuts)
             title = f"{example.name} — the guide counts {example.macs:,} MACs by hand"
             counted.append(_extras(Counted(title, report, {}), loaded, options, notify))
     else:
-        loaded = load(options.model, flags)
+        loaded = load(options.model, flags, weights=options.mode == "real")
         if options.generate is not None or options.measure:
             _torch_model(loaded, "--generate" if options.generate is not None else "--measure")
         if options.generate is not None:
@@ -110,9 +114,9 @@ def _extras(item: Counted, loaded: Loaded, options: argparse.Namespace, notify: 
         if any(p.is_meta for p in model.parameters()):
             if loaded.rebuild is None:
                 raise UsageError(f"{loaded.spec}: --measure needs real weights; this model is on the meta device")
+            model = rebuilt(loaded, "to measure it")
             notify(f"{loaded.spec}: built again with random weights to measure it (times do not depend on the "
                    "values of the weights)")
-            model = loaded.rebuild()
         inputs = make_inputs(loaded.inputs, real=True)
         stage(f"measuring {loaded.spec}")
         try:

@@ -88,6 +88,10 @@ def add_count_options(parser: argparse.ArgumentParser) -> None:
                              "attention masks keep (causal, sliding window, padding, BlockMask)")
     parser.add_argument("--no-shortcuts", dest="shortcuts", action="store_false",
                         help="count every op call afresh (the plain path); shortcuts never change a figure")
+    parser.add_argument("--rebuild-limit", type=float, metavar="GIB",
+                        help="the most GiB of weights filled with random values when a model must run for real "
+                             "(--mode real, --measure, a count that needs data, --step train; default 2, or "
+                             "FLOPWISE_REBUILD_LIMIT)")
     parser.add_argument("--format", type=output_format, choices=FORMATS, default="table",
                         help="output format (default table; md = markdown)")
     parser.add_argument("--output", "-o", metavar="FILE", help="write the output to FILE (UTF-8) instead of stdout")
@@ -182,6 +186,10 @@ def diff_parser() -> argparse.ArgumentParser:
         epilog=DIFF_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("before", metavar="BEFORE.json")
     parser.add_argument("after", metavar="AFTER.json")
+    parser.add_argument("--rebuild-limit", type=float, metavar="GIB",
+                        help="the most GiB of weights filled with random values when a model must run for real "
+                             "(--mode real, --measure, a count that needs data, --step train; default 2, or "
+                             "FLOPWISE_REBUILD_LIMIT)")
     parser.add_argument("--format", type=output_format, choices=("table", "markdown", "json"), default="table",
                         help="output format (default table; md = markdown)")
     parser.add_argument("--all", action="store_true", help="also list the modules that did not change")

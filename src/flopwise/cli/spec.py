@@ -74,6 +74,7 @@ class Loaded:
     rebuild: Callable[[], nn.Module] | None = None  # a model with real weights, for falling back to mode="real"
     counter: Callable[[Convention], Report] | None = None  # counted without running PyTorch (an .onnx file)
     text_only: Any = None  # a multimodal model's default inputs without the image: counted if the image fails
+    rebuild_limit: int | None = None  # bytes of random weights `rebuild` may fill (None: weights.limit_bytes())
 
 
 @dataclass(frozen=True)
@@ -83,3 +84,4 @@ class InputFlags:
     batch: int | None = None
     allow_pickle: bool = False
     dtype: torch.dtype | None = None  # --dtype: the model's weights and default float inputs
+    rebuild_limit: int | None = None  # --rebuild-limit in bytes (None: FLOPWISE_REBUILD_LIMIT, else 2 GiB)
