@@ -444,3 +444,132 @@ DIRECT.update({
     "quantized.int4mm_packed_weight_cpu": lambda: (_meta(2, 4), _meta(2, 64), _meta(4, 32, dtype=torch.uint8),
                                                    _meta(1, dtype=torch.int64), _meta(2, 4, 2)),
 })
+
+# quantized kernels outside the contractions (formulas/quantized_elementwise.py): the float op they quantize
+def _QA() -> torch.Tensor:  # noqa: N802
+    return _q(2, 3, 4, 4)
+
+
+def _QB() -> torch.Tensor:  # noqa: N802
+    return _q(2, 3, 4, 4)
+
+
+def _BN() -> tuple:  # noqa: N802 - weight, bias, mean, var, eps, output scale and zero point
+    return torch.ones(3), torch.zeros(3), torch.zeros(3), torch.ones(3), 1e-5, 0.1, 0
+
+
+SAMPLES.update({f"quantized.{name}": _quietly(lambda op=getattr(Q, name): op(_QA(), _QB(), 0.2, 0))
+                for name in ("add", "add_relu", "mul", "mul_relu")})
+SAMPLES.update({f"quantized.{name}_out": _quietly(lambda op=getattr(Q, f"{name}_out"): op(_QA(), _QB(), out=_QA()))
+                for name in ("add", "add_relu", "mul", "mul_relu")})
+SAMPLES.update({f"quantized.{name}": _quietly(lambda op=getattr(Q, name): op(_QA(), 2.0))
+                for name in ("add_scalar", "add_scalar_relu", "mul_scalar", "mul_scalar_relu")})
+SAMPLES.update({f"quantized.{name}_out": _quietly(lambda op=getattr(Q, f"{name}_out"): op(_QA(), 2.0, out=_QA()))
+                for name in ("add_scalar", "add_scalar_relu", "mul_scalar", "mul_scalar_relu")})
+SAMPLES.update({f"quantized.{name}": _quietly(lambda op=getattr(Q, name): op(_QA(), *_BN()))
+                for name in ("batch_norm", "batch_norm2d", "batch_norm_relu", "batch_norm2d_relu")})
+SAMPLES.update({f"quantized.{name}": _quietly(lambda op=getattr(Q, name): op(_q(2, 3, 4), *_BN()))
+                for name in ("batch_norm1d", "batch_norm1d_relu")})
+SAMPLES.update({f"quantized.{name}": _quietly(lambda op=getattr(Q, name): op(_q(1, 3, 2, 2, 2), *_BN()))
+                for name in ("batch_norm3d", "batch_norm3d_relu")})
+SAMPLES.update({
+    "quantized.cat_relu": _quietly(lambda: Q.cat_relu([_QA(), _QB()], 1, 0.1, 0)),
+    "quantized.cat_relu_out": _quietly(lambda: Q.cat_relu_out([_QA(), _QB()], 1, out=_q(2, 6, 4, 4))),
+    "quantized.hardswish": _quietly(lambda: Q.hardswish(_QA(), 0.1, 0)),
+    "quantized.sigmoid": _quietly(lambda: Q.sigmoid(_QA(), 1 / 256, 0)),
+    "quantized.elu": _quietly(lambda: Q.elu(_QA(), 0.1, 0)),
+    "quantized.celu": _quietly(lambda: Q.celu(_QA(), 0.1, 0)),
+    "quantized.leaky_relu": _quietly(lambda: Q.leaky_relu(_QA(), 0.01, False, 0.1, 0)),
+    "quantized.prelu": _quietly(lambda: Q.prelu(_QA(), _q(3), 0.1, 0)),
+    "quantized.threshold": _quietly(lambda: Q.threshold(_QA(), 0.5, 0.0)),
+    "quantized.relu6": _quietly(lambda: Q.relu6(_QA())),
+    "quantized.clamp": _quietly(lambda: Q.clamp(_QA(), 0.0, 1.0)),
+    "quantized.softmax": _quietly(lambda: Q.softmax(_QA(), 1, 1 / 256, 0)),
+    "quantized.layer_norm": _quietly(lambda: Q.layer_norm(_QA(), [4, 4], torch.ones(4, 4), torch.zeros(4, 4), 1e-5,
+                                                          0.1, 0)),
+    "quantized.group_norm": _quietly(lambda: Q.group_norm(_QA(), 3, torch.ones(3), torch.zeros(3), 1e-5, 0.1, 0)),
+    "quantized.instance_norm": _quietly(lambda: Q.instance_norm(_QA(), torch.ones(3), torch.zeros(3), 1e-5, 0.1, 0)),
+})
+
+
+# PT2E's reference ops (torch.ao.quantization.fx._decomposed registers them)
+def _qd() -> object:
+    import torch.ao.quantization.fx._decomposed  # noqa: F401
+
+    return torch.ops.quantized_decomposed
+
+
+def _int8(*shape: int) -> torch.Tensor:
+    return torch.randint(-128, 127, shape, dtype=torch.int8)
+
+
+_I8 = (-128, 127, torch.int8)
+SAMPLES.update({
+    "quantized_decomposed.quantize_per_tensor": lambda: _qd().quantize_per_tensor(torch.randn(2, 8), 0.1, 0, *_I8),
+    "quantized_decomposed.quantize_per_channel": lambda: _qd().quantize_per_channel(
+        torch.randn(2, 8), torch.ones(2), torch.zeros(2, dtype=torch.int64), 0, *_I8),
+    "quantized_decomposed.quantize_per_token": lambda: _qd().quantize_per_token(
+        torch.randn(2, 8), torch.ones(2, 1), torch.zeros(2, 1), *_I8),
+    "quantized_decomposed.quantize_per_channel_group": lambda: _qd().quantize_per_channel_group(
+        torch.randn(2, 8), torch.ones(2, 2), torch.zeros(2, 2), *_I8, 4),
+    "quantized_decomposed.dequantize_per_tensor": lambda: _qd().dequantize_per_tensor(_int8(2, 8), 0.1, 0, *_I8),
+    "quantized_decomposed.dequantize_per_channel": lambda: _qd().dequantize_per_channel(
+        _int8(2, 8), torch.ones(2), torch.zeros(2, dtype=torch.int64), 0, *_I8),
+    "quantized_decomposed.dequantize_per_token": lambda: _qd().dequantize_per_token(
+        _int8(2, 8), torch.ones(2, 1), torch.zeros(2, 1), *_I8, torch.float32),
+    "quantized_decomposed.dequantize_per_channel_group": lambda: _qd().dequantize_per_channel_group(
+        _int8(2, 8), torch.ones(2, 2), torch.zeros(2, 2), *_I8, 4, torch.float32),
+    "quantized_decomposed.choose_qparams": lambda: _qd().choose_qparams.tensor(torch.randn(2, 8), -128, 127, 1e-5,
+                                                                                torch.int8),
+    "quantized_decomposed.choose_qparams_symmetric": lambda: _qd().choose_qparams_symmetric.tensor(
+        torch.randn(2, 8), -128, 127, 1e-5, torch.int8),
+    "quantized_decomposed.choose_qparams_per_token": lambda: _qd().choose_qparams_per_token(torch.randn(2, 8),
+                                                                                            torch.int8),
+    "quantized_decomposed.choose_qparams_per_token_asymmetric": lambda: _qd().choose_qparams_per_token_asymmetric(
+        torch.randn(2, 8), torch.int8),
+    "quantized_decomposed._choose_qparams_per_token_asymmetric_impl": lambda: (
+        _qd()._choose_qparams_per_token_asymmetric_impl(torch.randn(2, 8), torch.int8)),
+})
+
+
+# torchvision's detection ops (formulas/vision.py)
+def _tv() -> object:
+    import torchvision  # noqa: F401 - registers torch.ops.torchvision
+
+    return torch.ops.torchvision
+
+
+def _rois() -> torch.Tensor:
+    return torch.tensor([[0, 0, 0, 4, 4], [0, 1, 1, 7, 6.0]])
+
+
+def _boxes() -> torch.Tensor:
+    return torch.tensor([[0.0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]])
+
+
+def _grad_of(run: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], object]:
+    def call() -> object:
+        x = torch.rand(1, 4, 8, 8, requires_grad=True)
+        return run(x).sum().backward()
+    return call
+
+
+def _qint(x: torch.Tensor) -> torch.Tensor:
+    return torch.quantize_per_tensor(x, 0.1, 0, torch.quint8).int_repr()
+
+
+SAMPLES.update({
+    "torchvision.nms": lambda: _tv().nms(_boxes(), torch.tensor([0.9, 0.8, 0.7]), 0.5),
+    "torchvision.qnms": lambda: _tv().qnms(_qint(_boxes()), _qint(torch.tensor([0.9, 0.8, 0.7])), 0.5),
+    "torchvision.roi_align": lambda: _tv().roi_align(torch.rand(1, 4, 8, 8), _rois(), 1.0, 2, 2, 2, True),
+    "torchvision.qroi_align": lambda: _tv().qroi_align(_qint(torch.rand(1, 4, 8, 8)), _qint(_rois()), 0.1, 0, 0.1, 0,
+                                                       1.0, 2, 2, 2, False),
+    "torchvision.ps_roi_align": lambda: _tv().ps_roi_align(torch.rand(1, 8, 8, 8), _rois(), 1.0, 2, 2, 0),
+    "torchvision.roi_pool": lambda: _tv().roi_pool(torch.rand(1, 4, 8, 8), _rois(), 1.0, 2, 2),
+    "torchvision.ps_roi_pool": lambda: _tv().ps_roi_pool(torch.rand(1, 8, 8, 8), _rois(), 1.0, 2, 2),
+    "torchvision.deform_conv2d": lambda: _tv().deform_conv2d(
+        torch.rand(1, 4, 8, 8), torch.rand(2, 4, 3, 3), torch.rand(1, 18, 6, 6), torch.rand(1, 9, 6, 6), torch.rand(2),
+        1, 1, 0, 0, 1, 1, 1, 1, True),
+    "torchvision._roi_align_backward": _grad_of(lambda x: _tv().roi_align(x, _rois(), 1.0, 2, 2, 2, False)),
+    "torchvision._roi_pool_backward": _grad_of(lambda x: _tv().roi_pool(x, _rois(), 1.0, 2, 2)[0]),
+})

@@ -22,11 +22,13 @@ from . import (  # noqa: F401
     prims,
     profiler,
     quantized,
+    quantized_elementwise,
     quantized_rnn,
     reduction,
     rnn,
     upsample,
     varlen_attention,
+    vision,
 )
 
 prims.register()  # after every family: prims reuse the aten entries

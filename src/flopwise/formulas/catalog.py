@@ -105,20 +105,11 @@ uncostable(
      aten.quantized_batch_norm],
 )
 uncostable(
-    "quantized non-contraction kernels (requantizing adds and multiplies, norms, activations, embedding bags): "
-    "each mixes integer and float steps its own way; no cost convention is set for them yet",
-    [quantized.add, quantized.add_out, quantized.add_relu, quantized.add_relu_out, quantized.add_scalar,
-     quantized.add_scalar_out, quantized.add_scalar_relu, quantized.add_scalar_relu_out, quantized.mul,
-     quantized.mul_out, quantized.mul_relu, quantized.mul_relu_out, quantized.mul_scalar, quantized.mul_scalar_out,
-     quantized.mul_scalar_relu, quantized.mul_scalar_relu_out, quantized.cat_out, quantized.cat_relu_out,
-     quantized.batch_norm, quantized.batch_norm1d, quantized.batch_norm1d_relu, quantized.batch_norm2d,
-     quantized.batch_norm2d_relu, quantized.batch_norm3d, quantized.batch_norm3d_relu, quantized.batch_norm_relu,
-     quantized.layer_norm, quantized.group_norm, quantized.instance_norm, quantized.softmax, quantized.sigmoid,
-     quantized.hardswish, quantized.elu, quantized.celu, quantized.leaky_relu, quantized.prelu, quantized.threshold,
-     quantized.clamp, quantized.relu6, quantized.embedding_byte, quantized.embedding_4bit,
-     quantized.embedding_bag_byte, quantized.embedding_bag_4bit, quantized.embedding_bag_byte_rowwise_offsets,
-     quantized.embedding_bag_4bit_rowwise_offsets, quantized.embedding_bag_2bit_rowwise_offsets,
-     quantized.embedding_bag_byte_prepack_with_rowwise_min_max,
+    "quantized embedding lookups and bags (rows dequantized with their own scale and bias, then summed per bag): "
+    "a formula is possible but not written yet",
+    [quantized.embedding_byte, quantized.embedding_4bit, quantized.embedding_bag_byte, quantized.embedding_bag_4bit,
+     quantized.embedding_bag_byte_rowwise_offsets, quantized.embedding_bag_4bit_rowwise_offsets,
+     quantized.embedding_bag_2bit_rowwise_offsets, quantized.embedding_bag_byte_prepack_with_rowwise_min_max,
      quantized.embedding_bag_4bit_prepack_with_rowwise_min_max,
      quantized.embedding_bag_2bit_prepack_with_rowwise_min_max],
 )

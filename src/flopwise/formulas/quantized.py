@@ -13,8 +13,8 @@ MACs = (output elements)·K, K the input's last dimension — read from the inpu
 is a packed object. A quantized convolution reads its kernel size and groups from its packed parameters.
 The requantization around the integer products (scales, zero points, rounding) is not counted; fused
 activations (relu, tanh) act on the integer output and are not counted either (integer arithmetic, as for
-every integer op). Quantized non-contraction kernels are listed in `catalog` with the reason they are not
-costed.
+every integer op). Quantized non-contraction kernels (adds, multiplies, activations, norms) are costed in
+`quantized_elementwise` as the float ops they quantize.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ zero_cost(
 )
 zero_cost(
     "copies or compares quantized (integer) values: not floating point",
-    [quantized.cat, quantized.cat_relu, quantized.dropout, quantized.max_pool1d, quantized.max_pool2d,
+    [quantized.cat, quantized.dropout, quantized.max_pool1d, quantized.max_pool2d,
      aten.quantized_max_pool1d, aten.quantized_max_pool2d, aten.quantized_max_pool3d],
 )
 
