@@ -1,6 +1,6 @@
 """Plan Llama-70B on 1,024 ranks: dp=16 (FSDP2), pp=8 (1F1B, 8 micro-batches), tp=8, sequences of 4,096 tokens.
 
-    .venv/bin/python bench/parallel_plan.py [--step train|forward] [--batch 128] [--seq 4096] [--single]
+    .venv/bin/python bench/parallel_plan.py [--step train|forward] [--batch 128] [--seq 4096] [--single] [--svg F]
 
 The model is transformers' LlamaForCausalLM built from a Llama-3-70B-shaped LlamaConfig on the meta device (no
 weights), float32 parameters computed in bfloat16 (FSDP2's MixedPrecisionPolicy, gradients reduced in float32).
@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--seq", type=int, default=4_096)
     parser.add_argument("--single", action="store_true")
+    parser.add_argument("--svg", help="write the estimate's bars and pipeline timeline to this SVG file")
     a = parser.parse_args()
 
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -56,6 +57,9 @@ def main() -> None:
     print(p)
     e = p.estimate(device="H100-SXM", link="NVLink4", inter="InfiniBand-NDR")
     print(e)
+    if a.svg:
+        with open(a.svg, "w", encoding="utf-8") as f:
+            f.write(e.to_svg())
     megatron(p, e, config, a.batch, a.seq)
     if a.single:
         started = time.perf_counter()

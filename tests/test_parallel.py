@@ -220,3 +220,16 @@ def tiny_llama(batch: int = 2, layers: int = 2) -> tuple[nn.Module, torch.Tensor
     with torch.device("meta"):
         model = LlamaForCausalLM(config)
     return model, torch.randint(0, 128, (batch, 16))
+
+
+def test_an_optimizer_factory_steps_on_the_local_shards() -> None:
+    model = nn.Sequential(nn.Linear(K, H), nn.ReLU(), nn.Linear(H, M))
+    x = torch.randn(8, K)
+    p = plan(model, x, {"dp": 2}, step="train", optimizer=lambda params: torch.optim.AdamW(params))
+    r = p.ranks[0]
+    # AdamW's two moments of each of the rank's 338 float32 parameters (its step counters are scalars, left out)
+    assert r.optimizer_bytes == 2 * 338 * 4 and not any("optimizer state" in n for n in r.notes)
+    # the optimizer runs element by element, so the two halves make the single-device step, plus what each rank
+    # repeats: the step counter of each of its 4 parameter tensors, one add each (`state_steps += 1`)
+    single = flopwise.count(model, x, step="train", optimizer=torch.optim.AdamW(model.parameters()))
+    assert 2 * r.phases["optimizer"].flops == single.phases["optimizer"].flops + (2 - 1) * 4

@@ -85,3 +85,17 @@ def test_groups_that_span_nodes_take_the_network_and_dp_traffic_overlaps() -> No
     assert exposed.step_s - hidden.step_s == pytest.approx(dp - hidden.ranks[0].exposed_dp_s)
     with pytest.raises(ValueError, match="unknown device"):
         p.estimate(device="abacus")
+
+
+def test_the_estimate_draws_its_bars_and_timeline_as_svg() -> None:
+    import xml.dom.minidom
+
+    from test_parallel import tiny_llama
+
+    model, ids = tiny_llama(batch=4, layers=2)
+    e = plan(model, {"input_ids": ids, "labels": ids}, {"pp": 2}, step="train").estimate()
+    svg = e.to_svg()
+    rects = xml.dom.minidom.parseString(svg).getElementsByTagName("rect")
+    # three bars per distinct rank (compute, communication, exposed), one block per action of the timeline
+    assert len(rects) == 3 * len(e.ranks) + len(e.timeline) == 3 * 2 + 2 * 2 * 2
+    assert "bubbles" in svg

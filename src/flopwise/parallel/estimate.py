@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..hardware.devices import DeviceSpec, find_device
+from ..render.units import si_small
 from .links import Link, find_link, seconds
 from .report import ParallelPlan, RankReport
 
@@ -58,18 +59,25 @@ class StepEstimate:
     timeline: list[tuple[int, str, float, float]] = field(default_factory=list)  # (stage, action, start, end)
     assumptions: list[str] = field(default_factory=list)
 
+    def to_svg(self) -> str:
+        """Bars of each rank's compute and communication, and the pipeline's timeline (plot.py)."""
+        from .plot import estimate_svg
+
+        return estimate_svg(self)
+
     def __str__(self) -> str:
         lines = [f"ESTIMATE on {self.device} ({self.dtype} peak {self.peak_flops_per_s / 1e12:,.1f} TFLOP/s); links "
                  + ", ".join(f"{d}: {name}" for d, name in self.links.items())]
         for r in self.ranks:
-            comm = ", ".join(f"{d} {t * 1e3:,.2f} ms" for d, t in r.comm_s.items()) or "none"
+            comm = ", ".join(f"{d} {si_small(t, 's')}" for d, t in r.comm_s.items()) or "none"
             stage = "" if r.stage is None else f" stage {r.stage}"
-            lines.append(f"  rank {r.rank}{stage} (×{len(r.ranks)}): compute {r.compute_s * 1e3:,.2f} ms, "
-                         f"communication {comm}, exposed dp {r.exposed_dp_s * 1e3:,.2f} ms, "
-                         f"own step {r.step_s * 1e3:,.2f} ms")
+            lines.append(f"  rank {r.rank}{stage} (×{len(r.ranks)}): compute {si_small(r.compute_s, 's')}, "
+                         f"communication {comm}, exposed dp {si_small(r.exposed_dp_s, 's')}, "
+                         f"own step {si_small(r.step_s, 's')}")
         bubble = f", pipeline bubbles {self.bubble_fraction:.1%}" if self.bubble_fraction is not None else ""
-        mfu = f"{self.mfu:.1%}" if self.mfu is not None else "unknown"
-        lines.append(f"step {self.step_s * 1e3:,.2f} ms{bubble}; model FLOPs {self.model_flops:,}; predicted MFU {mfu}")
+        mfu = f"{self.mfu:.2%}" if self.mfu is not None else "unknown"
+        lines.append(f"step {si_small(self.step_s, 's')}{bubble}; model FLOPs {self.model_flops:,}; "
+                     f"predicted MFU {mfu}")
         lines += [f"assumption: {a}" for a in self.assumptions]
         return "\n".join(lines)
 
