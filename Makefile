@@ -5,7 +5,7 @@ PYTHON ?= python3
 # torch and torchvision are pinned together: this pair is on the build machines' disk.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: run test lint bench docs clean compare-tools browser screenshot zoo
+.PHONY: run test lint bench docs clean compare-tools browser screenshot zoo torchvision-published
 
 $(VENV)/.ready: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,9 +43,17 @@ bench: $(VENV)/.ready
 screenshot: $(VENV)/.ready browser
 	$(PY) -m tests.browser docs/html_report.png
 
-# The full zoo (timm families, diffusers, peft, MoE, CLIP, every transformers model type): about 5 minutes on 2 cores.
+# The full zoo (timm families, diffusers, peft, MoE, CLIP, every transformers model type): about 5 minutes on 2 cores;
+# then every torchvision figure published in meta["_ops"] (below).
 zoo: $(VENV)/.ready
 	$(PY) bench/zoo.py --out docs/zoo.md
+	$(PY) bench/torchvision_published.py
+
+# Every torchvision weights entry that publishes its GMACs (meta["_ops"]) beside flopwise's count of the same model on
+# the same input, one row each (about 11 minutes on 2 cores); `make test` runs a sample
+# (tests/test_torchvision_published.py, all of it with FLOPWISE_TORCHVISION_PUBLISHED=all).
+torchvision-published: $(VENV)/.ready
+	$(PY) bench/torchvision_published.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info
