@@ -12,6 +12,8 @@ from torchvision import ops as tv
 import flopwise
 
 MODES = ["real", "fake", "meta"]
+# torchvision's fake nms still calls the deprecated name of torch's unbacked sizes
+pytestmark = pytest.mark.filterwarnings("ignore:`create_unbacked_symint` is deprecated:FutureWarning")
 
 
 class Nms(nn.Module):
