@@ -3,6 +3,7 @@ ranks equal by symmetry counted once (flopwise.parallel). Every figure is derive
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -52,6 +53,9 @@ def test_tp8_mlp_does_an_eighth_of_the_macs_and_one_all_reduce_of_b_s_d() -> Non
     assert p.counted == 1 and all(r is p.ranks[0] for r in p.ranks)
     assert p.ranks[0].ranks == tuple(range(8)) and p.ranks[0].shared
     assert "1 distinct rank program(s) counted for 8 ranks" in str(p)
+    saved = json.loads(json.dumps(p.to_dict()))
+    assert saved["schema"] == "flopwise-parallel/1" and saved["world"] == 8 and saved["macs"] == 327_680
+    assert saved["ranks"][0]["ranks"] == list(range(8)) and saved["ranks"][0]["collectives"][0]["bytes"] == 2_560
 
 
 def test_the_counting_mode_alone_sees_dtensor_at_global_shapes() -> None:
@@ -233,3 +237,24 @@ def test_an_optimizer_factory_steps_on_the_local_shards() -> None:
     # repeats: the step counter of each of its 4 parameter tensors, one add each (`state_steps += 1`)
     single = flopwise.count(model, x, step="train", optimizer=torch.optim.AdamW(model.parameters()))
     assert 2 * r.phases["optimizer"].flops == single.phases["optimizer"].flops + (2 - 1) * 4
+
+
+def test_a_mixtral_under_its_own_tp_plan_shards_attention_and_repeats_the_experts() -> None:
+    from transformers import MixtralConfig, MixtralForCausalLM
+
+    config = MixtralConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                           num_attention_heads=8, num_key_value_heads=4, num_local_experts=4, num_experts_per_tok=2)
+    with torch.device("meta"):
+        model = MixtralForCausalLM(config)
+    ids = torch.randint(0, 128, (4, 16))
+    single = flopwise.count(model, {"input_ids": ids}, mode="meta")
+    p = plan(model, {"input_ids": ids}, {"tp": 2})
+    mine, whole = p.ranks[0].report.by_operator(), single.by_operator()
+    # transformers' Mixtral plan names only the attention projections: the experts stay whole on each rank, so
+    # both ranks run all of them, 64 tokens · 2 experts each · (2·128·64 + 64·128) · 2 layers = 6,291,456 MACs
+    assert mine["aten._grouped_mm"].macs == whole["aten._grouped_mm"].macs == 6_291_456
+    # what this plan adds: the experts once more, and the router (64 tokens · 64 · 4 experts · 2 layers), also whole
+    router = 64 * 64 * 4 * 2
+    assert p.macs == single.macs + 6_291_456 + router == 15_007_744
+    # the routing on fake tensors is an estimate, and the plan says so
+    assert any("mixture of experts" in n for n in p.ranks[0].notes)

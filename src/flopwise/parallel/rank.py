@@ -180,6 +180,7 @@ def run_rank(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], la
                 if optimizer is not None:
                     optimizer.step()
         report = session.report
+        notes += report.warnings  # what the count had to assume (an MoE's routing on fake tensors, …)
         if train:
             gradient = storage_bytes([p.grad for p in module.parameters() if p.grad is not None])
         else:
