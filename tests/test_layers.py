@@ -23,6 +23,7 @@ LAYERS: dict[str, int] = {
     "flopwise.counter": 6,  # count(), counting()
     "flopwise.examples": 6,
     "flopwise.onnx_count": 6,  # .onnx files: ONNX shape inference, each node costed by the registry's formulas
+    "flopwise.edge": 6,  # .pte and .tflite files read as FlatBuffers, costed by the registry's formulas; ultralytics
     "flopwise.render": 7,
     "flopwise.explanation": 7,
     "flopwise.llm": 7,

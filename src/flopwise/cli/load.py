@@ -35,6 +35,7 @@ from .archives import load_archive
 from .errors import ModelError, UsageError, exit_message
 from .inputs import Shaped, parse_inputs, parse_tokens, token_ids, with_batch, with_dtype
 from .load_diffusers import diffusers_model
+from .load_edge import EDGE_KINDS, load_edge
 from .load_hf import huggingface
 from .load_onnx import load_onnx
 from .load_timm import is_timm_name, timm_model
@@ -109,6 +110,8 @@ def _load(spec: Spec, flags: InputFlags) -> Loaded:
         return _python_file(spec)
     if spec.kind == "onnx":
         return load_onnx(spec, flags)
+    if spec.kind in EDGE_KINDS:  # model.pte, model.tflite, ultralytics:NAME.yaml
+        return load_edge(spec, flags)
     return load_archive(spec, flags.allow_pickle)
 
 

@@ -22,7 +22,7 @@ from .errors import UsageError
 from .options import FORMS
 
 ARCHIVE_SUFFIXES = (".pt", ".pt2", ".pth", ".ts", ".jit")
-PREFIXED = ("torchvision", "timm", "hf", "diffusers", "guides")
+PREFIXED = ("torchvision", "timm", "hf", "diffusers", "guides", "ultralytics")
 GLOBBED = ("torchvision", "timm")  # kinds whose names `compare` expands from a pattern
 
 
@@ -59,6 +59,8 @@ def parse_spec(text: str) -> Spec:
         return Spec(text, "archive", text)
     if text.endswith(".onnx"):
         return Spec(text, "onnx", text)
+    if text.endswith((".pte", ".tflite")):  # an ExecuTorch program, a LiteRT flatbuffer: kind pte or tflite
+        return Spec(text, text.rpartition(".")[2], text)
     raise UsageError(f"unknown model spec {text!r}: expected {FORMS}")
 
 
