@@ -213,7 +213,11 @@ def test_layout_names_and_errors() -> None:
     with pytest.raises(ValueError, match="does not split into 4"):
         plan(nn.Linear(4, 4), torch.randn(6, 4), {"dp": 4})
     with pytest.raises(ValueError, match="mode must be"):
-        plan(nn.Linear(4, 4), torch.randn(4, 4), {"dp": 2}, mode="real")
+        plan(nn.Linear(4, 4), torch.randn(4, 4), {"dp": 2}, mode="exact")
+    with pytest.raises(ValueError, match="symbolic sizes"):
+        plan(nn.Linear(4, 4), torch.randn(4, 4), {"dp": 2}, symbolic={"batch": (0, 0)})
+    real = plan(nn.Linear(4, 4), torch.randn(4, 4), {"dp": 2}, mode="real")  # as count() is called by default
+    assert real.ranks[0].macs == 2 * 4 * 4 and any("counted as 'fake'" in n for n in real.notes)
 
 
 def tiny_llama(batch: int = 2, layers: int = 2) -> tuple[nn.Module, torch.Tensor]:
@@ -231,6 +235,9 @@ def test_an_optimizer_factory_steps_on_the_local_shards() -> None:
     x = torch.randn(8, K)
     p = plan(model, x, {"dp": 2}, step="train", optimizer=lambda params: torch.optim.AdamW(params))
     r = p.ranks[0]
+    # the model's own optimizer, as count() takes it: the same class and defaults, over each rank's parameters
+    again = plan(model, x, {"dp": 2}, step="train", optimizer=torch.optim.AdamW(model.parameters(), lr=0.1))
+    assert again.ranks[0].phases["optimizer"] == r.phases["optimizer"]
     # AdamW's two moments of each of the rank's 338 float32 parameters (its step counters are scalars, left out)
     assert r.optimizer_bytes == 2 * 338 * 4 and not any("optimizer state" in n for n in r.notes)
     # the optimizer runs element by element, so the two halves make the single-device step, plus what each rank

@@ -13,11 +13,14 @@ and a `torch.distributed.pipelining` schedule; `parallelize_fn(model, mesh)` rep
 parallel plan (styles.py) with the user's own. Each distinct rank program is counted once on fake CPU tensors at
 its local shapes, with the collectives it runs; ranks equal by symmetry share that count (planner.py).
 
-Options: `step` ("forward" or "train": forward, loss, backward, then `optimizer(params).step()` when
-`optimizer=` is a factory such as `lambda ps: torch.optim.AdamW(ps)`), `loss_fn`, `convention`, `attention`
-(as `count()`), `microbatches` (default: pp), `schedule` ("Schedule1F1B" or "ScheduleGPipe"),
-`mixed_precision` ("bf16": FSDP2 computes in bfloat16, reduces in float32), `symmetry` (False: every rank
-counted), `mode` ("fake" or "meta": both shapes only).
+Options: `step` ("forward" or "train": forward, loss, backward, then the optimizer's step when `optimizer=` is
+given: the model's own optimizer, rebuilt with its class and defaults over each rank's parameters, or a factory
+such as `lambda ps: torch.optim.AdamW(ps)`), `loss_fn`, `convention`, `attention`, `overrides` (as `count()`),
+`microbatches` (default: pp), `schedule` ("Schedule1F1B" or "ScheduleGPipe"), `mixed_precision` ("bf16": FSDP2
+computes in bfloat16, reduces in float32), `symmetry` (False: every rank counted), `mode` ("fake" or "meta"; "real",
+count()'s default, is counted as "fake" and said in the plan's notes: the fake process group moves no data).
+`shortcuts` is accepted and changes nothing; `symbolic` is refused. So `count(model, inputs, parallel=…,
+**options)` can hand its options on unchanged.
 
 Returns a `ParallelPlan` (report.py): `.ranks` (one `RankReport` per rank, shared between ranks equal by
 symmetry), `.classes`, `.macs`/`.flops` over all ranks, `.estimate(device=, link=)`, `.to_dict()`, and a table

@@ -9,6 +9,7 @@ coordinates need their own count. `symmetry=False` counts every rank (a check of
 
 from __future__ import annotations
 
+import inspect
 import math
 import time
 from collections.abc import Callable
@@ -21,11 +22,14 @@ from ..core.conventions import Convention
 from ..core.cost import Cost
 from ..counter import split_inputs
 from ..engine.prepare import describe_inputs
+from ..formulas.registry import Formula
 from .layout import DIMS, Layout, parse
 from .rank import Options, Parallelize, RankRun, run_rank
 from .report import ParallelPlan, RankReport
 
-MODES = ("fake", "meta")
+MODES = ("fake", "meta", "real")
+REAL = "parallel plans count on fake tensors (the fake process group moves no data, so values after a collective " \
+    "would be wrong): mode='real' counted as 'fake'"
 
 
 def plan(
@@ -39,17 +43,23 @@ def plan(
     convention: str | Convention = "default",
     attention: str | None = None,
     loss_fn: Callable[[Any], torch.Tensor] | None = None,
-    optimizer: Callable[[Any], torch.optim.Optimizer] | None = None,
+    optimizer: Callable[[Any], torch.optim.Optimizer] | torch.optim.Optimizer | None = None,
     microbatches: int | None = None,
     schedule: str = "Schedule1F1B",
     mixed_precision: str | None = None,
     symmetry: bool = True,
+    overrides: dict[Any, Formula | None] | None = None,
+    shortcuts: bool = True,
+    symbolic: dict[str, Any] | None = None,
 ) -> ParallelPlan:
-    """Count what each rank of a parallel plan runs (see flopwise.parallel)."""
+    """Count what each rank of a parallel plan runs (see flopwise.parallel). `count()`'s options are taken as it
+    takes them; `optimizer` may be an optimizer of the model (rebuilt, same class and defaults, over each rank's
+    parameters) or a factory of one; `shortcuts` changes nothing (a plan counts every call); `symbolic` is refused."""
     started = time.perf_counter()
     if mode not in MODES:
-        raise ValueError(f"plan(): mode must be one of {', '.join(MODES)} (a plan runs on fake tensors: the fake "
-                         f"process group moves no data, so real values would be wrong), got {mode!r}")
+        raise ValueError(f"plan(): mode must be one of {', '.join(MODES)}, got {mode!r}")
+    if symbolic is not None:
+        raise ValueError("plan(): symbolic sizes are not planned; plan each size you need")
     if step not in ("forward", "train"):
         raise ValueError(f"plan(): step must be 'forward' or 'train', got {step!r}")
     if optimizer is not None and step != "train":
@@ -62,7 +72,9 @@ def plan(
     if m < 1:
         raise ValueError(f"plan(): microbatches must be positive, got {m}")
     args, kwargs = split_inputs(inputs)
-    options = Options(step, convention, attention, loss_fn, optimizer, parallelize_fn, m, schedule, mixed_precision)
+    factory = _rebuild(optimizer) if isinstance(optimizer, torch.optim.Optimizer) else optimizer
+    options = Options(step, convention, attention, loss_fn, factory, parallelize_fn, m, schedule, mixed_precision,
+                      overrides)
     runs: dict[int, RankRun] = {}  # rank counted → its run
     owner: dict[int, int] = {}  # every rank → the rank whose run stands for it
     received = None
@@ -90,8 +102,15 @@ def plan(
         convention=convention if isinstance(convention, str) else convention.name,
         ranks=[reports[owner[r]] for r in range(layout.world)], microbatches=m,
         schedule=schedule if pp > 1 else None, pipeline_order=order, counted=len(runs),
-        seconds=time.perf_counter() - started,
+        seconds=time.perf_counter() - started, notes=[REAL] if mode == "real" else [],
     )
+
+
+def _rebuild(optimizer: torch.optim.Optimizer) -> Callable[[Any], torch.optim.Optimizer]:
+    """A factory of `optimizer`'s class with its defaults (those its constructor takes), for a rank's parameters."""
+    accepted = inspect.signature(type(optimizer)).parameters
+    defaults = {k: v for k, v in optimizer.defaults.items() if k in accepted}
+    return lambda params: type(optimizer)(params, **defaults)
 
 
 def _boundary_bytes(meta: tuple[tuple[int, ...], torch.dtype] | None) -> int:

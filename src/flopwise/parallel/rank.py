@@ -25,6 +25,7 @@ from torch.utils._pytree import tree_leaves, tree_map
 
 from ..core.conventions import Convention
 from ..counter import counting
+from ..formulas.registry import Formula
 from ..report.report import Report
 from ..shapes_only.mode import CpuFakeTensorMode
 from ..train.step import default_loss
@@ -48,6 +49,7 @@ class Options:
     microbatches: int = 1
     schedule: str = "Schedule1F1B"
     mixed_precision: str | None = None
+    overrides: dict[Any, Formula | None] | None = None
 
 
 @dataclass
@@ -156,7 +158,8 @@ def run_rank(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], la
             warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")
             scope.enter_context(fake)
             scope.enter_context(torch.enable_grad() if train else torch.no_grad())
-            session = scope.enter_context(counting(options.convention, model=module, step=options.step,
+            session = scope.enter_context(counting(options.convention, options.overrides, model=module,
+                                                   step=options.step,
                                                    attention=options.attention))
             localized = scope.enter_context(LocalShards(group_dims(mesh)))
             scope.enter_context(_loss_parallel(module))
