@@ -155,3 +155,20 @@ def test_a_draft_equal_to_the_target_has_every_token_accepted() -> None:
     r = flopwise.count_generate(target, ids, max_new_tokens=12, assistant_model=draft, do_sample=False)
     assert sum(r.accepted) + len(r.steps) == 12  # every new token: accepted drafts and one target token a step
     assert len(r.steps) < 12 and sum(r.accepted) > 0  # fewer target forwards than tokens: drafts were accepted
+
+
+def test_decode_steps_from_the_traced_cache_length_equal_counting_each_step() -> None:
+    config = transformers.LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, attn_implementation="sdpa")
+    real_model = transformers.LlamaForCausalLM(config).eval()
+    with torch.device("meta"):
+        meta_model = transformers.LlamaForCausalLM(config).eval()
+    ids = torch.randint(3, 100, (2, 5))
+    traced = flopwise.count_generate(meta_model, ids, max_new_tokens=9)  # steps 2…8 from one traced decode step
+    real = flopwise.count_generate(real_model, ids, max_new_tokens=9, do_sample=False, min_new_tokens=9)
+    assert len(traced.steps) == len(real.steps) == 9
+    assert [s.cost for s in traced.steps] == [s.cost for s in real.steps]  # every step, sampled or not
+    assert [(s.context, s.kv_cache_bytes) for s in traced.steps] == [(s.context, s.kv_cache_bytes) for s in real.steps]
+    # a decode step over c cached tokens: per layer and head, one query against c + 1 keys of width 8, twice (QKᵀ, PV)
+    attention = [s.cost.macs - traced.steps[2].cost.macs for s in traced.steps[2:]]
+    assert attention == [2 * 4 * 2 * 8 * k * 2 for k in range(7)]  # batch 2, 4 heads, 2 layers: +1 key per step

@@ -123,6 +123,19 @@ def counting_on_fakes(model: torch.nn.Module, fake: FakeTensorMode, convention: 
 
 
 @contextlib.contextmanager
+def counting_traced(model: torch.nn.Module, trace: Trace, convention: Convention) -> Iterator[Counting]:
+    """counting() over code that runs `model` on the fake tensors of `trace` (sizes symbolic): each op a recipe,
+    repeated blocks replayed (keyed by expression, a memo of their own)."""
+    stack = ModuleStack({model: ""})
+    replicas = Replicas(model, trace.fake, lambda: stack.current, Values(), convention, True)
+    try:
+        with _session(stack, RunState(convention, {}, values=None, replicas=replicas, trace=trace), model, "") as s:
+            yield s
+    finally:
+        replicas.close()
+
+
+@contextlib.contextmanager
 def _session(stack: ModuleStack, run: RunState, model: torch.nn.Module | None, inputs: str,
              step: str = "forward") -> Iterator[Counting]:
     """The counting mode over a block, with `run` as its state: what counting() and count() share."""

@@ -89,7 +89,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             if inputs is not None:
                 self.memory.record(inputs, tensors_in(out), replicas.declared)
             if self.trace is not None:
-                self.trace.replayed(replicas.last)
+                self.trace.replayed(replicas.last, call)
             self.calls.append(call)
             return out
         start = len(self.calls)
@@ -227,7 +227,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         trace = self.trace
         inputs: list[torch.Tensor] = []
         if trace is not None:  # symbolic sizes: the call becomes a recipe, costed at the sizes' hints
-            inputs = tensors_in((args, extra))
+            inputs = list({id(t): t for t in tensors_in((args, extra))}.values())  # each once, as the keyer finds them
             key: Any = trace.record(plan, out, args, extra, inputs, tensors_in(out), (name, None))
         else:
             try:
@@ -244,7 +244,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             key = (key, kept, tuple(sorted((lengths or {}).items())))  # another mask or other sequences: another count
         costed = self._costed.get(key) if key is not None else None
         if costed is None:
-            costed = trace.cost_at_hints(key) if trace is not None else \
+            costed = trace.cost_at(key) if trace is not None else \
                 cost_call(self.convention, plan, out, args, extra, inputs, outputs, (name, kept), lengths)
             if key is not None:
                 self._costed[key] = costed

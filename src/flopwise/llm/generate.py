@@ -147,6 +147,9 @@ def count_generate(
     shape = "×".join(str(d) for d in input_ids.shape)
     described = f"input_ids={shape}, max_new_tokens={max_new_tokens}"
     fake = CpuFakeTensorMode(allow_non_fake_inputs=True) if mode == "fake" else None
+    batch, prompt = tuple(input_ids.shape)
+    # on fakes, decode steps past the first are costed from one run with the cache length symbolic, where it holds
+    decode = _decode_trace(model, batch, prompt, max_new_tokens, convention, attention) if fake is not None else None
     # fake CPU stand-ins of the parameters and buffers (tied weights stay tied), as a meta-mode count makes them
     state = (prepare(model, (), {}, "meta", fake)[0] or {}) if fake is not None else {}
     with torch.no_grad(), fake or contextlib.nullcontext():
@@ -162,7 +165,17 @@ def count_generate(
                         generate_kwargs["assistant_model"] = assistant_model
                     out = model.generate(input_ids, max_new_tokens=max_new_tokens, **generate_kwargs)  # type: ignore[operator]
                 else:
-                    _fake_generate(model, state, tuple(input_ids.shape), max_new_tokens)
+                    _fake_generate(model, state, tuple(input_ids.shape), max_new_tokens if decode is None else 2)
+            if decode is not None:  # steps 2 … N−1: the traced step's records at each cache length
+                assert session._stack is not None
+                for step in range(2, max_new_tokens):
+                    context = prompt + step - 1
+                    _step_inputs(batch, context, 1, None)  # the loop's own ops, as when the step runs
+                    start = len(steps.calls)
+                    steps.calls.extend(decode.calls_at(context))
+                    steps.spans.append((start, len(steps.calls), 1, decode.cache_bytes(context), None))
+                    steps.positions.append(context)
+                    session._stack.calls.update(decode.module_calls)
     report = _split(session.report, steps, drafts, sum(session.report.param_bytes.values()))
     if assistant_model is None:
         return report
@@ -183,6 +196,22 @@ def _accepted(steps: _Steps, total: int) -> tuple[int, ...]:
     return tuple(found)
 
 
+def _decode_trace(model: torch.nn.Module, batch: int, prompt: int, n: int, convention: str | Convention,
+                  attention: str | None) -> Any:
+    """The decode step traced in the cache length when it stands for every step past the first, else None."""
+    if n <= 2:
+        return None
+    from transformers import DynamicCache  # noqa: PLC0415 - the LLM path alone needs transformers
+
+    from .decode_trace import trace_decode
+
+    decode = trace_decode(model, batch, prompt + 1, convention, attention,
+                          lambda: DynamicCache(config=getattr(model, "config", None)))
+    if decode is None or not all(decode.holds_at(prompt + step - 1) for step in range(2, n)):
+        return None
+    return decode
+
+
 def _fake_generate(model: torch.nn.Module, state: dict[str, torch.Tensor], shape: tuple[int, ...], n: int) -> None:
     """The forwards generate() runs, with the kwargs it passes, on fake CPU tensors (no values, no memory)."""
     from transformers import DynamicCache  # noqa: PLC0415 - the LLM path alone needs transformers
@@ -191,16 +220,20 @@ def _fake_generate(model: torch.nn.Module, state: dict[str, torch.Tensor], shape
     batch, prompt = shape
     for step in range(n):
         start, length = (0, prompt) if step == 0 else (prompt + step - 1, 1)
-        kwargs = {
-            "input_ids": torch.zeros(batch, length, dtype=torch.long),
-            "past_key_values": cache,
-            "position_ids": torch.arange(start, start + length).unsqueeze(0).expand(batch, -1),
-            "logits_to_keep": 1,
-            "use_cache": True,
-            "return_dict": True,
-        }
         with running_on(model, state):
-            model(**kwargs)
+            model(**_step_inputs(batch, start, length, cache))
+
+
+def _step_inputs(batch: int, start: int, length: int, cache: Any) -> dict[str, Any]:
+    """What generate() passes a forward over `length` new tokens at position `start`; made by the loop (sampling)."""
+    return {
+        "input_ids": torch.zeros(batch, length, dtype=torch.long),
+        "past_key_values": cache,
+        "position_ids": torch.arange(start, start + length).unsqueeze(0).expand(batch, -1),
+        "logits_to_keep": 1,
+        "use_cache": True,
+        "return_dict": True,
+    }
 
 
 def _split(report: Report, steps: _Steps, drafts: _Steps, weight_bytes: int) -> GenerateReport:

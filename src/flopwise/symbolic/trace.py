@@ -156,18 +156,18 @@ class Trace:
         self.uses[key] += 1
         return key
 
-    def replayed(self, taped: Any) -> None:
-        """A replay (replay.py) repeated the taped cost record `taped`: its recipe ran once more (a view has no
-        recipe: it costs nothing)."""
+    def replayed(self, taped: Any, made: Any) -> None:
+        """A replay repeated the taped record `taped` as `made`: its recipe ran once more (a view has none)."""
         key = self.recipe_of.get(id(taped))
         if key is not None:
             self.uses[key] += 1
+            self.recipe_of[id(made)] = key
 
-    def cost_at_hints(self, key: Any) -> Any:
-        """`cost(plan, out, args, extra, inputs, outputs, mask)` of one recipe at the given inputs' sizes."""
+    def cost_at(self, key: Any, sizes: dict[str, int] | None = None) -> Any:
+        """`cost(plan, out, args, …)` of one recipe at `sizes` (by default the given inputs'): work, cost, shapes."""
         assert self.cost is not None
         recipe = self.recipes[key]
-        return self.cost(recipe.plan, *self._made(recipe, self._values(self.hints)), recipe.mask)
+        return self.cost(recipe.plan, *self._made(recipe, self._values(sizes or self.hints)), recipe.mask)
 
     def totals(self, sizes: dict[str, int]) -> tuple[int, int, int, int]:
         """(MACs, FLOPs, bytes read, bytes written) of the traced run at `sizes`: each recipe costed there."""
