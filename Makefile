@@ -38,6 +38,7 @@ bench: $(VENV)/.ready
 	$(PY) bench/counting_overhead.py
 	$(PY) bench/sweep_speed.py
 	$(PY) bench/measure_models.py
+	$(PY) bench/generate_speed.py
 
 # docs/html_report.png, the README's picture of the HTML report of the guides' three models
 screenshot: $(VENV)/.ready browser
