@@ -13,7 +13,7 @@ from .errors import UsageError
 
 FORMS = (
     "torchvision:NAME, timm:NAME, hf:path/to/config.json, hf:org/name (local cache), diffusers:path/to/config.json, "
-    "path/to/file.py:NAME, file.pt2, file.pt, model.onnx or guides:NAME"
+    "path/to/file.py:NAME, file.pt2, file.pt, model.onnx, model.pte, model.tflite, ultralytics:NAME.yaml or guides:NAME"
 )
 MODES = ("real", "fake", "meta")  # counter.MODES; tests/test_cli_startup.py checks that they agree
 FORMATS = ("table", "json", "csv", "markdown", "html")

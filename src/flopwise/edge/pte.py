@@ -55,8 +55,8 @@ OWN_OPS: dict[str, Any] = {
 def count_pte(path: str | Path, convention: str | Convention = "default", method: str = "forward") -> Report:
     """Count the MACs, FLOPs, parameters and bytes of one run of a method (`forward`, else the program's only one)
     of an ExecuTorch program, from its file. Parameters are the constant tensors some kernel reads (batch-norm
-    statistics included: in a program they are constants like the weights). Raises ValueError when the file is not
-    an ExecuTorch program or has no such method."""
+    statistics included: in a program they are constants like the weights; a 0-d literal, hardswish's 3 or 6, is
+    not one). Raises ValueError when the file is not an ExecuTorch program or has no such method."""
     buf = Path(path).read_bytes()
     if not re.fullmatch(rb"ET\d\d", buf[4:8]):
         raise ValueError(f"not an ExecuTorch program (no ET12 file identifier; found {buf[4:8]!r})")

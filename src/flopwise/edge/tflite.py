@@ -39,8 +39,8 @@ PRODUCTS = ("CONV_2D", "DEPTHWISE_CONV_2D", "TRANSPOSE_CONV", "FULLY_CONNECTED",
 def count_tflite(path: str | Path, convention: str | Convention = "default") -> Report:
     """Count the MACs, FLOPs, parameters and bytes of one run of a LiteRT model (its first subgraph), from its file.
     Parameters are the constant tensors some operator reads as data (weights, biases; a shape, axes or
-    permutation operand, which the aten op takes as plain values, is not one). Raises ValueError when the file is
-    not a TFLite flatbuffer."""
+    permutation operand, which the aten op takes as plain values, is not one, nor is a 0-d literal such as 1/6).
+    Raises ValueError when the file is not a TFLite flatbuffer."""
     buf = Path(path).read_bytes()
     model = root(buf, b"TFL3")
     graphs = model.tables(MODEL_SUBGRAPHS)
@@ -82,7 +82,7 @@ def count_tflite(path: str | Path, convention: str | Convention = "default") -> 
                 activation.module = module
                 tally.add(activation)
         for i in node.read:
-            if inputs[i] in constants:
+            if inputs[i] in constants and tensors[inputs[i]].dim() > 0:  # a 0-d constant is a literal (1/6)
                 weights.setdefault(inputs[i], set()).add(module)
     named = {_name(graph, i): tensors[i] for i in graph.scalars(GRAPH_INPUTS, "<i")}
     return tally.report(Path(path).name, named, [(tensors[i], owners) for i, owners in weights.items()])
