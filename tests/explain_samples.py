@@ -104,6 +104,9 @@ SAMPLES: dict[str, Callable[[], object]] = {
     "aten.quantize_per_channel": lambda: torch.quantize_per_channel(
         torch.randn(2, 3), torch.ones(2), torch.zeros(2, dtype=torch.long), 0, torch.qint8),
     "aten.dequantize": lambda: torch.quantize_per_tensor(torch.randn(4), 0.1, 0, torch.qint8).dequantize(),
+    # matmul reaches the mode only for nested tensors (dense ones decompose into mm/bmm first)
+    "aten.matmul": lambda: torch.matmul(torch.nested.nested_tensor([torch.randn(2, 3), torch.randn(4, 3)]),
+                                        torch.nested.nested_tensor([torch.randn(3, 5), torch.randn(3, 5)])),
 }
 
 
@@ -116,6 +119,9 @@ DIRECT: dict[str, Callable[[], tuple]] = {
     "aten._scaled_grouped_mm": lambda: (_meta(8, 16), _meta(8, 32), _meta(2, 32, 16), _meta(8), _meta(2, 16),
                                         _meta(2, dtype=torch.int32)),
     "aten._scaled_grouped_mm_v2": lambda: (_meta(3, 8, 16), _meta(3, 8, 32), _meta(3, 32, 16)),
+    # varlen attention (a CUDA kernel): result, q, k, v (16 tokens, 2 heads, width 8), the offsets, max lengths
+    "torch_attn._varlen_attn": lambda: ((_meta(16, 2, 8),), _meta(16, 2, 8), _meta(16, 2, 8), _meta(16, 2, 8),
+                                        _meta(4, dtype=torch.int32), _meta(4, dtype=torch.int32), 8, 8),
 }
 
 

@@ -23,7 +23,7 @@ def _starting_the_command_line() -> bool:
 def _import_api() -> None:
     """The public API, imported into the package; importing render and train also registers the renderers as views of
     Report and step="train" with count() and counting()."""
-    from . import render, train  # noqa: F401
+    from . import parallel, render, train  # noqa: F401
     from .core.conventions import PRESETS, Convention  # noqa: F401
     from .core.cost import Cost, Flops, Term, Work  # noqa: F401
     from .counter import count, counting  # noqa: F401

@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 import functools
 from collections.abc import Callable, Iterator
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
@@ -54,6 +54,8 @@ class StepKind(NamedTuple):
 
 
 STEPS: dict[str, StepKind] = {}
+# count(parallel=...): flopwise.parallel registers its planner here (a layer above this one)
+PLANNERS: dict[str, Callable[..., Any]] = {}
 
 
 def _step(name: str) -> StepKind:
@@ -177,6 +179,8 @@ def count(
     symbolic: dict[str, Any] | None = None,
     attention: str | None = None,
     shortcuts: bool = True,
+    parallel: dict[str, int] | str | None = None,
+    parallelize_fn: Callable[..., Any] | None = None,
 ) -> Report:
     """Count the MACs, FLOPs, parameters and bytes of one forward of `model` on `inputs`.
 
@@ -199,7 +203,15 @@ def count(
 
     `shortcuts=False` counts every op call afresh (the plain path); by default a shape-only count makes an op call
     met before from its record (`report.shortcuts` says how many), which never changes a figure.
+
+    `parallel={"dp": 16, "pp": 8, "tp": 8}` (with `parallelize_fn(model, mesh)` for a plan of your own) counts what
+    each rank runs under that plan instead, on torch's fake process group: a `ParallelPlan` (flopwise.parallel).
     """
+    if parallel is not None:
+        options = dict(mode=mode, convention=convention, overrides=overrides, step=step, loss_fn=loss_fn,
+                       optimizer=optimizer, symbolic=symbolic, attention=attention, shortcuts=shortcuts)
+        planned = PLANNERS["parallel"](model, inputs, parallel, parallelize_fn, **options)
+        return cast(Report, planned)  # a ParallelPlan (flopwise.parallel): typed as the Report most callers get
     if symbolic is not None:  # one run with symbolic sizes, else several plain counts; fitted and checked
         def count_at(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Report:
             return count(model, kwargs or args, mode=mode,  # inputs are all positional or all keyword

@@ -27,6 +27,7 @@ symmetry), `.classes`, `.macs`/`.flops` over all ranks, `.estimate(device=, link
 when printed.
 """
 
+from ..counter import PLANNERS
 from .estimate import StepEstimate, estimate
 from .layout import DIMS, Layout, parse
 from .links import LINKS, Link, find_link
@@ -34,6 +35,7 @@ from .planner import plan
 from .report import ParallelPlan, RankReport
 
 ParallelPlan.estimator = estimate
+PLANNERS["parallel"] = plan  # count(model, inputs, parallel=...) hands its options to plan()
 
 __all__ = ["DIMS", "LINKS", "Layout", "Link", "ParallelPlan", "RankReport", "StepEstimate", "estimate", "find_link",
            "parse", "plan"]
