@@ -5,11 +5,14 @@ rebuild with random weights is held to one size limit, and messages say what hap
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from test_cli import SCRIPT  # the console script beside this interpreter
 
 from flopwise.cli import main as cli_main
 
@@ -184,3 +187,113 @@ def test_cli_models_are_built_with_seeded_weights_and_the_rng_is_given_back(tmp_
         expected = int((weight != 0).sum())  # one MAC per nonzero weight, for one input row
     assert tables[0] == tables[1]
     assert f"effective: {expected:,} MACs once multiplications by zero weights are skipped" in tables[0]
+
+
+# — item 8: messages that say what happened —
+
+
+class Shell:
+    """Unpickling this calls posix.system: the shape of a real attack (the command only writes a marker)."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import posix
+
+        return (posix.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("how", ["torch.save", "pickle"])
+def test_a_pickle_calling_posix_system_is_refused_as_unsafe(tmp_path, capsys, how):
+    import pickle
+
+    marker, path = tmp_path / "ran", tmp_path / "evil.pt"
+    if how == "torch.save":
+        torch.save(Shell(marker), path)
+    else:
+        path.write_bytes(pickle.dumps(Shell(marker)))
+    code, out, err = run([str(path), "--input", "1x4"], capsys)
+    assert code == 2 and out == "" and not marker.exists(), err
+    assert err.count("\n") == 1
+    assert "refused: the file holds a pickled Python object (it would import posix.system)" in err
+    assert "not a torch file" not in err and "weights_only" not in err and "--allow-pickle" in err
+
+
+def test_long_messages_end_at_a_sentence_and_torchs_advice_is_left_out():
+    from flopwise.cli.archives import _first
+    from flopwise.cli.errors import first_line
+
+    sentence = "The archive's graph names an operator this build of torch does not have, " * 3 + "so it cannot load."
+    assert 200 < len(sentence) < 300 and first_line(ValueError(sentence)) == sentence  # whole, not cut at 200
+    long = " ".join([f"Sentence {i} says one thing about the file and then ends." for i in range(12)])
+    cut = first_line(ValueError(long))
+    assert cut.endswith("ends. […]") and len(cut) <= 310 and long.startswith(cut.removesuffix(" […]"))
+    advice = ("Weights only load failed. Re-running `torch.load` with `weights_only` set to `False` will likely "
+              "succeed, but it can result in arbitrary code execution. Do it only if you got the file from a trusted "
+              "source.\nWeightsUnpickler error: Unsupported operand 149\nCheck the documentation of torch.load")
+    assert _first(RuntimeError(advice)) == "Unsupported operand 149"
+
+
+def test_a_directory_or_a_fifo_given_as_a_model_file_says_what_it_is(tmp_path, capsys):
+    (tmp_path / "folder.pt2").mkdir()
+    os.mkfifo(tmp_path / "pipe.onnx")
+    os.mkfifo(tmp_path / "pipe.py")
+    fifo = "is a named pipe (FIFO), not a file"
+    for spec, said in [("folder.pt2", "is a directory, not a file"), ("pipe.onnx", fifo), ("pipe.py:Model", fifo)]:
+        code, _, err = run([str(tmp_path / spec)], capsys)
+        assert code == 2 and said in err and "no such file" not in err, err
+
+
+def test_output_under_a_file_says_the_file_is_not_a_folder(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    code, out, err = run(["guides:SimpleLinearModel", "-o", str(tmp_path / "afile" / "x")], capsys)
+    assert code == 2 and out == "" and "File exists" not in err, err
+    assert f"{tmp_path / 'afile'}' is a file, not a folder" in err
+
+
+def test_a_full_disk_on_stdout_is_exit_2_in_one_line(tmp_path):
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([SCRIPT, "guides:SimpleLinearModel", "-q"], stdout=full, stderr=subprocess.PIPE,
+                                text=True, timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == "flopwise: error: cannot write the output to stdout (No space left on device)\n"
+
+
+def test_an_empty_onnx_file_is_a_usage_error(tmp_path, capsys):
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    code, out, err = run([str(tmp_path / "empty.onnx")], capsys)
+    assert code == 2 and out == "" and "the file is empty (0 bytes), not an ONNX model" in err, err
+
+
+def test_allow_pickle_on_a_pt2_whose_code_runs_says_one_line(tmp_path):
+    from test_cli_safety import malicious_files
+
+    archive = malicious_files(tmp_path)["pt2_sample_inputs"]
+    result = subprocess.run([SCRIPT, str(archive), "--allow-pickle", "-q"], capture_output=True, text=True,
+                            timeout=300, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "not a loadable torch.export archive" in result.stderr, result.stderr
+    assert "Logging error" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_config_naming_no_model_class_is_refused(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    llama = {"model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+             "num_attention_heads": 2, "vocab_size": 50}
+    for name in ("os.system", "AutoConfig"):
+        code, out, err = run([config(tmp_path, name, {**llama, "architectures": [name]}), "--tokens", "1x4"], capsys)
+        assert code == 2 and out == "", err
+        assert f"the config's architectures names {name!r}, which is not a transformers model class" in err
+    code, out, err = run([config(tmp_path, "unknown", {**llama, "architectures": ["LlamaForTomorrow"]})], capsys)
+    assert code == 0 and "has no class 'LlamaForTomorrow' (the config's architectures); built the model" in err
+
+
+def test_a_sweep_stops_where_a_direct_count_does(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    gpt2 = config(tmp_path, "gpt2", TINY_GPT2)  # 64 positions
+    code, _, direct = run([gpt2, "--tokens", "1x128"], capsys)
+    assert code == 2 and "longer than the model's 64 positions" in direct
+    code, out, err = run([gpt2, "--tokens", "1x8", "--sweep", "seq=8:128:x2"], capsys)
+    assert code == 2 and out == "", err
+    assert "--sweep seq reaches 128 tokens, past the model's 64 positions (n_positions in the config)" in err

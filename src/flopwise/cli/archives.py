@@ -9,18 +9,21 @@ TorchScript archives are read by TorchScript's own unpickler, which builds only 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
+import pickletools
 import warnings
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .errors import UsageError
+from .errors import UsageError, first_line, not_a_file
 from .spec import Loaded, Spec
 
 # .pt2 members that torch reads as text or raw bytes, never unpickles
@@ -31,7 +34,7 @@ _OBJECT_PREFIXES = ("custom_obj", "opaque_obj")  # torchbind and plain-pickle ob
 def load_archive(parsed: Spec, allow_pickle: bool) -> Loaded:
     spec, path = parsed.text, Path(parsed.target)
     if not path.is_file():
-        raise UsageError(f"{spec}: no such file")
+        raise UsageError(f"{spec}: {not_a_file(path)}")
     try:
         data = path.read_bytes()  # read once: what is checked is what torch loads
     except OSError as error:
@@ -71,16 +74,12 @@ def _exported(spec: str, data: bytes, allow_pickle: bool) -> Loaded:
                 f"{spec}: member {unsafe[0]} of the archive is not plain tensor data (loading it would unpickle "
                 "Python objects, which can run code); add --allow-pickle only if you trust the file"
             )
-    export_log = logging.getLogger("torch.export")
-    level = export_log.level
-    export_log.setLevel(logging.CRITICAL)  # torch logs a traceback before trying an older format
     try:
-        program = torch.export.load(io.BytesIO(data))
+        with _silent_export_logs():  # torch logs tracebacks (and fails to format its own messages) while it tries
+            program = torch.export.load(io.BytesIO(data))
     except Exception as error:
         what = f"{type(error).__name__}: {_first(error)}"
         raise UsageError(f"{spec}: not a loadable torch.export archive ({what})") from None
-    finally:
-        export_log.setLevel(level)
     args, kwargs = program.example_inputs or ((), {})
     inputs: Any = kwargs if kwargs and not args else (args if not kwargs else None)
     try:  # unflattened, submodules run as modules, so the rows per module are filled
@@ -88,6 +87,23 @@ def _exported(spec: str, data: bytes, allow_pickle: bool) -> Loaded:
     except Exception:  # some programs cannot be unflattened: count the flat graph (totals only)
         model = program.module()
     return Loaded(spec, model, inputs, notes)
+
+
+@contextlib.contextmanager
+def _silent_export_logs() -> Iterator[None]:
+    """torch.export's loggers quiet for the block (the error that follows says it in one line), and a log record
+    torch cannot format ('--- Logging error ---' and its traceback) not printed either."""
+    loggers = [logging.getLogger(name) for name in ("torch.export", "torch._export")]
+    levels, raising = [log.level for log in loggers], logging.raiseExceptions
+    for log in loggers:
+        log.setLevel(logging.CRITICAL)
+    logging.raiseExceptions = False
+    try:
+        yield
+    finally:
+        for log, level in zip(loggers, levels, strict=True):
+            log.setLevel(level)
+        logging.raiseExceptions = raising
 
 
 def unsafe_members(data: bytes) -> list[str]:
@@ -147,15 +163,19 @@ def _loads_safely(member: bytes) -> bool:
 
 def _pickled(spec: str, data: bytes, allow_pickle: bool) -> Loaded:
     try:
-        content = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # "Detected pickle protocol 4…": the verdict below says what matters
+            warnings.simplefilter("ignore")
+            content = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as error:
-        if "Unsupported global" not in str(error):  # not a pickle of Python objects: junk or a broken file
+        imports = [name for name in pickled_globals(data) if not _plain(name)]
+        if not imports and "unsupported global" not in str(error).lower():  # junk, or a broken file
             raise UsageError(f"{spec}: not a torch file ({type(error).__name__}: {_first(error)})") from None
         if not allow_pickle:
+            calls = f" (it would import {imports[0]})" if imports else ""
             raise UsageError(
-                f"{spec}: the file holds a pickled Python object; unpickling can run any code the file contains, "
-                "so flopwise does not do it by default. Save the model with torch.export.save (a .pt2 archive), "
-                "or, if you trust the file, add --allow-pickle"
+                f"{spec}: refused: the file holds a pickled Python object{calls}; unpickling can run any code the "
+                "file contains, so flopwise does not do it by default. Save the model with torch.export.save (a .pt2 "
+                "archive), or, if you trust the file, add --allow-pickle"
             ) from None
         try:
             content = torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)  # noqa: S614 - allowed
@@ -175,6 +195,50 @@ def _pickled(spec: str, data: bytes, allow_pickle: bool) -> Loaded:
     )
 
 
+# what a plain torch.save of tensors imports: torch's rebuild functions, storages, dtypes and devices, an OrderedDict
+_PLAIN_GLOBALS = ("torch._utils.", "torch._tensor.", "torch.serialization.", "collections.OrderedDict",
+                  "torch.device", "torch.Size", "torch.float", "torch.int", "torch.bool", "torch.bfloat16")
+# torch's advice around a failed weights_only load (to reload with weights_only=False): never passed on
+_ADVICE = ("weights only load failed", "weights_only", "trusted source", "please file an issue",
+           "check the documentation", "do those steps only")
+
+
+def pickled_globals(data: bytes) -> list[str]:
+    """The classes and functions a pickle (or each pickle of a torch zip file, or the pickles of a legacy torch file
+    one after another) would import, as 'module.name', read with pickletools: nothing is unpickled."""
+    payloads = [data]
+    if zipfile.is_zipfile(io.BytesIO(data)):
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        payloads = [archive.read(n) for n in archive.namelist() if n.endswith(".pkl")]
+    found: list[str] = []
+    for payload in payloads:
+        start = 0
+        while start < len(payload):
+            strings: list[str] = []
+            end = len(payload)
+            try:
+                for opcode, argument, position in pickletools.genops(payload[start:]):
+                    if opcode.name in ("GLOBAL", "INST"):
+                        found.append(str(argument).replace(" ", "."))
+                    elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                        found.append(f"{strings[-2]}.{strings[-1]}")
+                    elif isinstance(argument, str):
+                        strings.append(argument)
+                    if opcode.name == "STOP":
+                        end = start + (position or 0) + 1
+            except Exception:  # not (or no longer) a pickle: tensor bytes after a legacy file's pickles
+                break
+            start = end
+    return found
+
+
+def _plain(name: str) -> bool:
+    return name.startswith(_PLAIN_GLOBALS) or (name.startswith("torch.") and name.endswith("Storage"))
+
+
 def _first(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0][:200] if text else "(no message)"
+    """The first line of a loader's error that says what went wrong, without torch's advice to load unsafely."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    said = [line for line in lines if not any(advice in line.lower() for advice in _ADVICE)]
+    text = (said or lines or ["(no message)"])[0].removeprefix("WeightsUnpickler error:").strip()
+    return first_line(ValueError(text or "(no message)"))

@@ -188,12 +188,17 @@ def _silence_stdout() -> None:
 def write_file(path: str, write: Callable[[Path], object], flag: str, notify: Callable[[str], None]) -> None:
     """Write one output file, saying 'replaced' when it existed before."""
     target = Path(path)
+    blocking = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:  # mkdir would say "File exists"
+        raise UsageError(f"{flag} {path}: cannot write it, {str(blocking)!r} is a file, not a folder")
+    if target.is_dir():
+        raise UsageError(f"{flag} {path}: is a directory; give a file name (e.g. {target / 'report.txt'})")
     existed = target.exists()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         write(target)
     except OSError as error:
-        raise UsageError(f"{flag} {path}: cannot write ({error.strerror})") from None
+        raise UsageError(f"{flag} {path}: cannot write ({error.strerror or error})") from None
     notify(f"{'replaced' if existed else 'wrote'} {path}")
 
 
@@ -207,3 +212,6 @@ def emit(text: str, options: argparse.Namespace, notify: Callable[[str], None]) 
         sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
+    except OSError as error:  # a full disk (ENOSPC), a quota: the output is lost, which the user must hear
+        _silence_stdout()  # else Python's own flush at exit fails again, with a traceback and exit code 120
+        raise UsageError(f"cannot write the output to stdout ({error.strerror or error})") from None

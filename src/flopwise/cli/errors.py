@@ -6,6 +6,9 @@ model failed · 3 flopwise itself failed (a bug) · 130 interrupted.
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
 COMPLETE, LOWER_BOUND, USER_ERROR, INTERNAL_ERROR, INTERRUPTED = 0, 1, 2, 3, 130
 
 
@@ -23,3 +26,27 @@ def exit_message(spec: str, error: SystemExit, where: str) -> str:
     code = "" if error.code is None else repr(error.code)
     return (f"{spec}: the model exited {where} (SystemExit({code})): a model file must not end the process; nothing "
             "was counted")
+
+
+def not_a_file(path: Path) -> str:
+    """What a path the user gave as a file is instead: 'no such file', 'is a directory', 'is a named pipe (FIFO)'…"""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
+    kinds = ((stat.S_ISDIR, "is a directory, not a file"), (stat.S_ISFIFO, "is a named pipe (FIFO), not a file"),
+             (stat.S_ISSOCK, "is a socket, not a file"), (stat.S_ISCHR, "is a character device, not a file"),
+             (stat.S_ISBLK, "is a block device, not a file"))
+    return next((said for test, said in kinds if test(mode)), "is not a regular file")
+
+
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """The first line of an error's message, whole; past `limit` characters it ends at its last full sentence
+    within them (never mid-sentence), marked […]."""
+    text = next((line.strip() for line in str(error).splitlines() if line.strip()), "(no message)")
+    if len(text) <= limit:
+        return text
+    end = max(text.rfind(". ", 0, limit), text.rfind("; ", 0, limit))
+    return text if end <= 0 else text[: end + 1] + " […]"

@@ -32,7 +32,7 @@ from torch.overrides import TorchFunctionMode
 
 from ..examples import guide_examples
 from .archives import load_archive
-from .errors import ModelError, UsageError, exit_message
+from .errors import ModelError, UsageError, exit_message, not_a_file
 from .inputs import Shaped, parse_inputs, parse_tokens, token_ids, with_batch, with_dtype
 from .load_diffusers import diffusers_model
 from .load_edge import EDGE_KINDS, load_edge
@@ -161,7 +161,8 @@ def _python_file(parsed: Spec) -> Loaded:
     spec, file = parsed.text, parsed.target
     path = Path(file)
     if not path.is_file():
-        raise UsageError(f"{spec}: no file {file!r}")
+        said = not_a_file(path)
+        raise UsageError(f"{spec}: no file {file!r}" if said == "no such file" else f"{spec}: {file!r} {said}")
     with _own_argv(path):
         return _build_from_file(parsed, path)
 

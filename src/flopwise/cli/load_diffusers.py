@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ModelError, UsageError
+from .errors import ModelError, UsageError, not_a_file
 from .inputs import Shaped, parse_inputs
 from .spec import InputFlags, Loaded, Spec
 
@@ -64,6 +64,8 @@ def _config(spec: str, path: Path) -> tuple[Any, Any, dict[str, Any]]:
     """(the diffusers module, the model's class, the config as a dict)."""
     if path.is_dir():
         path = path / "config.json"
+    if path.exists() and not path.is_file():
+        raise UsageError(f"{spec}: {str(path)!r} {not_a_file(path)}")
     if not path.is_file():
         raise UsageError(f"{spec}: no config.json at {str(path)!r}; diffusers: takes a model's config.json (or its "
                          "folder), as model.save_config(folder) writes it (nothing is downloaded)")

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ModelError, UsageError
+from .errors import ModelError, UsageError, not_a_file
 from .hf_cache import hub_cache, local_or_cached
 from .inputs import Shaped, parse_inputs, parse_tokens, token_ids
 from .spec import InputFlags, Loaded, Spec
@@ -37,7 +37,7 @@ DEFAULT_RATE = 16_000  # samples of one second of audio, when the config names n
 def huggingface(parsed: Spec, flags: InputFlags) -> Loaded:
     spec = parsed.text
     path = local_or_cached(spec, parsed.target)
-    transformers, config, cls = _config(spec, path)
+    transformers, config, cls, said = _config(spec, path)
     dtype = flags.dtype or _config_dtype(config)
 
     def build(device: str) -> nn.Module:
@@ -52,7 +52,7 @@ def huggingface(parsed: Spec, flags: InputFlags) -> Loaded:
         first = str(error).strip().splitlines()[0] if str(error).strip() else "(no message)"
         raise ModelError(f"{spec}: building the model raised {type(error).__name__}: {first}") from error
     where = f"{type(model).__name__} in {str(dtype).removeprefix('torch.')}"
-    notes = [f"{spec}: built {where} on the meta device (no weights), counted in meta mode"]
+    notes = [*said, f"{spec}: built {where} on the meta device (no weights), counted in meta mode"]
     if path.is_relative_to(hub_cache()):
         notes.insert(0, f"{spec}: config from the local Hugging Face cache, {path}")
     inputs = hf_inputs(spec, model, config, flags, dtype)
@@ -87,10 +87,12 @@ def _on_cpu(build: Callable[[str], nn.Module]) -> Callable[[], nn.Module]:
     return rebuild
 
 
-def _config(spec: str, path: Path) -> tuple[Any, Any, Any]:
-    """(the transformers module, the config, the architecture's class or None)."""
+def _config(spec: str, path: Path) -> tuple[Any, Any, Any, list[str]]:
+    """(the transformers module, the config, the architecture's class or None, notes)."""
     if path.is_dir():
         path = path / "config.json"
+    if path.exists() and not path.is_file():
+        raise UsageError(f"{spec}: {str(path)!r} {not_a_file(path)}")
     if not path.is_file():
         raise UsageError(
             f"{spec}: no config.json at {str(path)!r}; hf: takes a local transformers config.json or a folder "
@@ -118,9 +120,27 @@ def _config(spec: str, path: Path) -> tuple[Any, Any, Any]:
         config = transformers.AutoConfig.for_model(model_type, **data)
     except Exception as error:
         raise UsageError(f"{spec}: the config does not load ({type(error).__name__}: {error})") from None
-    architecture = (data.get("architectures") or [None])[0]
-    cls = getattr(transformers, architecture, None) if isinstance(architecture, str) else None
-    return transformers, config, cls or _sub_model(transformers, config)
+    cls, notes = _architecture(spec, transformers, data.get("architectures"), model_type)
+    return transformers, config, cls or _sub_model(transformers, config), notes
+
+
+def _architecture(spec: str, transformers: Any, architectures: Any, model_type: str) -> tuple[Any, list[str]]:
+    """(the model class the config's "architectures" names, or None to let AutoModel choose; notes). A name that is
+    no transformers model class (`os.system`, `AutoConfig`) is refused; one this version lacks is said, not hidden."""
+    if not architectures:
+        return None, []
+    name = architectures[0] if isinstance(architectures, list) else architectures
+    value = getattr(transformers, name, None) if isinstance(name, str) and name.isidentifier() else None
+    if isinstance(value, type) and issubclass(value, transformers.PreTrainedModel):
+        return value, []
+    if value is None and isinstance(name, str) and name.isidentifier():
+        return None, [f"{spec}: transformers {transformers.__version__} has no class {name!r} (the config's "
+                      f"architectures); built the model AutoModel maps model_type {model_type!r} to"]
+    classes = [n for n in dir(transformers) if n.endswith(("Model", "LMHeadModel")) or "For" in n]
+    close = difflib.get_close_matches(str(name), classes, n=3, cutoff=0.6)
+    hint = f" (did you mean {', '.join(close)}?)" if close else " such as LlamaForCausalLM"
+    raise UsageError(f"{spec}: the config's architectures names {name!r}, which is not a transformers model "
+                     f"class; expected a class{hint}, or no architectures key to let AutoModel choose")
 
 
 def _sub_model(transformers: Any, config: Any) -> Any:
@@ -196,6 +216,18 @@ def hf_inputs(spec: str, model: nn.Module, config: Any, flags: InputFlags, dtype
         raise UsageError(f"{spec}: {type(model).__name__}.forward takes no {unknown[0]!r}; it takes {takes}")
     inputs.update(named)
     return inputs or None
+
+
+def position_limits(model: nn.Module) -> list[tuple[int, str]]:
+    """(positions, config key) of each token input an hf: model counts: input_ids, and decoder ids for an
+    encoder-decoder; empty where the config names none (or the model has no config)."""
+    config = getattr(model, "config", None)
+    if config is None:
+        return []
+    limits = [_limit(getattr(config, "text_config", None) or config, "n_positions", "max_position_embeddings")]
+    if getattr(config, "is_encoder_decoder", False):
+        limits.append(_limit(config, "max_target_positions", "n_positions", "max_position_embeddings"))
+    return [(n, key) for n, key in limits if n is not None]
 
 
 def _limit(config: Any, *keys: str) -> tuple[int | None, str]:

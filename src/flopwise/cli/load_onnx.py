@@ -13,7 +13,7 @@ from torch import nn
 from ..core.conventions import Convention
 from ..onnx_count import count_onnx
 from ..report.report import Report
-from .errors import UsageError
+from .errors import UsageError, not_a_file
 from .inputs import parse_inputs
 from .spec import InputFlags, Loaded, Spec
 
@@ -24,7 +24,9 @@ def load_onnx(spec: Spec, flags: InputFlags) -> Loaded:
                          "dtypes of its graph, and takes its sizes from --input [NAME=]SIZES")
     path = Path(spec.target)
     if not path.is_file():
-        raise UsageError(f"{spec.text}: no such file")
+        raise UsageError(f"{spec.text}: {not_a_file(path)}")
+    if path.stat().st_size == 0:
+        raise UsageError(f"{spec.text}: the file is empty (0 bytes), not an ONNX model; was it written completely?")
     positional, named = parse_inputs(flags.inputs)
     sizes = {name: shaped.shape for name, shaped in named.items()} or [shaped.shape for shaped in positional]
 

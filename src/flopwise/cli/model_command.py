@@ -40,9 +40,10 @@ from .errors import UsageError
 from .generate import generate_main
 from .inputs import make_inputs
 from .load import load
+from .load_hf import position_limits
 from .options import UNSET
 from .spec import InputFlags, Loaded
-from .sweep import sweep_main
+from .sweep import parse_sweep, sweep_main
 from .terminal import stage
 from .weights import limit_bytes, rebuilt, seeded
 
@@ -70,8 +71,10 @@ def _run(options: argparse.Namespace) -> int:
     if options.model is not None:
         stage(f"loading {options.model}")
     if options.sweep:
-        return sweep_main(options, _torch_model(load(options.model, flags), "--sweep") if options.model else None,
-                          notify)
+        loaded = _torch_model(load(options.model, flags), "--sweep") if options.model else None
+        if loaded is not None and loaded.spec.startswith("hf:"):
+            _sweep_within_positions(loaded, options.sweep)
+        return sweep_main(options, loaded, notify)
     if options.model is None:
         with seeded():  # the examples' random weights: the same tables every run
             examples = guide_examples()
@@ -94,6 +97,16 @@ def _run(options: argparse.Namespace) -> int:
     emit(_render(counted, options), options, notify)
     return gate(options.fail_if, [c.report for c in counted], 0 if all(c.report.complete for c in counted) else 1,
                 notify)
+
+
+def _sweep_within_positions(loaded: Loaded, sweeps: list[str]) -> None:
+    """A seq sweep goes no further than a direct count would: the model's positions (max_position_embeddings)."""
+    lengths = [size for text in sweeps for name, sizes in [parse_sweep(text)] if name == "seq" for size in sizes]
+    for positions, key in position_limits(loaded.model) if lengths else []:
+        if max(lengths) > positions:
+            raise UsageError(f"{loaded.spec}: --sweep seq reaches {max(lengths):,} tokens, past the model's "
+                             f"{positions:,} positions ({key} in the config), which a direct count refuses too; "
+                             f"sweep to at most {positions:,}, or raise {key} to count longer sequences")
 
 
 def _torch_model(loaded: Loaded, flag: str) -> Loaded:
