@@ -7,6 +7,11 @@ its outputs arrives and left when the gradient of its inputs is ready (the appro
 `torch.utils.module_tracker`, with an ordered stack so the innermost module is known). Every hook is removed
 in `close()`; nothing is left on the user's modules. `describe_module` gives a module's one-line description.
 The shapes of each module's positional tensor inputs and of its outputs are kept from its first call only.
+
+Rows follow the user's model: a module that is not part of it, has no parameters or buffers and runs inside one of
+its modules is a function a library wrapped as a module (transformers' `kernels` makes `apply_rotary_pos_emb` one,
+built afresh per call); its work is its caller's, with no row of its own. Other modules the count was not told about
+(`counting()` over arbitrary code) are named by their class.
 """
 
 from __future__ import annotations
@@ -57,10 +62,13 @@ class ModuleStack:
                 self.names[module] = name
                 self.types[name] = module_type(module)
 
-    def _name_of(self, module: torch.nn.Module) -> str:
+    def _name_of(self, module: torch.nn.Module) -> str | None:
+        """The module's qualified name; None for a function wrapped as a module (see above): its caller's work."""
         known = self.names.get(module)  # one look-up: a weak-key dictionary makes a weak reference for each
         if known is not None:
             return known
+        if self.stack and next(module.parameters(), None) is None and next(module.buffers(), None) is None:
+            return None
         base = type(module).__name__  # a model we were not told about (counting() over arbitrary code)
         name, n = base, 1
         while name in self.types:
@@ -73,6 +81,9 @@ class ModuleStack:
         if threading.get_ident() != self._thread:
             return
         name = self._name_of(module)
+        if name is None:  # a wrapped function: it runs as part of its caller, which stays the current module
+            self.stack.append(self.current)
+            return
         self.stack.append(name)
         self.calls[name] += 1
         if name not in self.input_shapes:
@@ -86,6 +97,10 @@ class ModuleStack:
         if threading.get_ident() != self._thread:
             return
         name = self._name_of(module)
+        if name is None:
+            if self.stack:  # the caller's entry pushed for the wrapped function
+                self.stack.pop()
+            return
         self._pop(name)
         if output is None and self.raised_in is None:  # always_call hooks see None when forward raised
             self.raised_in = name
