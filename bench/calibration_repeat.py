@@ -36,14 +36,18 @@ def calibrations() -> bool:
     runs = [calibrate(cache=False) for _ in range(2)]
     agree = True
     print(f"calibrate() twice, no cache: {runs[0].threads} threads, {runs[0].machine}, torch {torch.__version__}")
-    for label, unit, value, spread in (("matmul", "GFLOP/s", "flops_per_s", "flops_spread"),
-                                       ("copy", "GB/s", "bytes_per_s", "bytes_spread")):
+    for label, unit, value, spread in (
+        ("matmul", "GFLOP/s", "flops_per_s", "flops_spread"),
+        ("copy", "GB/s", "bytes_per_s", "bytes_spread"),
+    ):
         first, second = (getattr(r, value) / 1e9 for r in runs)
         gap = differs(first, second)
         agree &= gap <= TOLERANCE
         spreads = ", ".join(f"{getattr(r, spread):.1%}" for r in runs)
-        print(f"  {label:6} {first:8.2f} then {second:8.2f} {unit}: ratio {second / first:.3f} "
-              f"({gap:.1%} apart; trial spreads {spreads}) {'ok' if gap <= TOLERANCE else 'OVER 10 %'}")
+        print(
+            f"  {label:6} {first:8.2f} then {second:8.2f} {unit}: ratio {second / first:.3f} "
+            f"({gap:.1%} apart; trial spreads {spreads}) {'ok' if gap <= TOLERANCE else 'OVER 10 %'}"
+        )
     return agree
 
 

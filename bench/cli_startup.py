@@ -27,8 +27,10 @@ CASES = {
     "flopwise --explain --format csv (usage error)": [SCRIPT, "guides:SimpleConv", "--explain", "--format", "csv"],
     "python -m flopwise --help": [sys.executable, "-m", "flopwise", "--help"],
 }
-TORCH_FREE = ("import sys\nsys.argv = ['flopwise', '--version']\nfrom flopwise.cli import main\n"
-              "try:\n    main()\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)")
+TORCH_FREE = (
+    "import sys\nsys.argv = ['flopwise', '--version']\nfrom flopwise.cli import main\n"
+    "try:\n    main()\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
+)
 
 
 def seconds(command: list[str]) -> float:
@@ -38,8 +40,10 @@ def seconds(command: list[str]) -> float:
 
 
 def main() -> None:
-    print(f"median wall seconds of {REPEATS} fresh processes each (min–max); {sys.platform}, Python "
-          f"{sys.version.split()[0]}")
+    print(
+        f"median wall seconds of {REPEATS} fresh processes each (min–max); {sys.platform}, Python "
+        f"{sys.version.split()[0]}"
+    )
     for label, command in CASES.items():
         runs = [seconds(command) for _ in range(REPEATS)]
         print(f"  {label:<48} {statistics.median(runs):7.3f} s  ({min(runs):.3f}–{max(runs):.3f})")

@@ -84,8 +84,11 @@ def _torch_restored() -> Any:
 
 @contextlib.contextmanager
 def _quiet() -> Any:
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
-            contextlib.redirect_stderr(io.StringIO()):
+    with (
+        warnings.catch_warnings(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
         warnings.simplefilter("ignore")
         yield
 
@@ -106,8 +109,13 @@ def ptflops_macs(backend: str) -> Callable[[torch.nn.Module, tuple[Any, ...]], i
 
         kwargs = _as_kwargs(model, args)
         macs, _ = get_model_complexity_info(
-            model, (1,), input_constructor=lambda _: kwargs, as_strings=False, backend=backend,
-            print_per_layer_stat=False, verbose=False,
+            model,
+            (1,),
+            input_constructor=lambda _: kwargs,
+            as_strings=False,
+            backend=backend,
+            print_per_layer_stat=False,
+            verbose=False,
         )
         if macs is None:
             raise RuntimeError("ptflops returned None (it prints the error and carries on)")
@@ -131,8 +139,9 @@ def torchprofile_macs(model: torch.nn.Module, args: tuple[Any, ...]) -> int:
 def calflops_flops(model: torch.nn.Module, args: tuple[Any, ...]) -> int:
     from calflops import calculate_flops
 
-    flops, _, _ = calculate_flops(model=model, kwargs=_as_kwargs(model, args), print_results=False,
-                                  print_detailed=False, output_as_string=False)
+    flops, _, _ = calculate_flops(
+        model=model, kwargs=_as_kwargs(model, args), print_results=False, print_detailed=False, output_as_string=False
+    )
     return int(flops)
 
 
@@ -187,47 +196,46 @@ def _cell(value: Any, expected: int) -> str:
     return f"{value:,} ({(value - expected) / expected:+.1%})" if expected else f"{value:,}"
 
 
-
 # Why each tool's number differs from flopwise's, worked out from flopwise's per-operator breakdown
 # (`report.by_operator()`); "=" cells need no reason. Keys: (tool, model); (tool, "*") applies to every model.
 REASONS: dict[tuple[str, str], str] = {
     ("thop", "*"): "module hooks only: never sees matmuls, SDPA or fused attention written inside forward; adds "
-                   "batch/layer norm (4 per element) and adaptive pooling ((k+1) per output) into its \"MACs\"",
+    'batch/layer norm (4 per element) and adaptive pooling ((k+1) per output) into its "MACs"',
     ("thop", "SimpleAttentionBlock"): "misses QKᵀ and AV (2 × 25,600 MACs): torch.matmul/einsum in forward",
     ("thop", "ResNet-50"): "+ batch norm 4/element (44,455,936) + global average pool (49+1)·2048 (102,400)",
     ("thop", "MobileNetV3-Large"): "+ batch norm 4/element (17,599,232) + adaptive average pools (k+1 per output, "
-                                   "649,464)",
+    "649,464)",
     ("thop", "ViT-B/16"): "the eval-mode nn.MultiheadAttention fast path (in-proj, QKᵀ, AV, out-proj: 6.29 G MACs) "
-                          "is invisible to module hooks; LayerNorm added at 4/element",
+    "is invisible to module hooks; LayerNorm added at 4/element",
     ("thop", "BERT-base"): "misses SDPA (301,989,888 MACs); adds LayerNorm 4/element (9,830,400)",
     ("thop", "GPT-2 small"): "sees no projection at all (GPT-2's Conv1D has no thop rule) and no attention: its "
-                             "whole number is LayerNorm at 4/element (25 × 128·768 × 4 = 9,830,400)",
+    "whole number is LayerNorm at 4/element (25 × 128·768 × 4 = 9,830,400)",
     ("ptflops (pytorch backend)", "*"): "module hooks plus patched torch.nn.functional; counts bias, "
-                                        "ReLU, norms and pooling into its \"MACs\"",
+    'ReLU, norms and pooling into its "MACs"',
     ("ptflops (pytorch backend)", "SimpleLinearModel"): "+ ReLU, 1 per element (20 + 15)",
     ("ptflops (pytorch backend)", "SimpleConv"): "+ conv and fc biases (37,632 + 10) + ReLU (37,632)",
     ("ptflops (pytorch backend)", "SimpleAttentionBlock"): "+ fc_out bias (10·256 = 2,560)",
     ("ptflops (pytorch backend)", "ResNet-50"): "+ batch norm 2/element (22,227,968) + fc bias (1,000) + ReLU, max "
-                                                "and average pool counted twice, by the module hook and by the "
-                                                "patched functional (2 × 10,511,872)",
+    "and average pool counted twice, by the module hook and by the "
+    "patched functional (2 × 10,511,872)",
     ("ptflops (pytorch backend)", "ViT-B/16"): "sees the attention through F.multi_head_attention_forward; adds "
-                                               "biases, LayerNorm and GELU",
+    "biases, LayerNorm and GELU",
     ("ptflops (pytorch backend)", "BERT-base"): "misses SDPA (301,989,888); adds Linear biases (10,617,600) and "
-                                                "LayerNorm 1/element (2,457,600)",
+    "LayerNorm 1/element (2,457,600)",
     ("ptflops (pytorch backend)", "GPT-2 small"): "misses SDPA (301,989,888); adds LayerNorm 1/element (2,457,600) "
-                                                  "and 82,944 in small ops (not reconciled)",
+    "and 82,944 in small ops (not reconciled)",
     ("ptflops (aten backend)", "*"): "dispatch level, ~20 ops known: bias of addmm/convolution counted as MACs; SDPA "
-                                     "and fused attention kernels unknown (silently 0)",
+    "and fused attention kernels unknown (silently 0)",
     ("ptflops (aten backend)", "SimpleConv"): "+ conv and fc biases as MACs (37,632 + 10)",
     ("ptflops (aten backend)", "SimpleAttentionBlock"): "+ fc_out bias as MACs (2,560)",
     ("ptflops (aten backend)", "ResNet-50"): "+ fc bias as MACs (1,000)",
     ("ptflops (aten backend)", "MobileNetV3-Large"): "+ conv and fc biases as MACs (5,080 + 2,280)",
     ("ptflops (aten backend)", "ViT-B/16"): "misses the attention products inside _native_multi_head_attention; "
-                                            "its projections come through as addmm with bias",
+    "its projections come through as addmm with bias",
     ("ptflops (aten backend)", "BERT-base"): "misses SDPA (301,989,888); + Linear biases as MACs (10,617,600)",
     ("ptflops (aten backend)", "GPT-2 small"): "misses SDPA (301,989,888); + Conv1D biases as MACs (10,616,832)",
     ("fvcore", "*"): "jit trace; counts one flop per MAC; adds batch norm 2/element, LayerNorm 5/element and "
-                     "adaptive average pooling 1 per input element; skips ops it has no handle for (SDPA)",
+    "adaptive average pooling 1 per input element; skips ops it has no handle for (SDPA)",
     ("fvcore", "ResNet-50"): "+ batch norm 2/element (22,227,968) + global average pool 1/input (100,352)",
     ("fvcore", "MobileNetV3-Large"): "+ batch norm 2/element (8,799,616) + average pools 1/input (644,448)",
     ("fvcore", "ViT-B/16"): "misses the attention products of the fused MHA kernel; adds LayerNorm 5/element",
@@ -236,26 +244,26 @@ REASONS: dict[tuple[str, str], str] = {
     ("torchprofile", "*"): "jit trace; counts batch norm and LayerNorm 1/element and some elementwise ops",
     ("torchprofile", "ResNet-50"): "+ batch norm 1/element (11,113,984) + global pool outputs (2,048)",
     ("torchprofile", "MobileNetV3-Large"): "+ batch norm 1/element (4,399,808) + SE scale multiplies (597,408) + "
-                                           "pool outputs (5,016)",
+    "pool outputs (5,016)",
     ("torchprofile", "ViT-B/16"): "+ LayerNorm and GELU elementwise work; sees the attention",
     ("torchprofile", "BERT-base"): "+ LayerNorm 1/element (2,457,600); sees SDPA",
     ("torchprofile", "GPT-2 small"): "+ LayerNorm 1/element (2,457,600) + the GELU's multiplies (4 × 128·3072 "
-                                     "per layer = 18,874,368)",
+    "per layer = 18,874,368)",
     ("calflops", "*"): "2 FLOPs per MAC + patched functionals; no bias adds, no residual adds, no SDPA",
     ("calflops", "SimpleConv"): "no fc bias add (10)",
     ("calflops", "SimpleAttentionBlock"): "fails on the None mask argument (moves every input with .to())",
     ("calflops", "ResNet-50"): "batch norm 2/element instead of 4 (−22,227,968), no residual adds (−5,519,360), max "
-                               "pool 1 per input instead of 8 compares per output (−802,816), no fc bias (−1,000)",
+    "pool 1 per input instead of 8 compares per output (−802,816), no fc bias (−1,000)",
     ("calflops", "MobileNetV3-Large"): "batch norm 2/element instead of 4, no bias or residual adds; hardswish "
-                                       "and SE multiplies counted differently",
+    "and SE multiplies counted differently",
     ("calflops", "ViT-B/16"): "misses the fused MHA kernel's products; LayerNorm 5/element; no GELU, biases or "
-                              "residual adds",
+    "residual adds",
     ("calflops", "BERT-base"): "= FlopCounterMode (no SDPA, −603,979,776) + LayerNorm 5/element (12,288,000); no "
-                               "GELU, softmax, bias or residual adds",
+    "GELU, softmax, bias or residual adds",
     ("calflops", "GPT-2 small"): "= FlopCounterMode (no SDPA, −603,979,776) + LayerNorm 5/element (12,288,000) + "
-                                 "82,944 in small ops (not reconciled)",
+    "82,944 in small ops (not reconciled)",
     ("FlopCounterMode", "*"): "contractions only, at dispatch level; SDPA on CPU and the fused MHA kernel unknown "
-                              "(silently 0)",
+    "(silently 0)",
     ("FlopCounterMode", "ViT-B/16"): "misses _native_multi_head_attention (eval fast path): −2 × 6,292,703,232",
     ("FlopCounterMode", "BERT-base"): "misses _scaled_dot_product_flash_attention_for_cpu: −2 × 301,989,888",
     ("FlopCounterMode", "GPT-2 small"): "misses _scaled_dot_product_flash_attention_for_cpu: −2 × 301,989,888",
@@ -283,18 +291,28 @@ def render(results: dict[str, dict[str, Any]]) -> str:
     ]
     for model, row in results.items():
         ref = row["flopwise"]
-        lines.append(f"| {model} | {ref['macs']:,} | {ref['default']:,} | {ref['contractions']:,} | "
-                     f"{ref['unsupported'] or 'none'} |")
+        lines.append(
+            f"| {model} | {ref['macs']:,} | {ref['default']:,} | {ref['contractions']:,} | "
+            f"{ref['unsupported'] or 'none'} |"
+        )
     for tool, unit, against, _ in TOOLS:
-        label = {"macs": "flopwise MACs", "default": "flopwise default FLOPs",
-                 "contractions": "flopwise contractions FLOPs"}[against]
-        lines += ["", f"## {tool} ({unit}, against {label})\n",
-                  f"| model | {tool} | flopwise | why they differ |", "|---|--:|--:|---|"]
+        label = {
+            "macs": "flopwise MACs",
+            "default": "flopwise default FLOPs",
+            "contractions": "flopwise contractions FLOPs",
+        }[against]
+        lines += [
+            "",
+            f"## {tool} ({unit}, against {label})\n",
+            f"| model | {tool} | flopwise | why they differ |",
+            "|---|--:|--:|---|",
+        ]
         for model, row in results.items():
             expected = row["flopwise"][against]
             value = row[tool]
-            lines.append(f"| {model} | {_cell(value, expected)} | {expected:,} | "
-                         f"{_reason(tool, model, value, expected)} |")
+            lines.append(
+                f"| {model} | {_cell(value, expected)} | {expected:,} | {_reason(tool, model, value, expected)} |"
+            )
         general = REASONS.get((tool, "*"))
         if general:
             lines.append(f"\nIn general: {general}.")

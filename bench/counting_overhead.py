@@ -74,8 +74,13 @@ def llama_70b_on_meta(layers: int = 80) -> tuple[torch.nn.Module, dict[str, torc
     from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
-        vocab_size=128256, hidden_size=8192, intermediate_size=28672, num_hidden_layers=layers,
-        num_attention_heads=64, num_key_value_heads=8, max_position_embeddings=8192,
+        vocab_size=128256,
+        hidden_size=8192,
+        intermediate_size=28672,
+        num_hidden_layers=layers,
+        num_attention_heads=64,
+        num_key_value_heads=8,
+        max_position_embeddings=8192,
     )
     config._attn_implementation = "sdpa"
     with torch.device("meta"):
@@ -110,8 +115,10 @@ def row(name: str, model: torch.nn.Module, inputs: dict[str, torch.Tensor], repe
         meta_cell = f"{best_seconds(lambda: flopwise.count(model, inputs, mode='meta'), repeats) / base:.2f}×"
     reference = best_seconds(lambda: flop_counter(model, inputs), repeats)
     cold = fresh(name, CLOCK is time.process_time)
-    return f"{name:28} {base * 1000:7.0f}ms {real / base:13.2f}× {fake_cell:>14} {meta_cell:>14} " \
+    return (
+        f"{name:28} {base * 1000:7.0f}ms {real / base:13.2f}× {fake_cell:>14} {meta_cell:>14} "
         f"{first / base:13.2f}× {cold:>15} {reference / base:15.2f}×"
+    )
 
 
 def first_count(model: torch.nn.Module, inputs: dict[str, torch.Tensor], mode: str) -> None:
@@ -161,8 +168,10 @@ def main() -> None:
 
     clock = "CPU time" if options.cpu_time else "wall time"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {clock}, best of {options.repeats} runs\n")
-    header = f"{'model':28} {'forward':>9} {'flopwise real':>14} {'flopwise fake':>14} {'flopwise meta':>14} " \
+    header = (
+        f"{'model':28} {'forward':>9} {'flopwise real':>14} {'flopwise fake':>14} {'flopwise meta':>14} "
         f"{'meta, first':>14} {'fresh process':>15} {'FlopCounterMode':>16}"
+    )
     print(header)
     print("-" * len(header))
     for name, build in builders:

@@ -22,9 +22,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokens", type=int, default=256)
     options = parser.parse_args()
-    config = transformers.LlamaConfig(vocab_size=128256, hidden_size=4096, intermediate_size=14336,
-                                      num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8,
-                                      max_position_embeddings=8192)
+    config = transformers.LlamaConfig(
+        vocab_size=128256,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+        max_position_embeddings=8192,
+    )
     config._attn_implementation = "sdpa"
     with torch.device("meta"):
         model = transformers.LlamaForCausalLM(config).eval()
@@ -40,8 +46,10 @@ def main() -> None:
     generate = time.perf_counter() - start
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, wall time")
     print(f"one count of the prefill (1×2048): {first:.2f} s first, {again:.2f} s repeated")
-    print(f"count_generate, {options.tokens} new tokens: {generate:.2f} s = {generate / first:.1f}× the first count, "
-          f"{len(report.steps)} steps, decode {report.phases['decode'].macs:,} MACs")
+    print(
+        f"count_generate, {options.tokens} new tokens: {generate:.2f} s = {generate / first:.1f}× the first count, "
+        f"{len(report.steps)} steps, decode {report.phases['decode'].macs:,} MACs"
+    )
 
 
 if __name__ == "__main__":

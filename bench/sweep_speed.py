@@ -77,22 +77,28 @@ def main() -> None:
         predicted = points[seq] if seq in points else fitted.at(seq=seq)
         for metric in METRICS:
             if getattr(direct, metric) != getattr(predicted, metric):
-                raise SystemExit(f"S={seq}: {metric} {getattr(predicted, metric):,} from the sweep, "
-                                 f"{getattr(direct, metric):,} counted directly")
+                raise SystemExit(
+                    f"S={seq}: {metric} {getattr(predicted, metric):,} from the sweep, "
+                    f"{getattr(direct, metric):,} counted directly"
+                )
 
     threads = torch.get_num_threads()
     print(f"torch {torch.__version__}, {threads} threads; Llama 70B ({options.layers} layers) on the meta device\n")
     what = "CPU time" if options.cpu_time else "wall time"
     print(f"best of {options.repeats} runs each, {what}")
-    rows = [("one count at S=4096, caches emptied (a size not counted before)", first),
-            ("one count at S=4097, 4098, … (sizes never counted)", never),
-            ("one count at S=4096, repeated", repeated),
-            ("64-point sweep, S=64…4096", sweep)]
+    rows = [
+        ("one count at S=4096, caches emptied (a size not counted before)", first),
+        ("one count at S=4097, 4098, … (sizes never counted)", never),
+        ("one count at S=4096, repeated", repeated),
+        ("64-point sweep, S=64…4096", sweep),
+    ]
     for label, seconds in rows:
         print(f"  {label:<66}{seconds:6.2f} s")
     print(f"  (the sweep: {fitted.counts} count(s), {fitted.traced} sizes costed from one run with symbolic sizes)")
-    print(f"sweep ÷ one count at a new size: {sweep / first:5.2f}× (÷ at sizes never counted: {sweep / never:5.2f}×);  "
-          f"sweep ÷ a repeated count: {sweep / repeated:5.2f}×")
+    print(
+        f"sweep ÷ one count at a new size: {sweep / first:5.2f}× (÷ at sizes never counted: {sweep / never:5.2f}×);  "
+        f"sweep ÷ a repeated count: {sweep / repeated:5.2f}×"
+    )
     print(f"checked equal to direct counts at S = {', '.join(map(str, CHECKED))} in {', '.join(METRICS)}")
     print(f"MACs(S) = {fitted.formula('macs')}")
 

@@ -245,8 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         if row.unsupported:
             result = f"UNSUPPORTED {row.unsupported}"
         failed += not row.ok
-        print(f"{case.id:<58} {case.family:<14} {case.published:>10} {row.gmacs:>10} {row.macs:>16,}  {result}"
-              f"  ({row.seconds:.1f} s)", flush=True)
+        print(
+            f"{case.id:<58} {case.family:<14} {case.published:>10} {row.gmacs:>10} {row.macs:>16,}  {result}"
+            f"  ({row.seconds:.1f} s)",
+            flush=True,
+        )
         if row.explained:
             print(f"{'':<58} {row.explained}")
     print(f"{failed} failed")

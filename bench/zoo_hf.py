@@ -90,21 +90,28 @@ def rejected_by_the_model(error: BaseException) -> bool:
 
 def path_in_the_model(error: BaseException) -> list[tuple[str, int]]:
     """The lines of the model's own code (not torch's, flopwise's or the sweep's) the error passed through."""
-    return [(f.filename, f.lineno or 0) for f in traceback.extract_tb(error.__traceback__)
-            if not any(ours in f.filename for ours in OURS)]
+    return [
+        (f.filename, f.lineno or 0)
+        for f in traceback.extract_tb(error.__traceback__)
+        if not any(ours in f.filename for ours in OURS)
+    ]
 
 
 def confirmed(loaded: Any, cause: BaseException, row: dict[str, Any], model_type: str = "") -> dict[str, Any]:
     """The row, as a plain forward of the model (no flopwise) shows whose failure it is."""
     path = path_in_the_model(cause)
-    for how, plain in (("on fake tensors", lambda: plain_forward_on_fake_tensors(loaded.model, loaded.inputs)),
-                       ("rebuilt with random weights", lambda: plain_forward_for_real(loaded)),
-                       ("of a copy with one layer per stack", lambda: plain_forward_shrunk(model_type))):
+    for how, plain in (
+        ("on fake tensors", lambda: plain_forward_on_fake_tensors(loaded.model, loaded.inputs)),
+        ("rebuilt with random weights", lambda: plain_forward_for_real(loaded)),
+        ("of a copy with one layer per stack", lambda: plain_forward_shrunk(model_type)),
+    ):
         error = plain()
         if error is not None and type(error) is type(cause) and _same_path(path_in_the_model(error), path):
             status = "input" if rejected_by_the_model(cause) else "model"
-            return {"status": status, "note": f"a plain forward (no flopwise) {how} raises the same: "
-                                              + first_line(error)}
+            return {
+                "status": status,
+                "note": f"a plain forward (no flopwise) {how} raises the same: " + first_line(error),
+            }
     return row
 
 

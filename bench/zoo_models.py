@@ -51,9 +51,16 @@ def unet() -> Built:
     from diffusers import UNet2DConditionModel
 
     model = UNet2DConditionModel(
-        sample_size=8, in_channels=4, out_channels=4, layers_per_block=1, block_out_channels=(32, 64),
-        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
-        cross_attention_dim=32, attention_head_dim=8, norm_num_groups=8,
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(32, 64),
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+        cross_attention_dim=32,
+        attention_head_dim=8,
+        norm_num_groups=8,
     )
     return model.eval(), (torch.randn(1, 4, 8, 8), torch.tensor([10]), torch.randn(1, 7, 32))
 
@@ -62,8 +69,12 @@ def autoencoder_kl() -> Built:
     from diffusers import AutoencoderKL
 
     model = AutoencoderKL(
-        block_out_channels=(32, 64), down_block_types=("DownEncoderBlock2D",) * 2,
-        up_block_types=("UpDecoderBlock2D",) * 2, latent_channels=4, norm_num_groups=8, sample_size=32,
+        block_out_channels=(32, 64),
+        down_block_types=("DownEncoderBlock2D",) * 2,
+        up_block_types=("UpDecoderBlock2D",) * 2,
+        latent_channels=4,
+        norm_num_groups=8,
+        sample_size=32,
     )
     return model.eval(), torch.randn(1, 3, 32, 32)
 
@@ -72,16 +83,31 @@ def dit() -> Built:
     from diffusers import DiTTransformer2DModel
 
     model = DiTTransformer2DModel(
-        num_attention_heads=2, attention_head_dim=16, in_channels=4, out_channels=4, num_layers=2, sample_size=8,
-        patch_size=2, num_embeds_ada_norm=10,
+        num_attention_heads=2,
+        attention_head_dim=16,
+        in_channels=4,
+        out_channels=4,
+        num_layers=2,
+        sample_size=8,
+        patch_size=2,
+        num_embeds_ada_norm=10,
     )
-    inputs = {"hidden_states": torch.randn(1, 4, 8, 8), "timestep": torch.tensor([3]),
-              "class_labels": torch.tensor([1])}
+    inputs = {
+        "hidden_states": torch.randn(1, 4, 8, 8),
+        "timestep": torch.tensor([3]),
+        "class_labels": torch.tensor([1]),
+    }
     return model.eval(), inputs
 
 
-TEXT = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128,
-            vocab_size=100)
+TEXT = dict(
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    intermediate_size=128,
+    vocab_size=100,
+)
 
 
 def lora_llama() -> Built:
@@ -106,8 +132,9 @@ def mixtral(experts: str = "grouped_mm") -> Built:
 def qwen2_moe(experts: str = "grouped_mm") -> Built:
     import transformers
 
-    config = transformers.Qwen2MoeConfig(**TEXT, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
-                                         shared_expert_intermediate_size=64)
+    config = transformers.Qwen2MoeConfig(
+        **TEXT, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32, shared_expert_intermediate_size=64
+    )
     config._experts_implementation = experts
     torch.manual_seed(0)
     return transformers.Qwen2MoeForCausalLM(config).eval(), {"input_ids": torch.randint(0, 100, (1, 16))}
@@ -119,7 +146,8 @@ def clip() -> Built:
     common = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
     config = transformers.CLIPConfig(
         text_config=dict(**common, vocab_size=100, max_position_embeddings=16),
-        vision_config=dict(**common, image_size=32, patch_size=8), projection_dim=16,
+        vision_config=dict(**common, image_size=32, patch_size=8),
+        projection_dim=16,
     )
     torch.manual_seed(0)
     inputs = {"input_ids": torch.randint(0, 100, (2, 16)), "pixel_values": torch.randn(2, 3, 32, 32)}

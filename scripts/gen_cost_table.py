@@ -42,7 +42,7 @@ cost the same as their functional op. An op with no formula is decomposed by tor
 anything left is reported in `report.unsupported`, never counted as a silent 0.
 """
 
-CUSTOM_OPS = '''\
+CUSTOM_OPS = """\
 ## Costing your own ops
 
 A `torch.library` op (or any aten op) gets a formula globally with the decorator, or for one count with
@@ -65,7 +65,7 @@ report = flopwise.count(model, x, overrides={torch.ops.mylib.fused_scale_shift: 
 
 A formula receives the op's result first, then its arguments exactly as the op got them, and returns a
 `Work`: `macs=Term(...)` for contractions, `flops=(Flops(kind, Term(...)), ...)` for the rest, a `note`.
-'''
+"""
 
 # — worked examples: (op, what, code); counted by flopwise when the page is generated —
 _x = torch.randn(8, 16)
@@ -74,10 +74,16 @@ EXAMPLES: list[tuple[str, str, Callable[[], Any]]] = [
     ("aten.mm", "(8×16) @ (16×32)", lambda: _x @ torch.randn(16, 32)),
     ("aten.addmm", "Linear 16→32 on 8 rows", lambda: F.linear(_x, torch.randn(32, 16), torch.randn(32))),
     ("aten.bmm", "4 × (8×16) @ (16×8)", lambda: torch.bmm(torch.randn(4, 8, 16), torch.randn(4, 16, 8))),
-    ("aten.convolution", "Conv2d 8→16, 3×3, pad 1, 16×16", lambda: F.conv2d(_img, torch.randn(16, 8, 3, 3),
-                                                                             torch.randn(16), padding=1)),
-    ("aten.convolution", "depthwise 3×3 (groups 8)", lambda: F.conv2d(_img, torch.randn(8, 1, 3, 3), padding=1,
-                                                                       groups=8)),
+    (
+        "aten.convolution",
+        "Conv2d 8→16, 3×3, pad 1, 16×16",
+        lambda: F.conv2d(_img, torch.randn(16, 8, 3, 3), torch.randn(16), padding=1),
+    ),
+    (
+        "aten.convolution",
+        "depthwise 3×3 (groups 8)",
+        lambda: F.conv2d(_img, torch.randn(8, 1, 3, 3), padding=1, groups=8),
+    ),
     ("aten.add", "8×16 + 8×16", lambda: _x + _x),
     ("aten.mul", "8×16 · scalar", lambda: _x * 3.0),
     ("aten.relu", "8×16", lambda: torch.relu(_x)),
@@ -89,12 +95,21 @@ EXAMPLES: list[tuple[str, str, Callable[[], Any]]] = [
     ("aten.hardswish", "8×16", lambda: F.hardswish(_x)),
     ("aten._softmax", "8 rows of 16", lambda: torch.softmax(_x, -1)),
     ("aten._log_softmax", "8 rows of 16", lambda: torch.log_softmax(_x, -1)),
-    ("aten.native_batch_norm", "BatchNorm2d(8), eval", lambda: F.batch_norm(
-        _img, torch.zeros(8), torch.ones(8), torch.ones(8), torch.zeros(8), training=False)),
-    ("aten.native_batch_norm", "BatchNorm2d(8), training", lambda: F.batch_norm(
-        _img, torch.zeros(8), torch.ones(8), torch.ones(8), torch.zeros(8), training=True)),
-    ("aten.native_layer_norm", "LayerNorm(16) on 8 rows", lambda: F.layer_norm(_x, (16,), torch.ones(16),
-                                                                               torch.zeros(16))),
+    (
+        "aten.native_batch_norm",
+        "BatchNorm2d(8), eval",
+        lambda: F.batch_norm(_img, torch.zeros(8), torch.ones(8), torch.ones(8), torch.zeros(8), training=False),
+    ),
+    (
+        "aten.native_batch_norm",
+        "BatchNorm2d(8), training",
+        lambda: F.batch_norm(_img, torch.zeros(8), torch.ones(8), torch.ones(8), torch.zeros(8), training=True),
+    ),
+    (
+        "aten.native_layer_norm",
+        "LayerNorm(16) on 8 rows",
+        lambda: F.layer_norm(_x, (16,), torch.ones(16), torch.zeros(16)),
+    ),
     ("aten.native_group_norm", "GroupNorm(2, 8)", lambda: F.group_norm(_img, 2, torch.ones(8), torch.zeros(8))),
     ("aten.max_pool2d_with_indices", "3×3 stride 2 pad 1", lambda: F.max_pool2d(_img, 3, 2, 1)),
     ("aten.avg_pool2d", "2×2", lambda: F.avg_pool2d(_img, 2)),
@@ -105,8 +120,13 @@ EXAMPLES: list[tuple[str, str, Callable[[], Any]]] = [
     ("aten.mean", "8×16 over dim 1", lambda: _x.mean(1)),
     ("aten.var", "8×16 over dim 1", lambda: _x.var(1)),
     ("aten.embedding", "8 ids into 100×16", lambda: F.embedding(torch.arange(8), torch.randn(100, 16))),
-    ("aten._scaled_dot_product_flash_attention_for_cpu", "B1 H2 L8 S8 E8", lambda: F.scaled_dot_product_attention(
-        torch.randn(1, 2, 8, 8), torch.randn(1, 2, 8, 8), torch.randn(1, 2, 8, 8))),
+    (
+        "aten._scaled_dot_product_flash_attention_for_cpu",
+        "B1 H2 L8 S8 E8",
+        lambda: F.scaled_dot_product_attention(
+            torch.randn(1, 2, 8, 8), torch.randn(1, 2, 8, 8), torch.randn(1, 2, 8, 8)
+        ),
+    ),
     ("aten._fft_r2c", "rfft of 8×16", lambda: torch.fft.rfft(_x)),
     ("aten.cat", "two 8×16", lambda: torch.cat([_x, torch.randn(8, 16)])),
 ]
@@ -129,7 +149,11 @@ def formulas_section() -> str:
 def constants_section() -> str:
     source = inspect.getsource(costs)
     pattern = re.compile(r"^([A-Z][A-Z_]+) = (.+?)(?:\s+# (.*))?$")
-    lines = ["## FLOPs per element (`flopwise.formulas.flops_per_element`)\n", "| name | FLOPs | why |", "|---|---|---|"]
+    lines = [
+        "## FLOPs per element (`flopwise.formulas.flops_per_element`)\n",
+        "| name | FLOPs | why |",
+        "|---|---|---|",
+    ]
     for line in source.splitlines():
         match = pattern.match(line)
         if match and isinstance(getattr(costs, match.group(1)), int):
@@ -156,8 +180,10 @@ def examples_section() -> str:
             terms.insert(0, call.work.macs)
         formula = "; ".join(f"{t.expr} = {t.substituted()} = {t.value:,}" for t in terms) or "0"
         cost = call.cost
-        lines.append(f"| `{op}` | {what} | {cost.macs:,} | {cost.flops:,} | {cost.bytes_read:,} | "
-                     f"{cost.bytes_written:,} | {formula} |")
+        lines.append(
+            f"| `{op}` | {what} | {cost.macs:,} | {cost.flops:,} | {cost.bytes_read:,} | "
+            f"{cost.bytes_written:,} | {formula} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -165,9 +191,12 @@ def zero_cost_section() -> str:
     by_reason: dict[str, list[str]] = {}
     for name, reason in ZERO_COST.items():
         by_reason.setdefault(reason, []).append(name)
-    lines = ["## Zero FLOPs, bytes still counted\n",
-             "Views (ops whose output aliases an input, recognised from their schema) cost nothing at all.\n",
-             "| why | ops |", "|---|---|"]
+    lines = [
+        "## Zero FLOPs, bytes still counted\n",
+        "Views (ops whose output aliases an input, recognised from their schema) cost nothing at all.\n",
+        "| why | ops |",
+        "|---|---|",
+    ]
     for reason, names in sorted(by_reason.items()):
         lines.append(f"| {reason} | {', '.join(f'`{n}`' for n in sorted(names))} |")
     return "\n".join(lines) + "\n"
@@ -177,20 +206,32 @@ def uncostable_section() -> str:
     by_reason: dict[str, list[str]] = {}
     for name, reason in UNCOSTABLE.items():
         by_reason.setdefault(reason, []).append(name)
-    lines = ["## Not costed, with the reason\n",
-             "Every other operator overload of `aten`, `quantized`, `_c10d_functional` and `prims` has a formula, "
-             "a zero-cost entry, or a decomposition torch provides (tests/test_coverage_all_ops.py checks it). "
-             "These have none: when one runs, it is listed in `report.unsupported` and the total is a lower "
-             "bound.\n",
-             "| why | ops |", "|---|---|"]
+    lines = [
+        "## Not costed, with the reason\n",
+        "Every other operator overload of `aten`, `quantized`, `_c10d_functional` and `prims` has a formula, "
+        "a zero-cost entry, or a decomposition torch provides (tests/test_coverage_all_ops.py checks it). "
+        "These have none: when one runs, it is listed in `report.unsupported` and the total is a lower "
+        "bound.\n",
+        "| why | ops |",
+        "|---|---|",
+    ]
     for reason, names in sorted(by_reason.items()):
         lines.append(f"| {reason} | {', '.join(f'`{n}`' for n in sorted(names))} |")
     return "\n".join(lines) + "\n"
 
 
 def render_costs() -> str:
-    return "\n".join([COSTS_INTRO, constants_section(), examples_section(), formulas_section(),
-                      zero_cost_section(), uncostable_section(), CUSTOM_OPS])
+    return "\n".join(
+        [
+            COSTS_INTRO,
+            constants_section(),
+            examples_section(),
+            formulas_section(),
+            zero_cost_section(),
+            uncostable_section(),
+            CUSTOM_OPS,
+        ]
+    )
 
 
 CONVENTIONS_INTRO = """\
@@ -267,8 +308,7 @@ def _reference_models() -> list[tuple[str, torch.nn.Module, Any]]:
         resnet = torchvision.models.resnet50().eval()
         bert = transformers.BertModel(transformers.BertConfig()).eval()
     ids = torch.zeros(1, 128, dtype=torch.long, device="meta")
-    return [("ResNet-50", resnet, torch.empty(1, 3, 224, 224, device="meta")),
-            ("BERT-base", bert, {"input_ids": ids})]
+    return [("ResNet-50", resnet, torch.empty(1, 3, 224, 224, device="meta")), ("BERT-base", bert, {"input_ids": ids})]
 
 
 def render_conventions() -> str:

@@ -33,8 +33,10 @@ under flopwise's default convention, which also counts activations, softmax and 
 
 def render() -> str:
     parts = [INTRO]
-    for title, convention in (("As the guides count: convention `contractions`", "contractions"),
-                              ("flopwise's default convention", "default")):
+    for title, convention in (
+        ("As the guides count: convention `contractions`", "contractions"),
+        ("flopwise's default convention", "default"),
+    ):
         parts.append(f"## {title}\n")
         for example in guide_examples():
             report = flopwise.count(example.model, example.inputs, convention=convention)

@@ -17,15 +17,17 @@ SEED = 0
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--update-golden", action="store_true", default=False,
+        "--update-golden",
+        action="store_true",
+        default=False,
         help="rewrite tests/golden/* from the current output instead of comparing against it",
     )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "smoke: checks only that a model runs through a count completely (no unsupported op), "
-        "not its figures",
+        "markers",
+        "smoke: checks only that a model runs through a count completely (no unsupported op), not its figures",
     )
 
 

@@ -47,8 +47,11 @@ def main(out: str, wrapper: str) -> None:
     single = flopwise.count(build(), x, step="train", convention="contractions")
     unsupported = next(iter(mon.counts.values())).report.unsupported
     with open(f"{out}/rank{rank}.json", "w") as f:
-        json.dump({"rank": rank, "rows": rows, "summary": summary, "single_flops": single.flops,
-                   "unsupported": unsupported}, f, default=str)
+        json.dump(
+            {"rank": rank, "rows": rows, "summary": summary, "single_flops": single.flops, "unsupported": unsupported},
+            f,
+            default=str,
+        )
     # both ranks tear down together: a rank aborted (SIGABRT) in two loaded full test runs, and a rank still running
     # when its peer closes the gloo connections is one way that happens (gloo's own thread throws)
     dist.barrier()

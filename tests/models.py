@@ -99,8 +99,14 @@ def small_vit(layers: int, batch: int) -> tuple[nn.Module, Any]:
     """transformers' ViT, 32×32 images in 8×8 patches, width 64: with its inputs (replay and fold tests)."""
     import transformers
 
-    config = transformers.ViTConfig(image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=layers,
-                                    num_attention_heads=4, intermediate_size=128)
+    config = transformers.ViTConfig(
+        image_size=32,
+        patch_size=8,
+        hidden_size=64,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=128,
+    )
     return transformers.ViTModel(config).eval(), {"pixel_values": torch.randn(batch, 3, 32, 32)}
 
 

@@ -23,8 +23,14 @@ def main(out: str, dim: str) -> None:
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=8, num_key_value_heads=4)
+    config = LlamaConfig(
+        vocab_size=128,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+    )
     model = LlamaForCausalLM(config)
     ids = torch.randint(0, 128, (4, 16))  # the global batch, the same on every rank (seeded)
     if dim == "dp":
@@ -49,12 +55,19 @@ def main(out: str, dim: str) -> None:
     kept = [c for i, c in enumerate(r.calls) if i not in set(backend)]
     collectives = [[c.kind, c.mesh_dim, c.group_size, c.bytes, c.backward] for c in local.collectives]
     with open(f"{out}/rank{rank}.json", "w") as f:
-        json.dump({"macs": sum(c.cost.macs for c in kept), "flops": sum(c.cost.flops for c in kept),
-                   "bytes_read": sum(c.cost.bytes_read for c in kept),
-                   "bytes_written": sum(c.cost.bytes_written for c in kept),
-                   "backend_ops": [r.calls[i].op for i in backend], "reduce_scatters": sum(
-                       c.op == "c10d._reduce_scatter_base_" for c in r.calls),
-                   "collectives": collectives, "unsupported": r.unsupported}, f)
+        json.dump(
+            {
+                "macs": sum(c.cost.macs for c in kept),
+                "flops": sum(c.cost.flops for c in kept),
+                "bytes_read": sum(c.cost.bytes_read for c in kept),
+                "bytes_written": sum(c.cost.bytes_written for c in kept),
+                "backend_ops": [r.calls[i].op for i in backend],
+                "reduce_scatters": sum(c.op == "c10d._reduce_scatter_base_" for c in r.calls),
+                "collectives": collectives,
+                "unsupported": r.unsupported,
+            },
+            f,
+        )
     dist.barrier()
     dist.destroy_process_group()
 

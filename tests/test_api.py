@@ -7,8 +7,24 @@ import flopwise
 
 def test_public_names() -> None:
     assert sorted(flopwise.__all__) == sorted(
-        ["CONVENTIONS", "Convention", "Cost", "Flops", "ModuleRow", "Monitor", "Report", "Term", "Work", "count",
-         "count_generate", "counting", "explain", "formula", "measure", "zero_cost"]
+        [
+            "CONVENTIONS",
+            "Convention",
+            "Cost",
+            "Flops",
+            "ModuleRow",
+            "Monitor",
+            "Report",
+            "Term",
+            "Work",
+            "count",
+            "count_generate",
+            "counting",
+            "explain",
+            "formula",
+            "measure",
+            "zero_cost",
+        ]
     )
     for name in flopwise.__all__:
         assert getattr(flopwise, name) is not None

@@ -37,12 +37,14 @@ def page() -> dict[str, Any]:
 
 
 def test_page_is_current(page: dict[str, Any]) -> None:
-    assert (ROOT / "docs" / "compression.md").read_text(encoding="utf-8") == page["render"](), \
+    assert (ROOT / "docs" / "compression.md").read_text(encoding="utf-8") == page["render"](), (
         "docs/compression.md is out of date: run .venv/bin/python scripts/gen_compression_docs.py"
+    )
 
 
-@pytest.mark.parametrize(("name", "amount"), [("ResNet-18 dense", 0.0), ("ResNet-18, 50 % pruned", 0.5),
-                                              ("ResNet-18, 90 % pruned", 0.9)])
+@pytest.mark.parametrize(
+    ("name", "amount"), [("ResNet-18 dense", 0.0), ("ResNet-18, 50 % pruned", 0.5), ("ResNet-18, 90 % pruned", 0.9)]
+)
 def test_pruned_resnet18_by_hand(page: dict[str, Any], name: str, amount: float) -> None:
     model = page["resnet18_pruned"](amount)
     report = page["reports"]()[name]

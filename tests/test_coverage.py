@@ -28,7 +28,8 @@ def test_torch_still_has_a_core_op_set() -> None:
 
 def test_every_core_op_is_costed() -> None:
     missing = [
-        name for name, overloads in sorted(core_ops().items())
+        name
+        for name, overloads in sorted(core_ops().items())
         if lookup(name) is False and not is_zero_cost(name) and not any(is_view(op) for op in overloads)
     ]
     assert missing == [], f"core ops with no formula, view or zero-cost entry: {missing}"

@@ -35,6 +35,7 @@ from flopwise.formulas.registry import FORMULAS, ZERO_COST, functional_name, is_
 # the four, and the process-group collectives DDP and FSDP run (c10d) with their older functional names
 NAMESPACES = ("aten", "quantized", "_c10d_functional", "prims", "c10d", "c10d_functional")
 
+
 def _dispatched(op: torch._ops.OpOverload) -> bool:
     try:
         torch._C._dispatch_find_schema_or_throw(op._schema.name, op._schema.overload_name)
@@ -67,9 +68,12 @@ def test_the_enumeration_holds_every_overload_torch_ops_aten_resolves() -> None:
     known |= set(torch._C._dispatch_get_all_op_names())
     aten = {q for q in known if q.startswith("aten::")}
     assert aten <= set(all_overloads())
-    loaded = {f"{getattr(torch.ops.aten, a)._qualified_op_name}.{o}".removesuffix(".default")
-              for a in dir(torch.ops.aten) if isinstance(getattr(torch.ops.aten, a, None), torch._ops.OpOverloadPacket)
-              for o in getattr(torch.ops.aten, a).overloads()}
+    loaded = {
+        f"{getattr(torch.ops.aten, a)._qualified_op_name}.{o}".removesuffix(".default")
+        for a in dir(torch.ops.aten)
+        if isinstance(getattr(torch.ops.aten, a, None), torch._ops.OpOverloadPacket)
+        for o in getattr(torch.ops.aten, a).overloads()
+    }
     assert loaded <= set(all_overloads())  # every packet torch.ops.aten has built so far, each overload
 
 
@@ -118,8 +122,9 @@ def test_the_enumeration_sees_every_namespace() -> None:
 def test_every_overload_is_triaged() -> None:
     print("\n" + summary())
     missing = census().get("missing", [])
-    assert missing == [], f"{len(missing)} overloads with no formula, view, zero-cost, decomposition or " \
-                          f"uncostable entry: {missing}"
+    assert missing == [], (
+        f"{len(missing)} overloads with no formula, view, zero-cost, decomposition or uncostable entry: {missing}"
+    )
 
 
 def test_every_category_is_used() -> None:
@@ -132,7 +137,8 @@ def test_uncostable_entries_are_real_and_not_costed_elsewhere() -> None:
     for name, reason in UNCOSTABLE.items():
         namespace, op = name.split(".", 1)
         packet = getattr(getattr(torch.ops, namespace), op.removesuffix("_"), None) or getattr(
-            getattr(torch.ops, namespace), op, None)
+            getattr(torch.ops, namespace), op, None
+        )
         assert isinstance(packet, torch._ops.OpOverloadPacket), name
         assert name not in costed, f"{name} is both costed and listed as uncostable"
         assert len(reason) > 20, f"{name}: give the reason it cannot be costed"

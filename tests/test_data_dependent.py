@@ -93,8 +93,9 @@ def test_a_weight_dependent_value_on_the_meta_device_fails_in_one_line() -> None
 def test_transformers_models_that_check_their_inputs_count_on_meta() -> None:
     transformers = pytest.importorskip("transformers")
     # BioGPT's mask code asks `padding_mask.all()` and DeBERTa's warns on padding with `pad_id in ids[:, [-1, 0]]`
-    config = transformers.BioGptConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                       intermediate_size=64, vocab_size=100)
+    config = transformers.BioGptConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, vocab_size=100
+    )
     torch.manual_seed(0)
     model = transformers.BioGptModel(config).eval()
     with torch.device("meta"):

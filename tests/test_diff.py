@@ -62,8 +62,19 @@ def counts(sources) -> dict[str, Path]:
     done = flopwise(f"{sources['before']}:Net", "--input", "1x16", "--format", "json", "-o", str(out["before"]), "-q")
     assert done.returncode == 0, done.stderr
     # the after count also meets a budget: it breaks one, exits 4, and still writes its output
-    done = flopwise(f"{sources['after']}:Net", "--input", "1x16", "--format", "json", "-o", str(out["after"]),
-                    "--fail-if", "macs>700", "--fail-if", "params>25M")
+    done = flopwise(
+        f"{sources['after']}:Net",
+        "--input",
+        "1x16",
+        "--format",
+        "json",
+        "-o",
+        str(out["after"]),
+        "--fail-if",
+        "macs>700",
+        "--fail-if",
+        "params>25M",
+    )
     assert done.returncode == BUDGET_BROKEN == 4
     assert done.stderr.count("budget broken") == 1
     assert f"budget broken: macs>700 (Net: macs = {macs(40) + 16:,})" in done.stderr  # 16·40 + 40·4 + 4·4 = 816
@@ -120,10 +131,13 @@ def test_diff_budgets_relative_to_the_before_file(counts):
     assert "budget broken: macs>+2% (Net: macs 640 → 816 (+27.50%))" in broken.stderr
     assert "params>25M" not in broken.stderr  # kept, and -q silences kept budgets
 
+
 def test_diff_budgets_kept(counts, capsys):
     before, after = str(counts["before"]), str(counts["after"])
-    assert main(["diff", before, after, "--fail-if", "macs>+30%", "--fail-if", "params>+200", "--fail-if",
-                 "flops<-1%"]) == 0
+    assert (
+        main(["diff", before, after, "--fail-if", "macs>+30%", "--fail-if", "params>+200", "--fail-if", "flops<-1%"])
+        == 0
+    )
     assert "budget kept: params>+200 (Net: params 676 → 860 (+184))" in capsys.readouterr().err
 
 
@@ -136,11 +150,14 @@ def test_diff_of_the_guides_files_pairs_models_by_name(tmp_path, capsys):
     assert "SimpleAttentionBlock: " in out
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--fail-if", "macs>+2%"], "is a change and needs a before"),
-    (["--fail-if", "mac>2M"], "with METRIC one of macs, flops, params"),
-    (["--fail-if", "macs>2%"], "write it with its sign, 'macs>+2%'"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fail-if", "macs>+2%"], "is a change and needs a before"),
+        (["--fail-if", "mac>2M"], "with METRIC one of macs, flops, params"),
+        (["--fail-if", "macs>2%"], "write it with its sign, 'macs>+2%'"),
+    ],
+)
 def test_budget_usage_errors_exit_2(args, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["guides:SimpleConv", *args])

@@ -27,9 +27,20 @@ def free_port() -> int:
 def test_two_ranks_each_count_their_micro_batch(wrapper: str, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run(
-        [str(TORCHRUN), "--nproc-per-node", "2", "--master-port", str(free_port()),
-         str(SCRIPT), str(tmp_path), wrapper],
-        env=env, capture_output=True, text=True, timeout=300,
+        [
+            str(TORCHRUN),
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            str(free_port()),
+            str(SCRIPT),
+            str(tmp_path),
+            wrapper,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, f"{done.stderr[:3000]}\n…\n{done.stderr[-3000:]}"  # the first error, and the end
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -54,5 +65,7 @@ def test_two_ranks_each_count_their_micro_batch(wrapper: str, tmp_path: Path) ->
     else:
         # each layer's parameters all-gathered in forward and again in backward (reshard after forward): the
         # local half and the full output buffer, twice; gradients reduce-scattered once (full in, half out)
-        assert traffic == {"c10d._allgather_base_": 2 * (4 * params + 2 * params),
-                           "c10d._reduce_scatter_base_": 4 * params + 2 * params}
+        assert traffic == {
+            "c10d._allgather_base_": 2 * (4 * params + 2 * params),
+            "c10d._reduce_scatter_base_": 4 * params + 2 * params,
+        }

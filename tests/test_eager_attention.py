@@ -23,8 +23,15 @@ def attention_macs(pairs: int, width: int) -> int:
 @pytest.mark.parametrize("mode", MODES)
 def test_gemma2_eager_sliding_and_global_layers(mode: str) -> None:
     config = transformers.Gemma2Config(
-        vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-        num_key_value_heads=1, head_dim=16, sliding_window=4, attn_implementation="eager",
+        vocab_size=100,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        sliding_window=4,
+        attn_implementation="eager",
         layer_types=["sliding_attention", "full_attention"],
     )
     model = transformers.Gemma2Model(config).eval()
@@ -39,8 +46,16 @@ def test_gemma2_eager_sliding_and_global_layers(mode: str) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_gpt2_eager_with_a_padding_mask(mode: str) -> None:
-    config = transformers.GPT2Config(n_layer=2, n_head=2, n_embd=32, vocab_size=100, n_positions=64,
-                                     attn_implementation="eager", bos_token_id=0, eos_token_id=0)
+    config = transformers.GPT2Config(
+        n_layer=2,
+        n_head=2,
+        n_embd=32,
+        vocab_size=100,
+        n_positions=64,
+        attn_implementation="eager",
+        bos_token_id=0,
+        eos_token_id=0,
+    )
     model = transformers.GPT2Model(config).eval()
     mask = torch.ones(2, 8, dtype=torch.long)
     mask[1, 5:] = 0  # the second row: 5 tokens, then 3 of padding
@@ -55,8 +70,14 @@ def test_gpt2_eager_with_a_padding_mask(mode: str) -> None:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_bert_eager_with_a_padding_mask(mode: str) -> None:
-    config = transformers.BertConfig(vocab_size=100, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                     intermediate_size=64, attn_implementation="eager")
+    config = transformers.BertConfig(
+        vocab_size=100,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        attn_implementation="eager",
+    )
     model = transformers.BertModel(config).eval()
     mask = torch.ones(2, 8, dtype=torch.long)
     mask[1, 5:] = 0
@@ -116,6 +137,8 @@ def test_a_mask_of_unknown_values_is_counted_dense_with_a_warning() -> None:
 
 def test_dense_counts_are_unchanged_by_masks() -> None:
     drop = torch.ones(6, 6, dtype=torch.bool).triu(1)
-    counts: list[Any] = [flopwise.count(Handwritten(torch.ones(6, 6, dtype=torch.bool), drop), torch.rand(1, 1, 6, 8),
-                                        mode=mode).macs for mode in MODES]
+    counts: list[Any] = [
+        flopwise.count(Handwritten(torch.ones(6, 6, dtype=torch.bool), drop), torch.rand(1, 1, 6, 8), mode=mode).macs
+        for mode in MODES
+    ]
     assert counts == [attention_macs(36, 8)] * 3

@@ -205,3 +205,30 @@ def test_ultralytics_from_the_command_line(capsys):
     assert main(["ultralytics:yolo11q.yaml"]) == 2
     err = capsys.readouterr().err
     assert "ships no model YAML 'yolo11q.yaml'" in err and "yolo11n.yaml" in err
+
+
+def test_torchvision_backbones_are_built_without_downloading(monkeypatch):
+    """yolo11-cls-resnet18.yaml asks torchvision for ResNet-18's pretrained weights (a download): flopwise builds it
+    with random weights, and the network is refused while ultralytics builds."""
+    pytest.importorskip("ultralytics")
+    import socket
+
+    from flopwise.edge import count_ultralytics
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network was asked")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    report = count_ultralytics("yolo11n-cls-resnet18.yaml")
+    # ResNet-18 without its pool and fc (1,814,073,344 − 512·1000), then ultralytics' Classify head at 7×7:
+    # a 1×1 convolution 512 → 1280 (7·7·512·1280) and a linear layer 1280 → 1000
+    assert report.macs == 1_814_073_344 - 512 * 1000 + 7 * 7 * 512 * 1280 + 1280 * 1000 == 1_846_953_984
+    assert report.complete
+
+
+def test_rtdetr_yaml_builds_as_rtdetr():
+    pytest.importorskip("ultralytics")
+    from flopwise.edge import count_ultralytics
+
+    report = count_ultralytics("rtdetr-l.yaml")  # ultralytics.YOLO refuses RT-DETR YAMLs; RTDETR builds them
+    assert report.complete and report.macs > 50e9

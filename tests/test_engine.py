@@ -16,8 +16,12 @@ from tests.models import ConvBNNet, Raises, SharedLinear, seeded
 def snapshot(model: nn.Module) -> dict[str, object]:
     module_hooks = {
         name: (
-            dict(m._forward_hooks), dict(m._forward_pre_hooks), dict(m._backward_hooks),
-            dict(m._backward_pre_hooks), dict(m._state_dict_hooks), dict(m._load_state_dict_pre_hooks),
+            dict(m._forward_hooks),
+            dict(m._forward_pre_hooks),
+            dict(m._backward_hooks),
+            dict(m._backward_pre_hooks),
+            dict(m._state_dict_hooks),
+            dict(m._load_state_dict_pre_hooks),
         )
         for name, m in model.named_modules()
     }
@@ -28,7 +32,8 @@ def snapshot(model: nn.Module) -> dict[str, object]:
         "hooks": module_hooks,
         "attributes": {name: sorted(vars(m)) for name, m in model.named_modules()},
         "global_hooks": (
-            dict(nn.modules.module._global_forward_hooks), dict(nn.modules.module._global_forward_pre_hooks),
+            dict(nn.modules.module._global_forward_hooks),
+            dict(nn.modules.module._global_forward_pre_hooks),
             dict(nn.modules.module._global_backward_hooks),
         ),
         "rng": torch.get_rng_state(),
@@ -100,7 +105,10 @@ def test_modes_agree(mode: str) -> None:
     reference = flopwise.count(SimpleConv(), torch.rand(2, 1, 28, 28))
     report = flopwise.count(SimpleConv(), torch.rand(2, 1, 28, 28), mode=mode)
     assert (report.macs, report.flops, report.bytes_read, report.bytes_written) == (
-        reference.macs, reference.flops, reference.bytes_read, reference.bytes_written,
+        reference.macs,
+        reference.flops,
+        reference.bytes_read,
+        reference.bytes_written,
     )
     assert report.macs == 2 * 3_976_448  # batch 2: twice the guide's figure
 

@@ -67,10 +67,14 @@ def test_linear_model_reproduces_the_guide() -> None:
 def test_conv_model_reproduces_the_guide_line_of_the_issue() -> None:
     _, text = explained("SimpleConv")
     conv1, conv2, fc = 28 * 28 * 3 * 3 * 1 * 16, 28 * 28 * 3 * 3 * 16 * 32, 32 * 28 * 28 * 10
-    assert ("conv1 (Conv2d 1→16, k3, s1, p1): MACs = H_out·W_out·K_h·K_w·(C_in/groups)·C_out·N = 28·28·3·3·1·16·1 = "
-            f"{conv1:,}; FLOPs = 2·MACs = 2·{conv1:,} = {2 * conv1:,}") in text  # 112,896; 225,792
-    assert ("conv2 (Conv2d 16→32, k3, s1, p1): MACs = H_out·W_out·K_h·K_w·(C_in/groups)·C_out·N = "
-            f"28·28·3·3·16·32·1 = {conv2:,}") in text
+    assert (
+        "conv1 (Conv2d 1→16, k3, s1, p1): MACs = H_out·W_out·K_h·K_w·(C_in/groups)·C_out·N = 28·28·3·3·1·16·1 = "
+        f"{conv1:,}; FLOPs = 2·MACs = 2·{conv1:,} = {2 * conv1:,}"
+    ) in text  # 112,896; 225,792
+    assert (
+        "conv2 (Conv2d 16→32, k3, s1, p1): MACs = H_out·W_out·K_h·K_w·(C_in/groups)·C_out·N = "
+        f"28·28·3·3·16·32·1 = {conv2:,}"
+    ) in text
     assert f"FLOPs = 2·MACs = 2·{conv2:,} = {7_225_344:,}" in text
     assert f"fc (Linear 25088→10): MACs = M·K·N = 1·25088·10 = {fc:,}; FLOPs = 2·MACs = 2·{fc:,} = {501_760:,}" in text
     assert f"= 112,896 + 3,612,672 + 250,880 = {conv1 + conv2 + fc:,}" in text  # 3,976,448
@@ -88,8 +92,10 @@ def test_attention_block_shows_each_product_on_its_own_line() -> None:
     assert f"aten.bmm (AV): MACs = B·M·N·K = 8·10·32·10 = {scores:,}" in text
     assert text.index("(QKᵀ)") < text.index("(AV)") < text.index("fc_out (")
     total = 4 * projection + 2 * scores
-    assert ("Total MACs = MACs(values) + MACs(keys) + MACs(queries) + MACs(QKᵀ) + MACs(AV) + MACs(fc_out) = "
-            f"655,360 + 655,360 + 655,360 + 25,600 + 25,600 + 655,360 = {total:,}") in text  # 2,672,640
+    assert (
+        "Total MACs = MACs(values) + MACs(keys) + MACs(queries) + MACs(QKᵀ) + MACs(AV) + MACs(fc_out) = "
+        f"655,360 + 655,360 + 655,360 + 25,600 + 25,600 + 655,360 = {total:,}"
+    ) in text  # 2,672,640
     assert f"Total FLOPs = 2·Total MACs = 2·{total:,} = {2 * total:,}" in text  # 5,345,280
     assert "Attention is counted dense" in text
 
@@ -170,9 +176,11 @@ def test_markdown_has_inline_math_and_headings() -> None:
     report, _ = explained("SimpleConv")
     text = report.explain(fmt="markdown")
     assert text.startswith("### SimpleConv")
-    assert (r"- **conv1** (Conv2d 1→16, k3, s1, p1): MACs $= H_{\mathrm{out}} \cdot W_{\mathrm{out}} \cdot K_{h} "
-            r"\cdot K_{w} \cdot (C_{\mathrm{in}}/\mathrm{groups}) \cdot C_{\mathrm{out}} \cdot N = 28 \cdot 28 "
-            r"\cdot 3 \cdot 3 \cdot 1 \cdot 16 \cdot 1 = 112{,}896$") in text
+    assert (
+        r"- **conv1** (Conv2d 1→16, k3, s1, p1): MACs $= H_{\mathrm{out}} \cdot W_{\mathrm{out}} \cdot K_{h} "
+        r"\cdot K_{w} \cdot (C_{\mathrm{in}}/\mathrm{groups}) \cdot C_{\mathrm{out}} \cdot N = 28 \cdot 28 "
+        r"\cdot 3 \cdot 3 \cdot 1 \cdot 16 \cdot 1 = 112{,}896$"
+    ) in text
     assert text.count("$") % 2 == 0
 
 
@@ -193,8 +201,10 @@ def test_explain_counts_and_explains_in_one_call() -> None:
 
 def test_describe_module() -> None:
     assert describe_module(nn.Conv2d(1, 16, 3, padding=1)) == "Conv2d 1→16, k3, s1, p1"
-    assert describe_module(nn.Conv2d(8, 8, (3, 5), stride=2, groups=8, bias=False)) == \
-        "Conv2d 8→8, k3×5, s2, p0, groups 8, no bias"
+    assert (
+        describe_module(nn.Conv2d(8, 8, (3, 5), stride=2, groups=8, bias=False))
+        == "Conv2d 8→8, k3×5, s2, p0, groups 8, no bias"
+    )
     assert describe_module(nn.Linear(10, 20, bias=False)) == "Linear 10→20, no bias"
     assert describe_module(nn.ReLU()) == "ReLU"
     assert describe_module(nn.Dropout(0.5)) == "Dropout p=0.5, inplace=False"  # others: their extra_repr
@@ -203,8 +213,9 @@ def test_describe_module() -> None:
 def test_docs_page_is_current() -> None:
     script = runpy.run_path(str(ROOT / "scripts" / "gen_explain_docs.py"))
     page = ROOT / "docs" / "guides_explained.md"
-    assert page.read_text(encoding="utf-8") == script["render"](), \
+    assert page.read_text(encoding="utf-8") == script["render"](), (
         "docs/guides_explained.md is out of date: run .venv/bin/python scripts/gen_explain_docs.py"
+    )
 
 
 # — every registered formula ——————————————————————————————————————————————————————————————————————————————
@@ -216,9 +227,11 @@ def _grad(shape: tuple[int, ...]) -> torch.Tensor:
 
 def _fwd_bwd(fn: Callable[[torch.Tensor], torch.Tensor], *shape: int) -> Callable[[], object]:
     """Forward and backward of `fn` on a small input: both directions' ops are recorded."""
+
     def run() -> object:
         out = fn(_grad(shape) if torch.is_grad_enabled() else torch.rand(shape).add_(0.5))
         return out.sum().backward() if out.requires_grad else out
+
     return run
 
 
@@ -237,8 +250,9 @@ CORPUS: list[Callable[[], object]] = [
     _fwd_bwd(lambda x: F.adaptive_max_pool1d(x, 2), 1, 2, 4),
     _fwd_bwd(lambda x: F.adaptive_max_pool2d(x, 2), 1, 2, 4, 4),
     _fwd_bwd(lambda x: F.adaptive_max_pool3d(x, 2), 1, 1, 4, 4, 4),
-    _fwd_bwd(lambda x: F.batch_norm(x, torch.zeros(2), torch.ones(2), torch.ones(2), torch.zeros(2), training=True),
-             2, 2, 3),
+    _fwd_bwd(
+        lambda x: F.batch_norm(x, torch.zeros(2), torch.ones(2), torch.ones(2), torch.zeros(2), training=True), 2, 2, 3
+    ),
     _fwd_bwd(lambda x: F.batch_norm(x, torch.zeros(2), torch.ones(2), training=False), 2, 2, 3),
     _fwd_bwd(lambda x: F.group_norm(x, 2, torch.ones(4), torch.zeros(4)), 2, 4, 3),
     _fwd_bwd(lambda x: F.layer_norm(x, (3,), torch.ones(3), torch.zeros(3)), 2, 3),
@@ -292,8 +306,10 @@ def _generic(name: str) -> Callable[[], object] | None:
     x = torch.rand(2, 3) + 0.5
     patterns = ((x,), (x, x), (x, 0.5), (x, x, 0.5), (x > 1, x, x), (x, -1), (x, 1, False), (x, [3], None, None, 1e-5))
     for args in patterns:
+
         def call(args: tuple = args) -> object:
             return op(*args)
+
         try:
             call()
         except Exception:  # not this pattern
@@ -316,16 +332,30 @@ def _calls_of(name: str, sample: Callable[[], object]) -> list[OpCall]:
 
 # Debt, listed so that it can only shrink: GPU-only kernels (cuDNN, MIOpen, CUDA attention backward) and ops
 # met only in traced or exported graphs. A formula registered later without a sample fails the test below.
-WITHOUT_SAMPLE_YET = frozenset({
-    "aten._batch_norm_no_update", "aten._batch_norm_with_update", "aten._batch_norm_with_update_functional",
-    "aten._embedding_bag_dense_backward", "aten._fused_rms_norm_backward", "aten._index_put_impl",
-    "aten._native_batch_norm_legit", "aten._native_batch_norm_legit_functional",
-    "aten._native_batch_norm_legit_no_training", "aten._scaled_dot_product_cudnn_attention_backward",
-    "aten._scaled_dot_product_efficient_attention_backward", "aten._scaled_dot_product_flash_attention_backward",
-    "aten.batch_norm_backward", "aten.cudnn_batch_norm", "aten.cudnn_batch_norm_backward", "aten.cudnn_grid_sampler",
-    "aten.embedding_backward", "aten.max_pool1d_with_indices", "aten.miopen_batch_norm",
-    "aten.miopen_batch_norm_backward",
-})
+WITHOUT_SAMPLE_YET = frozenset(
+    {
+        "aten._batch_norm_no_update",
+        "aten._batch_norm_with_update",
+        "aten._batch_norm_with_update_functional",
+        "aten._embedding_bag_dense_backward",
+        "aten._fused_rms_norm_backward",
+        "aten._index_put_impl",
+        "aten._native_batch_norm_legit",
+        "aten._native_batch_norm_legit_functional",
+        "aten._native_batch_norm_legit_no_training",
+        "aten._scaled_dot_product_cudnn_attention_backward",
+        "aten._scaled_dot_product_efficient_attention_backward",
+        "aten._scaled_dot_product_flash_attention_backward",
+        "aten.batch_norm_backward",
+        "aten.cudnn_batch_norm",
+        "aten.cudnn_batch_norm_backward",
+        "aten.cudnn_grid_sampler",
+        "aten.embedding_backward",
+        "aten.max_pool1d_with_indices",
+        "aten.miopen_batch_norm",
+        "aten.miopen_batch_norm_backward",
+    }
+)
 
 
 def _corpus_calls() -> dict[str, list[OpCall]]:
@@ -366,8 +396,10 @@ def test_every_registered_formula_is_explained_and_adds_up() -> None:
                 assert (evaluate(term_step(macs).substituted) if macs else 0) == convention.macs(work), name
                 shown = flops_step(work, convention)
                 assert (evaluate(shown.substituted) if shown else 0) == convention.flops(work), (name, convention)
-            assert flops_step(work, PRESETS["default"]) is None or \
-                evaluate(flops_step(work, PRESETS["default"]).substituted) == call.cost.flops  # type: ignore[union-attr]
+            assert (
+                flops_step(work, PRESETS["default"]) is None
+                or evaluate(flops_step(work, PRESETS["default"]).substituted) == call.cost.flops
+            )  # type: ignore[union-attr]
             checked += 1
     new = sorted(set(lacking) - WITHOUT_SAMPLE_YET)
     assert not new, f"no sample call for {new}: add one to SAMPLES or DIRECT in tests/explain_samples.py, or to CORPUS"

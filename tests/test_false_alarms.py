@@ -46,8 +46,7 @@ def test_floor_divide() -> None:
 
 
 def test_linalg_check_errors_is_free() -> None:
-    r = counted(torch.ops.aten._linalg_check_errors, torch.zeros((), dtype=torch.int32), "linalg.inv",
-                is_matrix=True)
+    r = counted(torch.ops.aten._linalg_check_errors, torch.zeros((), dtype=torch.int32), "linalg.inv", is_matrix=True)
     assert r.flops == 0 and r.by_operator()["aten._linalg_check_errors"].bytes_read == 4  # one int32 read
 
 

@@ -16,9 +16,17 @@ transformers = pytest.importorskip("transformers")
 DOCS = Path(__file__).parent.parent / "docs" / "training.md"
 DOC_MODELS = {
     "GPT-2 small, 1×1024 tokens": (lambda: transformers.GPT2Config(), (1, 1024)),
-    "TinyLlama-1.1B shape, 1×2048 tokens": (lambda: transformers.LlamaConfig(
-        num_hidden_layers=22, hidden_size=2048, num_attention_heads=32, num_key_value_heads=4,
-        intermediate_size=5632, vocab_size=32000), (1, 2048)),
+    "TinyLlama-1.1B shape, 1×2048 tokens": (
+        lambda: transformers.LlamaConfig(
+            num_hidden_layers=22,
+            hidden_size=2048,
+            num_attention_heads=32,
+            num_key_value_heads=4,
+            intermediate_size=5632,
+            vocab_size=32000,
+        ),
+        (1, 2048),
+    ),
 }
 
 
@@ -55,15 +63,22 @@ def test_tiny_gpt2_by_hand() -> None:
 
 def test_llama_differences() -> None:
     L, d, H, KV, F, V, B, T = 2, 64, 4, 2, 160, 500, 2, 32
-    config = transformers.LlamaConfig(num_hidden_layers=L, hidden_size=d, num_attention_heads=H,
-                                      num_key_value_heads=KV, intermediate_size=F, vocab_size=V)
+    config = transformers.LlamaConfig(
+        num_hidden_layers=L,
+        hidden_size=d,
+        num_attention_heads=H,
+        num_key_value_heads=KV,
+        intermediate_size=F,
+        vocab_size=V,
+    )
     c = count(config, B, T).vs_formulas()
     D, Q = B * T, d // H
     W = L * (d * d + 2 * d * KV * Q + d * d + 3 * d * F) + d * V  # q, k, v (GQA), o, SwiGLU; untied head
     assert c.count == 6 * D * W + 12 * L * H * Q * T * D
     megatron = dict(c["Megatron"].terms)
     assert megatron["matmul weights assumed 12·L·d² + d·V, the model has W (6·D·(12·L·d² + d·V − W))"] == (
-        6 * D * (12 * L * d * d + d * V - W))
+        6 * D * (12 * L * d * d + d * V - W)
+    )
     assert dict(c["PaLM"].terms)["embedding lookups counted as matmuls (6·D·(embeddings − tied head))"] == 6 * D * V * d
     for row in c.rows:
         assert sum(v for _, v in row.terms) == row.flops - c.count

@@ -19,8 +19,9 @@ KV_PER_TOKEN = 2 * LAYERS * D * 4  # keys and values of every layer, float32
 
 
 def gpt2(meta: bool = False) -> Any:
-    config = transformers.GPT2Config(n_layer=LAYERS, n_embd=D, n_head=HEADS, vocab_size=VOCAB, n_positions=64,
-                                     bos_token_id=0, eos_token_id=0)
+    config = transformers.GPT2Config(
+        n_layer=LAYERS, n_embd=D, n_head=HEADS, vocab_size=VOCAB, n_positions=64, bos_token_id=0, eos_token_id=0
+    )
     torch.manual_seed(0)
     with torch.device("meta" if meta else "cpu"):
         return transformers.GPT2LMHeadModel(config).eval()
@@ -121,9 +122,18 @@ def test_command_line_generate_json(tmp_path: Any, capsys: Any) -> None:
 
 def test_assisted_generation_splits_draft_and_target() -> None:
     def llama(layers: int) -> torch.nn.Module:
-        config = transformers.LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64,
-                                          num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=1,
-                                          attn_implementation="sdpa", bos_token_id=1, eos_token_id=2, pad_token_id=0)
+        config = transformers.LlamaConfig(
+            vocab_size=100,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=layers,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            attn_implementation="sdpa",
+            bos_token_id=1,
+            eos_token_id=2,
+            pad_token_id=0,
+        )
         return transformers.LlamaForCausalLM(config).eval()
 
     target, draft = llama(2), llama(1)
@@ -146,9 +156,18 @@ def test_assisted_generation_splits_draft_and_target() -> None:
 def test_a_draft_equal_to_the_target_has_every_token_accepted() -> None:
     import copy
 
-    config = transformers.LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
-                                      num_attention_heads=2, num_key_value_heads=1, attn_implementation="sdpa",
-                                      bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    config = transformers.LlamaConfig(
+        vocab_size=100,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        attn_implementation="sdpa",
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
     target = transformers.LlamaForCausalLM(config).eval()
     draft = copy.deepcopy(target)  # greedy: it proposes exactly what the target would pick
     ids = torch.randint(3, 100, (1, 6))
@@ -158,8 +177,15 @@ def test_a_draft_equal_to_the_target_has_every_token_accepted() -> None:
 
 
 def test_decode_steps_from_the_traced_cache_length_equal_counting_each_step() -> None:
-    config = transformers.LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                      num_attention_heads=4, num_key_value_heads=2, attn_implementation="sdpa")
+    config = transformers.LlamaConfig(
+        vocab_size=100,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        attn_implementation="sdpa",
+    )
     real_model = transformers.LlamaForCausalLM(config).eval()
     with torch.device("meta"):
         meta_model = transformers.LlamaForCausalLM(config).eval()

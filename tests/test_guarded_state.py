@@ -95,14 +95,18 @@ def test_attributes_set_by_forward_are_put_back(mode: str) -> None:
     assert_as_found(before, model)
     assert not hasattr(model, "cache")  # no fake or meta tensor left on the model
     assert model.steps == 0
-    assert sorted(r.warnings) == sorted([
-        "forward set attribute 'cache' of module '(root)' during the count; restored",
-        "forward set attribute 'steps' of module '(root)' during the count; restored",
-        "forward replaced a buffer of '(root)'; restored",
-    ] if mode == "real" else [  # in fake and meta mode functional_call itself puts the buffer back
-        "forward set attribute 'cache' of module '(root)' during the count; restored",
-        "forward set attribute 'steps' of module '(root)' during the count; restored",
-    ])
+    assert sorted(r.warnings) == sorted(
+        [
+            "forward set attribute 'cache' of module '(root)' during the count; restored",
+            "forward set attribute 'steps' of module '(root)' during the count; restored",
+            "forward replaced a buffer of '(root)'; restored",
+        ]
+        if mode == "real"
+        else [  # in fake and meta mode functional_call itself puts the buffer back
+            "forward set attribute 'cache' of module '(root)' during the count; restored",
+            "forward set attribute 'steps' of module '(root)' during the count; restored",
+        ]
+    )
 
 
 def test_state_is_restored_when_forward_raises() -> None:

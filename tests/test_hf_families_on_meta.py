@@ -17,8 +17,15 @@ from flopwise.counter import count
 
 transformers = pytest.importorskip("transformers")
 D, V, F = 16, 100, 32  # hidden size, vocabulary, feed-forward width of every config below
-SEQ2SEQ = {"encoder_layers": 1, "decoder_layers": 1, "encoder_attention_heads": 2, "decoder_attention_heads": 2,
-           "encoder_ffn_dim": F, "decoder_ffn_dim": F, "max_position_embeddings": 64}  # hf: gives them 64 tokens
+SEQ2SEQ = {
+    "encoder_layers": 1,
+    "decoder_layers": 1,
+    "encoder_attention_heads": 2,
+    "decoder_attention_heads": 2,
+    "encoder_ffn_dim": F,
+    "decoder_ffn_dim": F,
+    "max_position_embeddings": 64,
+}  # hf: gives them 64 tokens
 ENCODER = {"hidden_size": D, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": F}  # 128 tokens
 
 
@@ -27,20 +34,31 @@ def configs() -> dict[str, Any]:
     moe = {"num_experts": 4, "expert_capacity": 4, "encoder_sparse_step": 2, "decoder_sparse_step": 2}
     return {
         "bart": t.BartConfig(vocab_size=V, d_model=D, **SEQ2SEQ),
-        "big_bird": t.BigBirdConfig(vocab_size=V, max_position_embeddings=256, block_size=4, num_random_blocks=1,
-                                    **ENCODER),  # 128 tokens ≥ (5 + 2·1)·4: the block-sparse path
+        "big_bird": t.BigBirdConfig(
+            vocab_size=V, max_position_embeddings=256, block_size=4, num_random_blocks=1, **ENCODER
+        ),  # 128 tokens ≥ (5 + 2·1)·4: the block-sparse path
         "blenderbot": t.BlenderbotConfig(vocab_size=V, d_model=D, **SEQ2SEQ),
         "deberta": t.DebertaConfig(vocab_size=V, **ENCODER),
         "convbert": t.ConvBertConfig(vocab_size=V, embedding_size=D, **ENCODER),
         "dpr": t.DPRConfig(vocab_size=V, **ENCODER),
-        "nllb_moe": t.NllbMoeConfig(vocab_size=V, d_model=D, **{**SEQ2SEQ, "encoder_layers": 2, "decoder_layers": 2},
-                                    **moe),
-        "switch_transformers": t.SwitchTransformersConfig(vocab_size=V, d_model=D, d_kv=8, d_ff=F, num_layers=2,
-                                                          num_decoder_layers=2, num_heads=2, **moe),
+        "nllb_moe": t.NllbMoeConfig(
+            vocab_size=V, d_model=D, **{**SEQ2SEQ, "encoder_layers": 2, "decoder_layers": 2}, **moe
+        ),
+        "switch_transformers": t.SwitchTransformersConfig(
+            vocab_size=V, d_model=D, d_kv=8, d_ff=F, num_layers=2, num_decoder_layers=2, num_heads=2, **moe
+        ),
         "imagegpt": t.ImageGPTConfig(vocab_size=V, n_positions=64, n_embd=D, n_layer=1, n_head=2),
         "fastspeech2_conformer": t.FastSpeech2ConformerConfig(
-            vocab_size=V, hidden_size=D, encoder_layers=1, decoder_layers=1, encoder_num_attention_heads=2,
-            decoder_num_attention_heads=2, encoder_linear_units=F, decoder_linear_units=F, num_mel_bins=8),
+            vocab_size=V,
+            hidden_size=D,
+            encoder_layers=1,
+            decoder_layers=1,
+            encoder_num_attention_heads=2,
+            decoder_num_attention_heads=2,
+            encoder_linear_units=F,
+            decoder_linear_units=F,
+            num_mel_bins=8,
+        ),
     }
 
 

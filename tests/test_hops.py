@@ -48,8 +48,9 @@ class Net(nn.Module):
         return self.attn(q, k, v)
 
 
-def qkv(b: int, h: int, l: int, e: int, h_kv: int | None = None, s: int | None = None,
-        e_v: int | None = None) -> tuple[torch.Tensor, ...]:
+def qkv(
+    b: int, h: int, l: int, e: int, h_kv: int | None = None, s: int | None = None, e_v: int | None = None
+) -> tuple[torch.Tensor, ...]:
     h_kv, s, e_v = h_kv or h, s or l, e_v or e
     return torch.randn(b, h, l, e), torch.randn(b, h_kv, s, e), torch.randn(b, h_kv, s, e_v)
 
@@ -176,8 +177,14 @@ def test_out_dtype_costs_the_op_it_wraps() -> None:
 @pytest.mark.filterwarnings("ignore:_compile flag on create_block_mask")
 def test_transformers_flex_attention_counts_as_sdpa_does() -> None:
     transformers = pytest.importorskip("transformers")
-    config = transformers.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                      num_attention_heads=4, num_key_value_heads=2, vocab_size=100)
+    config = transformers.LlamaConfig(
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=100,
+    )
     ids = {"input_ids": torch.randint(0, 100, (1, 16))}
     reports = {}
     for implementation in ("sdpa", "flex_attention"):

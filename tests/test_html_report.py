@@ -30,8 +30,10 @@ QK_MACS = 10 * 10 * 32 * 8  # L·S·E_head·heads = 25,600 (and AV the same)
 @pytest.fixture(scope="module")
 def browser():
     if find_chromium() is None:  # a failure, never a skip: a missing browser must not pass as a green run
-        pytest.fail("chromium is missing: `make test` installs it (apt-get install -y chromium), or set "
-                    "FLOPWISE_CHROMIUM to a Chromium binary")
+        pytest.fail(
+            "chromium is missing: `make test` installs it (apt-get install -y chromium), or set "
+            "FLOPWISE_CHROMIUM to a Chromium binary"
+        )
     with Browser() as b:
         yield b
 
@@ -55,8 +57,9 @@ def names(b: Browser, selector: str) -> list[str]:
 
 
 def cell(b: Browser, section: int, name: str, column: int) -> str:
-    return b.evaluate(f"document.querySelector('#report-{section} .modules tr[data-name=\"{name}\"]')"
-                      f".children[{column}].textContent")
+    return b.evaluate(
+        f"document.querySelector('#report-{section} .modules tr[data-name=\"{name}\"]').children[{column}].textContent"
+    )
 
 
 MACS_COLUMN = 3  # Module, Type, Params, MACs, …
@@ -64,7 +67,7 @@ MACS_COLUMN = 3  # Module, Type, Params, MACs, …
 
 def test_page_is_one_file_that_fetches_nothing(opened, page):
     html = page.read_text()
-    assert "<script src" not in html and "<link rel=\"stylesheet\"" not in html and "@import" not in html
+    assert "<script src" not in html and '<link rel="stylesheet"' not in html and "@import" not in html
     assert re.findall(r"https?://[^\s\"')]+", html) == []  # no URL at all (the SVG namespace comes with a roofline)
     assert opened.requests == [page.resolve().as_uri()]  # the browser asked for the page itself and nothing else
     assert opened.evaluate("document.querySelectorAll('section.report h2').length") == 3
@@ -89,13 +92,15 @@ def test_table_shows_the_guides_numbers(opened):
     assert cell(opened, 0, "fc2", MACS_COLUMN) == f"{20 * 15:,}"  # the guide's fc2: 20·15
     # the attention block's own QKᵀ and AV sit in its (self) row, so the rows under the total add up
     assert cell(opened, 2, "SimpleAttentionBlock (self)", MACS_COLUMN) == f"{2 * QK_MACS:,}"
-    values = opened.evaluate("[...document.querySelectorAll('#report-2 .modules tbody tr:not(.root) "
-                             f"td:nth-child({MACS_COLUMN + 1})')].map(td => +td.dataset.value)")
+    values = opened.evaluate(
+        "[...document.querySelectorAll('#report-2 .modules tbody tr:not(.root) "
+        f"td:nth-child({MACS_COLUMN + 1})')].map(td => +td.dataset.value)"
+    )
     assert sum(values) == 4 * 10 * 256 * 256 + 2 * QK_MACS == 2_672_640
 
 
 def test_icicle_widths_follow_flops_and_zoom(opened):
-    node = "#report-1 .icicle .node[data-name=\"{}\"]"
+    node = '#report-1 .icicle .node[data-name="{}"]'
     conv1 = opened.evaluate(f"document.querySelector('{node.format('conv1')}').dataset.value")
     assert int(conv1) == 2 * CONV1_MACS + 16 * 28 * 28  # FLOPs: 2 per MAC + one bias add per output
     tip = opened.evaluate(f"document.querySelector('{node.format('conv1')}').title")
@@ -144,14 +149,16 @@ def test_typing_filters(opened):
 
 
 def test_explanation_folds_out_per_module(opened):
-    details = "#report-1 .explain details[data-name=\"conv1\"]"
+    details = '#report-1 .explain details[data-name="conv1"]'
     assert opened.evaluate(f"document.querySelector('{details}').open") is False
     opened.click(f"{details} summary")
     assert opened.evaluate(f"document.querySelector('{details}').open") is True
     text = opened.evaluate(f"document.querySelector('{details} pre').innerText")
     assert "28·28·3·3·1·16·1 = 112,896" in text
-    own = opened.evaluate("document.querySelector('#report-2 .explain details[data-name=\"SimpleAttentionBlock "
-                          "(self)\"] pre').textContent")
+    own = opened.evaluate(
+        "document.querySelector('#report-2 .explain details[data-name=\"SimpleAttentionBlock "
+        "(self)\"] pre').textContent"
+    )
     assert "aten.bmm (QKᵀ)" in own and "8·10·10·32 = 25,600" in own  # B·M·N·K with B = heads
 
 
@@ -176,9 +183,13 @@ def test_incomplete_count_and_measurement_are_shown(browser, tmp_path):
 
 
 def test_roofline_svg_places_the_ridge():
-    doc = {"peaks": {"flops_per_s": 1e12, "bytes_per_s": 1e11, "unknown": None},
-           "operators": [{"name": "aten.mm", "intensity": 100.0, "flops_per_s": 5e11, "share": 0.9},
-                         {"name": "aten.add", "intensity": 0.1, "flops_per_s": 5e9, "share": 0.1}]}
+    doc = {
+        "peaks": {"flops_per_s": 1e12, "bytes_per_s": 1e11, "unknown": None},
+        "operators": [
+            {"name": "aten.mm", "intensity": 100.0, "flops_per_s": 5e11, "share": 0.9},
+            {"name": "aten.add", "intensity": 0.1, "flops_per_s": 5e9, "share": 0.1},
+        ],
+    }
     svg = roofline_svg(doc)
     assert svg.count("<circle") == 2 and "ridge at 10 FLOPs/byte" in svg  # 1e12 FLOP/s ÷ 1e11 B/s
     assert roofline_svg({**doc, "peaks": {"flops_per_s": None, "bytes_per_s": 1e11}}) == ""
@@ -195,16 +206,21 @@ def test_screenshot(opened, tmp_path):
 def test_cli_writes_the_html_report(tmp_path):
     out = tmp_path / "report.html"
     flopwise_script = Path(sys.executable).with_name("flopwise")
-    done = subprocess.run([str(flopwise_script), "--format", "html", "-o", str(out), "-q"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(flopwise_script), "--format", "html", "-o", str(out), "-q"], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     html = out.read_text()
     assert html.startswith("<!DOCTYPE html>") and html.count('<section class="report"') == 3
     assert '"macs": 112896' in html  # conv1, in the data the page draws from
     assert "SimpleConv — the guide counts 3,976,448 MACs by hand" in html  # each section's title
     compared = tmp_path / "compare.html"
-    assert main(["compare", "guides:SimpleConv", "guides:SimpleLinearModel", "--format", "html", "-o",
-                 str(compared), "-q"]) == 0
+    assert (
+        main(
+            ["compare", "guides:SimpleConv", "guides:SimpleLinearModel", "--format", "html", "-o", str(compared), "-q"]
+        )
+        == 0
+    )
     titles = re.findall(r'data-title="([^"]+)"', compared.read_text())
     assert titles == ["guides:SimpleConv", "guides:SimpleLinearModel"]  # a section per model, in the order given
     single = flopwise.count(SimpleConv(), torch.rand(1, 1, 28, 28)).to_html()

@@ -22,8 +22,14 @@ def test_transformers_trainer_logs_flops_and_mfu(tmp_path: Path) -> None:
     model = transformers.GPT2LMHeadModel(config)
     data = [{"input_ids": ids, "labels": ids} for ids in torch.randint(0, V, (8, T))]
     args = transformers.TrainingArguments(
-        output_dir=str(tmp_path), max_steps=3, per_device_train_batch_size=B, logging_steps=1, report_to=[],
-        use_cpu=True, save_strategy="no", dataloader_num_workers=0,
+        output_dir=str(tmp_path),
+        max_steps=3,
+        per_device_train_batch_size=B,
+        logging_steps=1,
+        report_to=[],
+        use_cpu=True,
+        save_strategy="no",
+        dataloader_num_workers=0,
     )
     callback = FlopwiseCallback(peak_tflops=1.0)
     trainer = transformers.Trainer(model=model, args=args, train_dataset=data, callbacks=[callback])
@@ -36,8 +42,6 @@ def test_transformers_trainer_logs_flops_and_mfu(tmp_path: Path) -> None:
     assert [entry["flops"] for entry in logs] == [expected] * 3
     assert all(entry["tflops_per_s"] > 0 and 0 < entry["mfu"] <= 1 for entry in logs)
     assert callback.monitor is not None and callback.monitor.summary()["steps"] == 3
-
-
 
 
 def test_lightning_trainer_logs_flops_and_mfu(tmp_path: Path) -> None:
@@ -63,8 +67,14 @@ def test_lightning_trainer_logs_flops_and_mfu(tmp_path: Path) -> None:
     torch.manual_seed(0)
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(4 * N, K)), batch_size=N)
     trainer = lightning.Trainer(
-        max_steps=3, accelerator="cpu", devices=1, log_every_n_steps=1, logger=CSVLogger(str(tmp_path)),
-        callbacks=[FlopwiseCallback(peak_tflops=1.0)], enable_checkpointing=False, enable_progress_bar=False,
+        max_steps=3,
+        accelerator="cpu",
+        devices=1,
+        log_every_n_steps=1,
+        logger=CSVLogger(str(tmp_path)),
+        callbacks=[FlopwiseCallback(peak_tflops=1.0)],
+        enable_checkpointing=False,
+        enable_progress_bar=False,
         enable_model_summary=False,
     )
     trainer.fit(Module(), loader)

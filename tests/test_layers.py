@@ -35,7 +35,7 @@ LAYERS: dict[str, int] = {
     "flopwise.__main__": 9,
     "flopwise": 10,  # the package root re-exports the public surface
 }
-MAX_LINES = 300
+MAX_LINES = 400  # the style guide's figure, in lines as the formatter lays them out
 
 
 def module_name(path: Path) -> str:
@@ -81,7 +81,9 @@ GRAPH = {name: imports_of(name) for name in MODULES}
 def test_every_import_points_down_the_layers() -> None:
     upward = [
         f"{name} (layer {layer(name)}) imports {target} (layer {layer(target)})"
-        for name, targets in GRAPH.items() for target in sorted(targets) if layer(target) > layer(name)
+        for name, targets in GRAPH.items()
+        for target in sorted(targets)
+        if layer(target) > layer(name)
     ]
     assert not upward, "\n".join(upward)
 

@@ -61,8 +61,14 @@ def test_additive_mask_keeps_the_finite_entries() -> None:
 
 def _mistral(window: int) -> Any:
     config = transformers.MistralConfig(
-        vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=1, num_attention_heads=4,
-        num_key_value_heads=2, sliding_window=window, max_position_embeddings=64,
+        vocab_size=100,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=1,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        sliding_window=window,
+        max_position_embeddings=64,
     )
     torch.manual_seed(0)
     return transformers.MistralForCausalLM(config).eval()
@@ -82,8 +88,13 @@ def test_mistral_sliding_window_shorter_than_the_sequence(mode: str) -> None:
 
 def test_llama_causal_with_right_padding() -> None:
     config = transformers.LlamaConfig(
-        vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=2, max_position_embeddings=64,
+        vocab_size=100,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
     )
     torch.manual_seed(0)
     model = transformers.LlamaForCausalLM(config).eval()
@@ -107,9 +118,11 @@ def test_causal_block_mask_keeps_three_of_four_blocks() -> None:
 
 def test_command_line_attention_masked(tmp_path: Any, capsys: Any) -> None:
     script = tmp_path / "causal.py"
-    script.write_text("import torch.nn.functional as F\nfrom torch import nn\n"
-                      "class M(nn.Module):\n    def forward(self, q):\n"
-                      "        return F.scaled_dot_product_attention(q, q, q, is_causal=True)\n")
+    script.write_text(
+        "import torch.nn.functional as F\nfrom torch import nn\n"
+        "class M(nn.Module):\n    def forward(self, q):\n"
+        "        return F.scaled_dot_product_attention(q, q, q, is_causal=True)\n"
+    )
     for attention, pairs in (("dense", 8 * 8), ("masked", 8 * 9 // 2)):
         assert main([f"{script}:M", "--input", "1x2x8x16", "--attention", attention, "--format", "json"]) == 0
         out = capsys.readouterr().out

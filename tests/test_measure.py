@@ -29,6 +29,7 @@ def measured():
 
 # — timings —
 
+
 def test_timing_statistics():
     t = Timing((3.0, 1.0, 2.0, 10.0))
     assert t.median == 2.5  # (2 + 3) / 2
@@ -88,6 +89,7 @@ def test_calibration_measures_both_peaks():
 
 
 # — roofline and peaks —
+
 
 def test_roofline_arithmetic():
     p = Peaks("toy", "float32", flops_per_s=100.0, bytes_per_s=10.0, source="test")
@@ -154,6 +156,7 @@ def test_roofline_plot_files_are_well_formed(measured, tmp_path):
 
 # — energy —
 
+
 def test_energy_estimate_arithmetic():
     e = estimate(Cost(macs=10, flops=25, bytes_read=8, bytes_written=8), "float32")
     compute_pj = 10 * (3.7 + 0.9) + 5 * 0.9  # MACs × (mult + add) + other FLOPs × add
@@ -178,6 +181,7 @@ def test_measurement_energy_and_dict(measured):
 
 
 # — the model and torch are left as found —
+
 
 def test_measuring_leaves_model_and_torch_as_found():
     torch.manual_seed(1)
@@ -230,6 +234,7 @@ def test_cuda_matmul_achieves_a_fraction_of_the_table_peak():
 
 # — profiler attribution, on hand-made event trees —
 
+
 class Event:
     """The fields of torch.autograd.profiler_util.FunctionEvent that attribution reads (times in µs)."""
 
@@ -247,11 +252,22 @@ def flat(event):
 def test_attribution_takes_outermost_counted_ops_and_their_module():
     from flopwise.hardware.optimes import attribute
 
-    root = Event("flopwise::", 100, [
-        Event("flopwise::fc", 60, [Event("aten::linear", 50, [Event("aten::t", 5), Event("aten::addmm", 40, [
-            Event("aten::copy_", 10)])])]),
-        Event("aten::add", 20),
-    ])
+    root = Event(
+        "flopwise::",
+        100,
+        [
+            Event(
+                "flopwise::fc",
+                60,
+                [
+                    Event(
+                        "aten::linear", 50, [Event("aten::t", 5), Event("aten::addmm", 40, [Event("aten::copy_", 10)])]
+                    )
+                ],
+            ),
+            Event("aten::add", 20),
+        ],
+    )
     seconds, other, nested, residual = attribute(flat(root), {("fc", "aten.addmm"), ("", "aten.add")}, cuda=False)
     assert seconds == {("fc", "aten.addmm"): 40e-6, ("", "aten.add"): 20e-6}  # inclusive: copy_ stays inside
     assert other == pytest.approx((50 - 5 - 40 + 5) * 1e-6)  # linear's own time + aten::t (a free view)

@@ -21,8 +21,13 @@ HEAD_DIM = HIDDEN // HEADS  # 32
 
 def _llama_config() -> Any:
     return transformers.LlamaConfig(
-        hidden_size=HIDDEN, intermediate_size=FFN, num_hidden_layers=LAYERS, num_attention_heads=HEADS,
-        num_key_value_heads=KV_HEADS, vocab_size=VOCAB, attn_implementation="sdpa",
+        hidden_size=HIDDEN,
+        intermediate_size=FFN,
+        num_hidden_layers=LAYERS,
+        num_attention_heads=HEADS,
+        num_key_value_heads=KV_HEADS,
+        vocab_size=VOCAB,
+        attn_implementation="sdpa",
     )
 
 
@@ -82,8 +87,14 @@ def test_gpt2_and_bert_are_identical_in_every_mode(family: str) -> None:
         config = t.GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=100, attn_implementation="sdpa")
         build = t.GPT2LMHeadModel
     else:
-        config = t.BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
-                              vocab_size=100, attn_implementation="sdpa")
+        config = t.BertConfig(
+            hidden_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            intermediate_size=128,
+            vocab_size=100,
+            attn_implementation="sdpa",
+        )
         build = t.BertModel
     torch.manual_seed(0)
     model = build(config).eval()

@@ -53,8 +53,14 @@ def test_grouped_mm_bf16_on_meta_keeps_torch_meta_kernel() -> None:
 
 def tiny_mixtral(experts: str) -> torch.nn.Module:
     config = transformers.MixtralConfig(
-        hidden_size=64, intermediate_size=128, num_local_experts=8, num_experts_per_tok=2, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, vocab_size=1000,
+        hidden_size=64,
+        intermediate_size=128,
+        num_local_experts=8,
+        num_experts_per_tok=2,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=1000,
     )
     config._experts_implementation = experts
     torch.manual_seed(0)

@@ -16,8 +16,15 @@ D, E, K, T = 32, 4, 2, 6  # hidden size, routed experts, experts per token, toke
 
 def mixtral() -> Any:
     config = transformers.MixtralConfig(
-        vocab_size=100, hidden_size=D, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=2, num_local_experts=E, num_experts_per_tok=K, max_position_embeddings=64,
+        vocab_size=100,
+        hidden_size=D,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        num_local_experts=E,
+        num_experts_per_tok=K,
+        max_position_embeddings=64,
     )
     torch.manual_seed(0)
     return transformers.MixtralForCausalLM(config).eval()
@@ -61,9 +68,17 @@ def test_shape_only_routing_is_a_labelled_balanced_estimate(mode: str) -> None:
 
 def test_qwen_moe_shared_expert_is_active_for_every_token() -> None:
     config = transformers.Qwen2MoeConfig(
-        vocab_size=100, hidden_size=D, intermediate_size=64, moe_intermediate_size=16,
-        shared_expert_intermediate_size=48, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
-        num_experts=E, num_experts_per_tok=K, max_position_embeddings=64,
+        vocab_size=100,
+        hidden_size=D,
+        intermediate_size=64,
+        moe_intermediate_size=16,
+        shared_expert_intermediate_size=48,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        num_experts=E,
+        num_experts_per_tok=K,
+        max_position_embeddings=64,
     )
     torch.manual_seed(0)
     r = flopwise.count(transformers.Qwen2MoeForCausalLM(config).eval(), {"input_ids": torch.randint(0, 100, (1, T))})
@@ -76,10 +91,25 @@ def test_qwen_moe_shared_expert_is_active_for_every_token() -> None:
 
 def test_deepseek_style_shared_experts_on_meta() -> None:
     config = transformers.DeepseekV3Config(
-        vocab_size=100, hidden_size=D, intermediate_size=64, moe_intermediate_size=16, num_hidden_layers=1,
-        num_attention_heads=2, num_key_value_heads=2, n_routed_experts=E, n_shared_experts=1, num_experts_per_tok=K,
-        first_k_dense_replace=0, q_lora_rank=16, kv_lora_rank=16, qk_rope_head_dim=8, v_head_dim=8,
-        qk_nope_head_dim=8, n_group=1, topk_group=1, max_position_embeddings=64,
+        vocab_size=100,
+        hidden_size=D,
+        intermediate_size=64,
+        moe_intermediate_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        n_routed_experts=E,
+        n_shared_experts=1,
+        num_experts_per_tok=K,
+        first_k_dense_replace=0,
+        q_lora_rank=16,
+        kv_lora_rank=16,
+        qk_rope_head_dim=8,
+        v_head_dim=8,
+        qk_nope_head_dim=8,
+        n_group=1,
+        topk_group=1,
+        max_position_embeddings=64,
     )
     with torch.device("meta"):
         model = transformers.DeepseekV3ForCausalLM(config).eval()

@@ -49,10 +49,12 @@ def test_encoder_with_padding_mask_counts_the_real_tokens() -> None:
     q = sum(n * n for n in LENGTHS)  # 34 real query–key pairs per head
     layer_flops = (
         2 * LAYER_MACS
-        + 3 * B * L * E + T * E  # q, k, v biases (on the padded batch), output bias
+        + 3 * B * L * E
+        + T * E  # q, k, v biases (on the padded batch), output bias
         + B * H * L * L  # scaling the scores
         + H * (3 * q - T)  # softmax of each sequence's rows: 3·L_i − 1 per row of L_i
-        + T * F + T * E  # feed-forward biases
+        + T * F
+        + T * E  # feed-forward biases
         + T * F  # ReLU
         + 2 * T * E  # two residual adds
         + 2 * (T * E * 7 + T * 4)  # two layer norms: 7 per element, 4 per row
@@ -83,8 +85,9 @@ def test_multihead_attention_on_nested_inputs() -> None:
 def test_transformer_with_padding_mask_runs() -> None:
     torch.manual_seed(0)
     model = nn.Transformer(E, H, 1, 1, F, batch_first=True).eval()
-    r = flopwise.count(model, {"src": torch.randn(B, L, E), "tgt": torch.randn(B, 4, E),
-                               "src_key_padding_mask": padding_mask()})
+    r = flopwise.count(
+        model, {"src": torch.randn(B, L, E), "tgt": torch.randn(B, 4, E), "src_key_padding_mask": padding_mask()}
+    )
     assert r.unsupported == {}
     assert r["encoder.layers.0"].macs == LAYER_MACS  # the encoder takes the nested fast path
 

@@ -217,8 +217,9 @@ class Block(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, t, d = x.shape
-        q, k, v = (z.view(b, t, self.heads, d // self.heads).transpose(1, 2)
-                   for z in self.qkv(self.ln1(x)).split(d, dim=-1))
+        q, k, v = (
+            z.view(b, t, self.heads, d // self.heads).transpose(1, 2) for z in self.qkv(self.ln1(x)).split(d, dim=-1)
+        )
         attention = torch.softmax(q @ k.transpose(-2, -1) / 4.0, dim=-1) @ v
         x = x + self.out(attention.transpose(1, 2).reshape(b, t, d))
         return x + self.fc2(self.act(self.fc1(self.ln2(x))))

@@ -31,8 +31,10 @@ def test_fused_adam_and_adamw_per_element() -> None:
     params = [torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.randn(6))]
     for p in params:
         p.grad = torch.randn_like(p)
-    for optimizer, per_element in ((torch.optim.Adam(params, fused=True), 13),
-                                   (torch.optim.AdamW(params, weight_decay=0.1, fused=True), 13 + 1)):
+    for optimizer, per_element in (
+        (torch.optim.Adam(params, fused=True), 13),
+        (torch.optim.AdamW(params, weight_decay=0.1, fused=True), 13 + 1),
+    ):
         r = by_op(optimizer.step)
         op = "aten._fused_adamw_" if isinstance(optimizer, torch.optim.AdamW) else "aten._fused_adam_"
         assert r.by_operator()[op].flops == (12 + 6) * per_element  # lerp 3, v 4, denom 3, update 3 (+ decay 1)
@@ -110,7 +112,6 @@ def test_mixed_dtypes_linear_reads_n_from_the_output() -> None:
     meta = {"device": "meta"}
     out, x = torch.empty(6, 16, **meta), torch.empty(6, 32, dtype=torch.float16, **meta)
     weight, scale = torch.empty(32, 16, dtype=torch.int8, **meta), torch.empty(16, dtype=torch.float16, **meta)
-    work = FORMULAS["aten._mixed_dtypes_linear"](*specs((out, x, weight, scale)), bias=specs(scale),
-                                                 activation="relu")
+    work = FORMULAS["aten._mixed_dtypes_linear"](*specs((out, x, weight, scale)), bias=specs(scale), activation="relu")
     assert work.mac_count == 6 * 32 * 16  # rows·K·N
     assert sum(f.term.value for f in work.flops) == 6 * 16 * 3  # per output: column scale, bias add, ReLU compare

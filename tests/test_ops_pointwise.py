@@ -117,13 +117,20 @@ def test_activation_gradients() -> None:
 )
 def test_in_place_and_functional_variants_agree(batch: int, features: int, op: str) -> None:
     x = torch.randn(batch, features)
-    functional = {"mul": lambda t: torch.mul(t, 3.0), "add": lambda t: torch.add(t, 1.0),
-                  "clamp": lambda t: torch.clamp(t, -1, 1)}.get(op, getattr(torch, op, None) or getattr(F, op))
-    in_place = {"mul": lambda t: t.mul_(3.0), "add": lambda t: t.add_(1.0),
-                "clamp": lambda t: t.clamp_(-1, 1)}.get(op, lambda t: getattr(t, f"{op}_")())
+    functional = {
+        "mul": lambda t: torch.mul(t, 3.0),
+        "add": lambda t: torch.add(t, 1.0),
+        "clamp": lambda t: torch.clamp(t, -1, 1),
+    }.get(op, getattr(torch, op, None) or getattr(F, op))
+    in_place = {"mul": lambda t: t.mul_(3.0), "add": lambda t: t.add_(1.0), "clamp": lambda t: t.clamp_(-1, 1)}.get(
+        op, lambda t: getattr(t, f"{op}_")()
+    )
     if op in ("gelu", "silu", "hardswish"):
-        in_place = {"gelu": lambda t: t.copy_(F.gelu(t)), "silu": lambda t: F.silu(t, inplace=True),
-                    "hardswish": lambda t: F.hardswish(t, inplace=True)}[op]
+        in_place = {
+            "gelu": lambda t: t.copy_(F.gelu(t)),
+            "silu": lambda t: F.silu(t, inplace=True),
+            "hardswish": lambda t: F.hardswish(t, inplace=True),
+        }[op]
     with torch.no_grad(), flopwise.counting() as a:
         functional(x.clone())
     y = x.clone()

@@ -90,8 +90,15 @@ def test_nested_jagged_tensors_in_fake_mode_count_for_real_and_say_so() -> None:
 @pytest.mark.parametrize("mode", ["real", "fake", "meta"])
 def test_transformers_flattening_collator_on_a_tiny_llama(mode: str) -> None:
     transformers = pytest.importorskip("transformers")
-    config = transformers.LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                      num_attention_heads=H, num_key_value_heads=1, attn_implementation="sdpa")
+    config = transformers.LlamaConfig(
+        vocab_size=100,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=H,
+        num_key_value_heads=1,
+        attn_implementation="sdpa",
+    )
     model = transformers.LlamaForCausalLM(config).eval()
     documents = [{"input_ids": list(range(1, n + 1))} for n in LENGTHS]
     batch = transformers.DataCollatorWithFlattening(return_tensors="pt")(documents)

@@ -46,7 +46,8 @@ def test_tp8_mlp_does_an_eighth_of_the_macs_and_one_all_reduce_of_b_s_d() -> Non
     assert p.macs == single.macs
     # down's 8 partial sums are all-reduced once: B·S·d = 2·5·64 = 640 float32 = 2,560 bytes; nothing else moves
     assert p.ranks[5].collectives == [
-        {"kind": "all_reduce", "mesh_dim": "tp", "group_size": 8, "calls": 1, "bytes": B * S * D * 4}]
+        {"kind": "all_reduce", "mesh_dim": "tp", "group_size": 8, "calls": 1, "bytes": B * S * D * 4}
+    ]
     # weights: up 32×64 + down 64×32 = 4,096 float32 = 16,384 bytes per rank
     assert p.ranks[0].params == 4_096 and p.ranks[0].weight_bytes == 16_384
     # every rank equal by symmetry: one program counted, one report shared by the 8 ranks, and said so
@@ -91,9 +92,15 @@ def test_ranks_equal_by_symmetry_are_the_ranks_counted_apart() -> None:
     for a in apart.ranks:
         assert a.ranks == (a.rank,)
         one = shared.ranks[a.rank]
-        assert (a.macs, a.flops, a.bytes_read, a.bytes_written, a.weight_bytes, a.activation_bytes, a.collectives) \
-            == (one.macs, one.flops, one.bytes_read, one.bytes_written, one.weight_bytes, one.activation_bytes,
-                one.collectives)
+        assert (a.macs, a.flops, a.bytes_read, a.bytes_written, a.weight_bytes, a.activation_bytes, a.collectives) == (
+            one.macs,
+            one.flops,
+            one.bytes_read,
+            one.bytes_written,
+            one.weight_bytes,
+            one.activation_bytes,
+            one.collectives,
+        )
 
 
 def test_uneven_shards_are_counted_for_each_coordinate() -> None:
@@ -162,7 +169,8 @@ def test_tiny_llama_tensor_parallel_shards_projections_and_replicates_norms() ->
     # B·S·d = 2·16·64 float32 (8,192 bytes); the vocabulary-parallel loss adds 3 of B·S = 32 float32 (max, sum of
     # exponentials, target logit)
     assert p.ranks[0].collectives == [
-        {"kind": "all_reduce", "mesh_dim": "tp", "group_size": 2, "calls": 8, "bytes": 5 * 8_192 + 3 * 128}]
+        {"kind": "all_reduce", "mesh_dim": "tp", "group_size": 2, "calls": 8, "bytes": 5 * 8_192 + 3 * 128}
+    ]
 
 
 def test_tiny_llama_2d_plan_sums_to_the_single_device_train_step() -> None:
@@ -223,8 +231,14 @@ def test_layout_names_and_errors() -> None:
 def tiny_llama(batch: int = 2, layers: int = 2) -> tuple[nn.Module, torch.Tensor]:
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
-                         num_attention_heads=8, num_key_value_heads=4)
+    config = LlamaConfig(
+        vocab_size=128,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=layers,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+    )
     with torch.device("meta"):
         model = LlamaForCausalLM(config)
     return model, torch.randint(0, 128, (batch, 16))
@@ -249,8 +263,16 @@ def test_an_optimizer_factory_steps_on_the_local_shards() -> None:
 def test_a_mixtral_under_its_own_tp_plan_shards_attention_and_repeats_the_experts() -> None:
     from transformers import MixtralConfig, MixtralForCausalLM
 
-    config = MixtralConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                           num_attention_heads=8, num_key_value_heads=4, num_local_experts=4, num_experts_per_tok=2)
+    config = MixtralConfig(
+        vocab_size=128,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        num_local_experts=4,
+        num_experts_per_tok=2,
+    )
     with torch.device("meta"):
         model = MixtralForCausalLM(config)
     ids = torch.randint(0, 128, (4, 16))

@@ -11,8 +11,15 @@ transformers = pytest.importorskip("transformers")
 
 
 def test_count_with_a_parallel_plan_counts_each_rank() -> None:
-    config = transformers.LlamaConfig(vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                                      num_attention_heads=8, num_key_value_heads=8, attn_implementation="sdpa")
+    config = transformers.LlamaConfig(
+        vocab_size=128,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=8,
+        num_key_value_heads=8,
+        attn_implementation="sdpa",
+    )
     model = transformers.LlamaForCausalLM(config).eval()
     ids = {"input_ids": torch.randint(0, 128, (1, 16))}
     whole = flopwise.count(model, ids)

@@ -31,12 +31,16 @@ def test_two_stages_split_the_layers_and_send_hidden_states_each_micro_batch() -
     assert first.macs + last.macs == p.macs == single.macs
     # each micro-batch's hidden states, 2·16·64 float32 = 8,192 bytes, go forward; their gradient comes back
     hidden = 2 * T * D * 4
-    assert first.collectives == [{"kind": "recv", "mesh_dim": "pp", "group_size": 2, "calls": 2, "bytes": 2 * hidden},
-                                 {"kind": "send", "mesh_dim": "pp", "group_size": 2, "calls": 2, "bytes": 2 * hidden}]
+    assert first.collectives == [
+        {"kind": "recv", "mesh_dim": "pp", "group_size": 2, "calls": 2, "bytes": 2 * hidden},
+        {"kind": "send", "mesh_dim": "pp", "group_size": 2, "calls": 2, "bytes": 2 * hidden},
+    ]
     assert last.collectives == first.collectives
     # torch's Schedule1F1B: stage 0 warms up with one forward more than the last stage before alternating
-    assert p.pipeline_order == {0: ["0F0", "0F1", "0B0", "0B1", "0REDUCE_GRAD"],
-                                1: ["1F0", "1B0", "1F1", "1B1", "1REDUCE_GRAD"]}
+    assert p.pipeline_order == {
+        0: ["0F0", "0F1", "0B0", "0B1", "0REDUCE_GRAD"],
+        1: ["1F0", "1B0", "1F1", "1B1", "1REDUCE_GRAD"],
+    }
     assert [in_flight(p.pipeline_order[s]) for s in (0, 1)] == [2, 1]
     # stage 0 holds two micro-batches' saved activations at once, the last stage one
     assert first.activation_bytes > first.report.peak_activation_bytes  # type: ignore[operator]

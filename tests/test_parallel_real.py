@@ -26,7 +26,10 @@ def test_the_fake_group_plan_equals_a_real_two_process_run(dim: str, tmp_path: P
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run(
         [str(TORCHRUN), "--nproc-per-node", "2", "--master-port", str(free_port()), str(SCRIPT), str(tmp_path), dim],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, f"{done.stderr[:3000]}\n…\n{done.stderr[-3000:]}"
     real = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
@@ -40,7 +43,12 @@ def test_the_fake_group_plan_equals_a_real_two_process_run(dim: str, tmp_path: P
         # left out of the real count: gloo's own split and copy after each reduce-scatter (parallel_rank_step.py)
         assert counted["backend_ops"] == ["aten.split", "aten.copy_"] * counted["reduce_scatters"]
         assert counted["reduce_scatters"] == (3 if dim == "dp" else 0)  # FSDP2's units: 2 layers and the root
-        assert (mine.macs, mine.flops, mine.bytes_read, mine.bytes_written) == \
-            (counted["macs"], counted["flops"], counted["bytes_read"], counted["bytes_written"])
-        assert [[c.kind, c.mesh_dim, c.group_size, c.bytes, c.backward] for c in mine.program_collectives] == \
-            counted["collectives"]
+        assert (mine.macs, mine.flops, mine.bytes_read, mine.bytes_written) == (
+            counted["macs"],
+            counted["flops"],
+            counted["bytes_read"],
+            counted["bytes_written"],
+        )
+        assert [[c.kind, c.mesh_dim, c.group_size, c.bytes, c.backward] for c in mine.program_collectives] == counted[
+            "collectives"
+        ]

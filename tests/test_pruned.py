@@ -119,8 +119,9 @@ def test_half_the_weights_zero_shows_the_density_columns() -> None:
     header = table.splitlines()[0].split()
     assert header[-3:] == ["Density", "Effective", "MACs"]
     assert "50.0%" in table and "131 k" in table  # 131,072 / 262,144 non-zero; 131,072 effective MACs
-    assert "effective: 131,072 MACs once multiplications by zero weights are skipped (50.0% of the dense count)" \
-        in table
+    assert (
+        "effective: 131,072 MACs once multiplications by zero weights are skipped (50.0% of the dense count)" in table
+    )
 
 
 def test_density_shown_from_one_percent_of_a_module_weights_zero() -> None:

@@ -58,10 +58,18 @@ PER_ELEMENT = [  # (op, call, FLOPs per element, the dtype its FLOPs count under
     ("relu6", lambda: Q.relu6(A), 2, "int8"),  # clamp to [0, 6]: two compares on the integers
     ("clamp", lambda: Q.clamp(A, 0.0, 1.0), 2, "int8"),  # one compare per bound
     ("clamp, one bound", lambda: Q.clamp(A, 0.0), 1, "int8"),
-    ("batch_norm2d", lambda: Q.batch_norm2d(A, torch.ones(C), torch.zeros(C), torch.zeros(C), torch.ones(C), 1e-5,
-                                            0.1, 0), 4, "float32"),  # subtract, divide, scale, shift
-    ("batch_norm_relu", lambda: Q.batch_norm_relu(A, torch.ones(C), torch.zeros(C), torch.zeros(C), torch.ones(C),
-                                                  1e-5, 0.1, 0), 5, "float32"),
+    (
+        "batch_norm2d",
+        lambda: Q.batch_norm2d(A, torch.ones(C), torch.zeros(C), torch.zeros(C), torch.ones(C), 1e-5, 0.1, 0),
+        4,
+        "float32",
+    ),  # subtract, divide, scale, shift
+    (
+        "batch_norm_relu",
+        lambda: Q.batch_norm_relu(A, torch.ones(C), torch.zeros(C), torch.zeros(C), torch.ones(C), 1e-5, 0.1, 0),
+        5,
+        "float32",
+    ),
 ]
 
 
@@ -98,8 +106,11 @@ def test_quantized_norms_and_softmax_cost_their_float_ops() -> None:
 def test_pt2e_reference_ops() -> None:
     qd = torch.ops.quantized_decomposed
     x = torch.randn(4, 8)
-    r = _flops(lambda: qd.dequantize_per_tensor(qd.quantize_per_tensor(x, 0.1, 0, -128, 127, torch.int8), 0.1, 0,
-                                                -128, 127, torch.int8))
+    r = _flops(
+        lambda: qd.dequantize_per_tensor(
+            qd.quantize_per_tensor(x, 0.1, 0, -128, 127, torch.int8), 0.1, 0, -128, 127, torch.int8
+        )
+    )
     assert r.flops == 5 * 32 + 2 * 32  # quantize 5 per element (÷scale, round, +zp, 2 compares), dequantize 2
     assert _flops(lambda: qd.choose_qparams.tensor(x, -128, 127, 1e-5, torch.int8)).flops == 2 * 32  # min and max
 

@@ -152,16 +152,22 @@ def test_float16_dynamic_lstm_multiplies_in_float32(mode: str) -> None:
     assert r["0"].type == "DynamicQuantizedLSTM"
 
 
-@pytest.mark.parametrize(("layer", "x", "macs", "type_"), [
-    (nn.GRU(I, H, batch_first=True, bidirectional=True), torch.rand(B, T, I),
-     2 * T * B * 3 * H * (I + H), "DynamicQuantizedGRU"),  # 2 directions · T·B steps · 3H gates · (I + H)
-    (nn.LSTMCell(I, H), torch.rand(B, I), B * 4 * H * (I + H), "DynamicQuantizedLSTMCell"),
-    (nn.GRUCell(I, H), torch.rand(B, I), B * 3 * H * (I + H), "DynamicQuantizedGRUCell"),
-    (nn.RNNCell(I, H), torch.rand(B, I), B * H * (I + H), "DynamicQuantizedRNNCell"),
-])
+@pytest.mark.parametrize(
+    ("layer", "x", "macs", "type_"),
+    [
+        (
+            nn.GRU(I, H, batch_first=True, bidirectional=True),
+            torch.rand(B, T, I),
+            2 * T * B * 3 * H * (I + H),
+            "DynamicQuantizedGRU",
+        ),  # 2 directions · T·B steps · 3H gates · (I + H)
+        (nn.LSTMCell(I, H), torch.rand(B, I), B * 4 * H * (I + H), "DynamicQuantizedLSTMCell"),
+        (nn.GRUCell(I, H), torch.rand(B, I), B * 3 * H * (I + H), "DynamicQuantizedGRUCell"),
+        (nn.RNNCell(I, H), torch.rand(B, I), B * H * (I + H), "DynamicQuantizedRNNCell"),
+    ],
+)
 @pytest.mark.parametrize("mode", ["real", "meta"])
-def test_dynamic_quantized_gru_and_cells(layer: nn.Module, x: torch.Tensor, macs: int, type_: str,
-                                         mode: str) -> None:
+def test_dynamic_quantized_gru_and_cells(layer: nn.Module, x: torch.Tensor, macs: int, type_: str, mode: str) -> None:
     model = _dynamic(layer)
     replay.forget()  # the first count starts from empty caches (flopwise's memo, torch's fake kernels' outputs)
     first, second = (flopwise.count(model, x, mode=mode) for _ in range(2))
@@ -169,8 +175,12 @@ def test_dynamic_quantized_gru_and_cells(layer: nn.Module, x: torch.Tensor, macs
     assert first.macs == first.by_dtype()["int8"].macs == macs
     assert first["0"].type == type_
     assert first.params == sum(p.numel() for p in layer.parameters())  # the float layer's weights and biases
-    assert (first.macs, first.flops, first.bytes_read, first.params) == \
-        (second.macs, second.flops, second.bytes_read, second.params)
+    assert (first.macs, first.flops, first.bytes_read, first.params) == (
+        second.macs,
+        second.flops,
+        second.bytes_read,
+        second.params,
+    )
 
 
 @pytest.mark.parametrize("mode", ["real", "fake", "meta"])
@@ -200,8 +210,14 @@ def test_dynamic_quantized_conv(mode: str) -> None:
 @pytest.mark.parametrize("mode", ["fake", "meta"])
 def test_dynamic_int8_bert_counts_alike_in_every_mode(mode: str) -> None:
     transformers = pytest.importorskip("transformers")
-    config = transformers.BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
-                                     intermediate_size=128, vocab_size=100, max_position_embeddings=32)
+    config = transformers.BertConfig(
+        hidden_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=128,
+        vocab_size=100,
+        max_position_embeddings=32,
+    )
     torch.manual_seed(0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

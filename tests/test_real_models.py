@@ -81,8 +81,13 @@ def test_llama_decoder_with_sdpa_and_grouped_query_attention() -> None:
 
     b, s, d, inter, layers, heads, kv_heads = 2, 12, 64, 96, 2, 4, 2
     config = LlamaConfig(
-        vocab_size=128, hidden_size=d, intermediate_size=inter, num_hidden_layers=layers,
-        num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=64,
+        vocab_size=128,
+        hidden_size=d,
+        intermediate_size=inter,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=64,
     )
     config._attn_implementation = "sdpa"
     model = LlamaModel(config).eval()
@@ -106,7 +111,11 @@ def test_bert_encoder() -> None:
 
     b, s, d, inter, layers = 2, 10, 32, 64, 2
     config = BertConfig(
-        vocab_size=100, hidden_size=d, num_hidden_layers=layers, num_attention_heads=4, intermediate_size=inter,
+        vocab_size=100,
+        hidden_size=d,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=inter,
         max_position_embeddings=64,
     )
     model = BertModel(config).eval()

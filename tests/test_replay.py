@@ -19,22 +19,28 @@ transformers = pytest.importorskip("transformers")
 torchvision = pytest.importorskip("torchvision")
 
 
-
-
 def _gpt2() -> tuple[nn.Module, Any]:
     config = transformers.GPT2Config(n_layer=3, n_embd=64, n_head=4, vocab_size=100, n_positions=64)
     return transformers.GPT2Model(config).eval(), {"input_ids": torch.randint(0, 100, (2, 16))}
 
 
 def _llama_gqa() -> tuple[nn.Module, Any]:
-    config = transformers.LlamaConfig(vocab_size=100, hidden_size=64, intermediate_size=128, num_hidden_layers=3,
-                                      num_attention_heads=4, num_key_value_heads=2, attn_implementation="sdpa")
+    config = transformers.LlamaConfig(
+        vocab_size=100,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        attn_implementation="sdpa",
+    )
     return transformers.LlamaForCausalLM(config).eval(), {"input_ids": torch.randint(0, 100, (2, 16))}
 
 
 def _bert() -> tuple[nn.Module, Any]:
-    config = transformers.BertConfig(vocab_size=100, hidden_size=64, num_hidden_layers=3, num_attention_heads=4,
-                                     intermediate_size=128)
+    config = transformers.BertConfig(
+        vocab_size=100, hidden_size=64, num_hidden_layers=3, num_attention_heads=4, intermediate_size=128
+    )
     mask = torch.ones(2, 16, dtype=torch.long)
     mask[1, 12:] = 0  # padding: the mask's values are followed (shadows) outside the layers
     return transformers.BertModel(config).eval(), {"input_ids": torch.randint(0, 100, (2, 16)), "attention_mask": mask}
@@ -48,11 +54,12 @@ def _resnet50() -> tuple[nn.Module, Any]:
     return small_resnet50(batch=1)
 
 
-
 @pytest.mark.parametrize("build", [_gpt2, _llama_gqa, _bert, _vit, _resnet50], ids=lambda b: b.__name__[1:])
 @pytest.mark.parametrize("mode", ["fake", "meta"])
 def test_counts_identical_with_and_without_replays(
-    build: Callable[[], tuple[nn.Module, Any]], mode: str, replicas: list[replay.Replicas],
+    build: Callable[[], tuple[nn.Module, Any]],
+    mode: str,
+    replicas: list[replay.Replicas],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     torch.manual_seed(0)
@@ -122,7 +129,7 @@ class _Power(nn.Module):
         self.exponent = exponent
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return (x ** self.exponent).sum()  # int ** 2 stays int64; int ** 2.0 is float32: other bytes
+        return (x**self.exponent).sum()  # int ** 2 stays int64; int ** 2.0 is float32: other bytes
 
 
 class _Powers(nn.Module):
@@ -158,7 +165,8 @@ class _Twice(nn.Module):
 
 
 def test_a_call_met_before_is_made_from_the_memo_outside_repeated_blocks(
-    replicas: list[replay.Replicas], monkeypatch: pytest.MonkeyPatch,
+    replicas: list[replay.Replicas],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     model, inputs = _Twice(), (torch.rand(5, 8), torch.ones(5, dtype=torch.long))
     on = flopwise.count(model, inputs, mode="meta")
@@ -185,7 +193,8 @@ class _Cached(nn.Module):
 
 
 def test_ops_on_constants_beside_fake_tensors_replay_and_constants_alone_are_counted(
-    replicas: list[replay.Replicas], monkeypatch: pytest.MonkeyPatch,
+    replicas: list[replay.Replicas],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     model, x = nn.Sequential(_Cached(1.0), _Cached(2.0), _Cached(2.0)), torch.rand(5, 8)
     on = flopwise.count(model, x, mode="meta")

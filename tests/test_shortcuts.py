@@ -27,8 +27,16 @@ def figures(r: flopwise.Report) -> tuple[Any, ...]:
     """Every figure a report gives, through the public API: totals, rows and operators (to_dict), each op call,
     the split by dtype, effective MACs overall and per module, activation and weight memory, warnings."""
     rows = tuple((name, r[name].macs, r[name].flops, r[name].effective_macs) for name in r.modules)
-    return (r.to_dict(), r.calls, r.by_dtype(), r.effective_macs, rows, r.peak_activation_bytes, r.param_bytes,
-            r.warnings)
+    return (
+        r.to_dict(),
+        r.calls,
+        r.by_dtype(),
+        r.effective_macs,
+        rows,
+        r.peak_activation_bytes,
+        r.param_bytes,
+        r.warnings,
+    )
 
 
 def same_in_every_mode(model: nn.Module, x: Any) -> flopwise.Report:
@@ -83,8 +91,9 @@ def _global_counter() -> int:
 
 
 def test_a_global_counter_choosing_the_work_is_followed() -> None:
-    model = Stack([Square(_global_counter) for _ in range(3)], before=lambda i: CALLS.__setitem__(0, 0) if i == 0
-                  else None)
+    model = Stack(
+        [Square(_global_counter) for _ in range(3)], before=lambda i: CALLS.__setitem__(0, 0) if i == 0 else None
+    )
     r = same_in_every_mode(model, torch.rand(T, D))
     assert r.macs == (1 + 2 + 1) * MM  # calls 1, 2, 3: one, two, one product
 
@@ -108,8 +117,9 @@ def test_a_closure_counter_choosing_the_work_is_followed() -> None:
 
 def test_a_namespace_shared_by_the_blocks_and_set_by_the_parent_is_followed() -> None:
     context = types.SimpleNamespace(repeats=1)
-    model = Stack([Square(lambda: context.repeats) for _ in range(3)],
-                  before=lambda i: setattr(context, "repeats", i + 1))
+    model = Stack(
+        [Square(lambda: context.repeats) for _ in range(3)], before=lambda i: setattr(context, "repeats", i + 1)
+    )
     r = same_in_every_mode(model, torch.rand(T, D))
     assert r.macs == (1 + 2 + 3) * MM  # block i applies its product i + 1 times
 
@@ -148,8 +158,9 @@ class Switched(nn.Module):
 
 
 def test_autocast_on_odd_blocks_counts_their_products_in_bfloat16() -> None:
-    model = Switched([nn.Linear(D, D) for _ in range(4)],
-                     lambda i: torch.autocast("cpu", dtype=torch.bfloat16, enabled=i % 2 == 1))
+    model = Switched(
+        [nn.Linear(D, D) for _ in range(4)], lambda i: torch.autocast("cpu", dtype=torch.bfloat16, enabled=i % 2 == 1)
+    )
     r = same_in_every_mode(model, torch.rand(T, D))
     split = r.by_dtype()
     assert split["float32"].macs == 2 * MM  # blocks 0 and 2: T·D·D each
@@ -175,8 +186,9 @@ def test_the_math_attention_backend_on_odd_blocks_is_followed() -> None:
 
 
 def test_grad_mode_switched_per_encoder_layer_takes_the_path_a_real_run_takes() -> None:
-    layers = [nn.TransformerEncoderLayer(D, 2, dim_feedforward=64, batch_first=True, dropout=0.0).eval()
-              for _ in range(4)]
+    layers = [
+        nn.TransformerEncoderLayer(D, 2, dim_feedforward=64, batch_first=True, dropout=0.0).eval() for _ in range(4)
+    ]
     model = Switched(layers, lambda i: torch.set_grad_enabled(i % 2 == 0))
     r = same_in_every_mode(model, torch.rand(1, T, D))
     fused = sum(call.op == "aten._transformer_encoder_layer_fwd" for call in r.calls)
@@ -343,8 +355,15 @@ def test_hooks_of_the_user_see_every_block() -> None:
 
 def test_counts_from_several_threads_at_once_are_each_right() -> None:
     transformers = pytest.importorskip("transformers")
-    config = transformers.LlamaConfig(vocab_size=100, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                      num_attention_heads=4, num_key_value_heads=2, attn_implementation="sdpa")
+    config = transformers.LlamaConfig(
+        vocab_size=100,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        attn_implementation="sdpa",
+    )
     model = transformers.LlamaForCausalLM(config).eval()
     ids = torch.randint(0, 100, (1, 12))
     expected = {mode: figures(flopwise.count(model, {"input_ids": ids}, mode=mode)) for mode in ("real", "fake")}
@@ -412,9 +431,10 @@ class Generated(nn.Module):
         COUNTER.repeats = 1
         for i, block in enumerate(self.blocks):
             with _state(self.states[i], i):
-                y = block(x[: self.rows[i]].to(self.dtypes[i]) if self.dtypes[i] != torch.float32 else
-                          x[: self.rows[i]])
-            x = torch.cat([y.float(), x[self.rows[i]:]])
+                y = block(
+                    x[: self.rows[i]].to(self.dtypes[i]) if self.dtypes[i] != torch.float32 else x[: self.rows[i]]
+                )
+            x = torch.cat([y.float(), x[self.rows[i] :]])
         return x
 
 
@@ -425,8 +445,10 @@ def stacks(draw: st.DrawFn) -> tuple[list[str], list[str], list[int], list[torch
     kinds = [kind if draw(st.booleans()) else draw(st.sampled_from(BLOCKS)) for _ in range(n)]
     states = draw(st.lists(st.sampled_from(STATES), min_size=n, max_size=n))
     rows = [T if kinds[i] == "attend" else draw(st.sampled_from([T, T // 2])) for i in range(n)]
-    dtypes = [torch.float32 if kinds[i] != "linear" else draw(st.sampled_from([torch.float32, torch.float64]))
-              for i in range(n)]
+    dtypes = [
+        torch.float32 if kinds[i] != "linear" else draw(st.sampled_from([torch.float32, torch.float64]))
+        for i in range(n)
+    ]
     return kinds, states, rows, dtypes
 
 

@@ -30,8 +30,9 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def gpt2(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("sweep")
-    config = transformers.GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50, n_positions=256,
-                                     bos_token_id=0, eos_token_id=0)
+    config = transformers.GPT2Config(
+        n_layer=1, n_embd=32, n_head=2, vocab_size=50, n_positions=256, bos_token_id=0, eos_token_id=0
+    )
     config.architectures = ["GPT2LMHeadModel"]
     config.save_pretrained(root)
     return root
@@ -47,8 +48,20 @@ def test_parse_sweep() -> None:
 
 
 def test_sweep_table_json_and_plot_equal_direct_counts(gpt2: Path, tmp_path: Path) -> None:
-    done = run(f"hf:{gpt2}", "--tokens", "1x16", "--sweep", "seq=16:256:x2", "--sweep", "batch=1,3",
-               "--format", "json", "--plot", str(tmp_path / "sweep.png"), "-q")
+    done = run(
+        f"hf:{gpt2}",
+        "--tokens",
+        "1x16",
+        "--sweep",
+        "seq=16:256:x2",
+        "--sweep",
+        "batch=1,3",
+        "--format",
+        "json",
+        "--plot",
+        str(tmp_path / "sweep.png"),
+        "-q",
+    )
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert "exact polynomial fit in seq, batch" in doc["note"]
@@ -60,7 +73,11 @@ def test_sweep_table_json_and_plot_equal_direct_counts(gpt2: Path, tmp_path: Pat
     for p in points[::3]:  # batch 1 takes its own path in the mask; both are checked
         direct = flopwise.count(model, torch.zeros(p["batch"], p["seq"], dtype=torch.long), mode="fake")
         assert (p["macs"], p["flops"], p["bytes_read"], p["bytes_written"]) == (
-            direct.macs, direct.flops, direct.bytes_read, direct.bytes_written), p
+            direct.macs,
+            direct.flops,
+            direct.bytes_read,
+            direct.bytes_written,
+        ), p
     assert (tmp_path / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -75,11 +92,20 @@ def test_sweep_table_and_usage_errors(gpt2: Path) -> None:
     assert alone.returncode == 2 and "--plot goes with --sweep" in alone.stderr
 
 
-def test_sweep_past_the_sliding_window_counts_and_marks_those_sizes(tmp_path: Path,
-                                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    config = transformers.MistralConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                                        num_attention_heads=4, num_key_value_heads=2, vocab_size=100, sliding_window=8,
-                                        bos_token_id=0, eos_token_id=0)
+def test_sweep_past_the_sliding_window_counts_and_marks_those_sizes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = transformers.MistralConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=100,
+        sliding_window=8,
+        bos_token_id=0,
+        eos_token_id=0,
+    )
     config.architectures = ["MistralForCausalLM"]
     config.save_pretrained(tmp_path)
     spec = f"hf:{tmp_path}"
@@ -91,7 +117,11 @@ def test_sweep_past_the_sliding_window_counts_and_marks_those_sizes(tmp_path: Pa
     for p in doc["points"]:
         direct = flopwise.count(model, torch.zeros(1, p["seq"], dtype=torch.long), mode="fake")
         assert (p["macs"], p["flops"], p["bytes_read"], p["bytes_written"]) == (
-            direct.macs, direct.flops, direct.bytes_read, direct.bytes_written), p
+            direct.macs,
+            direct.flops,
+            direct.bytes_read,
+            direct.bytes_written,
+        ), p
     assert doc["points"][-1]["bytes_read"] == 24_711_201  # the polynomial of the run said 10,792·1000 + 87,184
     assert cli_main([spec, "--tokens", "1x4", "--sweep", "seq=6,1000", "-q"]) == 0
     table = capsys.readouterr().out

@@ -23,7 +23,12 @@ def same_as_direct(report: Any, model: nn.Module, make: Any, mode: str = "fake",
     direct = flopwise.count(model, make(**sizes), mode=mode)
     at = report.at(**sizes)
     assert (at.macs, at.flops, at.bytes_read, at.bytes_written, at.params) == (
-        direct.macs, direct.flops, direct.bytes_read, direct.bytes_written, direct.params), sizes
+        direct.macs,
+        direct.flops,
+        direct.bytes_read,
+        direct.bytes_written,
+        direct.params,
+    ), sizes
 
 
 def test_two_linear_layers_by_hand() -> None:
@@ -97,12 +102,24 @@ def test_transformers_are_quadratic_in_sequence_length(name: str) -> None:
         config: Any = transformers.GPT2Config(n_layer=layers, n_embd=d, n_head=2, vocab_size=50, n_positions=128)
         model: nn.Module = transformers.GPT2LMHeadModel(config)
     elif name == "llama":  # grouped-query attention: 4 query heads share 2 key/value heads
-        config = transformers.LlamaConfig(hidden_size=d, intermediate_size=64, num_hidden_layers=layers,
-                                          num_attention_heads=4, num_key_value_heads=2, vocab_size=100)
+        config = transformers.LlamaConfig(
+            hidden_size=d,
+            intermediate_size=64,
+            num_hidden_layers=layers,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            vocab_size=100,
+        )
         model = transformers.LlamaForCausalLM(config)
     else:
-        config = transformers.BertConfig(vocab_size=100, hidden_size=d, num_hidden_layers=layers, num_attention_heads=4,
-                                         intermediate_size=64, max_position_embeddings=128)
+        config = transformers.BertConfig(
+            vocab_size=100,
+            hidden_size=d,
+            num_hidden_layers=layers,
+            num_attention_heads=4,
+            intermediate_size=64,
+            max_position_embeddings=128,
+        )
         model = transformers.BertModel(config)
     model.eval()
     report = flopwise.count(model, tokens(2, 16), mode="fake", symbolic=TEXT)
@@ -180,8 +197,11 @@ def test_given_inputs_far_out_are_the_far_check() -> None:
     # themselves, while 10 tokens are not far enough out (3·(2 + 1 + 2) + 2 = 17): one more count. A fit by counting
     # is also checked at 4,097 tokens (a multiple of no power of two: padding to a multiple shows there)
     assert (far.counts, near.counts) == (1 + 4 + 1 + 1, 1 + 4 + 1 + 1 + 1)
-    assert far.checks == ("seq = 40", "seq = 4,097 (a size that is a multiple of no power of two)",
-                          "seq = 1 (one step: its own path, or the same polynomial)")
+    assert far.checks == (
+        "seq = 40",
+        "seq = 4,097 (a size that is a multiple of no power of two)",
+        "seq = 1 (one step: its own path, or the same polynomial)",
+    )
     assert far.at(seq=40).macs == flopwise.count(linear, torch.rand(1, 40, 8)).macs == 40 * 8 * 4
     assert far.at(seq=40).source == "counted"  # a fit by counting answers what it counted, and counts the rest
     assert far.at(seq=123).macs == 123 * 8 * 4 and far.counts == 7  # (`counts`: those the fit took)
@@ -222,10 +242,17 @@ def test_padding_to_a_multiple_of_64_is_no_silent_constant() -> None:
 
 def test_masked_sliding_window_is_counted_past_the_window() -> None:
     window, d, layers, vocab, inner = 64, 32, 2, 100, 64
-    config = transformers.MistralConfig(hidden_size=d, intermediate_size=inner, num_hidden_layers=layers,
-                                        num_attention_heads=4, num_key_value_heads=2, vocab_size=vocab,
-                                        sliding_window=window, max_position_embeddings=2048,
-                                        attn_implementation="sdpa")
+    config = transformers.MistralConfig(
+        hidden_size=d,
+        intermediate_size=inner,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=vocab,
+        sliding_window=window,
+        max_position_embeddings=2048,
+        attn_implementation="sdpa",
+    )
     with torch.device("meta"):
         model = transformers.MistralForCausalLM(config).eval()
 

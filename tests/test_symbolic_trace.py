@@ -18,8 +18,14 @@ L, D, HEADS, KV, INNER, VOCAB = 2, 32, 4, 2, 64, 100  # a tiny Llama with groupe
 
 
 def llama_on_meta() -> nn.Module:
-    config = transformers.LlamaConfig(hidden_size=D, intermediate_size=INNER, num_hidden_layers=L,
-                                      num_attention_heads=HEADS, num_key_value_heads=KV, vocab_size=VOCAB)
+    config = transformers.LlamaConfig(
+        hidden_size=D,
+        intermediate_size=INNER,
+        num_hidden_layers=L,
+        num_attention_heads=HEADS,
+        num_key_value_heads=KV,
+        vocab_size=VOCAB,
+    )
     with torch.device("meta"):
         return transformers.LlamaForCausalLM(config).eval()
 
@@ -53,8 +59,12 @@ def test_the_traced_count_is_the_count_of_the_given_inputs() -> None:
     assert traced.peak_activation_bytes == plain.peak_activation_bytes  # replays declare their storages' bytes
     for name, row in plain.modules.items():
         other = traced.modules[name]
-        assert (other.cost, other.calls, other.input_shapes, other.output_shapes) == \
-            (row.cost, row.calls, row.input_shapes, row.output_shapes), name
+        assert (other.cost, other.calls, other.input_shapes, other.output_shapes) == (
+            row.cost,
+            row.calls,
+            row.input_shapes,
+            row.output_shapes,
+        ), name
     assert traced.inputs == plain.inputs == "input_ids=1×64 int64"
 
 
@@ -111,18 +121,31 @@ def test_a_run_past_a_branch_stands_only_past_it() -> None:
     report = flopwise.count(model, torch.zeros(1, 40, 8), mode="fake", symbolic={"seq": 1})
     assert report.guards == ("seq > 16",)  # the branch the traced run took
     assert report.polynomials["macs"] == 128 * seq and report.variables[0].minimum == 17  # fitted on 17, 18, …
-    for length, macs, source in ((12, 64 * 12, "counted"), (16, 64 * 16, "counted"), (17, 128 * 17, "traced"),
-                                 (1000, 128 * 1000, "traced")):
+    for length, macs, source in (
+        (12, 64 * 12, "counted"),
+        (16, 64 * 16, "counted"),
+        (17, 128 * 17, "traced"),
+        (1000, 128 * 1000, "traced"),
+    ):
         at = report.at(seq=length)
         assert at.values == direct(model, length) and (at.macs, at.source) == (macs, source), length
 
 
 def sliding_window_on_meta(family: str, window: int) -> nn.Module:
-    options = dict(hidden_size=D, intermediate_size=INNER, num_hidden_layers=L, num_attention_heads=HEADS,
-                   num_key_value_heads=KV, vocab_size=VOCAB, sliding_window=window, attn_implementation="sdpa")
+    options = dict(
+        hidden_size=D,
+        intermediate_size=INNER,
+        num_hidden_layers=L,
+        num_attention_heads=HEADS,
+        num_key_value_heads=KV,
+        vocab_size=VOCAB,
+        sliding_window=window,
+        attn_implementation="sdpa",
+    )
     if family == "qwen2":  # every layer slides its window
-        config: transformers.PretrainedConfig = transformers.Qwen2Config(**options, use_sliding_window=True,
-                                                                          max_window_layers=0)
+        config: transformers.PretrainedConfig = transformers.Qwen2Config(
+            **options, use_sliding_window=True, max_window_layers=0
+        )
         kind: type[nn.Module] = transformers.Qwen2ForCausalLM
     else:
         config, kind = transformers.MistralConfig(**options), transformers.MistralForCausalLM
@@ -176,8 +199,14 @@ def test_a_data_dependent_value_counts_each_size() -> None:
 
 
 def test_real_mode_counts_once_and_takes_the_trace_only_where_it_agrees() -> None:
-    config = transformers.LlamaConfig(hidden_size=D, intermediate_size=INNER, num_hidden_layers=L,
-                                      num_attention_heads=HEADS, num_key_value_heads=KV, vocab_size=VOCAB)
+    config = transformers.LlamaConfig(
+        hidden_size=D,
+        intermediate_size=INNER,
+        num_hidden_layers=L,
+        num_attention_heads=HEADS,
+        num_key_value_heads=KV,
+        vocab_size=VOCAB,
+    )
     model = transformers.LlamaForCausalLM(config).eval()  # real weights: the count of the given inputs is real
 
     def real_ids(length: int) -> dict[str, torch.Tensor]:

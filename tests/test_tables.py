@@ -68,7 +68,12 @@ def test_self_rows_at_every_level_and_own_parameters():
     report = flopwise.count(Outer(), torch.rand(3, 4), convention="contractions")
     rows = tree_rows(report, depth=None)
     assert [(r.label, r.depth) for r in rows] == [
-        ("Outer (total)", 0), ("inner", 1), ("proj", 2), (SELF, 2), ("head", 1), (SELF, 1),
+        ("Outer (total)", 0),
+        ("inner", 1),
+        ("proj", 2),
+        (SELF, 2),
+        ("head", 1),
+        (SELF, 1),
     ]
     inner_self, outer_self = rows[3], rows[5]
     assert (inner_self.name, inner_self.macs, inner_self.params) == ("inner", 3 * 3 * 4, 0)  # M·N·K of y·yᵀ
@@ -90,23 +95,32 @@ def test_modules_that_do_no_own_work_get_no_self_row():
     assert SELF not in [r.label for r in tree_rows(report)]
 
 
-@pytest.mark.parametrize(("value", "text"), [
-    (8_030_261_248, "8.03 B"),  # Llama-3-8B
-    (25_557_032, "25.6 M"),  # ResNet-50
-    (255_690, "256 k"),  # the guides' SimpleConv
-    (999, "999"),
-    (999_500, "1 M"),  # rounds up into the next prefix
-    (1_750_000_000_000, "1.75 T"),
-    (0, "0"),
-])
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (8_030_261_248, "8.03 B"),  # Llama-3-8B
+        (25_557_032, "25.6 M"),  # ResNet-50
+        (255_690, "256 k"),  # the guides' SimpleConv
+        (999, "999"),
+        (999_500, "1 M"),  # rounds up into the next prefix
+        (1_750_000_000_000, "1.75 T"),
+        (0, "0"),
+    ],
+)
 def test_parameters_as_people_write_them(value, text):
     assert count_text(value) == text
 
 
 def test_llama_3_8b_prints_8_03_b_parameters():
     transformers = pytest.importorskip("transformers")
-    config = transformers.LlamaConfig(vocab_size=128256, hidden_size=4096, intermediate_size=14336,
-                                      num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8)
+    config = transformers.LlamaConfig(
+        vocab_size=128256,
+        hidden_size=4096,
+        intermediate_size=14336,
+        num_hidden_layers=32,
+        num_attention_heads=32,
+        num_key_value_heads=8,
+    )
     with torch.device("meta"):
         model = transformers.LlamaForCausalLM(config)
     report = flopwise.count(model, {"input_ids": torch.zeros(1, 2, dtype=torch.long)}, mode="meta")
@@ -132,13 +146,16 @@ def test_cli_table_footer_gives_weight_and_activation_memory(capsys):
     assert memory == {"weights": weights, "weights_by_dtype": {"float32": weights}, "peak_activations": peak}
 
 
-@pytest.mark.parametrize(("value", "text"), [
-    (1023, "1023 B"),
-    (1024, "1 KiB"),
-    (1536, "1.5 KiB"),  # 1.5 × 1024
-    (12_582_912, "12 MiB"),  # 12 × 1024²
-    (3 * 1024**3 + 512 * 1024**2, "3.5 GiB"),
-])
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (1023, "1023 B"),
+        (1024, "1 KiB"),
+        (1536, "1.5 KiB"),  # 1.5 × 1024
+        (12_582_912, "12 MiB"),  # 12 × 1024²
+        (3 * 1024**3 + 512 * 1024**2, "3.5 GiB"),
+    ],
+)
 def test_bytes_in_binary_units(value, text):
     assert binary_bytes(value) == text
 
@@ -173,8 +190,11 @@ def test_each_module_keeps_the_shapes_of_its_first_call(mode):
     assert (fc.input_shapes, fc.output_shapes, fc.calls) == (((1, 28, 28),), ((1, 28, 28),), 3)
     assert report[""].output_shapes == ((1, 16, 28, 28), (1, 28, 28))  # both outputs of the tuple, in order
     doc = report.to_dict()["modules"]
-    assert (doc[1]["name"], doc[1]["input_shapes"], doc[1]["output_shapes"]) == ("conv", [[1, 3, 28, 28]],
-                                                                                 [[1, 16, 28, 28]])
+    assert (doc[1]["name"], doc[1]["input_shapes"], doc[1]["output_shapes"]) == (
+        "conv",
+        [[1, 3, 28, 28]],
+        [[1, 16, 28, 28]],
+    )
 
 
 def test_shape_columns_are_opt_in():

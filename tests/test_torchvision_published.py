@@ -30,11 +30,17 @@ import torchvision_published as published  # noqa: E402
 
 ALL = os.environ.get("FLOPWISE_TORCHVISION_PUBLISHED") == "all"
 SAMPLE = {  # one or two small models of each family, and the builder options that change the architecture
-    "resnet18.IMAGENET1K_V1", "mobilenet_v3_small.IMAGENET1K_V1", "googlenet.IMAGENET1K_V1",
+    "resnet18.IMAGENET1K_V1",
+    "mobilenet_v3_small.IMAGENET1K_V1",
+    "googlenet.IMAGENET1K_V1",
     "vit_b_16.IMAGENET1K_SWAG_E2E_V1",  # image_size 384 from the weights
-    "lraspp_mobilenet_v3_large.COCO_WITH_VOC_LABELS_V1", "fcn_resnet50.COCO_WITH_VOC_LABELS_V1",  # aux head
-    "r3d_18.KINETICS400_V1", "raft_small.C_T_V2", "quantized_mobilenet_v3_large.IMAGENET1K_QNNPACK_V1",
-    "ssdlite320_mobilenet_v3_large.COCO_V1", "fasterrcnn_mobilenet_v3_large_320_fpn.COCO_V1",
+    "lraspp_mobilenet_v3_large.COCO_WITH_VOC_LABELS_V1",
+    "fcn_resnet50.COCO_WITH_VOC_LABELS_V1",  # aux head
+    "r3d_18.KINETICS400_V1",
+    "raft_small.C_T_V2",
+    "quantized_mobilenet_v3_large.IMAGENET1K_QNNPACK_V1",
+    "ssdlite320_mobilenet_v3_large.COCO_V1",
+    "fasterrcnn_mobilenet_v3_large_320_fpn.COCO_V1",
 }
 CASES = [case for case in published.cases() if ALL or case.id in SAMPLE]
 
@@ -42,8 +48,11 @@ CASES = [case for case in published.cases() if ALL or case.id in SAMPLE]
 def test_the_sample_covers_every_family() -> None:
     every = published.cases()
     assert len(every) >= 160  # 166 weights entries with `_ops` in torchvision 0.29
-    assert {c.family for c in CASES} == {c.family for c in every} == {
-        "classification", "quantization", "segmentation", "detection", "video", "optical_flow"}
+    assert (
+        {c.family for c in CASES}
+        == {c.family for c in every}
+        == {"classification", "quantization", "segmentation", "detection", "video", "optical_flow"}
+    )
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if c.compares], ids=lambda c: c.id)
@@ -77,8 +86,9 @@ FASTER_RCNN_INPUT = ([torch.rand(3, 512, 512)],)
 
 
 def _faster_rcnn() -> torch.nn.Module:
-    return torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(weights=None,
-                                                                               weights_backbone=None).eval()
+    return torchvision.models.detection.fasterrcnn_mobilenet_v3_large_320_fpn(
+        weights=None, weights_backbone=None
+    ).eval()
 
 
 def test_faster_rcnn_counts_completely_in_real_and_fake_mode() -> None:
@@ -91,8 +101,12 @@ def test_faster_rcnn_counts_completely_in_real_and_fake_mode() -> None:
     assert {"torchvision.nms", "torchvision.roi_align"} <= set(real.operator_calls())
     # the proposals depend on the weights: the fake count meets a data-dependent op and counts again for real
     assert any("counting again in real mode" in w for w in fake.warnings), fake.warnings
-    assert (fake.macs, fake.flops, fake.bytes_read, fake.bytes_written) == \
-        (real.macs, real.flops, real.bytes_read, real.bytes_written)
+    assert (fake.macs, fake.flops, fake.bytes_read, fake.bytes_written) == (
+        real.macs,
+        real.flops,
+        real.bytes_read,
+        real.bytes_written,
+    )
 
 
 def test_faster_rcnn_on_the_meta_device_says_it_needs_weights_in_one_line() -> None:

@@ -121,7 +121,10 @@ def test_checkpoint_recompute_is_its_own_phase() -> None:
     # Linear (its ReLU output feeds the second Linear's weight gradient), not the second
     report = flopwise.count(Checkpointed(False), torch.randn(N, K1), step="train")
     assert phase_macs(report) == {
-        "forward": forward, "backward": 2 * forward - N * K1 * M1, "optimizer": 0, "recompute": N * K1 * M1,
+        "forward": forward,
+        "backward": 2 * forward - N * K1 * M1,
+        "optimizer": 0,
+        "recompute": N * K1 * M1,
     }
     # reentrant checkpointing reruns the whole block; x requires grad, so the first input gradient is computed
     x = torch.randn(N, K1, requires_grad=True)
@@ -139,8 +142,12 @@ def test_counting_a_user_loop_by_phase() -> None:
         optimizer.step()
         optimizer.zero_grad()
     forward = N * K1 * M1 + N * M1 * M2
-    assert phase_macs(c.report) == {"forward": forward, "backward": 2 * forward - N * K1 * M1, "optimizer": 0,
-                                    "recompute": 0}
+    assert phase_macs(c.report) == {
+        "forward": forward,
+        "backward": 2 * forward - N * K1 * M1,
+        "optimizer": 0,
+        "recompute": 0,
+    }
     assert c.report.phases["optimizer"].flops == 2 * PARAMS  # p.add_(g, alpha=−lr): a multiply and an add
     assert_phases_sum(c.report)
 
@@ -277,8 +284,12 @@ def test_a_closure_inside_optimizer_step_keeps_its_forward_and_backward() -> Non
     with flopwise.counting(step="train", model=model) as c:
         optimizer.step(closure)  # Lightning and LBFGS run forward and backward inside Optimizer.step
     forward = N * K1 * M1 + N * M1 * M2
-    assert phase_macs(c.report) == {"forward": forward, "backward": 2 * forward - N * K1 * M1, "optimizer": 0,
-                                    "recompute": 0}
+    assert phase_macs(c.report) == {
+        "forward": forward,
+        "backward": 2 * forward - N * K1 * M1,
+        "optimizer": 0,
+        "recompute": 0,
+    }
     # the loss (outside any module) runs inside the step: N·M2 − 1 adds counted with the optimizer, beside
     # the update p − lr·g (2 per parameter element)
     assert c.report.phases["optimizer"].flops == (N * M2 - 1) + 2 * PARAMS

@@ -26,9 +26,26 @@ CLASSIFICATION = torchvision.models.list_models(module=torchvision.models)
 SEGMENTATION = torchvision.models.list_models(module=torchvision.models.segmentation)
 BACKWARD_EVERYWHERE = os.environ.get("FLOPWISE_FULL_ZOO") == "1"
 BACKWARD_FAMILIES = {
-    "alexnet", "convnext_tiny", "densenet121", "efficientnet_b0", "efficientnet_v2_s", "googlenet", "inception_v3",
-    "maxvit_t", "mnasnet0_5", "mobilenet_v2", "mobilenet_v3_small", "regnet_y_400mf", "resnet18", "resnext50_32x4d",
-    "shufflenet_v2_x0_5", "squeezenet1_0", "swin_v2_t", "vgg11_bn", "vit_b_32", "wide_resnet50_2",
+    "alexnet",
+    "convnext_tiny",
+    "densenet121",
+    "efficientnet_b0",
+    "efficientnet_v2_s",
+    "googlenet",
+    "inception_v3",
+    "maxvit_t",
+    "mnasnet0_5",
+    "mobilenet_v2",
+    "mobilenet_v3_small",
+    "regnet_y_400mf",
+    "resnet18",
+    "resnext50_32x4d",
+    "shufflenet_v2_x0_5",
+    "squeezenet1_0",
+    "swin_v2_t",
+    "vgg11_bn",
+    "vit_b_32",
+    "wide_resnet50_2",
 }
 
 
@@ -66,19 +83,25 @@ def _image_size(name: str) -> int:
 
 # Batch 2 at 224×224, by hand: a convolution costs H_out·W_out·K·K·C_in·C_out, a Linear in·out per row.
 HAND_COUNTED = {
-    "alexnet": 2 * (
+    "alexnet": 2
+    * (
         55 * 55 * 11 * 11 * 3 * 64  # 11×11 stride 4 padding 2: (224 + 2·2 − 11) // 4 + 1 = 55
         + 27 * 27 * 5 * 5 * 64 * 192  # after a 3×3 stride-2 max pool: (55 − 3) // 2 + 1 = 27; padding 2 keeps it
         + 13 * 13 * 3 * 3 * (192 * 384 + 384 * 256 + 256 * 256)  # pooled to (27 − 3) // 2 + 1 = 13; three 3×3
-        + 256 * 6 * 6 * 4096 + 4096 * 4096 + 4096 * 1000  # pooled to 6×6 (the adaptive pool keeps it); classifier
+        + 256 * 6 * 6 * 4096
+        + 4096 * 4096
+        + 4096 * 1000  # pooled to 6×6 (the adaptive pool keeps it); classifier
     ),  # 2 × 714,188,480 (torchvision's own figure: 0.71 G)
-    "vgg11": 2 * (
+    "vgg11": 2
+    * (
         224 * 224 * 3 * 3 * 3 * 64  # 3×3 convolutions with padding 1 keep the size; each max pool halves it
         + 112 * 112 * 3 * 3 * 64 * 128
         + 56 * 56 * 3 * 3 * (128 * 256 + 256 * 256)
         + 28 * 28 * 3 * 3 * (256 * 512 + 512 * 512)
         + 14 * 14 * 3 * 3 * (512 * 512 + 512 * 512)
-        + 512 * 7 * 7 * 4096 + 4096 * 4096 + 4096 * 1000  # 7×7 after the fifth pool; classifier
+        + 512 * 7 * 7 * 4096
+        + 4096 * 4096
+        + 4096 * 1000  # 7×7 after the fifth pool; classifier
     ),  # 2 × 7,609,090,048 (torchvision's own figure: 7.61 G)
 }
 
@@ -122,9 +145,20 @@ def _transformers_cases() -> dict[str, tuple[Any, Any, dict[str, Any]]]:
     t = transformers
     text = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64, vocab_size=100)
     vision = {k: v for k, v in text.items() if k != "vocab_size"}
-    seq2seq = dict(d_model=32, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
-                   decoder_attention_heads=4, encoder_ffn_dim=64, decoder_ffn_dim=64, vocab_size=100,
-                   pad_token_id=1, bos_token_id=2, eos_token_id=3, decoder_start_token_id=2)
+    seq2seq = dict(
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        vocab_size=100,
+        pad_token_id=1,
+        bos_token_id=2,
+        eos_token_id=3,
+        decoder_start_token_id=2,
+    )
     ids = torch.randint(4, 100, (2, 16))
     decoder_ids = torch.randint(4, 100, (2, 8))
     pixels = torch.randn(2, 3, 32, 32)
@@ -133,27 +167,35 @@ def _transformers_cases() -> dict[str, tuple[Any, Any, dict[str, Any]]]:
         "roberta (encoder)": (t.RobertaModel, t.RobertaConfig(**text), {"input_ids": ids}),
         "albert (encoder)": (t.AlbertModel, t.AlbertConfig(**text, embedding_size=16), {"input_ids": ids}),
         "distilbert (encoder)": (
-            t.DistilBertModel, t.DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=64, vocab_size=100),
+            t.DistilBertModel,
+            t.DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=64, vocab_size=100),
             {"input_ids": ids},
         ),
-        "gpt2 (decoder)": (t.GPT2Model, t.GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=100),
-                           {"input_ids": ids}),
+        "gpt2 (decoder)": (
+            t.GPT2Model,
+            t.GPT2Config(n_embd=32, n_layer=2, n_head=4, vocab_size=100),
+            {"input_ids": ids},
+        ),
         "llama (decoder)": (t.LlamaModel, t.LlamaConfig(**text, num_key_value_heads=2), {"input_ids": ids}),
         "mistral (decoder)": (t.MistralModel, t.MistralConfig(**text, num_key_value_heads=2), {"input_ids": ids}),
         "qwen2 (decoder)": (t.Qwen2Model, t.Qwen2Config(**text, num_key_value_heads=2), {"input_ids": ids}),
         "t5 (encoder-decoder)": (
-            t.T5Model, t.T5Config(d_model=32, d_ff=64, num_layers=2, num_heads=4, d_kv=8, vocab_size=100),
+            t.T5Model,
+            t.T5Config(d_model=32, d_ff=64, num_layers=2, num_heads=4, d_kv=8, vocab_size=100),
             {"input_ids": ids, "decoder_input_ids": decoder_ids},
         ),
         "bart (encoder-decoder)": (t.BartModel, t.BartConfig(**seq2seq), {"input_ids": ids}),
         "vit (vision)": (t.ViTModel, t.ViTConfig(**vision, image_size=32, patch_size=8), {"pixel_values": pixels}),
         "swin (vision)": (
-            t.SwinModel, t.SwinConfig(image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2],
-                                      window_size=4),
+            t.SwinModel,
+            t.SwinConfig(image_size=32, patch_size=4, embed_dim=16, depths=[1, 1], num_heads=[2, 2], window_size=4),
             {"pixel_values": pixels},
         ),
-        "convnext (vision)": (t.ConvNextModel, t.ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2),
-                              {"pixel_values": pixels}),
+        "convnext (vision)": (
+            t.ConvNextModel,
+            t.ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2),
+            {"pixel_values": pixels},
+        ),
         "clip (vision-text)": (
             t.CLIPModel,
             t.CLIPConfig(text_config=text, vision_config=dict(**vision, image_size=32, patch_size=8)),
@@ -166,17 +208,35 @@ def _transformers_cases() -> dict[str, tuple[Any, Any, dict[str, Any]]]:
         ),
         "wav2vec2 (speech)": (
             t.Wav2Vec2Model,
-            t.Wav2Vec2Config(**vision, conv_dim=(16, 16), conv_stride=(5, 2), conv_kernel=(10, 3),
-                             num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4),
+            t.Wav2Vec2Config(
+                **vision,
+                conv_dim=(16, 16),
+                conv_stride=(5, 2),
+                conv_kernel=(10, 3),
+                num_conv_pos_embeddings=16,
+                num_conv_pos_embedding_groups=4,
+            ),
             {"input_values": torch.randn(2, 400)},
         ),
     }
 
 
 TRANSFORMERS = [
-    "bert (encoder)", "roberta (encoder)", "albert (encoder)", "distilbert (encoder)", "gpt2 (decoder)",
-    "llama (decoder)", "mistral (decoder)", "qwen2 (decoder)", "t5 (encoder-decoder)", "bart (encoder-decoder)",
-    "vit (vision)", "swin (vision)", "convnext (vision)", "clip (vision-text)", "whisper (speech)",
+    "bert (encoder)",
+    "roberta (encoder)",
+    "albert (encoder)",
+    "distilbert (encoder)",
+    "gpt2 (decoder)",
+    "llama (decoder)",
+    "mistral (decoder)",
+    "qwen2 (decoder)",
+    "t5 (encoder-decoder)",
+    "bart (encoder-decoder)",
+    "vit (vision)",
+    "swin (vision)",
+    "convnext (vision)",
+    "clip (vision-text)",
+    "whisper (speech)",
     "wav2vec2 (speech)",
 ]
 

@@ -41,8 +41,14 @@ def test_timm_families_are_one_per_module() -> None:
     assert families["resnet"] in timm.list_models(module="resnet")
 
 
-SAMPLE = ["diffusers UNet2DConditionModel", "diffusers AutoencoderKL", "diffusers DiTTransformer2DModel",
-          "transformers CLIP", "transformers Mixtral (eager experts)", "transformers Qwen2-MoE (grouped_mm experts)"]
+SAMPLE = [
+    "diffusers UNet2DConditionModel",
+    "diffusers AutoencoderKL",
+    "diffusers DiTTransformer2DModel",
+    "transformers CLIP",
+    "transformers Mixtral (eager experts)",
+    "transformers Qwen2-MoE (grouped_mm experts)",
+]
 
 
 @pytest.mark.parametrize("name", SAMPLE)

@@ -15,10 +15,24 @@ import zoo_hf  # noqa: E402
 import zoo_table  # noqa: E402
 
 OLD = {"suite": "transformers", "model": "bart", "status": "crash", "run": "2026-11-24", "note": "RuntimeError: x | y"}
-NEW = {"suite": "transformers", "model": "bart", "status": "ok", "run": "2026-12-04", "macs": 1_234, "meta_s": 0.5,
-       "mode": "meta"}
-TIMM = {"suite": "timm", "model": "resnet18", "status": "ok", "run": "2026-11-24", "macs": 5, "real_s": 1.0,
-        "fake_s": 2.0}
+NEW = {
+    "suite": "transformers",
+    "model": "bart",
+    "status": "ok",
+    "run": "2026-12-04",
+    "macs": 1_234,
+    "meta_s": 0.5,
+    "mode": "meta",
+}
+TIMM = {
+    "suite": "timm",
+    "model": "resnet18",
+    "status": "ok",
+    "run": "2026-11-24",
+    "macs": 5,
+    "real_s": 1.0,
+    "fake_s": 2.0,
+}
 
 
 def test_an_earlier_table_reads_back_as_its_rows(tmp_path) -> None:
@@ -47,9 +61,11 @@ def test_a_sweep_in_parts_selects_by_name_by_position_and_skips_what_is_done() -
 def test_an_error_the_models_own_code_raises_is_told_apart_from_a_crash() -> None:
     transformers = pytest.importorskip("transformers")
     errors = {}
-    for name, call in {"own check": lambda: transformers.AutoConfig.for_model("no-such-model"),  # a ValueError there
-                       "torch": lambda: torch.ones(2) @ torch.ones(3),  # a RuntimeError in torch
-                       "missing": lambda: torch.nn.Linear(2, 2)()}.items():  # forward() missing an argument
+    for name, call in {
+        "own check": lambda: transformers.AutoConfig.for_model("no-such-model"),  # a ValueError there
+        "torch": lambda: torch.ones(2) @ torch.ones(3),  # a RuntimeError in torch
+        "missing": lambda: torch.nn.Linear(2, 2)(),
+    }.items():  # forward() missing an argument
         try:
             call()
         except Exception as error:  # noqa: BLE001 - each call raises; which kind is the point

@@ -17,7 +17,7 @@ def _starting_the_command_line() -> bool:
     if _os.path.basename(argv0) in ("flopwise", "flopwise.exe", "flopwise-script.py"):
         return True
     orig = getattr(_sys, "orig_argv", [])
-    return argv0 == "-m" and "-m" in orig and orig[orig.index("-m") + 1:][:1] == ["flopwise"]
+    return argv0 == "-m" and "-m" in orig and orig[orig.index("-m") + 1 :][:1] == ["flopwise"]
 
 
 def _import_api() -> None:

@@ -106,8 +106,13 @@ def counting(
 
 
 @contextlib.contextmanager
-def counting_on_fakes(model: torch.nn.Module, fake: FakeTensorMode, convention: str | Convention = "default",
-                      inputs: str = "", attention: str | None = None) -> Iterator[Counting]:
+def counting_on_fakes(
+    model: torch.nn.Module,
+    fake: FakeTensorMode,
+    convention: str | Convention = "default",
+    inputs: str = "",
+    attention: str | None = None,
+) -> Iterator[Counting]:
     """counting() over code that runs `model` on fake tensors of `fake` (count_generate's decode steps), with the
     values of input-only tensors followed and the shortcuts of a shape-only count: replays and the memo."""
     rules = resolve(convention)
@@ -138,8 +143,9 @@ def counting_traced(model: torch.nn.Module, trace: Trace, convention: Convention
 
 
 @contextlib.contextmanager
-def _session(stack: ModuleStack, run: RunState, model: torch.nn.Module | None, inputs: str,
-             step: str = "forward") -> Iterator[Counting]:
+def _session(
+    stack: ModuleStack, run: RunState, model: torch.nn.Module | None, inputs: str, step: str = "forward"
+) -> Iterator[Counting]:
     """The counting mode over a block, with `run` as its state: what counting() and count() share."""
     session = Counting()
     mode = CountingMode(stack, run)
@@ -158,8 +164,10 @@ def _session(stack: ModuleStack, run: RunState, model: torch.nn.Module | None, i
         report.moe.extend(experts.layers(stack.names, {n: m for m, n in stack.names.items()}))
         estimated = [layer.name for layer in report.moe if layer.estimate]
         if estimated:  # said where every view shows it (table footer, JSON), not only inside report.moe
-            said = f"mixture of experts ({', '.join(estimated)}): tokens per expert are an estimate under " \
+            said = (
+                f"mixture of experts ({', '.join(estimated)}): tokens per expert are an estimate under "
                 f"{BALANCED}; count the model with weights (mode='real') for the routing a run takes"
+            )
             report = dataclasses.replace(report, warnings=[*report.warnings, said])
         if run.replicas is not None:
             report = dataclasses.replace(report, shortcuts=Shortcuts(run.replicas.replayed, run.replicas.recalled))
@@ -208,14 +216,31 @@ def count(
     each rank runs under that plan instead, on torch's fake process group: a `ParallelPlan` (flopwise.parallel).
     """
     if parallel is not None:
-        options = dict(mode=mode, convention=convention, overrides=overrides, step=step, loss_fn=loss_fn,
-                       optimizer=optimizer, symbolic=symbolic, attention=attention, shortcuts=shortcuts)
+        options = dict(
+            mode=mode,
+            convention=convention,
+            overrides=overrides,
+            step=step,
+            loss_fn=loss_fn,
+            optimizer=optimizer,
+            symbolic=symbolic,
+            attention=attention,
+            shortcuts=shortcuts,
+        )
         planned = PLANNERS["parallel"](model, inputs, parallel, parallelize_fn, **options)
         return cast(Report, planned)  # a ParallelPlan (flopwise.parallel): typed as the Report most callers get
     if symbolic is not None:  # one run with symbolic sizes, else several plain counts; fitted and checked
+
         def count_at(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Report:
-            return count(model, kwargs or args, mode=mode,  # inputs are all positional or all keyword
-                         convention=convention, overrides=overrides, attention=attention, shortcuts=shortcuts)
+            return count(
+                model,
+                kwargs or args,
+                mode=mode,  # inputs are all positional or all keyword
+                convention=convention,
+                overrides=overrides,
+                attention=attention,
+                shortcuts=shortcuts,
+            )
 
         real = mode == "real" and not on_meta(model)  # traced on fake CPU tensors, checked against the real count
 
@@ -226,8 +251,14 @@ def count(
         from .symbolic.region import config_limits  # a fit by counting is checked past the config's limits
 
         script = isinstance(model, torch.jit.ScriptModule)
-        return fit_symbolic(count_at, symbolic, *split_inputs(inputs), None if script else traced,
-                            check_trace=real, limits=config_limits(model))
+        return fit_symbolic(
+            count_at,
+            symbolic,
+            *split_inputs(inputs),
+            None if script else traced,
+            check_trace=real,
+            limits=config_limits(model),
+        )
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"count() expects an nn.Module as its first argument, got {type(model).__name__}")
     if mode not in MODES:
@@ -254,8 +285,10 @@ def count(
             raise NeedsData(error.op, error.module, meta_inputs, error.reason) from None
         needed = f"{error.op} in module {error.module or '(root)'!r}, which {error.reason}"
     report = _count(model, args, kwargs, "real", convention, overrides, attention, shortcuts)
-    said = f"mode={mode!r} met {needed}: counting again in real mode with the model's weights, so data-dependent " \
+    said = (
+        f"mode={mode!r} met {needed}: counting again in real mode with the model's weights, so data-dependent "
         "paths follow them"
+    )
     return dataclasses.replace(report, warnings=[said, *report.warnings])
 
 
@@ -274,9 +307,16 @@ SWAP, FAKE_SWAP = "_apply(): Couldn't swap", "needs real parameters (torch canno
 
 
 def _count(
-    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str,
-    convention: str | Convention, overrides: dict[Any, Formula | None] | None, attention: str | None = None,
-    shortcuts: bool = True, scalars: bool = False, trace: Trace | None = None,
+    model: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    mode: str,
+    convention: str | Convention,
+    overrides: dict[Any, Formula | None] | None,
+    attention: str | None = None,
+    shortcuts: bool = True,
+    scalars: bool = False,
+    trace: Trace | None = None,
 ) -> Report:
     """One count, one at a time in this process (a shape-only count swaps the model's parameters for fake ones, a
     real one puts back what forward wrote: another thread must not see either). `scalars`: answer torch.tensor([…])
@@ -287,9 +327,16 @@ def _count(
 
 
 def _count_alone(
-    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str,
-    convention: str | Convention, overrides: dict[Any, Formula | None] | None, attention: str | None,
-    shortcuts: bool, scalars: bool, trace: Trace | None,
+    model: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    mode: str,
+    convention: str | Convention,
+    overrides: dict[Any, Formula | None] | None,
+    attention: str | None,
+    shortcuts: bool,
+    scalars: bool,
+    trace: Trace | None,
 ) -> Report:
     notes: list[str] = []
     script = isinstance(model, torch.jit.ScriptModule)  # its parameters cannot be swapped: it runs as found
@@ -297,8 +344,13 @@ def _count_alone(
         mode = "fake"
         notes.append("a TorchScript module cannot move to the meta device: counted on fake tensors instead")
     shapes_only = mode == "fake" or (mode == "meta" and not script)  # meta: fake tensors on the CPU (prepare.py)
-    fake = CpuFakeTensorMode(allow_non_fake_inputs=True) if shapes_only and trace is None else \
-        trace.fake if trace is not None else None
+    fake = (
+        CpuFakeTensorMode(allow_non_fake_inputs=True)
+        if shapes_only and trace is None
+        else trace.fake
+        if trace is not None
+        else None
+    )
     values = Values() if fake is not None else None
     described = describe_inputs(args, kwargs)
     if trace is not None:  # symbolic sizes: no input values to follow (a value that needs them breaks the trace)
@@ -316,8 +368,11 @@ def _count_alone(
     stack = ModuleStack({model: ""})
     named = {op_name(op): fn for op, fn in (overrides or {}).items()}
     # replays and the memo: shape-only counts with shortcuts, not under attention="masked" (mask values count)
-    replicas = Replicas(model, fake, lambda: stack.current, values, rules, bool(named)) \
-        if shortcuts and fake is not None and values is not None and state is not None and not rules.masked else None
+    replicas = (
+        Replicas(model, fake, lambda: stack.current, values, rules, bool(named))
+        if shortcuts and fake is not None and values is not None and state is not None and not rules.masked
+        else None
+    )
     run = RunState(rules, named, guard if guard.watching else None, values, replicas, trace, tuple(notes))
     with rng_preserved(), torch.no_grad(), fake or contextlib.nullcontext(), collector_paused(shapes_only):
         with _session(stack, run, model, described) as session:
@@ -355,8 +410,9 @@ def _count_alone(
     report = session.report
     if values is not None and values.answered:
         answered = ", ".join(f"{op} ×{n}" for op, n in values.answered.items())
-        said = f"{mode} mode: data-dependent values ({answered}) were computed from the real inputs, as a real run " \
-            "gives"
+        said = (
+            f"{mode} mode: data-dependent values ({answered}) were computed from the real inputs, as a real run gives"
+        )
         report = dataclasses.replace(report, warnings=[*report.warnings, said])
     return with_effective(report, model)
 

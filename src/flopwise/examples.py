@@ -82,16 +82,24 @@ def guide_examples() -> list[GuideExample]:
     a = torch.randn(1, 10, 256, generator=generator)
     return [
         GuideExample(
-            "SimpleLinearModel", SimpleLinearModel(), torch.randn(1, 10, generator=generator),
-            515, {"fc1": 10 * 20, "fc2": 20 * 15, "fc3": 15 * 1},
+            "SimpleLinearModel",
+            SimpleLinearModel(),
+            torch.randn(1, 10, generator=generator),
+            515,
+            {"fc1": 10 * 20, "fc2": 20 * 15, "fc3": 15 * 1},
         ),
         GuideExample(
-            "SimpleConv", SimpleConv(), torch.rand(1, 1, 28, 28, generator=generator),
-            3_976_448, {"conv1": 28 * 28 * 3 * 3 * 1 * 16, "conv2": 28 * 28 * 3 * 3 * 16 * 32, "fc": 32 * 28 * 28 * 10},
+            "SimpleConv",
+            SimpleConv(),
+            torch.rand(1, 1, 28, 28, generator=generator),
+            3_976_448,
+            {"conv1": 28 * 28 * 3 * 3 * 1 * 16, "conv2": 28 * 28 * 3 * 3 * 16 * 32, "fc": 32 * 28 * 28 * 10},
         ),
         GuideExample(
-            "SimpleAttentionBlock", SimpleAttentionBlock(256, 8), (a, a.clone(), a.clone(), None),
-            2_672_640, {"values": 10 * 256 * 256, "keys": 10 * 256 * 256, "queries": 10 * 256 * 256,
-                        "fc_out": 10 * 256 * 256},
+            "SimpleAttentionBlock",
+            SimpleAttentionBlock(256, 8),
+            (a, a.clone(), a.clone(), None),
+            2_672_640,
+            {"values": 10 * 256 * 256, "keys": 10 * 256 * 256, "queries": 10 * 256 * 256, "fc_out": 10 * 256 * 256},
         ),
     ]

@@ -91,7 +91,8 @@ FUSED_BN = Convention(
 
 # Kept for users of the former name: the default convention with attention="masked" (any mask, not only causal).
 CAUSAL = Convention(
-    "causal", "the default with attention=\"masked\": attention counts only the query–key pairs its mask keeps",
+    "causal",
+    'the default with attention="masked": attention counts only the query–key pairs its mask keeps',
     masked=True,
 )
 ATTENTION = ("dense", "masked")
@@ -103,6 +104,7 @@ def with_attention(convention: Convention, attention: str) -> Convention:
         raise ValueError(f"attention must be one of {', '.join(ATTENTION)}, got {attention!r}")
     masked = attention == "masked"
     return convention if convention.masked == masked else convention.with_options(masked=masked)
+
 
 PRESETS: dict[str, Convention] = {
     c.name: c for c in (DEFAULT, CONTRACTIONS, MAC_AS_FLOP, EXACT, NO_BIAS, FUSED_BN, CAUSAL)

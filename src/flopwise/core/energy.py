@@ -118,8 +118,10 @@ class EnergyEstimate:
 
     def __str__(self) -> str:
         low, high = self.total_j
-        text = (f"ESTIMATE {low:.3g}–{high:.3g} J (arithmetic {self.compute_j:.3g} J, DRAM {self.memory_j[0]:.3g}–"
-                f"{self.memory_j[1]:.3g} J; {self.source})")
+        text = (
+            f"ESTIMATE {low:.3g}–{high:.3g} J (arithmetic {self.compute_j:.3g} J, DRAM {self.memory_j[0]:.3g}–"
+            f"{self.memory_j[1]:.3g} J; {self.source})"
+        )
         return "; ".join([text, *self.notes, *self.left_out.values()])
 
 
@@ -133,8 +135,10 @@ def estimate_by_dtype(costs: dict[str, Cost]) -> EnergyEstimate:
         if energy is None:
             energy = Energy(0.0, _dram_j(cost.bytes))
             if cost.macs or cost.flops:
-                left_out[dtype] = (f"{dtype} arithmetic left out ({cost.macs:,} MACs, {cost.flops:,} FLOPs): "
-                                   f"{SOURCE} gives no figure for {dtype}")
+                left_out[dtype] = (
+                    f"{dtype} arithmetic left out ({cost.macs:,} MACs, {cost.flops:,} FLOPs): "
+                    f"{SOURCE} gives no figure for {dtype}"
+                )
         by_dtype[dtype] = energy
     notes = tuple(_PJ[d][2] for d in costs if d in _PJ and _PJ[d][2])
     return EnergyEstimate(by_dtype, left_out, notes)

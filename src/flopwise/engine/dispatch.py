@@ -85,7 +85,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         if replicas is None or self._nested:
             return self._dispatch(func, args, kwargs)
         out, call, inputs = replicas.replay(func, args, kwargs)  # a run with symbolic sizes: keys compare
-        if out is not MISS:                                        # expressions, outputs declare their bytes
+        if out is not MISS:  # expressions, outputs declare their bytes
             if inputs is not None:
                 self.memory.record(inputs, tensors_in(out), replicas.declared)
             if self.trace is not None:
@@ -107,11 +107,22 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         assert self.replicas is not None
         name, plan, writes = self._plan_for(func)
         quantized = name.startswith(("quantized.", "aten.quantized_"))
-        replayable = plan not in (UNKNOWN, _HOP) and "out" not in kwargs and name not in OUTPUT_RULES and \
-            not quantized and name not in VARLEN_OFFSETS  # a varlen op's cost follows its offsets' values
+        replayable = (
+            plan not in (UNKNOWN, _HOP)
+            and "out" not in kwargs
+            and name not in OUTPUT_RULES
+            and not quantized
+            and name not in VARLEN_OFFSETS
+        )  # a varlen op's cost follows its offsets' values
         # in place: writes its first argument and returns it, sizes unchanged (no view op such as unsqueeze_)
-        in_place = replayable and func._schema.is_mutable and bool(args) and out is args[0] and \
-            tuple(i for i, _ in writes) == (0,) and torch.Tag.inplace_view not in func.tags
+        in_place = (
+            replayable
+            and func._schema.is_mutable
+            and bool(args)
+            and out is args[0]
+            and tuple(i for i, _ in writes) == (0,)
+            and torch.Tag.inplace_view not in func.tags
+        )
         # a schema that writes nothing but running statistics (batch norm's) writes only in training, unguarded here
         replayable = replayable and (in_place or not func._schema.is_mutable)
         self.replicas.record(func, args, kwargs, out, self.calls[start:], replayable, plan is not VIEW, in_place)
@@ -129,7 +140,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             if out is not NotImplemented:
                 return out
         if self.values is None or self.trace is not None:  # a traced run follows no values: a data-dependent
-            out = self._run(func, name, args, kwargs)      # one breaks it (counter.py then counts each size)
+            out = self._run(func, name, args, kwargs)  # one breaks it (counter.py then counts each size)
         elif name in REAL_ONLY:  # a shape-only count meets a result fake tensors cannot hold: count.py runs it real
             raise NeedsData(name, self.modules.current, reason=REAL_ONLY[name])
         else:
@@ -216,9 +227,7 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.unsupported[name][module] += 1
         self.calls.append(OpCall(name, module, ZERO))
 
-    def _record(
-        self, func: Any, name: str, plan: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any
-    ) -> None:
+    def _record(self, func: Any, name: str, plan: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         module = self.modules.current
         if plan is VIEW:
             self.calls.append(OpCall(name, module, ZERO))
@@ -244,8 +253,11 @@ class CountingMode(TorchDispatchMode):  # type: ignore[no-untyped-call]
             key = (key, kept, tuple(sorted((lengths or {}).items())))  # another mask or other sequences: another count
         costed = self._costed.get(key) if key is not None else None
         if costed is None:
-            costed = trace.cost_at(key) if trace is not None else \
-                cost_call(self.convention, plan, out, args, extra, inputs, outputs, (name, kept), lengths)
+            costed = (
+                trace.cost_at(key)
+                if trace is not None
+                else cost_call(self.convention, plan, out, args, extra, inputs, outputs, (name, kept), lengths)
+            )
             if key is not None:
                 self._costed[key] = costed
         work, cost, shapes, dtype = costed

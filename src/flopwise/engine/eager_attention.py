@@ -26,9 +26,25 @@ from ..shapes_only.values import Values, known_value
 CONTRACTIONS = {"aten.bmm", "aten.mm", "aten.matmul"}
 SOFTMAX = {"aten._softmax", "aten._safe_softmax", "aten.softmax"}
 # ops that carry scores on unchanged in layout: views, casts, scaling, soft-capping, dropout
-CARRY = {"aten.view", "aten._unsafe_view", "aten.reshape", "aten.expand", "aten.clone", "aten.contiguous",
-         "aten._to_copy", "aten.to", "aten.mul", "aten.div", "aten.tanh", "aten.native_dropout", "aten.dropout",
-         "aten.alias", "aten.detach", "aten.unsqueeze", "aten.squeeze"}
+CARRY = {
+    "aten.view",
+    "aten._unsafe_view",
+    "aten.reshape",
+    "aten.expand",
+    "aten.clone",
+    "aten.contiguous",
+    "aten._to_copy",
+    "aten.to",
+    "aten.mul",
+    "aten.div",
+    "aten.tanh",
+    "aten.native_dropout",
+    "aten.dropout",
+    "aten.alias",
+    "aten.detach",
+    "aten.unsqueeze",
+    "aten.squeeze",
+}
 UNKNOWN_MASK = "eager attention: the values of its mask are unknown here; its pairs are counted dense"
 
 
@@ -56,8 +72,9 @@ class EagerAttention:
             if scores is not None and scores.probabilities:
                 self._finish(scores, calls)
             elif isinstance(out, torch.Tensor) and out.dim() >= 2:
-                self._set(out, Scores(len(calls) - 1, int(first.shape[-1]) if first is not None else 0, None,
-                                      False, False))
+                self._set(
+                    out, Scores(len(calls) - 1, int(first.shape[-1]) if first is not None else 0, None, False, False)
+                )
             return
         if scores is None and name == "aten.add" and len(args) > 1:
             scores = self._get(args[1])
@@ -130,8 +147,9 @@ class EagerAttention:
     def _with_pairs(self, call: OpCall, kept: int, width: int, letter: str) -> OpCall:
         note = f"dense: every query–key pair is counted; attention='masked' counts the K = {kept:,} pairs kept"
         work = dataclasses.replace(call.work, masked_macs=Term(f"K·{letter}", **{"K": kept, letter: width}), note=note)
-        cost = Cost(self.convention.macs(work), self.convention.flops(work), call.cost.bytes_read,
-                    call.cost.bytes_written)
+        cost = Cost(
+            self.convention.macs(work), self.convention.flops(work), call.cost.bytes_read, call.cost.bytes_written
+        )
         return call._replace(work=work, cost=cost)
 
     def _get(self, t: Any) -> Scores | None:

@@ -49,8 +49,9 @@ def hop_name(func: torch._ops.HigherOrderOperator) -> str:
     return f"higher_order.{func._name}"
 
 
-def run_hop(mode: CountingMode, func: torch._ops.HigherOrderOperator, args: tuple[Any, ...],
-            kwargs: dict[str, Any]) -> Any:
+def run_hop(
+    mode: CountingMode, func: torch._ops.HigherOrderOperator, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     name = func._name  # by name: importing torch._higher_order_ops would slow down `import flopwise`
     if name == "flex_attention":
         return _flex(mode, func, args, kwargs)
@@ -82,15 +83,17 @@ def fullgraph_tolerated() -> Iterator[None]:
         set_fullgraph_compiled_frame_count(before)
 
 
-def _costed(mode: CountingMode, func: torch._ops.HigherOrderOperator, work: Work, args: tuple[Any, ...],
-            kwargs: dict[str, Any]) -> Any:
+def _costed(
+    mode: CountingMode, func: torch._ops.HigherOrderOperator, work: Work, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     out = func(*args, **kwargs)
     mode.record_work(hop_name(func), work, [a for a in args if isinstance(a, torch.Tensor)], out)
     return out
 
 
-def _flex(mode: CountingMode, func: torch._ops.HigherOrderOperator, args: tuple[Any, ...],
-          kwargs: dict[str, Any]) -> Any:
+def _flex(
+    mode: CountingMode, func: torch._ops.HigherOrderOperator, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     query, key, value, score_mod, block_mask, *_ = args
     score_buffers = args[7] if len(args) > 7 else kwargs.get("score_mod_other_buffers", ())
     mask_buffers = args[8] if len(args) > 8 else kwargs.get("mask_mod_other_buffers", ())
@@ -126,8 +129,9 @@ def _one_call_flops(mode: CountingMode, fn: Callable[..., Any], args: tuple[Any,
     return sum(f.term.value for call in probe for f in call.work.flops)
 
 
-def _cond(mode: CountingMode, pred: Any, true_fn: Callable[..., Any], false_fn: Callable[..., Any],
-          operands: Any) -> Any:
+def _cond(
+    mode: CountingMode, pred: Any, true_fn: Callable[..., Any], false_fn: Callable[..., Any], operands: Any
+) -> Any:
     try:
         take = bool(pred)
     except Exception:  # a fake or meta predicate has no value
@@ -136,16 +140,18 @@ def _cond(mode: CountingMode, pred: Any, true_fn: Callable[..., Any], false_fn: 
         return (true_fn if take else false_fn)(*operands)
 
 
-def _costlier_branch(mode: CountingMode, true_fn: Callable[..., Any], false_fn: Callable[..., Any],
-                     operands: tuple[Any, ...]) -> Any:
+def _costlier_branch(
+    mode: CountingMode, true_fn: Callable[..., Any], false_fn: Callable[..., Any], operands: tuple[Any, ...]
+) -> Any:
     start, unsupported = len(mode.calls), _copy(mode.unsupported)
     runs = []
     for branch in (true_fn, false_fn):
         with mode:
             out = branch(*operands)
         calls = mode.calls[start:]
-        runs.append((sum(c.cost.flops for c in calls), sum(c.cost.macs for c in calls), out, calls,
-                     _copy(mode.unsupported)))
+        runs.append(
+            (sum(c.cost.flops for c in calls), sum(c.cost.macs for c in calls), out, calls, _copy(mode.unsupported))
+        )
         del mode.calls[start:]
         mode.unsupported.clear()
         mode.unsupported.update(_copy(unsupported))
@@ -165,8 +171,9 @@ def _copy(unsupported: dict[str, Counter[str]]) -> dict[str, Counter[str]]:
     return {op: Counter(where) for op, where in unsupported.items()}
 
 
-def _while_loop(mode: CountingMode, func: torch._ops.HigherOrderOperator, args: tuple[Any, ...],
-                kwargs: dict[str, Any]) -> Any:
+def _while_loop(
+    mode: CountingMode, func: torch._ops.HigherOrderOperator, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     cond_fn, body_fn, carried, additional = args[:4]
     start = len(mode.calls)
     try:
@@ -188,8 +195,9 @@ def _while_loop(mode: CountingMode, func: torch._ops.HigherOrderOperator, args: 
     return values
 
 
-def _out_dtype(mode: CountingMode, func: torch._ops.HigherOrderOperator, args: tuple[Any, ...],
-               kwargs: dict[str, Any]) -> Any:
+def _out_dtype(
+    mode: CountingMode, func: torch._ops.HigherOrderOperator, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     """out_dtype(op, dtype, *args): `op` computed with a wider result (int8 × int8 → int32); costed by op's formula."""
     op, _, *op_args = args
     fn = lookup(op_name(op), mode.overrides) if isinstance(op, torch._ops.OpOverload) else False
@@ -201,8 +209,9 @@ def _out_dtype(mode: CountingMode, func: torch._ops.HigherOrderOperator, args: t
     return out
 
 
-def _generic(mode: CountingMode, func: torch._ops.HigherOrderOperator, args: tuple[Any, ...],
-             kwargs: dict[str, Any]) -> Any:
+def _generic(
+    mode: CountingMode, func: torch._ops.HigherOrderOperator, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
     def counted(fn: Callable[..., Any]) -> Callable[..., Any]:
         def run(*a: Any, **k: Any) -> Any:
             with mode:

@@ -56,8 +56,9 @@ def block_mask_pairs(block_mask: tuple[Any, ...], b: int, h: int, known: Values 
         return _blocks(partial, full, b, h, q_block, kv_block, known)
 
 
-def _blocks(partial: Any, full: Any, b: int, h: int, q_block: int, kv_block: int,
-            known: Values | None) -> tuple[int, int, int] | None:
+def _blocks(
+    partial: Any, full: Any, b: int, h: int, q_block: int, kv_block: int, known: Values | None
+) -> tuple[int, int, int] | None:
     blocks = 0
     for counts in (partial, full):
         if counts is None:

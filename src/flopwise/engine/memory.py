@@ -41,8 +41,11 @@ def packed_weights(module: torch.nn.Module) -> list[torch.Tensor]:
             tensors = [*found["weight"].values(), *found["bias"].values()]
         else:
             return []
-        return [(t.half() if t.is_floating_point() and t.dim() > 1 else t).detach()  # packed weights are not trained
-                for t in tensors if isinstance(t, torch.Tensor)]
+        return [
+            (t.half() if t.is_floating_point() and t.dim() > 1 else t).detach()  # packed weights are not trained
+            for t in tensors
+            if isinstance(t, torch.Tensor)
+        ]
 
 
 def param_memory(modules: Iterable[torch.nn.Module]) -> dict[str, int]:
@@ -77,8 +80,9 @@ class ActivationMemory:
         # weak references whose callback frees the storage's bytes (far cheaper than weakref.finalize)
         self._watching: dict[weakref.ref[Any], int] = {}
 
-    def record(self, inputs: list[torch.Tensor], outputs: list[torch.Tensor],
-               declared: dict[int | None, int] | None = None) -> None:
+    def record(
+        self, inputs: list[torch.Tensor], outputs: list[torch.Tensor], declared: dict[int | None, int] | None = None
+    ) -> None:
         """After an op (not a view): outputs whose storage is new become live until it is freed. `declared`:
         bytes of storages made without them (replay.py, with symbolic sizes), taken instead of the storage's."""
         existing = {storage_key(t) for t in inputs}

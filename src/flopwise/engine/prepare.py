@@ -36,8 +36,13 @@ def on_meta(model: torch.nn.Module) -> bool:
 
 
 def prepare(
-    model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], mode: str, fake: FakeTensorMode | None,
-    script: bool = False, values: Values | None = None,
+    model: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    mode: str,
+    fake: FakeTensorMode | None,
+    script: bool = False,
+    values: Values | None = None,
 ) -> tuple[dict[str, torch.Tensor] | None, tuple[Any, ...], dict[str, Any]]:
     """The parameters and buffers the model runs with (None: its own, watched by a `StateGuard`), and the inputs
     as the count's mode needs them. A TorchScript module (`script`) always runs its own parameters."""

@@ -43,9 +43,14 @@ class StateGuard:
                 self._storages.setdefault(key, []).append((name, t))
                 self._versions.append((name, t, t._version, t.data_ptr(), t.detach()))
         self._attributes = [
-            (name, module, dict(vars(module)),  # its own dicts too: restoring compares the others only
-             dict(module._parameters), dict(module._buffers),
-             {k: dict(v) for k, v in vars(module).items() if type(v) is dict and k not in _OWN_DICTS})  # caches
+            (
+                name,
+                module,
+                dict(vars(module)),  # its own dicts too: restoring compares the others only
+                dict(module._parameters),
+                dict(module._buffers),
+                {k: dict(v) for k, v in vars(module).items() if type(v) is dict and k not in _OWN_DICTS},
+            )  # caches
             for name, module in model.named_modules(remove_duplicate=False)
             if not isinstance(module, torch.jit.ScriptModule)  # TorchScript keeps its attributes in C++
         ]
@@ -81,14 +86,19 @@ class StateGuard:
             warnings += _restore_attributes(name, module, attributes)
             for key, contents in dicts.items():
                 now = vars(module).get(key)
-                if type(now) is dict and (now.keys() != contents.keys() or any(now[k] is not v for k, v in
-                                                                               contents.items())):
+                if type(now) is dict and (
+                    now.keys() != contents.keys() or any(now[k] is not v for k, v in contents.items())
+                ):
                     now.clear()
                     now.update(contents)
-                    warnings.append(f"forward wrote into the dict {key!r} of module {name or '(root)'!r} (a cache?) "
-                                    "during the count; restored")
-            for kind, now, before in (("parameter", module._parameters, parameters), ("buffer", module._buffers,
-                                                                                       buffers)):
+                    warnings.append(
+                        f"forward wrote into the dict {key!r} of module {name or '(root)'!r} (a cache?) "
+                        "during the count; restored"
+                    )
+            for kind, now, before in (
+                ("parameter", module._parameters, parameters),
+                ("buffer", module._buffers, buffers),
+            ):
                 if now.keys() != before.keys() or any(now[k] is not v for k, v in before.items()):
                     now.clear()
                     now.update(before)

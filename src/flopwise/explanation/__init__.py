@@ -37,7 +37,8 @@ Report.register_view("explain", render_explanation)
 Report.register_view("explain_by_module", explain_by_module)  # read by the HTML report, which sits beside explain/
 
 
-def explain(model: nn.Module, inputs: Any = (), *, depth: int | None = None, fmt: str = "text",
-            **count_kwargs: Any) -> str:
+def explain(
+    model: nn.Module, inputs: Any = (), *, depth: int | None = None, fmt: str = "text", **count_kwargs: Any
+) -> str:
     """Count `model` on `inputs` (as `flopwise.count`, same keyword arguments) and explain the count."""
     return render_explanation(count(model, inputs, **count_kwargs), depth=depth, fmt=fmt)

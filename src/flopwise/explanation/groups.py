@@ -15,6 +15,7 @@ _CONTRACTIONS = {"aten.mm", "aten.bmm", "aten.baddbmm", "aten.addmm", "aten.matm
 _SOFTMAX = {"aten._softmax", "aten.softmax", "aten._safe_softmax"}
 _SCORE_ADJUSTMENTS = {"elementwise", "mask", "scale"}  # ops allowed between QKᵀ, softmax and AV
 
+
 @dataclass(frozen=True)
 class CallLine:
     call: OpCall
@@ -85,10 +86,7 @@ def _title(report: Report, name: str) -> tuple[str, str]:
 
 def build_groups(report: Report, depth: int | None = None) -> list[Group]:
     """Consecutive costed calls of the same module (at `depth`) form a group, in the order they ran."""
-    shown = [
-        i for i, c in enumerate(report.calls)
-        if c.cost.macs or c.cost.flops or c.op in report.unsupported_where
-    ]
+    shown = [i for i, c in enumerate(report.calls) if c.cost.macs or c.cost.flops or c.op in report.unsupported_where]
     hints = _attention_hints(report, shown)
     raw: list[tuple[str, list[tuple[int, int]]]] = []  # (group, [(call index, repeat)])
     for i in shown:
@@ -98,8 +96,12 @@ def build_groups(report: Report, depth: int | None = None) -> list[Group]:
         entries = raw[-1][1]
         if entries:
             last = report.calls[entries[-1][0]]
-            if (last.op, last.module, last.work, last.cost) == (call.op, call.module, call.work, call.cost) and \
-                    hints.get(i) == hints.get(entries[-1][0]):
+            if (last.op, last.module, last.work, last.cost) == (
+                call.op,
+                call.module,
+                call.work,
+                call.cost,
+            ) and hints.get(i) == hints.get(entries[-1][0]):
                 entries[-1] = (entries[-1][0], entries[-1][1] + 1)
                 continue
         entries.append((i, 1))
@@ -112,17 +114,22 @@ def build_groups(report: Report, depth: int | None = None) -> list[Group]:
         for i, repeat in entries:
             call = report.calls[i]
             macs = report.convention.macs_term(call.work)
-            where = call.module[len(name):].lstrip(".") if name else call.module
+            where = call.module[len(name) :].lstrip(".") if name else call.module
             hint = hints.get(i, "")
             label = (f"[{where}] " if where else "") + call.op + (f" ({hint})" if hint else "")
             alone = call.module and len(ops_in[call.module]) == 1
             short = hint or (call.module if alone else f"{call.module} {call.op}".strip())
-            lines.append(CallLine(
-                call, label, short, repeat,
-                term_step(macs) if macs is not None else None,
-                flops_step(call.work, report.convention),
-                call.op in report.unsupported_where,
-                tuple(uncounted(call.work, report.convention)),
-            ))
+            lines.append(
+                CallLine(
+                    call,
+                    label,
+                    short,
+                    repeat,
+                    term_step(macs) if macs is not None else None,
+                    flops_step(call.work, report.convention),
+                    call.op in report.unsupported_where,
+                    tuple(uncounted(call.work, report.convention)),
+                )
+            )
         groups.append(Group(name, *_title(report, name), tuple(lines)))
     return groups

@@ -90,41 +90,57 @@ def _notes(style: Text, report: Report, groups: list[Group]) -> list[str]:
     out = []
     left_out = {k: v for k, v in kinds.items() if v and not rules.counts(k)}
     if left_out:
-        out.append(f"Not counted under '{rules.name}': " + ", ".join(f"{k} {v:,} FLOPs" for k, v in left_out.items())
-                   + ".")
+        out.append(
+            f"Not counted under '{rules.name}': " + ", ".join(f"{k} {v:,} FLOPs" for k, v in left_out.items()) + "."
+        )
     if kinds.get("bias"):
         out.append(f"Bias adds are FLOPs, not MACs: {kinds['bias']:,} here; convention 'no-bias' leaves them out.")
     dots = sum(c.work.dots for c in report.calls)
     if dots and rules.flops_per_mac == 2 and not rules.exact_dots:
-        out.append(f"2 FLOPs per MAC counts a k-term dot product as 2k; counted as k multiplies and k−1 adds "
-                   f"(convention 'exact'), each of the {dots:,} dot products is one FLOP less.")
+        out.append(
+            f"2 FLOPs per MAC counts a k-term dot product as 2k; counted as k multiplies and k−1 adds "
+            f"(convention 'exact'), each of the {dots:,} dot products is one FLOP less."
+        )
     elif dots and rules.exact_dots:
-        out.append(f"A k-term dot product is counted as 2k−1 FLOPs (k multiplies, k−1 adds); at 2 FLOPs per MAC "
-                   f"each of the {dots:,} dot products would be one FLOP more.")
+        out.append(
+            f"A k-term dot product is counted as 2k−1 FLOPs (k multiplies, k−1 adds); at 2 FLOPs per MAC "
+            f"each of the {dots:,} dot products would be one FLOP more."
+        )
     if kinds.get("bn_inference"):
-        out.append(f"Inference batch norm costs {kinds['bn_inference']:,} FLOPs; folded into the preceding "
-                   "convolution (convention 'fused-bn') it costs none.")
+        out.append(
+            f"Inference batch norm costs {kinds['bn_inference']:,} FLOPs; folded into the preceding "
+            "convolution (convention 'fused-bn') it costs none."
+        )
     masked = [c.work for c in report.calls if c.work.masked_macs is not None]
     dense, kept = sum(w.mac_count for w in masked), sum(w.masked_macs.value for w in masked if w.masked_macs)
     if masked and rules.masked:
-        out.append(f"Masked attention counts only the query–key pairs its mask keeps: {kept:,} MACs "
-                   f"(dense, the full score matrix: {dense:,}).")
+        out.append(
+            f"Masked attention counts only the query–key pairs its mask keeps: {kept:,} MACs "
+            f"(dense, the full score matrix: {dense:,})."
+        )
     elif masked:
-        out.append(f"Masked attention is counted dense, the full score matrix, as the guides count it: {dense:,} "
-                   f"MACs; attention='masked' counts only the pairs the mask keeps: {kept:,}.")
+        out.append(
+            f"Masked attention is counted dense, the full score matrix, as the guides count it: {dense:,} "
+            f"MACs; attention='masked' counts only the pairs the mask keeps: {kept:,}."
+        )
     elif any("attention" in c.op for c in report.calls) or any("QKᵀ" in ln.short for g in groups for ln in g.lines):
-        out.append("Attention is counted dense: every query against every key (the full L×S score matrix), as "
-                   "the guides count it.")
-    others = [f"{name} {sum(c.flops(call.work) for call in report.calls):,}" for name, c in PRESETS.items()
-              if c != rules]
+        out.append(
+            "Attention is counted dense: every query against every key (the full L×S score matrix), as "
+            "the guides count it."
+        )
+    others = [
+        f"{name} {sum(c.flops(call.work) for call in report.calls):,}" for name, c in PRESETS.items() if c != rules
+    ]
     if report.calls:
         out.append(f"FLOPs under the other conventions: {', '.join(others)}.")
     batch = _leading_batch(report.inputs)
     if batch and report.macs % batch == 0 and report.flops % batch == 0:
         macs, flops = report.macs // batch, report.flops // batch
         per = "" if batch == 1 else f" ({report.macs:,} MACs / {batch} = {macs:,} per sample)"
-        out.append(f"Scales linearly with batch (the inputs' first dimension is {batch}){per}: ×32 at batch 32 = "
-                   f"32·{macs:,} = {32 * macs:,} MACs and 32·{flops:,} = {32 * flops:,} FLOPs.")
+        out.append(
+            f"Scales linearly with batch (the inputs' first dimension is {batch}){per}: ×32 at batch 32 = "
+            f"32·{macs:,} = {32 * macs:,} MACs and 32·{flops:,} = {32 * flops:,} FLOPs."
+        )
     if not report.complete:
         out.append(incomplete_note(report))
     return [style.item(n) for n in out]
@@ -139,8 +155,7 @@ def render_explanation(report: Report, depth: int | None = None, fmt: str = "tex
     style = Markdown() if fmt == "markdown" else Text()
     rules = report.convention
     inputs = f" on {report.inputs}" if report.inputs else ""
-    out = [style.heading(f"{report.model}{inputs}"), "",
-           f"Convention '{rules.name}': {rules.description}.", ""]
+    out = [style.heading(f"{report.model}{inputs}"), "", f"Convention '{rules.name}': {rules.description}.", ""]
     groups = build_groups(report, depth)
     for group in groups:
         out += _group_lines(style, group, rules)

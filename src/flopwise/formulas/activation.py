@@ -37,8 +37,13 @@ formula(aten.clamp_min, aten.clamp_max)(per_element("activation", 1))  # one com
 
 
 @formula(aten.clamp)
-def clamp(result: TensorSpec, x: TensorSpec, min: TensorSpec | Scalar | None = None,
-          max: TensorSpec | Scalar | None = None, **kwargs: Any) -> Work:
+def clamp(
+    result: TensorSpec,
+    x: TensorSpec,
+    min: TensorSpec | Scalar | None = None,
+    max: TensorSpec | Scalar | None = None,
+    **kwargs: Any,
+) -> Work:
     """One compare per bound given, per element."""
     bounds = (min is not None) + (max is not None)  # one compare per bound given
     return Work(flops=(Flops("activation", Term("E·c", E=first(result).numel(), c=bounds)),))
@@ -92,24 +97,33 @@ def log_softmax(result: TensorSpec, x: TensorSpec, dim: int, *args: bool | torch
 
 
 @formula(aten._softmax_backward_data, aten._log_softmax_backward_data)
-def softmax_backward(result: TensorSpec, grad: TensorSpec, output: TensorSpec, dim: int, *args: torch.dtype,
-                     **kwargs: Any) -> Work:
+def softmax_backward(
+    result: TensorSpec, grad: TensorSpec, output: TensorSpec, dim: int, *args: torch.dtype, **kwargs: Any
+) -> Work:
     """4n−1 per row of n: y·(g − Σ g·y)."""
     rows, n = _rows(grad, dim)  # y·(g − Σ g·y), or g − e^y·Σ g: 4n−1 per row either way
     return Work(flops=(Flops("softmax_backward", Term("R·(4·n−1)", R=rows, n=n)),))
 
 
 @formula(aten._masked_softmax)
-def masked_softmax(result: TensorSpec, x: TensorSpec, mask: TensorSpec, dim: int | None = None, *args: int | None,
-                   **kwargs: Any) -> Work:
+def masked_softmax(
+    result: TensorSpec, x: TensorSpec, mask: TensorSpec, dim: int | None = None, *args: int | None, **kwargs: Any
+) -> Work:
     """The fast path's softmax with a boolean mask: 3n−1 per row of n, as softmax (the mask selects, no FLOP)."""
     rows, n = _rows(x, -1 if dim is None else dim)
     return Work(flops=(Flops("softmax", Term("R·(3·n−1)", R=rows, n=n)),))
 
 
 @formula(aten._masked_softmax_backward)
-def masked_softmax_backward(result: TensorSpec, grad: TensorSpec, output: TensorSpec, mask: TensorSpec,
-                            dim: int | None = None, *args: Any, **kwargs: Any) -> Work:
+def masked_softmax_backward(
+    result: TensorSpec,
+    grad: TensorSpec,
+    output: TensorSpec,
+    mask: TensorSpec,
+    dim: int | None = None,
+    *args: Any,
+    **kwargs: Any,
+) -> Work:
     """4n−1 per row of n, as softmax's gradient (the mask selects, no FLOP)."""
     rows, n = _rows(grad, -1 if dim is None else dim)
     return Work(flops=(Flops("softmax_backward", Term("R·(4·n−1)", R=rows, n=n)),))
@@ -139,19 +153,45 @@ formula(aten.native_dropout_backward)(per_element("dropout", 2))  # g · mask ·
 
 zero_cost(
     "draws random numbers (no floating-point arithmetic counted)",
-    [aten.bernoulli, aten.rand, aten.rand_like, aten.randn, aten.randn_like, aten.randint, aten.randint_like,
-     aten.randperm, aten.normal, aten.uniform, aten.exponential, aten.multinomial, aten.poisson],
+    [
+        aten.bernoulli,
+        aten.rand,
+        aten.rand_like,
+        aten.randn,
+        aten.randn_like,
+        aten.randint,
+        aten.randint_like,
+        aten.randperm,
+        aten.normal,
+        aten.uniform,
+        aten.exponential,
+        aten.multinomial,
+        aten.poisson,
+    ],
 )
 
 formula(aten.rrelu_with_noise, aten.rrelu_with_noise_functional, aten.rrelu_with_noise_backward)(
-    per_element("activation", costs.LEAKY_RELU))  # a leaky ReLU with a drawn slope: compare, multiply
+    per_element("activation", costs.LEAKY_RELU)
+)  # a leaky ReLU with a drawn slope: compare, multiply
 formula(aten.softshrink_backward, aten.hardshrink_backward)(per_element("activation_backward", 2))  # two compares
 formula(aten.logit_backward)(per_element("activation_backward", 3))  # g / (x·(1 − x)): subtract, multiply, divide
 formula(aten._fused_dropout)(per_element("dropout", 2))  # x · mask · 1/(1 − p), the mask drawn
 zero_cost(
     "draws random numbers (no floating-point arithmetic counted)",
-    [aten.random, aten.geometric, aten.log_normal, aten.cauchy, aten.binomial, aten._standard_gamma,
-     aten._sample_dirichlet, aten.normal_functional, aten._philox_normal, aten._philox_uniform,
-     aten._philox_key_split, aten._philox_key_fold_in, aten._fill_mem_eff_dropout_mask_,
-     aten._cudnn_init_dropout_state],
+    [
+        aten.random,
+        aten.geometric,
+        aten.log_normal,
+        aten.cauchy,
+        aten.binomial,
+        aten._standard_gamma,
+        aten._sample_dirichlet,
+        aten.normal_functional,
+        aten._philox_normal,
+        aten._philox_uniform,
+        aten._philox_key_split,
+        aten._philox_key_fold_in,
+        aten._fill_mem_eff_dropout_mask_,
+        aten._cudnn_init_dropout_state,
+    ],
 )

@@ -39,8 +39,18 @@ def _kept(mask: TensorSpec | None) -> int | None:
     return getattr(mask, "kept", None) if mask is not None else None
 
 
-def sdpa_work(b: int, h: int, l: int, s: int, e: int, e_v: int, masked: bool, causal: bool,
-              kept: int | None = None, bottom_right: bool = False) -> Work:
+def sdpa_work(
+    b: int,
+    h: int,
+    l: int,
+    s: int,
+    e: int,
+    e_v: int,
+    masked: bool,
+    causal: bool,
+    kept: int | None = None,
+    bottom_right: bool = False,
+) -> Work:
     macs = Term("B·H·L·S·E + B·H·L·S·E_v", B=b, H=h, L=l, S=s, E=e, E_v=e_v)
     flops = [
         Flops("scale", Term("B·H·L·S", B=b, H=h, L=l, S=s)),
@@ -73,16 +83,28 @@ def _heads_first(q: TensorSpec, k: TensorSpec, v: TensorSpec, mask: TensorSpec |
     b = 1
     for d in lead:
         b *= int(d)
-    return sdpa_work(b, int(h), int(l), int(k.shape[-2]), int(e), int(v.shape[-1]), mask is not None, causal,
-                     _kept(mask))
+    return sdpa_work(
+        b, int(h), int(l), int(k.shape[-2]), int(e), int(v.shape[-1]), mask is not None, causal, _kept(mask)
+    )
 
 
-def _seq_first(q: TensorSpec, k: TensorSpec, v: TensorSpec, mask: TensorSpec | None, causal: bool,
-               bottom_right: bool = False) -> Work:
+def _seq_first(
+    q: TensorSpec, k: TensorSpec, v: TensorSpec, mask: TensorSpec | None, causal: bool, bottom_right: bool = False
+) -> Work:
     """Layout (B, L, H, E), as the raw flash / memory-efficient kernels take it."""
     b, l, h, e = q.shape
-    return sdpa_work(int(b), int(h), int(l), int(k.shape[1]), int(e), int(v.shape[-1]), mask is not None, causal,
-                     _kept(mask), bottom_right)
+    return sdpa_work(
+        int(b),
+        int(h),
+        int(l),
+        int(k.shape[1]),
+        int(e),
+        int(v.shape[-1]),
+        mask is not None,
+        causal,
+        _kept(mask),
+        bottom_right,
+    )
 
 
 def mask_argument(name: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -103,14 +125,24 @@ def mask_target(name: str, q: torch.Tensor, k: torch.Tensor) -> tuple[int, ...]:
 
 
 @formula(aten._scaled_dot_product_flash_attention_for_cpu)
-def flash_cpu(result: tuple[TensorSpec, ...], q: TensorSpec, k: TensorSpec, v: TensorSpec, dropout_p: float = 0.0,
-              is_causal: bool = False, *, attn_mask: TensorSpec | None = None, scale: float | None = None) -> Work:
+def flash_cpu(
+    result: tuple[TensorSpec, ...],
+    q: TensorSpec,
+    k: TensorSpec,
+    v: TensorSpec,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    *,
+    attn_mask: TensorSpec | None = None,
+    scale: float | None = None,
+) -> Work:
     return _heads_first(q, k, v, attn_mask, bool(is_causal))
 
 
 @formula(aten._scaled_dot_product_flash_attention)
-def flash(result: tuple[TensorSpec | int, ...], q: TensorSpec, k: TensorSpec, v: TensorSpec, *rest: Any,
-          **kwargs: Any) -> Work:
+def flash(
+    result: tuple[TensorSpec | int, ...], q: TensorSpec, k: TensorSpec, v: TensorSpec, *rest: Any, **kwargs: Any
+) -> Work:
     # the .quantized overload takes q_descale, k_descale, v_descale (tensors, or None) before dropout_p, is_causal
     quantized = bool(rest) and not isinstance(rest[0], (int, float))
     at = 4 if quantized else 1
@@ -118,30 +150,67 @@ def flash(result: tuple[TensorSpec | int, ...], q: TensorSpec, k: TensorSpec, v:
 
 
 @formula(aten._scaled_dot_product_efficient_attention)
-def efficient(result: tuple[TensorSpec, ...], q: TensorSpec, k: TensorSpec, v: TensorSpec,
-              attn_bias: TensorSpec | None, compute_log_sumexp: bool, dropout_p: float = 0.0, is_causal: bool = False,
-              *rest: Any, **kwargs: Any) -> Work:
+def efficient(
+    result: tuple[TensorSpec, ...],
+    q: TensorSpec,
+    k: TensorSpec,
+    v: TensorSpec,
+    attn_bias: TensorSpec | None,
+    compute_log_sumexp: bool,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    *rest: Any,
+    **kwargs: Any,
+) -> Work:
     return _heads_first(q, k, v, attn_bias, bool(is_causal))
 
 
 @formula(aten._scaled_dot_product_cudnn_attention)
-def cudnn(result: tuple[TensorSpec | int, ...], q: TensorSpec, k: TensorSpec, v: TensorSpec,
-          attn_bias: TensorSpec | None, compute_log_sumexp: bool, dropout_p: float = 0.0, is_causal: bool = False,
-          *rest: bool, **kwargs: Any) -> Work:
+def cudnn(
+    result: tuple[TensorSpec | int, ...],
+    q: TensorSpec,
+    k: TensorSpec,
+    v: TensorSpec,
+    attn_bias: TensorSpec | None,
+    compute_log_sumexp: bool,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    *rest: bool,
+    **kwargs: Any,
+) -> Work:
     return _heads_first(q, k, v, attn_bias, bool(is_causal))
 
 
 @formula(aten._scaled_dot_product_fused_attention_overrideable)
-def overrideable(result: tuple[TensorSpec | int, ...], q: TensorSpec, k: TensorSpec, v: TensorSpec,
-                 attn_bias: TensorSpec | None = None, dropout_p: float = 0.0, is_causal: bool = False, *rest: bool,
-                 **kwargs: Any) -> Work:
+def overrideable(
+    result: tuple[TensorSpec | int, ...],
+    q: TensorSpec,
+    k: TensorSpec,
+    v: TensorSpec,
+    attn_bias: TensorSpec | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    *rest: bool,
+    **kwargs: Any,
+) -> Work:
     return _heads_first(q, k, v, attn_bias, bool(is_causal))
 
 
 @formula(aten._flash_attention_forward)
-def flash_forward(result: tuple[TensorSpec, ...], q: TensorSpec, k: TensorSpec, v: TensorSpec,
-                  cum_seq_q: TensorSpec | None, cum_seq_k: TensorSpec | None, max_q: int, max_k: int, dropout_p: float,
-                  is_causal: bool, *rest: Any, **kwargs: Any) -> Work:
+def flash_forward(
+    result: tuple[TensorSpec, ...],
+    q: TensorSpec,
+    k: TensorSpec,
+    v: TensorSpec,
+    cum_seq_q: TensorSpec | None,
+    cum_seq_k: TensorSpec | None,
+    max_q: int,
+    max_k: int,
+    dropout_p: float,
+    is_causal: bool,
+    *rest: Any,
+    **kwargs: Any,
+) -> Work:
     if cum_seq_q is not None:  # packed sequences (total tokens × heads × E)
         window = (kwargs.get("window_size_left", -1), kwargs.get("window_size_right", -1))
         window = (-1 if window[0] is None else window[0], -1 if window[1] is None else window[1])
@@ -150,8 +219,15 @@ def flash_forward(result: tuple[TensorSpec, ...], q: TensorSpec, k: TensorSpec, 
 
 
 @formula(aten._efficient_attention_forward)
-def efficient_forward(result: tuple[TensorSpec | int, ...], q: TensorSpec, k: TensorSpec, v: TensorSpec,
-                      bias: TensorSpec | None, *rest: Any, **kwargs: Any) -> Work:
+def efficient_forward(
+    result: tuple[TensorSpec | int, ...],
+    q: TensorSpec,
+    k: TensorSpec,
+    v: TensorSpec,
+    bias: TensorSpec | None,
+    *rest: Any,
+    **kwargs: Any,
+) -> Work:
     # custom_mask_type: 0 none, 1 causal aligned top-left, 2 causal aligned bottom-right
     mask_type = int(kwargs.get("custom_mask_type", rest[5] if len(rest) > 5 else 0))
     return _seq_first(q, k, v, bias, mask_type != 0, bottom_right=mask_type == 2)
@@ -162,9 +238,7 @@ def _mha_terms(b: int, l: int, s: int, e: int, heads: int, masked: bool) -> Work
     projections = Term("B·L·E·E + 2·B·S·E·E + B·L·E·E", B=b, L=l, S=s, E=e)
     attention = sdpa_work(b, heads, l, s, e // heads, e // heads, masked, False)
     assert attention.macs is not None
-    macs = Term(
-        "B·L·E·E + 2·B·S·E·E + B·L·E·E + B·H·L·S·(E/H) + B·H·L·S·(E/H)", B=b, L=l, S=s, E=e, H=heads
-    )
+    macs = Term("B·L·E·E + 2·B·S·E·E + B·L·E·E + B·H·L·S·(E/H) + B·H·L·S·(E/H)", B=b, L=l, S=s, E=e, H=heads)
     assert macs.value == projections.value + attention.macs.value
     bias = Flops("bias", Term("2·B·L·E + 2·B·S·E", B=b, L=l, S=s, E=e))
     return Work(macs=macs, dots=b * (2 * l + 2 * s) * e + attention.dots, flops=(bias,) + attention.flops)
@@ -194,9 +268,21 @@ def _lengths(x: TensorSpec) -> list[int] | None:
 
 
 @formula(aten._native_multi_head_attention)
-def native_mha(result: tuple[TensorSpec, ...], q: TensorSpec, k: TensorSpec, v: TensorSpec, embed_dim: int,
-               num_head: int, qkv_weight: TensorSpec, qkv_bias: TensorSpec, proj_weight: TensorSpec,
-               proj_bias: TensorSpec, mask: TensorSpec | None = None, *rest: bool | int | None, **kwargs: Any) -> Work:
+def native_mha(
+    result: tuple[TensorSpec, ...],
+    q: TensorSpec,
+    k: TensorSpec,
+    v: TensorSpec,
+    embed_dim: int,
+    num_head: int,
+    qkv_weight: TensorSpec,
+    qkv_bias: TensorSpec,
+    proj_weight: TensorSpec,
+    proj_bias: TensorSpec,
+    mask: TensorSpec | None = None,
+    *rest: bool | int | None,
+    **kwargs: Any,
+) -> Work:
     lengths = _lengths(q)
     if lengths is not None:  # self-attention on a nested batch (PyTorch refuses a mask with it)
         return _nested_mha(lengths, int(embed_dim), int(num_head))
@@ -205,8 +291,9 @@ def native_mha(result: tuple[TensorSpec, ...], q: TensorSpec, k: TensorSpec, v: 
 
 
 @formula(aten._transform_bias_rescale_qkv)
-def transform_bias_rescale_qkv(result: tuple[TensorSpec, ...], qkv: TensorSpec, qkv_bias: TensorSpec,
-                               num_heads: int) -> Work:
+def transform_bias_rescale_qkv(
+    result: tuple[TensorSpec, ...], qkv: TensorSpec, qkv_bias: TensorSpec, num_heads: int
+) -> Work:
     """The MHA fast path's first step: add the q, k, v biases to the packed (B, L, 3·E) projection (3·B·L·E) and
     scale q by 1/√(E/H) (B·L·E); a nested batch is padded to its longest sequence first. It runs inside
     `_native_multi_head_attention` and `_transformer_encoder_layer_fwd`, whose formulas count it (bias, scale):
@@ -217,12 +304,29 @@ def transform_bias_rescale_qkv(result: tuple[TensorSpec, ...], qkv: TensorSpec, 
 
 
 @formula(aten._transformer_encoder_layer_fwd)
-def encoder_layer(result: TensorSpec, src: TensorSpec, embed_dim: int, num_heads: int, qkv_weight: TensorSpec,
-                  qkv_bias: TensorSpec, proj_weight: TensorSpec, proj_bias: TensorSpec, use_gelu: bool,
-                  norm_first: bool, eps: float, norm_weight_1: TensorSpec, norm_bias_1: TensorSpec,
-                  norm_weight_2: TensorSpec, norm_bias_2: TensorSpec, ffn_weight_1: TensorSpec, ffn_bias_1: TensorSpec,
-                  ffn_weight_2: TensorSpec, ffn_bias_2: TensorSpec, mask: TensorSpec | None = None,
-                  mask_type: int | None = None) -> Work:
+def encoder_layer(
+    result: TensorSpec,
+    src: TensorSpec,
+    embed_dim: int,
+    num_heads: int,
+    qkv_weight: TensorSpec,
+    qkv_bias: TensorSpec,
+    proj_weight: TensorSpec,
+    proj_bias: TensorSpec,
+    use_gelu: bool,
+    norm_first: bool,
+    eps: float,
+    norm_weight_1: TensorSpec,
+    norm_bias_1: TensorSpec,
+    norm_weight_2: TensorSpec,
+    norm_bias_2: TensorSpec,
+    ffn_weight_1: TensorSpec,
+    ffn_bias_1: TensorSpec,
+    ffn_weight_2: TensorSpec,
+    ffn_bias_2: TensorSpec,
+    mask: TensorSpec | None = None,
+    mask_type: int | None = None,
+) -> Work:
     """Attention (as `_native_multi_head_attention`), two layer norms, two residual adds and the feed-forward
     network; on a nested batch the feed-forward network, norms and adds run on the T real tokens only."""
     lengths = _lengths(src)
@@ -242,14 +346,20 @@ def encoder_layer(result: TensorSpec, src: TensorSpec, embed_dim: int, num_heads
         Flops("bias", Term(f"{rows}·F + {rows}·E", E=e, F=f, **sizes)),
         Flops("activation", Term(f"{rows}·F·act", F=f, act=activation, **sizes)),
         Flops("residual", Term(f"2·{rows}·E", E=e, **sizes)),
-        Flops("norm", Term(f"2·({rows}·E·ln + {rows}·row)", E=e, ln=costs.LAYER_NORM, row=costs.LAYER_NORM_ROW,
-                           **sizes)),
+        Flops(
+            "norm", Term(f"2·({rows}·E·ln + {rows}·row)", E=e, ln=costs.LAYER_NORM, row=costs.LAYER_NORM_ROW, **sizes)
+        ),
     )
     return Work(macs=macs, dots=attention.dots + n * (f + e), flops=flops, note=attention.note)
 
 
-def flex_attention_work(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, per_pair: dict[str, int | str],
-                        blocks: tuple[int, int, int] | None = None) -> Work:
+def flex_attention_work(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    per_pair: dict[str, int | str],
+    blocks: tuple[int, int, int] | None = None,
+) -> Work:
     """flex_attention: dense attention over (B, H, L, E) queries (GQA as in SDPA), plus `score_mod` and
     `mask_mod` once per query–key pair (`per_pair`: their FLOPs on one pair, or why they could not be costed).
     Dense counts every pair, also in the blocks a mask skips; `blocks` — (N blocks computed over all B·H
@@ -264,12 +374,14 @@ def flex_attention_work(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, per_p
         if isinstance(cost, str):
             notes.append(f"{kind} left out: it could not run on one query–key pair ({cost})")
         elif cost:
-            flops.append(Flops(kind, Term(f"B·H·L·S·{kind}", B=b, H=int(h), L=int(l), S=int(k.shape[-2]),
-                                          **{kind: cost})))
+            flops.append(
+                Flops(kind, Term(f"B·H·L·S·{kind}", B=b, H=int(h), L=int(l), S=int(k.shape[-2]), **{kind: cost}))
+            )
     masked_macs = None
     if blocks is not None:  # a block at the sequence's end holds fewer pairs: never more than the dense count
         pairs = min(blocks[0] * blocks[1] * blocks[2], b * int(h) * int(l) * int(k.shape[-2]))
         masked_macs = Term("N·E + N·E_v", N=pairs, E=int(e), E_v=int(v.shape[-1]))
-        notes.append(f"attention='masked' counts the {blocks[0]:,} blocks of {blocks[1]}×{blocks[2]} its BlockMask "
-                     "computes")
+        notes.append(
+            f"attention='masked' counts the {blocks[0]:,} blocks of {blocks[1]}×{blocks[2]} its BlockMask computes"
+        )
     return Work(macs=base.macs, dots=base.dots, flops=tuple(flops), note="; ".join(notes), masked_macs=masked_macs)

@@ -37,10 +37,21 @@ def sdpa_backward_work(b: int, h: int, l: int, s: int, e: int, e_v: int) -> Work
     return Work(macs=macs, dots=dots, flops=flops, note="scores recomputed from the saved log-sum-exp")
 
 
-@formula(aten._scaled_dot_product_flash_attention_for_cpu_backward, aten._scaled_dot_product_flash_attention_backward,
-         aten._scaled_dot_product_efficient_attention_backward, aten._scaled_dot_product_cudnn_attention_backward)
-def sdpa_backward(result: tuple[TensorSpec | None, ...], grad: TensorSpec, q: TensorSpec, k: TensorSpec, v: TensorSpec,
-                  *args: Any, **kwargs: Any) -> Work:
+@formula(
+    aten._scaled_dot_product_flash_attention_for_cpu_backward,
+    aten._scaled_dot_product_flash_attention_backward,
+    aten._scaled_dot_product_efficient_attention_backward,
+    aten._scaled_dot_product_cudnn_attention_backward,
+)
+def sdpa_backward(
+    result: tuple[TensorSpec | None, ...],
+    grad: TensorSpec,
+    q: TensorSpec,
+    k: TensorSpec,
+    v: TensorSpec,
+    *args: Any,
+    **kwargs: Any,
+) -> Work:
     """MACs of five products, 3·B·H·L·S·E + 2·B·H·L·S·E_v (scores recomputed), 5 FLOPs per score; (B, H, L, E)."""
     *lead, h, l, e = (int(d) for d in q.shape)
     b = 1
@@ -49,8 +60,14 @@ def sdpa_backward(result: tuple[TensorSpec | None, ...], grad: TensorSpec, q: Te
     return sdpa_backward_work(b, h, l, int(k.shape[-2]), e, int(v.shape[-1]))
 
 
-def flex_attention_backward_work(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, out: torch.Tensor,
-                                 logsumexp: torch.Tensor, grad_out: torch.Tensor) -> Work:
+def flex_attention_backward_work(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    out: torch.Tensor,
+    logsumexp: torch.Tensor,
+    grad_out: torch.Tensor,
+) -> Work:
     """flex_attention's backward: the flash-style backward above over (B, H, L, E) queries; the gradient of
     score_mod (its joint graph) is left out of the count."""
     *lead, h, l, e = (int(d) for d in q.shape)

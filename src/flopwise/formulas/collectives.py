@@ -18,9 +18,11 @@ def _ops(names: str) -> list[str]:
 
 zero_cost(
     "communication between ranks: 0 FLOPs, the local bytes read and written",
-    _ops("all_reduce all_reduce_coalesced all_gather_into_tensor all_gather_into_tensor_coalesced "
-         "all_gather_into_tensor_out reduce_scatter_tensor reduce_scatter_tensor_coalesced reduce_scatter_tensor_out "
-         "all_to_all_single broadcast isend irecv batch_p2p_ops"),
+    _ops(
+        "all_reduce all_reduce_coalesced all_gather_into_tensor all_gather_into_tensor_coalesced "
+        "all_gather_into_tensor_out reduce_scatter_tensor reduce_scatter_tensor_coalesced reduce_scatter_tensor_out "
+        "all_to_all_single broadcast isend irecv batch_p2p_ops"
+    ),
 )
 zero_cost(
     "waits for or wraps the result of a collective (no arithmetic)",

@@ -21,11 +21,55 @@ from .registry import Formula, TensorSpec, formula, lookup, zero_cost
 aten = ops.aten
 
 # _foreach_X → the aten op whose formula each tensor gets (most are aten.X itself)
-_BASE = {name: name for name in (
-    "abs", "acos", "add", "addcdiv", "addcmul", "asin", "atan", "ceil", "clamp_max", "clamp_min", "cos", "cosh",
-    "div", "erf", "erfc", "exp", "expm1", "floor", "frac", "lerp", "lgamma", "log", "log10", "log1p", "log2",
-    "maximum", "minimum", "mm", "mul", "neg", "pow", "reciprocal", "round", "rsqrt", "sigmoid", "sign", "sin",
-    "sinh", "sqrt", "sub", "tan", "tanh", "trunc", "max")}
+_BASE = {
+    name: name
+    for name in (
+        "abs",
+        "acos",
+        "add",
+        "addcdiv",
+        "addcmul",
+        "asin",
+        "atan",
+        "ceil",
+        "clamp_max",
+        "clamp_min",
+        "cos",
+        "cosh",
+        "div",
+        "erf",
+        "erfc",
+        "exp",
+        "expm1",
+        "floor",
+        "frac",
+        "lerp",
+        "lgamma",
+        "log",
+        "log10",
+        "log1p",
+        "log2",
+        "maximum",
+        "minimum",
+        "mm",
+        "mul",
+        "neg",
+        "pow",
+        "reciprocal",
+        "round",
+        "rsqrt",
+        "sigmoid",
+        "sign",
+        "sin",
+        "sinh",
+        "sqrt",
+        "sub",
+        "tan",
+        "tanh",
+        "trunc",
+        "max",
+    )
+}
 _BASE.update(norm="linalg_vector_norm", powsum="linalg__powsum")
 
 
@@ -68,14 +112,20 @@ zero_cost("copies, clones or zeroes a list of tensors", [aten._foreach_zero, ate
 
 def _optimizer(expr: str, params: Sequence[TensorSpec], note: str, **counts: int) -> Work:
     elements = sum(int(p.numel()) for p in params)
-    return Work(flops=(Flops("optimizer", Term(expr, E=elements, **counts)),), note=note,
-                bytes_written=_nbytes(params))
+    return Work(flops=(Flops("optimizer", Term(expr, E=elements, **counts)),), note=note, bytes_written=_nbytes(params))
 
 
 @formula(aten._fused_adam)
-def fused_adam(result: tuple[list[TensorSpec], ...] | None, params: Sequence[TensorSpec],
-               *args: Sequence[TensorSpec], weight_decay: float = 0.0, amsgrad: bool = False, maximize: bool = False,
-               grad_scale: TensorSpec | None = None, **kwargs: Any) -> Work:
+def fused_adam(
+    result: tuple[list[TensorSpec], ...] | None,
+    params: Sequence[TensorSpec],
+    *args: Sequence[TensorSpec],
+    weight_decay: float = 0.0,
+    amsgrad: bool = False,
+    maximize: bool = False,
+    grad_scale: TensorSpec | None = None,
+    **kwargs: Any,
+) -> Work:
     """13 FLOPs per element: m ← lerp(m, g, 1−β₁) (3), v ← β₂v + (1−β₂)g² (4), sqrt(v)/c₂ + ε (3),
     p ← p − s·m/denom (3); + weight decay (Adam g + λp: 2, AdamW p·(1−ηλ): 1), amsgrad max (1), unscale (1),
     maximize (1)."""
@@ -85,17 +135,29 @@ def fused_adam(result: tuple[list[TensorSpec], ...] | None, params: Sequence[Ten
 
 
 @formula(aten._fused_adamw)
-def fused_adamw(result: tuple[list[TensorSpec], ...] | None, params: Sequence[TensorSpec],
-                *args: Sequence[TensorSpec], **kwargs: Any) -> Work:
+def fused_adamw(
+    result: tuple[list[TensorSpec], ...] | None,
+    params: Sequence[TensorSpec],
+    *args: Sequence[TensorSpec],
+    **kwargs: Any,
+) -> Work:
     """Adam's 13 FLOPs per element, with decoupled weight decay p·(1 − ηλ) (1)."""
     return fused_adam(result, params, *args, decoupled=True, **kwargs)
 
 
 @formula(aten._fused_sgd)
-def fused_sgd(result: tuple[list[TensorSpec], ...] | None, params: Sequence[TensorSpec],
-              *args: Sequence[TensorSpec], weight_decay: float = 0.0, momentum: float = 0.0, nesterov: bool = False,
-              maximize: bool = False, is_first_step: bool = False, grad_scale: TensorSpec | None = None,
-              **kwargs: Any) -> Work:
+def fused_sgd(
+    result: tuple[list[TensorSpec], ...] | None,
+    params: Sequence[TensorSpec],
+    *args: Sequence[TensorSpec],
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    nesterov: bool = False,
+    maximize: bool = False,
+    is_first_step: bool = False,
+    grad_scale: TensorSpec | None = None,
+    **kwargs: Any,
+) -> Work:
     """p ← p − η·g (2 per element); + weight decay g + λp (2), momentum b ← μb + (1−τ)g (3, a copy on the
     first step), Nesterov g + μb (2), unscale (1), maximize (1)."""
     extra = 2 * int(bool(weight_decay)) + int(maximize) + int(grad_scale is not None)
@@ -105,9 +167,15 @@ def fused_sgd(result: tuple[list[TensorSpec], ...] | None, params: Sequence[Tens
 
 
 @formula(aten._fused_adagrad)
-def fused_adagrad(result: tuple[list[TensorSpec], ...] | None, params: Sequence[TensorSpec],
-                  *args: Sequence[TensorSpec], weight_decay: float = 0.0, maximize: bool = False,
-                  grad_scale: TensorSpec | None = None, **kwargs: Any) -> Work:
+def fused_adagrad(
+    result: tuple[list[TensorSpec], ...] | None,
+    params: Sequence[TensorSpec],
+    *args: Sequence[TensorSpec],
+    weight_decay: float = 0.0,
+    maximize: bool = False,
+    grad_scale: TensorSpec | None = None,
+    **kwargs: Any,
+) -> Work:
     """7 FLOPs per element: s ← s + g² (2), sqrt(s) + ε (2), p ← p − η·g/std (3); + weight decay (2), unscale (1),
     maximize (1)."""
     extra = 2 * int(bool(weight_decay)) + int(maximize) + int(grad_scale is not None)
@@ -115,7 +183,11 @@ def fused_adagrad(result: tuple[list[TensorSpec], ...] | None, params: Sequence[
 
 
 @formula(aten._amp_foreach_non_finite_check_and_unscale)
-def amp_unscale(result: tuple[list[TensorSpec] | TensorSpec, ...] | None, grads: Sequence[TensorSpec],
-                *args: TensorSpec, **kwargs: Any) -> Work:
+def amp_unscale(
+    result: tuple[list[TensorSpec] | TensorSpec, ...] | None,
+    grads: Sequence[TensorSpec],
+    *args: TensorSpec,
+    **kwargs: Any,
+) -> Work:
     """2 FLOPs per gradient element: multiply by the inverse scale, check it is finite."""
     return _optimizer("2·E", grads, "gradient unscaling (AMP)")

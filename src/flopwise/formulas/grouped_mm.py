@@ -51,8 +51,13 @@ def grouped_mm(result: TensorSpec, a: TensorSpec, b: TensorSpec, *args: Any, **k
 
 
 @output_rule(aten._grouped_mm)
-def grouped_mm_output(a: torch.Tensor, b: torch.Tensor, offs: Any = None, bias: torch.Tensor | None = None,
-                      out_dtype: torch.dtype | None = None) -> torch.Tensor | None:
+def grouped_mm_output(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    offs: Any = None,
+    bias: torch.Tensor | None = None,
+    out_dtype: torch.dtype | None = None,
+) -> torch.Tensor | None:
     """The output the CPU kernel allocates, for float32 inputs, which torch's meta kernel refuses (it checks
     the CUDA kernel's dtypes); None for the others, which the meta kernel handles."""
     if a.dtype != torch.float32 or b.dtype != a.dtype or (out_dtype or a.dtype) != a.dtype:
@@ -66,8 +71,9 @@ def grouped_mm_output(a: torch.Tensor, b: torch.Tensor, offs: Any = None, bias: 
     else:
         size = [int(a.shape[0]), int(a.shape[1]), int(b.shape[-1])]
     if a.dim() + b.dim() > 4 and a.shape[-1] != b.shape[-2]:
-        raise RuntimeError(f"_grouped_mm: contraction dimension of mat_a {tuple(a.shape)} and mat_b "
-                           f"{tuple(b.shape)} must match")
+        raise RuntimeError(
+            f"_grouped_mm: contraction dimension of mat_a {tuple(a.shape)} and mat_b {tuple(b.shape)} must match"
+        )
     alignment = 16 // a.element_size()  # the kernel pads the last dimension's stride to 16 bytes
     padded = (size[-1] + alignment - 1) // alignment * alignment
     stride = [padded, 1] if len(size) == 2 else [size[1] * padded, padded, 1]

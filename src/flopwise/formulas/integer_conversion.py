@@ -32,15 +32,20 @@ def _elements(x: TensorSpec | list[TensorSpec]) -> int:
 
 
 @formula(aten.quantize_per_tensor, aten.quantize_per_channel)
-def quantize(result: TensorSpec | list[TensorSpec], x: TensorSpec | list[TensorSpec],
-             *args: TensorSpec | float | torch.dtype, **kwargs: Any) -> Work:
+def quantize(
+    result: TensorSpec | list[TensorSpec],
+    x: TensorSpec | list[TensorSpec],
+    *args: TensorSpec | float | torch.dtype,
+    **kwargs: Any,
+) -> Work:
     """5 per element: multiply by 1/scale, round, add the zero point, clamp (2 compares)."""
     return Work(flops=(Flops("quantize", Term("E·c", E=_elements(x), c=QUANTIZE)),))
 
 
 @formula(aten.dequantize)
-def dequantize(result: TensorSpec | list[TensorSpec], x: TensorSpec | list[TensorSpec], *args: Any,
-               **kwargs: Any) -> Work:
+def dequantize(
+    result: TensorSpec | list[TensorSpec], x: TensorSpec | list[TensorSpec], *args: Any, **kwargs: Any
+) -> Work:
     """2 per element: subtract the zero point, multiply by the scale (0 for a tensor that is not quantized)."""
     tensors = x if isinstance(x, (list, tuple)) else [x]
     quantized = [t for t in tensors if t.dtype in _QUANTIZED]
@@ -51,7 +56,14 @@ def dequantize(result: TensorSpec | list[TensorSpec], x: TensorSpec | list[Tenso
 
 real_only(
     "makes a quantized tensor (torch has no fake or meta quantized tensors)",
-    [aten.quantize_per_tensor, aten.quantize_per_channel, aten.quantize_per_tensor_dynamic,
-     aten._make_per_tensor_quantized_tensor, aten._make_per_channel_quantized_tensor, aten._empty_affine_quantized,
-     aten._empty_per_channel_affine_quantized, aten.empty_quantized],
+    [
+        aten.quantize_per_tensor,
+        aten.quantize_per_channel,
+        aten.quantize_per_tensor_dynamic,
+        aten._make_per_tensor_quantized_tensor,
+        aten._make_per_channel_quantized_tensor,
+        aten._empty_affine_quantized,
+        aten._empty_per_channel_affine_quantized,
+        aten.empty_quantized,
+    ],
 )

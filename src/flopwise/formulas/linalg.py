@@ -83,16 +83,18 @@ def solve_triangular(result: TensorSpec, a: TensorSpec, rhs: TensorSpec, *args: 
 
 
 @formula(aten.triangular_solve)
-def triangular_solve(result: tuple[TensorSpec, ...], rhs: TensorSpec, a: TensorSpec, *args: bool,
-                     **kwargs: Any) -> Work:
+def triangular_solve(
+    result: tuple[TensorSpec, ...], rhs: TensorSpec, a: TensorSpec, *args: bool, **kwargs: Any
+) -> Work:
     """Triangular solve (legacy argument order: b, A): N² per right-hand-side column."""
     n = int(a.shape[-1])
     return _work("N·N·R", N=n, R=_solution_columns(first(result), n))
 
 
 @formula(aten.linalg_lu_solve, aten.linalg_ldl_solve)
-def factored_solve(result: TensorSpec, factors: TensorSpec, pivots: TensorSpec, rhs: TensorSpec, *args: Any,
-                   **kwargs: Any) -> Work:
+def factored_solve(
+    result: TensorSpec, factors: TensorSpec, pivots: TensorSpec, rhs: TensorSpec, *args: Any, **kwargs: Any
+) -> Work:
     """Two triangular solves with a given factorization: 2·N² per right-hand-side column."""
     n = int(factors.shape[-1])
     return _work("2·N·N·R", N=n, R=_solution_columns(first(result), n))
@@ -133,8 +135,9 @@ def householder_product(result: TensorSpec, a: TensorSpec, tau: TensorSpec, *arg
 
 
 @formula(aten.ormqr)
-def ormqr(result: TensorSpec, a: TensorSpec, tau: TensorSpec, c: TensorSpec, left: bool = True, *args: bool,
-          **kwargs: Any) -> Work:
+def ormqr(
+    result: TensorSpec, a: TensorSpec, tau: TensorSpec, c: TensorSpec, left: bool = True, *args: bool, **kwargs: Any
+) -> Work:
     """Apply k reflectors to an m×n C (ormqr): 4mnk − 2nk² from the left, 4mnk − 2mk² from the right."""
     b, m, n = _matrix(c)
     k = int(tau.shape[-1])
@@ -156,8 +159,9 @@ def qr(result: tuple[TensorSpec, ...], a: TensorSpec, mode: str = "reduced", *ar
 
 
 @formula(aten._linalg_eigh)
-def eigh(result: tuple[TensorSpec, ...], a: TensorSpec, uplo: str = "L", compute_v: bool = True, *args: Any,
-         **kwargs: Any) -> Work:
+def eigh(
+    result: tuple[TensorSpec, ...], a: TensorSpec, uplo: str = "L", compute_v: bool = True, *args: Any, **kwargs: Any
+) -> Work:
     """Symmetric eigendecomposition: 9N³ with eigenvectors, 4N³/3 for eigenvalues only (Golub–Van Loan)."""
     b, _, n = _matrix(a)
     return _work("B·9·N·N·N" if compute_v else "B·4·N·N·N/3", B=b, N=n)
@@ -187,8 +191,14 @@ def _svd_term(b: int, m: int, n: int, full_matrices: bool, compute_uv: bool) -> 
 
 
 @formula(aten._linalg_svd)
-def svd(result: tuple[TensorSpec, ...], a: TensorSpec, full_matrices: bool = False, compute_uv: bool = True,
-        *args: Any, **kwargs: Any) -> Work:
+def svd(
+    result: tuple[TensorSpec, ...],
+    a: TensorSpec,
+    full_matrices: bool = False,
+    compute_uv: bool = True,
+    *args: Any,
+    **kwargs: Any,
+) -> Work:
     """Golub–Reinsch SVD: Σ only 4·L·S² − 4·S³/3; thin U, Σ, V 14·L·S² + 8·S³; full U 4·L²·S + 8·L·S² + 9·S³."""
     b, m, n = _matrix(a)
     return Work(flops=(Flops("linalg", _svd_term(b, m, n, bool(full_matrices), bool(compute_uv))),), note=_NOTE)

@@ -31,8 +31,10 @@ def _product(a_shape: tuple[int, ...], b_shape: tuple[int, ...]) -> tuple[int, i
     return m, n, k
 
 
-SPARSE_NOTE = ("sparse operand: one MAC per stored value per column it meets (nnz·N), blocks stored whole; "
-               "the exact convention counts these 2 FLOPs each")
+SPARSE_NOTE = (
+    "sparse operand: one MAC per stored value per column it meets (nnz·N), blocks stored whole; "
+    "the exact convention counts these 2 FLOPs each"
+)
 
 
 def product(a: TensorSpec, b: TensorSpec, expr: str, dots: int, bias: str = "", **sizes: int) -> Work:
@@ -74,8 +76,7 @@ def scaled_mm(result: TensorSpec, a: TensorSpec, b: TensorSpec, *args: Any, **kw
 
 
 @formula(aten._sparse_addmm, aten.sspaddmm)
-def sparse_addmm(result: TensorSpec, bias: TensorSpec, a: TensorSpec, b: TensorSpec, *args: Any,
-                 **kwargs: Any) -> Work:
+def sparse_addmm(result: TensorSpec, bias: TensorSpec, a: TensorSpec, b: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """torch.sparse.mm / torch.sparse.addmm: bias + a·b with a sparse: nnz·N MACs, one bias add per output."""
     m, n, k = _product(a.shape, b.shape)
     return product(a, b, "M·K·N", m * n, "M·N", M=m, K=k, N=n)
@@ -89,15 +90,24 @@ def hspmm(result: TensorSpec, a: TensorSpec, b: TensorSpec, *args: Any, **kwargs
 
 
 @formula(aten.addmm)
-def addmm(result: TensorSpec, bias: TensorSpec, a: TensorSpec, b: TensorSpec, *args: torch.dtype,
-          **kwargs: Any) -> Work:
+def addmm(
+    result: TensorSpec, bias: TensorSpec, a: TensorSpec, b: TensorSpec, *args: torch.dtype, **kwargs: Any
+) -> Work:
     m, n, k = _product(a.shape, b.shape)
     return product(a, b, "M·K·N", m * n, "M·N", M=m, K=k, N=n)
 
 
 @formula(aten._addmm_activation)
-def addmm_activation(result: TensorSpec, bias: TensorSpec, a: TensorSpec, b: TensorSpec, beta: Scalar = 1,
-                     alpha: Scalar = 1, use_gelu: bool = False, **kwargs: Any) -> Work:
+def addmm_activation(
+    result: TensorSpec,
+    bias: TensorSpec,
+    a: TensorSpec,
+    b: TensorSpec,
+    beta: Scalar = 1,
+    alpha: Scalar = 1,
+    use_gelu: bool = False,
+    **kwargs: Any,
+) -> Work:
     work = addmm(result, bias, a, b)
     m, n, _ = _product(a.shape, b.shape)
     activation = Term("M·N·gelu", M=m, N=n, gelu=costs.GELU) if use_gelu else Term("M·N", M=m, N=n)
@@ -132,8 +142,9 @@ def nested_matmul(result: TensorSpec, a: TensorSpec, b: TensorSpec, **kwargs: An
 
 
 @formula(aten.baddbmm)
-def baddbmm(result: TensorSpec, bias: TensorSpec, a: TensorSpec, b: TensorSpec, *args: torch.dtype,
-            **kwargs: Any) -> Work:
+def baddbmm(
+    result: TensorSpec, bias: TensorSpec, a: TensorSpec, b: TensorSpec, *args: torch.dtype, **kwargs: Any
+) -> Work:
     batch = a.shape[0]
     m, n, k = _product(a.shape, b.shape)
     return contraction(a, "B·M·N·K", batch * m * n, "B·M·N", B=batch, M=m, N=n, K=k)
@@ -165,8 +176,9 @@ def dot(result: TensorSpec, a: TensorSpec, b: TensorSpec, *args: Any, **kwargs: 
 
 
 @formula(aten.linear, aten.mkldnn_linear)
-def linear(result: TensorSpec, x: TensorSpec, weight: TensorSpec, bias: TensorSpec | None = None, *args: Any,
-           **kwargs: Any) -> Work:
+def linear(
+    result: TensorSpec, x: TensorSpec, weight: TensorSpec, bias: TensorSpec | None = None, *args: Any, **kwargs: Any
+) -> Work:
     """x·Wᵀ (+ b): rows·K·N MACs, one bias add per output (aten.linear only reaches the mode as linear.out)."""
     n, k = int(weight.shape[0]), int(x.shape[-1])
     rows = int(x.numel()) // max(k, 1)
@@ -177,14 +189,22 @@ def linear(result: TensorSpec, x: TensorSpec, weight: TensorSpec, bias: TensorSp
 
 
 @formula(aten._mixed_dtypes_linear)
-def mixed_dtypes_linear(result: TensorSpec, x: TensorSpec, weight: TensorSpec, scale: TensorSpec, *,
-                        bias: TensorSpec | None = None, activation: str | None = None) -> Work:
+def mixed_dtypes_linear(
+    result: TensorSpec,
+    x: TensorSpec,
+    weight: TensorSpec,
+    scale: TensorSpec,
+    *,
+    bias: TensorSpec | None = None,
+    activation: str | None = None,
+) -> Work:
     """x·W with an int8/int4 weight in the CUTLASS kernel's packed layout: rows·K·N MACs (N read from the output);
     the epilogue scales each output by its column's scale (R·N), adds the bias and applies the activation."""
     n, k = int(result.shape[-1]), int(x.shape[-1])
     rows = int(result.numel()) // max(n, 1)
-    per_output = 1 + int(bias is not None) + {None: 0, "none": 0, "relu": costs.RELU, "silu": costs.SILU}.get(
-        activation, 0)
+    per_output = (
+        1 + int(bias is not None) + {None: 0, "none": 0, "relu": costs.RELU, "silu": costs.SILU}.get(activation, 0)
+    )
     flops = (Flops("elementwise", Term("R·N·c", R=rows, N=n, c=per_output)),)
     return Work(macs=Term("R·K·N", R=rows, K=k, N=n), dots=rows * n, flops=flops)
 
@@ -198,29 +218,51 @@ def _linear_grads(x_shape: Sequence[int], grad: TensorSpec, weight: TensorSpec, 
 
 
 @formula(aten.linear_backward, aten.mkldnn_linear_backward)
-def linear_backward(result: tuple[TensorSpec | None, ...], x: TensorSpec, grad: TensorSpec, weight: TensorSpec,
-                    output_mask: Sequence[bool], *args: Any, **kwargs: Any) -> Work:
+def linear_backward(
+    result: tuple[TensorSpec | None, ...],
+    x: TensorSpec,
+    grad: TensorSpec,
+    weight: TensorSpec,
+    output_mask: Sequence[bool],
+    *args: Any,
+    **kwargs: Any,
+) -> Work:
     """R·K·N MACs for each of grad_input and grad_weight asked for; the bias gradient sums R·N."""
     return _linear_grads(x.shape, grad, weight, output_mask)
 
 
 @formula(aten.mkldnn_linear_backward_input)
-def mkldnn_linear_backward_input(result: TensorSpec, input_size: Sequence[int], grad: TensorSpec, weight: TensorSpec,
-                                 *args: Any, **kwargs: Any) -> Work:
+def mkldnn_linear_backward_input(
+    result: TensorSpec, input_size: Sequence[int], grad: TensorSpec, weight: TensorSpec, *args: Any, **kwargs: Any
+) -> Work:
     """grad_input = g·W: R·K·N MACs."""
     return _linear_grads(input_size, grad, weight, (True, False))
 
 
 @formula(aten.mkldnn_linear_backward_weights)
-def mkldnn_linear_backward_weights(result: tuple[TensorSpec | None, ...], grad: TensorSpec, x: TensorSpec,
-                                   weight: TensorSpec, bias_defined: bool, *args: Any, **kwargs: Any) -> Work:
+def mkldnn_linear_backward_weights(
+    result: tuple[TensorSpec | None, ...],
+    grad: TensorSpec,
+    x: TensorSpec,
+    weight: TensorSpec,
+    bias_defined: bool,
+    *args: Any,
+    **kwargs: Any,
+) -> Work:
     """grad_weight = gᵀ·x: R·K·N MACs; the bias gradient sums R·N."""
     return _linear_grads(x.shape, grad, weight, (False, True, bias_defined))
 
 
 @formula(aten.matmul_backward)
-def matmul_backward(result: tuple[TensorSpec | None, ...], grad: TensorSpec, a: TensorSpec, b: TensorSpec,
-                    mask: Sequence[bool], *args: Any, **kwargs: Any) -> Work:
+def matmul_backward(
+    result: tuple[TensorSpec | None, ...],
+    grad: TensorSpec,
+    a: TensorSpec,
+    b: TensorSpec,
+    mask: Sequence[bool],
+    *args: Any,
+    **kwargs: Any,
+) -> Work:
     """Each gradient asked for is a product as large as the forward: E_out·K MACs (E_out = grad elements)."""
     k = int(a.shape[-1])
     passes = int(bool(mask[0])) + int(bool(mask[1]))
@@ -229,8 +271,7 @@ def matmul_backward(result: tuple[TensorSpec | None, ...], grad: TensorSpec, a: 
 
 
 @formula(aten._compute_linear_combination)
-def linear_combination(result: TensorSpec, x: TensorSpec, coefficients: TensorSpec, *args: Any,
-                       **kwargs: Any) -> Work:
+def linear_combination(result: TensorSpec, x: TensorSpec, coefficients: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """out[i] = Σ_j c[i, j]·x[j]: (output elements)·J MACs."""
     j = int(coefficients.shape[-1])
     e_out = int(result.numel())
@@ -238,9 +279,18 @@ def linear_combination(result: TensorSpec, x: TensorSpec, coefficients: TensorSp
 
 
 @formula(aten._trilinear)
-def trilinear(result: TensorSpec, i1: TensorSpec, i2: TensorSpec, i3: TensorSpec, expand1: Sequence[int],
-              expand2: Sequence[int], expand3: Sequence[int], sumdim: Sequence[int], *args: int,
-              **kwargs: Any) -> Work:
+def trilinear(
+    result: TensorSpec,
+    i1: TensorSpec,
+    i2: TensorSpec,
+    i3: TensorSpec,
+    expand1: Sequence[int],
+    expand2: Sequence[int],
+    expand3: Sequence[int],
+    sumdim: Sequence[int],
+    *args: int,
+    **kwargs: Any,
+) -> Work:
     """Σ over sumdim of i1·i2·i3 (the core of nn.Bilinear): one MAC per term, P = the broadcast size of the
     three inputs with their expanded dimensions (N·O·I₁·I₂ for a bilinear layer)."""
     rank = i1.dim() + len(expand1)

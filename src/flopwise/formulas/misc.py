@@ -28,9 +28,18 @@ def embedding_backward(result: TensorSpec, grad: TensorSpec, *args: TensorSpec |
 
 
 @formula(aten._embedding_bag, aten._embedding_bag_forward_only)
-def embedding_bag(result: tuple[TensorSpec, ...], weight: TensorSpec, indices: TensorSpec, offsets: TensorSpec,
-                  scale_grad_by_freq: bool = False, mode: int = 0, sparse: bool = False,
-                  per_sample_weights: TensorSpec | None = None, *args: int | bool, **kwargs: Any) -> Work:
+def embedding_bag(
+    result: tuple[TensorSpec, ...],
+    weight: TensorSpec,
+    indices: TensorSpec,
+    offsets: TensorSpec,
+    scale_grad_by_freq: bool = False,
+    mode: int = 0,
+    sparse: bool = False,
+    per_sample_weights: TensorSpec | None = None,
+    *args: int | bool,
+    **kwargs: Any,
+) -> Work:
     """Sum or max of each bag's rows ((I − B)·D adds or compares); mean adds a divide per output (I·D)."""
     out = first(result)
     rows, bags, width = int(indices.numel()), int(out.shape[0]), int(weight.shape[-1])
@@ -42,15 +51,24 @@ def embedding_bag(result: tuple[TensorSpec, ...], weight: TensorSpec, indices: T
 
 
 @formula(aten.scatter_add, aten.index_add)
-def scatter_add(result: TensorSpec, x: TensorSpec, dim: int, index: TensorSpec, src: TensorSpec, *args: Any,
-                **kwargs: Any) -> Work:
+def scatter_add(
+    result: TensorSpec, x: TensorSpec, dim: int, index: TensorSpec, src: TensorSpec, *args: Any, **kwargs: Any
+) -> Work:
     """One add per source element."""
     return Work(flops=(Flops("scatter_add", Term("E_src", E_src=int(src.numel()))),))
 
 
 @formula(aten.scatter_reduce, aten.index_reduce)
-def scatter_reduce(result: TensorSpec, x: TensorSpec, dim: int, index: TensorSpec, src: TensorSpec,
-                   reduce: str = "sum", *args: Any, **kwargs: Any) -> Work:
+def scatter_reduce(
+    result: TensorSpec,
+    x: TensorSpec,
+    dim: int,
+    index: TensorSpec,
+    src: TensorSpec,
+    reduce: str = "sum",
+    *args: Any,
+    **kwargs: Any,
+) -> Work:
     """One add (multiply, compare) per source element; mean adds a divide per output."""
     if reduce == "mean":  # the adds, then one divide per output element
         term = Term("E_src + E_out", E_src=int(src.numel()), E_out=int(first(result).numel()))
@@ -60,8 +78,15 @@ def scatter_reduce(result: TensorSpec, x: TensorSpec, dim: int, index: TensorSpe
 
 
 @formula(aten.index_put, aten._index_put_impl)
-def index_put(result: TensorSpec, x: TensorSpec, indices: Sequence[TensorSpec | None], values: TensorSpec,
-              accumulate: bool = False, *args: bool, **kwargs: Any) -> Work:
+def index_put(
+    result: TensorSpec,
+    x: TensorSpec,
+    indices: Sequence[TensorSpec | None],
+    values: TensorSpec,
+    accumulate: bool = False,
+    *args: bool,
+    **kwargs: Any,
+) -> Work:
     """One add per value when accumulating; otherwise a copy (0)."""
     if not accumulate:
         return Work(note="a scatter: copies values, no arithmetic")
@@ -121,16 +146,28 @@ def _reduction(args: tuple[Any, ...], kwargs: dict[str, Any], position: int) -> 
 
 
 @formula(aten.nll_loss_forward, aten.nll_loss2d_forward)
-def nll_loss(result: tuple[TensorSpec, ...], x: TensorSpec, target: TensorSpec, weight: TensorSpec | None = None,
-             *args: int, **kwargs: Any) -> Work:
+def nll_loss(
+    result: tuple[TensorSpec, ...],
+    x: TensorSpec,
+    target: TensorSpec,
+    weight: TensorSpec | None = None,
+    *args: int,
+    **kwargs: Any,
+) -> Work:
     """1 per target (2 with class weights), plus the sum or mean."""
     per_element = 2 if weight is not None else 1  # negate (and weight) each picked log-probability
     return _loss(int(target.numel()), per_element, _reduction(args, kwargs, 0))
 
 
 @formula(aten.nll_loss_backward, aten.nll_loss2d_backward)
-def nll_loss_backward(result: TensorSpec, grad: TensorSpec, x: TensorSpec, target: TensorSpec,
-                      *args: TensorSpec | int | None, **kwargs: Any) -> Work:
+def nll_loss_backward(
+    result: TensorSpec,
+    grad: TensorSpec,
+    x: TensorSpec,
+    target: TensorSpec,
+    *args: TensorSpec | int | None,
+    **kwargs: Any,
+) -> Work:
     """2 per target: −g·w/N."""
     return Work(flops=(Flops("loss_backward", Term("2·E", E=int(target.numel()))),))  # −g·w/N at each target
 
@@ -142,23 +179,26 @@ def mse_loss(result: TensorSpec, x: TensorSpec, target: TensorSpec, *args: int, 
 
 
 @formula(aten.mse_loss_backward)
-def mse_loss_backward(result: TensorSpec, grad: TensorSpec, x: TensorSpec, *args: TensorSpec | int,
-                      **kwargs: Any) -> Work:
+def mse_loss_backward(
+    result: TensorSpec, grad: TensorSpec, x: TensorSpec, *args: TensorSpec | int, **kwargs: Any
+) -> Work:
     """3 per element: 2·(x − y)·g/N."""
     return Work(flops=(Flops("loss_backward", Term("3·E", E=int(x.numel()))),))  # 2·(x − y)·g/N
 
 
 @formula(aten.binary_cross_entropy)
-def binary_cross_entropy(result: TensorSpec, x: TensorSpec, target: TensorSpec, weight: TensorSpec | None = None,
-                         *args: int, **kwargs: Any) -> Work:
+def binary_cross_entropy(
+    result: TensorSpec, x: TensorSpec, target: TensorSpec, weight: TensorSpec | None = None, *args: int, **kwargs: Any
+) -> Work:
     """8 per element (9 with weights), plus the sum or mean."""
     # −(y·log x + (1 − y)·log(1 − x)): 2 logs, 2 subtracts, 2 multiplies, an add, a negate
     return _loss(int(x.numel()), 8 if weight is None else 9, _reduction(args, kwargs, 0))
 
 
 @formula(aten.binary_cross_entropy_backward)
-def binary_cross_entropy_backward(result: TensorSpec, grad: TensorSpec, x: TensorSpec,
-                                  *args: TensorSpec | int | None, **kwargs: Any) -> Work:
+def binary_cross_entropy_backward(
+    result: TensorSpec, grad: TensorSpec, x: TensorSpec, *args: TensorSpec | int | None, **kwargs: Any
+) -> Work:
     """5 per element: g·(x − y) / (x·(1 − x))."""
     # g·(x − y) / (x·(1 − x)): 2 subtracts, 2 multiplies, a divide
     return Work(flops=(Flops("loss_backward", Term("5·E", E=int(x.numel()))),))

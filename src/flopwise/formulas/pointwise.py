@@ -41,8 +41,9 @@ COMPLEX_NOTE = "complex elements: counted in real arithmetic"
 
 
 @formula(aten.add, aten.sub, aten.rsub)
-def add(result: TensorSpec, a: TensorSpec, b: TensorSpec | Scalar | None = None, alpha: Scalar = 1,
-        **kwargs: Any) -> Work:
+def add(
+    result: TensorSpec, a: TensorSpec, b: TensorSpec | Scalar | None = None, alpha: Scalar = 1, **kwargs: Any
+) -> Work:
     """a ± alpha·b: one add per element, and a multiply when alpha ≠ 1 (complex: 2 and 6 real FLOPs)."""
     if not floating(a, b):
         return Work(note=INTEGER_NOTE)
@@ -85,15 +86,62 @@ def floor_divide(result: TensorSpec, a: TensorSpec, b: TensorSpec | Scalar | Non
 
 _ONE_FLOP = [
     # arithmetic and rounding
-    aten.reciprocal, aten.abs, aten.fmod, aten.remainder, aten.floor, aten.ceil,
-    aten.round, aten.trunc, aten.frac, aten.sign, aten.sgn, aten.copysign, aten.signbit,
+    aten.reciprocal,
+    aten.abs,
+    aten.fmod,
+    aten.remainder,
+    aten.floor,
+    aten.ceil,
+    aten.round,
+    aten.trunc,
+    aten.frac,
+    aten.sign,
+    aten.sgn,
+    aten.copysign,
+    aten.signbit,
     # comparisons and selection
-    aten.maximum, aten.minimum, aten.fmax, aten.fmin, aten.eq, aten.ne, aten.lt, aten.le, aten.gt, aten.ge,
-    aten.where, aten.masked_fill, aten.isnan, aten.isinf, aten.isfinite, aten.heaviside,
+    aten.maximum,
+    aten.minimum,
+    aten.fmax,
+    aten.fmin,
+    aten.eq,
+    aten.ne,
+    aten.lt,
+    aten.le,
+    aten.gt,
+    aten.ge,
+    aten.where,
+    aten.masked_fill,
+    aten.isnan,
+    aten.isinf,
+    aten.isfinite,
+    aten.heaviside,
     # elementary functions: one evaluation each
-    aten.exp, aten.exp2, aten.expm1, aten.log, aten.log2, aten.log10, aten.log1p, aten.sqrt, aten.rsqrt,
-    aten.pow, aten.sin, aten.cos, aten.tan, aten.asin, aten.acos, aten.atan, aten.atan2, aten.sinh, aten.cosh,
-    aten.asinh, aten.acosh, aten.atanh, aten.erf, aten.erfc, aten.erfinv,
+    aten.exp,
+    aten.exp2,
+    aten.expm1,
+    aten.log,
+    aten.log2,
+    aten.log10,
+    aten.log1p,
+    aten.sqrt,
+    aten.rsqrt,
+    aten.pow,
+    aten.sin,
+    aten.cos,
+    aten.tan,
+    aten.asin,
+    aten.acos,
+    aten.atan,
+    aten.atan2,
+    aten.sinh,
+    aten.cosh,
+    aten.asinh,
+    aten.acosh,
+    aten.atanh,
+    aten.erf,
+    aten.erfc,
+    aten.erfinv,
 ]
 formula(*_ONE_FLOP)(per_element("elementwise", 1))
 formula(aten.lerp, aten.addcmul, aten.addcdiv)(per_element("elementwise", 3))  # a + w·(b − a); a + v·b·c; a + v·b/c
@@ -103,20 +151,56 @@ formula(aten.xlogy, aten.hypot, aten.logaddexp, aten.nan_to_num)(per_element("el
 
 zero_cost(
     "integer or boolean logic, not floating point",
-    [aten.bitwise_and, aten.bitwise_or, aten.bitwise_xor, aten.bitwise_not, aten.bitwise_left_shift,
-     aten.bitwise_right_shift, aten.logical_and, aten.logical_or, aten.logical_xor, aten.logical_not,
-     aten.__and__, aten.__or__, aten.__xor__, aten.__lshift__, aten.__rshift__, aten.isin],
+    [
+        aten.bitwise_and,
+        aten.bitwise_or,
+        aten.bitwise_xor,
+        aten.bitwise_not,
+        aten.bitwise_left_shift,
+        aten.bitwise_right_shift,
+        aten.logical_and,
+        aten.logical_or,
+        aten.logical_xor,
+        aten.logical_not,
+        aten.__and__,
+        aten.__or__,
+        aten.__xor__,
+        aten.__lshift__,
+        aten.__rshift__,
+        aten.isin,
+    ],
 )
 
 # special functions: one evaluation each, the convention of erf and erfinv above
 formula(
-    aten.lgamma, aten.digamma, aten.polygamma, aten.i0, aten.igamma, aten.igammac, aten.special_airy_ai,
-    aten.special_bessel_j0, aten.special_bessel_j1, aten.special_bessel_y0, aten.special_bessel_y1,
-    aten.special_erfcx, aten.special_i0e, aten.special_i1, aten.special_i1e, aten.special_modified_bessel_i0,
-    aten.special_modified_bessel_i1, aten.special_modified_bessel_k0, aten.special_modified_bessel_k1,
-    aten.special_scaled_modified_bessel_k0, aten.special_scaled_modified_bessel_k1,
-    aten.special_spherical_bessel_j0, aten.special_ndtri, aten.special_zeta, aten.nextafter, aten.frexp,
-    aten.ldexp, aten._neg_view_copy,  # ldexp: x·2ᵉ, one multiply; _neg_view_copy: a negation made real
+    aten.lgamma,
+    aten.digamma,
+    aten.polygamma,
+    aten.i0,
+    aten.igamma,
+    aten.igammac,
+    aten.special_airy_ai,
+    aten.special_bessel_j0,
+    aten.special_bessel_j1,
+    aten.special_bessel_y0,
+    aten.special_bessel_y1,
+    aten.special_erfcx,
+    aten.special_i0e,
+    aten.special_i1,
+    aten.special_i1e,
+    aten.special_modified_bessel_i0,
+    aten.special_modified_bessel_i1,
+    aten.special_modified_bessel_k0,
+    aten.special_modified_bessel_k1,
+    aten.special_scaled_modified_bessel_k0,
+    aten.special_scaled_modified_bessel_k1,
+    aten.special_spherical_bessel_j0,
+    aten.special_ndtri,
+    aten.special_zeta,
+    aten.nextafter,
+    aten.frexp,
+    aten.ldexp,
+    aten._neg_view_copy,  # ldexp: x·2ᵉ, one multiply; _neg_view_copy: a negation made real
 )(per_element("elementwise", 1))
 formula(aten._add_relu)(per_element("elementwise", 2))  # a + b, then a compare
 formula(aten._masked_scale)(per_element("elementwise", 2))  # x · mask · scale
@@ -138,8 +222,15 @@ formula(aten.angle)(per_element("elementwise", 1))  # atan2(imag, real); a sign 
 
 
 @formula(aten.addr)
-def addr(result: TensorSpec, x: TensorSpec, v1: TensorSpec, v2: TensorSpec, beta: Scalar = 1, alpha: Scalar = 1,
-         **kwargs: Any) -> Work:
+def addr(
+    result: TensorSpec,
+    x: TensorSpec,
+    v1: TensorSpec,
+    v2: TensorSpec,
+    beta: Scalar = 1,
+    alpha: Scalar = 1,
+    **kwargs: Any,
+) -> Work:
     """β·x + α·(v1 ⊗ v2): a multiply and an add per element, and one more multiply for each of α, β ≠ 1."""
     if not floating(x, v1, v2):
         return Work(note=INTEGER_NOTE)

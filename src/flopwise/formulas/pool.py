@@ -31,8 +31,9 @@ def _kernel(kernel_size: int | list[int] | tuple[int, ...], rank: int) -> int:
 
 
 def _max_pool(rank: int) -> Formula:
-    def fn(result: Output, x: TensorSpec, kernel_size: int | list[int] | tuple[int, ...], *args: Any,
-           **kwargs: Any) -> Work:
+    def fn(
+        result: Output, x: TensorSpec, kernel_size: int | list[int] | tuple[int, ...], *args: Any, **kwargs: Any
+    ) -> Work:
         outputs = int(first(result).numel())
         return Work(flops=(Flops("pool", Term("P·(K−1)", P=outputs, K=_kernel(kernel_size, rank))),))
 
@@ -41,8 +42,9 @@ def _max_pool(rank: int) -> Formula:
 
 
 def _avg_pool(rank: int) -> Formula:
-    def fn(result: TensorSpec, x: TensorSpec, kernel_size: int | list[int] | tuple[int, ...], *args: Any,
-           **kwargs: Any) -> Work:
+    def fn(
+        result: TensorSpec, x: TensorSpec, kernel_size: int | list[int] | tuple[int, ...], *args: Any, **kwargs: Any
+    ) -> Work:
         outputs = int(first(result).numel())
         return Work(flops=(Flops("pool", Term("P·(K+1)", P=outputs, K=_kernel(kernel_size, rank))),))
 
@@ -51,8 +53,14 @@ def _avg_pool(rank: int) -> Formula:
 
 
 def _avg_pool_backward(rank: int) -> Formula:
-    def fn(result: TensorSpec, grad: TensorSpec, x: TensorSpec, kernel_size: int | list[int] | tuple[int, ...],
-           *args: Any, **kwargs: Any) -> Work:
+    def fn(
+        result: TensorSpec,
+        grad: TensorSpec,
+        x: TensorSpec,
+        kernel_size: int | list[int] | tuple[int, ...],
+        *args: Any,
+        **kwargs: Any,
+    ) -> Work:
         k = _kernel(kernel_size, rank)
         return Work(flops=(Flops("pool_backward", Term("P·(K+1)", P=int(grad.numel()), K=k)),))
 
@@ -72,9 +80,15 @@ formula(aten.avg_pool2d_backward)(_avg_pool_backward(2))
 formula(aten.avg_pool3d_backward)(_avg_pool_backward(3))
 
 
-@formula(aten.max_pool2d_with_indices_backward, aten.max_pool3d_with_indices_backward, aten.max_pool2d_backward,
-         aten.mkldnn_max_pool2d_backward, aten.mkldnn_max_pool3d_backward, aten.fractional_max_pool2d_backward,
-         aten.fractional_max_pool3d_backward)
+@formula(
+    aten.max_pool2d_with_indices_backward,
+    aten.max_pool3d_with_indices_backward,
+    aten.max_pool2d_backward,
+    aten.mkldnn_max_pool2d_backward,
+    aten.mkldnn_max_pool3d_backward,
+    aten.fractional_max_pool2d_backward,
+    aten.fractional_max_pool3d_backward,
+)
 def max_pool_backward(result: TensorSpec, grad: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """One add per output gradient, routed to its argmax."""
     return Work(flops=(Flops("pool_backward", Term("P", P=int(grad.numel()))),))
@@ -109,14 +123,16 @@ def _adaptive_pool(rank: int, kind: str, expr: str, grad_first: bool = False) ->
 
 formula(aten.adaptive_avg_pool1d)(_adaptive_pool(1, "pool", "N·W"))
 formula(aten._adaptive_avg_pool2d, aten.adaptive_avg_pool2d, aten.mkldnn_adaptive_avg_pool2d)(
-    _adaptive_pool(2, "pool", "N·W"))
+    _adaptive_pool(2, "pool", "N·W")
+)
 formula(aten._adaptive_avg_pool3d, aten.adaptive_avg_pool3d)(_adaptive_pool(3, "pool", "N·W"))
 formula(aten.adaptive_max_pool1d)(_adaptive_pool(1, "pool", "N·W − P"))
 formula(aten.adaptive_max_pool2d)(_adaptive_pool(2, "pool", "N·W − P"))
 formula(aten.adaptive_max_pool3d)(_adaptive_pool(3, "pool", "N·W − P"))
 formula(aten._adaptive_avg_pool2d_backward)(_adaptive_pool(2, "pool_backward", "N·W", grad_first=True))
 formula(aten._adaptive_avg_pool3d_backward, aten.adaptive_avg_pool3d_backward)(
-    _adaptive_pool(3, "pool_backward", "N·W", grad_first=True))
+    _adaptive_pool(3, "pool_backward", "N·W", grad_first=True)
+)
 
 
 @formula(aten.adaptive_max_pool2d_backward, aten.adaptive_max_pool3d_backward)
@@ -126,8 +142,9 @@ def adaptive_max_pool_backward(result: TensorSpec, grad: TensorSpec, *args: Tens
 
 
 @formula(aten.mkldnn_adaptive_avg_pool2d_backward)
-def mkldnn_adaptive_avg_pool_backward(result: TensorSpec, grad: TensorSpec, x: TensorSpec, *args: Any,
-                                      **kwargs: Any) -> Work:
+def mkldnn_adaptive_avg_pool_backward(
+    result: TensorSpec, grad: TensorSpec, x: TensorSpec, *args: Any, **kwargs: Any
+) -> Work:
     """As the adaptive average pooling gradient: N·W, W the summed window elements per plane."""
     planes, window, outputs = _adaptive(x, grad, 2)
     return Work(flops=(Flops("pool_backward", Term("N·W", N=planes, W=window)),))

@@ -40,8 +40,14 @@ def plan_of(func: torch._ops.OpOverload, overrides: dict[str, Formula | None]) -
 
 
 def cost_call(
-    convention: Convention, plan: Any, out: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
-    inputs: list[torch.Tensor], outputs: list[torch.Tensor], mask: tuple[str, int | None] = ("", None),
+    convention: Convention,
+    plan: Any,
+    out: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    inputs: list[torch.Tensor],
+    outputs: list[torch.Tensor],
+    mask: tuple[str, int | None] = ("", None),
     lengths: dict[int, tuple[int, ...]] | None = None,
 ) -> tuple[Work, Cost, tuple[tuple[int, ...], ...], str]:
     """One call's work (its formula on the shapes of `args`), its cost under `convention`, the shapes of the

@@ -69,9 +69,19 @@ def _reads_packed(work: Work, *args: object) -> Work:
     return dataclasses.replace(work, bytes_read=tensor_bytes(args))
 
 
-@formula(quantized.linear, quantized.linear_relu, quantized.linear_leaky_relu, quantized.linear_tanh, quantized.matmul,
-         quantized.int4mm_packed_weight_cpu, aten._weight_int4pack_mm, aten._weight_int4pack_mm_for_cpu,
-         aten._weight_int4pack_mm_with_scales_and_zeros, aten._weight_int8pack_mm, aten._dyn_quant_matmul_4bit)
+@formula(
+    quantized.linear,
+    quantized.linear_relu,
+    quantized.linear_leaky_relu,
+    quantized.linear_tanh,
+    quantized.matmul,
+    quantized.int4mm_packed_weight_cpu,
+    aten._weight_int4pack_mm,
+    aten._weight_int4pack_mm_for_cpu,
+    aten._weight_int4pack_mm_with_scales_and_zeros,
+    aten._weight_int8pack_mm,
+    aten._dyn_quant_matmul_4bit,
+)
 def quantized_product(result: TensorSpec, x: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """(output elements)·K MACs, K the input's last dimension (a matrix product with a packed weight)."""
     out = first(result)
@@ -80,8 +90,9 @@ def quantized_product(result: TensorSpec, x: TensorSpec, *args: Any, **kwargs: A
     return _reads_packed(work, x, *args)
 
 
-@formula(quantized.linear_dynamic_fp16, quantized.linear_relu_dynamic_fp16,
-         quantized.linear_dynamic_fp16_unpacked_weight)
+@formula(
+    quantized.linear_dynamic_fp16, quantized.linear_relu_dynamic_fp16, quantized.linear_dynamic_fp16_unpacked_weight
+)
 def fp16_product(result: TensorSpec, x: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """(output elements)·K float32 MACs: the float16 weight is widened to float32 before each multiply-add."""
     work = quantized_product(result, x, *args)
@@ -94,8 +105,12 @@ def dynamic_product(result: TensorSpec, x: TensorSpec, *args: Any, **kwargs: Any
     return dataclasses.replace(quantized_product(result, x, *args), dtype="int8")
 
 
-@output_rule(quantized.linear_dynamic, quantized.linear_relu_dynamic, quantized.linear_dynamic_fp16,
-             quantized.linear_relu_dynamic_fp16)
+@output_rule(
+    quantized.linear_dynamic,
+    quantized.linear_relu_dynamic,
+    quantized.linear_dynamic_fp16,
+    quantized.linear_relu_dynamic_fp16,
+)
 def dynamic_linear_output(x: torch.Tensor, packed: Any, *args: Any, **kwargs: Any) -> torch.Tensor | None:
     """On the meta device (no kernel there): a float output of x's rows by the packed weight's output features."""
     if not x.is_meta:
@@ -104,8 +119,10 @@ def dynamic_linear_output(x: torch.Tensor, packed: Any, *args: Any, **kwargs: An
     return torch.empty((*x.shape[:-1], out_features), dtype=x.dtype, device=x.device)
 
 
-@formula(quantized.linear_with_input_q_dq_qweight_dq_output_fp32,
-         quantized.linear_with_input_q_dq_qweight_dq_relu_output_fp32)
+@formula(
+    quantized.linear_with_input_q_dq_qweight_dq_output_fp32,
+    quantized.linear_with_input_q_dq_qweight_dq_relu_output_fp32,
+)
 def reference_linear(result: TensorSpec, x: TensorSpec, *args: Any, **kwargs: Any) -> Work:
     """(output elements)·K MACs, as a quantized linear layer."""
     return quantized_product(result, x, *args)
@@ -120,47 +137,95 @@ def _packed_conv(result: TensorSpec, x: TensorSpec, packed: Any, *tensors: Tenso
     return _reads_packed(Work(macs=work.macs, dots=work.dots, note=_NOTE), x, packed, *tensors)
 
 
-@formula(quantized.conv1d, quantized.conv1d_relu, quantized.conv2d, quantized.conv2d_relu, quantized.conv3d,
-         quantized.conv3d_relu, quantized.conv_transpose1d, quantized.conv_transpose2d, quantized.conv_transpose3d)
-def quantized_conv(result: TensorSpec, x: TensorSpec, packed: Any, *args: Sequence[int] | float,
-                   **kwargs: Any) -> Work:
+@formula(
+    quantized.conv1d,
+    quantized.conv1d_relu,
+    quantized.conv2d,
+    quantized.conv2d_relu,
+    quantized.conv3d,
+    quantized.conv3d_relu,
+    quantized.conv_transpose1d,
+    quantized.conv_transpose2d,
+    quantized.conv_transpose3d,
+)
+def quantized_conv(result: TensorSpec, x: TensorSpec, packed: Any, *args: Sequence[int] | float, **kwargs: Any) -> Work:
     """Convolution MACs (see conv.py) with the kernel and groups of the packed weight."""
     return _packed_conv(result, x, packed)
 
 
-@formula(quantized.conv1d_dynamic, quantized.conv2d_dynamic, quantized.conv3d_dynamic,
-         quantized.conv_transpose1d_dynamic, quantized.conv_transpose2d_dynamic, quantized.conv_transpose3d_dynamic)
+@formula(
+    quantized.conv1d_dynamic,
+    quantized.conv2d_dynamic,
+    quantized.conv3d_dynamic,
+    quantized.conv_transpose1d_dynamic,
+    quantized.conv_transpose2d_dynamic,
+    quantized.conv_transpose3d_dynamic,
+)
 def dynamic_conv(result: TensorSpec, x: TensorSpec, packed: Any, *args: bool, **kwargs: Any) -> Work:
     """Convolution MACs with the packed weight's kernel; int8, the float input being quantized at run time."""
     return dataclasses.replace(_packed_conv(result, x, packed), dtype="int8")
 
 
 @formula(quantized.conv2d_add, quantized.conv2d_add_relu)
-def quantized_conv_add(result: TensorSpec, x: TensorSpec, accumulator: TensorSpec, packed: Any, *args: float,
-                       **kwargs: Any) -> Work:
+def quantized_conv_add(
+    result: TensorSpec, x: TensorSpec, accumulator: TensorSpec, packed: Any, *args: float, **kwargs: Any
+) -> Work:
     """Convolution MACs; the fused add of the accumulator is integer arithmetic."""
     return _packed_conv(result, x, packed, accumulator)
 
 
 zero_cost(
     "packs, unpacks or reads the parameters of quantized weights (no arithmetic)",
-    [quantized.linear_prepack, quantized.linear_prepack_fp16, quantized.linear_prepack_legacy,
-     quantized.linear_prepack_fp16_legacy, quantized.linear_unpack, quantized.linear_unpack_fp16,
-     quantized.conv_prepack, quantized.conv1d_prepack, quantized.conv2d_prepack, quantized.conv3d_prepack,
-     quantized.conv_transpose1d_prepack, quantized.conv_transpose2d_prepack, quantized.conv_transpose3d_prepack,
-     quantized.embedding_bag_prepack, quantized.embedding_bag_byte_prepack, quantized.embedding_bag_4bit_prepack,
-     quantized.embedding_bag_2bit_prepack, quantized.embedding_bag_unpack, quantized.embedding_bag_byte_unpack,
-     quantized.embedding_bag_4bit_unpack, quantized.embedding_bag_2bit_unpack, quantized.make_quantized_cell_params,
-     quantized.make_quantized_cell_params_dynamic, aten._convert_weight_to_int4pack,
-     aten._convert_weight_to_int4pack_for_cpu, aten._dyn_quant_pack_4bit_weight, aten.int_repr,
-     aten._make_per_tensor_quantized_tensor, aten._make_per_channel_quantized_tensor, aten.q_scale,
-     aten.q_zero_point, aten.qscheme, aten.q_per_channel_axis, aten.q_per_channel_scales,
-     aten.q_per_channel_zero_points, aten._empty_affine_quantized, aten._empty_per_channel_affine_quantized,
-     aten.empty_quantized],
+    [
+        quantized.linear_prepack,
+        quantized.linear_prepack_fp16,
+        quantized.linear_prepack_legacy,
+        quantized.linear_prepack_fp16_legacy,
+        quantized.linear_unpack,
+        quantized.linear_unpack_fp16,
+        quantized.conv_prepack,
+        quantized.conv1d_prepack,
+        quantized.conv2d_prepack,
+        quantized.conv3d_prepack,
+        quantized.conv_transpose1d_prepack,
+        quantized.conv_transpose2d_prepack,
+        quantized.conv_transpose3d_prepack,
+        quantized.embedding_bag_prepack,
+        quantized.embedding_bag_byte_prepack,
+        quantized.embedding_bag_4bit_prepack,
+        quantized.embedding_bag_2bit_prepack,
+        quantized.embedding_bag_unpack,
+        quantized.embedding_bag_byte_unpack,
+        quantized.embedding_bag_4bit_unpack,
+        quantized.embedding_bag_2bit_unpack,
+        quantized.make_quantized_cell_params,
+        quantized.make_quantized_cell_params_dynamic,
+        aten._convert_weight_to_int4pack,
+        aten._convert_weight_to_int4pack_for_cpu,
+        aten._dyn_quant_pack_4bit_weight,
+        aten.int_repr,
+        aten._make_per_tensor_quantized_tensor,
+        aten._make_per_channel_quantized_tensor,
+        aten.q_scale,
+        aten.q_zero_point,
+        aten.qscheme,
+        aten.q_per_channel_axis,
+        aten.q_per_channel_scales,
+        aten.q_per_channel_zero_points,
+        aten._empty_affine_quantized,
+        aten._empty_per_channel_affine_quantized,
+        aten.empty_quantized,
+    ],
 )
 zero_cost(
     "copies or compares quantized (integer) values: not floating point",
-    [quantized.cat, quantized.dropout, quantized.max_pool1d, quantized.max_pool2d,
-     aten.quantized_max_pool1d, aten.quantized_max_pool2d, aten.quantized_max_pool3d],
+    [
+        quantized.cat,
+        quantized.dropout,
+        quantized.max_pool1d,
+        quantized.max_pool2d,
+        aten.quantized_max_pool1d,
+        aten.quantized_max_pool2d,
+        aten.quantized_max_pool3d,
+    ],
 )
-

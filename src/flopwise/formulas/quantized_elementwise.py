@@ -62,21 +62,34 @@ def _binary(per_element: int) -> Formula:
     """add/add_relu: two tensors are dequantized and added in float32; a scalar is added to the integers."""
 
     def fn(result: Output, a: TensorSpec | Scalar, b: TensorSpec | Scalar, *args: Any, **kwargs: Any) -> Work:
-        work = Work(flops=(Flops("elementwise", Term("E·c", E=int(first(result).numel()), c=per_element)),),
-                    note=_NOTE)
+        work = Work(flops=(Flops("elementwise", Term("E·c", E=int(first(result).numel()), c=per_element)),), note=_NOTE)
         return _float(work) if is_tensor(a) and is_tensor(b) else work
 
-    fn.__doc__ = (f"{per_element} per output element (the add{' and the ReLU' if per_element == 2 else ''}): "
-                  "float32 for two tensors, int8 for a scalar")
+    fn.__doc__ = (
+        f"{per_element} per output element (the add{' and the ReLU' if per_element == 2 else ''}): "
+        "float32 for two tensors, int8 for a scalar"
+    )
     return fn
 
 
 formula(quantized.add, quantized.add_out)(_binary(1))
 formula(quantized.add_relu, quantized.add_relu_out)(_binary(2))
-formula(quantized.add_scalar, quantized.add_scalar_out, quantized.mul, quantized.mul_out, quantized.mul_scalar,
-        quantized.mul_scalar_out)(_per_element("elementwise", 1, False))
-formula(quantized.add_scalar_relu, quantized.add_scalar_relu_out, quantized.mul_relu, quantized.mul_relu_out,
-        quantized.mul_scalar_relu, quantized.mul_scalar_relu_out)(_per_element("elementwise", 2, False))
+formula(
+    quantized.add_scalar,
+    quantized.add_scalar_out,
+    quantized.mul,
+    quantized.mul_out,
+    quantized.mul_scalar,
+    quantized.mul_scalar_out,
+)(_per_element("elementwise", 1, False))
+formula(
+    quantized.add_scalar_relu,
+    quantized.add_scalar_relu_out,
+    quantized.mul_relu,
+    quantized.mul_relu_out,
+    quantized.mul_scalar_relu,
+    quantized.mul_scalar_relu_out,
+)(_per_element("elementwise", 2, False))
 formula(quantized.cat_relu, quantized.cat_relu_out)(_per_element("activation", costs.RELU, True))
 formula(quantized.hardswish)(_per_element("activation", costs.HARDSWISH, True))
 formula(quantized.sigmoid)(_per_element("activation", costs.SIGMOID, True))
@@ -102,23 +115,36 @@ def softmax(result: TensorSpec, x: TensorSpec, dim: int, output_scale: float, ou
 
 
 @formula(quantized.layer_norm)
-def layer_norm(result: TensorSpec, x: TensorSpec, normalized_shape: Sequence[int], weight: TensorSpec | None,
-               bias: TensorSpec | None, *args: float | int) -> Work:
+def layer_norm(
+    result: TensorSpec,
+    x: TensorSpec,
+    normalized_shape: Sequence[int],
+    weight: TensorSpec | None,
+    bias: TensorSpec | None,
+    *args: float | int,
+) -> Work:
     """7 per element and 4 per normalized row (5 per element without weight and bias), as aten.native_layer_norm."""
     return _float(float_layer_norm((result,), x, normalized_shape, weight, bias))
 
 
 @formula(quantized.group_norm)
-def group_norm(result: TensorSpec, x: TensorSpec, num_groups: int, weight: TensorSpec | None,
-               bias: TensorSpec | None, *args: float | int) -> Work:
+def group_norm(
+    result: TensorSpec,
+    x: TensorSpec,
+    num_groups: int,
+    weight: TensorSpec | None,
+    bias: TensorSpec | None,
+    *args: float | int,
+) -> Work:
     """7 per element and 4 per (sample, group), as aten.native_group_norm."""
     n, c = int(x.shape[0]), int(x.shape[1])
     return _float(float_group_norm((result,), x, weight, bias, n, c, x.numel() // max(n * c, 1), int(num_groups)))
 
 
 @formula(quantized.instance_norm)
-def instance_norm(result: TensorSpec, x: TensorSpec, weight: TensorSpec | None, bias: TensorSpec | None,
-                  *args: float | int) -> Work:
+def instance_norm(
+    result: TensorSpec, x: TensorSpec, weight: TensorSpec | None, bias: TensorSpec | None, *args: float | int
+) -> Work:
     """A group norm with a group per channel: 7 per element and 4 per (sample, channel)."""
     return group_norm(result, x, int(x.shape[1]), weight, bias)
 
@@ -135,9 +161,11 @@ def _batch_norm(relu: bool) -> Formula:
 
 
 formula(quantized.batch_norm, quantized.batch_norm1d, quantized.batch_norm2d, quantized.batch_norm3d)(
-    _batch_norm(False))
-formula(quantized.batch_norm_relu, quantized.batch_norm1d_relu, quantized.batch_norm2d_relu,
-        quantized.batch_norm3d_relu)(_batch_norm(True))
+    _batch_norm(False)
+)
+formula(
+    quantized.batch_norm_relu, quantized.batch_norm1d_relu, quantized.batch_norm2d_relu, quantized.batch_norm3d_relu
+)(_batch_norm(True))
 
 
 # — PT2E's reference representation: quantized_decomposed (torch.ao.quantization.fx._decomposed) —
@@ -151,14 +179,23 @@ def _input_elements(kind: str, per_element: int, what: str) -> Formula:
     return fn
 
 
-formula("quantized_decomposed.quantize_per_tensor", "quantized_decomposed.quantize_per_channel",
-        "quantized_decomposed.quantize_per_token", "quantized_decomposed.quantize_per_channel_group")(
-    _input_elements("quantize", QUANTIZE, "multiply by 1/scale, round, add the zero point, clamp (2 compares)"))
-formula("quantized_decomposed.dequantize_per_tensor", "quantized_decomposed.dequantize_per_channel",
-        "quantized_decomposed.dequantize_per_token", "quantized_decomposed.dequantize_per_channel_group")(
-    _input_elements("quantize", DEQUANTIZE, "subtract the zero point, multiply by the scale"))
-formula("quantized_decomposed.choose_qparams", "quantized_decomposed.choose_qparams_symmetric",
-        "quantized_decomposed.choose_qparams_per_token", "quantized_decomposed.choose_qparams_per_token_asymmetric",
-        "quantized_decomposed._choose_qparams_per_token_asymmetric_impl")(
-    _input_elements("quantize", 2, "a compare with the running min and one with the max"))
+formula(
+    "quantized_decomposed.quantize_per_tensor",
+    "quantized_decomposed.quantize_per_channel",
+    "quantized_decomposed.quantize_per_token",
+    "quantized_decomposed.quantize_per_channel_group",
+)(_input_elements("quantize", QUANTIZE, "multiply by 1/scale, round, add the zero point, clamp (2 compares)"))
+formula(
+    "quantized_decomposed.dequantize_per_tensor",
+    "quantized_decomposed.dequantize_per_channel",
+    "quantized_decomposed.dequantize_per_token",
+    "quantized_decomposed.dequantize_per_channel_group",
+)(_input_elements("quantize", DEQUANTIZE, "subtract the zero point, multiply by the scale"))
+formula(
+    "quantized_decomposed.choose_qparams",
+    "quantized_decomposed.choose_qparams_symmetric",
+    "quantized_decomposed.choose_qparams_per_token",
+    "quantized_decomposed.choose_qparams_per_token_asymmetric",
+    "quantized_decomposed._choose_qparams_per_token_asymmetric_impl",
+)(_input_elements("quantize", 2, "a compare with the running min and one with the max"))
 zero_cost("converts the dtype of each element (a copy)", ["quantized_decomposed.convert_element_type"])

@@ -83,8 +83,11 @@ def _layers(mode: int, args: tuple[Any, ...]) -> Work:
         x, _, hx, params, has_biases, layers, _, _, bidirectional = args  # .data: x holds only the real steps
         steps = int(x.shape[0])
     hidden, directions, gates = int(_hidden(hx).shape[-1]), 2 if bidirectional else 1, GATES[mode]
-    shapes = [[(gates * hidden, int(x.shape[-1]) if layer == 0 else directions * hidden), (gates * hidden, hidden)]
-              for layer in range(int(layers)) for _ in range(directions)]
+    shapes = [
+        [(gates * hidden, int(x.shape[-1]) if layer == 0 else directions * hidden), (gates * hidden, hidden)]
+        for layer in range(int(layers))
+        for _ in range(directions)
+    ]
     fp16 = _in_fp16(params[0])
     weight_elements = sum(rows * columns for group in shapes for rows, columns in group)
     biases = len(shapes) * 2 * gates * hidden * 4 if has_biases else 0  # b_ih and b_hh, float32
@@ -104,8 +107,15 @@ def quantized_gru(result: tuple[TensorSpec, ...], *args: Any, **kwargs: Any) -> 
     return _layers(GRU, args)
 
 
-def _cell(mode: int, x: TensorSpec, hx: TensorSpec | list[TensorSpec], w_ih: Any, w_hh: Any, b_ih: TensorSpec | None,
-          b_hh: TensorSpec | None) -> Work:
+def _cell(
+    mode: int,
+    x: TensorSpec,
+    hx: TensorSpec | list[TensorSpec],
+    w_ih: Any,
+    w_hh: Any,
+    b_ih: TensorSpec | None,
+    b_hh: TensorSpec | None,
+) -> Work:
     """One step of a quantized cell: B rows (1 for an unbatched input)."""
     rows = int(x.shape[0]) if x.dim() > 1 else 1
     hidden, gates = int(_hidden(hx).shape[-1]), GATES[mode]
@@ -117,28 +127,56 @@ def _cell(mode: int, x: TensorSpec, hx: TensorSpec | list[TensorSpec], w_ih: Any
 
 
 @formula(quantized.quantized_lstm_cell_dynamic)
-def lstm_cell(result: tuple[TensorSpec, ...], x: TensorSpec, hx: list[TensorSpec], w_ih: Any, w_hh: Any,
-              b_ih: TensorSpec | None = None, b_hh: TensorSpec | None = None) -> Work:
+def lstm_cell(
+    result: tuple[TensorSpec, ...],
+    x: TensorSpec,
+    hx: list[TensorSpec],
+    w_ih: Any,
+    w_hh: Any,
+    b_ih: TensorSpec | None = None,
+    b_hh: TensorSpec | None = None,
+) -> Work:
     """One LSTM step: B·4H·(I + H) gate products, int8 (qint8 weights) or float32 (float16)."""
     return _cell(LSTM, x, hx, w_ih, w_hh, b_ih, b_hh)
 
 
 @formula(quantized.quantized_gru_cell_dynamic)
-def gru_cell(result: TensorSpec, x: TensorSpec, hx: TensorSpec, w_ih: Any, w_hh: Any, b_ih: TensorSpec | None = None,
-             b_hh: TensorSpec | None = None) -> Work:
+def gru_cell(
+    result: TensorSpec,
+    x: TensorSpec,
+    hx: TensorSpec,
+    w_ih: Any,
+    w_hh: Any,
+    b_ih: TensorSpec | None = None,
+    b_hh: TensorSpec | None = None,
+) -> Work:
     """One GRU step: B·3H·(I + H) gate products, int8 (qint8 weights) or float32 (float16)."""
     return _cell(GRU, x, hx, w_ih, w_hh, b_ih, b_hh)
 
 
 @formula(quantized.quantized_rnn_tanh_cell_dynamic)
-def rnn_tanh_cell(result: TensorSpec, x: TensorSpec, hx: TensorSpec, w_ih: Any, w_hh: Any,
-                  b_ih: TensorSpec | None = None, b_hh: TensorSpec | None = None) -> Work:
+def rnn_tanh_cell(
+    result: TensorSpec,
+    x: TensorSpec,
+    hx: TensorSpec,
+    w_ih: Any,
+    w_hh: Any,
+    b_ih: TensorSpec | None = None,
+    b_hh: TensorSpec | None = None,
+) -> Work:
     """One tanh RNN step: B·H·(I + H) products, int8 (qint8 weights) or float32 (float16)."""
     return _cell(RNN_TANH, x, hx, w_ih, w_hh, b_ih, b_hh)
 
 
 @formula(quantized.quantized_rnn_relu_cell_dynamic)
-def rnn_relu_cell(result: TensorSpec, x: TensorSpec, hx: TensorSpec, w_ih: Any, w_hh: Any,
-                  b_ih: TensorSpec | None = None, b_hh: TensorSpec | None = None) -> Work:
+def rnn_relu_cell(
+    result: TensorSpec,
+    x: TensorSpec,
+    hx: TensorSpec,
+    w_ih: Any,
+    w_hh: Any,
+    b_ih: TensorSpec | None = None,
+    b_hh: TensorSpec | None = None,
+) -> Work:
     """One ReLU RNN step: B·H·(I + H) products, int8 (qint8 weights) or float32 (float16)."""
     return _cell(RNN_RELU, x, hx, w_ih, w_hh, b_ih, b_hh)

@@ -81,8 +81,13 @@ def std(result: Output, x: TensorSpec, *args: Sequence[int] | bool | None, **kwa
 
 
 @formula(aten.linalg_vector_norm, aten.norm, aten.native_norm, aten.linalg__powsum)
-def vector_norm(result: TensorSpec, x: TensorSpec, ord: float | None = 2,
-                *args: Sequence[int] | bool | torch.dtype | None, **kwargs: Any) -> Work:
+def vector_norm(
+    result: TensorSpec,
+    x: TensorSpec,
+    ord: float | None = 2,
+    *args: Sequence[int] | bool | torch.dtype | None,
+    **kwargs: Any,
+) -> Work:
     """‖x‖₂: square, add per element (2·E_in − E_out) and a sqrt per output; ‖x‖₁: abs, add; ‖x‖∞: abs, compare;
     other p: abs, pow, add per element and a pow per output."""
     e_in, e_out = _reduced(x, result)
@@ -158,14 +163,24 @@ def pdist(result: TensorSpec, x: TensorSpec, *args: float, **kwargs: Any) -> Wor
 
 zero_cost(
     "finds or selects elements by value (no floating-point arithmetic counted)",
-    [aten.nonzero, aten.unique_consecutive, aten._unique, aten._unique2, aten.unique_dim, aten.bucketize,
-     aten.searchsorted, aten.nonzero_static, aten.unique_dim_consecutive],
+    [
+        aten.nonzero,
+        aten.unique_consecutive,
+        aten._unique,
+        aten._unique2,
+        aten.unique_dim,
+        aten.bucketize,
+        aten.searchsorted,
+        aten.nonzero_static,
+        aten.unique_dim_consecutive,
+    ],
 )
 
 
 @formula(aten._cummax_helper, aten._cummin_helper)
-def cumulative_extreme(result: None, x: TensorSpec, values: TensorSpec, indices: TensorSpec, dim: int, *args: Any,
-                       **kwargs: Any) -> Work:
+def cumulative_extreme(
+    result: None, x: TensorSpec, values: TensorSpec, indices: TensorSpec, dim: int, *args: Any, **kwargs: Any
+) -> Work:
     """The running max (min) kernel: one compare per element after the first of its row."""
     return scan(values, x, dim)
 

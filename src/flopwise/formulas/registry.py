@@ -136,8 +136,13 @@ class TensorSpec:
 
 
 _FLOAT8 = {d for d in vars(torch).values() if isinstance(d, torch.dtype) and str(d).startswith("torch.float8")}
-_QUANTIZED_NAMES = {torch.qint8: "int8", torch.quint8: "int8", torch.qint32: "int32", torch.quint4x2: "int4",
-                    torch.quint2x4: "int2"}
+_QUANTIZED_NAMES = {
+    torch.qint8: "int8",
+    torch.quint8: "int8",
+    torch.qint32: "int32",
+    torch.quint4x2: "int4",
+    torch.quint2x4: "int2",
+}
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -266,12 +271,27 @@ def is_zero_cost(name: str) -> bool:
 # Views whose schema does not say so: they return tensors sharing the input's storage without annotating it. A
 # functional collective's wait and autograd wrap return the collective's own output: no bytes move (eager runs wrap
 # and wait later, fake-tensor runs wait at once; either way the traffic is the collective's, counted once).
-_UNANNOTATED_VIEWS = {"aten._unsafe_view", "aten.unsafe_split", "aten.unsafe_split_with_sizes", "aten.unsafe_chunk",
-                      "_c10d_functional.wait_tensor", "_c10d_functional._wrap_tensor_autograd"}
+_UNANNOTATED_VIEWS = {
+    "aten._unsafe_view",
+    "aten.unsafe_split",
+    "aten.unsafe_split_with_sizes",
+    "aten.unsafe_chunk",
+    "_c10d_functional.wait_tensor",
+    "_c10d_functional._wrap_tensor_autograd",
+}
 # Queries of a tensor's metadata: they read no element.
-_METADATA = {"prim.device", "prim.layout", "aten.sym_size", "aten.sym_stride", "aten.sym_numel",
-             "aten.sym_storage_offset", "aten.is_same_size", "aten.is_contiguous", "aten.is_strides_like_format",
-             "aten.is_non_overlapping_and_dense"}
+_METADATA = {
+    "prim.device",
+    "prim.layout",
+    "aten.sym_size",
+    "aten.sym_stride",
+    "aten.sym_numel",
+    "aten.sym_storage_offset",
+    "aten.is_same_size",
+    "aten.is_contiguous",
+    "aten.is_strides_like_format",
+    "aten.is_non_overlapping_and_dense",
+}
 
 
 def is_view(func: torch._ops.OpOverload) -> bool:

@@ -34,8 +34,7 @@ def steps_of(x: TensorSpec, batch_sizes: Sequence[int] | None, batch_first: bool
     return int(x.shape[0]) * int(x.shape[1])
 
 
-def layer_work(steps: int, shapes: Sequence[Sequence[Sequence[int]]], mode: int, has_biases: bool,
-               hidden: int) -> Work:
+def layer_work(steps: int, shapes: Sequence[Sequence[Sequence[int]]], mode: int, has_biases: bool, hidden: int) -> Work:
     """Work of all (layer, direction) groups: each group is the shapes of (w_ih, w_hh[, w_hr])."""
     weight_elements = sum(int(w[0]) * int(w[1]) for group in shapes for w in group)
     groups = len(shapes)
@@ -50,21 +49,56 @@ def layer_work(steps: int, shapes: Sequence[Sequence[Sequence[int]]], mode: int,
 
 
 @formula(aten.mkldnn_rnn_layer)
-def mkldnn_rnn_layer(result: tuple[TensorSpec, ...], x: TensorSpec, w_ih: TensorSpec, w_hh: TensorSpec,
-                     b_ih: TensorSpec, b_hh: TensorSpec, hx: TensorSpec, cx: TensorSpec, reverse: bool,
-                     batch_sizes: Sequence[int], mode: int, hidden_size: int, num_layers: int, has_biases: bool,
-                     bidirectional: bool, batch_first: bool, train: bool) -> Work:
+def mkldnn_rnn_layer(
+    result: tuple[TensorSpec, ...],
+    x: TensorSpec,
+    w_ih: TensorSpec,
+    w_hh: TensorSpec,
+    b_ih: TensorSpec,
+    b_hh: TensorSpec,
+    hx: TensorSpec,
+    cx: TensorSpec,
+    reverse: bool,
+    batch_sizes: Sequence[int],
+    mode: int,
+    hidden_size: int,
+    num_layers: int,
+    has_biases: bool,
+    bidirectional: bool,
+    batch_first: bool,
+    train: bool,
+) -> Work:
     steps = steps_of(x, batch_sizes, bool(batch_first))
     return layer_work(steps, [[w_ih.shape, w_hh.shape]], int(mode), bool(has_biases), int(hidden_size))
 
 
 @formula(aten.mkldnn_rnn_layer_backward)
-def mkldnn_rnn_layer_backward(result: tuple[TensorSpec | None, ...], x: TensorSpec, w_ih: TensorSpec,
-                              w_hh: TensorSpec, b_ih: TensorSpec, b_hh: TensorSpec, hx: TensorSpec, cx: TensorSpec,
-                              output: TensorSpec, hy: TensorSpec, cy: TensorSpec, grad_output: TensorSpec | None,
-                              grad_hy: TensorSpec | None, grad_cy: TensorSpec | None, reverse: bool, mode: int,
-                              hidden_size: int, num_layers: int, has_biases: bool, train: bool, bidirectional: bool,
-                              batch_sizes: Sequence[int], batch_first: bool, workspace: TensorSpec) -> Work:
+def mkldnn_rnn_layer_backward(
+    result: tuple[TensorSpec | None, ...],
+    x: TensorSpec,
+    w_ih: TensorSpec,
+    w_hh: TensorSpec,
+    b_ih: TensorSpec,
+    b_hh: TensorSpec,
+    hx: TensorSpec,
+    cx: TensorSpec,
+    output: TensorSpec,
+    hy: TensorSpec,
+    cy: TensorSpec,
+    grad_output: TensorSpec | None,
+    grad_hy: TensorSpec | None,
+    grad_cy: TensorSpec | None,
+    reverse: bool,
+    mode: int,
+    hidden_size: int,
+    num_layers: int,
+    has_biases: bool,
+    train: bool,
+    bidirectional: bool,
+    batch_sizes: Sequence[int],
+    batch_first: bool,
+    workspace: TensorSpec,
+) -> Work:
     # gradients for the inputs and for the weights each repeat the forward's products
     steps = steps_of(x, batch_sizes, bool(batch_first))
     forward = layer_work(steps, [[w_ih.shape, w_hh.shape]], int(mode), bool(has_biases), int(hidden_size))
@@ -78,15 +112,16 @@ def _grouped(weights: list[TensorSpec], stride: int) -> list[list[Sequence[int]]
     """cuDNN's flat weight list → the shapes of [(w_ih, w_hh[, w_hr])] per layer and direction, biases dropped."""
     groups = []
     for start in range(0, len(weights), stride):
-        group = weights[start:start + stride]
+        group = weights[start : start + stride]
         matrices: list[Sequence[int]] = [w.shape for w in group if w.dim() == 2]
         groups.append(matrices)
     return groups
 
 
 @formula(aten._cudnn_rnn, aten.miopen_rnn)
-def cudnn_rnn(result: tuple[TensorSpec, ...], x: TensorSpec, weight: Sequence[TensorSpec], weight_stride0: int,
-              *rest: Any) -> Work:
+def cudnn_rnn(
+    result: tuple[TensorSpec, ...], x: TensorSpec, weight: Sequence[TensorSpec], weight_stride0: int, *rest: Any
+) -> Work:
     # _cudnn_rnn: weight_buf, hx, cx, mode, hidden_size, proj_size, num_layers, batch_first, dropout, train,
     #             bidirectional, batch_sizes, dropout_state; miopen_rnn lacks weight_buf and proj_size
     if len(rest) == 13:
@@ -108,12 +143,24 @@ def _fused_cell(state: TensorSpec, has_bias: bool, gates: int, per_unit: int) ->
 
 
 @formula(aten._thnn_fused_lstm_cell)
-def fused_lstm_cell(result: tuple[TensorSpec, ...], input_gates: TensorSpec, hidden_gates: TensorSpec, cx: TensorSpec,
-                    input_bias: TensorSpec | None = None, hidden_bias: TensorSpec | None = None) -> Work:
+def fused_lstm_cell(
+    result: tuple[TensorSpec, ...],
+    input_gates: TensorSpec,
+    hidden_gates: TensorSpec,
+    cx: TensorSpec,
+    input_bias: TensorSpec | None = None,
+    hidden_bias: TensorSpec | None = None,
+) -> Work:
     return _fused_cell(cx, input_bias is not None, 4, costs.LSTM_CELL)
 
 
 @formula(aten._thnn_fused_gru_cell)
-def fused_gru_cell(result: tuple[TensorSpec, ...], input_gates: TensorSpec, hidden_gates: TensorSpec, hx: TensorSpec,
-                   input_bias: TensorSpec | None = None, hidden_bias: TensorSpec | None = None) -> Work:
+def fused_gru_cell(
+    result: tuple[TensorSpec, ...],
+    input_gates: TensorSpec,
+    hidden_gates: TensorSpec,
+    hx: TensorSpec,
+    input_bias: TensorSpec | None = None,
+    hidden_bias: TensorSpec | None = None,
+) -> Work:
     return _fused_cell(hx, input_bias is not None, 3, costs.GRU_CELL)

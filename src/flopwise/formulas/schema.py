@@ -23,8 +23,11 @@ def written_arguments(func: Any) -> tuple[tuple[int, str], ...]:
         elif schema.name.removeprefix("aten::") in _UNANNOTATED_WRITES:
             found = ((3, "running_mean"), (4, "running_var"))
         else:
-            found = tuple((i, a.name) for i, a in enumerate(schema.arguments)
-                          if a.alias_info is not None and a.alias_info.is_write)
+            found = tuple(
+                (i, a.name)
+                for i, a in enumerate(schema.arguments)
+                if a.alias_info is not None and a.alias_info.is_write
+            )
         _WRITES[func] = found
     return found
 

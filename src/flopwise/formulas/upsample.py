@@ -36,24 +36,33 @@ def _interpolate(mode: str, backward: bool = False) -> Formula:
     return fn
 
 
-formula(aten.upsample_nearest1d, aten.upsample_nearest2d, aten.upsample_nearest3d, aten._upsample_nearest_exact1d,
-        aten._upsample_nearest_exact2d, aten._upsample_nearest_exact3d)(_interpolate("nearest"))
+formula(
+    aten.upsample_nearest1d,
+    aten.upsample_nearest2d,
+    aten.upsample_nearest3d,
+    aten._upsample_nearest_exact1d,
+    aten._upsample_nearest_exact2d,
+    aten._upsample_nearest_exact3d,
+)(_interpolate("nearest"))
 formula(aten.upsample_linear1d)(_interpolate("linear"))
 formula(aten.upsample_bilinear2d, aten._upsample_bilinear2d_aa)(_interpolate("bilinear"))
 formula(aten.upsample_trilinear3d)(_interpolate("trilinear"))
 formula(aten.upsample_bicubic2d, aten._upsample_bicubic2d_aa)(_interpolate("bicubic"))
 
-formula(aten.upsample_nearest1d_backward, aten.upsample_nearest2d_backward, aten.upsample_nearest3d_backward,
-        aten._upsample_nearest_exact1d_backward, aten._upsample_nearest_exact2d_backward,
-        aten._upsample_nearest_exact3d_backward)(_interpolate("nearest", backward=True))
+formula(
+    aten.upsample_nearest1d_backward,
+    aten.upsample_nearest2d_backward,
+    aten.upsample_nearest3d_backward,
+    aten._upsample_nearest_exact1d_backward,
+    aten._upsample_nearest_exact2d_backward,
+    aten._upsample_nearest_exact3d_backward,
+)(_interpolate("nearest", backward=True))
 formula(aten.upsample_linear1d_backward)(_interpolate("linear", backward=True))
 formula(aten.upsample_bilinear2d_backward, aten._upsample_bilinear2d_aa_backward)(
     _interpolate("bilinear", backward=True)
 )
 formula(aten.upsample_trilinear3d_backward)(_interpolate("trilinear", backward=True))
-formula(aten.upsample_bicubic2d_backward, aten._upsample_bicubic2d_aa_backward)(
-    _interpolate("bicubic", backward=True)
-)
+formula(aten.upsample_bicubic2d_backward, aten._upsample_bicubic2d_aa_backward)(_interpolate("bicubic", backward=True))
 
 _GRID_MODES = {0: "bilinear", 1: "nearest", 2: "bicubic"}  # grid_sampler's interpolation_mode numbers
 
@@ -69,22 +78,31 @@ def _grid_work(out: TensorSpec, mode: int, rank: int, passes: int = 1) -> Work:
 
 
 @formula(aten.grid_sampler_2d, aten.cudnn_grid_sampler)
-def grid_sampler_2d(result: TensorSpec, x: TensorSpec, grid: TensorSpec, mode: int = 0, *args: int | bool,
-                    **kwargs: Any) -> Work:
+def grid_sampler_2d(
+    result: TensorSpec, x: TensorSpec, grid: TensorSpec, mode: int = 0, *args: int | bool, **kwargs: Any
+) -> Work:
     """Per output element the interpolation (bilinear 7, bicubic 31), per position 10 for coordinates."""
     return _grid_work(first(result), mode, 2)
 
 
 @formula(aten.grid_sampler_3d)
-def grid_sampler_3d(result: TensorSpec, x: TensorSpec, grid: TensorSpec, mode: int = 0, *args: int | bool,
-                    **kwargs: Any) -> Work:
+def grid_sampler_3d(
+    result: TensorSpec, x: TensorSpec, grid: TensorSpec, mode: int = 0, *args: int | bool, **kwargs: Any
+) -> Work:
     """Per output element trilinear 15, per position 15 for coordinates."""
     return _grid_work(first(result), mode, 3)
 
 
 @formula(aten.grid_sampler_2d_backward, aten.grid_sampler_3d_backward)
-def grid_sampler_backward(result: tuple[TensorSpec | None, ...], grad: TensorSpec, x: TensorSpec, grid: TensorSpec,
-                          mode: int = 0, *args: int | Sequence[bool], **kwargs: Any) -> Work:
+def grid_sampler_backward(
+    result: tuple[TensorSpec | None, ...],
+    grad: TensorSpec,
+    x: TensorSpec,
+    grid: TensorSpec,
+    mode: int = 0,
+    *args: int | Sequence[bool],
+    **kwargs: Any,
+) -> Work:
     """Twice the forward: gradients for the input and for the grid."""
     # gradients for the input (scatter with the weights) and for the grid (weight derivatives): 2 × forward
     return _grid_work(grad, mode, grad.dim() - 2, passes=2)

@@ -18,8 +18,15 @@ VARLEN_OFFSETS: dict[str, tuple[int, ...]] = {
 }
 
 
-def varlen_work(q: TensorSpec, k: TensorSpec, v: TensorSpec, offsets_q: TensorSpec, offsets_k: TensorSpec | None,
-                causal: bool, window: Sequence[int] | None) -> Work:
+def varlen_work(
+    q: TensorSpec,
+    k: TensorSpec,
+    v: TensorSpec,
+    offsets_q: TensorSpec,
+    offsets_k: TensorSpec | None,
+    causal: bool,
+    window: Sequence[int] | None,
+) -> Work:
     """Packed sequences (q: total tokens × heads × E): the kernel attends within each sequence only, Σᵢ Lᵢ·Sᵢ pairs
     per head, never the cross-sequence ones; a causal mask or window (flash's, aligned bottom-right) keeps fewer."""
     tokens, heads, e = (int(d) for d in q.shape[-3:])
@@ -42,14 +49,29 @@ def varlen_work(q: TensorSpec, k: TensorSpec, v: TensorSpec, offsets_q: TensorSp
             low, high = (at - left if left >= 0 else 0), (at + right if right >= 0 else b - 1)
             kept += max(0, min(high, b - 1) - max(low, 0) + 1)
     note = f"the mask (causal or a window) keeps K = {kept:,} of the {pairs:,} pairs of the packed sequences"
-    return Work(macs=macs, dots=heads * pairs, flops=flops, note=note,
-                masked_macs=Term("H·K·E + H·K·E_v", H=heads, K=kept, E=e, E_v=e_v))
+    return Work(
+        macs=macs,
+        dots=heads * pairs,
+        flops=flops,
+        note=note,
+        masked_macs=Term("H·K·E + H·K·E_v", H=heads, K=kept, E=e, E_v=e_v),
+    )
 
 
 @formula("torch_attn._varlen_attn")
-def varlen(result: tuple[TensorSpec, ...], q: TensorSpec, k: TensorSpec, v: TensorSpec, cu_seq_q: TensorSpec,
-           cu_seq_k: TensorSpec | None, max_q: int, max_k: int, is_causal: bool = False, scale: float | None = None,
-           window_size: Sequence[int] | None = None, *rest: Any, **kwargs: Any) -> Work:
+def varlen(
+    result: tuple[TensorSpec, ...],
+    q: TensorSpec,
+    k: TensorSpec,
+    v: TensorSpec,
+    cu_seq_q: TensorSpec,
+    cu_seq_k: TensorSpec | None,
+    max_q: int,
+    max_k: int,
+    is_causal: bool = False,
+    scale: float | None = None,
+    window_size: Sequence[int] | None = None,
+    *rest: Any,
+    **kwargs: Any,
+) -> Work:
     return varlen_work(q, k, v, cu_seq_q, cu_seq_k, bool(is_causal), window_size)
-
-

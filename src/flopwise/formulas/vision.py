@@ -51,8 +51,11 @@ def nms(result: TensorSpec, boxes: TensorSpec, scores: TensorSpec, iou_threshold
     n, k = int(boxes.shape[0]), int(result.shape[0])
     log_n = max(1, math.ceil(math.log2(n))) if n > 1 else 0
     return Work(
-        flops=(Flops("elementwise", Term("3·N", N=n)), Flops("compare", Term("N·log_N", N=n, log_N=log_n)),
-               Flops("nms", Term("13·(K·(2·N − K − 1)/2)", K=k, N=n))),
+        flops=(
+            Flops("elementwise", Term("3·N", N=n)),
+            Flops("compare", Term("N·log_N", N=n, log_N=log_n)),
+            Flops("nms", Term("13·(K·(2·N − K − 1)/2)", K=k, N=n)),
+        ),
         note=f"IoUs: at most K·(2N − K − 1)/2 for N boxes, K kept; {_UPPER}",
     )
 
@@ -68,8 +71,15 @@ def _align_note(sampling_ratio: int) -> str:
     return f"adaptive samples per bin, counted for a box spanning the feature map: {_UPPER}"
 
 
-def _roi_align(result: Output, x: TensorSpec, rois: TensorSpec, pooled_height: int, pooled_width: int,
-               sampling_ratio: int, aligned: bool) -> Work:
+def _roi_align(
+    result: Output,
+    x: TensorSpec,
+    rois: TensorSpec,
+    pooled_height: int,
+    pooled_width: int,
+    sampling_ratio: int,
+    aligned: bool,
+) -> Work:
     height, width = int(x.shape[-2]), int(x.shape[-1])
     ph, pw = int(pooled_height), int(pooled_width)
     g_h, g_w = _grid(sampling_ratio, height, ph), _grid(sampling_ratio, width, pw)
@@ -80,24 +90,50 @@ def _roi_align(result: Output, x: TensorSpec, rois: TensorSpec, pooled_height: i
 
 
 @formula("torchvision.roi_align")
-def roi_align(result: TensorSpec, x: TensorSpec, rois: TensorSpec, spatial_scale: float, pooled_height: int,
-              pooled_width: int, sampling_ratio: int, aligned: bool) -> Work:
+def roi_align(
+    result: TensorSpec,
+    x: TensorSpec,
+    rois: TensorSpec,
+    spatial_scale: float,
+    pooled_height: int,
+    pooled_width: int,
+    sampling_ratio: int,
+    aligned: bool,
+) -> Work:
     """Per channel and sample 8 (4-neighbour sum and add), a divide per bin; per box and sample 14 and per sample
     row 6 (coordinates and weights), 12 (+2 unless aligned) per box."""
     return _roi_align(result, x, rois, pooled_height, pooled_width, sampling_ratio, aligned)
 
 
 @formula("torchvision.qroi_align")
-def qroi_align(result: TensorSpec, x: TensorSpec, rois: TensorSpec, input_scale: float, input_zero_point: int,
-               rois_scale: float, rois_zero_point: int, spatial_scale: float, pooled_height: int,
-               pooled_width: int, sampling_ratio: int, aligned: bool) -> Work:
+def qroi_align(
+    result: TensorSpec,
+    x: TensorSpec,
+    rois: TensorSpec,
+    input_scale: float,
+    input_zero_point: int,
+    rois_scale: float,
+    rois_zero_point: int,
+    spatial_scale: float,
+    pooled_height: int,
+    pooled_width: int,
+    sampling_ratio: int,
+    aligned: bool,
+) -> Work:
     """As roi_align, on the dequantized values (requantization not counted)."""
     return _roi_align(result, x, rois, pooled_height, pooled_width, sampling_ratio, aligned)
 
 
 @formula("torchvision.ps_roi_align")
-def ps_roi_align(result: tuple[TensorSpec, ...], x: TensorSpec, rois: TensorSpec, spatial_scale: float,
-                 pooled_height: int, pooled_width: int, sampling_ratio: int) -> Work:
+def ps_roi_align(
+    result: tuple[TensorSpec, ...],
+    x: TensorSpec,
+    rois: TensorSpec,
+    spatial_scale: float,
+    pooled_height: int,
+    pooled_width: int,
+    sampling_ratio: int,
+) -> Work:
     """Per output and sample 20 (x coordinate 4, weights 8, 4-neighbour sum 7, add 1), per sample row 4, per output
     5 (+4 adaptive), per box 12: each output bin samples its own channel, with weights of its own."""
     height, width = int(x.shape[-2]), int(x.shape[-1])
@@ -105,8 +141,9 @@ def ps_roi_align(result: tuple[TensorSpec, ...], x: TensorSpec, rois: TensorSpec
     g_h, g_w = _grid(sampling_ratio, height, ph), _grid(sampling_ratio, width, pw)
     k, c_out = int(rois.shape[0]), int(first(result).shape[1])
     per_output = 5 + 4 * (sampling_ratio <= 0)  # bin start (2 × 2) and the divide; the adaptive grid's ⌈⌉ (4)
-    term = Term("K·(C_out·P·(20·S + 4·G_h + b) + R)", K=k, C_out=c_out, P=ph * pw, S=g_h * g_w, G_h=g_h,
-                b=per_output, R=ROI_BOX)
+    term = Term(
+        "K·(C_out·P·(20·S + 4·G_h + b) + R)", K=k, C_out=c_out, P=ph * pw, S=g_h * g_w, G_h=g_h, b=per_output, R=ROI_BOX
+    )
     return Work(flops=(Flops("interpolate", term),), note=_align_note(sampling_ratio))
 
 
@@ -116,8 +153,14 @@ def _window_elements(x: TensorSpec, pooled_height: int, pooled_width: int) -> in
 
 
 @formula("torchvision.roi_pool")
-def roi_pool(result: tuple[TensorSpec, ...], x: TensorSpec, rois: TensorSpec, spatial_scale: float,
-             pooled_height: int, pooled_width: int) -> Work:
+def roi_pool(
+    result: tuple[TensorSpec, ...],
+    x: TensorSpec,
+    rois: TensorSpec,
+    spatial_scale: float,
+    pooled_height: int,
+    pooled_width: int,
+) -> Work:
     """One compare per window element: at most K·C·(H + ph − 1)·(W + pw − 1) (an upper bound)."""
     k, c = int(rois.shape[0]), int(x.shape[1])
     term = Term("K·C·A", K=k, C=c, A=_window_elements(x, pooled_height, pooled_width))
@@ -125,42 +168,78 @@ def roi_pool(result: tuple[TensorSpec, ...], x: TensorSpec, rois: TensorSpec, sp
 
 
 @formula("torchvision.ps_roi_pool")
-def ps_roi_pool(result: tuple[TensorSpec, ...], x: TensorSpec, rois: TensorSpec, spatial_scale: float,
-                pooled_height: int, pooled_width: int) -> Work:
+def ps_roi_pool(
+    result: tuple[TensorSpec, ...],
+    x: TensorSpec,
+    rois: TensorSpec,
+    spatial_scale: float,
+    pooled_height: int,
+    pooled_width: int,
+) -> Work:
     """One add per window element, at most K·C_out·(H + ph − 1)·(W + pw − 1), and a divide per output bin."""
     k, c_out = int(rois.shape[0]), int(first(result).shape[1])
-    term = Term("K·C_out·(A + P)", K=k, C_out=c_out, A=_window_elements(x, pooled_height, pooled_width),
-                P=int(pooled_height) * int(pooled_width))
+    term = Term(
+        "K·C_out·(A + P)",
+        K=k,
+        C_out=c_out,
+        A=_window_elements(x, pooled_height, pooled_width),
+        P=int(pooled_height) * int(pooled_width),
+    )
     return Work(flops=(Flops("pool", term),), note=f"window elements: {_UPPER}")
 
 
 @formula("torchvision.deform_conv2d")
-def deform_conv2d(result: TensorSpec, x: TensorSpec, weight: TensorSpec, offset: TensorSpec, mask: TensorSpec,
-                  bias: TensorSpec, *args: int | bool) -> Work:
+def deform_conv2d(
+    result: TensorSpec,
+    x: TensorSpec,
+    weight: TensorSpec,
+    offset: TensorSpec,
+    mask: TensorSpec,
+    bias: TensorSpec,
+    *args: int | bool,
+) -> Work:
     """The convolution's MACs and bias add (conv.py), plus 19 per sampled column entry (20 with a mask)."""
     stride_h, stride_w, pad_h, pad_w, dilation_h, dilation_w, groups, offset_groups, use_mask = args
     conv = conv_work(x.shape, weight.shape, result.shape, False, int(groups), True)
-    entries = int(x.shape[0]) * int(x.shape[1]) * math.prod(int(d) for d in weight.shape[2:]) * \
-        math.prod(int(d) for d in result.shape[2:])
+    entries = (
+        int(x.shape[0])
+        * int(x.shape[1])
+        * math.prod(int(d) for d in weight.shape[2:])
+        * math.prod(int(d) for d in result.shape[2:])
+    )
     sampling = Term("E·s", E=entries, s=DEFORM_SAMPLE + int(bool(use_mask)))
     note = "bilinear sampling at offset positions: exact when every sample lies on the input"
     return Work(macs=conv.macs, dots=conv.dots, flops=conv.flops + (Flops("interpolate", sampling),), note=note)
 
 
 @formula("torchvision._roi_align_backward")
-def roi_align_backward(result: TensorSpec, grad: TensorSpec, rois: TensorSpec, spatial_scale: float,
-                       pooled_height: int, pooled_width: int, batch_size: int, channels: int, height: int,
-                       width: int, sampling_ratio: int, aligned: bool) -> Work:
+def roi_align_backward(
+    result: TensorSpec,
+    grad: TensorSpec,
+    rois: TensorSpec,
+    spatial_scale: float,
+    pooled_height: int,
+    pooled_width: int,
+    batch_size: int,
+    channels: int,
+    height: int,
+    width: int,
+    sampling_ratio: int,
+    aligned: bool,
+) -> Work:
     """Per output gradient: its box (12, +2 unless aligned), per sample row the y coordinate (6), per sample the x
     coordinate (6), the weights (8), 4 shares grad·w/count (8) and their 4 adds into the input gradient: 26."""
-    g_h, g_w = _grid(sampling_ratio, int(height), int(pooled_height)), _grid(sampling_ratio, int(width),
-                                                                             int(pooled_width))
+    g_h, g_w = (
+        _grid(sampling_ratio, int(height), int(pooled_height)),
+        _grid(sampling_ratio, int(width), int(pooled_width)),
+    )
     term = Term("E·(26·S + 6·G_h + R)", E=int(grad.numel()), S=g_h * g_w, G_h=g_h, R=ROI_BOX + 2 * (not aligned))
     return Work(flops=(Flops("interpolate_backward", term),), note=_align_note(sampling_ratio))
 
 
 @formula("torchvision._roi_pool_backward")
-def roi_pool_backward(result: TensorSpec, grad: TensorSpec, rois: TensorSpec, argmax: TensorSpec,
-                      *args: float | int) -> Work:
+def roi_pool_backward(
+    result: TensorSpec, grad: TensorSpec, rois: TensorSpec, argmax: TensorSpec, *args: float | int
+) -> Work:
     """One add per output gradient, into its argmax."""
     return Work(flops=(Flops("pool_backward", Term("E", E=int(grad.numel()))),))

@@ -50,11 +50,16 @@ class Calibration:
     @property
     def source(self) -> str:
         n, when = self.matmul_n, self.measured_at[:16].replace("T", " ")
-        origin = (f"calibrated on this machine at {when} (from the cache; --recalibrate measures again)" if self.cached
-                  else f"calibrated now, {when} (cached for later runs)")
-        return (f"{origin}: median of {len(self.matmul.samples)} trials of a {n}×{n}·{n}×{n} {self.dtype} matmul "
-                f"(spread {self.flops_spread:.1%}) and of {len(self.copy.samples)} of a "
-                f"{self.copy_bytes >> 20} MiB copy (spread {self.bytes_spread:.1%}), {self.threads} threads")
+        origin = (
+            f"calibrated on this machine at {when} (from the cache; --recalibrate measures again)"
+            if self.cached
+            else f"calibrated now, {when} (cached for later runs)"
+        )
+        return (
+            f"{origin}: median of {len(self.matmul.samples)} trials of a {n}×{n}·{n}×{n} {self.dtype} matmul "
+            f"(spread {self.flops_spread:.1%}) and of {len(self.copy.samples)} of a "
+            f"{self.copy_bytes >> 20} MiB copy (spread {self.bytes_spread:.1%}), {self.threads} threads"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -121,8 +126,17 @@ def calibrate(
     device = torch.device(device)
     threads = threads or torch.get_num_threads()
     dtype_name, machine = str(dtype).removeprefix("torch."), _machine(device)
-    key = " | ".join([f"{device.type} {machine}", f"{threads} threads", f"torch {torch.__version__}", dtype_name,
-                      f"matmul {matmul_n}", f"copy {copy_mib} MiB", f"{repeats} trials in {budget_s} s"])
+    key = " | ".join(
+        [
+            f"{device.type} {machine}",
+            f"{threads} threads",
+            f"torch {torch.__version__}",
+            dtype_name,
+            f"matmul {matmul_n}",
+            f"copy {copy_mib} MiB",
+            f"{repeats} trials in {budget_s} s",
+        ]
+    )
     if cache and not recalibrate:
         entry = peak_cache.read_entry(key)
         if entry is not None:
@@ -155,8 +169,14 @@ def calibrate(
     result = Calibration(
         flops_per_s=2 * matmul_n**3 / matmul_s.median,  # n² outputs, each n multiplies and n adds
         bytes_per_s=2 * source.numel() / copy_s.median,  # every byte is read once and written once
-        matmul_n=matmul_n, copy_bytes=copy_mib << 20, dtype=dtype_name, matmul=matmul_s, copy=copy_s,
-        threads=threads, machine=machine, torch_version=torch.__version__,
+        matmul_n=matmul_n,
+        copy_bytes=copy_mib << 20,
+        dtype=dtype_name,
+        matmul=matmul_s,
+        copy=copy_s,
+        threads=threads,
+        machine=machine,
+        torch_version=torch.__version__,
         measured_at=datetime.now().astimezone().isoformat(timespec="seconds"),
     )
     if cache:

@@ -28,11 +28,18 @@ class DeviceSpec:
 
 
 _A100_SHEET = "NVIDIA A100 Tensor Core GPU datasheet (nvidia.com/content/dam/en-zz/Solutions/Data-Center/a100/pdf/nvidia-a100-datasheet-us-nvidia-1758950-r4-web.pdf)"  # noqa: E501
-_H100_SHEET = "NVIDIA H100 Tensor Core GPU datasheet (resources.nvidia.com/en-us-tensor-core/nvidia-tensor-core-gpu-datasheet)"  # noqa: E501
+_H100_SHEET = (
+    "NVIDIA H100 Tensor Core GPU datasheet (resources.nvidia.com/en-us-tensor-core/nvidia-tensor-core-gpu-datasheet)"  # noqa: E501
+)
 _A100 = {"float64": 19.5, "float32": 19.5, "tf32": 156.0, "float16": 312.0, "bfloat16": 312.0, "int8": 624.0}
 _H100_SXM = {
-    "float64": 67.0, "float32": 67.0, "tf32": 494.7, "float16": 989.4, "bfloat16": 989.4,
-    "float8": 1978.9, "int8": 1978.9,
+    "float64": 67.0,
+    "float32": 67.0,
+    "tf32": 494.7,
+    "float16": 989.4,
+    "bfloat16": 989.4,
+    "float8": 1978.9,
+    "int8": 1978.9,
 }
 
 DEVICES: tuple[DeviceSpec, ...] = (
@@ -44,8 +51,15 @@ DEVICES: tuple[DeviceSpec, ...] = (
     DeviceSpec(
         "H100-PCIe",
         (r"H100 PCIe",),
-        {"float64": 51.0, "float32": 51.0, "tf32": 378.0, "float16": 756.0, "bfloat16": 756.0,
-         "float8": 1513.0, "int8": 1513.0},
+        {
+            "float64": 51.0,
+            "float32": 51.0,
+            "tf32": 378.0,
+            "float16": 756.0,
+            "bfloat16": 756.0,
+            "float8": 1513.0,
+            "int8": 1513.0,
+        },
         2000.0,
         _H100_SHEET,
     ),
@@ -102,8 +116,15 @@ DEVICES: tuple[DeviceSpec, ...] = (
     DeviceSpec(
         "MI300X",
         (r"MI300X",),
-        {"float64": 163.4, "float32": 163.4, "tf32": 653.7, "float16": 1307.4, "bfloat16": 1307.4,
-         "float8": 2614.9, "int8": 2614.9},
+        {
+            "float64": 163.4,
+            "float32": 163.4,
+            "tf32": 653.7,
+            "float16": 1307.4,
+            "bfloat16": 1307.4,
+            "float8": 2614.9,
+            "int8": 2614.9,
+        },
         5300.0,
         "AMD Instinct MI300X data sheet (amd.com/en/products/accelerators/instinct/mi300/mi300x.html)",
     ),

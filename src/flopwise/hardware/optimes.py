@@ -66,7 +66,7 @@ def _module_of(event: Any) -> str:
     parent = event.cpu_parent
     while parent is not None:
         if parent.name.startswith(_PREFIX):
-            return str(parent.name[len(_PREFIX):])
+            return str(parent.name[len(_PREFIX) :])
         parent = parent.cpu_parent
     return ""
 
@@ -150,7 +150,10 @@ def overhead_per_event(device: torch.device, calls: int = 2000) -> float:
 
 
 def profile_ops(
-    step: Callable[[], Any], model: torch.nn.Module, device: torch.device, counted: set[tuple[str, str]],
+    step: Callable[[], Any],
+    model: torch.nn.Module,
+    device: torch.device,
+    counted: set[tuple[str, str]],
     repeats: int,
 ) -> OpTimes:
     """Profile `repeats` runs of `step` (already warmed up) and take per-(module, op) medians."""
@@ -180,8 +183,15 @@ def profile_ops(
         counts.append(len(events))
     keys = {key for run in runs for key in run}
     medians = {key: _median([run.get(key, 0.0) for run in runs]) for key in keys}
-    return OpTimes(medians, _median(others), int(_median(counts)), _median(walls), nested, frozenset(residual),
-                   overhead_per_event(device))
+    return OpTimes(
+        medians,
+        _median(others),
+        int(_median(counts)),
+        _median(walls),
+        nested,
+        frozenset(residual),
+        overhead_per_event(device),
+    )
 
 
 def _median(values: list[float] | list[int]) -> float:

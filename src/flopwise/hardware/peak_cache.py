@@ -62,5 +62,7 @@ def write_entry(key: str, entry: dict[str, Any]) -> None:
         temporary.write_text(json.dumps(entries, indent=1, sort_keys=True), encoding="utf-8")
         os.replace(temporary, path)
     except OSError as error:  # a read-only home must not fail the measurement; the next run measures again
-        warnings.warn(f"flopwise: cannot cache the calibration in {path} ({error.strerror}); set {ENV} to a "
-                      "writable folder", stacklevel=3)
+        warnings.warn(
+            f"flopwise: cannot cache the calibration in {path} ({error.strerror}); set {ENV} to a writable folder",
+            stacklevel=3,
+        )

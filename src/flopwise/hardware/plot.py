@@ -21,8 +21,10 @@ def roofline_plot(m: Measurement, path: str | Path, legend: int = 8) -> Path:
 
     p = m.peaks
     if p.flops_per_s is None or p.bytes_per_s is None:
-        raise ValueError(f"roofline_plot needs the device's peak FLOP/s and bandwidth; {p.unknown or 'unknown'}. "
-                         "Pass peak_tflops= and peak_gbs= to measure()")
+        raise ValueError(
+            f"roofline_plot needs the device's peak FLOP/s and bandwidth; {p.unknown or 'unknown'}. "
+            "Pass peak_tflops= and peak_gbs= to measure()"
+        )
     path = Path(path)
     points = [g for g in m.op_groups() if g.cost.flops > 0 and g.cost.bytes > 0 and g.seconds > 0]
     by_op: dict[str, list[tuple[float, float, float]]] = {}

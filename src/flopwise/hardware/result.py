@@ -59,10 +59,19 @@ class Row:
     def to_dict(self) -> dict[str, Any]:
         e = self.energy
         return {
-            "name": self.name, "type": self.kind, "calls": self.calls, "seconds": self.seconds, "share": self.share,
-            "flops": self.cost.flops, "macs": self.cost.macs, "bytes": self.cost.bytes,
-            "flops_per_s": self.flops_per_s, "bytes_per_s": self.bytes_per_s, "intensity": self.intensity,
-            "bound": self.bound, "roofline_fraction": self.roofline_fraction,
+            "name": self.name,
+            "type": self.kind,
+            "calls": self.calls,
+            "seconds": self.seconds,
+            "share": self.share,
+            "flops": self.cost.flops,
+            "macs": self.cost.macs,
+            "bytes": self.cost.bytes,
+            "flops_per_s": self.flops_per_s,
+            "bytes_per_s": self.bytes_per_s,
+            "intensity": self.intensity,
+            "bound": self.bound,
+            "roofline_fraction": self.roofline_fraction,
             "energy_estimate_j": None if e is None else list(e.total_j),
         }
 
@@ -112,17 +121,32 @@ class Measurement:
 
     @property
     def mfu(self) -> float | None:
-        """Model FLOPs utilisation: model FLOPs / time / peak FLOP/s of the dtype; None when the peak is unknown."""
-        if self.peaks.flops_per_s is None:
-            return None
-        return self.model_flops / self.seconds / self.peaks.flops_per_s
+        """Model FLOPs utilisation: model FLOPs / time / peak FLOP/s of the dtype; None when the peak is unknown or
+        the figure would pass 100 % (`utilisation_note` says why), as the Monitor reports it."""
+        return self._utilisation(self.model_flops)
 
     @property
     def hfu(self) -> float | None:
-        """Hardware FLOPs utilisation: all FLOPs executed / time / peak; None when the peak is unknown."""
-        if self.peaks.flops_per_s is None:
+        """Hardware FLOPs utilisation: all FLOPs executed / time / peak; None as for `mfu`."""
+        return self._utilisation(self.hardware_flops)
+
+    def _utilisation(self, flops: int) -> float | None:
+        peak = self.peaks.flops_per_s
+        if peak is None:
             return None
-        return self.hardware_flops / self.seconds / self.peaks.flops_per_s
+        value = flops / self.seconds / peak
+        return value if value <= 1.0 else None  # above the peak: the peak is wrong, not the run
+
+    @property
+    def utilisation_note(self) -> str:
+        """Why MFU or HFU is unknown although the peak is known: the run went faster than the peak ('' if not)."""
+        peak, achieved = self.peaks.flops_per_s, max(self.model_flops, self.hardware_flops) / self.seconds
+        if peak is None or achieved <= peak:
+            return ""
+        why = ("its calibration ran under load or is stale (--recalibrate measures it again)"
+               if self.peaks.calibration is not None else "wrong for this device or dtype (--peak-tflops sets it)")
+        return (f"achieved {achieved / 1e12:.3g} TFLOP/s is above the peak used ({peak / 1e12:.3g} TFLOP/s): that peak "
+                f"is {why}; a utilisation over 100 % is not reported")
 
     @property
     def energy(self) -> energy.Energy | None:
@@ -167,8 +191,11 @@ class Measurement:
         for (_, op), s in self.op_times.seconds.items():
             seconds[op] = seconds.get(op, 0.0) + s
         whole = self.op_times.wall_s
-        rows = [Row(op, "op", costs[op], seconds.get(op, 0.0), seconds.get(op, 0.0) / whole, calls[op], self.peaks)
-                for op in costs if costs[op].flops or costs[op].bytes]
+        rows = [
+            Row(op, "op", costs[op], seconds.get(op, 0.0), seconds.get(op, 0.0) / whole, calls[op], self.peaks)
+            for op in costs
+            if costs[op].flops or costs[op].bytes
+        ]
         return sorted(rows, key=lambda r: -r.seconds)
 
     def op_groups(self) -> list[Row]:
@@ -178,8 +205,11 @@ class Measurement:
             key = (call.module, call.op)
             costs[key] = costs.get(key, ZERO) + call.cost
         whole = self.op_times.wall_s
-        return [Row(f"{module}:{op}", "op", costs[(module, op)], s, s / whole, 1, self.peaks)
-                for (module, op), s in self.op_times.seconds.items() if (module, op) in costs]
+        return [
+            Row(f"{module}:{op}", "op", costs[(module, op)], s, s / whole, 1, self.peaks)
+            for (module, op), s in self.op_times.seconds.items()
+            if (module, op) in costs
+        ]
 
     @property
     def profiler_overhead_per_event_s(self) -> float:
@@ -200,8 +230,7 @@ class Measurement:
         """{module: median seconds} of modules whose forward ran no aten op at all yet took at least `floor_s`:
         work outside the dispatcher (numpy, a raw C++ or Triton kernel) that no dispatch-level count can see."""
         with_ops = {ancestor for call in self.forward.calls for ancestor in ancestors(call.module)}
-        return {name: t.median for name, t in self.module_times.items()
-                if name not in with_ops and t.median >= floor_s}
+        return {name: t.median for name, t in self.module_times.items() if name not in with_ops and t.median >= floor_s}
 
     def coverage(self, depth: int = 1) -> float:
         """Median over the hooked runs of (time inside modules at `depth`) / (the root module's time).
@@ -242,9 +271,13 @@ class Measurement:
             "device": self.device,
             "device_name": self.peaks.device,
             "dtype": self.dtype,
-            "peaks": {"flops_per_s": self.peaks.flops_per_s, "bytes_per_s": self.peaks.bytes_per_s,
-                      "source": self.peaks.source, "unknown": self.peaks.unknown or None,
-                      "calibration": None if self.peaks.calibration is None else self.peaks.calibration.to_dict()},
+            "peaks": {
+                "flops_per_s": self.peaks.flops_per_s,
+                "bytes_per_s": self.peaks.bytes_per_s,
+                "source": self.peaks.source,
+                "unknown": self.peaks.unknown or None,
+                "calibration": None if self.peaks.calibration is None else self.peaks.calibration.to_dict(),
+            },
             "time": self.total.to_dict(),
             "hooked_time": self.hooked.to_dict(),
             "flops_per_s": self.flops_per_s,
@@ -253,13 +286,22 @@ class Measurement:
             "hardware_flops": self.hardware_flops,
             "mfu": self.mfu,
             "hfu": self.hfu,
-            "energy_estimate": None if e is None else {
-                "joules_low": e.total_j[0], "joules_high": e.total_j[1], "compute_joules": e.compute_j,
-                "source": energy.SOURCE, "note": "estimate from counts, not a power measurement",
+            "utilisation_note": self.utilisation_note or None,
+            "energy_estimate": None
+            if e is None
+            else {
+                "joules_low": e.total_j[0],
+                "joules_high": e.total_j[1],
+                "compute_joules": e.compute_j,
+                "source": energy.SOURCE,
+                "note": "estimate from counts, not a power measurement",
             },
-            "profiler": {"wall_s": self.op_times.wall_s, "events": self.op_times.events,
-                         "other_s": self.op_times.other_s,
-                         "overhead_per_event_s": self.profiler_overhead_per_event_s},
+            "profiler": {
+                "wall_s": self.op_times.wall_s,
+                "events": self.op_times.events,
+                "other_s": self.op_times.other_s,
+                "overhead_per_event_s": self.profiler_overhead_per_event_s,
+            },
             "modules": [r.to_dict() for r in self.modules(depth=None)],
             "opless_modules": self.opless_modules(),
             "operators": [r.to_dict() for r in self.operators()],

@@ -42,7 +42,7 @@ class Peaks:
         return min(self.flops_per_s, intensity * self.bytes_per_s)
 
     def bound(self, intensity: float | None) -> str:
-        """"compute" or "memory" by arithmetic intensity; "unknown" without both peaks; "-" for no work."""
+        """ "compute" or "memory" by arithmetic intensity; "unknown" without both peaks; "-" for no work."""
         ridge = self.ridge
         if ridge is None:
             return "unknown"

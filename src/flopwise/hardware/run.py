@@ -58,8 +58,9 @@ def measure(
     if step not in STEPS:
         raise ValueError(f"step must be one of {', '.join(STEPS)}, got {step!r}")
     if repeats < 1 or profile_repeats < 1 or warmup < 0:
-        raise ValueError(f"repeats and profile_repeats must be ≥ 1 and warmup ≥ 0; got {repeats}, "
-                         f"{profile_repeats}, {warmup}")
+        raise ValueError(
+            f"repeats and profile_repeats must be ≥ 1 and warmup ≥ 0; got {repeats}, {profile_repeats}, {warmup}"
+        )
     target = _device(model, device)
     if target.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"measure(device={device!r}): CUDA is not available here; use device='cpu'")
@@ -78,11 +79,25 @@ def measure(
         counted = {(call.module, call.op) for call in report.calls if call.cost.flops or call.cost.bytes}
         op_times = profile_ops(run, model, target, counted, profile_repeats)
         peaks = resolve_peaks(
-            device_name(target), target.type, dtype, peak_tflops=peak_tflops, peak_gbs=peak_gbs,
+            device_name(target),
+            target.type,
+            dtype,
+            peak_tflops=peak_tflops,
+            peak_gbs=peak_gbs,
             calibrate=lambda: calibrate(target, dtype, recalibrate=recalibrate),
         )
-    return Measurement(report, step, str(target), str(dtype).removeprefix("torch."), peaks, total, hooked,
-                       module_times, op_times, forward)
+    return Measurement(
+        report,
+        step,
+        str(target),
+        str(dtype).removeprefix("torch."),
+        peaks,
+        total,
+        hooked,
+        module_times,
+        op_times,
+        forward,
+    )
 
 
 def _model_device(model: torch.nn.Module) -> torch.device:
@@ -96,8 +111,10 @@ def _device(model: torch.nn.Module, device: str | None) -> torch.device:
     if target.type == "cuda" and target.index is None and torch.cuda.is_available():
         target = torch.device("cuda", torch.cuda.current_device())
     if target.type == "meta":
-        raise ValueError("measure() needs real tensors to time; the model is on the meta device. "
-                         "Use flopwise.count(..., mode='meta') for counts, or build the model on a real device")
+        raise ValueError(
+            "measure() needs real tensors to time; the model is on the meta device. "
+            "Use flopwise.count(..., mode='meta') for counts, or build the model on a real device"
+        )
     return target
 
 
@@ -114,12 +131,19 @@ def _dtype(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
     return max(sizes, key=lambda d: sizes[d]) if sizes else torch.float32
 
 
-def _step(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], step: str,
-          loss_fn: Callable[[Any], torch.Tensor] | None) -> Callable[[], Any]:
+def _step(
+    model: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    step: str,
+    loss_fn: Callable[[Any], torch.Tensor] | None,
+) -> Callable[[], Any]:
     if step == "forward":
+
         def forward() -> Any:
             with torch.no_grad():
                 return model(*args, **kwargs)
+
         return forward
 
     def train() -> None:
@@ -128,19 +152,23 @@ def _step(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any],
         out = model(*args, **kwargs)
         loss = loss_fn(out) if loss_fn is not None else _sum_outputs(out)
         loss.backward()  # type: ignore[no-untyped-call]
+
     return train
 
 
 def _sum_outputs(out: Any) -> torch.Tensor:
     tensors = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor) and t.requires_grad]
     if not tensors:
-        raise ValueError("step='train' needs an output that requires grad; the model returned none "
-                         "(are all parameters frozen?). Pass loss_fn=... to say what to differentiate")
+        raise ValueError(
+            "step='train' needs an output that requires grad; the model returned none "
+            "(are all parameters frozen?). Pass loss_fn=... to say what to differentiate"
+        )
     return sum((t.float().sum() for t in tensors), torch.zeros((), device=tensors[0].device))
 
 
-def _count_step(run: Callable[[], Any], model: torch.nn.Module, args: tuple[Any, ...],
-                kwargs: dict[str, Any]) -> Report:
+def _count_step(
+    run: Callable[[], Any], model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Report:
     with counting(model=model, inputs=describe_inputs(args, kwargs)) as session:
         run()
     return session.report

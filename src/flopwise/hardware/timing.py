@@ -55,8 +55,14 @@ class Timing:
         return (self.max - self.min) / self.median if self.median > 0 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"median_s": self.median, "min_s": self.min, "max_s": self.max, "iqr_s": self.iqr,
-                "spread": self.spread, "samples_s": list(self.samples)}
+        return {
+            "median_s": self.median,
+            "min_s": self.min,
+            "max_s": self.max,
+            "iqr_s": self.iqr,
+            "spread": self.spread,
+            "samples_s": list(self.samples),
+        }
 
 
 class Clock:

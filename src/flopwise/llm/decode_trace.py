@@ -30,8 +30,9 @@ CONTEXT = "context"
 class DecodeTrace:
     """One decode forward with the cache length symbolic; `calls_at(c)` are a step's records over c cached tokens."""
 
-    def __init__(self, trace: Trace, calls: list[OpCall], keys: list[Any], cache_bytes: Any,
-                 module_calls: Counter[str]) -> None:
+    def __init__(
+        self, trace: Trace, calls: list[OpCall], keys: list[Any], cache_bytes: Any, module_calls: Counter[str]
+    ) -> None:
         self.trace, self.calls, self.keys, self._cache_bytes = trace, calls, keys, cache_bytes
         self.module_calls = module_calls  # each module's calls in one step
         used = {key for key in keys if key is not None}
@@ -45,17 +46,26 @@ class DecodeTrace:
         sizes = {CONTEXT: context}
         costed = dict(self._fixed)  # recipes with no size in the cache length cost the same at every step
         costed.update((key, self.trace.cost_at(key, sizes)) for key in self._varying)
-        return [call if key is None else call._replace(cost=costed[key][1], work=costed[key][0],
-                                                         shapes=costed[key][2], dtype=costed[key][3])
-                for call, key in zip(self.calls, self.keys, strict=True)]
+        return [
+            call
+            if key is None
+            else call._replace(cost=costed[key][1], work=costed[key][0], shapes=costed[key][2], dtype=costed[key][3])
+            for call, key in zip(self.calls, self.keys, strict=True)
+        ]
 
     def cache_bytes(self, context: int) -> int:
         """Bytes of the cache after a step over `context` cached tokens (the step appends one)."""
         return int(self._cache_bytes.xreplace({self.trace.symbols[CONTEXT]: context}))
 
 
-def trace_decode(model: torch.nn.Module, batch: int, first_context: int, convention: Any,
-                 attention: str | None, make_cache: Callable[[], Any]) -> DecodeTrace | None:
+def trace_decode(
+    model: torch.nn.Module,
+    batch: int,
+    first_context: int,
+    convention: Any,
+    attention: str | None,
+    make_cache: Callable[[], Any],
+) -> DecodeTrace | None:
     """The decode forward over a cache of a symbolic length (its hint: `first_context`), or None where such a run
     cannot be made (the steps are then counted one by one)."""
     rules = resolve(convention)
@@ -75,9 +85,14 @@ def trace_decode(model: torch.nn.Module, batch: int, first_context: int, convent
         for layer, (b, heads, width, dtype) in enumerate(shapes):
             cached = torch.empty(b, heads, context, width, dtype=dtype)
             cache.update(cached, torch.empty(b, heads, context, width, dtype=dtype), layer)
-        kwargs = {"input_ids": torch.zeros(batch, 1, dtype=torch.long), "past_key_values": cache,
-                  "position_ids": torch.zeros(batch, 1, dtype=torch.long), "logits_to_keep": 1, "use_cache": True,
-                  "return_dict": True}
+        kwargs = {
+            "input_ids": torch.zeros(batch, 1, dtype=torch.long),
+            "past_key_values": cache,
+            "position_ids": torch.zeros(batch, 1, dtype=torch.long),
+            "logits_to_keep": 1,
+            "use_cache": True,
+            "return_dict": True,
+        }
     try:
         with torch.no_grad(), trace.fake, counting_traced(model, trace, rules) as session:
             assert session._mode is not None
@@ -131,9 +146,12 @@ def _has_symbols(recipe: Any) -> bool:
 
 
 def _cache_tensors(cache: Any) -> list[torch.Tensor]:
-    return [t for layer in getattr(cache, "layers", ()) or () for t in (getattr(layer, "keys", None),
-                                                                      getattr(layer, "values", None))
-            if isinstance(t, torch.Tensor)]
+    return [
+        t
+        for layer in getattr(cache, "layers", ()) or ()
+        for t in (getattr(layer, "keys", None), getattr(layer, "values", None))
+        if isinstance(t, torch.Tensor)
+    ]
 
 
 def _expression(n: Any) -> Any:

@@ -88,8 +88,12 @@ class _Steps:
         self._start = len(self.calls)
         positions = kwargs.get("position_ids")
         with _disable_current_modes():  # reading it is not part of the count
-            known = isinstance(positions, torch.Tensor) and positions.numel() > 0 and not positions.is_meta and \
-                type(positions).__name__ != "FakeTensor"
+            known = (
+                isinstance(positions, torch.Tensor)
+                and positions.numel() > 0
+                and not positions.is_meta
+                and type(positions).__name__ != "FakeTensor"
+            )
             self.positions.append(int(positions.reshape(-1)[0]) if known and positions is not None else 0)
 
     def post(self, module: Any, args: Any, kwargs: dict[str, Any], out: Any) -> None:
@@ -107,13 +111,17 @@ def _hooked(model: torch.nn.Module, steps: _Steps, drafts: _Steps, draft: torch.
     def verified(module: Any, args: Any, kwargs: dict[str, Any], out: Any) -> None:
         steps.forwards_of_other.append(0)
 
-    handles = [model.register_forward_pre_hook(steps.pre, with_kwargs=True),
-               model.register_forward_hook(steps.post, with_kwargs=True)]
+    handles = [
+        model.register_forward_pre_hook(steps.pre, with_kwargs=True),
+        model.register_forward_hook(steps.post, with_kwargs=True),
+    ]
     if draft is not None:
-        handles += [draft.register_forward_pre_hook(drafts.pre, with_kwargs=True),
-                    draft.register_forward_hook(drafts.post, with_kwargs=True),
-                    draft.register_forward_pre_hook(proposed, with_kwargs=True),
-                    model.register_forward_hook(verified, with_kwargs=True)]
+        handles += [
+            draft.register_forward_pre_hook(drafts.pre, with_kwargs=True),
+            draft.register_forward_hook(drafts.post, with_kwargs=True),
+            draft.register_forward_pre_hook(proposed, with_kwargs=True),
+            model.register_forward_hook(verified, with_kwargs=True),
+        ]
     try:
         yield
     finally:
@@ -122,9 +130,15 @@ def _hooked(model: torch.nn.Module, steps: _Steps, drafts: _Steps, draft: torch.
 
 
 def count_generate(
-    model: torch.nn.Module, input_ids: torch.Tensor, max_new_tokens: int, *, mode: str = "real",
-    convention: str | Convention = "default", attention: str | None = None,
-    assistant_model: torch.nn.Module | None = None, **generate_kwargs: Any,
+    model: torch.nn.Module,
+    input_ids: torch.Tensor,
+    max_new_tokens: int,
+    *,
+    mode: str = "real",
+    convention: str | Convention = "default",
+    attention: str | None = None,
+    assistant_model: torch.nn.Module | None = None,
+    **generate_kwargs: Any,
 ) -> GenerateReport:
     """Count `model.generate(input_ids, max_new_tokens=N, **generate_kwargs)` split into its N forwards.
 
@@ -140,8 +154,10 @@ def count_generate(
     if params and all(p.is_meta for p in params):
         mode = "fake"
     if assistant_model is not None and mode != "real":
-        raise ValueError("count_generate(assistant_model=...): the target accepts draft tokens by their values, "
-                         "which a model without weights has not: count models with weights (mode='real')")
+        raise ValueError(
+            "count_generate(assistant_model=...): the target accepts draft tokens by their values, "
+            "which a model without weights has not: count models with weights (mode='real')"
+        )
     if mode not in ("real", "fake"):
         raise ValueError(f"mode must be 'real' or 'fake', got {mode!r}")
     shape = "×".join(str(d) for d in input_ids.shape)
@@ -154,8 +170,11 @@ def count_generate(
     state = (prepare(model, (), {}, "meta", fake)[0] or {}) if fake is not None else {}
     with torch.no_grad(), fake or contextlib.nullcontext():
         # on fakes, each decode step repeats the last one's ops but attention's: replays and the memo make them
-        session_of = counting(convention, model=model, inputs=described, attention=attention) if fake is None else \
-            counting_on_fakes(model, fake, convention, described, attention)
+        session_of = (
+            counting(convention, model=model, inputs=described, attention=attention)
+            if fake is None
+            else counting_on_fakes(model, fake, convention, described, attention)
+        )
         with session_of as session:
             assert session._mode is not None
             steps, drafts = _Steps(session._mode.calls), _Steps(session._mode.calls)
@@ -196,8 +215,9 @@ def _accepted(steps: _Steps, total: int) -> tuple[int, ...]:
     return tuple(found)
 
 
-def _decode_trace(model: torch.nn.Module, batch: int, prompt: int, n: int, convention: str | Convention,
-                  attention: str | None) -> Any:
+def _decode_trace(
+    model: torch.nn.Module, batch: int, prompt: int, n: int, convention: str | Convention, attention: str | None
+) -> Any:
     """The decode step traced in the cache length when it stands for every step past the first, else None."""
     if n <= 2:
         return None
@@ -205,8 +225,9 @@ def _decode_trace(model: torch.nn.Module, batch: int, prompt: int, n: int, conve
 
     from .decode_trace import trace_decode
 
-    decode = trace_decode(model, batch, prompt + 1, convention, attention,
-                          lambda: DynamicCache(config=getattr(model, "config", None)))
+    decode = trace_decode(
+        model, batch, prompt + 1, convention, attention, lambda: DynamicCache(config=getattr(model, "config", None))
+    )
     if decode is None or not all(decode.holds_at(prompt + step - 1) for step in range(2, n)):
         return None
     return decode
@@ -242,10 +263,14 @@ def _split(report: Report, steps: _Steps, drafts: _Steps, weight_bytes: int) -> 
     out, draft = _steps(report.calls, steps, weight_bytes), _steps(report.calls, drafts, weight_bytes)
     inside = sum((step.cost for step in (*out, *draft)), ZERO)
     everything = report.total
-    sampling = Cost(*(getattr(everything, f) - getattr(inside, f)
-                      for f in ("macs", "flops", "bytes_read", "bytes_written")))  # the ops outside the forwards
-    phases = {"prefill": out[0].cost if out else ZERO,
-              "decode": sum((s.cost for s in out[1:]), ZERO), "sampling": sampling}
+    sampling = Cost(
+        *(getattr(everything, f) - getattr(inside, f) for f in ("macs", "flops", "bytes_read", "bytes_written"))
+    )  # the ops outside the forwards
+    phases = {
+        "prefill": out[0].cost if out else ZERO,
+        "decode": sum((s.cost for s in out[1:]), ZERO),
+        "sampling": sampling,
+    }
     if draft:
         phases["draft"] = sum((s.cost for s in draft), ZERO)
     base = {f.name: getattr(report, f.name) for f in fields(Report) if f.init}
@@ -259,8 +284,18 @@ def _steps(calls: tuple[OpCall, ...], steps: _Steps, weight_bytes: int) -> list[
         cost = sum((c.cost for c in calls[start:end]), ZERO)
         position = steps.positions[i] if i < len(steps.positions) else 0  # 0 on fake tensors: one token a step
         context = position + tokens if position or i == 0 else out[0].context + i
-        out.append(Step("prefill" if i == 0 else "decode", tokens, context, cost, weight_bytes, kv_bytes,
-                        kv_bytes - before, kv_bytes))
+        out.append(
+            Step(
+                "prefill" if i == 0 else "decode",
+                tokens,
+                context,
+                cost,
+                weight_bytes,
+                kv_bytes,
+                kv_bytes - before,
+                kv_bytes,
+            )
+        )
         before = kv_bytes
     return out
 
@@ -268,5 +303,3 @@ def _steps(calls: tuple[OpCall, ...], steps: _Steps, weight_bytes: int) -> list[
 def kv_cache_bytes(layers: int, batch: int, kv_heads: int, head_dim: int, tokens: int, itemsize: int) -> int:
     """Keys and values of every layer: 2·layers·B·H_kv·D·T·bytes."""
     return 2 * layers * batch * kv_heads * head_dim * tokens * itemsize
-
-

@@ -71,12 +71,21 @@ def count_onnx(path: str | Path, input_sizes: Sizes | None = None, convention: s
             if name in stored:
                 readers[name].add(module)
     weights = [(tensors[t.name], readers[t.name]) for t in graph.initializer if t.name in readers and t.name in tensors]
-    return _report(Path(path).name, [tensors[i.name] for i in inputs], inputs, rules, calls, types, weights,
-                   unsupported, warnings)
+    return _report(
+        Path(path).name, [tensors[i.name] for i in inputs], inputs, rules, calls, types, weights, unsupported, warnings
+    )
 
 
-def _cost_node(onnx: Any, proto: Any, op: str, module: str, tensors: dict[str, torch.Tensor], opset: int,
-               rules: Convention, warnings: list[str]) -> tuple[OpCall | None, list[str]]:
+def _cost_node(
+    onnx: Any,
+    proto: Any,
+    op: str,
+    module: str,
+    tensors: dict[str, torch.Tensor],
+    opset: int,
+    rules: Convention,
+    warnings: list[str],
+) -> tuple[OpCall | None, list[str]]:
     """The node's call, costed (None when it has no known cost), and the names of the inputs it reads."""
     if proto.op_type in METADATA and proto.domain in ("", "ai.onnx"):
         return OpCall(op, module, ZERO), []
@@ -85,8 +94,10 @@ def _cost_node(onnx: Any, proto: Any, op: str, module: str, tensors: dict[str, t
         return None, []
     unknown = [name for name in (*proto.input, *proto.output) if name and name not in tensors]
     if unknown:
-        warnings.append(f"node {proto.name!r} ({op}): shape inference gave no static shape for "
-                        f"{', '.join(unknown)}; counted as unsupported")
+        warnings.append(
+            f"node {proto.name!r} ({op}): shape inference gave no static shape for "
+            f"{', '.join(unknown)}; counted as unsupported"
+        )
         return None, []
     attrs = {a.name: _plain(onnx.helper.get_attribute_value(a)) for a in proto.attribute}
     node = Node(proto, tensors, attrs, opset)
@@ -127,8 +138,9 @@ def _set_sizes(graph: Any, inputs: list[Any], sizes: Sizes) -> None:
             raise ValueError(f"the graph has no input {name!r}; its inputs are {', '.join(names)}")
         dims = inputs[names.index(name)].type.tensor_type.shape.dim
         if len(dims) != len(shape):
-            raise ValueError(f"input {name!r} has {len(dims)} dims, but sizes {'×'.join(map(str, shape))} have "
-                             f"{len(shape)}")
+            raise ValueError(
+                f"input {name!r} has {len(dims)} dims, but sizes {'×'.join(map(str, shape))} have {len(shape)}"
+            )
         for dim, size in zip(dims, shape, strict=True):
             dim.dim_value = int(size)
     del graph.value_info[:]
@@ -142,8 +154,10 @@ def _refuse_dynamic(inputs: list[Any]) -> None:
         dynamic = [f"{d.dim_param or '?'} at dim {i}" for i, d in enumerate(dims) if not d.HasField("dim_value")]
         if dynamic:
             example = "x".join(str(d.dim_value) if d.HasField("dim_value") else "N" for d in dims)
-            raise ValueError(f"input {value.name!r} has dynamic sizes ({', '.join(dynamic)}): give its sizes, "
-                             f"e.g. --input {value.name}={example} with N a number")
+            raise ValueError(
+                f"input {value.name!r} has dynamic sizes ({', '.join(dynamic)}): give its sizes, "
+                f"e.g. --input {value.name}={example} with N a number"
+            )
 
 
 def _infer(onnx: Any, model: Any) -> tuple[Any, list[str]]:
@@ -193,9 +207,17 @@ def _module_of(proto: Any, types: dict[str, str]) -> str:
     return path
 
 
-def _report(model: str, input_tensors: list[torch.Tensor], inputs: list[Any], rules: Convention,
-            calls: list[OpCall], types: dict[str, str], weights: list[tuple[torch.Tensor, set[str]]],
-            unsupported: Mapping[str, Counter[str]], warnings: list[str]) -> Report:
+def _report(
+    model: str,
+    input_tensors: list[torch.Tensor],
+    inputs: list[Any],
+    rules: Convention,
+    calls: list[OpCall],
+    types: dict[str, str],
+    weights: list[tuple[torch.Tensor, set[str]]],
+    unsupported: Mapping[str, Counter[str]],
+    warnings: list[str],
+) -> Report:
     own, inclusive = module_costs(calls)
     order: dict[str, None] = {"": None}  # modules in the order the graph first reaches them, parents first
     for call in calls:
@@ -203,14 +225,26 @@ def _report(model: str, input_tensors: list[torch.Tensor], inputs: list[Any], ru
             order.setdefault(name)
     params = subtree_params((int(t.numel()), True, owners) for t, owners in weights)
     rows = {
-        name: ModuleRow(name, types.get(name, ""), inclusive.get(name, ZERO), own.get(name, ZERO),
-                        *params.get(name, (0, 0)), calls=1)
+        name: ModuleRow(
+            name,
+            types.get(name, ""),
+            inclusive.get(name, ZERO),
+            own.get(name, ZERO),
+            *params.get(name, (0, 0)),
+            calls=1,
+        )
         for name in order
     }
     described = describe_inputs((), {value.name: t for value, t in zip(inputs, input_tensors, strict=True)})
     return Report(
-        model=model, inputs=described, convention=rules, calls=tuple(calls), modules=rows,
-        params=rows[""].params, trainable_params=rows[""].trainable_params,
+        model=model,
+        inputs=described,
+        convention=rules,
+        calls=tuple(calls),
+        modules=rows,
+        params=rows[""].params,
+        trainable_params=rows[""].trainable_params,
         unsupported_where={op: dict(where) for op, where in unsupported.items()},
-        param_bytes=bytes_by_dtype(t for t, _ in weights), warnings=warnings,
+        param_bytes=bytes_by_dtype(t for t, _ in weights),
+        warnings=warnings,
     )

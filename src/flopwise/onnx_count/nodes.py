@@ -18,10 +18,25 @@ aten = torch.ops.aten
 
 # ONNX TensorProto element types → torch dtypes (the types a formula or a byte count can meet)
 DTYPES: dict[int, torch.dtype] = {
-    1: torch.float32, 2: torch.uint8, 3: torch.int8, 4: torch.uint16, 5: torch.int16, 6: torch.int32,
-    7: torch.int64, 9: torch.bool, 10: torch.float16, 11: torch.float64, 12: torch.uint32, 13: torch.uint64,
-    14: torch.complex64, 15: torch.complex128, 16: torch.bfloat16, 17: torch.float8_e4m3fn,
-    18: torch.float8_e4m3fnuz, 19: torch.float8_e5m2, 20: torch.float8_e5m2fnuz,
+    1: torch.float32,
+    2: torch.uint8,
+    3: torch.int8,
+    4: torch.uint16,
+    5: torch.int16,
+    6: torch.int32,
+    7: torch.int64,
+    9: torch.bool,
+    10: torch.float16,
+    11: torch.float64,
+    12: torch.uint32,
+    13: torch.uint64,
+    14: torch.complex64,
+    15: torch.complex128,
+    16: torch.bfloat16,
+    17: torch.float8_e4m3fn,
+    18: torch.float8_e4m3fnuz,
+    19: torch.float8_e5m2,
+    20: torch.float8_e5m2fnuz,
 }
 METADATA = {"Constant", "Shape", "Size"}  # values known from the model itself: no arithmetic, nothing moved
 
@@ -84,8 +99,21 @@ def _conv(node: Node, transposed: bool = False) -> Standin:
     ones = [1] * rank
     pads = node.ints("pads", [0] * 2 * rank)[:rank]  # begin pads; the output shape already has the end ones
     out_pad = node.ints("output_padding", [0] * rank)
-    return aten.convolution.default, (x, w, b, node.ints("strides", ones), pads, node.ints("dilations", ones),
-                                      transposed, out_pad, int(node.attrs.get("group", 1))), {}
+    return (
+        aten.convolution.default,
+        (
+            x,
+            w,
+            b,
+            node.ints("strides", ones),
+            pads,
+            node.ints("dilations", ones),
+            transposed,
+            out_pad,
+            int(node.attrs.get("group", 1)),
+        ),
+        {},
+    )
 
 
 def _transposed(shape: torch.Size) -> tuple[int, int]:
@@ -142,10 +170,16 @@ def _softmax(op: Any) -> Builder:
 
 
 _RESIZE = {
-    "nearest": {1: aten.upsample_nearest1d.default, 2: aten.upsample_nearest2d.default,
-                3: aten.upsample_nearest3d.default},
-    "linear": {1: aten.upsample_linear1d.default, 2: aten.upsample_bilinear2d.default,
-               3: aten.upsample_trilinear3d.default},
+    "nearest": {
+        1: aten.upsample_nearest1d.default,
+        2: aten.upsample_nearest2d.default,
+        3: aten.upsample_nearest3d.default,
+    },
+    "linear": {
+        1: aten.upsample_linear1d.default,
+        2: aten.upsample_bilinear2d.default,
+        3: aten.upsample_trilinear3d.default,
+    },
     "cubic": {2: aten.upsample_bicubic2d.default},
 }
 
@@ -179,8 +213,11 @@ def _group_norm(node: Node, instance: bool = False) -> Standin:
     n, c = int(x.shape[0]), int(x.shape[1])
     groups = c if instance else int(node.attrs["num_groups"])
     eps = node.attrs.get("epsilon", 1e-5)
-    return aten.native_group_norm.default, (x, node.input(1), node.input(2), n, c, math.prod(x.shape[2:]),
-                                            groups, eps), {}
+    return (
+        aten.native_group_norm.default,
+        (x, node.input(1), node.input(2), n, c, math.prod(x.shape[2:]), groups, eps),
+        {},
+    )
 
 
 def _clip(node: Node) -> Standin:
@@ -212,47 +249,97 @@ STANDINS: dict[str, Builder] = {
     "Gemm": _gemm,
     "MatMul": _matmul,
     # pointwise arithmetic and activations
-    "Add": _all(aten.add.Tensor), "Sub": _all(aten.sub.Tensor), "Mul": _all(aten.mul.Tensor),
-    "Div": _all(aten.div.Tensor), "Pow": _all(aten.pow.Tensor_Tensor), "Sum": _binary(aten.add.Tensor),
-    "Max": _binary(aten.maximum.default), "Min": _binary(aten.minimum.default),
-    "Relu": _all(aten.relu.default), "Sigmoid": _all(aten.sigmoid.default), "Tanh": _all(aten.tanh.default),
-    "Erf": _all(aten.erf.default), "Exp": _all(aten.exp.default), "Log": _all(aten.log.default),
-    "Sqrt": _all(aten.sqrt.default), "Reciprocal": _all(aten.reciprocal.default), "Neg": _all(aten.neg.default),
-    "Abs": _all(aten.abs.default), "Sin": _all(aten.sin.default), "Cos": _all(aten.cos.default),
-    "Tan": _all(aten.tan.default), "Floor": _all(aten.floor.default), "Ceil": _all(aten.ceil.default),
-    "Round": _all(aten.round.default), "Sign": _all(aten.sign.default), "Softplus": _all(aten.softplus.default),
-    "HardSwish": _all(aten.hardswish.default), "HardSigmoid": _first(aten.hardsigmoid.default),
-    "LeakyRelu": _first(aten.leaky_relu.default), "Elu": _first(aten.elu.default), "Selu": _first(aten.selu.default),
-    "Celu": _first(aten.celu.default), "PRelu": _all(aten._prelu_kernel.default), "Gelu": _gelu,
-    "Clip": _clip, "Where": _all(aten.where.self),
-    "Equal": _all(aten.eq.Tensor), "Greater": _all(aten.gt.Tensor), "Less": _all(aten.lt.Tensor),
-    "GreaterOrEqual": _all(aten.ge.Tensor), "LessOrEqual": _all(aten.le.Tensor),
-    "Not": _all(aten.logical_not.default), "And": _all(aten.logical_and.default), "Or": _all(aten.logical_or.default),
-    "Softmax": _softmax(aten._softmax.default), "LogSoftmax": _softmax(aten._log_softmax.default),
+    "Add": _all(aten.add.Tensor),
+    "Sub": _all(aten.sub.Tensor),
+    "Mul": _all(aten.mul.Tensor),
+    "Div": _all(aten.div.Tensor),
+    "Pow": _all(aten.pow.Tensor_Tensor),
+    "Sum": _binary(aten.add.Tensor),
+    "Max": _binary(aten.maximum.default),
+    "Min": _binary(aten.minimum.default),
+    "Relu": _all(aten.relu.default),
+    "Sigmoid": _all(aten.sigmoid.default),
+    "Tanh": _all(aten.tanh.default),
+    "Erf": _all(aten.erf.default),
+    "Exp": _all(aten.exp.default),
+    "Log": _all(aten.log.default),
+    "Sqrt": _all(aten.sqrt.default),
+    "Reciprocal": _all(aten.reciprocal.default),
+    "Neg": _all(aten.neg.default),
+    "Abs": _all(aten.abs.default),
+    "Sin": _all(aten.sin.default),
+    "Cos": _all(aten.cos.default),
+    "Tan": _all(aten.tan.default),
+    "Floor": _all(aten.floor.default),
+    "Ceil": _all(aten.ceil.default),
+    "Round": _all(aten.round.default),
+    "Sign": _all(aten.sign.default),
+    "Softplus": _all(aten.softplus.default),
+    "HardSwish": _all(aten.hardswish.default),
+    "HardSigmoid": _first(aten.hardsigmoid.default),
+    "LeakyRelu": _first(aten.leaky_relu.default),
+    "Elu": _first(aten.elu.default),
+    "Selu": _first(aten.selu.default),
+    "Celu": _first(aten.celu.default),
+    "PRelu": _all(aten._prelu_kernel.default),
+    "Gelu": _gelu,
+    "Clip": _clip,
+    "Where": _all(aten.where.self),
+    "Equal": _all(aten.eq.Tensor),
+    "Greater": _all(aten.gt.Tensor),
+    "Less": _all(aten.lt.Tensor),
+    "GreaterOrEqual": _all(aten.ge.Tensor),
+    "LessOrEqual": _all(aten.le.Tensor),
+    "Not": _all(aten.logical_not.default),
+    "And": _all(aten.logical_and.default),
+    "Or": _all(aten.logical_or.default),
+    "Softmax": _softmax(aten._softmax.default),
+    "LogSoftmax": _softmax(aten._log_softmax.default),
     # pooling, reductions, normalization
     "MaxPool": _pool({1: aten.max_pool1d.default, 2: aten.max_pool2d.default, 3: aten.max_pool3d.default}),
     "AveragePool": _pool({1: aten.avg_pool1d.default, 2: aten.avg_pool2d.default, 3: aten.avg_pool3d.default}),
-    "GlobalAveragePool": _global(aten.mean.dim), "GlobalMaxPool": _global(aten.amax.default),
-    "ReduceMean": _first(aten.mean.default), "ReduceSum": _first(aten.sum.default),
-    "ReduceMax": _first(aten.amax.default), "ReduceMin": _first(aten.amin.default),
-    "ReduceProd": _first(aten.prod.default), "ReduceL2": _first(aten.linalg_vector_norm.default),
-    "ArgMax": _first(aten.argmax.default), "ArgMin": _first(aten.argmin.default),
+    "GlobalAveragePool": _global(aten.mean.dim),
+    "GlobalMaxPool": _global(aten.amax.default),
+    "ReduceMean": _first(aten.mean.default),
+    "ReduceSum": _first(aten.sum.default),
+    "ReduceMax": _first(aten.amax.default),
+    "ReduceMin": _first(aten.amin.default),
+    "ReduceProd": _first(aten.prod.default),
+    "ReduceL2": _first(aten.linalg_vector_norm.default),
+    "ArgMax": _first(aten.argmax.default),
+    "ArgMin": _first(aten.argmin.default),
     "CumSum": lambda node: (aten.cumsum.default, (node.input(0), int(node.attrs.get("axis", 0))), {}),
-    "Resize": _resize, "BatchNormalization": _batch_norm, "LayerNormalization": _layer_norm,
-    "GroupNormalization": _group_norm, "InstanceNormalization": lambda node: _group_norm(node, instance=True),
+    "Resize": _resize,
+    "BatchNormalization": _batch_norm,
+    "LayerNormalization": _layer_norm,
+    "GroupNormalization": _group_norm,
+    "InstanceNormalization": lambda node: _group_norm(node, instance=True),
     # views: no arithmetic and, as in a PyTorch count, no bytes
-    "Reshape": _first(aten.view.default), "Flatten": _first(aten.view.default), "Squeeze": _first(aten.view.default),
-    "Unsqueeze": _first(aten.view.default), "Expand": _first(aten.expand.default),
-    "Identity": _first(aten.alias.default), "Dropout": _first(aten.alias.default),  # inference: passes through
+    "Reshape": _first(aten.view.default),
+    "Flatten": _first(aten.view.default),
+    "Squeeze": _first(aten.view.default),
+    "Unsqueeze": _first(aten.view.default),
+    "Expand": _first(aten.expand.default),
+    "Identity": _first(aten.alias.default),
+    "Dropout": _first(aten.alias.default),  # inference: passes through
     "Transpose": lambda node: (aten.permute.default, (node.input(0), node.ints("perm", [])), {}),
-    "Slice": _first(aten.slice.Tensor), "Split": _first(aten.split.Tensor),
+    "Slice": _first(aten.slice.Tensor),
+    "Split": _first(aten.split.Tensor),
     # data movement: no arithmetic, bytes read and written
     "Concat": lambda node: (aten.cat.default, (node.inputs(), int(node.attrs.get("axis", 0))), {}),
-    "Cast": _first(aten._to_copy.default), "Pad": _first(aten.constant_pad_nd.default),
-    "Tile": _first(aten.repeat.default), "ConstantOfShape": lambda node: (aten.full.default, ([], 0.0), {}),
+    "Cast": _first(aten._to_copy.default),
+    "Pad": _first(aten.constant_pad_nd.default),
+    "Tile": _first(aten.repeat.default),
+    "ConstantOfShape": lambda node: (aten.full.default, ([], 0.0), {}),
     "Range": lambda node: (aten.arange.start_step, (0, 1, 1), {}),
-    "Gather": lambda node: (aten.index_select.default, (node.input(0), int(node.attrs.get("axis", 0)),
-                                                        node.input(1)), {}),
-    "GatherElements": lambda node: (aten.gather.default, (node.input(0), int(node.attrs.get("axis", 0)),
-                                                          node.input(1)), {}),
+    "Gather": lambda node: (
+        aten.index_select.default,
+        (node.input(0), int(node.attrs.get("axis", 0)), node.input(1)),
+        {},
+    ),
+    "GatherElements": lambda node: (
+        aten.gather.default,
+        (node.input(0), int(node.attrs.get("axis", 0)), node.input(1)),
+        {},
+    ),
 }

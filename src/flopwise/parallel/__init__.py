@@ -37,5 +37,16 @@ from .report import ParallelPlan, RankReport
 ParallelPlan.estimator = estimate
 PLANNERS["parallel"] = plan  # count(model, inputs, parallel=...) hands its options to plan()
 
-__all__ = ["DIMS", "LINKS", "Layout", "Link", "ParallelPlan", "RankReport", "StepEstimate", "estimate", "find_link",
-           "parse", "plan"]
+__all__ = [
+    "DIMS",
+    "LINKS",
+    "Layout",
+    "Link",
+    "ParallelPlan",
+    "RankReport",
+    "StepEstimate",
+    "estimate",
+    "find_link",
+    "parse",
+    "plan",
+]

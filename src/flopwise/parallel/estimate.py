@@ -66,18 +66,23 @@ class StepEstimate:
         return estimate_svg(self)
 
     def __str__(self) -> str:
-        lines = [f"ESTIMATE on {self.device} ({self.dtype} peak {self.peak_flops_per_s / 1e12:,.1f} TFLOP/s); links "
-                 + ", ".join(f"{d}: {name}" for d, name in self.links.items())]
+        lines = [
+            f"ESTIMATE on {self.device} ({self.dtype} peak {self.peak_flops_per_s / 1e12:,.1f} TFLOP/s); links "
+            + ", ".join(f"{d}: {name}" for d, name in self.links.items())
+        ]
         for r in self.ranks:
             comm = ", ".join(f"{d} {si_small(t, 's')}" for d, t in r.comm_s.items()) or "none"
             stage = "" if r.stage is None else f" stage {r.stage}"
-            lines.append(f"  rank {r.rank}{stage} (×{len(r.ranks)}): compute {si_small(r.compute_s, 's')}, "
-                         f"communication {comm}, exposed dp {si_small(r.exposed_dp_s, 's')}, "
-                         f"own step {si_small(r.step_s, 's')}")
+            lines.append(
+                f"  rank {r.rank}{stage} (×{len(r.ranks)}): compute {si_small(r.compute_s, 's')}, "
+                f"communication {comm}, exposed dp {si_small(r.exposed_dp_s, 's')}, "
+                f"own step {si_small(r.step_s, 's')}"
+            )
         bubble = f", pipeline bubbles {self.bubble_fraction:.1%}" if self.bubble_fraction is not None else ""
         mfu = f"{self.mfu:.2%}" if self.mfu is not None else "unknown"
-        lines.append(f"step {si_small(self.step_s, 's')}{bubble}; model FLOPs {self.model_flops:,}; "
-                     f"predicted MFU {mfu}")
+        lines.append(
+            f"step {si_small(self.step_s, 's')}{bubble}; model FLOPs {self.model_flops:,}; predicted MFU {mfu}"
+        )
         lines += [f"assumption: {a}" for a in self.assumptions]
         return "\n".join(lines)
 
@@ -120,8 +125,16 @@ def _link_of(plan: ParallelPlan, rank: int, dim: str, intra: Link, inter: Link, 
     return intra if len(nodes) == 1 else inter
 
 
-def estimate(plan: ParallelPlan, device: str = "H100-SXM", link: Any = None, *, inter: str | Link = "InfiniBand-NDR",
-             ranks_per_node: int = 8, overlap: float = 1.0, efficiency: float = 1.0) -> StepEstimate:
+def estimate(
+    plan: ParallelPlan,
+    device: str = "H100-SXM",
+    link: Any = None,
+    *,
+    inter: str | Link = "InfiniBand-NDR",
+    ranks_per_node: int = 8,
+    overlap: float = 1.0,
+    efficiency: float = 1.0,
+) -> StepEstimate:
     """The plan's step time and predicted MFU on `device` (a row of hardware/devices.py), with `link` the link
     inside a node (default NVLink4) and `inter` between nodes; `efficiency` scales every link's bandwidth."""
     spec = find_device(device)
@@ -161,8 +174,10 @@ def estimate(plan: ParallelPlan, device: str = "H100-SXM", link: Any = None, *, 
         forward = by_phase.get("forward", 0.0) + fwd_comm
         backward = by_phase.get("backward", 0.0) + by_phase.get("recompute", 0.0) + bwd_comm
         optimizer = by_phase.get("optimizer", 0.0)
-        compute = m * (by_phase.get("forward", 0.0) + by_phase.get("backward", 0.0)
-                       + by_phase.get("recompute", 0.0)) + optimizer
+        compute = (
+            m * (by_phase.get("forward", 0.0) + by_phase.get("backward", 0.0) + by_phase.get("recompute", 0.0))
+            + optimizer
+        )
         exposed = max(0.0, dp_comm - overlap * compute)
         send = 0.0
         if r.stage is not None:
@@ -170,9 +185,11 @@ def estimate(plan: ParallelPlan, device: str = "H100-SXM", link: Any = None, *, 
             links["pp"] = pp_link.name
             send = seconds("send", 2, r.boundary_bytes[1], 1, pp_link, efficiency)
             comm["pp"] = comm.get("pp", 0.0) + m * send * (2 if r.phases else 1)
-            durations[r.stage] = (max(durations.get(r.stage, (0.0, 0.0, 0.0))[0], forward),
-                                  max(durations.get(r.stage, (0.0, 0.0, 0.0))[1], backward if r.phases else 0.0),
-                                  send)
+            durations[r.stage] = (
+                max(durations.get(r.stage, (0.0, 0.0, 0.0))[0], forward),
+                max(durations.get(r.stage, (0.0, 0.0, 0.0))[1], backward if r.phases else 0.0),
+                send,
+            )
         own = m * (forward + backward) + optimizer + exposed
         times.append(RankTime(r.rank, r.ranks, r.stage, compute, forward, backward, optimizer, comm, exposed, own))
         if r.phases:
@@ -204,22 +221,31 @@ def estimate(plan: ParallelPlan, device: str = "H100-SXM", link: Any = None, *, 
         "collectives exposed; pipeline sends between the stages' actions",
     ]
     if unknown:
-        assumptions.append(f"{spec.name} has no peak for {', '.join(sorted(unknown))}: those products timed by "
-                           "their bytes alone")
-    return StepEstimate(spec.name, dtype, peak or 0.0, links, times, step, bubble, model_flops, mfu, timeline,
-                        assumptions)
+        assumptions.append(
+            f"{spec.name} has no peak for {', '.join(sorted(unknown))}: those products timed by their bytes alone"
+        )
+    return StepEstimate(
+        spec.name, dtype, peak or 0.0, links, times, step, bubble, model_flops, mfu, timeline, assumptions
+    )
 
 
-def replay(order: dict[int, list[str]], durations: dict[int, tuple[float, float, float]],
-           train: bool) -> tuple[float, list[tuple[int, str, float, float]]]:
+def replay(
+    order: dict[int, list[str]], durations: dict[int, tuple[float, float, float]], train: bool
+) -> tuple[float, list[tuple[int, str, float, float]]]:
     """Each pp rank's actions in the schedule's order, each starting once its inputs have arrived (the previous
     stage's forward of the micro-batch, the next stage's backward) and its rank is free; returns the makespan and
     the timeline."""
     stages = len(order)
     done: dict[tuple[int, str, int], float] = {}
     free = dict.fromkeys(order, 0.0)
-    queues = {rank: [a for a in (ACTION.match(s) for s in actions) if a and a.group(2) in ("F", "B") and
-                     (train or a.group(2) == "F")] for rank, actions in order.items()}
+    queues = {
+        rank: [
+            a
+            for a in (ACTION.match(s) for s in actions)
+            if a and a.group(2) in ("F", "B") and (train or a.group(2) == "F")
+        ]
+        for rank, actions in order.items()
+    }
     position = dict.fromkeys(order, 0)
     timeline: list[tuple[int, str, float, float]] = []
     while any(position[r] < len(queues[r]) for r in order):

@@ -85,8 +85,10 @@ def parse(parallel: dict[str, int] | str) -> Layout:
         if name in KNOWN_LATER and size == 1:
             continue
         if name in KNOWN_LATER:
-            raise ValueError(f"parallel: {name} ({KNOWN_LATER[name]}) is not planned yet; the dimensions planned are "
-                             f"{', '.join(DIMS)}")
+            raise ValueError(
+                f"parallel: {name} ({KNOWN_LATER[name]}) is not planned yet; the dimensions planned are "
+                f"{', '.join(DIMS)}"
+            )
         if name not in sizes:
             raise ValueError(f"parallel: unknown dimension {name!r}; the dimensions are {', '.join(DIMS)}")
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
@@ -103,18 +105,21 @@ def batch_size(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
     raise ValueError("parallel: the inputs hold no tensor with a batch dimension to split across data-parallel ranks")
 
 
-def slice_batch(args: tuple[Any, ...], kwargs: dict[str, Any], parts: int, index: int,
-                what: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def slice_batch(
+    args: tuple[Any, ...], kwargs: dict[str, Any], parts: int, index: int, what: str
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """Slice `index` of `parts` equal slices of every tensor whose dimension 0 is the batch; others as given."""
     batch = batch_size(args, kwargs)
     if batch % parts:
-        raise ValueError(f"parallel: a batch of {batch} does not split into {parts} {what}; give a batch that "
-                         f"{parts} divides (the inputs are the global batch of one step)")
+        raise ValueError(
+            f"parallel: a batch of {batch} does not split into {parts} {what}; give a batch that "
+            f"{parts} divides (the inputs are the global batch of one step)"
+        )
     step = batch // parts
 
     def cut(x: Any) -> Any:
         if isinstance(x, torch.Tensor) and x.dim() > 0 and x.shape[0] == batch:
-            return x[index * step:(index + 1) * step]
+            return x[index * step : (index + 1) * step]
         return x
 
     out: tuple[tuple[Any, ...], dict[str, Any]] = tree_map(cut, (args, kwargs))

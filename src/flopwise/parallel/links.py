@@ -38,22 +38,62 @@ class Link:
 _H100 = "NVIDIA H100 Tensor Core GPU datasheet: NVLink 900 GB/s per GPU (bidirectional), halved"
 LINKS: tuple[Link, ...] = (
     Link("NVLink4", 450.0, 3.4, _H100, aliases=("nvlink", "nvlink-h100", "h100")),
-    Link("NVLink3", 300.0, 3.4, "NVIDIA A100 Tensor Core GPU datasheet: NVLink 600 GB/s (bidirectional), halved",
-         aliases=("nvlink-a100", "a100")),
-    Link("NVLink5", 900.0, 3.4, "NVIDIA DGX B200 datasheet: fifth-generation NVLink 1.8 TB/s per GPU "
-         "(bidirectional), halved", aliases=("nvlink-b200", "b200")),
-    Link("InfiniBand-NDR", 50.0, 9.6, "NVIDIA ConnectX-7 datasheet: 400 Gb/s per port (NDR), one port per GPU",
-         aliases=("ib", "ndr", "infiniband", "ib-ndr")),
-    Link("InfiniBand-HDR", 25.0, 9.6, "NVIDIA ConnectX-6 datasheet: 200 Gb/s per port (HDR), one port per GPU",
-         aliases=("hdr", "ib-hdr")),
-    Link("Ethernet-400G", 50.0, 9.6, "IEEE 802.3bs-2017 (400GbE): 400 Gb/s per port, one port per GPU",
-         aliases=("400gbe", "roce-400g")),
-    Link("Ethernet-100G", 12.5, 9.6, "IEEE 802.3 (100GbE): 100 Gb/s per port, one port per GPU",
-         aliases=("100gbe", "ethernet")),
-    Link("PCIe-Gen5", 64.0, 5.7, "PCI-SIG PCI Express 5.0: 32 GT/s × 16 lanes, about 64 GB/s each way",
-         aliases=("pcie5", "pcie")),
-    Link("PCIe-Gen4", 32.0, 5.7, "PCI-SIG PCI Express 4.0: 16 GT/s × 16 lanes, about 32 GB/s each way",
-         aliases=("pcie4",)),
+    Link(
+        "NVLink3",
+        300.0,
+        3.4,
+        "NVIDIA A100 Tensor Core GPU datasheet: NVLink 600 GB/s (bidirectional), halved",
+        aliases=("nvlink-a100", "a100"),
+    ),
+    Link(
+        "NVLink5",
+        900.0,
+        3.4,
+        "NVIDIA DGX B200 datasheet: fifth-generation NVLink 1.8 TB/s per GPU (bidirectional), halved",
+        aliases=("nvlink-b200", "b200"),
+    ),
+    Link(
+        "InfiniBand-NDR",
+        50.0,
+        9.6,
+        "NVIDIA ConnectX-7 datasheet: 400 Gb/s per port (NDR), one port per GPU",
+        aliases=("ib", "ndr", "infiniband", "ib-ndr"),
+    ),
+    Link(
+        "InfiniBand-HDR",
+        25.0,
+        9.6,
+        "NVIDIA ConnectX-6 datasheet: 200 Gb/s per port (HDR), one port per GPU",
+        aliases=("hdr", "ib-hdr"),
+    ),
+    Link(
+        "Ethernet-400G",
+        50.0,
+        9.6,
+        "IEEE 802.3bs-2017 (400GbE): 400 Gb/s per port, one port per GPU",
+        aliases=("400gbe", "roce-400g"),
+    ),
+    Link(
+        "Ethernet-100G",
+        12.5,
+        9.6,
+        "IEEE 802.3 (100GbE): 100 Gb/s per port, one port per GPU",
+        aliases=("100gbe", "ethernet"),
+    ),
+    Link(
+        "PCIe-Gen5",
+        64.0,
+        5.7,
+        "PCI-SIG PCI Express 5.0: 32 GT/s × 16 lanes, about 64 GB/s each way",
+        aliases=("pcie5", "pcie"),
+    ),
+    Link(
+        "PCIe-Gen4",
+        32.0,
+        5.7,
+        "PCI-SIG PCI Express 4.0: 16 GT/s × 16 lanes, about 32 GB/s each way",
+        aliases=("pcie4",),
+    ),
 )
 
 
@@ -64,8 +104,10 @@ def find_link(name: str | Link) -> Link:
     for link in LINKS:
         if name.lower() == link.name.lower() or name.lower() in link.aliases:
             return link
-    raise ValueError(f"unknown link {name!r}; known: {', '.join(link.name for link in LINKS)}, or pass "
-                     "Link(name, bandwidth_gbs, hop_latency_us, source)")
+    raise ValueError(
+        f"unknown link {name!r}; known: {', '.join(link.name for link in LINKS)}, or pass "
+        "Link(name, bandwidth_gbs, hop_latency_us, source)"
+    )
 
 
 def steps_and_factor(kind: str, n: int) -> tuple[int, float]:

@@ -36,10 +36,23 @@ FRAMES = 12  # how far up the stack propagation's own frame can be from an op it
 
 KINDS = {
     "all_reduce": ("allreduce_", "allreduce_coalesced_", "all_reduce", "all_reduce_coalesced"),
-    "all_gather": ("_allgather_base_", "allgather_", "allgather_coalesced_", "allgather_into_tensor_coalesced_",
-                   "all_gather_into_tensor", "all_gather_into_tensor_coalesced", "all_gather_into_tensor_out"),
-    "reduce_scatter": ("_reduce_scatter_base_", "reduce_scatter_", "reduce_scatter_tensor_coalesced_",
-                       "reduce_scatter_tensor", "reduce_scatter_tensor_coalesced", "reduce_scatter_tensor_out"),
+    "all_gather": (
+        "_allgather_base_",
+        "allgather_",
+        "allgather_coalesced_",
+        "allgather_into_tensor_coalesced_",
+        "all_gather_into_tensor",
+        "all_gather_into_tensor_coalesced",
+        "all_gather_into_tensor_out",
+    ),
+    "reduce_scatter": (
+        "_reduce_scatter_base_",
+        "reduce_scatter_",
+        "reduce_scatter_tensor_coalesced_",
+        "reduce_scatter_tensor",
+        "reduce_scatter_tensor_coalesced",
+        "reduce_scatter_tensor_out",
+    ),
     "all_to_all": ("alltoall_", "alltoall_base_", "all_to_all_single"),
     "broadcast": ("broadcast_", "broadcast"),
     "send": ("send", "isend"),
@@ -47,8 +60,16 @@ KINDS = {
 }
 KIND_OF = {name: kind for kind, names in KINDS.items() for name in names}
 # c10d ops whose first argument is the output buffer and second the input: the size is the larger of the two
-OUTPUT_FIRST = {"_allgather_base_", "allgather_", "allgather_into_tensor_coalesced_", "_reduce_scatter_base_",
-                "reduce_scatter_", "reduce_scatter_tensor_coalesced_", "alltoall_base_", "alltoall_"}
+OUTPUT_FIRST = {
+    "_allgather_base_",
+    "allgather_",
+    "allgather_into_tensor_coalesced_",
+    "_reduce_scatter_base_",
+    "reduce_scatter_",
+    "reduce_scatter_tensor_coalesced_",
+    "alltoall_base_",
+    "alltoall_",
+}
 
 
 @dataclass(frozen=True)
@@ -114,5 +135,13 @@ class LocalShards(TorchDispatchMode):  # type: ignore[no-untyped-call]  # torch'
             moved = _bytes(args[0]) * size
         else:
             moved = _bytes(args[0])
-        self.collectives.append(CollectiveCall(KIND_OF[name], self.groups.get(group_name, "world"), size, moved,
-                                               f"{namespace}.{name}", torch._C._current_graph_task_id() != -1))
+        self.collectives.append(
+            CollectiveCall(
+                KIND_OF[name],
+                self.groups.get(group_name, "world"),
+                size,
+                moved,
+                f"{namespace}.{name}",
+                torch._C._current_graph_task_id() != -1,
+            )
+        )

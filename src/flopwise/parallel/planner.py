@@ -28,8 +28,10 @@ from .rank import Options, Parallelize, RankRun, run_rank
 from .report import ParallelPlan, RankReport
 
 MODES = ("fake", "meta", "real")
-REAL = "parallel plans count on fake tensors (the fake process group moves no data, so values after a collective " \
+REAL = (
+    "parallel plans count on fake tensors (the fake process group moves no data, so values after a collective "
     "would be wrong): mode='real' counted as 'fake'"
+)
 
 
 def plan(
@@ -73,8 +75,9 @@ def plan(
         raise ValueError(f"plan(): microbatches must be positive, got {m}")
     args, kwargs = split_inputs(inputs)
     factory = _rebuild(optimizer) if isinstance(optimizer, torch.optim.Optimizer) else optimizer
-    options = Options(step, convention, attention, loss_fn, factory, parallelize_fn, m, schedule, mixed_precision,
-                      overrides)
+    options = Options(
+        step, convention, attention, loss_fn, factory, parallelize_fn, m, schedule, mixed_precision, overrides
+    )
     runs: dict[int, RankRun] = {}  # rank counted → its run
     owner: dict[int, int] = {}  # every rank → the rank whose run stands for it
     received = None
@@ -84,8 +87,7 @@ def plan(
         first = layout.rank_of({"pp": s})
         runs[first] = run = run_rank(model, args, kwargs, layout, first, options, received)
         order = run.order or order
-        apart = [d for d in DIMS if d != "pp" and d in run.uneven_dims] if symmetry else \
-            [d for d in DIMS if d != "pp"]
+        apart = [d for d in DIMS if d != "pp" and d in run.uneven_dims] if symmetry else [d for d in DIMS if d != "pp"]
         for r in stage_ranks:
             coords = layout.coords(r)
             key = {d: coords[d] for d in apart}
@@ -98,11 +100,18 @@ def plan(
         sharing = tuple(r for r in range(layout.world) if owner[r] == rep)
         reports[rep] = _rank_report(run, rep, sharing, layout, m, order)
     return ParallelPlan(
-        model=type(model).__name__, inputs=describe_inputs(args, kwargs), layout=layout, step=step,
+        model=type(model).__name__,
+        inputs=describe_inputs(args, kwargs),
+        layout=layout,
+        step=step,
         convention=convention if isinstance(convention, str) else convention.name,
-        ranks=[reports[owner[r]] for r in range(layout.world)], microbatches=m,
-        schedule=schedule if pp > 1 else None, pipeline_order=order, counted=len(runs),
-        seconds=time.perf_counter() - started, notes=[REAL] if mode == "real" else [],
+        ranks=[reports[owner[r]] for r in range(layout.world)],
+        microbatches=m,
+        schedule=schedule if pp > 1 else None,
+        pipeline_order=order,
+        counted=len(runs),
+        seconds=time.perf_counter() - started,
+        notes=[REAL] if mode == "real" else [],
     )
 
 
@@ -133,15 +142,17 @@ def in_flight(actions: list[str]) -> int:
     return max(most, 1)
 
 
-def _rank_report(run: RankRun, rank: int, sharing: tuple[int, ...], layout: Layout, m: int,
-                 order: dict[int, list[str]]) -> RankReport:
+def _rank_report(
+    run: RankRun, rank: int, sharing: tuple[int, ...], layout: Layout, m: int, order: dict[int, list[str]]
+) -> RankReport:
     report = run.report
     stage = run.stage
     ledger: dict[tuple[str, str, int], dict[str, Any]] = {}
 
     def add(kind: str, dim: str, size: int, nbytes: int, calls: int) -> None:
-        entry = ledger.setdefault((kind, dim, size), {"kind": kind, "mesh_dim": dim, "group_size": size,
-                                                      "calls": 0, "bytes": 0})
+        entry = ledger.setdefault(
+            (kind, dim, size), {"kind": kind, "mesh_dim": dim, "group_size": size, "calls": 0, "bytes": 0}
+        )
         entry["calls"] += calls
         entry["bytes"] += nbytes * calls
 
@@ -167,15 +178,30 @@ def _rank_report(run: RankRun, rank: int, sharing: tuple[int, ...], layout: Layo
     phases = {k: _times(v, 1 if k == "optimizer" else m) for k, v in report.phases.items()}
     total = sum(phases.values(), Cost()) if phases else _times(report.total, m)
     return RankReport(
-        rank=rank, ranks=sharing, coords=layout.coords(rank), stage=stage.index if stage is not None else None,
-        microbatches=m, report=report, macs=total.macs, flops=total.flops,
-        bytes_read=total.bytes_read, bytes_written=total.bytes_written, phases=phases,
-        params=run.params, weight_bytes=run.weight_bytes, gradient_bytes=run.gradient_bytes,
-        optimizer_bytes=run.optimizer_bytes, activation_bytes=activation,
+        rank=rank,
+        ranks=sharing,
+        coords=layout.coords(rank),
+        stage=stage.index if stage is not None else None,
+        microbatches=m,
+        report=report,
+        macs=total.macs,
+        flops=total.flops,
+        bytes_read=total.bytes_read,
+        bytes_written=total.bytes_written,
+        phases=phases,
+        params=run.params,
+        weight_bytes=run.weight_bytes,
+        gradient_bytes=run.gradient_bytes,
+        optimizer_bytes=run.optimizer_bytes,
+        activation_bytes=activation,
         collectives=sorted(ledger.values(), key=lambda e: (e["mesh_dim"], e["kind"])),
-        phase_of_calls=run.phases, program_collectives=list(run.collectives),
-        boundary_bytes=(_boundary_bytes(run.received) if stage is not None and not stage.first else 0,
-                        _boundary_bytes(run.output)), notes=run.notes,
+        phase_of_calls=run.phases,
+        program_collectives=list(run.collectives),
+        boundary_bytes=(
+            _boundary_bytes(run.received) if stage is not None and not stage.first else 0,
+            _boundary_bytes(run.output),
+        ),
+        notes=run.notes,
     )
 
 

@@ -109,8 +109,15 @@ def _fake_inputs(fake: CpuFakeTensorMode, tree: Any) -> Any:
     return tree_map(lambda x: fake.from_tensor(x) if isinstance(x, torch.Tensor) else x, tree)
 
 
-def run_rank(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], layout: Layout, rank: int,
-             options: Options, received: tuple[tuple[int, ...], torch.dtype] | None = None) -> RankRun:
+def run_rank(
+    model: nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    layout: Layout,
+    rank: int,
+    options: Options,
+    received: tuple[tuple[int, ...], torch.dtype] | None = None,
+) -> RankRun:
     """Count rank `rank`'s program; `received`: the shape and dtype a pipeline stage gets from the one before."""
     coords = layout.coords(rank)
     train = options.step == "train"
@@ -121,8 +128,9 @@ def run_rank(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], la
         if options.parallelize_fn is not None:
             options.parallelize_fn(module, mesh)
         else:
-            notes += default_parallelize(module, mesh, pipelined=stage is not None,
-                                         mixed_precision=options.mixed_precision)
+            notes += default_parallelize(
+                module, mesh, pipelined=stage is not None, mixed_precision=options.mixed_precision
+            )
         uneven = uneven_dims(module, mesh)
         fake = CpuFakeTensorMode(allow_non_fake_inputs=True)
         with fake:
@@ -131,8 +139,11 @@ def run_rank(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], la
         if stage is not None and coords["pp"] == 0 and (options.microbatches > 1 or stage.count > 1):
             order = stages.pipeline_order(module, stage, options.microbatches, options.schedule, mesh.get_group("pp"))
         # the rank's inputs: its data-parallel slice of the global batch, then one micro-batch of it
-        a, k = slice_batch(args, kwargs, layout.sizes["dp"], coords["dp"], "data-parallel ranks") \
-            if layout.sizes["dp"] > 1 else (args, kwargs)
+        a, k = (
+            slice_batch(args, kwargs, layout.sizes["dp"], coords["dp"], "data-parallel ranks")
+            if layout.sizes["dp"] > 1
+            else (args, kwargs)
+        )
         if options.microbatches > 1:
             a, k = slice_batch(a, k, options.microbatches, 0, "micro-batches")
         a, k = _fake_inputs(fake, (a, k))
@@ -147,8 +158,11 @@ def run_rank(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], la
         # weights as the rank keeps them between steps (FSDP2 registers its gathered parameters during a step)
         params = list({id(p): p for p in module.parameters()}.values())
         trainable = [p for p in params if p.requires_grad]
-        weight, local_params, trainable_bytes = storage_bytes(params), sum(local(p).numel() for p in params), \
-            storage_bytes(trainable)
+        weight, local_params, trainable_bytes = (
+            storage_bytes(params),
+            sum(local(p).numel() for p in params),
+            storage_bytes(trainable),
+        )
         optimizer = _optimizer(module, options, fake) if train and options.optimizer is not None else None
         saved: dict[int, int] = {}
         output_meta = None
@@ -158,9 +172,11 @@ def run_rank(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], la
             warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")
             scope.enter_context(fake)
             scope.enter_context(torch.enable_grad() if train else torch.no_grad())
-            session = scope.enter_context(counting(options.convention, options.overrides, model=module,
-                                                   step=options.step,
-                                                   attention=options.attention))
+            session = scope.enter_context(
+                counting(
+                    options.convention, options.overrides, model=module, step=options.step, attention=options.attention
+                )
+            )
             localized = scope.enter_context(LocalShards(group_dims(mesh)))
             scope.enter_context(_loss_parallel(module))
             if train:
@@ -190,19 +206,36 @@ def run_rank(model: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any], la
             gradient = trainable_bytes
             notes.append("gradients: not measured (no train step), taken as large as the trainable weights")
         if optimizer is not None:
-            optimizer_bytes = storage_bytes([t for s in optimizer.state.values() for t in tree_leaves(s)
-                                             if isinstance(t, torch.Tensor) and t.dim() > 0])
+            optimizer_bytes = storage_bytes(
+                [
+                    t
+                    for s in optimizer.state.values()
+                    for t in tree_leaves(s)
+                    if isinstance(t, torch.Tensor) and t.dim() > 0
+                ]
+            )
         else:
             optimizer_bytes = 2 * trainable_bytes
-            notes.append("optimizer state: not measured (no optimizer= given), taken as AdamW's two moments per "
-                         "trainable weight, in its dtype")
+            notes.append(
+                "optimizer state: not measured (no optimizer= given), taken as AdamW's two moments per "
+                "trainable weight, in its dtype"
+            )
         return RankRun(
-            report=report, collectives=localized.collectives,
-            params=local_params, weight_bytes=weight, gradient_bytes=gradient,
-            optimizer_bytes=optimizer_bytes, activation_bytes=report.peak_activation_bytes or 0,
-            saved_bytes=sum(saved.values()), uneven_dims=uneven, stage=stage, output=output_meta,
-            received=received, order=order,
-            phases=list(session.labeler.labels) if train else [], notes=notes,
+            report=report,
+            collectives=localized.collectives,
+            params=local_params,
+            weight_bytes=weight,
+            gradient_bytes=gradient,
+            optimizer_bytes=optimizer_bytes,
+            activation_bytes=report.peak_activation_bytes or 0,
+            saved_bytes=sum(saved.values()),
+            uneven_dims=uneven,
+            stage=stage,
+            output=output_meta,
+            received=received,
+            order=order,
+            phases=list(session.labeler.labels) if train else [],
+            notes=notes,
         )
 
 
@@ -217,10 +250,12 @@ def _wait(output: Any) -> None:
 
 def _saver(saved: dict[int, int]) -> Callable[[torch.Tensor], torch.Tensor]:
     """A pack hook that notes the storage of each tensor autograd saves (once each)."""
+
     def pack(t: torch.Tensor) -> torch.Tensor:
         storage = local(t).untyped_storage()
         saved.setdefault(storage._cdata, storage.nbytes())
         return t
+
     return pack
 
 

@@ -67,13 +67,25 @@ class RankReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "rank": self.rank, "ranks": list(self.ranks), "coords": self.coords, "stage": self.stage,
-            "microbatches": self.microbatches, "macs": self.macs, "flops": self.flops,
-            "bytes_read": self.bytes_read, "bytes_written": self.bytes_written,
-            "phases": {k: vars(v) for k, v in self.phases.items()}, "params": self.params,
-            "memory": {"weights": self.weight_bytes, "gradients": self.gradient_bytes,
-                       "optimizer": self.optimizer_bytes, "activations": self.activation_bytes},
-            "collectives": self.collectives, "notes": self.notes,
+            "rank": self.rank,
+            "ranks": list(self.ranks),
+            "coords": self.coords,
+            "stage": self.stage,
+            "microbatches": self.microbatches,
+            "macs": self.macs,
+            "flops": self.flops,
+            "bytes_read": self.bytes_read,
+            "bytes_written": self.bytes_written,
+            "phases": {k: vars(v) for k, v in self.phases.items()},
+            "params": self.params,
+            "memory": {
+                "weights": self.weight_bytes,
+                "gradients": self.gradient_bytes,
+                "optimizer": self.optimizer_bytes,
+                "activations": self.activation_bytes,
+            },
+            "collectives": self.collectives,
+            "notes": self.notes,
         }
 
 
@@ -123,30 +135,55 @@ class ParallelPlan:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema": "flopwise-parallel/1", "model": self.model, "inputs": self.inputs,
-            "parallel": {k: v for k, v in self.layout.sizes.items() if v > 1}, "world": self.world,
-            "step": self.step, "convention": self.convention, "microbatches": self.microbatches,
-            "schedule": self.schedule, "pipeline_order": {str(k): v for k, v in self.pipeline_order.items()},
-            "counted": self.counted, "macs": self.macs, "flops": self.flops,
-            "ranks": [r.to_dict() for r in self.classes], "notes": self.notes,
+            "schema": "flopwise-parallel/1",
+            "model": self.model,
+            "inputs": self.inputs,
+            "parallel": {k: v for k, v in self.layout.sizes.items() if v > 1},
+            "world": self.world,
+            "step": self.step,
+            "convention": self.convention,
+            "microbatches": self.microbatches,
+            "schedule": self.schedule,
+            "pipeline_order": {str(k): v for k, v in self.pipeline_order.items()},
+            "counted": self.counted,
+            "macs": self.macs,
+            "flops": self.flops,
+            "ranks": [r.to_dict() for r in self.classes],
+            "notes": self.notes,
         }
 
     def __str__(self) -> str:
         classes = self.classes
-        lines = [f"{self.model} on {self.world:,} ranks ({self.layout.describe()}), {self.step} step, "
-                 f"inputs {self.inputs}" + (f", {self.microbatches} micro-batches ({self.schedule})"
-                                             if self.schedule else ""),
-                 f"{len(classes)} distinct rank program(s) counted for {self.world:,} ranks "
-                 f"(ranks equal by symmetry share one count) in {self.seconds:.1f} s"]
-        header = ("ranks", "stage", "MACs", "FLOPs", "params", "weights", "grads", "optim", "activ.",
-                  "collectives")
+        lines = [
+            f"{self.model} on {self.world:,} ranks ({self.layout.describe()}), {self.step} step, "
+            f"inputs {self.inputs}"
+            + (f", {self.microbatches} micro-batches ({self.schedule})" if self.schedule else ""),
+            f"{len(classes)} distinct rank program(s) counted for {self.world:,} ranks "
+            f"(ranks equal by symmetry share one count) in {self.seconds:.1f} s",
+        ]
+        header = ("ranks", "stage", "MACs", "FLOPs", "params", "weights", "grads", "optim", "activ.", "collectives")
         rows = [header]
         for r in classes:
-            comm = ", ".join(f"{c['kind']}@{c['mesh_dim']} ×{c['calls']} {binary_bytes(c['bytes'])}"
-                             for c in r.collectives) or "none"
-            rows.append((_ranks(r.ranks), "-" if r.stage is None else str(r.stage), si(r.macs), si(r.flops),
-                         count_text(r.params), binary_bytes(r.weight_bytes), binary_bytes(r.gradient_bytes),
-                         binary_bytes(r.optimizer_bytes), binary_bytes(r.activation_bytes), comm))
+            comm = (
+                ", ".join(
+                    f"{c['kind']}@{c['mesh_dim']} ×{c['calls']} {binary_bytes(c['bytes'])}" for c in r.collectives
+                )
+                or "none"
+            )
+            rows.append(
+                (
+                    _ranks(r.ranks),
+                    "-" if r.stage is None else str(r.stage),
+                    si(r.macs),
+                    si(r.flops),
+                    count_text(r.params),
+                    binary_bytes(r.weight_bytes),
+                    binary_bytes(r.gradient_bytes),
+                    binary_bytes(r.optimizer_bytes),
+                    binary_bytes(r.activation_bytes),
+                    comm,
+                )
+            )
         widths = [max(len(row[i]) for row in rows) for i in range(len(header) - 1)]
         for row in rows:
             lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + "  " + row[-1])

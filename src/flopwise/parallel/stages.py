@@ -87,11 +87,14 @@ def cut(model: nn.Module, index: int, count: int) -> StageCut:
     elif isinstance(model, nn.Sequential):
         kind, items = "sequential", model
     else:
-        raise ValueError("pp: pipeline stages are cut from a transformers decoder (base_model.layers) or an "
-                         f"nn.Sequential; {type(model).__name__} is neither")
+        raise ValueError(
+            "pp: pipeline stages are cut from a transformers decoder (base_model.layers) or an "
+            f"nn.Sequential; {type(model).__name__} is neither"
+        )
     if len(items) < count:
-        raise ValueError(f"pp: {len(items)} {'layers' if kind == 'transformers' else 'children'} cannot fill "
-                         f"{count} stages")
+        raise ValueError(
+            f"pp: {len(items)} {'layers' if kind == 'transformers' else 'children'} cannot fill {count} stages"
+        )
     first, last = shares(len(items), count)[index]
     for i in range(len(items)):
         if not first <= i < last:
@@ -113,8 +116,9 @@ def cut(model: nn.Module, index: int, count: int) -> StageCut:
     return stage
 
 
-def stage_inputs(stage: StageCut, args: tuple[Any, ...], kwargs: dict[str, Any],
-                 received: torch.Tensor | None) -> tuple[tuple[Any, ...], dict[str, Any]]:
+def stage_inputs(
+    stage: StageCut, args: tuple[Any, ...], kwargs: dict[str, Any], received: torch.Tensor | None
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """What stage `stage` is called with: the model's inputs on the first stage, the hidden states received from
     the previous stage on the others; labels only on the last."""
     if stage.kind == "sequential":
@@ -144,15 +148,18 @@ def stage_output(stage: StageCut, output: Any) -> torch.Tensor:
     raise ValueError(f"pp: stage {stage.index} returned {type(output).__name__}, with no hidden states to send on")
 
 
-def pipeline_order(stage_module: nn.Module, stage: StageCut, microbatches: int, schedule: str,
-                   group: Any) -> dict[int, list[str]]:
+def pipeline_order(
+    stage_module: nn.Module, stage: StageCut, microbatches: int, schedule: str, group: Any
+) -> dict[int, list[str]]:
     """{pp rank: its actions in order, as torch's schedule names them ("0F3": stage 0, forward, micro-batch 3)}."""
     from torch.distributed import pipelining
 
     cls = getattr(pipelining, schedule, None)
     if not isinstance(cls, type) or not issubclass(cls, pipelining.schedules.PipelineScheduleSingle):
-        raise ValueError(f"pp: schedule must name a single-stage schedule of torch.distributed.pipelining "
-                         f"(ScheduleGPipe, Schedule1F1B), got {schedule!r}")
+        raise ValueError(
+            f"pp: schedule must name a single-stage schedule of torch.distributed.pipelining "
+            f"(ScheduleGPipe, Schedule1F1B), got {schedule!r}"
+        )
     pipe_stage = pipelining.PipelineStage(stage_module, stage.index, stage.count, torch.device("cpu"), group=group)
     order = cls(pipe_stage, microbatches).pipeline_order or {}
     return {rank: _in_order([a for a in actions if a is not None]) for rank, actions in order.items()}

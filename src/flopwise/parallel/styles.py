@@ -34,8 +34,15 @@ from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.tensor import DTensor, Replicate, Shard
 from torch.distributed.tensor.parallel import ColwiseParallel, ParallelStyle, RowwiseParallel, parallelize_module
 
-LLAMA_NAMES = {"q_proj": "colwise", "k_proj": "colwise", "v_proj": "colwise", "gate_proj": "colwise",
-               "up_proj": "colwise", "o_proj": "rowwise", "down_proj": "rowwise"}
+LLAMA_NAMES = {
+    "q_proj": "colwise",
+    "k_proj": "colwise",
+    "v_proj": "colwise",
+    "gate_proj": "colwise",
+    "up_proj": "colwise",
+    "o_proj": "rowwise",
+    "down_proj": "rowwise",
+}
 PRECISIONS = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
@@ -71,8 +78,11 @@ def tp_entries(model: nn.Module) -> dict[str, str]:
         own = {f"{prefix}.{k}" if prefix else k: v for k, v in base.items()}
     if own:
         return dict(own)
-    return {name: LLAMA_NAMES[name.rpartition(".")[2]] for name, m in model.named_modules()
-            if isinstance(m, nn.Linear) and name.rpartition(".")[2] in LLAMA_NAMES}
+    return {
+        name: LLAMA_NAMES[name.rpartition(".")[2]]
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Linear) and name.rpartition(".")[2] in LLAMA_NAMES
+    }
 
 
 def style_of(kind: str, module: nn.Module) -> ParallelStyle | None:
@@ -91,8 +101,10 @@ def tensor_parallel(model: nn.Module, mesh: DeviceMesh) -> list[str]:
     """Apply the default tensor-parallel plan; returns notes on what was left unsharded."""
     entries = tp_entries(model)
     if not entries:
-        raise ValueError("tp: the model has no tensor-parallel plan (a transformers `_tp_plan`) and no Llama-named "
-                         "Linear layers; pass parallelize_fn(model, mesh) with your own parallelize_module plan")
+        raise ValueError(
+            "tp: the model has no tensor-parallel plan (a transformers `_tp_plan`) and no Llama-named "
+            "Linear layers; pass parallelize_fn(model, mesh) with your own parallelize_module plan"
+        )
     plan: dict[str, ParallelStyle] = {}
     skipped: set[str] = set()
     colwise_parents: dict[str, int] = {}
@@ -133,8 +145,11 @@ def data_parallel(model: nn.Module, mesh: DeviceMesh, *, pipelined: bool, mixed_
 
     if mixed_precision is not None and mixed_precision not in PRECISIONS:
         raise ValueError(f"mixed_precision must be one of {', '.join(PRECISIONS)} or None, got {mixed_precision!r}")
-    policy = MixedPrecisionPolicy(param_dtype=PRECISIONS[mixed_precision], reduce_dtype=torch.float32) \
-        if mixed_precision is not None else MixedPrecisionPolicy()
+    policy = (
+        MixedPrecisionPolicy(param_dtype=PRECISIONS[mixed_precision], reduce_dtype=torch.float32)
+        if mixed_precision is not None
+        else MixedPrecisionPolicy()
+    )
     units = blocks(model)
     for block in units:
         fully_shard(block, mesh=mesh, reshard_after_forward=not pipelined, mp_policy=policy)
@@ -142,8 +157,9 @@ def data_parallel(model: nn.Module, mesh: DeviceMesh, *, pipelined: bool, mixed_
     return []
 
 
-def default_parallelize(model: nn.Module, mesh: DeviceMesh, *, pipelined: bool = False,
-                        mixed_precision: str | None = None) -> list[str]:
+def default_parallelize(
+    model: nn.Module, mesh: DeviceMesh, *, pipelined: bool = False, mixed_precision: str | None = None
+) -> list[str]:
     """The default plan on `mesh` (dimensions "tp" and "dp" where present); returns notes for the report."""
     names = mesh.mesh_dim_names or ()
     notes: list[str] = []

@@ -26,8 +26,10 @@ def fake_world(layout: Layout, rank: int) -> Iterator[DeviceMesh]:
     from torch.testing._internal.distributed.fake_pg import FakeStore  # registers the "fake" backend
 
     if dist.is_initialized():
-        raise RuntimeError("parallel plans run on torch's fake process group, and this process already belongs to "
-                           "a process group: plan outside torchrun (one process is enough for any world size)")
+        raise RuntimeError(
+            "parallel plans run on torch's fake process group, and this process already belongs to "
+            "a process group: plan outside torchrun (one process is enough for any world size)"
+        )
     hook = sys.excepthook  # init_process_group wraps it to prefix tracebacks with "[rank r]": put back after
     forget_meshes()
     dist.init_process_group("fake", rank=rank, world_size=layout.world, store=FakeStore())

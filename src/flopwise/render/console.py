@@ -25,8 +25,13 @@ def rich_table(report: Report, depth: int | None = 2) -> Any:
         table.add_column(header, justify="right")
     for row in tree_rows(report, depth):
         table.add_row(
-            "  " * row.depth + row.label, row.type, count_text(row.params), si(row.macs), si(row.flops),
-            share(row.flops, report.flops), binary_bytes(row.cost.bytes),
+            "  " * row.depth + row.label,
+            row.type,
+            count_text(row.params),
+            si(row.macs),
+            si(row.flops),
+            share(row.flops, report.flops),
+            binary_bytes(row.cost.bytes),
             style="bold" if not row.name and not row.is_self else "dim" if row.is_self else None,
         )
     return table

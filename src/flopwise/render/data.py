@@ -28,7 +28,8 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "convention": report.convention.name,
         "total": {**cost_dict(report.total), "params": report.params, "trainable_params": report.trainable_params},
         "memory": {  # bytes: the parameters as stored, and the activation peak estimated from tensor lifetimes
-            "weights": report.param_memory, "weights_by_dtype": dict(report.param_bytes),
+            "weights": report.param_memory,
+            "weights_by_dtype": dict(report.param_bytes),
             "peak_activations": report.peak_activation_bytes,
         },
         "modules": [
@@ -73,17 +74,32 @@ def _training(report: Report) -> dict[str, Any]:
         "frozen_savings": cost_dict(saved) if saved is not None else None,
     }
 
+
 def _energy(report: Report) -> dict[str, Any]:
     e = report.energy()
-    return {"joules": list(e.total_j), "compute_j": e.compute_j, "memory_j": list(e.memory_j), "source": e.source,
-            "process_node": e.process_node, "notes": list(e.notes), "left_out": dict(e.left_out),
-            "note": "estimate from counts, not a power measurement"}
+    return {
+        "joules": list(e.total_j),
+        "compute_j": e.compute_j,
+        "memory_j": list(e.memory_j),
+        "source": e.source,
+        "process_node": e.process_node,
+        "notes": list(e.notes),
+        "left_out": dict(e.left_out),
+        "note": "estimate from counts, not a power measurement",
+    }
 
 
 def _moe(layer: Any) -> dict[str, Any]:
     return {
-        "name": layer.name, "experts": layer.experts, "top_k": layer.top_k, "tokens": layer.tokens,
-        "tokens_per_expert": list(layer.tokens_per_expert), "params_per_expert": layer.params_per_expert,
-        "shared_params": layer.shared_params, "active_params_per_token": layer.active_params_per_token,
-        "total_params": layer.total_params, "estimate": layer.estimate, "assumption": layer.assumption,
+        "name": layer.name,
+        "experts": layer.experts,
+        "top_k": layer.top_k,
+        "tokens": layer.tokens,
+        "tokens_per_expert": list(layer.tokens_per_expert),
+        "params_per_expert": layer.params_per_expert,
+        "shared_params": layer.shared_params,
+        "active_params_per_token": layer.active_params_per_token,
+        "total_params": layer.total_params,
+        "estimate": layer.estimate,
+        "assumption": layer.assumption,
     }

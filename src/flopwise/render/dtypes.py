@@ -33,21 +33,36 @@ def dtype_rows(report: Report) -> list[tuple[str, ...]]:
         cost = costs.get(dtype)
         e = energy.by_dtype.get(dtype)
         joules = "–" if e is None else _joules(*e.total_j) + (" (bytes only)" if dtype in energy.left_out else "")
-        rows.append((
-            dtype, si(cost.macs) if cost else "0", si(cost.flops) if cost else "0",
-            binary_bytes(cost.bytes) if cost else "0 B", binary_bytes(weights[dtype]) if dtype in weights else "–",
-            joules,
-        ))
-    rows.append(("total", si(report.macs), si(report.flops), binary_bytes(report.total.bytes),
-                 binary_bytes(report.param_memory), _joules(*energy.total_j)))
+        rows.append(
+            (
+                dtype,
+                si(cost.macs) if cost else "0",
+                si(cost.flops) if cost else "0",
+                binary_bytes(cost.bytes) if cost else "0 B",
+                binary_bytes(weights[dtype]) if dtype in weights else "–",
+                joules,
+            )
+        )
+    rows.append(
+        (
+            "total",
+            si(report.macs),
+            si(report.flops),
+            binary_bytes(report.total.bytes),
+            binary_bytes(report.param_memory),
+            _joules(*energy.total_j),
+        )
+    )
     return rows
 
 
 def footer(report: Report) -> list[str]:
     """What the energy column is: an estimate, its source and process node, and what it left out."""
     energy = report.energy()
-    lines = [f"energy: an ESTIMATE from the counts, not a measurement — {energy.source}; arithmetic per MAC and "
-             "FLOP of each dtype, every byte moved as one DRAM byte (a low–high range)"]
+    lines = [
+        f"energy: an ESTIMATE from the counts, not a measurement — {energy.source}; arithmetic per MAC and "
+        "FLOP of each dtype, every byte moved as one DRAM byte (a low–high range)"
+    ]
     lines += [f"  {note}" for note in energy.notes]
     lines += [f"  {reason}" for reason in energy.left_out.values()]
     return lines

@@ -32,23 +32,47 @@ def report_data(report: Report) -> dict[str, Any]:
         "model": report.model,
         "inputs": report.inputs,
         "convention": {"name": report.convention.name, "description": report.convention.description},
-        "total": {"macs": report.macs, "flops": report.flops, "params": report.params,
-                  "trainable_params": report.trainable_params,
-                  "bytes_read": report.bytes_read, "bytes_written": report.bytes_written},
-        "memory": {"weights": report.param_memory, "by_dtype": report.param_bytes,
-                   "peak_activations": report.peak_activation_bytes},
+        "total": {
+            "macs": report.macs,
+            "flops": report.flops,
+            "params": report.params,
+            "trainable_params": report.trainable_params,
+            "bytes_read": report.bytes_read,
+            "bytes_written": report.bytes_written,
+        },
+        "memory": {
+            "weights": report.param_memory,
+            "by_dtype": report.param_bytes,
+            "peak_activations": report.peak_activation_bytes,
+        },
         "incomplete": incomplete_lines(report),
         "warnings": list(getattr(report, "warnings", ())),
         "modules": [
-            {"name": row.name, "label": row.label, "type": row.type, "depth": row.depth, "self": row.is_self,
-             "describe": "" if row.is_self else report.describe.get(row.name, ""),
-             "params": row.params, "macs": row.macs, "flops": row.flops,
-             "bytes_read": row.cost.bytes_read, "bytes_written": row.cost.bytes_written}
+            {
+                "name": row.name,
+                "label": row.label,
+                "type": row.type,
+                "depth": row.depth,
+                "self": row.is_self,
+                "describe": "" if row.is_self else report.describe.get(row.name, ""),
+                "params": row.params,
+                "macs": row.macs,
+                "flops": row.flops,
+                "bytes_read": row.cost.bytes_read,
+                "bytes_written": row.cost.bytes_written,
+            }
             for row in tree_rows(report, depth=None)
         ],
         "operators": [
-            {"op": op, "calls": calls[op], "macs": cost.macs, "flops": cost.flops, "unknown": op in unknown,
-             "bytes_read": cost.bytes_read, "bytes_written": cost.bytes_written}
+            {
+                "op": op,
+                "calls": calls[op],
+                "macs": cost.macs,
+                "flops": cost.flops,
+                "unknown": op in unknown,
+                "bytes_read": cost.bytes_read,
+                "bytes_written": cost.bytes_written,
+            }
             for op, cost in report.by_operator().items()
         ],
         "explain": explained,
@@ -67,20 +91,25 @@ def _measurement_html(measurement: Any) -> str:
     doc = measurement.to_dict()
     svg = roofline_svg(doc)
     plot = svg or f'<p class="note">No roofline: {escape(doc["peaks"]["unknown"] or "the peaks are unknown")}.</p>'
-    return (f'<div class="measurement"><h3>Measured on {escape(doc["device_name"])} ({escape(doc["dtype"])}, '
-            f'{escape(doc["step"])})</h3>{plot}<pre>{escape(measurement.table())}</pre></div>')
+    return (
+        f'<div class="measurement"><h3>Measured on {escape(doc["device_name"])} ({escape(doc["dtype"])}, '
+        f"{escape(doc['step'])})</h3>{plot}<pre>{escape(measurement.table())}</pre></div>"
+    )
 
 
-def render_html_report(reports: Sequence[Report], measurements: Sequence[Any] | None = None,
-                       titles: Sequence[str] | None = None) -> str:
+def render_html_report(
+    reports: Sequence[Report], measurements: Sequence[Any] | None = None, titles: Sequence[str] | None = None
+) -> str:
     """One page with a section per report; `measurements[i]` (or None) and `titles[i]` go with `reports[i]`."""
     measurements = list(measurements) if measurements is not None else [None] * len(reports)
     titles = list(titles) if titles is not None else [r.model for r in reports]
     sections = []
     for i, (report, measurement, title) in enumerate(zip(reports, measurements, titles, strict=True)):
         extra = _measurement_html(measurement) if measurement is not None else ""
-        sections.append(f'<section class="report" id="report-{i}" data-title="{escape(title)}">'
-                        f"{_json_script(report_data(report))}{extra}</section>")
+        sections.append(
+            f'<section class="report" id="report-{i}" data-title="{escape(title)}">'
+            f"{_json_script(report_data(report))}{extra}</section>"
+        )
     nav = "".join(f'<a href="#report-{i}">{escape(t)}</a>' for i, t in enumerate(titles)) if len(titles) > 1 else ""
     page_title = "flopwise: " + ", ".join(r.model for r in reports)
     return (

@@ -12,14 +12,11 @@ from .units import binary_bytes, si
 OPERATOR_COLUMNS = left("Operator") + right("Calls", "MACs", "FLOPs", "Bytes moved")
 
 
-def render_markdown(
-    report: Report, depth: int | None = 2, per_operator: bool = False, shapes: bool = False
-) -> str:
+def render_markdown(report: Report, depth: int | None = 2, per_operator: bool = False, shapes: bool = False) -> str:
     lines = markdown_table(*module_grid(report, depth, shapes, lambda row: _name(report, row)))
     lines += [
         "",
-        f"Inputs {report.inputs or '(none)'}; convention `{report.convention.name}` "
-        f"({report.convention.description}).",
+        f"Inputs {report.inputs or '(none)'}; convention `{report.convention.name}` ({report.convention.description}).",
         f"Total: {report.macs:,} MACs, {report.flops:,} FLOPs, {report.params:,} parameters, "
         f"{report.bytes_read:,} bytes read, {report.bytes_written:,} bytes written.",
         "",
@@ -41,6 +38,8 @@ def _name(report: Report, row: TreeRow) -> str:
 
 def render_markdown_operators(report: Report) -> str:
     calls = report.operator_calls()
-    rows = [(f"`{op}`", str(calls[op]), si(cost.macs), si(cost.flops), binary_bytes(cost.bytes))
-            for op, cost in report.by_operator().items()]
+    rows = [
+        (f"`{op}`", str(calls[op]), si(cost.macs), si(cost.flops), binary_bytes(cost.bytes))
+        for op, cost in report.by_operator().items()
+    ]
     return "\n".join(markdown_table(OPERATOR_COLUMNS, rows))

@@ -25,8 +25,11 @@ def render_html(report: Report, depth: int | None = 2) -> str:
         body.append(
             f'<tr><td style="text-align:left;{indent}" title="{escape(row.name)}">{escape(row.label)}</td>'
             f'<td style="text-align:left">{escape(row.type)}</td>'
-            + _cell(row.params, count_text(row.params)) + _cell(row.macs, si(row.macs))
-            + _cell(row.flops, si(row.flops)) + _cell(row.cost.bytes, binary_bytes(row.cost.bytes)) + "</tr>"
+            + _cell(row.params, count_text(row.params))
+            + _cell(row.macs, si(row.macs))
+            + _cell(row.flops, si(row.flops))
+            + _cell(row.cost.bytes, binary_bytes(row.cost.bytes))
+            + "</tr>"
         )
     caption = (
         f"{escape(report.model)} on {escape(report.inputs or '(no inputs)')}: {report.macs:,} MACs, "

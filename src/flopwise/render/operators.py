@@ -14,8 +14,14 @@ def render_operator_table(report: Report) -> str:
     total = report.flops or 1
     unknown = report.unsupported
     rows = [
-        (op, str(calls[op]), si(cost.macs), si(cost.flops), binary_bytes(cost.bytes),
-         "no known cost" if op in unknown else f"{cost.flops / total:.1%}")
+        (
+            op,
+            str(calls[op]),
+            si(cost.macs),
+            si(cost.flops),
+            binary_bytes(cost.bytes),
+            "no known cost" if op in unknown else f"{cost.flops / total:.1%}",
+        )
         for op, cost in report.by_operator().items()
     ]
     return "\n".join(text_table(COLUMNS, rows))

@@ -8,8 +8,19 @@ from ..report.report import Report
 from .units import binary_bytes
 
 MODULE_COLUMNS = (
-    "model", "module", "type", "depth", "calls", "params", "trainable_params",
-    "macs", "flops", "bytes_read", "bytes_written", "self_macs", "self_flops",
+    "model",
+    "module",
+    "type",
+    "depth",
+    "calls",
+    "params",
+    "trainable_params",
+    "macs",
+    "flops",
+    "bytes_read",
+    "bytes_written",
+    "self_macs",
+    "self_flops",
 )
 OPERATOR_COLUMNS = ("model", "operator", "calls", "macs", "flops", "bytes_read", "bytes_written")
 
@@ -18,10 +29,19 @@ def module_records(report: Report, depth: int | None = None) -> list[dict[str, A
     """One record per module in tree order (the root's name is ''), down to `depth` (None = all)."""
     return [
         {
-            "model": report.model, "module": row.name, "type": row.type, "depth": row.depth, "calls": row.calls,
-            "params": row.params, "trainable_params": row.trainable_params,
-            "macs": row.macs, "flops": row.flops, "bytes_read": row.bytes_read, "bytes_written": row.bytes_written,
-            "self_macs": row.self_cost.macs, "self_flops": row.self_cost.flops,
+            "model": report.model,
+            "module": row.name,
+            "type": row.type,
+            "depth": row.depth,
+            "calls": row.calls,
+            "params": row.params,
+            "trainable_params": row.trainable_params,
+            "macs": row.macs,
+            "flops": row.flops,
+            "bytes_read": row.bytes_read,
+            "bytes_written": row.bytes_written,
+            "self_macs": row.self_cost.macs,
+            "self_flops": row.self_cost.flops,
         }
         for row in report.by_module(depth)
     ]
@@ -31,8 +51,15 @@ def operator_records(report: Report) -> list[dict[str, Any]]:
     """One record per aten operator, most FLOPs first."""
     calls = report.operator_calls()
     return [
-        {"model": report.model, "operator": op, "calls": calls[op], "macs": cost.macs, "flops": cost.flops,
-         "bytes_read": cost.bytes_read, "bytes_written": cost.bytes_written}
+        {
+            "model": report.model,
+            "operator": op,
+            "calls": calls[op],
+            "macs": cost.macs,
+            "flops": cost.flops,
+            "bytes_read": cost.bytes_read,
+            "bytes_written": cost.bytes_written,
+        }
         for op, cost in report.by_operator().items()
     ]
 
@@ -60,7 +87,6 @@ def incomplete_lines(report: Report, places: int = 3) -> list[str]:
     return lines
 
 
-
 def memory_lines(report: Report) -> list[str]:
     """Weight memory (by dtype when there are several) and the activation peak, as the table footers print them."""
     weights = report.param_memory
@@ -71,6 +97,7 @@ def memory_lines(report: Report) -> list[str]:
     lines = [f"weight memory: {weights:,} bytes ({binary_bytes(weights)}{dtypes})"]
     if report.peak_activation_bytes is not None:
         peak = report.peak_activation_bytes
-        lines.append(f"activation memory: {peak:,} bytes at the peak ({binary_bytes(peak)}, estimated from "
-                     "tensor lifetimes)")
+        lines.append(
+            f"activation memory: {peak:,} bytes at the peak ({binary_bytes(peak)}, estimated from tensor lifetimes)"
+        )
     return lines

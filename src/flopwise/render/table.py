@@ -20,8 +20,11 @@ def with_shape_columns(columns: list[Column]) -> list[Column]:
 
 def with_shapes(cells: tuple[str, ...], row: TreeRow) -> tuple[str, ...]:
     """The row's cells with its input and output shapes after the type (`--shapes`); blank on a self row."""
-    shapes = ("", "") if row.is_self else (shapes_text(row.input_shapes, row.calls),
-                                           shapes_text(row.output_shapes, row.calls))
+    shapes = (
+        ("", "")
+        if row.is_self
+        else (shapes_text(row.input_shapes, row.calls), shapes_text(row.output_shapes, row.calls))
+    )
     return (*cells[:2], *shapes, *cells[2:])
 
 
@@ -33,8 +36,16 @@ def module_grid(
     tree = tree_rows(report, depth)
     sparse = shows_density(report)
     rows: list[tuple[str, ...]] = [
-        (name(row), row.type, count_text(row.params), si(row.macs), si(row.flops),
-         share(row.flops, report.flops), binary_bytes(row.cost.bytes), *(density_cells(row) if sparse else ()))
+        (
+            name(row),
+            row.type,
+            count_text(row.params),
+            si(row.macs),
+            si(row.flops),
+            share(row.flops, report.flops),
+            binary_bytes(row.cost.bytes),
+            *(density_cells(row) if sparse else ()),
+        )
         for row in tree
     ]
     columns = COLUMNS + (right(*DENSITY_HEADERS) if sparse else [])
@@ -54,8 +65,10 @@ def render_table(report: Report, depth: int | None = 2, shapes: bool = False) ->
         f"{report.bytes_read:,} bytes read, {report.bytes_written:,} bytes written"
     )
     if shows_density(report) and report.effective_macs is not None and report.macs:
-        out.append(f"effective: {report.effective_macs:,} MACs once multiplications by zero weights are skipped "
-                   f"({report.effective_macs / report.macs:.1%} of the dense count)")
+        out.append(
+            f"effective: {report.effective_macs:,} MACs once multiplications by zero weights are skipped "
+            f"({report.effective_macs / report.macs:.1%} of the dense count)"
+        )
     out += memory_lines(report)
     out += phase_lines(report)
     if not report.complete:

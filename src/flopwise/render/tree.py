@@ -48,8 +48,9 @@ def shows_density(report: Report) -> bool:
     pruning is visible, some module's weights at least 1 % exact zeros. A random init draws an exact 0.0 now and
     then (one among a Linear's 262k weights); that must not change the printed table. `report.effective_macs`,
     the rows' figures and the JSON stay exact either way."""
-    return any(row.weight_density is not None and row.weight_density <= VISIBLE_PRUNING
-               for row in report.modules.values())
+    return any(
+        row.weight_density is not None and row.weight_density <= VISIBLE_PRUNING for row in report.modules.values()
+    )
 
 
 def density_cells(row: TreeRow) -> tuple[str, str]:
@@ -87,9 +88,21 @@ def tree_rows(report: Report, depth: int | None = 2) -> list[TreeRow]:
     def visit(row: ModuleRow) -> None:
         placed.add(row.name)
         label = row.name.rpartition(".")[2] if row.name else f"{report.model} (total)"
-        out.append(TreeRow(row.name, label, row.type, row.depth, row.params, row.cost, calls=row.calls,
-                           input_shapes=row.input_shapes, output_shapes=row.output_shapes,
-                           effective_macs=row.effective_macs, weight_density=row.weight_density))
+        out.append(
+            TreeRow(
+                row.name,
+                label,
+                row.type,
+                row.depth,
+                row.params,
+                row.cost,
+                calls=row.calls,
+                input_shapes=row.input_shapes,
+                output_shapes=row.output_shapes,
+                effective_macs=row.effective_macs,
+                weight_density=row.weight_density,
+            )
+        )
         kids = children.get(row.name, [])
         for child in kids:
             visit(child)
@@ -100,8 +113,7 @@ def tree_rows(report: Report, depth: int | None = 2) -> list[TreeRow]:
             effective = [row.effective_macs, *(k.effective_macs for k in kids)]
             known = [e for e in effective if e is not None]
             own = known[0] - sum(known[1:]) if len(known) == len(effective) else None
-            out.append(TreeRow(row.name, SELF, "", row.depth + 1, own_params, row.self_cost, True,
-                               effective_macs=own))
+            out.append(TreeRow(row.name, SELF, "", row.depth + 1, own_params, row.self_cost, True, effective_macs=own))
 
     if "" in report.modules:
         visit(report.modules[""])

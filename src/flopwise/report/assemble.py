@@ -47,8 +47,15 @@ def build_report(
         params, trainable = param_counts.get(name, (0, 0))
         kind = stack.types.get(name, type(model).__name__ if model is not None and not name else "")
         rows[name] = ModuleRow(
-            name, kind, inclusive.get(name, ZERO), own.get(name, ZERO), params, trainable, stack.calls[name],
-            input_shapes=stack.input_shapes.get(name, ()), output_shapes=stack.output_shapes.get(name, ()),
+            name,
+            kind,
+            inclusive.get(name, ZERO),
+            own.get(name, ZERO),
+            params,
+            trainable,
+            stack.calls[name],
+            input_shapes=stack.input_shapes.get(name, ()),
+            output_shapes=stack.output_shapes.get(name, ()),
         )
     root = rows[""]
     unsupported = {op: dict(where) for op, where in mode.unsupported.items()}

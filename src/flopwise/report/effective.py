@@ -43,8 +43,12 @@ def module_weights(module: torch.nn.Module) -> list[torch.Tensor]:
     return found
 
 
-_NUMPY_ZERO_TEST = {torch.float32: torch.float32, torch.float64: torch.float64, torch.float16: torch.float16,
-                    torch.bfloat16: torch.float16}
+_NUMPY_ZERO_TEST = {
+    torch.float32: torch.float32,
+    torch.float64: torch.float64,
+    torch.float16: torch.float16,
+    torch.bfloat16: torch.float16,
+}
 _PLAIN = (torch.Tensor, torch.nn.Parameter)  # subclasses (DTensor, quantized wrappers) keep torch's count
 
 
@@ -68,7 +72,7 @@ def _count_nonzero(values: numpy.ndarray) -> int:
     reads three times faster than count_nonzero, and only the few stretches holding a zero are counted."""
     found = 0
     for start in range(0, values.size, _STRETCH):
-        stretch = values[start:start + _STRETCH]
+        stretch = values[start : start + _STRETCH]
         found += stretch.size if stretch.all() else int(numpy.count_nonzero(stretch))
     return found
 
@@ -86,9 +90,14 @@ def with_effective(report: Report, model: torch.nn.Module) -> Report:
     scanned: dict[int, int | None] = {}  # a weight shared by several modules is read once
     sparse = False
     with _disable_current_modes(), torch.no_grad():
-        found = [(name, weights, [scanned[id(w)] if id(w) in scanned else scanned.setdefault(id(w), _nonzero(w))
-                                  for w in weights])
-                 for name, weights in ((name, module_weights(module)) for name, module in model.named_modules())]
+        found = [
+            (
+                name,
+                weights,
+                [scanned[id(w)] if id(w) in scanned else scanned.setdefault(id(w), _nonzero(w)) for w in weights],
+            )
+            for name, weights in ((name, module_weights(module)) for name, module in model.named_modules())
+        ]
     for name, weights, counts in found:
         if any(c is None for c in counts):
             return report  # shapes-only weights: no values to look at
@@ -100,8 +109,10 @@ def with_effective(report: Report, model: torch.nn.Module) -> Report:
             if w.dim() == 2 and w.shape[0] != w.shape[1]:  # x @ Wᵀ sees the transpose
                 by_shape.setdefault((w.shape[1], w.shape[0]), []).append((name, nnz or 0, w.numel()))
     skipped = _skipped(report, by_shape) if sparse else {}  # no zero weight: nothing is skipped
-    rows = {name: row.with_weights(row.macs - skipped.get(name, 0), density.get(name))
-            for name, row in report.modules.items()}
+    rows = {
+        name: row.with_weights(row.macs - skipped.get(name, 0), density.get(name))
+        for name, row in report.modules.items()
+    }
     return dataclasses.replace(report, modules=rows)
 
 

@@ -77,8 +77,19 @@ class MoEObserver:
             expert_params = sum(p.numel() for p in module.parameters())
             total = sum(p.numel() for p in block.parameters())
             estimate = counts is None
-            per_expert = ((tokens * top_k / experts,) * experts if estimate
-                          else tuple(int(c) for c in counts.tolist()))
-            out.append(MoELayer(parent_name or name, experts, top_k, tokens, per_expert, expert_params // experts,
-                                total - expert_params, total, estimate, BALANCED if estimate else ""))
+            per_expert = (tokens * top_k / experts,) * experts if estimate else tuple(int(c) for c in counts.tolist())
+            out.append(
+                MoELayer(
+                    parent_name or name,
+                    experts,
+                    top_k,
+                    tokens,
+                    per_expert,
+                    expert_params // experts,
+                    total - expert_params,
+                    total,
+                    estimate,
+                    BALANCED if estimate else "",
+                )
+            )
         return out

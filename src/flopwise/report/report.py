@@ -188,9 +188,14 @@ class Report:
         listed, as fvcore's warning leaves them out; their submodules are. Submodules of a TorchScript module run
         inside its compiled graph, where no Python hook sees them: they are not listed, whether they ran is unknown."""
         scripted = [name + "." if name else "" for name, row in self.modules.items() if row.type in SCRIPT_TYPES]
-        return sorted(name for name, row in self.modules.items()
-                      if name and not row.calls and row.type not in CONTAINER_TYPES
-                      and not any(name.startswith(inside) for inside in scripted))
+        return sorted(
+            name
+            for name, row in self.modules.items()
+            if name
+            and not row.calls
+            and row.type not in CONTAINER_TYPES
+            and not any(name.startswith(inside) for inside in scripted)
+        )
 
     def by_operator(self) -> dict[str, Cost]:
         """{op name: summed cost}, most FLOPs first."""
@@ -288,6 +293,7 @@ class Report:
         of this count, its timings and roofline too."""
         text: str = self._view("html_report", measurement=measurement)
         return text
+
     def vs_formulas(self) -> Any:
         """A transformer's train step beside 6ND, PaLM and Megatron, each difference term by term (flopwise.train)."""
         return self._view("vs_formulas")

@@ -35,8 +35,9 @@ class CpuFakeTensorMode(FakeTensorMode):  # type: ignore[no-untyped-call]  # tor
         if isinstance(func, torch._ops.HigherOrderOperator) and type(self) not in func.python_key_table:
             rule = func.python_key_table.get(FakeTensorMode)
             if rule is None:
-                raise NotImplementedError(f"There was no rule registered for HigherOrderOperator {func._name} "
-                                          f"and mode {type(self).__name__}")
+                raise NotImplementedError(
+                    f"There was no rule registered for HigherOrderOperator {func._name} and mode {type(self).__name__}"
+                )
             func.py_impl(type(self))(rule)  # FakeTensorMode's rule is ours, from now on found directly
             return rule(self, *args, **(kwargs or {}))
         return super().__torch_dispatch__(func, types, args, kwargs)  # a rule redirecting here: FakeTensorMode's

@@ -51,8 +51,12 @@ def storage_of(t: torch.Tensor) -> int | None:
     return storage_key(t)
 
 
-def describe(out: Any, inputs: list[torch.Tensor], fake: FakeTensorMode,
-             declared: Callable[[int | None], int | None] | None = None) -> Any:
+def describe(
+    out: Any,
+    inputs: list[torch.Tensor],
+    fake: FakeTensorMode,
+    declared: Callable[[int | None], int | None] | None = None,
+) -> Any:
     """The outputs' metadata as a replay rebuilds it; None when an output is not a plain fresh or view tensor.
     `declared(storage key)`: the bytes a storage was declared to have (a replay with symbolic sizes makes its
     outputs on empty storages), None for one made with them."""
@@ -66,8 +70,15 @@ def describe(out: Any, inputs: list[torch.Tensor], fake: FakeTensorMode,
                 return None
             described.append(leaf)
             continue
-        if (type(leaf) is not FakeTensor or leaf.fake_mode is not fake or leaf.constant is not None
-                or leaf.layout != torch.strided or leaf.requires_grad or leaf.is_conj() or leaf.is_neg()):
+        if (
+            type(leaf) is not FakeTensor
+            or leaf.fake_mode is not fake
+            or leaf.constant is not None
+            or leaf.layout != torch.strided
+            or leaf.requires_grad
+            or leaf.is_conj()
+            or leaf.is_neg()
+        ):
             return None
         storage = storage_of(leaf)
         alias = storages.index(storage) if storage in storages else None
@@ -76,8 +87,9 @@ def describe(out: Any, inputs: list[torch.Tensor], fake: FakeTensorMode,
         if alias is None and (storage in fresh or leaf.storage_offset() != 0 or nbytes != _natural_bytes(leaf)):
             return None
         fresh.add(storage)
-        described.append(Output(tuple(leaf.shape), leaf.stride(), leaf.storage_offset(), leaf.dtype,
-                                leaf.device, alias, nbytes))
+        described.append(
+            Output(tuple(leaf.shape), leaf.stride(), leaf.storage_offset(), leaf.dtype, leaf.device, alias, nbytes)
+        )
     if isinstance(out, torch.Tensor):
         return described[0], None  # one tensor, the common case: no tree to rebuild
     return described, spec
@@ -115,8 +127,9 @@ def wrap(fake: FakeTensorMode, meta: torch.Tensor, device: torch.device) -> Fake
     a count makes one for every weight and every op output. Any other device takes the constructor."""
     if not _FAST or device.type != "cpu":
         return FakeTensor(fake, meta, device)
-    made = torch.Tensor._make_subclass(FakeTensor, meta, meta.requires_grad, dispatch_device=True,
-                                       device_for_backend_keys=device)
+    made = torch.Tensor._make_subclass(
+        FakeTensor, meta, meta.requires_grad, dispatch_device=True, device_for_backend_keys=device
+    )
     if fake._allow_unsafe_data_ptr_access:
         torch._C._set_warn_deprecated_on_mutable_data_ptr(made)
     else:

@@ -61,8 +61,11 @@ def nested_fast_path_stops(model: torch.nn.Module) -> Iterator[None]:
         if mask is not None and not module.training and getattr(module, "use_nested_tensor", False):
             raise NeedsData("the nested-tensor fast path", name, reason=REAL_TENSORS)
 
-    handles = [module.register_forward_pre_hook(functools.partial(stop, name), with_kwargs=True)
-               for name, module in model.named_modules() if isinstance(module, torch.nn.TransformerEncoder)]
+    handles = [
+        module.register_forward_pre_hook(functools.partial(stop, name), with_kwargs=True)
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.TransformerEncoder)
+    ]
     try:
         yield
     finally:
@@ -101,8 +104,9 @@ class Values:
             return
         self._pair(out, result)
 
-    def answer(self, func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], op: str,
-               module: str) -> Any:
+    def answer(
+        self, func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], op: str, module: str
+    ) -> Any:
         """The result of a data-dependent op, computed on the known values; fake tensors of the real sizes."""
         real = self._real_arguments(func, args, kwargs)
         if real is None:

@@ -22,9 +22,14 @@ def dispatch_state() -> tuple[Any, ...]:
     """Global state that may change an op's outputs without changing its arguments: the default dtype and device
     (factories given none), the backend flags that choose a convolution's output layout, determinism, inference
     mode. Autocast needs no place here: it casts the arguments before the op reaches the counting mode."""
-    return (torch.get_default_dtype(), torch._C._get_default_device(), torch._C._get_mkldnn_enabled(),
-            torch._C._get_cudnn_enabled(), torch.are_deterministic_algorithms_enabled(),
-            torch.is_inference_mode_enabled())
+    return (
+        torch.get_default_dtype(),
+        torch._C._get_default_device(),
+        torch._C._get_mkldnn_enabled(),
+        torch._C._get_cudnn_enabled(),
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_inference_mode_enabled(),
+    )
 
 
 def tree_key(tree: Any, ids: dict[int, int], found: list[torch.Tensor]) -> Any:
@@ -71,8 +76,14 @@ def _index(t: torch.Tensor, ids: dict[int, int], found: list[torch.Tensor]) -> i
 def _fake_key(t: FakeTensor, index: int) -> Any:
     key: tuple[Any, ...]
     if t._has_symbolic_sizes_strides:  # a run with symbolic sizes: keyed by expression, never by value
-        key = _expressions(t.shape), t.dtype, _expressions(t.stride()), _expressions((t.storage_offset(),)), \
-            t.fake_device, index
+        key = (
+            _expressions(t.shape),
+            t.dtype,
+            _expressions(t.stride()),
+            _expressions((t.storage_offset(),)),
+            t.fake_device,
+            index,
+        )
     else:
         key = t.shape, t.dtype, t.stride(), t.storage_offset(), t.fake_device, index
     return key if t.constant is None else (key, _constant(t.constant))

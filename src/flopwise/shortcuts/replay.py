@@ -122,8 +122,15 @@ class Replicas:
     """Tapes of repeated blocks and their replays for one count (see the module docstring); hooks removed in close().
     `replayed` and `recalled` count the op calls made from tapes and from the memo."""
 
-    def __init__(self, model: torch.nn.Module, fake: FakeTensorMode, where: Callable[[], str], values: Values,
-                 convention: Convention, private: bool) -> None:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        fake: FakeTensorMode,
+        where: Callable[[], str],
+        values: Values,
+        convention: Convention,
+        private: bool,
+    ) -> None:
         """`where()`: the name of the module running now (the module stack's)."""
         self.kinds = structures(model)
         self.fake = fake
@@ -141,8 +148,10 @@ class Replicas:
         self.last: OpCall | None = None  # the cost record the last replay or recall repeated
         self.declared: dict[int | None, int] = {}  # storage → its bytes, for storages made without them
         self._thread = threading.get_ident()
-        self._handles = [register_module_forward_pre_hook(self._enter),
-                         register_module_forward_hook(self._exit, always_call=True)]
+        self._handles = [
+            register_module_forward_pre_hook(self._enter),
+            register_module_forward_hook(self._exit, always_call=True),
+        ]
 
     def close(self) -> None:
         for handle in self._handles:
@@ -182,8 +191,17 @@ class Replicas:
         """(followed values alive, data-dependent values answered) now."""
         return len(self.values.known), sum(self.values.answered.values())
 
-    def record(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any, calls: list[OpCall],
-               replayable: bool, allocates: bool, in_place: bool) -> None:
+    def record(
+        self,
+        func: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        out: Any,
+        calls: list[OpCall],
+        replayable: bool,
+        allocates: bool,
+        in_place: bool,
+    ) -> None:
         """After a top-level op counted normally: its entry (`calls`: the records the op added), on the tape being
         recorded and, when it made no followed value, in the memo."""
         found = call_key(func, args, kwargs) if replayable and len(calls) == 1 else None
@@ -194,8 +212,11 @@ class Replicas:
             found = None  # the fake mode folds ops on constants alone, forgets those written to: a replay would not
         outputs = None if found is None or in_place else describe(out, found[1], self.fake)
         usable = found is not None and (in_place or (outputs is not None and _tensors_only(outputs)))
-        entry = Entry(func, in_place, found[0], calls[0], outputs, allocates) if usable and found is not None else \
-            Entry(func, in_place, None, None, None, allocates)
+        entry = (
+            Entry(func, in_place, found[0], calls[0], outputs, allocates)
+            if usable and found is not None
+            else Entry(func, in_place, None, None, None, allocates)
+        )
         if self.recording is not None:
             self.recording.entries.append(entry)
         if entry.key is not None and not any(t in self.values.known for t in tensors_in(out)):

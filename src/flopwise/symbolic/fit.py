@@ -63,8 +63,13 @@ def trace_run(run: RunTraced, dims: dict[str, Dim], args: tuple[Any, ...], kwarg
 
 
 def fit_symbolic(
-    count_at: CountAt, spec: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-    run_traced: RunTraced | None = None, check_trace: bool = False, limits: dict[str, int] | None = None,
+    count_at: CountAt,
+    spec: dict[str, Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    run_traced: RunTraced | None = None,
+    check_trace: bool = False,
+    limits: dict[str, int] | None = None,
 ) -> SymbolicReport:
     """Count at the given inputs and fit the exact polynomial of every metric in the named sizes, verified. With
     `run_traced`, one run with the sizes symbolic costs every size its guards hold at; `check_trace`: that run, on
@@ -77,8 +82,11 @@ def fit_symbolic(
     report = (run.report if run is not None and not check_trace else None) or count_at(args, kwargs)
     given = tuple(_metric(report, m) for m in METRICS)
     trace = run.trace if run is not None else None
-    if trace is not None and check_trace and not (
-            trace.holds_at(counted) and (*trace.totals(counted), report.params) == given):
+    if (
+        trace is not None
+        and check_trace
+        and not (trace.holds_at(counted) and (*trace.totals(counted), report.params) == given)
+    ):
         trace = None  # the fake run is not what the real one counts: each size is counted
 
     def count(sizes: dict[str, int]) -> Values:
@@ -98,19 +106,39 @@ def fit_symbolic(
             raise SymbolicError(f"the fit disagrees with the count at the given inputs ({report.inputs})")
     except _Outside as outside:
         where = ", ".join(f"{n} = {s:,}" for n, s in outside.sizes.items())
-        refused = (f"the run with symbolic sizes holds only where {', '.join(fitter.guards)}: too few sizes to prove "
-                   f"a polynomial there ({where} is outside)")
+        refused = (
+            f"the run with symbolic sizes holds only where {', '.join(fitter.guards)}: too few sizes to prove "
+            f"a polynomial there ({where} is outside)"
+        )
         top = None
     except SymbolicError as error:
         refused, top = " ".join([str(error), *getattr(error, "__notes__", [])]), None
         if trace is None and run is not None and run.seen.guards():
             refused += f" (the run with symbolic sizes, set aside, met the guards {', '.join(run.seen.guards())})"
-    variables = tuple(Variable(n, dims[n].where, dims[n].multiple, top.minimum[n] if top else dims[n].multiple,
-                               top.degrees[n] if top else 0, counted[n]) for n in names)
+    variables = tuple(
+        Variable(
+            n,
+            dims[n].where,
+            dims[n].multiple,
+            top.minimum[n] if top else dims[n].multiple,
+            top.degrees[n] if top else 0,
+            counted[n],
+        )
+        for n in names
+    )
     return SymbolicReport.from_report(
-        report, variables, top, counts=len(costs.counted), verified=len(fitter.checked), traced=len(costs.traced),
-        guards=tuple(fitter.guards), refused=refused, checks=tuple(fitter.notes), unchecked=tuple(fitter.skipped),
-        costs=costs)
+        report,
+        variables,
+        top,
+        counts=len(costs.counted),
+        verified=len(fitter.checked),
+        traced=len(costs.traced),
+        guards=tuple(fitter.guards),
+        refused=refused,
+        checks=tuple(fitter.notes),
+        unchecked=tuple(fitter.skipped),
+        costs=costs,
+    )
 
 
 class _Outside(Exception):
@@ -162,6 +190,7 @@ class _Fitter:
 
         degrees: dict[str, int] = {}
         for n in free:
+
             def along(k: int, n: str = n) -> Values:
                 return at_free({**base, n: k})
 
@@ -195,12 +224,15 @@ class _Fitter:
                 self.notes.append(self.where(far) + (f" ({why})" if why else ""))
             if not agrees:
                 moved = [n for n in free if far[n] != base[n]]
-                grid = "; ".join(f"{n} ∈ {{{', '.join(str(k * self.dims[n].multiple) for k in g)}}}"
-                                 for n, g in zip(free, grids, strict=True))
+                grid = "; ".join(
+                    f"{n} ∈ {{{', '.join(str(k * self.dims[n].multiple) for k in g)}}}"
+                    for n, g in zip(free, grids, strict=True)
+                )
                 raise SymbolicError(
                     f"the counts are not one polynomial in {', '.join(moved)}: fitted at {grid}, the fit disagrees "
                     f"with the count at {self.where({**fixed, **far})}{f' ({why})' if why else ''}. A size that "
-                    "switches kernels or pads to a multiple is piecewise: at() counts such sizes directly")
+                    "switches kernels or pads to a multiple is piecewise: at() counts such sizes directly"
+                )
         lowest = base if self.trace is not None else {n: 1 for n in free}  # a fit by counting checks size 1 too
         piece = Piece(polynomials, degrees, {n: lowest[n] * self.dims[n].multiple for n in free}, {})
         if self.trace is None:  # size 1 (one step) often takes its own path (no mask, a squeezed dim)
@@ -211,23 +243,24 @@ class _Fitter:
                     piece.ones[n] = self.fit({**fixed, n: 1}, None)
         return piece
 
-    def checks(self, free: list[str], base: dict[str, int], degrees: dict[str, int],
-               given: dict[str, int] | None) -> list[tuple[dict[str, int], str]]:
+    def checks(
+        self, free: list[str], base: dict[str, int], degrees: dict[str, int], given: dict[str, int] | None
+    ) -> list[tuple[dict[str, int], str]]:
         """Sizes never used to fit, with why: each size alone, far out (padding to a multiple hides near the
         grid), inside the trace's region; for a fit by counting, past every breakpoint; then all together."""
         found: list[tuple[dict[str, int], str]] = []
         for n, d in degrees.items():
             last = base[n] + d + 2  # the degree was proven on base … last
             far = next((k for k in range(3 * last + 2, last, -1) if self.inside({**base, n: k})), None)
-            if given is not None and len(free) == 1 and far is not None and given[n] >= far \
-                    and self.inside(given):
+            if given is not None and len(free) == 1 and far is not None and given[n] >= far and self.inside(given):
                 far = given[n]
             if far is not None:
                 found.append(({**base, n: far}, ""))
             if self.trace is None:
                 sequence = any(axis != 0 for _, axis in self.dims[n].where)
-                past_checks, skipped = past(n, self.dims[n].multiple, max(last, far or 0), self.seen, self.limits,
-                                            sequence)
+                past_checks, skipped = past(
+                    n, self.dims[n].multiple, max(last, far or 0), self.seen, self.limits, sequence
+                )
                 found += [({**base, n: k}, why) for k, why in past_checks]
                 self.skipped += [s for s in skipped if s not in self.skipped]
         together = {n: base[n] + d + 3 for n, d in degrees.items()}
@@ -256,11 +289,13 @@ def _degree(name: str, multiple: int, values_at: Callable[[int], Values], first:
     for k in range(first, first + MAX_DEGREE + 3):
         seen.append(values_at(k))
         for d in range(len(seen) - 2):
-            if _difference(seen[-d - 2:], d + 1) and _difference(seen[-d - 3:-1], d + 1):
+            if _difference(seen[-d - 2 :], d + 1) and _difference(seen[-d - 3 : -1], d + 1):
                 return d
     sizes = ", ".join(str(k * multiple) for k in range(first, first + len(seen)))
-    raise SymbolicError(f"the counts are not a polynomial of degree ≤ {MAX_DEGREE} in {name!r} "
-                        f"(counted at {name} = {sizes}); at() counts those sizes directly")
+    raise SymbolicError(
+        f"the counts are not a polynomial of degree ≤ {MAX_DEGREE} in {name!r} "
+        f"(counted at {name} = {sizes}); at() counts those sizes directly"
+    )
 
 
 def _difference(values: Sequence[Values], order: int) -> bool:

@@ -18,8 +18,14 @@ from .trace import Trace
 Values = tuple[int, ...]  # one count's metrics: macs, flops, bytes_read, bytes_written, params
 TRACED, COUNTED = "traced", "counted"  # where the costs at a size came from (`Evaluated.source`)
 
-CONFIG_LIMITS = ("sliding_window", "attention_window", "attention_chunk_size", "chunk_size_feed_forward",
-                 "max_position_embeddings", "n_positions")  # sizes in tokens where a transformers model may change
+CONFIG_LIMITS = (
+    "sliding_window",
+    "attention_window",
+    "attention_chunk_size",
+    "chunk_size_feed_forward",
+    "max_position_embeddings",
+    "n_positions",
+)  # sizes in tokens where a transformers model may change
 PADDING = 4097  # a multiple of no power of two: padding to a multiple of up to 4,096 shows there
 CHECK_LIMIT = 8192  # a check past this size is left out (formulas() names it): a count there may be too large
 
@@ -32,8 +38,9 @@ class Costs:
     """The costs at any sizes: evaluated from the trace where its guards hold, else counted (once, then kept).
     It holds the counting closure (the model and the example inputs) for as long as the report lives."""
 
-    def __init__(self, names: Sequence[str], count: Callable[[dict[str, int]], Values], trace: Trace | None,
-                 params: int) -> None:
+    def __init__(
+        self, names: Sequence[str], count: Callable[[dict[str, int]], Values], trace: Trace | None, params: int
+    ) -> None:
         self.names = tuple(names)
         self.trace = trace
         self.params = params
@@ -91,8 +98,9 @@ class Check(NamedTuple):
     why: str
 
 
-def past(name: str, multiple: int, beyond: int, conditions: Sequence[Any], limits: dict[str, int],
-         sequence: bool) -> tuple[list[Check], list[str]]:
+def past(
+    name: str, multiple: int, beyond: int, conditions: Sequence[Any], limits: dict[str, int], sequence: bool
+) -> tuple[list[Check], list[str]]:
     """Sizes (in steps) past every breakpoint of one named size, each past the fitted steps (`beyond`), and the
     checks left out as too large. Breakpoints: the integers in the guards that name it (a branch on the size), and
     for a sequence-like size (one labelling a dimension past the batch) the config's limits and padding."""
@@ -122,8 +130,9 @@ def past(name: str, multiple: int, beyond: int, conditions: Sequence[Any], limit
     return [Check(k, why) for k, why in sorted(checks.items())], skipped
 
 
-def start(trace: Trace, names: Sequence[str], steps: dict[str, int], hints: dict[str, int],
-          first: int) -> dict[str, int]:
+def start(
+    trace: Trace, names: Sequence[str], steps: dict[str, int], hints: dict[str, int], first: int
+) -> dict[str, int]:
     """The smallest whole steps (from `first`) where the trace holds, each size with the others at the trace's own
     sizes; the trace's own sizes when those together fall outside."""
     found: dict[str, int] = {}

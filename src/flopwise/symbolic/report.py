@@ -13,8 +13,13 @@ from ..report.report import Report
 from .region import Costs, SymbolicError, conditions
 
 METRICS = ("macs", "flops", "bytes_read", "bytes_written", "params")
-LABELS = {"macs": "MACs", "flops": "FLOPs", "bytes_read": "bytes read", "bytes_written": "bytes written",
-          "params": "parameters"}
+LABELS = {
+    "macs": "MACs",
+    "flops": "FLOPs",
+    "bytes_read": "bytes read",
+    "bytes_written": "bytes written",
+    "params": "parameters",
+}
 _SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
@@ -62,9 +67,10 @@ class Piece:
                 found[metric] = [(Fraction(int(sympy.Rational(expr).p), int(sympy.Rational(expr).q)), ())]
                 continue
             poly = sympy.Poly(expr, *sorted(expr.free_symbols, key=str))
-            found[metric] = [(Fraction(int(c.p), int(c.q)), tuple((str(g), k) for g, k in zip(poly.gens, powers,
-                                                                                           strict=True) if k))
-                             for powers, c in poly.terms()]
+            found[metric] = [
+                (Fraction(int(c.p), int(c.q)), tuple((str(g), k) for g, k in zip(poly.gens, powers, strict=True) if k))
+                for powers, c in poly.terms()
+            ]
         return found
 
     def lookup(self, sizes: dict[str, int], steps: dict[str, int]) -> Piece:
@@ -114,8 +120,9 @@ class SymbolicReport(Report):
     costs: Costs | None = field(default=None, compare=False, repr=False)  # answers at(): the trace, else counts
 
     @classmethod
-    def from_report(cls, report: Report, variables: tuple[Variable, ...], fit: Piece | None, **found: Any
-                    ) -> SymbolicReport:
+    def from_report(
+        cls, report: Report, variables: tuple[Variable, ...], fit: Piece | None, **found: Any
+    ) -> SymbolicReport:
         base = {f.name: getattr(report, f.name) for f in fields(Report)}
         return cls(**base, variables=variables, fit=fit, **found)
 
@@ -169,8 +176,9 @@ class SymbolicReport(Report):
         piece = self.fit.lookup(sizes, {v.name: v.multiple for v in self.variables})
         result = []
         for metric in METRICS:
-            value = sum((c * math.prod(sizes[n] ** k for n, k in powers) for c, powers in piece.terms[metric]),
-                        Fraction(0))
+            value = sum(
+                (c * math.prod(sizes[n] ** k for n, k in powers) for c, powers in piece.terms[metric]), Fraction(0)
+            )
             if value.denominator != 1:
                 raise ValueError(f"{LABELS[metric]} at {sizes} is {value}, not an integer: outside the fitted steps")
             result.append(int(value))
@@ -186,8 +194,11 @@ class SymbolicReport(Report):
         terms = sympy.Poly(expr, *symbols).terms()
         parts: list[str] = []
         for powers, coefficient in sorted(terms, key=lambda t: (-sum(t[0]), [-p for p in t[0]])):
-            factors = [v.name + (str(p).translate(_SUPERSCRIPT) if p > 1 else "")
-                       for v, p in zip(self.variables, powers, strict=True) if p]
+            factors = [
+                v.name + (str(p).translate(_SUPERSCRIPT) if p > 1 else "")
+                for v, p in zip(self.variables, powers, strict=True)
+                if p
+            ]
             magnitude = abs(sympy.Rational(coefficient))
             number = f"{int(magnitude):,}" if magnitude.q == 1 else f"{magnitude.p:,}/{magnitude.q:,}"
             text = "·".join(factors if magnitude == 1 and factors else [number, *factors])
@@ -210,24 +221,31 @@ class SymbolicReport(Report):
                     apart(sub, at)
 
             apart(self.fit, "")
-            domain = ", ".join(f"{v.name} ≥ {v.minimum:,}" + (f" in steps of {v.multiple}" if v.multiple > 1 else "")
-                               for v in self.variables)
+            domain = ", ".join(
+                f"{v.name} ≥ {v.minimum:,}" + (f" in steps of {v.multiple}" if v.multiple > 1 else "")
+                for v in self.variables
+            )
             degrees = ", ".join(f"{v.degree} in {v.name}" for v in self.variables)
             checks = _plural(self.verified, "size" if self.traced else "count")
             at_sizes = f": {'; '.join(self.checks)}" if self.checks else ""
-            lines.append(f"exact for {domain}{held}: degree {degrees} (the next finite difference is zero), fitted by "
-                         f"exact interpolation and checked against {checks} not used to fit{at_sizes} "
-                         f"({_plural(self.counts, 'count')} in all)")
+            lines.append(
+                f"exact for {domain}{held}: degree {degrees} (the next finite difference is zero), fitted by "
+                f"exact interpolation and checked against {checks} not used to fit{at_sizes} "
+                f"({_plural(self.counts, 'count')} in all)"
+            )
             if self.unchecked:
                 lines.append(f"not checked at {'; '.join(self.unchecked)}")
         if self.costs is not None and self.costs.trace is not None:
             stepped = any(v.multiple > 1 for v in self.variables)
             where = "where those guards hold" if self.guards else "of 2 steps or more" if stepped else "≥ 2"
-            lines.append(f"at() costs the sizes {where} op by op from one run with the sizes symbolic (the same ops, "
-                         "each formula at those sizes, as a count there gives), and counts every other size directly")
+            lines.append(
+                f"at() costs the sizes {where} op by op from one run with the sizes symbolic (the same ops, "
+                "each formula at those sizes, as a count there gives), and counts every other size directly"
+            )
         else:
-            lines.append("at() counts every size it is asked for (a fit by counting stands for no size it did not "
-                         "count)")
+            lines.append(
+                "at() counts every size it is asked for (a fit by counting stands for no size it did not count)"
+            )
         return "\n".join(lines)
 
     def explain(self, depth: int | None = None, fmt: str = "text") -> str:
@@ -244,4 +262,3 @@ class SymbolicReport(Report):
 
 def _plural(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
-

@@ -42,8 +42,10 @@ def parse_symbolic(spec: dict[str, Any], args: tuple[Any, ...], kwargs: dict[str
         for entry in entries:
             if isinstance(entry, int) and not isinstance(entry, bool):
                 if not single:
-                    raise SymbolicError(f"symbolic={{{name!r}: {entry}}}: a bare dimension needs a single input "
-                                        f"tensor; name the input: ({next(iter(kwargs), 0)!r}, {entry})")
+                    raise SymbolicError(
+                        f"symbolic={{{name!r}: {entry}}}: a bare dimension needs a single input "
+                        f"tensor; name the input: ({next(iter(kwargs), 0)!r}, {entry})"
+                    )
                 entry = (0, entry)
             if not (isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[1], int)):
                 raise SymbolicError(f"symbolic={{{name!r}: {value!r}}}: expected (input, dim), e.g. ('input_ids', 1)")
@@ -58,8 +60,9 @@ def _tensor_at(args: tuple[Any, ...], kwargs: dict[str, Any], where: Where, name
     found = kwargs.get(key) if isinstance(key, str) else args[key] if -len(args) <= key < len(args) else None
     if not isinstance(found, torch.Tensor):
         inputs = [*range(len(args)), *kwargs]
-        raise SymbolicError(f"symbolic size {name!r}: input {key!r} is not a tensor input of this call "
-                            f"(inputs: {inputs})")
+        raise SymbolicError(
+            f"symbolic size {name!r}: input {key!r} is not a tensor input of this call (inputs: {inputs})"
+        )
     if not -found.dim() <= dim < found.dim():
         raise SymbolicError(f"symbolic size {name!r}: input {key!r} has {found.dim()} dimensions, no dimension {dim}")
     return found

@@ -140,14 +140,34 @@ class Trace:
         """The count's own use of sizes (costs at the hints, memory) must not become guards of the trace."""
         return self._suppressed
 
-    def record(self, plan: Any, out: Any, args: tuple[Any, ...], extra: dict[str, Any],
-               inputs: list[torch.Tensor], outputs: list[torch.Tensor], mask: tuple[str, int | None]) -> Any:
+    def record(
+        self,
+        plan: Any,
+        out: Any,
+        args: tuple[Any, ...],
+        extra: dict[str, Any],
+        inputs: list[torch.Tensor],
+        outputs: list[torch.Tensor],
+        mask: tuple[str, int | None],
+    ) -> Any:
         """The call's recipe key (its recipe kept once); TraceBroken when an argument cannot be described."""
         ids: dict[int, int] = {}
-        recipe = Recipe(plan, _describe(out, ids), _describe(args, ids), _describe(extra, ids),
-                        tuple(ids[id(t)] for t in inputs), tuple(ids[id(t)] for t in outputs), mask)
-        key = (id(plan) if callable(plan) else plan, _frozen((recipe.out, recipe.args, recipe.extra)),
-               recipe.inputs, recipe.outputs, mask)
+        recipe = Recipe(
+            plan,
+            _describe(out, ids),
+            _describe(args, ids),
+            _describe(extra, ids),
+            tuple(ids[id(t)] for t in inputs),
+            tuple(ids[id(t)] for t in outputs),
+            mask,
+        )
+        key = (
+            id(plan) if callable(plan) else plan,
+            _frozen((recipe.out, recipe.args, recipe.extra)),
+            recipe.inputs,
+            recipe.outputs,
+            mask,
+        )
         try:
             hash(key)
         except TypeError as error:  # an argument of a type no key can hold

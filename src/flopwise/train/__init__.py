@@ -14,5 +14,13 @@ from .step import count_train_step, default_loss
 STEPS["train"] = StepKind(run=count_train_step, labeler=PhaseLabels)
 Report.register_view("vs_formulas", vs_formulas)
 
-__all__ = ["PHASES", "FormulaComparison", "Monitor", "PhaseLabels", "count_train_step", "default_loss", "vs_formulas",
-           "with_phases"]
+__all__ = [
+    "PHASES",
+    "FormulaComparison",
+    "Monitor",
+    "PhaseLabels",
+    "count_train_step",
+    "default_loss",
+    "vs_formulas",
+    "with_phases",
+]

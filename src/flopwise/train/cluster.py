@@ -41,9 +41,14 @@ def world_size() -> int:
 
 def gather(local: dict[str, Any], peak_flops_per_s: float | None) -> dict[str, Any]:
     """The cluster figures from every rank's `local` summary (a collective: every rank calls it)."""
-    mine = {"rank": dist.get_rank(), "flops": local["flops"], "model_flops": local["model_flops"],
-            "step_time_s": local["step_time_s"], "peak_flops_per_s": peak_flops_per_s,
-            "collective_bytes": local["collective_bytes"]}
+    mine = {
+        "rank": dist.get_rank(),
+        "flops": local["flops"],
+        "model_flops": local["model_flops"],
+        "step_time_s": local["step_time_s"],
+        "peak_flops_per_s": peak_flops_per_s,
+        "collective_bytes": local["collective_bytes"],
+    }
     ranks: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(ranks, mine)
     times = [r["step_time_s"] for r in ranks]

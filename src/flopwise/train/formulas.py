@@ -37,8 +37,19 @@ import torch
 
 from ..report.report import Report
 
-SIZES = ("layers", "d_model", "heads", "head_dim", "vocab", "batch", "seq", "params", "embedding_params",
-         "vector_params", "tied_head_params")
+SIZES = (
+    "layers",
+    "d_model",
+    "heads",
+    "head_dim",
+    "vocab",
+    "batch",
+    "seq",
+    "params",
+    "embedding_params",
+    "vector_params",
+    "tied_head_params",
+)
 
 
 def transformer_sizes(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, int]:
@@ -60,8 +71,13 @@ def transformer_sizes(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dic
     head = get_head() if callable(get_head) else None
     tied = head is not None and id(head.weight) in embeddings
     return {
-        "layers": layers, "d_model": d, "heads": heads, "head_dim": head_dim, "vocab": vocab,
-        "batch": int(ids.shape[0]), "seq": int(ids.shape[1]),
+        "layers": layers,
+        "d_model": d,
+        "heads": heads,
+        "head_dim": head_dim,
+        "vocab": vocab,
+        "batch": int(ids.shape[0]),
+        "seq": int(ids.shape[1]),
         "params": sum(p.numel() for p in params.values()),
         "embedding_params": sum(params[i].numel() for i in embeddings if i in params),
         "vector_params": sum(p.numel() for p in params.values() if p.dim() < 2),
@@ -91,9 +107,11 @@ class FormulaComparison:
 
     def __str__(self) -> str:
         s = self.sizes
-        lines = [f"train step: {s['batch']}×{s['seq']} tokens, L={s['layers']}, d={s['d_model']}, "
-                 f"H={s['heads']}, Q={s['head_dim']}, V={s['vocab']}, N={s['params']:,}",
-                 f"{'counted (2·MACs, forward + backward, dense attention)':<58} {self.count:>20,}"]
+        lines = [
+            f"train step: {s['batch']}×{s['seq']} tokens, L={s['layers']}, d={s['d_model']}, "
+            f"H={s['heads']}, Q={s['head_dim']}, V={s['vocab']}, N={s['params']:,}",
+            f"{'counted (2·MACs, forward + backward, dense attention)':<58} {self.count:>20,}",
+        ]
         for row in self.rows:
             diff = row.flops - self.count
             lines.append(f"{row.name + ': ' + row.formula:<58} {row.flops:>20,}  {diff:+,} ({diff / self.count:+.2%})")
@@ -105,8 +123,10 @@ def vs_formulas(report: Report) -> FormulaComparison:
     """The report's train step beside 6ND (Chinchilla, Kaplan), PaLM and Megatron, each difference term by term."""
     s = report.sizes
     if not s or not report.phases:
-        raise ValueError("vs_formulas() needs a transformers model counted with step='train' and input_ids "
-                         "(flopwise.count(model, {'input_ids': ids, 'labels': ids}, step='train'))")
+        raise ValueError(
+            "vs_formulas() needs a transformers model counted with step='train' and input_ids "
+            "(flopwise.count(model, {'input_ids': ids, 'labels': ids}, step='train'))"
+        )
     count = 2 * (report.phases["forward"].macs + report.phases["backward"].macs)
     L, d, H, Q, V, T = s["layers"], s["d_model"], s["heads"], s["head_dim"], s["vocab"], s["seq"]
     D = s["batch"] * T
@@ -118,14 +138,25 @@ def vs_formulas(report: Report) -> FormulaComparison:
     no_attention = ("attention products QKᵀ and A·V left out (−12·L·H·Q·T·D)", -attention)
     rows: tuple[FormulaRow, ...] = (
         FormulaRow("Chinchilla", "6·N·D, N all parameters", 6 * N * D, (lookups, vectors, no_attention)),
-        FormulaRow("Kaplan", "6·N·D, N non-embedding", 6 * (N - emb) * D, (
-            vectors, ("LM head tied to the excluded embedding (−6·D·V·d)", -6 * D * tied), no_attention)),
+        FormulaRow(
+            "Kaplan",
+            "6·N·D, N non-embedding",
+            6 * (N - emb) * D,
+            (vectors, ("LM head tied to the excluded embedding (−6·D·V·d)", -6 * D * tied), no_attention),
+        ),
         FormulaRow("PaLM", "(6·N + 12·L·H·Q·T)·D", (6 * N + 12 * L * H * Q * T) * D, (lookups, vectors)),
-        FormulaRow("Megatron", "72·B·T·L·d²·(1 + T/(6d) + V/(12·L·d))", 72 * D * L * d * d + 12 * D * T * L * d
-                   + 6 * D * d * V, (  # the three terms of the bracket, multiplied out (exact integers)
-            ("matmul weights assumed 12·L·d² + d·V, the model has W (6·D·(12·L·d² + d·V − W))",
-             6 * D * (12 * L * d * d + d * V - weights)),
-            ("attention width d, the model has H·Q (12·L·T·D·(d − H·Q))", 12 * L * T * D * (d - H * Q)))),
+        FormulaRow(
+            "Megatron",
+            "72·B·T·L·d²·(1 + T/(6d) + V/(12·L·d))",
+            72 * D * L * d * d + 12 * D * T * L * d + 6 * D * d * V,
+            (  # the three terms of the bracket, multiplied out (exact integers)
+                (
+                    "matmul weights assumed 12·L·d² + d·V, the model has W (6·D·(12·L·d² + d·V − W))",
+                    6 * D * (12 * L * d * d + d * V - weights),
+                ),
+                ("attention width d, the model has H·Q (12·L·T·D·(d − H·Q))", 12 * L * T * D * (d - H * Q)),
+            ),
+        ),
     )
     # what the count holds beyond 6·D·W + attention (0 for GPT-2 and Llama): every difference includes it, so the
     # terms always sum to formula − count

@@ -103,8 +103,9 @@ class Monitor:
         first = next((p for p in model.parameters() if p.is_floating_point()), None)
         self.device = first.device if first is not None else torch.device("cpu")
         self.dtype = first.dtype if first is not None else torch.float32
-        self.peaks: Peaks = resolve_peaks(device_name(self.device), self.device.type, self.dtype,
-                                          peak_tflops=peak_tflops)
+        self.peaks: Peaks = resolve_peaks(
+            device_name(self.device), self.device.type, self.dtype, peak_tflops=peak_tflops
+        )
         self._current: StepRecord | None = None
         self._counting: contextlib.AbstractContextManager[Counting] | None = None
         self._session: Counting | None = None
@@ -166,8 +167,12 @@ class Monitor:
     def stats(self, record: StepRecord) -> dict[str, Any]:
         """One step: seconds, FLOPs, TFLOP/s, MFU and HFU (None where unknown)."""
         seconds, count = record.time(), self.count_of(record)
-        out: dict[str, Any] = {"step": record.index, "counted": record.counted, "step_time_s": seconds,
-                               "flops": count.flops if count else None}
+        out: dict[str, Any] = {
+            "step": record.index,
+            "counted": record.counted,
+            "step_time_s": seconds,
+            "flops": count.flops if count else None,
+        }
         rate = count.flops / seconds if count and seconds else None
         out["tflops_per_s"] = rate / 1e12 if rate is not None else None
         out["mfu"] = self._utilisation(count.model_flops, seconds) if count else None
@@ -200,8 +205,10 @@ class Monitor:
         if peak is None:
             notes.append(self.peaks.unknown)
         elif model and seconds and model / seconds > peak:
-            notes.append(f"achieved {model / seconds / 1e12:.3g} TFLOP/s is above the peak used "
-                         f"({peak / 1e12:.4g}): that peak is wrong for this device or dtype; MFU not given")
+            notes.append(
+                f"achieved {model / seconds / 1e12:.3g} TFLOP/s is above the peak used "
+                f"({peak / 1e12:.4g}): that peak is wrong for this device or dtype; MFU not given"
+            )
         middle = next((c for _, c in known if c.flops == flops), None)
         local = {
             "steps": len(self.records),
@@ -213,8 +220,12 @@ class Monitor:
             "tflops_per_s": flops / seconds / 1e12 if flops is not None and seconds else None,
             "mfu": self._utilisation(int(model), seconds) if model is not None else None,
             "hfu": self._utilisation(int(hardware), seconds) if hardware is not None else None,
-            "peak": {"tflops": peak / 1e12 if peak is not None else None, "dtype": self.peaks.dtype,
-                     "device": self.peaks.device, "source": self.peaks.source or None},
+            "peak": {
+                "tflops": peak / 1e12 if peak is not None else None,
+                "dtype": self.peaks.dtype,
+                "device": self.peaks.device,
+                "source": self.peaks.source or None,
+            },
             "notes": notes,
             "collective_bytes": dict(middle.collective_bytes) if middle is not None else {},
         }
@@ -225,8 +236,11 @@ class Monitor:
     def __str__(self) -> str:
         s = self.summary()
         peak = s["peak"]
-        where = (f"{peak['tflops']:.4g} TFLOP/s {peak['dtype']} ({peak['source']})" if peak["tflops"] is not None
-                 else f"unknown ({self.peaks.unknown})")
+        where = (
+            f"{peak['tflops']:.4g} TFLOP/s {peak['dtype']} ({peak['source']})"
+            if peak["tflops"] is not None
+            else f"unknown ({self.peaks.unknown})"
+        )
 
         def pct(x: float | None) -> str:
             return f"{100 * x:.3g} %" if x is not None else "unknown"

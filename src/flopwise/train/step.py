@@ -63,9 +63,11 @@ def count_train_step(
     fake = CpuFakeTensorMode(allow_non_fake_inputs=True) if mode in ("fake", "meta") else None  # meta: CPU kernels
     prepared, args, kwargs = prepare(model, args, kwargs, mode, fake)
     # real mode: the step runs on `state` (prepare.running_on), so running statistics update clones of the buffers
-    state = prepared if prepared is not None else {
-        name: b.clone() for name, b in model.named_buffers(remove_duplicate=False)
-    }
+    state = (
+        prepared
+        if prepared is not None
+        else {name: b.clone() for name, b in model.named_buffers(remove_duplicate=False)}
+    )
     described = describe_inputs(args, kwargs)
 
     def run(state: dict[str, torch.Tensor], optimizer: torch.optim.Optimizer | None) -> Report:
