@@ -3,7 +3,8 @@
 `yolo11n.yaml` is `yolo11.yaml` at scale n, as ultralytics reads it (`yolov8s-seg.yaml`, `yolo11x-pose.yaml`,
 `rtdetr-l.yaml`, `yolov8n-cls.yaml`…); a YAML file on disk is built the same way. Nothing is downloaded and the
 network is never asked: ultralytics is imported with YOLO_OFFLINE set (it otherwise resolves two host names on
-import to learn whether it is online) and with its auto-install of missing packages off. The model is counted
+import to learn whether it is online) and with its auto-install of missing packages off; while a model is built,
+torchvision backbones get random weights (not their pretrained ones) and the network is refused. The model is counted
 by flopwise's normal path, as any PyTorch module: 1×3×640×640 by default (224×224 for a classification model,
 ultralytics' default image sizes).
 """
@@ -21,6 +22,7 @@ import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import torch
 from torch import nn
@@ -48,6 +50,28 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+@contextlib.contextmanager
+def _offline() -> Iterator[None]:
+    """While a model is built: torchvision backbones (`TorchVision` layers, yolo11-cls-resnet18.yaml) get random
+    weights instead of downloading their pretrained ones, and the network is refused to anything else (a name
+    lookup or a connection raises OSError), so that nothing can be downloaded."""
+    import socket
+
+    import torchvision
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise OSError("flopwise builds ultralytics models offline: nothing is downloaded")
+
+    get_model = torchvision.models.get_model
+
+    def without_weights(name: str, **config: Any) -> Any:
+        return get_model(name, **{**config, "weights": None})
+
+    with mock.patch.object(socket, "getaddrinfo", refuse), mock.patch.object(socket.socket, "connect", refuse), \
+            mock.patch.object(torchvision.models, "get_model", without_weights):
+        yield
 
 
 def _ultralytics() -> Any:
@@ -92,9 +116,10 @@ def ultralytics_model(name: str) -> tuple[nn.Module, tuple[int, int, int, int]]:
     level = logger.level
     logger.setLevel(logging.ERROR)  # its layer table and notices: not the count's output
     try:
-        with warnings.catch_warnings(), _environment(_QUIET_IMPORT):
+        with warnings.catch_warnings(), _environment(_QUIET_IMPORT), _offline():
             warnings.simplefilter("ignore")
-            wrapper = ultralytics.YOLO(resolved)
+            family = ultralytics.RTDETR if "rtdetr" in Path(resolved).name else ultralytics.YOLO  # YOLO refuses those
+            wrapper = family(resolved)
     finally:
         logger.setLevel(level)
     model = wrapper.model.eval()
