@@ -132,8 +132,12 @@ def test_tiny_tflite_against_the_pytorch_count():
     assert ops["tflite.DEPTHWISE_CONV_2D"].macs == 18_432
     assert lite.inputs == "serving_default_args_0=1×3×32×32 float32"
     # rows are modules: litert-torch names each tensor by the module path it came from
-    assert (lite["conv"].type, lite["conv"].macs, lite["dw"].macs, lite["pw"].macs) == ("Conv2d", 55_296, 18_432,
-                                                                                       16_384)
+    assert (lite["conv"].type, lite["conv"].macs, lite["dw"].macs, lite["pw"].macs) == (
+        "Conv2d",
+        55_296,
+        18_432,
+        16_384,
+    )
     assert lite["fc"].macs == 160 and lite["fc"].params == 16 * 10 + 10
     assert lite.modules[""].type == "Tiny"
 
@@ -170,10 +174,13 @@ def thop_flops(model: nn.Module) -> int:
     return round(get_flops(model, 640) * 1e9)
 
 
-@pytest.mark.parametrize(("name", "macs", "params", "bmm_macs"), [
-    ("yolo11n.yaml", 3_271_251_200, 2_624_080, 30_720_000),  # C2PSA attention: (QᵀK) and (V·Aᵀ), 2 heads
-    ("yolov8n.yaml", 4_371_993_600, 3_157_200, 0),
-])
+@pytest.mark.parametrize(
+    ("name", "macs", "params", "bmm_macs"),
+    [
+        ("yolo11n.yaml", 3_271_251_200, 2_624_080, 30_720_000),  # C2PSA attention: (QᵀK) and (V·Aᵀ), 2 heads
+        ("yolov8n.yaml", 4_371_993_600, 3_157_200, 0),
+    ],
+)
 def test_yolo_complete_and_reconciled_with_model_info(name, macs, params, bmm_macs):
     pytest.importorskip("ultralytics")
     from flopwise.edge import count_ultralytics, ultralytics_model
@@ -188,8 +195,11 @@ def test_yolo_complete_and_reconciled_with_model_info(name, macs, params, bmm_ma
     # doubled into GFLOPs. The batch-norm elements are counted here with hooks, apart from flopwise.
     model, _ = ultralytics_model(name)
     elements = []
-    hooks = [m.register_forward_hook(lambda m, i, o: elements.append(i[0].numel()))
-             for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: elements.append(i[0].numel()))
+        for m in model.modules()
+        if isinstance(m, nn.BatchNorm2d)
+    ]
     with torch.no_grad():
         model(torch.rand(1, 3, 640, 640))
     for hook in hooks:

@@ -42,8 +42,10 @@ def load_tflite(spec: Spec, flags: InputFlags) -> Loaded:
 
 def _load(spec: Spec, flags: InputFlags, what: str, count: Callable[[Path, Convention], Report]) -> Loaded:
     if flags.inputs or flags.tokens or flags.batch is not None or flags.dtype is not None:
-        raise UsageError(f"{spec.text}: --input, --tokens, --batch and --dtype are for PyTorch models; {what} has "
-                         "the sizes and dtypes it was exported with")
+        raise UsageError(
+            f"{spec.text}: --input, --tokens, --batch and --dtype are for PyTorch models; {what} has "
+            "the sizes and dtypes it was exported with"
+        )
     path = Path(spec.target)
     if not path.is_file():
         raise UsageError(f"{spec.text}: no such file")

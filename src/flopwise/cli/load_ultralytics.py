@@ -16,8 +16,9 @@ def load_ultralytics(spec: Spec) -> Loaded:
     except ModuleNotFoundError as error:
         if (error.name or "").partition(".")[0] != "ultralytics":
             raise
-        raise UsageError(f"{spec.text}: ultralytics: specs need the ultralytics package: "
-                         "pip install 'flopwise[ultralytics]'") from None
+        raise UsageError(
+            f"{spec.text}: ultralytics: specs need the ultralytics package: pip install 'flopwise[ultralytics]'"
+        ) from None
     except UnknownYaml as error:
         raise UsageError(f"{spec.text}: {error}") from None
     except Exception as error:  # ultralytics failed to build what the YAML describes

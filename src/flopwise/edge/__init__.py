@@ -13,8 +13,12 @@ if TYPE_CHECKING:
     from .ultralytics import count_ultralytics, ultralytics_model
 
 __all__ = ["count_pte", "count_tflite", "count_ultralytics", "ultralytics_model"]
-_WHERE = {"count_pte": "pte", "count_tflite": "tflite", "count_ultralytics": "ultralytics",
-          "ultralytics_model": "ultralytics"}
+_WHERE = {
+    "count_pte": "pte",
+    "count_tflite": "tflite",
+    "count_ultralytics": "ultralytics",
+    "ultralytics_model": "ultralytics",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -95,4 +95,4 @@ def read(buf: bytes, fmt: str, pos: int) -> Any:
 def _span(buf: bytes, start: int, length: int) -> memoryview:
     if start < 0 or length < 0 or start + length > len(buf):
         raise ValueError(f"a FlatBuffer offset points outside the file ({start}+{length} of {len(buf)} bytes)")
-    return memoryview(buf)[start:start + length]
+    return memoryview(buf)[start : start + length]

@@ -26,11 +26,29 @@ from .steps import FREE, Step, Tally, meta
 
 # program.fbs: executorch_flatbuffer.ScalarType (c10's numbering) → torch dtypes
 DTYPES: dict[int, torch.dtype] = {
-    0: torch.uint8, 1: torch.int8, 2: torch.int16, 3: torch.int32, 4: torch.int64, 5: torch.float16,
-    6: torch.float32, 7: torch.float64, 11: torch.bool, 12: torch.qint8, 13: torch.quint8, 14: torch.qint32,
-    15: torch.bfloat16, 16: torch.quint4x2, 17: torch.quint2x4, 22: torch.bits16, 23: torch.float8_e5m2,
-    24: torch.float8_e4m3fn, 25: torch.float8_e5m2fnuz, 26: torch.float8_e4m3fnuz, 27: torch.uint16,
-    28: torch.uint32, 29: torch.uint64,
+    0: torch.uint8,
+    1: torch.int8,
+    2: torch.int16,
+    3: torch.int32,
+    4: torch.int64,
+    5: torch.float16,
+    6: torch.float32,
+    7: torch.float64,
+    11: torch.bool,
+    12: torch.qint8,
+    13: torch.quint8,
+    14: torch.qint32,
+    15: torch.bfloat16,
+    16: torch.quint4x2,
+    17: torch.quint2x4,
+    22: torch.bits16,
+    23: torch.float8_e5m2,
+    24: torch.float8_e4m3fn,
+    25: torch.float8_e5m2fnuz,
+    26: torch.float8_e4m3fnuz,
+    27: torch.uint16,
+    28: torch.uint32,
+    29: torch.uint64,
 }
 # field numbers of program.fbs (a union takes two: its type, then its value)
 PROGRAM_PLANS = 1
@@ -48,7 +66,9 @@ OWN_OPS: dict[str, Any] = {
     "dim_order_ops::_to_dim_order_copy": aten._to_copy.default,  # a copy (dtype or memory layout)
     "dim_order_ops::_clone_dim_order": aten.clone.default,
     "dim_order_ops::_empty_dim_order": aten.empty.memory_format,
-    "aten::sym_size": FREE, "aten::sym_numel": FREE, "aten::sym_stride": FREE,
+    "aten::sym_size": FREE,
+    "aten::sym_numel": FREE,
+    "aten::sym_stride": FREE,
 }
 
 
@@ -92,11 +112,14 @@ def _count(plan: Table, values: _Values, tally: Tally, name: str) -> Report:
             elif kind == JUMP_FALSE_CALL:
                 tally.warnings.append(f"{where} is a conditional jump: every instruction is counted once")
     for backend, calls in delegated.items():
-        tally.warnings.append(f"{calls} call(s) of a {backend} delegate: their work is in the backend's own payload, "
-                              "which flopwise does not read (export without a partitioner to count it)")
+        tally.warnings.append(
+            f"{calls} call(s) of a {backend} delegate: their work is in the backend's own payload, "
+            "which flopwise does not read (export without a partitioner to count it)"
+        )
     if values.dynamic:
-        tally.warnings.append(f"{values.dynamic} tensors have dynamic sizes: counted at the upper bounds the "
-                              "program allocates for")
+        tally.warnings.append(
+            f"{values.dynamic} tensors have dynamic sizes: counted at the upper bounds the program allocates for"
+        )
     inputs = {f"input {n}": values.get(i) for n, i in enumerate(plan.scalars(PLAN_INPUTS, "<i"))}
     tensors = {k: v for k, v in inputs.items() if isinstance(v, torch.Tensor)}
     weights = [(values.get(i), {""}) for i in sorted(read) if i in values.constants and values.get(i).dim() > 0]
@@ -156,8 +179,9 @@ def _kernel(operator: tuple[str, str], args: list[int], values: _Values, where: 
     """A kernel call as the functional aten call it stands for; without one, an unsupported step."""
     name, overload = operator
     step = Step(f"executorch.{name}.{overload or 'default'}", where)
-    own = OWN_OPS.get(name, FREE if name.startswith("executorch_prim::") and name != "executorch_prim::et_copy_index"
-                      else None)  # executorch_prim's other ops are arithmetic on sizes (SymInt add, mul, floordiv…)
+    own = OWN_OPS.get(
+        name, FREE if name.startswith("executorch_prim::") and name != "executorch_prim::et_copy_index" else None
+    )  # executorch_prim's other ops are arithmetic on sizes (SymInt add, mul, floordiv…)
     schema = _schema(name, overload)
     if own is not None or schema is None:
         if own is None:
@@ -168,7 +192,7 @@ def _kernel(operator: tuple[str, str], args: list[int], values: _Values, where: 
         step.reads, step.writes = list(step.args), [out] if out is not None else []
         return step
     functional, arguments = schema
-    given = [values.get(i) for i in args[:len(arguments)]]
+    given = [values.get(i) for i in args[: len(arguments)]]
     positional, keywords, outputs = [], {}, []
     for argument, value in zip(arguments, given, strict=False):
         if argument.is_out:

@@ -81,8 +81,9 @@ class Tally:
             call = OpCall(step.op, step.module, ZERO)
         self.calls.append(call)
 
-    def report(self, model: str, inputs: Mapping[str, torch.Tensor],
-               weights: list[tuple[torch.Tensor, set[str]]]) -> Report:
+    def report(
+        self, model: str, inputs: Mapping[str, torch.Tensor], weights: list[tuple[torch.Tensor, set[str]]]
+    ) -> Report:
         """`inputs` by name (positional `input 0`… when the file names none); `weights`: each constant some step
         reads as data, with the modules whose steps read it."""
         own, inclusive = module_costs(self.calls)
@@ -92,13 +93,25 @@ class Tally:
                 order.setdefault(name)
         params = subtree_params((int(t.numel()), True, owners) for t, owners in weights)
         rows = {
-            name: ModuleRow(name, self.types.get(name, ""), inclusive.get(name, ZERO), own.get(name, ZERO),
-                            *params.get(name, (0, 0)), calls=1)
+            name: ModuleRow(
+                name,
+                self.types.get(name, ""),
+                inclusive.get(name, ZERO),
+                own.get(name, ZERO),
+                *params.get(name, (0, 0)),
+                calls=1,
+            )
             for name in order
         }
         return Report(
-            model=model, inputs=describe_inputs((), dict(inputs)), convention=self.rules, calls=tuple(self.calls),
-            modules=rows, params=rows[""].params, trainable_params=rows[""].trainable_params,
+            model=model,
+            inputs=describe_inputs((), dict(inputs)),
+            convention=self.rules,
+            calls=tuple(self.calls),
+            modules=rows,
+            params=rows[""].params,
+            trainable_params=rows[""].trainable_params,
             unsupported_where={op: dict(where) for op, where in self.unsupported.items()},
-            param_bytes=bytes_by_dtype(t for t, _ in weights), warnings=self.warnings,
+            param_bytes=bytes_by_dtype(t for t, _ in weights),
+            warnings=self.warnings,
         )

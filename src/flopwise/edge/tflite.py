@@ -25,9 +25,21 @@ from .tflite_ops import BUILDERS, FUSED, NAMES, Operator, fused_activation
 
 # schema.fbs: TensorType → torch dtypes
 DTYPES: dict[int, torch.dtype] = {
-    0: torch.float32, 1: torch.float16, 2: torch.int32, 3: torch.uint8, 4: torch.int64, 6: torch.bool,
-    7: torch.int16, 8: torch.complex64, 9: torch.int8, 10: torch.float64, 11: torch.complex128, 12: torch.uint64,
-    15: torch.uint32, 16: torch.uint16, 18: torch.bfloat16,
+    0: torch.float32,
+    1: torch.float16,
+    2: torch.int32,
+    3: torch.uint8,
+    4: torch.int64,
+    6: torch.bool,
+    7: torch.int16,
+    8: torch.complex64,
+    9: torch.int8,
+    10: torch.float64,
+    11: torch.complex128,
+    12: torch.uint64,
+    15: torch.uint32,
+    16: torch.uint16,
+    18: torch.bfloat16,
 }
 MODEL_CODES, MODEL_SUBGRAPHS, MODEL_BUFFERS = 1, 2, 4
 GRAPH_TENSORS, GRAPH_INPUTS, GRAPH_OPERATORS = 0, 1, 3
@@ -48,23 +60,31 @@ def count_tflite(path: str | Path, convention: str | Convention = "default") -> 
         raise ValueError("the model has no subgraph")
     tally = Tally(resolve(convention))
     if len(graphs) > 1:
-        tally.warnings.append(f"the model has {len(graphs)} subgraphs; counted the first (the others run only "
-                              "when an operator calls them: IF, WHILE, CALL_ONCE)")
+        tally.warnings.append(
+            f"the model has {len(graphs)} subgraphs; counted the first (the others run only "
+            "when an operator calls them: IF, WHILE, CALL_ONCE)"
+        )
     codes = [_builtin(code) for code in model.tables(MODEL_CODES)]
     buffers = model.tables(MODEL_BUFFERS)
     graph = graphs[0]
     tensors, constants, data, dynamic = _tensors(graph, buffers)
     if dynamic:
-        tally.warnings.append(f"{dynamic} tensors have a dynamic dim (-1 in their shape signature): counted at the "
-                              "sizes the file stores")
+        tally.warnings.append(
+            f"{dynamic} tensors have a dynamic dim (-1 in their shape signature): counted at the sizes the file stores"
+        )
     weights: dict[int, set[str]] = {}
     graph_tensors = graph.tables(GRAPH_TENSORS)
     for index, op in enumerate(graph.tables(GRAPH_OPERATORS)):
         code, custom = codes[op.scalar(OP_CODE, "<I")] if op.scalar(OP_CODE, "<I") < len(codes) else (-1, "")
         name = custom if code == 32 else NAMES.get(code, f"BUILTIN_{code}")  # 32: CUSTOM
         inputs, outputs = op.scalars(OP_INPUTS, "<i"), op.scalars(OP_OUTPUTS, "<i")
-        node = Operator(name, [tensors[i] if i >= 0 else None for i in inputs], [tensors[i] for i in outputs],
-                        op.union(OP_OPTIONS)[1], {pos: data[i] for pos, i in enumerate(inputs) if i in data})
+        node = Operator(
+            name,
+            [tensors[i] if i >= 0 else None for i in inputs],
+            [tensors[i] for i in outputs],
+            op.union(OP_OPTIONS)[1],
+            {pos: data[i] for pos, i in enumerate(inputs) if i in data},
+        )
         names = [graph_tensors[i].string(TENSOR_NAME) for i in (*outputs, *(i for i in inputs if i in constants))]
         module = next((found for n in names if (found := _module(n, name, tally.types)) is not None), "")
         step = Step(f"tflite.{name}", f"operator {index}", module)

@@ -31,6 +31,8 @@ from ..counter import count
 from ..report.report import Report
 
 _QUIET_IMPORT = {"YOLO_OFFLINE": "True", "YOLO_AUTOINSTALL": "False", "YOLO_VERBOSE": "False"}
+
+
 class UnknownYaml(ValueError):
     """The name is neither a model YAML the installed ultralytics ships nor a YAML file."""
 
@@ -69,8 +71,11 @@ def _offline() -> Iterator[None]:
     def without_weights(name: str, **config: Any) -> Any:
         return get_model(name, **{**config, "weights": None})
 
-    with mock.patch.object(socket, "getaddrinfo", refuse), mock.patch.object(socket.socket, "connect", refuse), \
-            mock.patch.object(torchvision.models, "get_model", without_weights):
+    with (
+        mock.patch.object(socket, "getaddrinfo", refuse),
+        mock.patch.object(socket.socket, "connect", refuse),
+        mock.patch.object(torchvision.models, "get_model", without_weights),
+    ):
         yield
 
 
@@ -97,8 +102,9 @@ def _resolve(name: str) -> str:
     file = Path(name).name
     if "://" not in name and (file in bundled or _SCALED.sub(r"\1\3", file) in bundled):
         return file
-    scaled = [re.sub(r"^(yolo\D*\d+)", rf"\g<1>{s}", n, count=1) for n in bundled if n.startswith("yolo")
-              for s in "nsmlx"]
+    scaled = [
+        re.sub(r"^(yolo\D*\d+)", rf"\g<1>{s}", n, count=1) for n in bundled if n.startswith("yolo") for s in "nsmlx"
+    ]
     close = difflib.get_close_matches(file, [*bundled, *scaled], n=5, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else f" (it ships {len(bundled)}: yolo11n.yaml, …)"
     raise UnknownYaml(f"ultralytics {_ultralytics().__version__} ships no model YAML {file!r}{hint}")
@@ -136,6 +142,9 @@ def count_ultralytics(name: str, imgsz: int | tuple[int, int] | None = None, **o
     if imgsz is not None:
         height, width = (imgsz, imgsz) if isinstance(imgsz, int) else imgsz
     options.setdefault("mode", "fake")
-    image = torch.rand(batch, channels, height, width) if options["mode"] == "real" else \
-        torch.empty(batch, channels, height, width, device="meta")
+    image = (
+        torch.rand(batch, channels, height, width)
+        if options["mode"] == "real"
+        else torch.empty(batch, channels, height, width, device="meta")
+    )
     return count(model, image, **options)
