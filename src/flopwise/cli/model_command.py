@@ -14,6 +14,7 @@ import io
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -133,30 +134,41 @@ def _extras(item: Counted, loaded: Loaded, options: argparse.Namespace, notify: 
         inputs = make_inputs(loaded.inputs, real=True)
         stage(f"measuring {loaded.spec}")
         try:
-            with _quiet_stderr(options.quiet):  # the profiler's C++ side prints to fd 2 (e.g. on CPU-only runs)
+            with _library_stderr(options.verbose, notify):
                 item.measurement = measure(model, inputs, device=options.device, peak_tflops=options.peak_tflops,
                                            recalibrate=options.recalibrate)
         except (ValueError, RuntimeError) as error:
             raise UsageError(f"{loaded.spec}: --measure failed: {error}") from None
-        item.extra["measurement"] = item.measurement.table()
+        item.extra["measurement"] = item.measurement.table(depth=2 if options.depth == UNSET else options.depth)
     return item
 
 
 @contextlib.contextmanager
-def _quiet_stderr(quiet: bool) -> Iterator[None]:
-    """With --quiet, file descriptor 2 points at /dev/null for the block: C++ libraries write there directly."""
-    if not quiet:
+def _library_stderr(verbose: bool, notify: Callable[[str], None]) -> Iterator[None]:
+    """Unless --verbose, what libraries print on stderr while a model is measured is left out: the profiler's C++
+    side writes to file descriptor 2 directly ('ERROR … gpuGetDeviceCount failed' and its start and stop lines on a
+    CPU-only machine), so fd 2 points at /dev/null for the block, while Python's sys.stderr (notices, the progress
+    line) keeps the real one; Python warnings are said as notices after it."""
+    if verbose:
         yield
         return
     sys.stderr.flush()
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    python_stderr = sys.stderr
     os.dup2(devnull, 2)
+    sys.stderr = os.fdopen(saved, "w", encoding=python_stderr.encoding, errors="replace", closefd=False)
     try:
-        yield
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
+            yield
     finally:
+        sys.stderr.flush()
+        sys.stderr = python_stderr
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+    for warning in dict.fromkeys(str(w.message) for w in caught):
+        notify(f"warning while measuring: {warning}")
 
 
 def _with_times(text: str, counted: list[Counted], per_operator: bool) -> str:

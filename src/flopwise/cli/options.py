@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--peak-tflops", type=float, metavar="T", help="the device's peak TFLOP/s if unknown")
     measure.add_argument("--recalibrate", action="store_true",
                          help="measure this CPU's peaks again instead of using the cached calibration")
+    measure.add_argument("--verbose", "-v", action="store_true",
+                         help="also show what libraries print on stderr while measuring (the profiler's own lines)")
     return parser
 
 

@@ -4,13 +4,16 @@ Used for CPUs, where no datasheet figure applies to the machine as configured (c
 memory channels). So that two runs agree, torch's thread count is fixed for the calibration (and restored
 after), each kernel is warmed up, then timed in several trials of many runs each within a time budget; the
 peak is the median trial, reported with the trials' spread. A result is cached on disk per machine
-(peak_cache.py) with the date it was measured, so later runs reuse it instead of measuring again
-under whatever load they meet; `recalibrate=True` (`--recalibrate`) measures again and replaces it.
+(peak_cache.py) with the date it was measured and the machine's load average then, so later runs reuse it instead of
+measuring again under whatever load they meet; `recalibrate=True` (`--recalibrate`) measures again and replaces it.
+A cached result is checked by a tenth of a second of the same matmul first: one STALE times slower than that check
+was measured under load (by another process, another day) and is measured again, and the peaks' source says so.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
@@ -37,6 +40,8 @@ class Calibration:
     torch_version: str
     measured_at: str  # local time, ISO 8601
     cached: bool = False  # read from the cache, not measured in this process
+    load_average: float | None = None  # the machine's 1-minute load average as it was measured (None: unknown)
+    note: str = ""  # why this process measured again (a stale cached calibration); never cached
 
     @property
     def flops_spread(self) -> float:
@@ -59,7 +64,16 @@ class Calibration:
             f"{origin}: median of {len(self.matmul.samples)} trials of a {n}×{n}·{n}×{n} {self.dtype} matmul "
             f"(spread {self.flops_spread:.1%}) and of {len(self.copy.samples)} of a "
             f"{self.copy_bytes >> 20} MiB copy (spread {self.bytes_spread:.1%}), {self.threads} threads"
+            + self._load()
+            + (f"; {self.note}" if self.note else "")
         )
+
+    def _load(self) -> str:
+        """', under load (…)' when other work kept the CPUs busy as it was measured."""
+        cpus = os.cpu_count() or 1
+        if self.load_average is None or self.load_average < cpus / 2:
+            return ""
+        return f", under load (load average {self.load_average:.2g} on {cpus} CPUs: the peaks may be low)"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -137,11 +151,18 @@ def calibrate(
             f"{repeats} trials in {budget_s} s",
         ]
     )
+    stale = ""
     if cache and not recalibrate:
-        entry = peak_cache.read_entry(key)
-        if entry is not None:
-            with contextlib.suppress(KeyError, TypeError, ValueError):  # an entry of an older layout: measure
-                return replace(Calibration.from_dict(entry), cached=True)
+        cached = _cached(peak_cache.read_entry(key))
+        if cached is not None:
+            now = _spot_check(device, dtype, matmul_n, threads)
+            if now <= STALE * cached.flops_per_s:
+                return cached
+            stale = (
+                f"measured again: the calibration cached at {cached.measured_at[:16].replace('T', ' ')} "
+                f"({cached.flops_per_s / 1e9:.3g} GFLOP/s) is slower than a check now ({now / 1e9:.3g} GFLOP/s), "
+                "so it was measured under load"
+            )
     cuda = device.type == "cuda"
 
     def sync() -> None:
@@ -178,7 +199,44 @@ def calibrate(
         machine=machine,
         torch_version=torch.__version__,
         measured_at=datetime.now().astimezone().isoformat(timespec="seconds"),
+        load_average=_load_average(),
     )
     if cache:
         peak_cache.write_entry(key, result.to_dict())
-    return result
+    return replace(result, note=stale)
+
+
+STALE = 1.5  # a cached peak this many times slower than a quick check now was measured under load
+
+
+def _cached(entry: dict[str, Any] | None) -> Calibration | None:
+    if entry is None:
+        return None
+    try:
+        return replace(Calibration.from_dict(entry), cached=True, note="")
+    except (KeyError, TypeError, ValueError):  # an entry of an older layout: measured again
+        return None
+
+
+def _spot_check(device: torch.device, dtype: torch.dtype, n: int, threads: int) -> float:
+    """FLOP/s of the calibration's matmul now, timed as the calibration times it but briefly: the median of three
+    short trials (a tenth of a second in all)."""
+    cuda = device.type == "cuda"
+    with torch.no_grad(), pinned_threads(threads):
+        own = torch.Generator(device=device).manual_seed(0)
+        a = torch.randn(n, n, device=device, generator=own).to(dtype)
+        b = torch.randn(n, n, device=device, generator=own).to(dtype)
+
+        def matmul() -> None:
+            torch.mm(a, b)
+            if cuda:
+                torch.cuda.synchronize()
+
+        return 2 * n**3 / _trials(matmul, trials=3, budget_s=0.1, warmup_s=0.02).median
+
+
+def _load_average() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):  # not available on this system
+        return None
