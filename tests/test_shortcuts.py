@@ -473,3 +473,22 @@ def test_the_command_line_without_shortcuts_prints_the_same_count(tmp_path: Any)
     assert main(["torchvision:resnet18", "--no-shortcuts", "--format", "json", "-o", str(without), "-q"]) == 0
     assert with_shortcuts.read_text() == without.read_text()
     assert '"macs": 1814073344' in without.read_text()  # ResNet-18 at 224×224, torchvision's published 1.814 GMACs
+
+
+class RealBeside(nn.Module):
+    """A plain tensor attribute (not a parameter or buffer) stays real in a shape-only count; an op on it has the
+    shapes of one met before on a fake tensor."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.table = torch.randn(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(1, 8, 4) * 2 + self.table.view(1, 8, 4)
+
+
+def test_an_op_on_a_real_tensor_is_never_made_from_a_fake_record() -> None:
+    model, x = RealBeside(), torch.empty(8, 4, device="meta")  # no values followed: its view goes in the memo
+    flopwise.count(model, x, mode="fake")  # the memo now holds view (8, 4) → (1, 8, 4) of a fake tensor
+    on = flopwise.count(model, x, mode="fake")
+    assert figures(on) == figures(flopwise.count(model, x, mode="fake", shortcuts=False))

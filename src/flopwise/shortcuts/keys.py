@@ -96,7 +96,7 @@ def _tensor_key(t: torch.Tensor, index: int) -> Any:
         return "nested", nested, t.dtype, t.device, index
     if t.layout != torch.strided:  # a sparse tensor's cost depends on the values it stores, not its shape
         return t.shape, t.layout, stored_values(t), t.dtype, t.device, index
-    return t.shape, t.dtype, t.stride(), t.storage_offset(), t.device, index
+    return "real", t.shape, t.dtype, t.stride(), t.storage_offset(), t.device, index  # never a fake tensor's key
 
 
 def _expressions(sizes: Any) -> tuple[Any, ...]:

@@ -259,7 +259,9 @@ class Replicas:
         """Whether counting the op normally follows a value (shapes_only/values.py), which a replay would not: every
         tensor it reads has one (its outputs get theirs; a random op draws), or it writes one in place."""
         values = self.values.known
-        return (bool(inputs) and all(t in values for t in inputs)) or (entry.in_place and args[0] in values)
+        if (bool(inputs) and all(t in values for t in inputs)) or (entry.in_place and args[0] in values):
+            return True
+        return not all_fake(inputs)  # an op on real tensors makes real outputs: never made as fake ones
 
     def _outputs(self, entry: Entry, args: tuple[Any, ...], inputs: list[torch.Tensor]) -> tuple[Any, Any, Any]:
         if entry.in_place:
