@@ -1,4 +1,9 @@
-"""What `flopwise MODEL` and `flopwise compare` share: options, counting a loaded model, output, exit codes."""
+"""What `flopwise MODEL` and `flopwise compare` share: options, counting a loaded model, output, exit codes.
+
+The console script starts without the package root's API (see flopwise/__init__.py), so the renderers, the
+explanation and the training step, which register themselves with Report and count() when imported, are imported
+here, by every command that counts.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from typing import Any
 
 import torch
 
+from .. import explanation, render, train  # noqa: F401 - register Report's views and step="train" (see above)
 from ..core.conventions import Convention, resolve, with_attention
 from ..counter import count, counting
 from ..engine.prepare import describe_inputs

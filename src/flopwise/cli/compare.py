@@ -203,6 +203,7 @@ def rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
                 model=r.model, inputs=r.inputs, params=r.params, macs=r.macs, flops=r.flops,
                 bytes_read=r.bytes_read, bytes_written=r.bytes_written, intensity=r.total.intensity,
                 params_ratio=r.params / first.params if first.params else None,
+                macs_ratio=r.macs / first.macs if first.macs else None,
                 flops_ratio=r.flops / first.flops if first.flops else None,
                 complete=r.complete, unsupported=r.unsupported,
                 effective_macs=r.effective_macs, param_memory=r.param_memory, energy_j=list(r.energy().total_j),
@@ -229,9 +230,19 @@ def render(outcomes: list[Outcome], fmt: str) -> str:
         writer.writeheader()
         writer.writerows(rows(outcomes))
         return out.getvalue()
-    if fmt == "html":  # a section per model that counted
+    if fmt == "html":  # the comparison table, then a section per model that counted
         done = [o for o in outcomes if o.report is not None]
-        return render_html_report([o.report for o in done if o.report], titles=[o.spec for o in done])
+        section = {id(o): i for i, o in enumerate(done)}
+        models = [
+            {**record, "bytes": record.get("bytes_read", 0) + record.get("bytes_written", 0) if o.report else None,
+             "section": section.get(id(o))}
+            for o, record in zip(outcomes, rows(outcomes), strict=True)
+        ]
+        base = baseline(outcomes)
+        comparison = {"baseline": base.spec if base else None, "models": models,
+                      "convention": base.report.convention.name if base and base.report else None}
+        return render_html_report([o.report for o in done if o.report], titles=[o.spec for o in done],
+                                  comparison=comparison)
     return _table(outcomes, markdown=fmt == "markdown")
 
 

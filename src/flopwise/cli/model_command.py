@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .. import train  # noqa: F401 - registers step="train" with count() (the package root may not be imported)
 from ..examples import guide_examples
 from ..explanation import render_explanation
 from ..hardware import measure

@@ -178,7 +178,9 @@
       rows.forEach(function (r) {
         var tr = el("tr", {"data-name": spec.name(r), "class": spec.rowClass(r)});
         spec.columns.forEach(function (col) {
-          var td = el("td", {"class": col.num ? "num" : "", text: col.show(r)});
+          var td = el("td", {"class": col.num ? "num" : ""});
+          var link = col.href ? col.href(r) : null;  // a cell that links to another part of the page
+          if (link) { td.appendChild(el("a", {href: link, text: col.show(r)})); } else { td.textContent = col.show(r); }
           if (col.num) { td.setAttribute("data-value", String(col.value(r))); }
           if (col.indent && sortKey === null && !needle) { td.style.paddingLeft = 0.4 + r.depth * 1.1 + "em"; }
           tr.appendChild(td);
@@ -261,6 +263,42 @@
         el("pre", {text: data.explanation})]));
     return box;
   }
+
+  // — `flopwise compare --format html`: the models side by side, ratios to the baseline, each linked to its report —
+  function ratio(value) { return Number(value.toPrecision(3)) + "×"; }
+
+  function comparisonTable(data) {
+    function metric(key, header, show) {
+      var known = function (r) { return r[key] !== undefined && r[key] !== null; };
+      return {key: key, header: header, num: true, value: function (r) { return known(r) ? r[key] : -Infinity; },
+        show: function (r) { return known(r) ? show(r[key]) : (r.error ? "" : "–"); }};
+    }
+    function note(r) { return r.error ? "FAILED: " + r.error : r.complete === false ? "lower bound" : ""; }
+    return table({
+      cls: "compared", title: "Models compared", reset: "command-line order", placeholder: "filter models",
+      rows: data.models, name: function (r) { return r.spec; },
+      text: function (r) { return r.spec + " " + (r.model || "") + " " + note(r); },
+      rowClass: function (r) { return r.error ? "unknown" : r.spec === data.baseline ? "root" : ""; },
+      columns: [
+        {key: "model", header: "Model", value: function (r) { return r.spec; }, show: function (r) { return r.spec; },
+          href: function (r) { return r.section === null ? null : "#report-" + r.section; }},
+        metric("params", "Params", exact), metric("macs", "MACs", exact), metric("flops", "FLOPs", exact),
+        metric("bytes", "Bytes moved", exact), metric("intensity", "FLOP/B", function (v) { return v.toFixed(1); }),
+        metric("params_ratio", "Params ×", ratio), metric("macs_ratio", "MACs ×", ratio),
+        metric("flops_ratio", "FLOPs ×", ratio),
+        {key: "note", header: "Note", value: note, show: note}
+      ]
+    });
+  }
+
+  document.querySelectorAll("section.comparison").forEach(function (section) {
+    var data = JSON.parse(section.querySelector("script.flopwise-comparison").textContent);
+    section.appendChild(el("h2", {text: data.models.length + " models compared"}));
+    section.appendChild(comparisonTable(data));
+    section.appendChild(el("p", {"class": "hint", text: (data.baseline ? "Ratios are relative to " + data.baseline +
+      " (the first model that counted)" : "No model counted, so there are no ratios") + "; convention " +
+      (data.convention || "-") + ". Click a header to sort, a model to see its report below."}));
+  });
 
   document.querySelectorAll("section.report").forEach(function (section) {
     var data = JSON.parse(section.querySelector("script.flopwise-data").textContent);

@@ -98,12 +98,24 @@ def _measurement_html(measurement: Any) -> str:
 
 
 def render_html_report(
-    reports: Sequence[Report], measurements: Sequence[Any] | None = None, titles: Sequence[str] | None = None
+    reports: Sequence[Report],
+    measurements: Sequence[Any] | None = None,
+    titles: Sequence[str] | None = None,
+    comparison: dict[str, Any] | None = None,
 ) -> str:
-    """One page with a section per report; `measurements[i]` (or None) and `titles[i]` go with `reports[i]`."""
+    """One page with a section per report; `measurements[i]` (or None) and `titles[i]` go with `reports[i]`.
+    `comparison` (`flopwise compare --format html`): {"baseline", "convention", "models": a record per model given,
+    with its ratios to the baseline and "section", the index of its report or None} drawn first as one sortable
+    table, each model linked to its report below."""
     measurements = list(measurements) if measurements is not None else [None] * len(reports)
     titles = list(titles) if titles is not None else [r.model for r in reports]
     sections = []
+    if comparison is not None:
+        data = json.dumps(comparison, ensure_ascii=False).replace("<", "\\u003c")
+        sections.append(
+            '<section class="comparison" id="comparison">'
+            f'<script type="application/json" class="flopwise-comparison">{data}</script></section>'
+        )
     for i, (report, measurement, title) in enumerate(zip(reports, measurements, titles, strict=True)):
         extra = _measurement_html(measurement) if measurement is not None else ""
         sections.append(
@@ -111,7 +123,10 @@ def render_html_report(
             f"{_json_script(report_data(report))}{extra}</section>"
         )
     nav = "".join(f'<a href="#report-{i}">{escape(t)}</a>' for i, t in enumerate(titles)) if len(titles) > 1 else ""
-    page_title = "flopwise: " + ", ".join(r.model for r in reports)
+    if comparison is not None:  # the table links every model; a nav of 80 names would only repeat it
+        nav = f'<a href="#comparison">the comparison</a> ({len(reports)} reports below it)'
+    names = ", ".join(r.model for r in reports)
+    page_title = "flopwise: " + (f"{len(comparison['models'])} models compared" if comparison is not None else names)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">'
