@@ -188,10 +188,6 @@ def diff_parser() -> argparse.ArgumentParser:
         epilog=DIFF_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("before", metavar="BEFORE.json")
     parser.add_argument("after", metavar="AFTER.json")
-    parser.add_argument("--rebuild-limit", type=float, metavar="GIB",
-                        help="the most GiB of weights filled with random values when a model must run for real "
-                             "(--mode real, --measure, a count that needs data, --step train; default 2, or "
-                             "FLOPWISE_REBUILD_LIMIT)")
     parser.add_argument("--format", type=output_format, choices=("table", "markdown", "json"), default="table",
                         help="output format (default table; md = markdown)")
     parser.add_argument("--all", action="store_true", help="also list the modules that did not change")
