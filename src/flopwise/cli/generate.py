@@ -19,6 +19,7 @@ from .common import chosen_convention, emit
 from .errors import UsageError
 from .inputs import make_inputs
 from .spec import Loaded
+from .terminal import stage
 
 
 def generate_main(loaded: Loaded, options: argparse.Namespace, notify: Callable[[str], None]) -> int:
@@ -30,6 +31,7 @@ def generate_main(loaded: Loaded, options: argparse.Namespace, notify: Callable[
         raise UsageError(f"--generate expects a number of new tokens ≥ 1, got {options.generate}")
     for note in loaded.notes:
         notify(note)
+    stage(f"counting generate() of {options.generate} new tokens on {loaded.spec}")
     report = count_generate(_causal_lm(loaded.model), ids, options.generate, convention=chosen_convention(options),
                             do_sample=False, pad_token_id=0)
     if options.format == "json":  # the flopwise/1 report with its phases, and one entry per forward

@@ -130,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--step", choices=("forward", "train"), default="forward",
                         help="count one forward (default) or a training step split by phase: forward, backward "
                              "(loss: the model's .loss, else the sum of its output), no optimizer")
-    sweeps = parser.add_argument_group("sweeps (one exact polynomial fit, evaluated at every size)")
+    # the group and the flags as sweep.py's owner words them (sweep.add_sweep_options, no longer called)
+    sweeps = parser.add_argument_group("sweeps (one run with symbolic sizes where it holds, counts elsewhere)")
     sweeps.add_argument("--sweep", action="append", default=[], metavar="NAME=START:STOP:xF|+S",
                         help="batch or seq over a range: seq=128:32768:x2 (doubling), batch=1:8:+1, or seq=1,64,512")
     sweeps.add_argument("--plot", metavar="FILE", help="with --sweep: plot MACs, FLOPs and bytes to FILE (.png, .svg)")
