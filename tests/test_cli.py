@@ -87,7 +87,12 @@ def prepare(root: Path) -> dict[str, list[str]]:
         "file_csv": [f"{models}:build", "--format", "csv"],
         "tv_json": ["torchvision:resnet18", "--format", "json", "--quiet"],
         "markdown": [
-            "guides:SimpleConv", "--format", "markdown", "--per-operator", "--output", str(root / "md" / "c.md")
+            "guides:SimpleConv",
+            "--format",
+            "markdown",
+            "--per-operator",
+            "--output",
+            str(root / "md" / "c.md"),
         ],
         "hf_json": [f"hf:{root / 'gpt2'}", "--tokens", "1x16", "--format", "json"],
         "pt2_json": [str(root / "conv.pt2"), "--format", "json", "--quiet"],
@@ -97,12 +102,24 @@ def prepare(root: Path) -> dict[str, list[str]]:
         "fallback": [f"{models}:Filter", "--input", "3x8", "--format", "json"],
         "unsupported": [f"{models}:Mystery", "--input", "3x8", "--per-operator"],
         "raises": [f"{models}:broken"],
-        "compare": ["compare", "guides:SimpleConv", "guides:SimpleLinearModel", f"{models}:broken",
-                    "--plot", str(root / "plots" / "zoo"), "--progress"],
+        "compare": [
+            "compare",
+            "guides:SimpleConv",
+            "guides:SimpleLinearModel",
+            f"{models}:broken",
+            "--plot",
+            str(root / "plots" / "zoo"),
+            "--progress",
+        ],
         "compare_list": ["compare", "--list", str(root / "zoo.txt"), "--format", "json"],
         "compare_first_fails": ["compare", f"{models}:broken", "guides:SimpleLinearModel", "guides:SimpleConv"],
         "compare_incomplete": [
-            "compare", f"{models}:Mystery", "--input", "3x8", "--plot", str(root / "plots" / "part")
+            "compare",
+            f"{models}:Mystery",
+            "--input",
+            "3x8",
+            "--plot",
+            str(root / "plots" / "part"),
         ],
     }
 
@@ -226,7 +243,9 @@ def test_compare_keeps_the_given_order_and_names_the_baseline_that_counted(runs)
     result = ok(runs["compare_first_fails"], 1)
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines[2:5]] == [
-        f"{runs['_root'] / 'models.py'}:broken", "guides:SimpleLinearModel", "guides:SimpleConv"  # not sorted
+        f"{runs['_root'] / 'models.py'}:broken",
+        "guides:SimpleLinearModel",
+        "guides:SimpleConv",  # not sorted
     ]
     footer = next(line for line in lines if "ratios" in line)
     assert "ratios are relative to guides:SimpleLinearModel (the first model that counted)" in footer
@@ -248,7 +267,9 @@ def test_compare_list_file_and_glob(runs):
     doc = json.loads(ok(runs["compare_list"]).stdout)
     assert doc["baseline"] == "torchvision:squeezenet1_0"
     assert [m["spec"] for m in doc["models"]] == [
-        "torchvision:squeezenet1_0", "torchvision:squeezenet1_1", "guides:SimpleConv"
+        "torchvision:squeezenet1_0",
+        "torchvision:squeezenet1_1",
+        "guides:SimpleConv",
     ]
     first, _, conv = doc["models"]
     assert conv["macs"] == GUIDES["SimpleConv"]

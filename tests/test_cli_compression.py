@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_cli import SCRIPT
 
-MODELS = '''
+MODELS = """
 import warnings
 import torch
 from torch import nn
@@ -57,7 +57,7 @@ def static():
         tq.prepare(model, inplace=True)
         model(torch.rand(4, 64))  # calibration
         return tq.convert(model)
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +69,29 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.Compl
         "by_dtype_json": ["models.py:Autocast", "--input", "4x16", "--format", "json"],
         "density": ["models.py:pruned", "--input", "4x64"],
         "compare": ["compare", "models.py:dense", "models.py:pruned", "models.py:int8", "--input", "4x64", "-q"],
-        "compare_json": ["compare", "models.py:dense", "models.py:pruned", "models.py:int8", "--input", "4x64",
-                         "--format", "json", "-q"],
-        "compare_meta": ["compare", "models.py:dense", "models.py:int8", "models.py:static", "--input", "4x64",
-                         "--mode", "meta", "--format", "json"],  # not quiet: the notice of the real count
+        "compare_json": [
+            "compare",
+            "models.py:dense",
+            "models.py:pruned",
+            "models.py:int8",
+            "--input",
+            "4x64",
+            "--format",
+            "json",
+            "-q",
+        ],
+        "compare_meta": [
+            "compare",
+            "models.py:dense",
+            "models.py:int8",
+            "models.py:static",
+            "--input",
+            "4x64",
+            "--mode",
+            "meta",
+            "--format",
+            "json",
+        ],  # not quiet: the notice of the real count
     }
 
     def run(args: list[str]) -> subprocess.CompletedProcess[str]:
@@ -95,7 +114,7 @@ def test_by_dtype_table(runs: dict[str, subprocess.CompletedProcess[str]]) -> No
     lines = _ok(runs["by_dtype"]).splitlines()
     header = next(i for i, line in enumerate(lines) if line.startswith("Dtype"))
     assert _cells(lines[header]) == ["Dtype", "MACs", "FLOPs", "Bytes moved", "Weight memory", "Energy (estimate)"]
-    bf16, fp32, total = (_cells(line) for line in lines[header + 2:header + 5])
+    bf16, fp32, total = (_cells(line) for line in lines[header + 2 : header + 5])
     # 4·16·8 MACs; 2·512 + 32 bias adds = 1,056 FLOPs; casts of x, W, b to bf16 and addmm: 1,200 + 464 bytes
     assert bf16[:5] == ["bfloat16", "512", "1.06 k", "1.62 KiB", "–"]  # no bfloat16 weights: autocast casts copies
     # relu on 4×8 outside autocast; y.float() and relu move 192 + 256 bytes; weights (8·16 + 8)·4 bytes

@@ -15,8 +15,32 @@ from test_cli import SCRIPT
 
 from flopwise.cli import main
 
-GRAMMAR = st.sampled_from(["x", "×", "*", ":", "=", "1", "0", "3", "28", "99999999999999999999", "int64", "bf16",
-                           "pixel_values", "guides:", "torchvision:", "hf:", ".py", ".pt2", "/", " ", "-", ","])
+GRAMMAR = st.sampled_from(
+    [
+        "x",
+        "×",
+        "*",
+        ":",
+        "=",
+        "1",
+        "0",
+        "3",
+        "28",
+        "99999999999999999999",
+        "int64",
+        "bf16",
+        "pixel_values",
+        "guides:",
+        "torchvision:",
+        "hf:",
+        ".py",
+        ".pt2",
+        "/",
+        " ",
+        "-",
+        ",",
+    ]
+)
 TEXT = st.one_of(st.text(max_size=30), st.lists(GRAMMAR, max_size=8).map("".join))
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -45,8 +69,14 @@ def test_any_input_exits_0_1_or_2_without_a_traceback(text, flag, capsys):
     assert code in (0, 1, 2) and "Traceback" not in err
 
 
-@pytest.mark.parametrize("args", [["--", "a" * 5000 + ".py:build"], ["guides:SimpleConv", "--input", "1x²"],
-                                  ["guides:SimpleConv", "--input", "99999999999999999999x1x28x28"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--", "a" * 5000 + ".py:build"],
+        ["guides:SimpleConv", "--input", "1x²"],
+        ["guides:SimpleConv", "--input", "99999999999999999999x1x28x28"],
+    ],
+)
 def test_the_console_script_agrees(args):
     result = subprocess.run([SCRIPT, *args], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and "Traceback" not in result.stderr and result.stderr.count("\n") == 1

@@ -104,22 +104,29 @@ def malicious_files(root: Path) -> dict[str, Path]:
         good, root / "a.pt2", {"data/sample_inputs/model.pt": evil("pt2_sample_inputs")}
     )
     files["pt2_pickled_weight"] = rewrite(
-        good, root / "b.pt2", {"data/weights/weight_0": evil("pt2_pickled_weight")},
+        good,
+        root / "b.pt2",
+        {"data/weights/weight_0": evil("pt2_pickled_weight")},
         {"data/weights/model_weights_config.json": {"fc.weight": {"use_pickle": True}}},
     )
     raw = pickle.dumps(Evil(root / "pt2_raw_pickled_constant.marker"), protocol=0)  # no torch.save wrapper
     files["pt2_raw_pickled_constant"] = rewrite(
-        good, root / "c.pt2", {"data/constants/tensor_0": raw},
+        good,
+        root / "c.pt2",
+        {"data/constants/tensor_0": raw},
         {"data/constants/model_constants_config.json": {"lifted_tensor_0": {"use_pickle": True}}},
     )
     opaque = pickle.dumps(Evil(root / "pt2_opaque_constant.marker"))
     entry = {"path_name": "opaque_obj_0", "use_pickle": True}
     files["pt2_opaque_constant"] = rewrite(
-        good, root / "d.pt2", {"data/constants/opaque_obj_0": opaque},
+        good,
+        root / "d.pt2",
+        {"data/constants/opaque_obj_0": opaque},
         {"data/constants/model_constants_config.json": {"lifted_tensor_0": entry}},
     )
     files["pt2_old_format_member"] = rewrite(  # torch falls back to the 2.7 format when the new one fails to load
-        good, root / "e.pt2",
+        good,
+        root / "e.pt2",
         {"models/model.json": b"{}", "serialized_example_inputs.pt": evil("pt2_old_format_member")},
     )
     (root / "f.pt").write_bytes(evil("pt"))
@@ -144,11 +151,15 @@ def runs(tmp_path_factory):
     subprocess.run([sys.executable, "-c", saver], cwd=root, check=True, env={**os.environ, "PYTHONPATH": str(root)})
     (root / "gone.py").unlink()  # its class can no longer be imported
     sys.path.remove(str(root))
-    rss = ("import resource, sys\nfrom flopwise.cli import main\nmain(sys.argv[1:])\n"
-           "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # the peak, KiB")
-    boom = ("import sys\nfrom flopwise.cli import main, model_command\n"
-            "def boom(*a, **k): raise ZeroDivisionError('a bug')\n"
-            "model_command._render = boom\nsys.exit(main(sys.argv[1:]))")
+    rss = (
+        "import resource, sys\nfrom flopwise.cli import main\nmain(sys.argv[1:])\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # the peak, KiB"
+    )
+    boom = (
+        "import sys\nfrom flopwise.cli import main, model_command\n"
+        "def boom(*a, **k): raise ZeroDivisionError('a bug')\n"
+        "model_command._render = boom\nsys.exit(main(sys.argv[1:]))"
+    )
     conv = "models.py:Conv"
     cases = {
         "malicious": [SCRIPT, "compare", *map(str, files.values()), "--input", "2x4", "--format", "json"],
@@ -170,8 +181,16 @@ def runs(tmp_path_factory):
 
     def run(name: str) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, **envs.get(name, {})}
-        return subprocess.run(cases[name], capture_output=True, text=True, cwd=root, timeout=300, env=env,
-                              encoding="utf-8", errors="replace")
+        return subprocess.run(
+            cases[name],
+            capture_output=True,
+            text=True,
+            cwd=root,
+            timeout=300,
+            env=env,
+            encoding="utf-8",
+            errors="replace",
+        )
 
     with ThreadPoolExecutor(max_workers=3) as pool:
         results = dict(zip(cases, pool.map(run, cases)))
@@ -229,8 +248,10 @@ def test_the_users_model_failing_exits_2(runs):
 def test_a_bug_in_flopwise_exits_3_in_one_line(runs):
     _, _, results = runs
     bug = exited(results["internal"], 3)
-    assert bug.strip() == ("flopwise: internal error: ZeroDivisionError: a bug (a bug in flopwise, please report it; "
-                           "--traceback shows where)")
+    assert bug.strip() == (
+        "flopwise: internal error: ZeroDivisionError: a bug (a bug in flopwise, please report it; "
+        "--traceback shows where)"
+    )
     assert "Traceback" in exited(results["internal_tb"], 3)
     assert "Traceback" in exited(results["usage_tb"], 2)  # --traceback on a usage error: the trace, still 2
 
@@ -268,17 +289,24 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
 
 
 def test_output_files_say_when_they_replace_one(tmp_path):
-    first = subprocess.run([SCRIPT, "guides:SimpleLinearModel", "-o", "r.txt"], capture_output=True, text=True,
-                           cwd=tmp_path)
-    second = subprocess.run([SCRIPT, "guides:SimpleLinearModel", "-o", "r.txt"], capture_output=True, text=True,
-                            cwd=tmp_path)
+    first = subprocess.run(
+        [SCRIPT, "guides:SimpleLinearModel", "-o", "r.txt"], capture_output=True, text=True, cwd=tmp_path
+    )
+    second = subprocess.run(
+        [SCRIPT, "guides:SimpleLinearModel", "-o", "r.txt"], capture_output=True, text=True, cwd=tmp_path
+    )
     assert first.stderr.strip() == "flopwise: wrote r.txt" and second.stderr.strip() == "flopwise: replaced r.txt"
 
 
 def test_ctrl_c_in_compare_prints_the_finished_rows_and_exits_130(tmp_path):
     (tmp_path / "models.py").write_text(MODELS)
-    process = subprocess.Popen([SCRIPT, "compare", "guides:SimpleLinearModel", "models.py:slow", "guides:SimpleConv"],
-                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [SCRIPT, "compare", "guides:SimpleLinearModel", "models.py:slow", "guides:SimpleConv"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 240
     while not (tmp_path / "slow.started").exists() and time.monotonic() < deadline:
         time.sleep(0.1)

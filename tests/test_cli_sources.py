@@ -128,7 +128,6 @@ def test_hf_name_absent_from_the_cache(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-
 def test_hf_name_no_repository_can_have(tmp_path):
     pytest.importorskip("transformers")
     done = run("hf:.0", cwd=tmp_path)  # found by the fuzz test: huggingface_hub refuses the name itself
@@ -139,24 +138,54 @@ def test_hf_name_no_repository_can_have(tmp_path):
 
 # — diffusers: from a config —
 
-UNET = {"_class_name": "UNet2DConditionModel", "sample_size": 8, "in_channels": 4, "out_channels": 4,
-        "layers_per_block": 1, "block_out_channels": [32, 64], "down_block_types": ["CrossAttnDownBlock2D",
-        "DownBlock2D"], "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"], "cross_attention_dim": 32,
-        "attention_head_dim": 8, "norm_num_groups": 8}
-VAE = {"_class_name": "AutoencoderKL", "sample_size": 16, "in_channels": 3, "out_channels": 3, "latent_channels": 4,
-       "block_out_channels": [16, 32], "down_block_types": ["DownEncoderBlock2D"] * 2,
-       "up_block_types": ["UpDecoderBlock2D"] * 2, "norm_num_groups": 8}
-DIT = {"_class_name": "DiTTransformer2DModel", "sample_size": 8, "in_channels": 4, "out_channels": 4,
-       "patch_size": 2, "num_layers": 2, "num_attention_heads": 2, "attention_head_dim": 16,
-       "num_embeds_ada_norm": 10}
+UNET = {
+    "_class_name": "UNet2DConditionModel",
+    "sample_size": 8,
+    "in_channels": 4,
+    "out_channels": 4,
+    "layers_per_block": 1,
+    "block_out_channels": [32, 64],
+    "down_block_types": ["CrossAttnDownBlock2D", "DownBlock2D"],
+    "up_block_types": ["UpBlock2D", "CrossAttnUpBlock2D"],
+    "cross_attention_dim": 32,
+    "attention_head_dim": 8,
+    "norm_num_groups": 8,
+}
+VAE = {
+    "_class_name": "AutoencoderKL",
+    "sample_size": 16,
+    "in_channels": 3,
+    "out_channels": 3,
+    "latent_channels": 4,
+    "block_out_channels": [16, 32],
+    "down_block_types": ["DownEncoderBlock2D"] * 2,
+    "up_block_types": ["UpDecoderBlock2D"] * 2,
+    "norm_num_groups": 8,
+}
+DIT = {
+    "_class_name": "DiTTransformer2DModel",
+    "sample_size": 8,
+    "in_channels": 4,
+    "out_channels": 4,
+    "patch_size": 2,
+    "num_layers": 2,
+    "num_attention_heads": 2,
+    "attention_head_dim": 16,
+    "num_embeds_ada_norm": 10,
+}
 # the CLI's defaults for them, made real: sample or hidden_states 1×C×S×S, one timestep, 77 text tokens
 REAL_INPUTS = {
-    "UNet2DConditionModel": lambda: {"sample": torch.rand(1, 4, 8, 8), "timestep": torch.zeros(1, dtype=torch.int64),
-                                     "encoder_hidden_states": torch.rand(1, 77, 32)},
+    "UNet2DConditionModel": lambda: {
+        "sample": torch.rand(1, 4, 8, 8),
+        "timestep": torch.zeros(1, dtype=torch.int64),
+        "encoder_hidden_states": torch.rand(1, 77, 32),
+    },
     "AutoencoderKL": lambda: {"sample": torch.rand(1, 3, 16, 16)},
-    "DiTTransformer2DModel": lambda: {"hidden_states": torch.rand(1, 4, 8, 8),
-                                      "timestep": torch.zeros(1, dtype=torch.int64),
-                                      "class_labels": torch.zeros(1, dtype=torch.int64)},
+    "DiTTransformer2DModel": lambda: {
+        "hidden_states": torch.rand(1, 4, 8, 8),
+        "timestep": torch.zeros(1, dtype=torch.int64),
+        "class_labels": torch.zeros(1, dtype=torch.int64),
+    },
 }
 
 
@@ -185,6 +214,7 @@ def hooked_macs(model: torch.nn.Module, inputs: dict) -> int:
     def projection(name):
         def keep(_module, _args, out):
             seen[name] = out.shape
+
         return keep
 
     def attention(_module, _args, _out):
@@ -242,8 +272,10 @@ def test_diffusers_inputs_by_name_and_batch(tmp_path):
         (None, "no config.json at .*model.save_config"),
         ("{not json", "is not valid JSON"),
         (json.dumps({"sample_size": 8}), 'has no "_class_name" key'),
-        (json.dumps({"_class_name": "UNet2DConditionModle"}), "has no class of that name: 'UNet2DConditionModle'; "
-                                                             "did you mean UNet2DConditionModel"),
+        (
+            json.dumps({"_class_name": "UNet2DConditionModle"}),
+            "has no class of that name: 'UNet2DConditionModle'; did you mean UNet2DConditionModel",
+        ),
         (json.dumps({"_class_name": "DDPMScheduler"}), "has a pipeline or scheduler, not a model: 'DDPMScheduler'"),
         (json.dumps({"_class_name": "UNet1DModel"}), "no default inputs known for UNet1DModel; give them by name"),
     ],
@@ -259,8 +291,12 @@ def test_diffusers_mistakes(tmp_path, content, message):
 def test_diffusers_sdxl_text_time_conditioning(tmp_path):
     diffusers = pytest.importorskip("diffusers")
     pooled, time_dim = 24, 8
-    sdxl = {**UNET, "addition_embed_type": "text_time", "addition_time_embed_dim": time_dim,
-            "projection_class_embeddings_input_dim": pooled + 6 * time_dim}  # pooled text + 6 embedded size numbers
+    sdxl = {
+        **UNET,
+        "addition_embed_type": "text_time",
+        "addition_time_embed_dim": time_dim,
+        "projection_class_embeddings_input_dim": pooled + 6 * time_dim,
+    }  # pooled text + 6 embedded size numbers
     (tmp_path / "config.json").write_text(json.dumps(sdxl))
     done = run(f"diffusers:{tmp_path}", "--format", "json", "--quiet")
     assert done.returncode == 0, done.stderr

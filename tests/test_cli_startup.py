@@ -18,7 +18,7 @@ from test_cli import SCRIPT  # the console script beside this interpreter
 import flopwise.counter
 from flopwise.cli.options import MODES, build_parser, compare_parser, diff_parser, parse
 
-SLOW = '''
+SLOW = """
 import time
 from torch import nn
 
@@ -30,7 +30,7 @@ class Slow(nn.Module):
     def forward(self, x):
         time.sleep(3)
         return self.fc(x)
-'''
+"""
 
 TORCH_FREE = """
 import sys
@@ -44,15 +44,24 @@ print("exit", code, "torch imported:", "torch" in sys.modules)
 """
 
 
-@pytest.mark.parametrize("args, code", [
-    (["--help"], 0), (["--version"], 0), (["compare", "--help"], 0), (["diff", "--help"], 0),
-    (["guides:SimpleConv", "--depth", "two"], 2), (["guides:SimpleConv", "--explain", "--format", "csv"], 2),
-    (["--bogus"], 2), (["--batch", "2"], 2),
-])
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (["--help"], 0),
+        (["--version"], 0),
+        (["compare", "--help"], 0),
+        (["diff", "--help"], 0),
+        (["guides:SimpleConv", "--depth", "two"], 2),
+        (["guides:SimpleConv", "--explain", "--format", "csv"], 2),
+        (["--bogus"], 2),
+        (["--batch", "2"], 2),
+    ],
+)
 def test_help_version_and_usage_errors_import_no_torch(args, code):
     """As the console script starts (argv[0] is the script): the package root leaves the API out until it is used."""
-    result = subprocess.run([sys.executable, "-c", TORCH_FREE.format(script=SCRIPT, args=args)],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", TORCH_FREE.format(script=SCRIPT, args=args)], capture_output=True, text=True, timeout=120
+    )
     assert result.stdout.strip().splitlines()[-1] == f"exit {code} torch imported: False", result.stderr
 
 
@@ -74,8 +83,13 @@ def test_a_program_importing_flopwise_gets_the_whole_api():
 def test_ctrl_c_at_any_moment_exits_130_quietly(tmp_path, after_s):
     """Whether Ctrl-C lands while torch is imported, while the model loads or while it is counted."""
     (tmp_path / "slow.py").write_text(SLOW)
-    process = subprocess.Popen([SCRIPT, "slow.py:Slow", "--input", "1x4"], cwd=tmp_path, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [SCRIPT, "slow.py:Slow", "--input", "1x4"],
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     time.sleep(after_s)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
@@ -97,8 +111,9 @@ def test_a_long_run_says_what_it_is_doing_with_progress_and_not_with_quiet(tmp_p
 def test_on_a_terminal_the_progress_line_is_drawn_in_place_and_cleared(tmp_path):
     (tmp_path / "slow.py").write_text(SLOW)
     leader, follower = pty.openpty()
-    process = subprocess.Popen([SCRIPT, "slow.py:Slow", "--input", "1x4"], cwd=tmp_path, stdout=subprocess.PIPE,
-                               stderr=follower)
+    process = subprocess.Popen(
+        [SCRIPT, "slow.py:Slow", "--input", "1x4"], cwd=tmp_path, stdout=subprocess.PIPE, stderr=follower
+    )
     os.close(follower)
     drawn = b""
     while True:

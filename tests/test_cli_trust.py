@@ -16,7 +16,7 @@ from test_cli import SCRIPT  # the console script beside this interpreter
 
 from flopwise.cli import main as cli_main
 
-EXITS = '''
+EXITS = """
 import sys
 import torch
 from torch import nn
@@ -39,8 +39,8 @@ class QuitsInForward(Tiny):
 
 def exits_when_built():
     sys.exit(0)
-'''
-ARGPARSE = '''
+"""
+ARGPARSE = """
 import argparse
 import sys
 from torch import nn
@@ -58,7 +58,7 @@ class Model(nn.Module):
 
     def forward(self, x):
         return self.fc(x)
-'''
+"""
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -79,12 +79,15 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-@pytest.mark.parametrize("spec, where", [
-    ("exits_on_import.py:Model", "while importing it (SystemExit(0))"),
-    ("exits.py:exits_when_built", "in exits_when_built() (SystemExit(0))"),
-    ("exits.py:ExitsInForward", "in its forward (SystemExit(0))"),
-    ("exits.py:QuitsInForward", "in its forward (SystemExit())"),
-])
+@pytest.mark.parametrize(
+    "spec, where",
+    [
+        ("exits_on_import.py:Model", "while importing it (SystemExit(0))"),
+        ("exits.py:exits_when_built", "in exits_when_built() (SystemExit(0))"),
+        ("exits.py:ExitsInForward", "in its forward (SystemExit(0))"),
+        ("exits.py:QuitsInForward", "in its forward (SystemExit())"),
+    ],
+)
 def test_a_model_that_exits_fails_with_exit_2_and_no_verdict(files, capsys, spec, where):
     args = [spec, "--input", "1x4", "--fail-if", "params>1G", "-o", "out.json", "--format", "json"]
     code, out, err = run(args, capsys)
@@ -117,12 +120,27 @@ def test_the_help_says_a_model_file_is_run(capsys):
 
 # — item 2: one size limit for every build with random weights —
 
-LLAMA_8B = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 4096,
-            "intermediate_size": 14336, "num_hidden_layers": 32, "num_attention_heads": 32,
-            "num_key_value_heads": 8, "vocab_size": 128256, "max_position_embeddings": 8192,
-            "torch_dtype": "bfloat16"}
-TINY_GPT2 = {"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"], "n_layer": 1, "n_embd": 32, "n_head": 2,
-             "vocab_size": 50, "n_positions": 64}
+LLAMA_8B = {
+    "model_type": "llama",
+    "architectures": ["LlamaForCausalLM"],
+    "hidden_size": 4096,
+    "intermediate_size": 14336,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 32,
+    "num_key_value_heads": 8,
+    "vocab_size": 128256,
+    "max_position_embeddings": 8192,
+    "torch_dtype": "bfloat16",
+}
+TINY_GPT2 = {
+    "model_type": "gpt2",
+    "architectures": ["GPT2LMHeadModel"],
+    "n_layer": 1,
+    "n_embd": 32,
+    "n_head": 2,
+    "vocab_size": 50,
+    "n_positions": 64,
+}
 
 
 def config(root: Path, name: str, content: dict) -> str:
@@ -229,9 +247,11 @@ def test_long_messages_end_at_a_sentence_and_torchs_advice_is_left_out():
     long = " ".join([f"Sentence {i} says one thing about the file and then ends." for i in range(12)])
     cut = first_line(ValueError(long))
     assert cut.endswith("ends. […]") and len(cut) <= 310 and long.startswith(cut.removesuffix(" […]"))
-    advice = ("Weights only load failed. Re-running `torch.load` with `weights_only` set to `False` will likely "
-              "succeed, but it can result in arbitrary code execution. Do it only if you got the file from a trusted "
-              "source.\nWeightsUnpickler error: Unsupported operand 149\nCheck the documentation of torch.load")
+    advice = (
+        "Weights only load failed. Re-running `torch.load` with `weights_only` set to `False` will likely "
+        "succeed, but it can result in arbitrary code execution. Do it only if you got the file from a trusted "
+        "source.\nWeightsUnpickler error: Unsupported operand 149\nCheck the documentation of torch.load"
+    )
     assert _first(RuntimeError(advice)) == "Unsupported operand 149"
 
 
@@ -254,8 +274,9 @@ def test_output_under_a_file_says_the_file_is_not_a_folder(tmp_path, capsys):
 
 def test_a_full_disk_on_stdout_is_exit_2_in_one_line(tmp_path):
     with open("/dev/full", "w") as full:
-        result = subprocess.run([SCRIPT, "guides:SimpleLinearModel", "-q"], stdout=full, stderr=subprocess.PIPE,
-                                text=True, timeout=300)
+        result = subprocess.run(
+            [SCRIPT, "guides:SimpleLinearModel", "-q"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=300
+        )
     assert result.returncode == 2, result.stderr
     assert result.stderr == "flopwise: error: cannot write the output to stdout (No space left on device)\n"
 
@@ -270,8 +291,9 @@ def test_allow_pickle_on_a_pt2_whose_code_runs_says_one_line(tmp_path):
     from test_cli_safety import malicious_files
 
     archive = malicious_files(tmp_path)["pt2_sample_inputs"]
-    result = subprocess.run([SCRIPT, str(archive), "--allow-pickle", "-q"], capture_output=True, text=True,
-                            timeout=300, cwd=tmp_path)
+    result = subprocess.run(
+        [SCRIPT, str(archive), "--allow-pickle", "-q"], capture_output=True, text=True, timeout=300, cwd=tmp_path
+    )
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "not a loadable torch.export archive" in result.stderr, result.stderr
     assert "Logging error" not in result.stderr and "Traceback" not in result.stderr
@@ -279,8 +301,14 @@ def test_allow_pickle_on_a_pt2_whose_code_runs_says_one_line(tmp_path):
 
 def test_a_config_naming_no_model_class_is_refused(tmp_path, capsys):
     pytest.importorskip("transformers")
-    llama = {"model_type": "llama", "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-             "num_attention_heads": 2, "vocab_size": 50}
+    llama = {
+        "model_type": "llama",
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "vocab_size": 50,
+    }
     for name in ("os.system", "AutoConfig"):
         code, out, err = run([config(tmp_path, name, {**llama, "architectures": [name]}), "--tokens", "1x4"], capsys)
         assert code == 2 and out == "", err

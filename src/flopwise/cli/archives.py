@@ -196,11 +196,27 @@ def _pickled(spec: str, data: bytes, allow_pickle: bool) -> Loaded:
 
 
 # what a plain torch.save of tensors imports: torch's rebuild functions, storages, dtypes and devices, an OrderedDict
-_PLAIN_GLOBALS = ("torch._utils.", "torch._tensor.", "torch.serialization.", "collections.OrderedDict",
-                  "torch.device", "torch.Size", "torch.float", "torch.int", "torch.bool", "torch.bfloat16")
+_PLAIN_GLOBALS = (
+    "torch._utils.",
+    "torch._tensor.",
+    "torch.serialization.",
+    "collections.OrderedDict",
+    "torch.device",
+    "torch.Size",
+    "torch.float",
+    "torch.int",
+    "torch.bool",
+    "torch.bfloat16",
+)
 # torch's advice around a failed weights_only load (to reload with weights_only=False): never passed on
-_ADVICE = ("weights only load failed", "weights_only", "trusted source", "please file an issue",
-           "check the documentation", "do those steps only")
+_ADVICE = (
+    "weights only load failed",
+    "weights_only",
+    "trusted source",
+    "please file an issue",
+    "check the documentation",
+    "do those steps only",
+)
 
 
 def pickled_globals(data: bytes) -> list[str]:

@@ -20,15 +20,33 @@ if TYPE_CHECKING:
 
 BUDGET_BROKEN = 4  # exit code: a --fail-if budget is broken (documented in README and --help)
 METRICS = ("macs", "flops", "params", "bytes", "bytes_read", "bytes_written")
-SCALES = {"": 1, "k": 10**3, "K": 10**3, "M": 10**6, "G": 10**9, "B": 10**9, "T": 10**12,
-          "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
-COMPARE: dict[str, Callable[[float, float], bool]] = {
-    ">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+SCALES = {
+    "": 1,
+    "k": 10**3,
+    "K": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "B": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
 }
-_BUDGET = re.compile(r"^\s*([a-z_]+)\s*(>=|<=|>|<)\s*([+-]?)(\d+(?:\.\d+)?(?:e\d+)?)\s*(%|Ki|Mi|Gi|Ti|[kKMGBT])?"
-                     r"(?:iB)?\s*$")
-HELP = ('exit with code 4 when a count breaks this budget: METRIC>LIMIT with METRIC macs, flops, params, bytes; '
-        'LIMIT absolute (25M, 4.1G, 8B) or, for `flopwise diff`, a change (+2%%, +1M); repeat for several')
+COMPARE: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+_BUDGET = re.compile(
+    r"^\s*([a-z_]+)\s*(>=|<=|>|<)\s*([+-]?)(\d+(?:\.\d+)?(?:e\d+)?)\s*(%|Ki|Mi|Gi|Ti|[kKMGBT])?"
+    r"(?:iB)?\s*$"
+)
+HELP = (
+    "exit with code 4 when a count breaks this budget: METRIC>LIMIT with METRIC macs, flops, params, bytes; "
+    "LIMIT absolute (25M, 4.1G, 8B) or, for `flopwise diff`, a change (+2%%, +1M); repeat for several"
+)
 
 
 @dataclass(frozen=True)
@@ -63,8 +81,10 @@ def parse_budget(text: str) -> Budget:
     """A budget from its text; argparse turns the ArgumentTypeError into a usage error (exit code 2)."""
     match = _BUDGET.match(text)
     if match is None or match.group(1) not in METRICS:
-        raise argparse.ArgumentTypeError(f"expects METRIC>LIMIT like 'macs>+2%' or 'params>25M' with METRIC one "
-                                         f"of {', '.join(METRICS)}, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expects METRIC>LIMIT like 'macs>+2%' or 'params>25M' with METRIC one "
+            f"of {', '.join(METRICS)}, got {text!r}"
+        )
     metric, op, sign, number, unit = match.groups()
     unit = unit or ""
     if unit == "%" and not sign:
@@ -77,27 +97,41 @@ def parse_limit(text: str) -> Budget:
     """A budget for a plain count: an absolute limit (a change needs the before file of `flopwise diff`)."""
     budget = parse_budget(text)
     if budget.change:
-        raise argparse.ArgumentTypeError(f"{text!r} is a change and needs a before: flopwise diff before.json "
-                                         "after.json --fail-if ...; a count takes absolute limits like 'macs>4G'")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is a change and needs a before: flopwise diff before.json "
+            "after.json --fail-if ...; a count takes absolute limits like 'macs>4G'"
+        )
     return budget
 
 
 def add_budget_option(parser: argparse.ArgumentParser, changes: bool = True) -> None:
     """--fail-if BUDGET, repeatable; `changes=False` (a plain count) takes absolute limits only."""
-    parser.add_argument("--fail-if", action="append", default=[], metavar="BUDGET",
-                        type=parse_budget if changes else parse_limit, help=HELP)
+    parser.add_argument(
+        "--fail-if",
+        action="append",
+        default=[],
+        metavar="BUDGET",
+        type=parse_budget if changes else parse_limit,
+        help=HELP,
+    )
 
 
 def totals(doc: dict[str, Any]) -> dict[str, int]:
     """The budget metrics of one `flopwise/1` document (`report.to_dict()` or a saved --format json)."""
     total = doc["total"]
-    return {"macs": total["macs"], "flops": total["flops"], "params": total["params"],
-            "bytes_read": total["bytes_read"], "bytes_written": total["bytes_written"],
-            "bytes": total["bytes_read"] + total["bytes_written"]}
+    return {
+        "macs": total["macs"],
+        "flops": total["flops"],
+        "params": total["params"],
+        "bytes_read": total["bytes_read"],
+        "bytes_written": total["bytes_written"],
+        "bytes": total["bytes_read"] + total["bytes_written"],
+    }
 
 
-def check_budgets(budgets: list[Budget], pairs: list[tuple[str, dict[str, int] | None, dict[str, int]]],
-                  say: Callable[[str], None]) -> bool:
+def check_budgets(
+    budgets: list[Budget], pairs: list[tuple[str, dict[str, int] | None, dict[str, int]]], say: Callable[[str], None]
+) -> bool:
     """Check every budget on every (model, before totals or None, after totals); True when all are kept.
 
     A broken budget is always said (on stderr); kept ones only through `say`, which --quiet silences.

@@ -56,7 +56,11 @@ def notifier(quiet: bool) -> Callable[[str], None]:
 
 
 def count_loaded(
-    loaded: Loaded, mode: str, convention: str | Convention, notify: Callable[[str], None], step: str = "forward",
+    loaded: Loaded,
+    mode: str,
+    convention: str | Convention,
+    notify: Callable[[str], None],
+    step: str = "forward",
     shortcuts: bool = True,
 ) -> Report:
     """Count with a fallback: a shapes-only count that meets a data-dependent op counts again for real."""
@@ -88,17 +92,21 @@ def _count_module(loaded: Loaded, mode: str, convention: str | Convention, step:
             error.add_note(f"the inputs without the image failed too: {str(text_error).splitlines()[0]}")
             raise error from error.__cause__
         first = str(error.__cause__ or error).strip().splitlines()[0]
-        said = f"the default image input did not suit the model ({first}); counted its text path alone " \
+        said = (
+            f"the default image input did not suit the model ({first}); counted its text path alone "
             "(the inputs without the image): to count an image, pass the inputs its forward needs with --input"
+        )
         return dataclasses.replace(report, warnings=[said, *report.warnings])
 
 
-def _count_with_weights(loaded: Loaded, inputs: Any, mode: str, convention: str | Convention, step: str,
-                        shortcuts: bool = True) -> Report:
+def _count_with_weights(
+    loaded: Loaded, inputs: Any, mode: str, convention: str | Convention, step: str, shortcuts: bool = True
+) -> Report:
     """A count; one that needs data in a shape-only mode counts again in real mode (rebuilt with random weights)."""
     try:
-        report = _count(loaded, loaded.model, make_inputs(inputs, real=mode == "real"), mode, convention, step,
-                        shortcuts)
+        report = _count(
+            loaded, loaded.model, make_inputs(inputs, real=mode == "real"), mode, convention, step, shortcuts
+        )
     except ModelError as error:
         cause = error.__cause__
         if mode == "real" or cause is None or not needs_data(cause):
@@ -117,7 +125,12 @@ def _count_with_weights(loaded: Loaded, inputs: Any, mode: str, convention: str 
 
 
 def _count(
-    loaded: Loaded, model: torch.nn.Module, inputs: Any, mode: str, convention: str | Convention, step: str = "forward",
+    loaded: Loaded,
+    model: torch.nn.Module,
+    inputs: Any,
+    mode: str,
+    convention: str | Convention,
+    step: str = "forward",
     shortcuts: bool = True,
 ) -> Report:
     # fake tensors log a full traceback at ERROR level before re-raising; the message below says it in one line

@@ -76,8 +76,14 @@ def _run(options: argparse.Namespace) -> int:
     specs = expand_specs(options.specs + (read_list(options.list) if options.list else []))
     if not specs:
         raise UsageError("nothing to compare: give model specs (torchvision:resnet18 …), a glob, or --list FILE")
-    flags = InputFlags(tuple(options.input), options.tokens, options.batch, options.allow_pickle, dtype_flag(options),
-                       limit_bytes(options.rebuild_limit))
+    flags = InputFlags(
+        tuple(options.input),
+        options.tokens,
+        options.batch,
+        options.allow_pickle,
+        dtype_flag(options),
+        limit_bytes(options.rebuild_limit),
+    )
     notices: list[str] = []  # said after the progress bar is done, so that they do not break it
     show = (options.progress or sys.stderr.isatty()) and not options.quiet
     bar = Progress(len(specs), sys.stderr if show else None)
@@ -91,8 +97,9 @@ def _run(options: argparse.Namespace) -> int:
         start = time.perf_counter()
         try:
             loaded = load(spec, flags, weights=options.mode == "real")
-            report = count_loaded(loaded, options.mode, chosen_convention(options), notices.append,
-                                    shortcuts=options.shortcuts)
+            report = count_loaded(
+                loaded, options.mode, chosen_convention(options), notices.append, shortcuts=options.shortcuts
+            )
             outcomes.append(Outcome(spec, report, "", time.perf_counter() - start))
         except UsageError as error:
             outcomes.append(Outcome(spec, None, str(error), time.perf_counter() - start))
@@ -200,13 +207,22 @@ def rows(outcomes: list[Outcome]) -> list[dict[str, Any]]:
         record: dict[str, Any] = {"spec": o.spec, "error": o.error, "seconds": round(o.seconds, 3)}
         if r is not None and first is not None:
             record.update(
-                model=r.model, inputs=r.inputs, params=r.params, macs=r.macs, flops=r.flops,
-                bytes_read=r.bytes_read, bytes_written=r.bytes_written, intensity=r.total.intensity,
+                model=r.model,
+                inputs=r.inputs,
+                params=r.params,
+                macs=r.macs,
+                flops=r.flops,
+                bytes_read=r.bytes_read,
+                bytes_written=r.bytes_written,
+                intensity=r.total.intensity,
                 params_ratio=r.params / first.params if first.params else None,
                 macs_ratio=r.macs / first.macs if first.macs else None,
                 flops_ratio=r.flops / first.flops if first.flops else None,
-                complete=r.complete, unsupported=r.unsupported,
-                effective_macs=r.effective_macs, param_memory=r.param_memory, energy_j=list(r.energy().total_j),
+                complete=r.complete,
+                unsupported=r.unsupported,
+                effective_macs=r.effective_macs,
+                param_memory=r.param_memory,
+                energy_j=list(r.energy().total_j),
             )
         records.append(record)
     return records
@@ -216,16 +232,38 @@ def render(outcomes: list[Outcome], fmt: str) -> str:
     if fmt == "json":
         convention = next((o.report.convention.name for o in outcomes if o.report is not None), None)
         base = baseline(outcomes)
-        return json.dumps({"schema": "flopwise/1-compare", "convention": convention,
-                           "baseline": base.spec if base else None, "models": rows(outcomes)}, indent=2)
+        return json.dumps(
+            {
+                "schema": "flopwise/1-compare",
+                "convention": convention,
+                "baseline": base.spec if base else None,
+                "models": rows(outcomes),
+            },
+            indent=2,
+        )
     if fmt == "csv":
         import csv
         import io
 
         out = io.StringIO()
-        columns = ["spec", "model", "inputs", "params", "macs", "flops", "bytes_read", "bytes_written",
-                   "intensity", "params_ratio", "flops_ratio", "effective_macs", "param_memory", "complete",
-                   "error", "seconds"]
+        columns = [
+            "spec",
+            "model",
+            "inputs",
+            "params",
+            "macs",
+            "flops",
+            "bytes_read",
+            "bytes_written",
+            "intensity",
+            "params_ratio",
+            "flops_ratio",
+            "effective_macs",
+            "param_memory",
+            "complete",
+            "error",
+            "seconds",
+        ]
         writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows(outcomes))
@@ -234,15 +272,22 @@ def render(outcomes: list[Outcome], fmt: str) -> str:
         done = [o for o in outcomes if o.report is not None]
         section = {id(o): i for i, o in enumerate(done)}
         models = [
-            {**record, "bytes": record.get("bytes_read", 0) + record.get("bytes_written", 0) if o.report else None,
-             "section": section.get(id(o))}
+            {
+                **record,
+                "bytes": record.get("bytes_read", 0) + record.get("bytes_written", 0) if o.report else None,
+                "section": section.get(id(o)),
+            }
             for o, record in zip(outcomes, rows(outcomes), strict=True)
         ]
         base = baseline(outcomes)
-        comparison = {"baseline": base.spec if base else None, "models": models,
-                      "convention": base.report.convention.name if base and base.report else None}
-        return render_html_report([o.report for o in done if o.report], titles=[o.spec for o in done],
-                                  comparison=comparison)
+        comparison = {
+            "baseline": base.spec if base else None,
+            "models": models,
+            "convention": base.report.convention.name if base and base.report else None,
+        }
+        return render_html_report(
+            [o.report for o in done if o.report], titles=[o.spec for o in done], comparison=comparison
+        )
     return _table(outcomes, markdown=fmt == "markdown")
 
 
@@ -258,19 +303,29 @@ def _table(outcomes: list[Outcome], markdown: bool) -> str:
             cells.append((o.spec, *[""] * (len(columns) - 2), o.note))
             continue
         intensity = r.total.intensity
-        cells.append((
-            o.spec, count_text(r.params), si(r.macs), si(r.flops), binary_bytes(r.total.bytes),
-            f"{intensity:.1f}" if intensity is not None else "–",
-            _ratio(r.params, first.params), _ratio(r.flops, first.flops),
-            *(compression_cells(r) if extra else ()), o.note,
-        ))
+        cells.append(
+            (
+                o.spec,
+                count_text(r.params),
+                si(r.macs),
+                si(r.flops),
+                binary_bytes(r.total.bytes),
+                f"{intensity:.1f}" if intensity is not None else "–",
+                _ratio(r.params, first.params),
+                _ratio(r.flops, first.flops),
+                *(compression_cells(r) if extra else ()),
+                o.note,
+            )
+        )
     failures = [f"- {o.error.replace(chr(10) + '  ', ' — ')}" for o in outcomes if o.error]
     if base is None or first is None:
         footer = "no model was counted, so there are no ratios"
     else:
         which = "the first model" if base is outcomes[0] else "the first model that counted"
-        footer = (f"convention: {first.convention.name}; ratios are relative to {base.spec} ({which}); "
-                  "FLOP/B = FLOPs per byte moved")
+        footer = (
+            f"convention: {first.convention.name}; ratios are relative to {base.spec} ({which}); "
+            "FLOP/B = FLOPs per byte moved"
+        )
     if markdown:
         lines = markdown_table(columns, cells)
         return "\n".join(lines + ["", footer] + (["", "Failures:", *failures] if failures else []))

@@ -23,6 +23,8 @@ from .errors import UsageError
 SCHEMA = "flopwise/1-diff"
 FORMATS: dict[str, Callable[[int], str]] = {"params": count_text, "macs": si, "flops": si, "bytes": binary_bytes}
 METRICS = (("params", "Params"), ("macs", "MACs"), ("flops", "FLOPs"), ("bytes", "Bytes moved"))
+
+
 def main(options: argparse.Namespace) -> int:
     """`flopwise diff BEFORE.json AFTER.json`, its options parsed (options.diff_parser)."""
     return run_command(_run, options, "flopwise diff")
@@ -55,8 +57,9 @@ def load_counts(path: str) -> list[dict[str, Any]]:
     except OSError as error:
         raise UsageError(f"{path}: cannot read ({error.strerror})") from None
     except json.JSONDecodeError as error:
-        raise UsageError(f"{path}: not JSON ({error.msg} at line {error.lineno}); write it with "
-                         "flopwise MODEL --format json -o FILE") from None
+        raise UsageError(
+            f"{path}: not JSON ({error.msg} at line {error.lineno}); write it with flopwise MODEL --format json -o FILE"
+        ) from None
     docs = data if isinstance(data, list) else [data]
     for doc in docs:
         if not isinstance(doc, dict) or not str(doc.get("schema", "")).startswith("flopwise/1") or "total" not in doc:
@@ -86,8 +89,12 @@ class Pair:
 def _measures(row: dict[str, Any] | None) -> dict[str, int]:
     if row is None:
         return dict.fromkeys(("params", "macs", "flops", "bytes"), 0)
-    return {"params": row["params"], "macs": row["macs"], "flops": row["flops"],
-            "bytes": row["bytes_read"] + row["bytes_written"]}
+    return {
+        "params": row["params"],
+        "macs": row["macs"],
+        "flops": row["flops"],
+        "bytes": row["bytes_read"] + row["bytes_written"],
+    }
 
 
 def module_deltas(p: Pair, everything: bool = False, depth: int | None = None) -> list[dict[str, Any]]:
@@ -103,8 +110,16 @@ def module_deltas(p: Pair, everything: bool = False, depth: int | None = None) -
         shown_depth = name.count(".") + 1 if name else 0
         if (status == "same" and not everything) or (depth is not None and shown_depth > depth):
             continue
-        out.append({"name": name, "type": (a or b or {}).get("type", ""), "status": status,
-                    "before": before, "after": after, "delta": delta})
+        out.append(
+            {
+                "name": name,
+                "type": (a or b or {}).get("type", ""),
+                "status": status,
+                "before": before,
+                "after": after,
+                "delta": delta,
+            }
+        )
     return out
 
 
@@ -119,10 +134,24 @@ def _change(old: int, new: int, fmt: Callable[[int], str]) -> str:
 
 def render(pairs: list[Pair], options: argparse.Namespace) -> str:
     if options.format == "json":
-        return json.dumps({"schema": SCHEMA, "before": options.before, "after": options.after, "models": [
-            {"model": p.name, "before": totals(p.before), "after": totals(p.after),
-             "delta": {k: totals(p.after)[k] - totals(p.before)[k] for k in totals(p.after)},
-             "modules": module_deltas(p, options.all, options.depth)} for p in pairs]}, indent=2)
+        return json.dumps(
+            {
+                "schema": SCHEMA,
+                "before": options.before,
+                "after": options.after,
+                "models": [
+                    {
+                        "model": p.name,
+                        "before": totals(p.before),
+                        "after": totals(p.after),
+                        "delta": {k: totals(p.after)[k] - totals(p.before)[k] for k in totals(p.after)},
+                        "modules": module_deltas(p, options.all, options.depth),
+                    }
+                    for p in pairs
+                ],
+            },
+            indent=2,
+        )
     markdown = options.format == "markdown"
     grid = markdown_table if markdown else text_table
     parts = []
@@ -134,11 +163,19 @@ def render(pairs: list[Pair], options: argparse.Namespace) -> str:
             cells = [_change(m["before"][k], m["after"][k], FORMATS[k]) for k, _ in METRICS]
             rows.append([f"`{label}`" if markdown and m["name"] else label, m["type"], *cells])
         old, new = totals(p.before), totals(p.after)
-        summary = [[title, f"{old[k]:,}", f"{new[k]:,}", f"{new[k] - old[k]:+,}",
-                    f"{100 * (new[k] - old[k]) / old[k]:+.2f}%" if old[k] else "-"] for k, title in METRICS]
+        summary = [
+            [
+                title,
+                f"{old[k]:,}",
+                f"{new[k]:,}",
+                f"{new[k] - old[k]:+,}",
+                f"{100 * (new[k] - old[k]) / old[k]:+.2f}%" if old[k] else "-",
+            ]
+            for k, title in METRICS
+        ]
         heading = f"## {p.name}" if markdown else f"{p.name}: {options.before} → {options.after}"
-        body = grid(left("Module", "Type") + right(*(t for _, t in METRICS)), rows) if rows else [
-            "No module changed."]
-        parts.append("\n".join([heading, "", *body, "", *grid(left("Total") + right("Before", "After", "Change", "%"),
-                                                            summary)]))
+        body = grid(left("Module", "Type") + right(*(t for _, t in METRICS)), rows) if rows else ["No module changed."]
+        parts.append(
+            "\n".join([heading, "", *body, "", *grid(left("Total") + right("Before", "After", "Change", "%"), summary)])
+        )
     return "\n\n".join(parts)

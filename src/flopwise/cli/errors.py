@@ -24,8 +24,10 @@ def exit_message(spec: str, error: SystemExit, where: str) -> str:
     """One line for a model that called sys.exit() (or raised SystemExit, or ran argparse on arguments it lacks): the
     model failing, not flopwise ending."""
     code = "" if error.code is None else repr(error.code)
-    return (f"{spec}: the model exited {where} (SystemExit({code})): a model file must not end the process; nothing "
-            "was counted")
+    return (
+        f"{spec}: the model exited {where} (SystemExit({code})): a model file must not end the process; nothing "
+        "was counted"
+    )
 
 
 def not_a_file(path: Path) -> str:
@@ -36,9 +38,13 @@ def not_a_file(path: Path) -> str:
         return "no such file"
     except OSError as error:
         return f"cannot be read ({error.strerror or error})"
-    kinds = ((stat.S_ISDIR, "is a directory, not a file"), (stat.S_ISFIFO, "is a named pipe (FIFO), not a file"),
-             (stat.S_ISSOCK, "is a socket, not a file"), (stat.S_ISCHR, "is a character device, not a file"),
-             (stat.S_ISBLK, "is a block device, not a file"))
+    kinds = (
+        (stat.S_ISDIR, "is a directory, not a file"),
+        (stat.S_ISFIFO, "is a named pipe (FIFO), not a file"),
+        (stat.S_ISSOCK, "is a socket, not a file"),
+        (stat.S_ISCHR, "is a character device, not a file"),
+        (stat.S_ISBLK, "is a block device, not a file"),
+    )
     return next((said for test, said in kinds if test(mode)), "is not a regular file")
 
 

@@ -15,8 +15,13 @@ PACKAGE = str(Path(__file__).resolve().parent.parent)  # src/flopwise: where a b
 
 # Errors fake and meta tensors raise when a model needs real data (nonzero, .item(), data-dependent shapes).
 _NEEDS_DATA = {
-    "DataDependentOutputException", "DynamicOutputShapeException", "UnsupportedOperatorException",
-    "UnsupportedFakeTensorException", "GuardOnDataDependentSymNode", "PendingUnbackedSymbolNotFound", "NeedsData",
+    "DataDependentOutputException",
+    "DynamicOutputShapeException",
+    "UnsupportedOperatorException",
+    "UnsupportedFakeTensorException",
+    "GuardOnDataDependentSymNode",
+    "PendingUnbackedSymbolNotFound",
+    "NeedsData",
 }
 _DTYPE_CLASH = re.compile(r"dtype|scalar type|same type|type \(|BFloat16|Half|Float|Double", re.IGNORECASE)
 
@@ -72,5 +77,7 @@ def _dtype_clash(loaded: Loaded, error: Exception) -> str:
         return ""
     name = str(next(iter(weights))).removeprefix("torch.")
     given = ", ".join(sorted(str(d).removeprefix("torch.") for d in found))
-    return (f"the inputs are {given} but the model's weights are {name}: give the inputs as :{name}, "
-            f"or cast the model with --dtype {given.split(', ')[0]}")
+    return (
+        f"the inputs are {given} but the model's weights are {name}: give the inputs as :{name}, "
+        f"or cast the model with --dtype {given.split(', ')[0]}"
+    )

@@ -32,12 +32,28 @@ def generate_main(loaded: Loaded, options: argparse.Namespace, notify: Callable[
     for note in loaded.notes:
         notify(note)
     stage(f"counting generate() of {options.generate} new tokens on {loaded.spec}")
-    report = count_generate(_causal_lm(loaded.model), ids, options.generate, convention=chosen_convention(options),
-                            do_sample=False, pad_token_id=0)
+    report = count_generate(
+        _causal_lm(loaded.model),
+        ids,
+        options.generate,
+        convention=chosen_convention(options),
+        do_sample=False,
+        pad_token_id=0,
+    )
     if options.format == "json":  # the flopwise/1 report with its phases, and one entry per forward
-        steps = [{"phase": st.phase, "tokens": st.tokens, "context": st.context, **cost_dict(st.cost),
-                  "weight_bytes": st.weight_bytes, "kv_read_bytes": st.kv_read_bytes,
-                  "kv_written_bytes": st.kv_written_bytes, "kv_cache_bytes": st.kv_cache_bytes} for st in report.steps]
+        steps = [
+            {
+                "phase": st.phase,
+                "tokens": st.tokens,
+                "context": st.context,
+                **cost_dict(st.cost),
+                "weight_bytes": st.weight_bytes,
+                "kv_read_bytes": st.kv_read_bytes,
+                "kv_written_bytes": st.kv_written_bytes,
+                "kv_cache_bytes": st.kv_cache_bytes,
+            }
+            for st in report.steps
+        ]
         emit(json.dumps({**report_to_dict(report), "steps": steps}, indent=2), options, notify)
     else:
         emit("\n".join(render_generation(report, options.device)), options, notify)
@@ -77,38 +93,98 @@ def render_generation(report: GenerateReport, device_name: str | None) -> list[s
         headers += ["time bound", "tokens/s bound"]
     rows = []
 
-    def row(label: str, tokens: int, context: int, cost: Cost, weights: int, kv_read: int, kv_written: int,
-            cache: int, new_tokens: int) -> list[str]:
-        cells = [label, f"{tokens}", f"{context}", f"{cost.macs:,}", f"{cost.flops:,}", f"{weights:,}",
-                 f"{kv_read:,}", f"{kv_written:,}", f"{cost.bytes:,}",
-                 f"{cost.intensity:.1f}" if cost.intensity else "-", f"{cache:,}"]
+    def row(
+        label: str,
+        tokens: int,
+        context: int,
+        cost: Cost,
+        weights: int,
+        kv_read: int,
+        kv_written: int,
+        cache: int,
+        new_tokens: int,
+    ) -> list[str]:
+        cells = [
+            label,
+            f"{tokens}",
+            f"{context}",
+            f"{cost.macs:,}",
+            f"{cost.flops:,}",
+            f"{weights:,}",
+            f"{kv_read:,}",
+            f"{kv_written:,}",
+            f"{cost.bytes:,}",
+            f"{cost.intensity:.1f}" if cost.intensity else "-",
+            f"{cache:,}",
+        ]
         if device is not None:
             seconds = _bound(cost, weights + kv_read + kv_written, dtype, device)
             cells += ["-", "-"] if not seconds else [f"{seconds * 1e3:.3g} ms", si(new_tokens / seconds)]
         return cells
 
     first = steps[0]
-    rows.append(row("prefill", first.tokens, first.context, first.cost, first.weight_bytes, first.kv_read_bytes,
-                    first.kv_written_bytes, first.kv_cache_bytes, batch * first.tokens))
+    rows.append(
+        row(
+            "prefill",
+            first.tokens,
+            first.context,
+            first.cost,
+            first.weight_bytes,
+            first.kv_read_bytes,
+            first.kv_written_bytes,
+            first.kv_cache_bytes,
+            batch * first.tokens,
+        )
+    )
     if decode:
         for label, step in (("decode, first token", decode[0]), ("decode, last token", decode[-1])):
-            rows.append(row(label, step.tokens, step.context, step.cost, step.weight_bytes, step.kv_read_bytes,
-                            step.kv_written_bytes, step.kv_cache_bytes, batch))
+            rows.append(
+                row(
+                    label,
+                    step.tokens,
+                    step.context,
+                    step.cost,
+                    step.weight_bytes,
+                    step.kv_read_bytes,
+                    step.kv_written_bytes,
+                    step.kv_cache_bytes,
+                    batch,
+                )
+            )
         n = len(decode)
-        mean = Cost(*(round(sum(getattr(s.cost, f) for s in decode) / n)
-                      for f in ("macs", "flops", "bytes_read", "bytes_written")))
-        rows.append(row("decode, mean token", 1, round(sum(s.context for s in decode) / n), mean,
-                        decode[0].weight_bytes, round(sum(s.kv_read_bytes for s in decode) / n),
-                        decode[0].kv_written_bytes, round(sum(s.kv_cache_bytes for s in decode) / n), batch))
+        mean = Cost(
+            *(
+                round(sum(getattr(s.cost, f) for s in decode) / n)
+                for f in ("macs", "flops", "bytes_read", "bytes_written")
+            )
+        )
+        rows.append(
+            row(
+                "decode, mean token",
+                1,
+                round(sum(s.context for s in decode) / n),
+                mean,
+                decode[0].weight_bytes,
+                round(sum(s.kv_read_bytes for s in decode) / n),
+                decode[0].kv_written_bytes,
+                round(sum(s.kv_cache_bytes for s in decode) / n),
+                batch,
+            )
+        )
     total = report.phases["prefill"] + report.phases["decode"]
-    lines = [f"{report.model}: generate() of {len(steps)} new tokens ({report.inputs}); "
-             f"{len(steps)} forwards: the prefill (last logits row only), then {len(decode)} decode steps",
-             *text_table(left("phase") + right("tokens", "context", *headers), rows), "",
-             f"prefill {report.phases['prefill'].macs:,} MACs · decode {report.phases['decode'].macs:,} MACs "
-             f"({len(decode)} steps) · total {total.macs:,} MACs, {total.flops:,} FLOPs "
-             f"(+ {report.phases['sampling'].flops:,} FLOPs choosing tokens)"]
+    lines = [
+        f"{report.model}: generate() of {len(steps)} new tokens ({report.inputs}); "
+        f"{len(steps)} forwards: the prefill (last logits row only), then {len(decode)} decode steps",
+        *text_table(left("phase") + right("tokens", "context", *headers), rows),
+        "",
+        f"prefill {report.phases['prefill'].macs:,} MACs · decode {report.phases['decode'].macs:,} MACs "
+        f"({len(decode)} steps) · total {total.macs:,} MACs, {total.flops:,} FLOPs "
+        f"(+ {report.phases['sampling'].flops:,} FLOPs choosing tokens)",
+    ]
     if device is not None:
-        lines.append(f"time bound: a roofline lower bound on {device.name} ({dtype}), max(FLOPs / peak, "
-                     "(weights + KV cache read + written) / bandwidth) — not a measurement; tokens/s is its bound")
+        lines.append(
+            f"time bound: a roofline lower bound on {device.name} ({dtype}), max(FLOPs / peak, "
+            "(weights + KV cache read + written) / bandwidth) — not a measurement; tokens/s is its bound"
+        )
     lines += [f"warning: {w}" for w in report.warnings]
     return lines

@@ -34,8 +34,9 @@ def local_or_cached(spec: str, target: str) -> Path:
     try:
         found = try_to_load_from_cache(target, "config.json", cache_dir=cache)  # reads files only: no network
     except ValueError as error:  # huggingface_hub's HFValidationError: not a name a repository can have ('.0')
-        raise UsageError(f"{spec}: {target!r} is not a local file or folder, nor a Hugging Face model name: "
-                         f"{error}") from None
+        raise UsageError(
+            f"{spec}: {target!r} is not a local file or folder, nor a Hugging Face model name: {error}"
+        ) from None
     if isinstance(found, str):
         return Path(found)
     raise UsageError(

@@ -182,7 +182,8 @@ def _build_from_file(parsed: Spec, path: Path) -> Loaded:
     spec, file, name = parsed.text, parsed.target, parsed.name
     namespace = _import_file(path, spec)
     choices = [
-        n for n, v in vars(namespace).items()
+        n
+        for n, v in vars(namespace).items()
         if not n.startswith("_") and (_is_module_class(v) or inspect.isfunction(v)) and _defined_in(v, namespace)
     ]
     if not name:
@@ -248,14 +249,21 @@ def _defined_in(value: Any, namespace: Any) -> bool:
 
 # — torchvision —
 
+
 def torchvision_families() -> dict[str, list[str]]:
     """{family: model names}, as torchvision lists them."""
     try:
         import torchvision.models as tvm
     except ImportError:
         raise UsageError("torchvision: specs need the torchvision package (pip install torchvision)") from None
-    modules = {"classification": tvm, "detection": tvm.detection, "segmentation": tvm.segmentation,
-               "video": tvm.video, "optical_flow": tvm.optical_flow, "quantization": tvm.quantization}
+    modules = {
+        "classification": tvm,
+        "detection": tvm.detection,
+        "segmentation": tvm.segmentation,
+        "video": tvm.video,
+        "optical_flow": tvm.optical_flow,
+        "quantization": tvm.quantization,
+    }
     return {family: tvm.list_models(module=module) for family, module in modules.items()}
 
 

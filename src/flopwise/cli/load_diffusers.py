@@ -41,8 +41,10 @@ TIME_IDS = 6  # SDXL's micro-conditioning: original size, crop offset, target si
 def diffusers_model(parsed: Spec, flags: InputFlags) -> Loaded:
     spec = parsed.text
     if flags.tokens:
-        raise UsageError(f"{spec}: diffusers models take no token ids; give the text embeddings' size with "
-                         f"--input encoder_hidden_states=1x{TEXT_TOKENS}xDIM")
+        raise UsageError(
+            f"{spec}: diffusers models take no token ids; give the text embeddings' size with "
+            f"--input encoder_hidden_states=1x{TEXT_TOKENS}xDIM"
+        )
     diffusers, cls, config = _config(spec, Path(parsed.target))
 
     def build(device: str) -> nn.Module:
@@ -67,16 +69,20 @@ def _config(spec: str, path: Path) -> tuple[Any, Any, dict[str, Any]]:
     if path.exists() and not path.is_file():
         raise UsageError(f"{spec}: {str(path)!r} {not_a_file(path)}")
     if not path.is_file():
-        raise UsageError(f"{spec}: no config.json at {str(path)!r}; diffusers: takes a model's config.json (or its "
-                         "folder), as model.save_config(folder) writes it (nothing is downloaded)")
+        raise UsageError(
+            f"{spec}: no config.json at {str(path)!r}; diffusers: takes a model's config.json (or its "
+            "folder), as model.save_config(folder) writes it (nothing is downloaded)"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise UsageError(f"{spec}: {path} is not valid JSON ({error})") from None
     name = data.get("_class_name") if isinstance(data, dict) else None
     if not isinstance(name, str):
-        raise UsageError(f"{spec}: {path} has no \"_class_name\" key naming the model's class (e.g. "
-                         "\"UNet2DConditionModel\"); is it a diffusers model config? save_config writes it")
+        raise UsageError(
+            f'{spec}: {path} has no "_class_name" key naming the model\'s class (e.g. '
+            '"UNet2DConditionModel"); is it a diffusers model config? save_config writes it'
+        )
     try:
         import diffusers
     except ImportError:
@@ -102,12 +108,15 @@ def _inputs(spec: str, model: nn.Module, flags: InputFlags) -> Any:
     accepts = inspect.signature(model.forward).parameters
     unknown = [name for name in named if name not in accepts]
     if unknown:
-        raise UsageError(f"{spec}: {type(model).__name__}.forward takes no {unknown[0]!r}; it takes "
-                         f"{', '.join(accepts)}")
+        raise UsageError(
+            f"{spec}: {type(model).__name__}.forward takes no {unknown[0]!r}; it takes {', '.join(accepts)}"
+        )
     defaults = default_inputs(type(model).__name__, model.config)
     if not defaults and not named:
-        raise UsageError(f"{spec}: no default inputs known for {type(model).__name__}; give them by name, e.g. "
-                         f"--input {next(iter(accepts))}=1x4x64x64 (its forward takes {', '.join(accepts)})")
+        raise UsageError(
+            f"{spec}: no default inputs known for {type(model).__name__}; give them by name, e.g. "
+            f"--input {next(iter(accepts))}=1x4x64x64 (its forward takes {', '.join(accepts)})"
+        )
     return {**defaults, **named}
 
 
@@ -118,8 +127,11 @@ def default_inputs(name: str, config: Any) -> dict[str, Any]:
     if name == "UNet2DConditionModel":
         width = config.encoder_hid_dim or config.cross_attention_dim
         width = width if isinstance(width, int) else width[0]  # a tuple: one per block, all equal in practice
-        inputs: dict[str, Any] = {"sample": image, "timestep": step,
-                                  "encoder_hidden_states": Shaped((1, TEXT_TOKENS, width))}
+        inputs: dict[str, Any] = {
+            "sample": image,
+            "timestep": step,
+            "encoder_hidden_states": Shaped((1, TEXT_TOKENS, width)),
+        }
         if config.addition_embed_type == "text_time":  # SDXL: pooled text embeddings and six size numbers
             pooled = config.projection_class_embeddings_input_dim - TIME_IDS * config.addition_time_embed_dim
             inputs["added_cond_kwargs"] = {"text_embeds": Shaped((1, pooled)), "time_ids": Shaped((1, TIME_IDS))}
@@ -132,8 +144,12 @@ def default_inputs(name: str, config: Any) -> dict[str, Any]:
         return {"hidden_states": image, "timestep": step, "class_labels": step}
     if name == "PixArtTransformer2DModel":  # resolution and aspect ratio: None, the model's own defaults
         text = Shaped((1, PIXART_TOKENS, config.caption_channels or config.cross_attention_dim))
-        return {"hidden_states": image, "timestep": step, "encoder_hidden_states": text,
-                "added_cond_kwargs": {"resolution": None, "aspect_ratio": None}}
+        return {
+            "hidden_states": image,
+            "timestep": step,
+            "encoder_hidden_states": text,
+            "added_cond_kwargs": {"resolution": None, "aspect_ratio": None},
+        }
     if name == "Transformer2DModel" and config.in_channels is not None:  # continuous: patched ones are DiT or PixArt
         inputs = {"hidden_states": image}
         if config.cross_attention_dim:  # cross-attention to text

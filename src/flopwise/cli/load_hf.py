@@ -74,7 +74,6 @@ def _text_only(inputs: Any, flags: InputFlags) -> dict[str, Shaped] | None:
     return {**text, "input_ids": Shaped((ids.shape[0], ids.shape[1] - image), torch.int64)}
 
 
-
 def _on_cpu(build: Callable[[str], nn.Module]) -> Callable[[], nn.Module]:
     """Random weights, seed 0 (the same weights, so the same data-dependent count, every run): for a count that
     needs real data, and for --measure. The caller's random state is left as it was."""
@@ -103,7 +102,7 @@ def _config(spec: str, path: Path) -> tuple[Any, Any, Any, list[str]]:
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise UsageError(f"{spec}: {path} is not valid JSON ({error})") from None
     if not isinstance(data, dict) or not isinstance(data.get("model_type"), str):
-        raise UsageError(f"{spec}: {path} has no \"model_type\" key; is it a transformers config.json?")
+        raise UsageError(f'{spec}: {path} has no "model_type" key; is it a transformers config.json?')
     try:
         import transformers
     except ImportError:
@@ -134,13 +133,17 @@ def _architecture(spec: str, transformers: Any, architectures: Any, model_type: 
     if isinstance(value, type) and issubclass(value, transformers.PreTrainedModel):
         return value, []
     if value is None and isinstance(name, str) and name.isidentifier():
-        return None, [f"{spec}: transformers {transformers.__version__} has no class {name!r} (the config's "
-                      f"architectures); built the model AutoModel maps model_type {model_type!r} to"]
+        return None, [
+            f"{spec}: transformers {transformers.__version__} has no class {name!r} (the config's "
+            f"architectures); built the model AutoModel maps model_type {model_type!r} to"
+        ]
     classes = [n for n in dir(transformers) if n.endswith(("Model", "LMHeadModel")) or "For" in n]
     close = difflib.get_close_matches(str(name), classes, n=3, cutoff=0.6)
     hint = f" (did you mean {', '.join(close)}?)" if close else " such as LlamaForCausalLM"
-    raise UsageError(f"{spec}: the config's architectures names {name!r}, which is not a transformers model "
-                     f"class; expected a class{hint}, or no architectures key to let AutoModel choose")
+    raise UsageError(
+        f"{spec}: the config's architectures names {name!r}, which is not a transformers model "
+        f"class; expected a class{hint}, or no architectures key to let AutoModel choose"
+    )
 
 
 def _sub_model(transformers: Any, config: Any) -> Any:
@@ -155,10 +158,19 @@ def _sub_model(transformers: Any, config: Any) -> Any:
     except Exception:  # no modeling code: AutoModel says so
         return None
     kinds = ("Model", "Encoder", "Backbone")
-    models = [value for name, value in vars(code).items() if isinstance(value, type) and name.endswith(kinds)
-              and getattr(value, "config_class", None) is type(config) and not name.endswith("PreTrainedModel")]
-    return min(models, key=lambda m: (next(i for i, k in enumerate(kinds) if m.__name__.endswith(k)),
-                                      len(m.__name__)), default=None)
+    models = [
+        value
+        for name, value in vars(code).items()
+        if isinstance(value, type)
+        and name.endswith(kinds)
+        and getattr(value, "config_class", None) is type(config)
+        and not name.endswith("PreTrainedModel")
+    ]
+    return min(
+        models,
+        key=lambda m: (next(i for i, k in enumerate(kinds) if m.__name__.endswith(k)), len(m.__name__)),
+        default=None,
+    )
 
 
 def _config_dtype(config: Any) -> torch.dtype:
@@ -278,8 +290,11 @@ def _patch_grid(
     patches_key = "pixel_values" if "pixel_values" in accepts else "hidden_states"  # the tower alone: its input
     if grid_key is None or patches_key not in accepts or not isinstance(patch, int):
         return None
-    merge = (getattr(vision, "spatial_merge_size", None) or getattr(vision, "merge_size", None)  # MuseSpark's name
-             or (getattr(vision, "merge_kernel_size", None) or [1])[0])
+    merge = (
+        getattr(vision, "spatial_merge_size", None)
+        or getattr(vision, "merge_size", None)  # MuseSpark's name
+        or (getattr(vision, "merge_kernel_size", None) or [1])[0]
+    )
     temporal = getattr(vision, "temporal_patch_size", None) or getattr(vision, "patch_temporal", None) or 1
     channels = getattr(vision, "in_channels", None) or getattr(vision, "num_channels", None) or 3
     size = getattr(vision, "image_size", None)

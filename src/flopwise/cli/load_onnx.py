@@ -20,8 +20,10 @@ from .spec import InputFlags, Loaded, Spec
 
 def load_onnx(spec: Spec, flags: InputFlags) -> Loaded:
     if flags.tokens or flags.batch is not None or flags.dtype is not None:
-        raise UsageError(f"{spec.text}: --tokens, --batch and --dtype are for PyTorch models; an .onnx file has the "
-                         "dtypes of its graph, and takes its sizes from --input [NAME=]SIZES")
+        raise UsageError(
+            f"{spec.text}: --tokens, --batch and --dtype are for PyTorch models; an .onnx file has the "
+            "dtypes of its graph, and takes its sizes from --input [NAME=]SIZES"
+        )
     path = Path(spec.target)
     if not path.is_file():
         raise UsageError(f"{spec.text}: {not_a_file(path)}")
@@ -36,8 +38,9 @@ def load_onnx(spec: Spec, flags: InputFlags) -> Loaded:
         except ModuleNotFoundError as error:
             if error.name != "onnx":
                 raise
-            raise UsageError(f"{spec.text}: counting .onnx files needs the onnx package: "
-                             "pip install 'flopwise[onnx]'") from None
+            raise UsageError(
+                f"{spec.text}: counting .onnx files needs the onnx package: pip install 'flopwise[onnx]'"
+            ) from None
         except ValueError as error:
             raise UsageError(f"{spec.text}: {error}") from None
 

@@ -65,8 +65,14 @@ def main(options: argparse.Namespace) -> int:
 
 def _run(options: argparse.Namespace) -> int:
     notify = notifier(options.quiet)
-    flags = InputFlags(tuple(options.input), options.tokens, options.batch, options.allow_pickle, dtype_flag(options),
-                       limit_bytes(options.rebuild_limit))
+    flags = InputFlags(
+        tuple(options.input),
+        options.tokens,
+        options.batch,
+        options.allow_pickle,
+        dtype_flag(options),
+        limit_bytes(options.rebuild_limit),
+    )
     counted: list[Counted] = []
     if options.model is not None:
         stage(f"loading {options.model}")
@@ -80,8 +86,9 @@ def _run(options: argparse.Namespace) -> int:
             examples = guide_examples()
         for example in examples:
             loaded = Loaded(f"guides:{example.name}", example.model, example.inputs)
-            report = count_loaded(loaded, options.mode, chosen_convention(options), notify, options.step,
-                                  options.shortcuts)
+            report = count_loaded(
+                loaded, options.mode, chosen_convention(options), notify, options.step, options.shortcuts
+            )
             title = f"{example.name} — the guide counts {example.macs:,} MACs by hand"
             counted.append(_extras(Counted(title, report, {}), loaded, options, notify))
     else:
@@ -90,13 +97,13 @@ def _run(options: argparse.Namespace) -> int:
             _torch_model(loaded, "--generate" if options.generate is not None else "--measure")
         if options.generate is not None:
             return generate_main(loaded, options, notify)
-        report = count_loaded(loaded, options.mode, chosen_convention(options), notify, options.step,
-                                  options.shortcuts)
+        report = count_loaded(loaded, options.mode, chosen_convention(options), notify, options.step, options.shortcuts)
         counted.append(_extras(Counted("", report, {}), loaded, options, notify))
     stage("writing the output")
     emit(_render(counted, options), options, notify)
-    return gate(options.fail_if, [c.report for c in counted], 0 if all(c.report.complete for c in counted) else 1,
-                notify)
+    return gate(
+        options.fail_if, [c.report for c in counted], 0 if all(c.report.complete for c in counted) else 1, notify
+    )
 
 
 def _sweep_within_positions(loaded: Loaded, sweeps: list[str]) -> None:
@@ -104,9 +111,11 @@ def _sweep_within_positions(loaded: Loaded, sweeps: list[str]) -> None:
     lengths = [size for text in sweeps for name, sizes in [parse_sweep(text)] if name == "seq" for size in sizes]
     for positions, key in position_limits(loaded.model) if lengths else []:
         if max(lengths) > positions:
-            raise UsageError(f"{loaded.spec}: --sweep seq reaches {max(lengths):,} tokens, past the model's "
-                             f"{positions:,} positions ({key} in the config), which a direct count refuses too; "
-                             f"sweep to at most {positions:,}, or raise {key} to count longer sequences")
+            raise UsageError(
+                f"{loaded.spec}: --sweep seq reaches {max(lengths):,} tokens, past the model's "
+                f"{positions:,} positions ({key} in the config), which a direct count refuses too; "
+                f"sweep to at most {positions:,}, or raise {key} to count longer sequences"
+            )
 
 
 def _torch_model(loaded: Loaded, flag: str) -> Loaded:
@@ -128,14 +137,21 @@ def _extras(item: Counted, loaded: Loaded, options: argparse.Namespace, notify: 
             if loaded.rebuild is None:
                 raise UsageError(f"{loaded.spec}: --measure needs real weights; this model is on the meta device")
             model = rebuilt(loaded, "to measure it")
-            notify(f"{loaded.spec}: built again with random weights to measure it (times do not depend on the "
-                   "values of the weights)")
+            notify(
+                f"{loaded.spec}: built again with random weights to measure it (times do not depend on the "
+                "values of the weights)"
+            )
         inputs = make_inputs(loaded.inputs, real=True)
         stage(f"measuring {loaded.spec}")
         try:
             with _library_stderr(options.verbose, notify):
-                item.measurement = measure(model, inputs, device=options.device, peak_tflops=options.peak_tflops,
-                                           recalibrate=options.recalibrate)
+                item.measurement = measure(
+                    model,
+                    inputs,
+                    device=options.device,
+                    peak_tflops=options.peak_tflops,
+                    recalibrate=options.recalibrate,
+                )
         except (ValueError, RuntimeError) as error:
             raise UsageError(f"{loaded.spec}: --measure failed: {error}") from None
         item.extra["measurement"] = item.measurement.table(depth=2 if options.depth == UNSET else options.depth)
@@ -205,8 +221,9 @@ def _render(counted: list[Counted], options: argparse.Namespace) -> str:
             docs.append(doc)
         return json.dumps(docs[0] if len(docs) == 1 else docs, indent=2)
     if options.format == "html":  # one page, a section per model, the hand calculation always included
-        return render_html_report([c.report for c in counted], [c.measurement for c in counted],
-                                  [c.title or c.report.model for c in counted])
+        return render_html_report(
+            [c.report for c in counted], [c.measurement for c in counted], [c.title or c.report.model for c in counted]
+        )
     if options.format == "csv":
         text = render_csv([c.report for c in counted], depth=data_depth, per_operator=options.per_operator)
         return _with_times(text, counted, options.per_operator) if options.measure else text
@@ -226,4 +243,3 @@ def _render(counted: list[Counted], options: argparse.Namespace) -> str:
                 body += "\n\n" + render_dtype_table(item.report)
         parts.append("\n".join([*heading, "\n\n".join([body, *item.extra.values()])]))
     return "\n\n".join(parts)
-

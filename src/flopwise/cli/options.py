@@ -27,7 +27,8 @@ EXIT_CODES = """exit codes:
   4    a --fail-if budget is broken (it wins over 1: the gate fails whether or not the count is complete)
   130  interrupted (Ctrl-C); compare prints the models it finished first
 """
-EXAMPLES = """examples:
+EXAMPLES = (
+    """examples:
   flopwise                                      the guides' three worked examples
   flopwise torchvision:resnet50                 default input of the family (1x3x224x224)
   flopwise torchvision:inception_v3 --batch 8   8x3x299x299
@@ -47,7 +48,9 @@ EXAMPLES = """examples:
   flopwise hf:clip/config.json --input pixel_values=2x3x224x224 --tokens 2x16
   flopwise hf:llama/config.json --dtype bf16 --tokens 1x4096
 
-""" + EXIT_CODES
+"""
+    + EXIT_CODES
+)
 
 
 def output_format(text: str) -> str:
@@ -65,39 +68,78 @@ def parse_depth(text: str) -> int | None:
 
 def add_input_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("inputs")
-    group.add_argument("--input", action="append", default=[], metavar="[NAME=]SIZES[:DTYPE]",
-                       help="one input, e.g. 1x3x224x224 or 1x128:int64 (repeat for several); NAME= passes it "
-                            "by keyword, e.g. pixel_values=1x3x224x224")
+    group.add_argument(
+        "--input",
+        action="append",
+        default=[],
+        metavar="[NAME=]SIZES[:DTYPE]",
+        help="one input, e.g. 1x3x224x224 or 1x128:int64 (repeat for several); NAME= passes it "
+        "by keyword, e.g. pixel_values=1x3x224x224",
+    )
     group.add_argument("--tokens", metavar="BxS", help="token ids of batch B and length S, e.g. 1x128")
     group.add_argument("--batch", type=int, metavar="N", help="batch N for the model's default input")
-    group.add_argument("--dtype", metavar="DTYPE", help="the model's weights and default float inputs in DTYPE "
-                       "(bf16, fp16, fp32, fp64); hf: configs default to their own dtype")
-    group.add_argument("--allow-pickle", action="store_true",
-                       help="unpickle Python objects from a .pt or .pt2 file (this runs code from the file: "
-                            "trusted files only)")
+    group.add_argument(
+        "--dtype",
+        metavar="DTYPE",
+        help="the model's weights and default float inputs in DTYPE "
+        "(bf16, fp16, fp32, fp64); hf: configs default to their own dtype",
+    )
+    group.add_argument(
+        "--allow-pickle",
+        action="store_true",
+        help="unpickle Python objects from a .pt or .pt2 file (this runs code from the file: trusted files only)",
+    )
 
 
 def add_count_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mode", choices=MODES, default="fake",
-                        help="fake: shapes only (default; falls back to real when the model needs data); "
-                             "real: run the model; meta: the meta device")
-    parser.add_argument("--convention", choices=list(PRESETS), default="default",
-                        help="how MACs and other work become FLOPs (default: 2 per MAC plus every other op)")
-    parser.add_argument("--attention", choices=ATTENTION, default="dense",
-                        help="dense: every query–key pair (the guides; default); masked: only the pairs the "
-                             "attention masks keep (causal, sliding window, padding, BlockMask)")
-    parser.add_argument("--no-shortcuts", dest="shortcuts", action="store_false",
-                        help="count every op call afresh (the plain path); shortcuts never change a figure")
-    parser.add_argument("--rebuild-limit", type=float, metavar="GIB",
-                        help="the most GiB of weights filled with random values when a model must run for real "
-                             "(--mode real, --measure, a count that needs data, --step train; default 2, or "
-                             "FLOPWISE_REBUILD_LIMIT)")
-    parser.add_argument("--format", type=output_format, choices=FORMATS, default="table",
-                        help="output format (default table; md = markdown)")
+    parser.add_argument(
+        "--mode",
+        choices=MODES,
+        default="fake",
+        help="fake: shapes only (default; falls back to real when the model needs data); "
+        "real: run the model; meta: the meta device",
+    )
+    parser.add_argument(
+        "--convention",
+        choices=list(PRESETS),
+        default="default",
+        help="how MACs and other work become FLOPs (default: 2 per MAC plus every other op)",
+    )
+    parser.add_argument(
+        "--attention",
+        choices=ATTENTION,
+        default="dense",
+        help="dense: every query–key pair (the guides; default); masked: only the pairs the "
+        "attention masks keep (causal, sliding window, padding, BlockMask)",
+    )
+    parser.add_argument(
+        "--no-shortcuts",
+        dest="shortcuts",
+        action="store_false",
+        help="count every op call afresh (the plain path); shortcuts never change a figure",
+    )
+    parser.add_argument(
+        "--rebuild-limit",
+        type=float,
+        metavar="GIB",
+        help="the most GiB of weights filled with random values when a model must run for real "
+        "(--mode real, --measure, a count that needs data, --step train; default 2, or "
+        "FLOPWISE_REBUILD_LIMIT)",
+    )
+    parser.add_argument(
+        "--format",
+        type=output_format,
+        choices=FORMATS,
+        default="table",
+        help="output format (default table; md = markdown)",
+    )
     parser.add_argument("--output", "-o", metavar="FILE", help="write the output to FILE (UTF-8) instead of stdout")
     parser.add_argument("--quiet", "-q", action="store_true", help="no notices or progress on stderr")
-    parser.add_argument("--progress", action="store_true",
-                        help="say on stderr what a run past 2 seconds is doing even when stderr is not a terminal")
+    parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="say on stderr what a run past 2 seconds is doing even when stderr is not a terminal",
+    )
     parser.add_argument("--traceback", action="store_true", help="show the full traceback of errors (debugging)")
 
 
@@ -106,46 +148,81 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flopwise",
         description="Count the MACs, FLOPs, parameters and bytes moved of a PyTorch model, per module and "
-                    "per operator. `flopwise compare --help` compares several models; `flopwise diff --help` "
-                    "compares two saved counts.",
+        "per operator. `flopwise compare --help` compares several models; `flopwise diff --help` "
+        "compares two saved counts.",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("model", nargs="?", metavar="MODEL",
-                        help=f"{FORMS} (default: the guides' three examples); file.py:NAME imports the file, so "
-                             "its top-level code runs, as `python file.py` runs it (not its __main__ block)")
+    parser.add_argument(
+        "model",
+        nargs="?",
+        metavar="MODEL",
+        help=f"{FORMS} (default: the guides' three examples); file.py:NAME imports the file, so "
+        "its top-level code runs, as `python file.py` runs it (not its __main__ block)",
+    )
     parser.add_argument("--version", action="version", version=f"flopwise {__version__}")
     add_input_options(parser)
     add_count_options(parser)
-    parser.add_argument("--depth", type=parse_depth, metavar="N|all", default=UNSET,
-                        help="module tree depth shown (default 2 in tables; every module in CSV)")
+    parser.add_argument(
+        "--depth",
+        type=parse_depth,
+        metavar="N|all",
+        default=UNSET,
+        help="module tree depth shown (default 2 in tables; every module in CSV)",
+    )
     parser.add_argument("--per-operator", action="store_true", help="also show the per-aten-operator table")
-    parser.add_argument("--shapes", action="store_true",
-                        help="add each module's input and output shapes (of its first call) to the table")
+    parser.add_argument(
+        "--shapes",
+        action="store_true",
+        help="add each module's input and output shapes (of its first call) to the table",
+    )
     parser.add_argument("--explain", action="store_true", help="show the hand calculation of each count")
-    parser.add_argument("--by-dtype", action="store_true",
-                        help="also show MACs, FLOPs, bytes, weight memory and an energy estimate per compute dtype "
-                             "(JSON always has them)")
+    parser.add_argument(
+        "--by-dtype",
+        action="store_true",
+        help="also show MACs, FLOPs, bytes, weight memory and an energy estimate per compute dtype "
+        "(JSON always has them)",
+    )
     add_budget_option(parser, changes=False)
-    parser.add_argument("--step", choices=("forward", "train"), default="forward",
-                        help="count one forward (default) or a training step split by phase: forward, backward "
-                             "(loss: the model's .loss, else the sum of its output), no optimizer")
+    parser.add_argument(
+        "--step",
+        choices=("forward", "train"),
+        default="forward",
+        help="count one forward (default) or a training step split by phase: forward, backward "
+        "(loss: the model's .loss, else the sum of its output), no optimizer",
+    )
     # the group and the flags as sweep.py's owner words them (sweep.add_sweep_options, no longer called)
     sweeps = parser.add_argument_group("sweeps (one run with symbolic sizes where it holds, counts elsewhere)")
-    sweeps.add_argument("--sweep", action="append", default=[], metavar="NAME=START:STOP:xF|+S",
-                        help="batch or seq over a range: seq=128:32768:x2 (doubling), batch=1:8:+1, or seq=1,64,512")
+    sweeps.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="NAME=START:STOP:xF|+S",
+        help="batch or seq over a range: seq=128:32768:x2 (doubling), batch=1:8:+1, or seq=1,64,512",
+    )
     sweeps.add_argument("--plot", metavar="FILE", help="with --sweep: plot MACs, FLOPs and bytes to FILE (.png, .svg)")
-    parser.add_argument("--generate", type=int, metavar="N",
-                        help="count generate() of N new tokens: the prefill, then each decode step over the KV "
-                             "cache (with --device NAME from the peak table: a roofline bound per token)")
+    parser.add_argument(
+        "--generate",
+        type=int,
+        metavar="N",
+        help="count generate() of N new tokens: the prefill, then each decode step over the KV "
+        "cache (with --device NAME from the peak table: a roofline bound per token)",
+    )
     measure = parser.add_argument_group("measuring (runs the model for real)")
     measure.add_argument("--measure", action="store_true", help="time the model and join times to the counts")
     measure.add_argument("--device", help="where to measure: cpu, cuda, cuda:1 (default: the model's device)")
     measure.add_argument("--peak-tflops", type=float, metavar="T", help="the device's peak TFLOP/s if unknown")
-    measure.add_argument("--recalibrate", action="store_true",
-                         help="measure this CPU's peaks again instead of using the cached calibration")
-    measure.add_argument("--verbose", "-v", action="store_true",
-                         help="also show what libraries print on stderr while measuring (the profiler's own lines)")
+    measure.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="measure this CPU's peaks again instead of using the cached calibration",
+    )
+    measure.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="also show what libraries print on stderr while measuring (the profiler's own lines)",
+    )
     return parser
 
 
@@ -154,12 +231,12 @@ def compare_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="flopwise compare",
         description="Count several models and compare them in one table, in the order given (ratios are "
-                    "relative to the first model that counted).",
+        "relative to the first model that counted).",
         epilog="examples:\n"
-               "  flopwise compare torchvision:resnet18 torchvision:resnet50 --plot resnets\n"
-               "  flopwise compare 'torchvision:*'                every torchvision classification model\n"
-               "  flopwise compare 'torchvision:detection/*' 'torchvision:efficientnet_b?'\n"
-               "  flopwise compare --list models.txt --format csv --output zoo.csv\n",
+        "  flopwise compare torchvision:resnet18 torchvision:resnet50 --plot resnets\n"
+        "  flopwise compare 'torchvision:*'                every torchvision classification model\n"
+        "  flopwise compare 'torchvision:detection/*' 'torchvision:efficientnet_b?'\n"
+        "  flopwise compare --list models.txt --format csv --output zoo.csv\n",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("specs", nargs="*", metavar="SPEC", help="model specs as for `flopwise MODEL`, or globs")
@@ -184,13 +261,20 @@ exit codes: 0 compared (and every budget kept), 2 usage error (a missing or unre
 def diff_parser() -> argparse.ArgumentParser:
     """`flopwise diff BEFORE.json AFTER.json [options]`."""
     parser = argparse.ArgumentParser(
-        prog="flopwise diff", description="Compare two saved counts (flopwise MODEL --format json): the change "
-                                          "per module and in total.",
-        epilog=DIFF_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+        prog="flopwise diff",
+        description="Compare two saved counts (flopwise MODEL --format json): the change per module and in total.",
+        epilog=DIFF_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("before", metavar="BEFORE.json")
     parser.add_argument("after", metavar="AFTER.json")
-    parser.add_argument("--format", type=output_format, choices=("table", "markdown", "json"), default="table",
-                        help="output format (default table; md = markdown)")
+    parser.add_argument(
+        "--format",
+        type=output_format,
+        choices=("table", "markdown", "json"),
+        default="table",
+        help="output format (default table; md = markdown)",
+    )
     parser.add_argument("--all", action="store_true", help="also list the modules that did not change")
     parser.add_argument("--depth", type=int, metavar="N", help="modules down to depth N only (default: all)")
     add_budget_option(parser)
@@ -205,11 +289,14 @@ def check_model_options(options: argparse.Namespace) -> None:
     if options.explain and options.format == "csv":
         raise UsageError("--explain goes with --format table, markdown or json, not csv")
     if options.shapes and options.format not in ("table", "markdown"):
-        raise UsageError(f"--shapes adds columns to --format table or markdown, not {options.format} (JSON always "
-                         "has each module's input_shapes and output_shapes)")
+        raise UsageError(
+            f"--shapes adds columns to --format table or markdown, not {options.format} (JSON always "
+            "has each module's input_shapes and output_shapes)"
+        )
     if options.by_dtype and options.format in ("csv", "html"):
-        raise UsageError(f"--by-dtype goes with --format table or markdown (json always has by_dtype), "
-                         f"not {options.format}")
+        raise UsageError(
+            f"--by-dtype goes with --format table or markdown (json always has by_dtype), not {options.format}"
+        )
     if options.plot and not options.sweep:
         raise UsageError("--plot goes with --sweep (flopwise compare --plot FILE plots several models)")
     if options.model is None and (options.input or options.tokens or options.batch is not None or options.dtype):

@@ -50,8 +50,14 @@ def scatter_figure(points: list[tuple[str, Report]]) -> Any:
     axes.scatter(params, flops, c=complete, s=14 if many else 24, alpha=0.7 if many else 1.0, zorder=2)
     named = labelled(params, flops) if many else range(len(points))
     for i in named:
-        axes.annotate(parse_spec(points[i][0]).label, (params[i], flops[i]), xytext=(3, 3),
-                      textcoords="offset points", fontsize=7, zorder=3)
+        axes.annotate(
+            parse_spec(points[i][0]).label,
+            (params[i], flops[i]),
+            xytext=(3, 3),
+            textcoords="offset points",
+            fontsize=7,
+            zorder=3,
+        )
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel("parameters")

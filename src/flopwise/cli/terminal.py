@@ -14,8 +14,25 @@ import time
 from typing import TextIO
 
 # text that stdout cannot encode (a C locale, PYTHONIOENCODING=ascii) degrades to this
-_ASCII = str.maketrans({"×": "x", "·": ".", "─": "-", "—": "-", "–": "-", "…": "...", "█": "#", "→": "->",
-                        "≈": "~", "≤": "<=", "≥": ">=", "µ": "u", "±": "+/-", "−": "-", "ᵀ": "T"})
+_ASCII = str.maketrans(
+    {
+        "×": "x",
+        "·": ".",
+        "─": "-",
+        "—": "-",
+        "–": "-",
+        "…": "...",
+        "█": "#",
+        "→": "->",
+        "≈": "~",
+        "≤": "<=",
+        "≥": ">=",
+        "µ": "u",
+        "±": "+/-",
+        "−": "-",
+        "ᵀ": "T",
+    }
+)
 AFTER_S = 2.0  # a run shorter than this shows no progress
 REPEAT_S = 30.0  # off a terminal, a stage that lasts is said again this often
 
