@@ -325,3 +325,21 @@ def test_a_sweep_stops_where_a_direct_count_does(tmp_path, capsys):
     code, out, err = run([gpt2, "--tokens", "1x8", "--sweep", "seq=8:128:x2"], capsys)
     assert code == 2 and out == "", err
     assert "--sweep seq reaches 128 tokens, past the model's 64 positions (n_positions in the config)" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["hf:{gpt2}", "--tokens", "1x4", "--sweep", "seq=4:16:x2", "-o", "{afile}/x"],
+        ["compare", "guides:SimpleConv", "-o", "{afile}/x"],
+        ["compare", "guides:SimpleConv", "--plot", "{afile}/zoo"],
+    ],
+)
+def test_an_output_under_a_file_is_refused_before_anything_is_counted(tmp_path, capsys, monkeypatch, args):
+    gpt2 = config(tmp_path, "gpt2", TINY_GPT2)[3:]
+    (tmp_path / "afile").write_text("")
+    counted = []
+    monkeypatch.setattr("flopwise.cli.common.count", lambda *a, **k: counted.append(a))
+    code, out, err = run([a.format(gpt2=gpt2, afile=tmp_path / "afile") for a in args], capsys)
+    assert code == 2 and out == "" and f"{tmp_path / 'afile'}' is a file, not a folder" in err, err
+    assert counted == []

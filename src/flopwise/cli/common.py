@@ -25,7 +25,7 @@ from ..counter import count, counting
 from ..engine.prepare import describe_inputs
 from ..report.report import Report
 from ..shapes_only.values import NeedsData
-from .errors import COMPLETE, INTERNAL_ERROR, INTERRUPTED, USER_ERROR, ModelError, UsageError, exit_message
+from .errors import COMPLETE, INTERNAL_ERROR, INTERRUPTED, USER_ERROR, ModelError, UsageError, exit_message, unwritable
 from .failures import describe_failure, needs_data, raised_by_flopwise
 from .inputs import FLOAT_DTYPES, make_inputs, parse_dtype
 from .options import EXIT_CODES as EXIT_CODES
@@ -207,11 +207,9 @@ def _silence_stdout() -> None:
 def write_file(path: str, write: Callable[[Path], object], flag: str, notify: Callable[[str], None]) -> None:
     """Write one output file, saying 'replaced' when it existed before."""
     target = Path(path)
-    blocking = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
-    if blocking is not None:  # mkdir would say "File exists"
-        raise UsageError(f"{flag} {path}: cannot write it, {str(blocking)!r} is a file, not a folder")
-    if target.is_dir():
-        raise UsageError(f"{flag} {path}: is a directory; give a file name (e.g. {target / 'report.txt'})")
+    problem = unwritable(path, flag)
+    if problem is not None:
+        raise UsageError(problem)
     existed = target.exists()
     try:
         target.parent.mkdir(parents=True, exist_ok=True)

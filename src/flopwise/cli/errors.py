@@ -48,6 +48,18 @@ def not_a_file(path: Path) -> str:
     return next((said for test, said in kinds if test(mode)), "is not a regular file")
 
 
+def unwritable(path: str, flag: str) -> str | None:
+    """Why an output file cannot be written where it is asked for, said plainly (mkdir would say 'File exists'); None
+    when nothing is in the way."""
+    target = Path(path)
+    blocking = next((p for p in target.parents if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        return f"{flag} {path}: cannot write it, {str(blocking)!r} is a file, not a folder"
+    if target.is_dir() and flag != "--plot":  # --plot FILE writes FILE.png and FILE.svg beside a folder FILE
+        return f"{flag} {path}: is a directory; give a file name (e.g. {target / 'report.txt'})"
+    return None
+
+
 def first_line(error: BaseException, limit: int = 300) -> str:
     """The first line of an error's message, whole; past `limit` characters it ends at its last full sentence
     within them (never mid-sentence), marked […]."""

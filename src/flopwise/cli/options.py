@@ -9,7 +9,7 @@ import argparse
 from ..core.conventions import ATTENTION, PRESETS
 from ..core.version import __version__
 from .budget import add_budget_option
-from .errors import UsageError
+from .errors import UsageError, unwritable
 
 FORMS = (
     "torchvision:NAME, timm:NAME, hf:path/to/config.json, hf:org/name (local cache), diffusers:path/to/config.json, "
@@ -312,4 +312,8 @@ def parse(argv: list[str]) -> tuple[str, argparse.Namespace]:
     options = PARSERS[command]().parse_args(argv[1:] if command else argv)
     if not command:
         check_model_options(options)
+    for flag, path in (("--output", options.output), ("--plot", getattr(options, "plot", None))):
+        problem = unwritable(path, flag) if path else None
+        if problem is not None:  # said before anything is counted (and for every command, --sweep's output too)
+            raise UsageError(problem)
     return command, options
