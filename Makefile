@@ -27,11 +27,13 @@ browser:
 
 test: $(VENV)/.ready browser
 	$(PY) -m pytest
-	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff check src tests bench scripts
+	$(PY) -m ruff format --check src tests bench scripts
 	$(PY) -m mypy
 
 lint: $(VENV)/.ready
-	$(PY) -m ruff check src tests bench
+	$(PY) -m ruff check src tests bench scripts
+	$(PY) -m ruff format --check src tests bench scripts
 	$(PY) -m mypy
 
 bench: $(VENV)/.ready

@@ -33,8 +33,13 @@ MAX_POINTS = 10_000
 
 def add_sweep_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("sweeps (one run with symbolic sizes where it holds, counts elsewhere)")
-    group.add_argument("--sweep", action="append", default=[], metavar="NAME=START:STOP:xF|+S",
-                       help="batch or seq over a range: seq=128:32768:x2 (doubling), batch=1:8:+1, or seq=1,64,512")
+    group.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="NAME=START:STOP:xF|+S",
+        help="batch or seq over a range: seq=128:32768:x2 (doubling), batch=1:8:+1, or seq=1,64,512",
+    )
     group.add_argument("--plot", metavar="FILE", help="with --sweep: plot MACs, FLOPs and bytes to FILE (.png, .svg)")
 
 
@@ -101,20 +106,46 @@ def run_sweep(loaded: Loaded, options: argparse.Namespace) -> tuple[str, Symboli
         except Exception as error:  # a size counted directly, outside what the trace stands for
             where = ", ".join(f"{n}={v:,}" for n, v in chosen.items())
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise ModelError(f"{loaded.spec}: the model raised {type(error).__name__} counted at {where}: "
-                             f"{first}") from error
+            raise ModelError(
+                f"{loaded.spec}: the model raised {type(error).__name__} counted at {where}: {first}"
+            ) from error
     note = _note(report, points, list(sweeps))
     if options.format == "json":
-        rows = [{**p.sizes, "macs": p.macs, "flops": p.flops, "bytes_read": p.bytes_read,
-                 "bytes_written": p.bytes_written, "source": p.source} for p in points]
+        rows = [
+            {
+                **p.sizes,
+                "macs": p.macs,
+                "flops": p.flops,
+                "bytes_read": p.bytes_read,
+                "bytes_written": p.bytes_written,
+                "source": p.source,
+            }
+            for p in points
+        ]
         metrics = ("macs", "flops", "bytes_read", "bytes_written", "params")
         formulas = {m: str(report.formula(m)) for m in metrics} if report.fit is not None else None
-        doc = {"model": loaded.spec, "formulas": formulas, "region": list(report.guards), "refused": report.refused
-               or None, "note": note, "points": rows}
+        doc = {
+            "model": loaded.spec,
+            "formulas": formulas,
+            "region": list(report.guards),
+            "refused": report.refused or None,
+            "note": note,
+            "points": rows,
+        }
         return json.dumps(doc, indent=2), report, points
     columns = [*left(*sweeps), *right("MACs", "FLOPs", "bytes read", "bytes written", "MACs (exact)"), *left("from")]
-    cells = [[*(f"{p.sizes[n]:,}" for n in sweeps), si(p.macs), si(p.flops), binary_bytes(p.bytes_read),
-              binary_bytes(p.bytes_written), f"{p.macs:,}", p.source] for p in points]
+    cells = [
+        [
+            *(f"{p.sizes[n]:,}" for n in sweeps),
+            si(p.macs),
+            si(p.flops),
+            binary_bytes(p.bytes_read),
+            binary_bytes(p.bytes_written),
+            f"{p.macs:,}",
+            p.source,
+        ]
+        for p in points
+    ]
     table = markdown_table(columns, cells) if options.format == "markdown" else text_table(columns, cells)
     return "\n\n".join([report.formulas(), "\n".join(table), note]), report, points
 
@@ -124,11 +155,16 @@ def _note(report: SymbolicReport, points: list[Evaluated], names: list[str]) -> 
     traced = sum(p.source == TRACED for p in points)
     held = f" (where {', '.join(report.guards)})" if report.guards else ""
     parts = [f"{traced} size(s) costed op by op from one run with the sizes symbolic{held}"] if traced else []
-    parts.append(f"{len(points) - traced} counted directly (\"counted\": sizes that run does not stand for)")
-    how = f"{report.counts} count(s) and {report.traced} traced size(s)" if report.traced else \
-        f"{report.counts} count(s)"
-    fit = (f"the exact polynomial fit in {', '.join(names)} above took {how}, {report.verified} check(s) at sizes not "
-           "used to fit" if report.fit is not None else "no single polynomial holds (above)")
+    parts.append(f'{len(points) - traced} counted directly ("counted": sizes that run does not stand for)')
+    how = (
+        f"{report.counts} count(s) and {report.traced} traced size(s)" if report.traced else f"{report.counts} count(s)"
+    )
+    fit = (
+        f"the exact polynomial fit in {', '.join(names)} above took {how}, {report.verified} check(s) at sizes not "
+        "used to fit"
+        if report.fit is not None
+        else "no single polynomial holds (above)"
+    )
     return f"{'; '.join(parts)}; {fit}; convention {report.convention.name!r}."
 
 
@@ -139,8 +175,7 @@ def _fit(loaded: Loaded, options: argparse.Namespace, names: list[str]) -> Symbo
     level = fake_log.level
     fake_log.setLevel(logging.CRITICAL)
     try:
-        report = count(loaded.model, inputs, mode=options.mode, convention=options.convention,
-                       symbolic=dict(spec))
+        report = count(loaded.model, inputs, mode=options.mode, convention=options.convention, symbolic=dict(spec))
     except SymbolicError as error:
         raise UsageError(f"--sweep {loaded.spec}: {error}") from None
     except Exception as error:
@@ -175,8 +210,9 @@ def sweep_plot(points: list[Evaluated], names: list[str], path: str, title: str)
             drawn = axes.plot(xs, ys, style, markersize=3, label=label)[0]
             counted = [(x, y) for x, y, p in zip(xs, ys, line, strict=True) if p.source != TRACED]
             if counted:  # sizes the trace does not stand for: counted, drawn as open markers
-                axes.plot(*zip(*counted, strict=True), style[1:], markersize=7, fillstyle="none",
-                          color=drawn.get_color())
+                axes.plot(
+                    *zip(*counted, strict=True), style[1:], markersize=7, fillstyle="none", color=drawn.get_color()
+                )
     axes.set_xscale("log")
     axes.set_yscale("log")
     axes.set_xlabel(x_name)
@@ -197,8 +233,12 @@ def sweep_main(options: argparse.Namespace, loaded: Loaded | None, notify: Any) 
     """`flopwise MODEL --sweep …`: the table (or JSON), the plot if asked; exit 0, or 1 with unsupported ops."""
     if loaded is None:
         raise UsageError("--sweep needs a MODEL (e.g. flopwise hf:config.json --tokens 1x128 --sweep seq=128:4096:x2)")
-    for flag, given in (("--explain", options.explain), ("--measure", options.measure),
-                        ("--per-operator", options.per_operator), ("--fail-if", options.fail_if)):
+    for flag, given in (
+        ("--explain", options.explain),
+        ("--measure", options.measure),
+        ("--per-operator", options.per_operator),
+        ("--fail-if", options.fail_if),
+    ):
         if given:
             raise UsageError(f"{flag} does not go with --sweep; count one size without --sweep for it")
     text, report, points = run_sweep(loaded, options)

@@ -143,10 +143,15 @@ class Measurement:
         peak, achieved = self.peaks.flops_per_s, max(self.model_flops, self.hardware_flops) / self.seconds
         if peak is None or achieved <= peak:
             return ""
-        why = ("its calibration ran under load or is stale (--recalibrate measures it again)"
-               if self.peaks.calibration is not None else "wrong for this device or dtype (--peak-tflops sets it)")
-        return (f"achieved {achieved / 1e12:.3g} TFLOP/s is above the peak used ({peak / 1e12:.3g} TFLOP/s): that peak "
-                f"is {why}; a utilisation over 100 % is not reported")
+        why = (
+            "its calibration ran under load or is stale (--recalibrate measures it again)"
+            if self.peaks.calibration is not None
+            else "wrong for this device or dtype (--peak-tflops sets it)"
+        )
+        return (
+            f"achieved {achieved / 1e12:.3g} TFLOP/s is above the peak used ({peak / 1e12:.3g} TFLOP/s): that peak "
+            f"is {why}; a utilisation over 100 % is not reported"
+        )
 
     @property
     def energy(self) -> energy.Energy | None:
