@@ -119,6 +119,12 @@ def add_count_options(parser: argparse.ArgumentParser) -> None:
         help="count every op call afresh (the plain path); shortcuts never change a figure",
     )
     parser.add_argument(
+        "--parallel",
+        metavar="DIM=N,…",
+        help="count what each rank runs under a parallel plan, e.g. dp=16,pp=8,tp=8 (torch's fake process group; "
+        "see docs/parallel.md)",
+    )
+    parser.add_argument(
         "--rebuild-limit",
         type=float,
         metavar="GIB",
