@@ -119,12 +119,6 @@ def add_count_options(parser: argparse.ArgumentParser) -> None:
         help="count every op call afresh (the plain path); shortcuts never change a figure",
     )
     parser.add_argument(
-        "--parallel",
-        metavar="DIM=N,…",
-        help="count what each rank runs under a parallel plan, e.g. dp=16,pp=8,tp=8 (torch's fake process group; "
-        "see docs/parallel.md)",
-    )
-    parser.add_argument(
         "--rebuild-limit",
         type=float,
         metavar="GIB",
@@ -169,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"flopwise {__version__}")
     add_input_options(parser)
     add_count_options(parser)
+    parser.add_argument(
+        "--parallel",
+        metavar="DIM=N,…",
+        help="count what each rank runs under a parallel plan, e.g. dp=16,pp=8,tp=8 (torch's fake process group; "
+        "see docs/parallel.md)",
+    )
     parser.add_argument(
         "--depth",
         type=parse_depth,
