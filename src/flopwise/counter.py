@@ -112,34 +112,24 @@ def counting_on_fakes(
     convention: str | Convention = "default",
     inputs: str = "",
     attention: str | None = None,
+    trace: Trace | None = None,
 ) -> Iterator[Counting]:
     """counting() over code that runs `model` on fake tensors of `fake` (count_generate's decode steps), with the
-    values of input-only tensors followed and the shortcuts of a shape-only count: replays and the memo."""
+    shortcuts of a shape-only count (replays and the memo) and the values of input-only tensors followed; with
+    `trace` (whose fake mode `fake` is: sizes symbolic), each op becomes a recipe and no value is followed."""
     rules = resolve(convention)
     if attention is not None:
         rules = with_attention(rules, attention)
     stack, values = ModuleStack({model: ""}), Values()
-    replicas = None if rules.masked else Replicas(model, fake, lambda: stack.current, values, rules, False)
-    run = RunState(rules, {}, values=values, replicas=replicas)
+    private = trace is not None  # keys of a run's own symbols: a memo of its own
+    replicas = None if rules.masked else Replicas(model, fake, lambda: stack.current, values, rules, private)
+    run = RunState(rules, {}, values=None if private else values, replicas=replicas, trace=trace)
     try:
         with _session(stack, run, model, inputs) as session:
             yield session
     finally:
         if replicas is not None:
             replicas.close()
-
-
-@contextlib.contextmanager
-def counting_traced(model: torch.nn.Module, trace: Trace, convention: Convention) -> Iterator[Counting]:
-    """counting() over code that runs `model` on the fake tensors of `trace` (sizes symbolic): each op a recipe,
-    repeated blocks replayed (keyed by expression, a memo of their own)."""
-    stack = ModuleStack({model: ""})
-    replicas = Replicas(model, trace.fake, lambda: stack.current, Values(), convention, True)
-    try:
-        with _session(stack, RunState(convention, {}, values=None, replicas=replicas, trace=trace), model, "") as s:
-            yield s
-    finally:
-        replicas.close()
 
 
 @contextlib.contextmanager

@@ -149,24 +149,8 @@ def flash(
     return _heads_first(q, k, v, None, bool(kwargs.get("is_causal", rest[at] if len(rest) > at else False)))
 
 
-@formula(aten._scaled_dot_product_efficient_attention)
+@formula(aten._scaled_dot_product_efficient_attention, aten._scaled_dot_product_cudnn_attention)
 def efficient(
-    result: tuple[TensorSpec, ...],
-    q: TensorSpec,
-    k: TensorSpec,
-    v: TensorSpec,
-    attn_bias: TensorSpec | None,
-    compute_log_sumexp: bool,
-    dropout_p: float = 0.0,
-    is_causal: bool = False,
-    *rest: Any,
-    **kwargs: Any,
-) -> Work:
-    return _heads_first(q, k, v, attn_bias, bool(is_causal))
-
-
-@formula(aten._scaled_dot_product_cudnn_attention)
-def cudnn(
     result: tuple[TensorSpec | int, ...],
     q: TensorSpec,
     k: TensorSpec,
@@ -175,7 +159,7 @@ def cudnn(
     compute_log_sumexp: bool,
     dropout_p: float = 0.0,
     is_causal: bool = False,
-    *rest: bool,
+    *rest: Any,
     **kwargs: Any,
 ) -> Work:
     return _heads_first(q, k, v, attn_bias, bool(is_causal))

@@ -19,7 +19,7 @@ import torch
 
 from ..core.conventions import resolve, with_attention
 from ..core.cost import OpCall
-from ..counter import counting_traced
+from ..counter import counting_on_fakes
 from ..engine.prepare import prepare, running_on
 from ..formulas.pricing import cost_call
 from ..symbolic.trace import Trace, TraceBroken
@@ -94,7 +94,7 @@ def trace_decode(
             "return_dict": True,
         }
     try:
-        with torch.no_grad(), trace.fake, counting_traced(model, trace, rules) as session:
+        with torch.no_grad(), trace.fake, counting_on_fakes(model, trace.fake, rules, trace=trace) as session:
             assert session._mode is not None
             with running_on(model, state):
                 model(**kwargs)
