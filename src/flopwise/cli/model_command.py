@@ -42,6 +42,7 @@ from .inputs import make_inputs
 from .load import load
 from .load_hf import position_limits
 from .options import UNSET
+from .parallel_plans import plans_main
 from .spec import InputFlags, Loaded
 from .sweep import parse_sweep, sweep_main
 from .terminal import stage
@@ -98,7 +99,7 @@ def _run(options: argparse.Namespace) -> int:
         if options.generate is not None:
             return generate_main(loaded, options, notify)
         if options.parallel:
-            return _plan(_torch_model(loaded, "--parallel"), options, notify)
+            return plans_main(_torch_model(loaded, "--parallel"), options, notify)
         report = count_loaded(loaded, options.mode, chosen_convention(options), notify, options.step, options.shortcuts)
         counted.append(_extras(Counted("", report, {}), loaded, options, notify))
     stage("writing the output")
@@ -106,29 +107,6 @@ def _run(options: argparse.Namespace) -> int:
     return gate(
         options.fail_if, [c.report for c in counted], 0 if all(c.report.complete for c in counted) else 1, notify
     )
-
-
-def _plan(loaded: Loaded, options: argparse.Namespace, notify: Callable[[str], None]) -> int:
-    """`--parallel`: the plan's per-rank table (or its JSON), from count(..., parallel=...)."""
-    from ..counter import count
-    from ..parallel import parse
-
-    try:
-        parse(options.parallel)
-    except ValueError as error:
-        raise UsageError(f"--parallel: {error}") from None
-    stage(f"planning {loaded.spec} on {options.parallel}")
-    plan: Any = count(
-        loaded.model,
-        make_inputs(loaded.inputs, real=False),
-        parallel=options.parallel,
-        mode=options.mode,
-        step=options.step,
-        convention=chosen_convention(options),
-    )
-    text = json.dumps(plan.to_dict(), indent=2) if options.format == "json" else str(plan)
-    emit(text, options, notify)
-    return 0
 
 
 def _sweep_within_positions(loaded: Loaded, sweeps: list[str]) -> None:

@@ -47,6 +47,8 @@ EXAMPLES = (
   flopwise compare 'torchvision:*' --format markdown     every torchvision classification model
   flopwise hf:clip/config.json --input pixel_values=2x3x224x224 --tokens 2x16
   flopwise hf:llama/config.json --dtype bf16 --tokens 1x4096
+  flopwise hf:llama/config.json --tokens 8x4096 --step train --parallel dp=8,tp=8 --parallel dp=4,pp=2,tp=8
+                                                two plans side by side: per rank, step time and MFU on H100-SXM
 
 """
     + EXIT_CODES
@@ -163,11 +165,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"flopwise {__version__}")
     add_input_options(parser)
     add_count_options(parser)
-    parser.add_argument(
+    plans = parser.add_argument_group("parallel plans (torch's fake process group; see docs/parallel.md)")
+    plans.add_argument(
         "--parallel",
+        action="append",
+        default=[],
         metavar="DIM=N,…",
-        help="count what each rank runs under a parallel plan, e.g. dp=16,pp=8,tp=8 (torch's fake process group; "
-        "see docs/parallel.md)",
+        help="count what each rank runs under a parallel plan, e.g. dp=16,pp=8,tp=8; given twice or more, the "
+        "plans side by side: per-rank MACs, memory, communication, estimated step time and MFU on --device",
+    )
+    plans.add_argument(
+        "--link",
+        metavar="NAME",
+        help="with several --parallel plans: the link inside a node (default NVLink4; InfiniBand-NDR between nodes)",
+    )
+    plans.add_argument(
+        "--device-memory",
+        type=float,
+        metavar="GIB",
+        help="with several --parallel plans: one device's memory in GiB, to say which plans fit",
     )
     parser.add_argument(
         "--depth",
@@ -216,7 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     measure = parser.add_argument_group("measuring (runs the model for real)")
     measure.add_argument("--measure", action="store_true", help="time the model and join times to the counts")
-    measure.add_argument("--device", help="where to measure: cpu, cuda, cuda:1 (default: the model's device)")
+    measure.add_argument(
+        "--device",
+        help="where to measure: cpu, cuda, cuda:1 (default: the model's device); with --generate or several "
+        "--parallel plans, a row of the peak table (H100-SXM, the plans' default)",
+    )
     measure.add_argument("--peak-tflops", type=float, metavar="T", help="the device's peak TFLOP/s if unknown")
     measure.add_argument(
         "--recalibrate",
@@ -302,6 +322,14 @@ def check_model_options(options: argparse.Namespace) -> None:
     if options.by_dtype and options.format in ("csv", "html"):
         raise UsageError(
             f"--by-dtype goes with --format table or markdown (json always has by_dtype), not {options.format}"
+        )
+    if options.parallel and options.format not in ("table", "json"):
+        raise UsageError(f"--parallel prints a table or JSON (--format table or json), not {options.format}")
+    if len(options.parallel) < 2 and (options.link or options.device_memory is not None):
+        raise UsageError("--link and --device-memory go with two or more --parallel plans, which they compare")
+    if options.device_memory is not None and not options.device_memory > 0:
+        raise UsageError(
+            f"--device-memory is one device's memory in GiB, a positive number; got {options.device_memory:g}"
         )
     if options.plot and not options.sweep:
         raise UsageError("--plot goes with --sweep (flopwise compare --plot FILE plots several models)")

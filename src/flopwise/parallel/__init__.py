@@ -28,6 +28,7 @@ when printed.
 """
 
 from ..counter import PLANNERS
+from .comparison import PlanComparison, PlanRow, compare
 from .estimate import StepEstimate, estimate
 from .layout import DIMS, Layout, parse
 from .links import LINKS, Link, find_link
@@ -43,8 +44,11 @@ __all__ = [
     "Layout",
     "Link",
     "ParallelPlan",
+    "PlanComparison",
+    "PlanRow",
     "RankReport",
     "StepEstimate",
+    "compare",
     "estimate",
     "find_link",
     "parse",
