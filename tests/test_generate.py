@@ -176,7 +176,15 @@ def test_a_draft_equal_to_the_target_has_every_token_accepted() -> None:
     assert len(r.steps) < 12 and sum(r.accepted) > 0  # fewer target forwards than tokens: drafts were accepted
 
 
-def test_decode_steps_from_the_traced_cache_length_equal_counting_each_step() -> None:
+@pytest.mark.parametrize("prompt", [5, 1])  # a prompt of one token: the first decode step is counted, not traced
+def test_decode_steps_from_the_traced_cache_length_equal_counting_each_step(
+    prompt: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flopwise.llm.decode_trace import DecodeTrace
+
+    synthesized: list[int] = []  # the cache lengths whose steps came from the trace
+    step_at = DecodeTrace.step_at
+    monkeypatch.setattr(DecodeTrace, "step_at", lambda self, c: synthesized.append(c) or step_at(self, c))
     config = transformers.LlamaConfig(
         vocab_size=100,
         hidden_size=32,
@@ -189,8 +197,12 @@ def test_decode_steps_from_the_traced_cache_length_equal_counting_each_step() ->
     real_model = transformers.LlamaForCausalLM(config).eval()
     with torch.device("meta"):
         meta_model = transformers.LlamaForCausalLM(config).eval()
-    ids = torch.randint(3, 100, (2, 5))
-    traced = flopwise.count_generate(meta_model, ids, max_new_tokens=9)  # steps 2…8 from one traced decode step
+    ids = torch.randint(3, 100, (2, prompt))
+    made: list[tuple[int, int]] = []
+    traced = flopwise.count_generate(meta_model, ids, max_new_tokens=9, progress=lambda *done: made.append(done))
+    assert made == [(k, 9) for k in range(1, 10)]  # told after each of the 9 forwards
+    first = 1 if prompt > 1 else 2  # decode step k attends to prompt + k − 1 cached tokens
+    assert synthesized == [prompt + k - 1 for k in range(first, 9)]  # the trace made them, not a fallback
     real = flopwise.count_generate(real_model, ids, max_new_tokens=9, do_sample=False, min_new_tokens=9)
     assert len(traced.steps) == len(real.steps) == 9
     assert [s.cost for s in traced.steps] == [s.cost for s in real.steps]  # every step, sampled or not

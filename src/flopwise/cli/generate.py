@@ -32,11 +32,16 @@ def generate_main(loaded: Loaded, options: argparse.Namespace, notify: Callable[
     for note in loaded.notes:
         notify(note)
     stage(f"counting generate() of {options.generate} new tokens on {loaded.spec}")
+
+    def progress(done: int, total: int) -> None:
+        stage(f"counting generate() on {loaded.spec}: forward {done} of {total}")
+
     report = count_generate(
         _causal_lm(loaded.model),
         ids,
         options.generate,
         convention=chosen_convention(options),
+        progress=progress,
         do_sample=False,
         pad_token_id=0,
     )

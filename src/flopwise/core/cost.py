@@ -8,6 +8,7 @@ a `Work` into a `Cost` (plain integers) through a convention; costs add up into 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from typing import NamedTuple
@@ -110,6 +111,17 @@ class Cost:
 
 
 ZERO = Cost()
+
+
+def summed(costs: Iterable[Cost]) -> Cost:
+    """The sum of many costs, added as plain integers (a long generate() makes hundreds of thousands of calls)."""
+    macs = flops = read = written = 0
+    for cost in costs:
+        macs += cost.macs
+        flops += cost.flops
+        read += cost.bytes_read
+        written += cost.bytes_written
+    return Cost(macs, flops, read, written)
 
 
 class OpCall(NamedTuple):

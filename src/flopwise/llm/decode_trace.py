@@ -18,7 +18,7 @@ import sympy
 import torch
 
 from ..core.conventions import resolve, with_attention
-from ..core.cost import OpCall
+from ..core.cost import Cost, OpCall, summed
 from ..counter import counting_on_fakes
 from ..engine.prepare import prepare, running_on
 from ..formulas.pricing import cost_call
@@ -28,34 +28,63 @@ CONTEXT = "context"
 
 
 class DecodeTrace:
-    """One decode forward with the cache length symbolic; `calls_at(c)` are a step's records over c cached tokens."""
+    """One decode forward with the cache length symbolic; `step_at(c)`: a step's records over c cached tokens."""
 
     def __init__(
         self, trace: Trace, calls: list[OpCall], keys: list[Any], cache_bytes: Any, module_calls: Counter[str]
     ) -> None:
-        self.trace, self.calls, self.keys, self._cache_bytes = trace, calls, keys, cache_bytes
+        self.trace, self._cache_bytes = trace, cache_bytes
         self.module_calls = module_calls  # each module's calls in one step
         used = {key for key in keys if key is not None}
-        self._varying = {key for key in used if _has_symbols(trace.recipes[key])}
-        self._fixed = {key: trace.cost_at(key) for key in used - self._varying}
+        varying = {key for key in used if _has_symbols(trace.recipes[key])}
+        fixed = {key: trace.cost_at(key) for key in used - varying}
+        # recipes with no size in the cache length cost the same at every step: those calls are made once
+        self._template = [
+            call if key is None or key in varying else _costed(call, fixed[key])
+            for call, key in zip(calls, keys, strict=True)
+        ]
+        self._varying = [(i, key) for i, key in enumerate(keys) if key in varying]
+        self._fixed_cost = summed(self._template[i].cost for i in range(len(keys)) if keys[i] not in varying)
+        self._cache_bytes_terms = _polynomial(cache_bytes, trace.symbols[CONTEXT])
 
     def holds_at(self, context: int) -> bool:
         return self.trace.holds_at({CONTEXT: context})
 
-    def calls_at(self, context: int) -> list[OpCall]:
+    def step_at(self, context: int) -> tuple[list[OpCall], Cost]:
+        """The records of a step over `context` cached tokens, and their total cost."""
         sizes = {CONTEXT: context}
-        costed = dict(self._fixed)  # recipes with no size in the cache length cost the same at every step
-        costed.update((key, self.trace.cost_at(key, sizes)) for key in self._varying)
-        return [
-            call
-            if key is None
-            else call._replace(cost=costed[key][1], work=costed[key][0], shapes=costed[key][2], dtype=costed[key][3])
-            for call, key in zip(self.calls, self.keys, strict=True)
-        ]
+        calls, costed = list(self._template), {}
+        for i, key in self._varying:
+            if key not in costed:
+                costed[key] = self.trace.cost_at(key, sizes)
+            calls[i] = _costed(calls[i], costed[key])
+        return calls, self._fixed_cost + summed(calls[i].cost for i, _ in self._varying)
 
     def cache_bytes(self, context: int) -> int:
         """Bytes of the cache after a step over `context` cached tokens (the step appends one)."""
-        return int(self._cache_bytes.xreplace({self.trace.symbols[CONTEXT]: context}))
+        if self._cache_bytes_terms is None:
+            return int(self._cache_bytes.xreplace({self.trace.symbols[CONTEXT]: context}))
+        total = 0
+        for coefficient in self._cache_bytes_terms:  # Horner's rule on integer coefficients: exact
+            total = total * context + coefficient
+        return total
+
+
+def _costed(call: OpCall, costed: Any) -> OpCall:
+    """A traced call with the work, cost, shapes and dtype of its recipe costed at one cache length."""
+    work, cost, shapes, dtype = costed
+    return call._replace(cost=cost, work=work, shapes=shapes, dtype=dtype)
+
+
+def _polynomial(expression: Any, symbol: Any) -> list[int] | None:
+    """The integer coefficients of a polynomial in `symbol`, highest power first; None when it is not one."""
+    try:
+        coefficients = sympy.Poly(expression, symbol).all_coeffs()
+    except sympy.PolynomialError:
+        return None
+    if not all(c.is_Integer for c in coefficients):
+        return None
+    return [int(c) for c in coefficients]
 
 
 def trace_decode(
@@ -81,25 +110,26 @@ def trace_decode(
     context = trace.size(CONTEXT, first_context)
     state = prepare(model, (), {}, "meta", trace.fake)[0] or {}
     cache = make_cache()
-    with torch.no_grad(), trace.fake:
-        for layer, (b, heads, width, dtype) in enumerate(shapes):
-            cached = torch.empty(b, heads, context, width, dtype=dtype)
-            cache.update(cached, torch.empty(b, heads, context, width, dtype=dtype), layer)
-        kwargs = {
-            "input_ids": torch.zeros(batch, 1, dtype=torch.long),
-            "past_key_values": cache,
-            "position_ids": torch.zeros(batch, 1, dtype=torch.long),
-            "logits_to_keep": 1,
-            "use_cache": True,
-            "return_dict": True,
-        }
     try:
         with torch.no_grad(), trace.fake, counting_on_fakes(model, trace.fake, rules, trace=trace) as session:
-            assert session._mode is not None
+            assert session._mode is not None and session._stack is not None
+            # the cache, of a symbolic length, is made under the count so that each layer's update replays the
+            # first's; its ops and the inputs' are not the step's
+            for layer, (b, heads, width, dtype) in enumerate(shapes):
+                cached = torch.empty(b, heads, context, width, dtype=dtype)
+                cache.update(cached, torch.empty(b, heads, context, width, dtype=dtype), layer)
+            kwargs = {
+                "input_ids": torch.zeros(batch, 1, dtype=torch.long),
+                "past_key_values": cache,
+                "position_ids": torch.zeros(batch, 1, dtype=torch.long),
+                "logits_to_keep": 1,
+                "use_cache": True,
+                "return_dict": True,
+            }
+            made = len(session._mode.calls)
             with running_on(model, state):
                 model(**kwargs)
-            calls = list(session._mode.calls)
-            assert session._stack is not None
+            calls = session._mode.calls[made:]
             module_calls = Counter(session._stack.calls)
     except (TraceBroken, RuntimeError, TypeError, ValueError, AssertionError):  # noqa: BLE001 - counted step by step
         return None

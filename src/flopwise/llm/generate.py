@@ -18,19 +18,25 @@ its steps equal the real path's exactly on models small enough to run both.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils._python_dispatch import _disable_current_modes
 
 from ..core.conventions import Convention
-from ..core.cost import ZERO, Cost, OpCall
+from ..core.cost import ZERO, Cost, OpCall, summed
 from ..counter import counting, counting_on_fakes
 from ..engine.prepare import prepare, running_on
 from ..report.report import Report
 from ..shapes_only.mode import CpuFakeTensorMode
+
+if TYPE_CHECKING:
+    from .decode_trace import DecodeTrace
+
+Progress = Callable[[int, int], None]  # (forwards done, forwards in all)
 
 
 @dataclass(frozen=True)
@@ -77,12 +83,19 @@ def cache_bytes(cache: Any) -> int:
 class _Steps:
     """Forward hooks that mark where each step's ops begin and end, and the cache's size after it."""
 
-    def __init__(self, calls: list[OpCall]) -> None:
+    def __init__(self, calls: list[OpCall], total: int = 0, progress: Progress | None = None) -> None:
         self.calls = calls
-        self.spans: list[tuple[int, int, int, int, Any]] = []  # (start, end, tokens, cache bytes, cache)
+        # (start, end, tokens, cache bytes, cost of the calls when already known)
+        self.spans: list[tuple[int, int, int, int, Cost | None]] = []
         self.positions: list[int] = []  # the position of each forward's first token
         self.forwards_of_other = [0]  # forwards another model ran before each of these (a draft's proposals)
         self._start = 0
+        self._total, self._progress = total, progress
+
+    def done(self) -> None:
+        """One more forward made: told to the progress callback."""
+        if self._progress is not None:
+            self._progress(len(self.spans), self._total)
 
     def pre(self, module: Any, args: Any, kwargs: dict[str, Any]) -> None:
         self._start = len(self.calls)
@@ -100,7 +113,8 @@ class _Steps:
         ids = kwargs.get("input_ids", args[0] if args else None)
         tokens = int(ids.shape[-1]) if isinstance(ids, torch.Tensor) else 0
         cache = kwargs.get("past_key_values") or getattr(out, "past_key_values", None)
-        self.spans.append((self._start, len(self.calls), tokens, cache_bytes(cache), cache))
+        self.spans.append((self._start, len(self.calls), tokens, cache_bytes(cache), None))
+        self.done()
 
 
 @contextlib.contextmanager
@@ -138,6 +152,7 @@ def count_generate(
     convention: str | Convention = "default",
     attention: str | None = None,
     assistant_model: torch.nn.Module | None = None,
+    progress: Progress | None = None,
     **generate_kwargs: Any,
 ) -> GenerateReport:
     """Count `model.generate(input_ids, max_new_tokens=N, **generate_kwargs)` split into its N forwards.
@@ -146,7 +161,8 @@ def count_generate(
     device — runs the same N forwards on fake CPU tensors (greedy: every step makes one token, none stops early).
     `assistant_model` (speculative decoding): the draft's forwards are phase "draft" (`report.draft_steps`), and
     `report.accepted` the draft tokens accepted at each verification; real mode only, since acceptance compares
-    the tokens' values.
+    the tokens' values. `progress(done, total)` is called after each forward of the model (total: N; fewer run
+    when generate stops early or accepts draft tokens).
     """
     if max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
@@ -164,8 +180,12 @@ def count_generate(
     described = f"input_ids={shape}, max_new_tokens={max_new_tokens}"
     fake = CpuFakeTensorMode(allow_non_fake_inputs=True) if mode == "fake" else None
     batch, prompt = tuple(input_ids.shape)
-    # on fakes, decode steps past the first are costed from one run with the cache length symbolic, where it holds
-    decode = _decode_trace(model, batch, prompt, max_new_tokens, convention, attention) if fake is not None else None
+    # on fakes, decode steps are costed from one run with the cache length symbolic, where it holds; from the first
+    # one, or from the second when the prompt is one token (torch never makes a size of 1 symbolic)
+    first = 1 if prompt >= 2 else 2
+    decode = (
+        _decode_trace(model, batch, prompt, first, max_new_tokens, convention, attention) if fake is not None else None
+    )
     # fake CPU stand-ins of the parameters and buffers (tied weights stay tied), as a meta-mode count makes them
     state = (prepare(model, (), {}, "meta", fake)[0] or {}) if fake is not None else {}
     with torch.no_grad(), fake or contextlib.nullcontext():
@@ -177,29 +197,45 @@ def count_generate(
         )
         with session_of as session:
             assert session._mode is not None
-            steps, drafts = _Steps(session._mode.calls), _Steps(session._mode.calls)
+            steps, drafts = _Steps(session._mode.calls, max_new_tokens, progress), _Steps(session._mode.calls)
             with _hooked(model, steps, drafts, assistant_model):
                 if fake is None:
                     if assistant_model is not None:
                         generate_kwargs["assistant_model"] = assistant_model
                     out = model.generate(input_ids, max_new_tokens=max_new_tokens, **generate_kwargs)  # type: ignore[operator]
                 else:
-                    _fake_generate(model, state, tuple(input_ids.shape), max_new_tokens if decode is None else 2)
-            if decode is not None:  # steps 2 … N−1: the traced step's records at each cache length
+                    _fake_generate(model, state, tuple(input_ids.shape), max_new_tokens if decode is None else first)
+            if decode is not None:
                 assert session._stack is not None
-                for step in range(2, max_new_tokens):
-                    context = prompt + step - 1
-                    _step_inputs(batch, context, 1, None)  # the loop's own ops, as when the step runs
-                    start = len(steps.calls)
-                    steps.calls.extend(decode.calls_at(context))
-                    steps.spans.append((start, len(steps.calls), 1, decode.cache_bytes(context), None))
-                    steps.positions.append(context)
-                    session._stack.calls.update(decode.module_calls)
+                _traced_steps(decode, steps, session._stack.calls, batch, prompt, range(first, max_new_tokens))
     report = _split(session.report, steps, drafts, sum(session.report.param_bytes.values()))
     if assistant_model is None:
         return report
     total = int(out.shape[-1]) if isinstance(out, torch.Tensor) else int(out.sequences.shape[-1])
     return replace(report, accepted=_accepted(steps, total))
+
+
+def _traced_steps(
+    decode: DecodeTrace, steps: _Steps, module_calls: Counter[str], batch: int, prompt: int, numbers: range
+) -> None:
+    """Decode steps `numbers` (step k attends to prompt + k − 1 cached tokens): the traced step's records at each
+    cache length, after the loop's own ops, as when the steps run."""
+    loop: list[OpCall] = []
+    for step in numbers:
+        context = prompt + step - 1
+        start = len(steps.calls)
+        if step == numbers.start:  # the loop's ops make tensors of shape (batch, 1) at every step: recorded once
+            _step_inputs(batch, context, 1, None)
+            loop = steps.calls[start:]
+        else:
+            steps.calls.extend(loop)
+        start = len(steps.calls)
+        calls, cost = decode.step_at(context)
+        steps.calls.extend(calls)
+        steps.spans.append((start, len(steps.calls), 1, decode.cache_bytes(context), cost))
+        steps.positions.append(context)
+        module_calls.update(decode.module_calls)
+        steps.done()
 
 
 def _accepted(steps: _Steps, total: int) -> tuple[int, ...]:
@@ -216,19 +252,30 @@ def _accepted(steps: _Steps, total: int) -> tuple[int, ...]:
 
 
 def _decode_trace(
-    model: torch.nn.Module, batch: int, prompt: int, n: int, convention: str | Convention, attention: str | None
-) -> Any:
-    """The decode step traced in the cache length when it stands for every step past the first, else None."""
-    if n <= 2:
+    model: torch.nn.Module,
+    batch: int,
+    prompt: int,
+    first: int,
+    n: int,
+    convention: str | Convention,
+    attention: str | None,
+) -> DecodeTrace | None:
+    """The decode step traced in the cache length when it stands for every step from `first` on, else None."""
+    if n <= 2:  # one decode step: counting it costs less than tracing it
         return None
     from transformers import DynamicCache  # noqa: PLC0415 - the LLM path alone needs transformers
 
-    from .decode_trace import trace_decode
+    from .decode_trace import trace_decode  # noqa: PLC0415 - sympy, only when a trace is made
 
     decode = trace_decode(
-        model, batch, prompt + 1, convention, attention, lambda: DynamicCache(config=getattr(model, "config", None))
+        model,
+        batch,
+        prompt + first - 1,
+        convention,
+        attention,
+        lambda: DynamicCache(config=getattr(model, "config", None)),
     )
-    if decode is None or not all(decode.holds_at(prompt + step - 1) for step in range(2, n)):
+    if decode is None or not all(decode.holds_at(prompt + step - 1) for step in range(first, n)):
         return None
     return decode
 
@@ -280,8 +327,8 @@ def _split(report: Report, steps: _Steps, drafts: _Steps, weight_bytes: int) -> 
 
 def _steps(calls: tuple[OpCall, ...], steps: _Steps, weight_bytes: int) -> list[Step]:
     out, before = list[Step](), 0
-    for i, (start, end, tokens, kv_bytes, _) in enumerate(steps.spans):
-        cost = sum((c.cost for c in calls[start:end]), ZERO)
+    for i, (start, end, tokens, kv_bytes, known) in enumerate(steps.spans):
+        cost = known if known is not None else summed(c.cost for c in calls[start:end])
         position = steps.positions[i] if i < len(steps.positions) else 0  # 0 on fake tensors: one token a step
         context = position + tokens if position or i == 0 else out[0].context + i
         out.append(

@@ -81,6 +81,18 @@ class _GuardsSuppressed(contextlib.AbstractContextManager[None]):
         self._exit(self.env)
 
 
+@functools.cache
+def _shape_env_class(base: type) -> type:
+    """torch's ShapeEnv, but where a symbol or guard was made is not looked up: that location is only for torch's
+    own messages, and finding it the first time imports torch._inductor (about a second) to know its files."""
+
+    class FlopwiseShapeEnv(base):  # type: ignore[misc, valid-type]
+        def _get_stack_summary(self, is_debug: bool = False, framework_loc: str | None = None) -> Any:
+            return super()._get_stack_summary(is_debug, framework_loc or "flopwise trace")
+
+    return FlopwiseShapeEnv
+
+
 class Trace:
     """Recipes of one symbolic run, how often each ran, and the guards they hold under."""
 
@@ -91,7 +103,7 @@ class Trace:
         self.dims = dims
         self.cost: Callable[..., Any] | None = None  # capture.cost_call under the count's convention, once set
 
-        self.env = ShapeEnv(duck_shape=False)  # two names of equal size are still two symbols
+        self.env = _shape_env_class(ShapeEnv)(duck_shape=False)  # two names of equal size are two symbols
         self.fake = CpuFakeTensorMode(shape_env=self.env, allow_non_fake_inputs=True)
         # torch's cache of fake kernels' outputs is kept per ShapeEnv, and this one serves a single run whose
         # repeated ops are replayed (replay.py): making its entries is all it would cost
