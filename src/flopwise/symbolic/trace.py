@@ -86,7 +86,7 @@ def _shape_env_class(base: type) -> type:
     """torch's ShapeEnv, but where a symbol or guard was made is not looked up: that location is only for torch's
     own messages, and finding it the first time imports torch._inductor (about a second) to know its files."""
 
-    class FlopwiseShapeEnv(base):  # type: ignore[misc, valid-type]
+    class FlopwiseShapeEnv(base):  # type: ignore[misc]
         def _get_stack_summary(self, is_debug: bool = False, framework_loc: str | None = None) -> Any:
             return super()._get_stack_summary(is_debug, framework_loc or "flopwise trace")
 
