@@ -213,7 +213,7 @@ def test_layout_names_and_errors() -> None:
     assert layout.group(9, "tp") == tuple(range(8, 16)) and layout.group(9, "dp")[:2] == (1, 9)
     assert parse({"tp": 2, "cp": 1}).world == 2
     with pytest.raises(ValueError, match="not planned yet"):
-        parse({"ep": 4})
+        parse({"cp": 4})
     with pytest.raises(ValueError, match="unknown dimension"):
         parse("xp=2")
     with pytest.raises(ValueError, match="NAME=SIZE"):

@@ -9,6 +9,13 @@ so tensor-parallel groups are the innermost, consecutive ranks (one node's GPUs:
 torchtitan and Megatron order them. Rank r has coordinates (r // (dp·tp), r // tp % dp, r % tp). A dimension of
 size 1 is left out of the mesh.
 
+Expert parallelism (`ep`) adds no ranks: as in torchtitan (`dp_shard_in_ep`) and Megatron (expert model parallel
+inside data parallel), it borrows them from dp, so `ep` must divide `dp`. The dp ranks split into dp/ep groups of
+ep consecutive dp coordinates; the ranks of one ep group share their experts out (each holds E/ep of them) and
+exchange tokens by all-to-all. The mesh then has "edp" (dp/ep, the experts' own data parallel: torchtitan's
+`dp_shard_mod_ep`, Megatron's expert data parallel) and "ep" in dp's place, in that order, and "dp" is their
+flattening (the dense layers' FSDP2 group); a rank's ep coordinate is its dp coordinate modulo ep.
+
 The inputs given to `plan()` are the global batch, what one step of the whole job processes: every data-parallel
 rank gets an equal slice of dimension 0 (a batch that does not divide is refused, never padded), and a pipeline
 rank's slice is cut again into micro-batches.
@@ -22,13 +29,14 @@ from typing import Any
 import torch
 from torch.utils._pytree import tree_map
 
-DIMS = ("pp", "dp", "tp")  # outermost first
-KNOWN_LATER = {"ep": "expert parallel", "cp": "context parallel"}
+DIMS = ("pp", "dp", "tp")  # outermost first: the dimensions that make the world
+BORROWED = {"ep": "dp"}  # dimensions that take their ranks from another (module docstring)
+KNOWN_LATER = {"cp": "context parallel"}
 
 
 @dataclass(frozen=True)
 class Layout:
-    sizes: dict[str, int]  # every name of DIMS, 1 where not parallel
+    sizes: dict[str, int]  # every name of DIMS and BORROWED, 1 where not parallel
 
     @property
     def world(self) -> int:
@@ -38,21 +46,42 @@ class Layout:
         return out
 
     @property
+    def ep(self) -> int:
+        return self.sizes.get("ep", 1)
+
+    @property
+    def mesh_sizes(self) -> dict[str, int]:
+        """{dimension: size} of the device mesh, outermost first: those of size above 1 (dp alone for a world of
+        one); with ep, "edp" (when dp/ep > 1) and "ep" in dp's place, and "tp" even of size 1 (transformers' expert
+        parallelism asks for the group of ranks that share a batch)."""
+        out: dict[str, int] = {}
+        for d in DIMS:
+            if d == "dp" and self.ep > 1:
+                if self.sizes["dp"] > self.ep:
+                    out["edp"] = self.sizes["dp"] // self.ep
+                out["ep"] = self.ep
+            elif self.sizes[d] > 1 or (d == "tp" and self.ep > 1):
+                out[d] = self.sizes[d]
+        return out or {"dp": 1}
+
+    @property
     def mesh_dims(self) -> tuple[str, ...]:
-        """The dimensions of the device mesh: those of size above 1 (dp alone for a world of one)."""
-        return tuple(d for d in DIMS if self.sizes[d] > 1) or ("dp",)
+        return tuple(self.mesh_sizes)
 
     @property
     def mesh_shape(self) -> tuple[int, ...]:
-        return tuple(self.sizes[d] for d in self.mesh_dims)
+        return tuple(self.mesh_sizes.values())
 
     def coords(self, rank: int) -> dict[str, int]:
-        """{dim: coordinate} of a rank, every dimension of DIMS (0 for those of size 1)."""
+        """{dim: coordinate} of a rank, every dimension of DIMS (0 for those of size 1), and "ep" with ep."""
         out: dict[str, int] = {}
         for d in reversed(DIMS):
             out[d] = rank % self.sizes[d]
             rank //= self.sizes[d]
-        return {d: out[d] for d in DIMS}
+        coords = {d: out[d] for d in DIMS}
+        if self.ep > 1:
+            coords["ep"] = coords["dp"] % self.ep
+        return coords
 
     def rank_of(self, coords: dict[str, int]) -> int:
         rank = 0
@@ -61,12 +90,21 @@ class Layout:
         return rank
 
     def group(self, rank: int, dim: str) -> tuple[int, ...]:
-        """The ranks of `rank`'s group along `dim` (its own coordinate varied, the others fixed)."""
+        """The ranks of `rank`'s group along `dim` (its own coordinate varied, the others fixed); "ep" and "edp"
+        vary the dp coordinate within its ep group and across ep groups."""
         coords = self.coords(rank)
+        dp = coords["dp"]
+        if dim == "ep":
+            first = dp - dp % self.ep
+            return tuple(self.rank_of({**coords, "dp": first + i}) for i in range(self.ep))
+        if dim == "edp":
+            return tuple(
+                self.rank_of({**coords, "dp": i * self.ep + dp % self.ep}) for i in range(self.sizes["dp"] // self.ep)
+            )
         return tuple(self.rank_of({**coords, dim: i}) for i in range(self.sizes[dim]))
 
     def describe(self) -> str:
-        shown = [f"{d}={self.sizes[d]}" for d in DIMS if self.sizes[d] > 1]
+        shown = [f"{d}={self.sizes[d]}" for d in ("pp", "dp", "ep", "tp") if self.sizes.get(d, 1) > 1]
         return ", ".join(shown) or "one rank"
 
 
@@ -80,20 +118,29 @@ def parse(parallel: dict[str, int] | str) -> Layout:
                 raise ValueError(f"parallel: {part!r} is not NAME=SIZE (e.g. 'dp=16,pp=8,tp=8')")
             pairs[name.strip()] = int(value)
         parallel = pairs
-    sizes = {d: 1 for d in DIMS}
+    sizes = {d: 1 for d in (*DIMS, *BORROWED)}
     for name, size in parallel.items():
         if name in KNOWN_LATER and size == 1:
             continue
         if name in KNOWN_LATER:
             raise ValueError(
                 f"parallel: {name} ({KNOWN_LATER[name]}) is not planned yet; the dimensions planned are "
-                f"{', '.join(DIMS)}"
+                f"{', '.join((*DIMS, *BORROWED))}"
             )
         if name not in sizes:
-            raise ValueError(f"parallel: unknown dimension {name!r}; the dimensions are {', '.join(DIMS)}")
+            raise ValueError(
+                f"parallel: unknown dimension {name!r}; the dimensions are {', '.join((*DIMS, *BORROWED))}"
+            )
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
             raise ValueError(f"parallel: {name} must be a positive integer, got {size!r}")
         sizes[name] = size
+    for name, lender in BORROWED.items():
+        if sizes[lender] % sizes[name]:
+            raise ValueError(
+                f"parallel: {name} borrows its ranks from {lender} (as torchtitan and Megatron do), so {name} must "
+                f"divide {lender}: got {lender}={sizes[lender]}, {name}={sizes[name]} (e.g. '{lender}={sizes[name]},"
+                f"{name}={sizes[name]}')"
+            )
     return Layout(sizes)
 
 

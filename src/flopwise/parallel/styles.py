@@ -15,6 +15,12 @@ Tensor parallel (`tp`), with `parallelize_module` on the mesh's tp dimension:
   that input a replicated DTensor once (`ReplicatedInput`), so backward sums their input gradients before one
   all-reduce, as Megatron's f operator does, instead of one all-reduce per layer.
 
+Expert parallel (`ep`, ranks borrowed from dp: layout.py) is transformers' own (experts.py): the model's
+`ep_plan` applied with `apply_expert_parallelism` on the mesh's ep dimension, each rank holding E/ep whole
+experts and exchanging tokens by all-to-all. The experts' parameters are then left out of FSDP2 (`ignored_params`):
+every rank of an ep group holds experts no other rank holds, so there is nothing to shard or reduce (torchtitan
+with ep = its whole dp_shard does the same). ep < dp (the experts' FSDP2 over the rest of dp) is refused.
+
 Data parallel (`dp`) is FSDP2 (`fully_shard` on the mesh's dp dimension): each block of the model's largest
 ModuleList (a transformer's layers; an nn.Sequential's children) is one FSDP unit, the root is another. Under
 pipeline parallelism the parameters stay unsharded between micro-batches (`reshard_after_forward=False`,
@@ -33,6 +39,9 @@ from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.tensor import DTensor, Replicate, Shard
 from torch.distributed.tensor.parallel import ColwiseParallel, ParallelStyle, RowwiseParallel, parallelize_module
+
+from .experts import expert_parallel, expert_params
+from .world import has_dim, sub_mesh
 
 LLAMA_NAMES = {
     "q_proj": "colwise",
@@ -140,7 +149,15 @@ def blocks(model: nn.Module) -> list[nn.Module]:
     return [b for b in largest.children() if any(True for _ in b.parameters())]
 
 
-def data_parallel(model: nn.Module, mesh: DeviceMesh, *, pipelined: bool, mixed_precision: str | None) -> list[str]:
+def data_parallel(
+    model: nn.Module,
+    mesh: DeviceMesh,
+    *,
+    pipelined: bool,
+    mixed_precision: str | None,
+    ignored: set[nn.Parameter] | None = None,
+) -> list[str]:
+    """FSDP2 over `mesh`, the `ignored` parameters (an expert-parallel model's experts) left to themselves."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     if mixed_precision is not None and mixed_precision not in PRECISIONS:
@@ -152,19 +169,29 @@ def data_parallel(model: nn.Module, mesh: DeviceMesh, *, pipelined: bool, mixed_
     )
     units = blocks(model)
     for block in units:
-        fully_shard(block, mesh=mesh, reshard_after_forward=not pipelined, mp_policy=policy)
-    fully_shard(model, mesh=mesh, reshard_after_forward=not pipelined, mp_policy=policy)
+        fully_shard(block, mesh=mesh, reshard_after_forward=not pipelined, mp_policy=policy, ignored_params=ignored)
+    fully_shard(model, mesh=mesh, reshard_after_forward=not pipelined, mp_policy=policy, ignored_params=ignored)
     return []
 
 
 def default_parallelize(
     model: nn.Module, mesh: DeviceMesh, *, pipelined: bool = False, mixed_precision: str | None = None
 ) -> list[str]:
-    """The default plan on `mesh` (dimensions "tp" and "dp" where present); returns notes for the report."""
-    names = mesh.mesh_dim_names or ()
+    """The default plan on `mesh` (dimensions "tp", "ep" and "dp" where present, in that order, as transformers
+    applies them); returns notes for the report."""
     notes: list[str] = []
-    if "tp" in names:
+    if has_dim(mesh, "tp"):
         notes += tensor_parallel(model, mesh["tp"])
-    if "dp" in names and mesh["dp"].size() > 1:
-        notes += data_parallel(model, mesh["dp"], pipelined=pipelined, mixed_precision=mixed_precision)
+    ignored = None
+    if has_dim(mesh, "ep"):
+        if has_dim(mesh, "edp"):
+            raise ValueError(
+                "ep: experts sharded by FSDP2 over the rest of dp (ep < dp) are not planned yet; give ep = dp"
+            )
+        notes += expert_parallel(model, mesh)
+        ignored = expert_params(model)  # each ep rank's own experts: no other rank holds them, nothing to reduce
+    if has_dim(mesh, "dp"):
+        notes += data_parallel(
+            model, sub_mesh(mesh, "dp"), pipelined=pipelined, mixed_precision=mixed_precision, ignored=ignored
+        )
     return notes

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import sys
+import weakref
 from collections.abc import Iterator
 
 import torch
@@ -18,6 +19,8 @@ import torch.distributed as dist
 from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 
 from .layout import Layout
+
+FLATTENED: weakref.WeakKeyDictionary[DeviceMesh, DeviceMesh] = weakref.WeakKeyDictionary()  # mesh → its "dp"
 
 
 @contextlib.contextmanager
@@ -34,11 +37,34 @@ def fake_world(layout: Layout, rank: int) -> Iterator[DeviceMesh]:
     forget_meshes()
     dist.init_process_group("fake", rank=rank, world_size=layout.world, store=FakeStore())
     try:
-        yield init_device_mesh("cpu", layout.mesh_shape, mesh_dim_names=layout.mesh_dims)
+        yield device_mesh(layout)
     finally:
         dist.destroy_process_group()
         sys.excepthook = hook
         forget_meshes()
+
+
+def device_mesh(layout: Layout) -> DeviceMesh:
+    """The device mesh of `layout` on the default process group (fake or real). With ep, "dp" is the flattening of
+    "edp" and "ep" (layout.py), kept in `FLATTENED`; the ep group is a process group of its own even where it holds
+    every rank (torch would reuse the default group, and dp's flattening would too: one name for two dimensions)."""
+    mesh = init_device_mesh(
+        "cpu",
+        layout.mesh_shape,
+        mesh_dim_names=layout.mesh_dims,
+        backend_override={"ep": dist.get_backend()} if layout.ep > 1 else None,
+    )
+    if layout.ep > 1:
+        lenders = tuple(d for d in ("edp", "ep") if d in layout.mesh_dims)
+        FLATTENED[mesh] = mesh[lenders]._flatten("dp")
+    return mesh
+
+
+def sub_mesh(mesh: DeviceMesh, name: str) -> DeviceMesh:
+    """`mesh[name]`, the flattened "dp" included."""
+    if name == "dp" and mesh in FLATTENED:
+        return FLATTENED[mesh]
+    return mesh[name]
 
 
 def forget_meshes() -> None:
@@ -49,13 +75,23 @@ def forget_meshes() -> None:
     from torch.distributed.tensor.debug import _clear_sharding_prop_cache
 
     _clear_sharding_prop_cache()  # type: ignore[no-untyped-call]
+    FLATTENED.clear()
     ShardingPropagator._propagate_tensor_meta_cached.cache_clear()
 
 
 def group_dims(mesh: DeviceMesh) -> dict[str, str]:
-    """{process group name: mesh dimension} for each dimension of `mesh` (a world of one: the default group)."""
+    """{process group name: mesh dimension} for each dimension of `mesh` (a world of one: the default group), and
+    for "dp" where it is the flattening of "edp" and "ep"."""
+    names = list(mesh.mesh_dim_names or ())
+    if mesh in FLATTENED:
+        names.append("dp")
+    return {sub_mesh(mesh, d).get_group().group_name: d for d in names}
+
+
+def has_dim(mesh: DeviceMesh, name: str) -> bool:
+    """Whether `mesh` has dimension `name` of size above 1 (the flattened "dp" included)."""
     names = mesh.mesh_dim_names or ()
-    return {mesh.get_group(d).group_name: d for d in names}
+    return (name in names or (name == "dp" and mesh in FLATTENED)) and sub_mesh(mesh, name).size() > 1
 
 
 def meta_copy(model: torch.nn.Module) -> torch.nn.Module:
