@@ -8,7 +8,8 @@ a `Work` into a `Cost` (plain integers) through a convention; costs add up into 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import NamedTuple
@@ -115,13 +116,21 @@ ZERO = Cost()
 
 def summed(costs: Iterable[Cost]) -> Cost:
     """The sum of many costs, added as plain integers (a long generate() makes hundreds of thousands of calls)."""
-    macs = flops = read = written = 0
-    for cost in costs:
-        macs += cost.macs
-        flops += cost.flops
-        read += cost.bytes_read
-        written += cost.bytes_written
-    return Cost(macs, flops, read, written)
+    return totals_by(("", cost, 1) for cost in costs).get("", ZERO)
+
+
+def totals_by(parts: Iterable[tuple[str, Cost, int]]) -> dict[str, Cost]:
+    """{name: the sum of n × cost} over (name, cost, n), added as plain integers, names in first-seen order."""
+    sums: dict[str, list[int]] = {}
+    for name, cost, n in parts:
+        total = sums.get(name)
+        if total is None:
+            total = sums[name] = [0, 0, 0, 0]
+        total[0] += n * cost.macs
+        total[1] += n * cost.flops
+        total[2] += n * cost.bytes_read
+        total[3] += n * cost.bytes_written
+    return {name: Cost(*total) for name, total in sums.items()}
 
 
 class OpCall(NamedTuple):
@@ -133,3 +142,13 @@ class OpCall(NamedTuple):
     work: Work = ZERO_WORK
     shapes: tuple[tuple[int, ...], ...] = ()
     dtype: str = ""  # the dtype it computed in (registry.compute_dtype): report.by_dtype() groups by it
+
+
+def with_uses(calls: Sequence[OpCall]) -> Iterable[tuple[OpCall, int]]:
+    """Each distinct call record once, with how often it appears: a generate() report repeats one decode step's
+    records hundreds of times, and sums over them add each record once, times its uses."""
+    distinct = {id(call): call for call in calls}
+    if len(distinct) == len(calls):
+        return ((call, 1) for call in calls)
+    uses = Counter(map(id, calls))
+    return ((call, uses[key]) for key, call in distinct.items())

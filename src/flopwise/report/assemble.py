@@ -3,13 +3,12 @@ counted once per subtree, module descriptions and memory figures."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import torch
 
 from ..core.conventions import Convention
-from ..core.cost import ZERO, Cost, OpCall
+from ..core.cost import ZERO, Cost, OpCall, totals_by, with_uses
 from ..engine.dispatch import CountingMode
 from ..engine.memory import packed_weights, param_memory
 from ..engine.module_stack import ModuleStack, ancestors, describe_module
@@ -18,20 +17,7 @@ from .report import ModuleRow, Report
 
 def module_costs(calls: Sequence[OpCall]) -> tuple[dict[str, Cost], dict[str, Cost]]:
     """({module: cost of the ops run directly in it}, {module: cost including its submodules})."""
-    # a generate() report repeats one step's call records hundreds of times: each distinct record is summed once,
-    # times its uses
-    distinct = {id(call): call for call in calls}
-    uses = Counter(map(id, calls)) if len(distinct) < len(calls) else None
-    sums: dict[str, list[int]] = {}  # plain integers: a large model makes tens of thousands of calls
-    for key, call in distinct.items():
-        n = uses[key] if uses is not None else 1
-        total = sums.setdefault(call.module, [0, 0, 0, 0])
-        cost = call.cost
-        total[0] += n * cost.macs
-        total[1] += n * cost.flops
-        total[2] += n * cost.bytes_read
-        total[3] += n * cost.bytes_written
-    own = {name: Cost(*total) for name, total in sums.items()}
+    own = totals_by((call.module, call.cost, n) for call, n in with_uses(calls))
     inclusive: dict[str, Cost] = {}
     for name, cost in own.items():
         for ancestor in ancestors(name):

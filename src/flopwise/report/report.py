@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from ..core.conventions import Convention
-from ..core.cost import ZERO, Cost, OpCall, Work
+from ..core.cost import ZERO, Cost, OpCall, Work, totals_by, with_uses
 from ..core.energy import EnergyEstimate, estimate_by_dtype
 from .experts import MoELayer
 
@@ -199,9 +199,7 @@ class Report:
 
     def by_operator(self) -> dict[str, Cost]:
         """{op name: summed cost}, most FLOPs first."""
-        totals: dict[str, Cost] = {}
-        for call in self.calls:
-            totals[call.op] = totals.get(call.op, ZERO) + call.cost
+        totals = totals_by((call.op, call.cost, n) for call, n in with_uses(self.calls))
         return dict(sorted(totals.items(), key=lambda kv: (-kv[1].flops, -kv[1].macs, kv[0])))
 
     def by_dtype(self) -> dict[str, Cost]:
@@ -210,17 +208,20 @@ class Report:
         recorded when it ran (autocast included; see registry.compute_dtype); a call whose products and other
         arithmetic differ in dtype (an int8 LSTM: int8 gate products, float gate arithmetic) is split between
         them. Weight memory per dtype is `param_bytes`."""
-        totals: dict[str, Cost] = {}
-        for call in self.calls:
-            if not call.dtype or call.cost == ZERO:
+        totals = totals_by(self._dtype_parts())
+        return dict(sorted(totals.items(), key=lambda kv: (-kv[1].flops, -kv[1].macs, -kv[1].bytes, kv[0])))
+
+    def _dtype_parts(self) -> Iterator[tuple[str, Cost, int]]:
+        for call, n in with_uses(self.calls):
+            cost = call.cost
+            if not call.dtype or not (cost.macs or cost.flops or cost.bytes_read or cost.bytes_written):
                 continue
-            cost, other = call.cost, call.work.other_dtype
+            other = call.work.other_dtype
             if other and other != call.dtype:
                 moved = self.convention.flops(Work(flops=call.work.flops))  # the non-contraction FLOPs counted
-                totals[other] = totals.get(other, ZERO) + Cost(flops=moved)
+                yield other, Cost(flops=moved), n
                 cost = Cost(cost.macs, cost.flops - moved, cost.bytes_read, cost.bytes_written)
-            totals[call.dtype] = totals.get(call.dtype, ZERO) + cost
-        return dict(sorted(totals.items(), key=lambda kv: (-kv[1].flops, -kv[1].macs, -kv[1].bytes, kv[0])))
+            yield call.dtype, cost, n
 
     def energy(self) -> EnergyEstimate:
         """An ESTIMATE of the joules of this count from its MACs and FLOPs per dtype and its bytes moved, with the
@@ -229,7 +230,10 @@ class Report:
         return estimate_by_dtype(self.by_dtype())
 
     def operator_calls(self) -> Counter[str]:
-        return Counter(call.op for call in self.calls)
+        calls: Counter[str] = Counter()
+        for call, n in with_uses(self.calls):
+            calls[call.op] += n
+        return calls
 
     # — output: the renderers registered as views —
     @classmethod
