@@ -23,6 +23,7 @@ from ..counter import counting_on_fakes
 from ..engine.prepare import prepare, running_on
 from ..formulas.pricing import cost_call
 from ..symbolic.trace import Trace, TraceBroken
+from .generate import cache_argument
 
 CONTEXT = "context"
 
@@ -120,7 +121,7 @@ def trace_decode(
                 cache.update(cached, torch.empty(b, heads, context, width, dtype=dtype), layer)
             kwargs = {
                 "input_ids": torch.zeros(batch, 1, dtype=torch.long),
-                "past_key_values": cache,
+                cache_argument(model): cache,
                 "position_ids": torch.zeros(batch, 1, dtype=torch.long),
                 "logits_to_keep": 1,
                 "use_cache": True,

@@ -18,6 +18,7 @@ its steps equal the real path's exactly on models small enough to run both.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, replace
@@ -112,7 +113,8 @@ class _Steps:
     def post(self, module: Any, args: Any, kwargs: dict[str, Any], out: Any) -> None:
         ids = kwargs.get("input_ids", args[0] if args else None)
         tokens = int(ids.shape[-1]) if isinstance(ids, torch.Tensor) else 0
-        cache = kwargs.get("past_key_values") or getattr(out, "past_key_values", None)
+        given = [kwargs.get(name) for name in CACHE_NAMES] + [getattr(out, name, None) for name in CACHE_NAMES]
+        cache = next((c for c in given if c is not None), None)
         self.spans.append((self._start, len(self.calls), tokens, cache_bytes(cache), None))
         self.done()
 
@@ -207,7 +209,7 @@ def count_generate(
                     _fake_generate(model, state, tuple(input_ids.shape), max_new_tokens if decode is None else first)
             if decode is not None:
                 assert session._stack is not None
-                _traced_steps(decode, steps, session._stack.calls, batch, prompt, range(first, max_new_tokens))
+                _traced_steps(model, decode, steps, session._stack.calls, batch, prompt, range(first, max_new_tokens))
     report = _split(session.report, steps, drafts, sum(session.report.param_bytes.values()))
     if assistant_model is None:
         return report
@@ -216,7 +218,13 @@ def count_generate(
 
 
 def _traced_steps(
-    decode: DecodeTrace, steps: _Steps, module_calls: Counter[str], batch: int, prompt: int, numbers: range
+    model: torch.nn.Module,
+    decode: DecodeTrace,
+    steps: _Steps,
+    module_calls: Counter[str],
+    batch: int,
+    prompt: int,
+    numbers: range,
 ) -> None:
     """Decode steps `numbers` (step k attends to prompt + k − 1 cached tokens): the traced step's records at each
     cache length, after the loop's own ops, as when the steps run."""
@@ -225,7 +233,7 @@ def _traced_steps(
         context = prompt + step - 1
         start = len(steps.calls)
         if step == numbers.start:  # the loop's ops make tensors of shape (batch, 1) at every step: recorded once
-            _step_inputs(batch, context, 1, None)
+            _step_inputs(batch, context, 1, None, model)
             loop = steps.calls[start:]
         else:
             steps.calls.extend(loop)
@@ -289,19 +297,28 @@ def _fake_generate(model: torch.nn.Module, state: dict[str, torch.Tensor], shape
     for step in range(n):
         start, length = (0, prompt) if step == 0 else (prompt + step - 1, 1)
         with running_on(model, state):
-            model(**_step_inputs(batch, start, length, cache))
+            model(**_step_inputs(batch, start, length, cache, model))
 
 
-def _step_inputs(batch: int, start: int, length: int, cache: Any) -> dict[str, Any]:
+def _step_inputs(batch: int, start: int, length: int, cache: Any, model: torch.nn.Module) -> dict[str, Any]:
     """What generate() passes a forward over `length` new tokens at position `start`; made by the loop (sampling)."""
     return {
         "input_ids": torch.zeros(batch, length, dtype=torch.long),
-        "past_key_values": cache,
+        cache_argument(model): cache,
         "position_ids": torch.arange(start, start + length).unsqueeze(0).expand(batch, -1),
         "logits_to_keep": 1,
         "use_cache": True,
         "return_dict": True,
     }
+
+
+CACHE_NAMES = ("cache", "past_key_values")  # transformers 5 renames past_key_values to cache
+
+
+def cache_argument(model: torch.nn.Module) -> str:
+    """The name the model's forward takes its KV cache by, as generate() passes it: `cache` where the forward
+    has it (transformers ≥ 5 warns on the old name), else `past_key_values`."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def _split(report: Report, steps: _Steps, drafts: _Steps, weight_bytes: int) -> GenerateReport:
