@@ -5,7 +5,7 @@ PYTHON ?= python3
 # torch and torchvision are pinned together: this pair is on the build machines' disk.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: run test lint bench docs clean compare-tools browser screenshot zoo torchvision-published
+.PHONY: run test lint bench docs clean compare-tools browser screenshot zoo torchvision-published parallel-real
 
 $(VENV)/.ready: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ zoo: $(VENV)/.ready
 # (tests/test_torchvision_published.py, all of it with FLOPWISE_TORCHVISION_PUBLISHED=all).
 torchvision-published: $(VENV)/.ready
 	$(PY) bench/torchvision_published.py
+
+# Parallel plans against real torchrun runs on gloo, the 4-process matrix included (tp=4, dp=4, dp=2×tp=2,
+# pp=2×tp=2; a few minutes on 2 cores); `make test` runs the 2-process ones (tests/test_parallel_real.py).
+parallel-real: $(VENV)/.ready
+	FLOPWISE_PARALLEL_REAL=all $(PY) -m pytest -q tests/test_parallel_real.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info
