@@ -1,12 +1,14 @@
-"""Run by tests/test_parallel_real_experts.py under `torchrun --nproc-per-node 2` (gloo, CPU): one train step of a
-tiny Mixtral (real weights) under flopwise's default plan for `dp=2,ep=2` (FSDP2 for the dense layers, transformers'
-expert parallelism for the experts: its AllToAllEP on real tensors), each rank counting its own program as
-`plan()` counts on the fake process group. The router's choice is made balanced (token t's j-th expert is
-(t·k + j) mod E), the routing the plan assumes, by a hook that runs outside the count. Every rank writes its
-MACs, FLOPs, bytes and collectives to OUT/rank{R}.json."""
+"""Run by tests/test_parallel_real_experts.py under `torchrun --nproc-per-node 2` (gloo, CPU), each rank counting
+its own program as `plan()` counts on the fake process group, and writing its MACs, FLOPs, bytes and collectives
+to OUT/rank{R}.json. `ep`: one train step of a tiny Mixtral (real weights) under flopwise's default plan for
+`dp=2,ep=2` (FSDP2 for the dense layers, transformers' expert parallelism for the experts: its AllToAllEP on real
+tensors), the router's choice made balanced (token t's j-th expert is (t·k + j) mod E), the routing the plan
+assumes, by a hook that runs outside the count. `cp`: one train step of the tiny Llama of tests/test_parallel.py
+under `cp=2` (each rank its half of the sequence, keys and values all-gathered, FSDP2 over the cp ranks)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from typing import Any
@@ -14,9 +16,10 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch.utils._python_dispatch import _disable_current_modes
-from transformers import MixtralConfig, MixtralForCausalLM
+from transformers import LlamaConfig, LlamaForCausalLM, MixtralConfig, MixtralForCausalLM
 
 import flopwise
+from flopwise.parallel.context import gathered_attention, slice_sequence
 from flopwise.parallel.layout import parse
 from flopwise.parallel.local import LocalShards
 from flopwise.parallel.styles import default_parallelize
@@ -50,20 +53,46 @@ def balanced(module: torch.nn.Module, args: tuple[Any, ...], output: tuple[Any, 
     return logits, scores, indices
 
 
-def main(out: str) -> None:
+def tiny_llama() -> LlamaForCausalLM:
+    """The model of tests/test_parallel.py's `tiny_llama` (the same config, seeded)."""
+    config = LlamaConfig(
+        vocab_size=128,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+    )
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config)
+
+
+def main(out: str, dim: str) -> None:
     dist.init_process_group("gloo")
     rank, world = dist.get_rank(), dist.get_world_size()
-    model = tiny_mixtral()
-    torch.manual_seed(0)
-    ids = torch.randint(0, 128, (4, 8)).chunk(world)[rank]  # the global batch, each data-parallel rank its slice
-    layout = parse({"dp": world, "ep": world})
+    if dim == "ep":
+        model: torch.nn.Module = tiny_mixtral()
+        torch.manual_seed(0)
+        ids = torch.randint(0, 128, (4, 8)).chunk(world)[rank]  # the global batch, each data-parallel rank its slice
+        layout = parse({"dp": world, "ep": world})
+        inputs = {"input_ids": ids, "labels": ids}
+    else:
+        model = tiny_llama()
+        torch.manual_seed(0)
+        ids = torch.randint(0, 128, (4, 16))  # every cp rank holds the whole batch, then its half of each sequence
+        layout = parse({"cp": world})
+        inputs = slice_sequence(model, (), {"input_ids": ids, "labels": ids}, world, rank)[1]
     mesh = device_mesh(layout)
     default_parallelize(model, mesh)
-    for layer in model.model.layers:
-        layer.mlp.gate.register_forward_hook(balanced)
+    if dim == "ep":
+        for layer in model.model.layers:
+            layer.mlp.gate.register_forward_hook(balanced)
+    attention = (
+        gathered_attention(mesh["cp"].get_group().group_name, world, rank) if dim == "cp" else contextlib.nullcontext()
+    )
     with flopwise.counting(model=model, step="train") as session, LocalShards(group_dims(mesh)) as local:
-        with torch.enable_grad():
-            loss = model(input_ids=ids, labels=ids).loss
+        with torch.enable_grad(), attention:
+            loss = model(**inputs).loss
             with session.labeler.seed():
                 loss.backward()
     r = session.report
@@ -94,4 +123,4 @@ def main(out: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], sys.argv[2])

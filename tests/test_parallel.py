@@ -209,11 +209,11 @@ def test_a_process_already_in_a_group_is_refused() -> None:
 def test_layout_names_and_errors() -> None:
     layout = parse("dp=16,pp=8,tp=8")
     assert layout.world == 1_024 and layout.mesh_dims == ("pp", "dp", "tp")
-    assert layout.coords(1_000) == {"pp": 7, "dp": 13, "tp": 0} and layout.rank_of({"pp": 7, "dp": 13}) == 1_000
+    assert (
+        layout.coords(1_000) == {"pp": 7, "dp": 13, "cp": 0, "tp": 0} and layout.rank_of({"pp": 7, "dp": 13}) == 1_000
+    )
     assert layout.group(9, "tp") == tuple(range(8, 16)) and layout.group(9, "dp")[:2] == (1, 9)
     assert parse({"tp": 2, "cp": 1}).world == 2
-    with pytest.raises(ValueError, match="not planned yet"):
-        parse({"cp": 4})
     with pytest.raises(ValueError, match="unknown dimension"):
         parse("xp=2")
     with pytest.raises(ValueError, match="NAME=SIZE"):

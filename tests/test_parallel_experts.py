@@ -87,7 +87,7 @@ def test_ep_layout_borrows_from_dp() -> None:
     assert layout.world == 8  # ep adds no ranks: pp·dp·tp = 4·2
     assert layout.mesh_dims == ("edp", "ep", "tp") and layout.mesh_shape == (2, 2, 2)
     # rank 3: dp coordinate 3 // 2 = 1, tp 1; ep coordinate 1 % 2 = 1
-    assert layout.coords(3) == {"pp": 0, "dp": 1, "tp": 1, "ep": 1}
+    assert layout.coords(3) == {"pp": 0, "dp": 1, "cp": 0, "tp": 1, "ep": 1}
     assert layout.group(3, "ep") == (1, 3)  # dp coordinates 0 and 1, tp 1
     assert layout.group(3, "edp") == (3, 7)  # dp coordinates 1 and 3
     assert layout.describe() == "dp=4, ep=2, tp=2"

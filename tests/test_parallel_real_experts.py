@@ -1,7 +1,8 @@
-"""Expert parallelism planned on the fake process group against the same plan run for real: `torchrun
---nproc-per-node 2` on gloo, a tiny Mixtral's train step under `dp=2,ep=2` (FSDP2 for the dense layers,
-transformers' AllToAllEP for the experts), the router made balanced in the real run (tests/parallel_rank_experts.py).
-Each real rank counts its own program; the plan's per-rank counts and collectives must equal them exactly."""
+"""Expert and context parallelism planned on the fake process group against the same plans run for real:
+`torchrun --nproc-per-node 2` on gloo (tests/parallel_rank_experts.py). `ep`: a tiny Mixtral's train step under
+`dp=2,ep=2` (FSDP2 for the dense layers, transformers' AllToAllEP for the experts), the router made balanced in the
+real run. `cp`: a tiny Llama's train step under `cp=2`. Each real rank counts its own program; the plan's per-rank
+counts and collectives must equal them exactly."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from test_distributed import TORCHRUN, free_port
 
 pytest.importorskip("transformers")
 
-from parallel_rank_experts import tiny_mixtral  # noqa: E402  (after the importorskip)
+from parallel_rank_experts import tiny_llama, tiny_mixtral  # noqa: E402  (after the importorskip)
 
 from flopwise.parallel import plan  # noqa: E402
 
@@ -25,10 +26,11 @@ SCRIPT = Path(__file__).parent / "parallel_rank_experts.py"
 
 
 @pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun is not installed beside this Python")
-def test_the_fake_group_ep_plan_equals_a_real_two_process_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("dim", ["ep", "cp"])
+def test_the_fake_group_plan_equals_a_real_two_process_run(dim: str, tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     done = subprocess.run(
-        [str(TORCHRUN), "--nproc-per-node", "2", "--master-port", str(free_port()), str(SCRIPT), str(tmp_path)],
+        [str(TORCHRUN), "--nproc-per-node", "2", "--master-port", str(free_port()), str(SCRIPT), str(tmp_path), dim],
         env=env,
         capture_output=True,
         text=True,
@@ -37,8 +39,13 @@ def test_the_fake_group_ep_plan_equals_a_real_two_process_run(tmp_path: Path) ->
     assert done.returncode == 0, f"{done.stderr[:3000]}\n…\n{done.stderr[-3000:]}"
     real = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     torch.manual_seed(0)
-    ids = torch.randint(0, 128, (4, 8))  # what the script draws (the same seed; the count needs only the shapes)
-    p = plan(tiny_mixtral(), {"input_ids": ids, "labels": ids}, {"dp": 2, "ep": 2}, step="train")
+    # what the script draws (the same seed; the count needs only the shapes)
+    if dim == "ep":
+        ids = torch.randint(0, 128, (4, 8))
+        p = plan(tiny_mixtral(), {"input_ids": ids, "labels": ids}, {"dp": 2, "ep": 2}, step="train")
+    else:
+        ids = torch.randint(0, 128, (4, 16))
+        p = plan(tiny_llama(), {"input_ids": ids, "labels": ids}, {"cp": 2}, step="train")
     for rank, counted in enumerate(real):
         mine = p.ranks[rank]
         assert counted["unsupported"] == {}
@@ -47,7 +54,7 @@ def test_the_fake_group_ep_plan_equals_a_real_two_process_run(tmp_path: Path) ->
         assert counted["reduce_scatters"] == 3  # FSDP2's units: 2 layers and the root
         # the experts' products: 32 rows a layer (balanced: 16 kept, 16 received) through 3·H·I = 6,144 MACs each,
         # forward and twice in backward, 2 layers: 3·2·32·6,144 = 1,179,648
-        assert counted["grouped_mm_macs"] == 1_179_648
+        assert counted["grouped_mm_macs"] == (1_179_648 if dim == "ep" else 0)
         assert (mine.macs, mine.flops, mine.bytes_read, mine.bytes_written) == (
             counted["macs"],
             counted["flops"],

@@ -24,6 +24,7 @@ from typing import Any
 
 from ..hardware.devices import DeviceSpec, find_device
 from ..render.units import si_small
+from .layout import FSDP_DIMS
 from .links import Link, find_link, seconds
 from .report import ParallelPlan, RankReport
 
@@ -119,7 +120,7 @@ def call_seconds(r: RankReport, spec: DeviceSpec, unknown: set[str]) -> list[flo
 
 
 def _link_of(plan: ParallelPlan, rank: int, dim: str, intra: Link, inter: Link, per_node: int) -> Link:
-    if dim not in plan.layout.sizes:
+    if dim not in (*plan.layout.sizes, "edp", "dp_cp"):  # the default group beyond the mesh
         return inter
     nodes = {r // per_node for r in plan.layout.group(rank, dim)}
     return intra if len(nodes) == 1 else inter
@@ -164,13 +165,13 @@ def estimate(
             chosen = _link_of(plan, r.rank, c.mesh_dim, intra, between, ranks_per_node)
             links[c.mesh_dim] = chosen.name
             t = seconds(c.kind, c.group_size, c.bytes, 1, chosen, efficiency)
-            if c.mesh_dim == "dp":  # once per step, also under PP (report.py)
+            if c.mesh_dim in FSDP_DIMS:  # once per step, also under PP (report.py)
                 dp_comm += t
             elif c.backward:
                 bwd_comm += t
             else:
                 fwd_comm += t
-            comm[c.mesh_dim] = comm.get(c.mesh_dim, 0.0) + (t if c.mesh_dim == "dp" else t * m)
+            comm[c.mesh_dim] = comm.get(c.mesh_dim, 0.0) + (t if c.mesh_dim in FSDP_DIMS else t * m)
         forward = by_phase.get("forward", 0.0) + fwd_comm
         backward = by_phase.get("backward", 0.0) + by_phase.get("recompute", 0.0) + bwd_comm
         optimizer = by_phase.get("optimizer", 0.0)

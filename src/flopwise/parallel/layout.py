@@ -3,18 +3,23 @@
 `{"dp": 16, "pp": 8, "tp": 8}` (or the command line's `"dp=16,pp=8,tp=8"`) names a device mesh of 1,024 ranks.
 Its dimensions are always laid out in one order, outermost first:
 
-    pp (pipeline stages) · dp (data parallel, FSDP2) · tp (tensor parallel)
+    pp (pipeline stages) · dp (data parallel, FSDP2) · cp (context parallel) · tp (tensor parallel)
 
-so tensor-parallel groups are the innermost, consecutive ranks (one node's GPUs: the fastest links), as
-torchtitan and Megatron order them. Rank r has coordinates (r // (dp·tp), r // tp % dp, r % tp). A dimension of
-size 1 is left out of the mesh.
+so tensor-parallel groups are the innermost, consecutive ranks (one node's GPUs: the fastest links), then
+context-parallel ones, as torchtitan orders them (pp, dp_replicate, dp_shard, cp, tp). Rank r has coordinates
+(r // (dp·cp·tp), r // (cp·tp) % dp, r // tp % cp, r % tp). A dimension of size 1 is left out of the mesh.
+
+Context parallelism (`cp`) splits each sample's sequence: the ranks of a cp group hold the same samples, each a
+contiguous 1/cp of their tokens. Their parameters are the same, so the dense layers' FSDP2 group is dp and cp
+flattened, named "dp_cp" (torchtitan's `dp_shard_cp`); without cp it is "dp" (FSDP_DIMS).
 
 Expert parallelism (`ep`) adds no ranks: as in torchtitan (`dp_shard_in_ep`) and Megatron (expert model parallel
 inside data parallel), it borrows them from dp, so `ep` must divide `dp`. The dp ranks split into dp/ep groups of
 ep consecutive dp coordinates; the ranks of one ep group share their experts out (each holds E/ep of them) and
 exchange tokens by all-to-all. The mesh then has "edp" (dp/ep, the experts' own data parallel: torchtitan's
 `dp_shard_mod_ep`, Megatron's expert data parallel) and "ep" in dp's place, in that order, and "dp" is their
-flattening (the dense layers' FSDP2 group); a rank's ep coordinate is its dp coordinate modulo ep.
+flattening (the dense layers' FSDP2 group); a rank's ep coordinate is its dp coordinate modulo ep. ep together
+with cp is refused (torchtitan lets ep borrow from cp too; not planned here).
 
 The inputs given to `plan()` are the global batch, what one step of the whole job processes: every data-parallel
 rank gets an equal slice of dimension 0 (a batch that does not divide is refused, never padded), and a pipeline
@@ -29,9 +34,9 @@ from typing import Any
 import torch
 from torch.utils._pytree import tree_map
 
-DIMS = ("pp", "dp", "tp")  # outermost first: the dimensions that make the world
+DIMS = ("pp", "dp", "cp", "tp")  # outermost first: the dimensions that make the world
 BORROWED = {"ep": "dp"}  # dimensions that take their ranks from another (module docstring)
-KNOWN_LATER = {"cp": "context parallel"}
+FSDP_DIMS = ("dp", "dp_cp")  # the names the dense layers' FSDP2 group goes by
 
 
 @dataclass(frozen=True)
@@ -101,10 +106,16 @@ class Layout:
             return tuple(
                 self.rank_of({**coords, "dp": i * self.ep + dp % self.ep}) for i in range(self.sizes["dp"] // self.ep)
             )
+        if dim == "dp_cp":
+            return tuple(
+                self.rank_of({**coords, "dp": i, "cp": j})
+                for i in range(self.sizes["dp"])
+                for j in range(self.sizes["cp"])
+            )
         return tuple(self.rank_of({**coords, dim: i}) for i in range(self.sizes[dim]))
 
     def describe(self) -> str:
-        shown = [f"{d}={self.sizes[d]}" for d in ("pp", "dp", "ep", "tp") if self.sizes.get(d, 1) > 1]
+        shown = [f"{d}={self.sizes[d]}" for d in ("pp", "dp", "ep", "cp", "tp") if self.sizes.get(d, 1) > 1]
         return ", ".join(shown) or "one rank"
 
 
@@ -120,13 +131,6 @@ def parse(parallel: dict[str, int] | str) -> Layout:
         parallel = pairs
     sizes = {d: 1 for d in (*DIMS, *BORROWED)}
     for name, size in parallel.items():
-        if name in KNOWN_LATER and size == 1:
-            continue
-        if name in KNOWN_LATER:
-            raise ValueError(
-                f"parallel: {name} ({KNOWN_LATER[name]}) is not planned yet; the dimensions planned are "
-                f"{', '.join((*DIMS, *BORROWED))}"
-            )
         if name not in sizes:
             raise ValueError(
                 f"parallel: unknown dimension {name!r}; the dimensions are {', '.join((*DIMS, *BORROWED))}"
@@ -141,6 +145,8 @@ def parse(parallel: dict[str, int] | str) -> Layout:
                 f"divide {lender}: got {lender}={sizes[lender]}, {name}={sizes[name]} (e.g. '{lender}={sizes[name]},"
                 f"{name}={sizes[name]}')"
             )
+    if sizes["ep"] > 1 and sizes["cp"] > 1:
+        raise ValueError("parallel: ep together with cp is not planned yet (ep borrows from dp alone here)")
     return Layout(sizes)
 
 

@@ -23,7 +23,7 @@ from ..core.cost import Cost
 from ..counter import split_inputs
 from ..engine.prepare import describe_inputs
 from ..formulas.registry import Formula
-from .layout import DIMS, Layout, parse
+from .layout import DIMS, FSDP_DIMS, Layout, parse
 from .rank import Options, Parallelize, RankRun, run_rank
 from .report import ParallelPlan, RankReport
 
@@ -157,7 +157,7 @@ def _rank_report(
         entry["bytes"] += nbytes * calls
 
     for c in run.collectives:
-        add(c.kind, c.mesh_dim, c.group_size, c.bytes, 1 if (m > 1 and c.mesh_dim == "dp") else m)
+        add(c.kind, c.mesh_dim, c.group_size, c.bytes, 1 if (m > 1 and c.mesh_dim in FSDP_DIMS) else m)
     train = bool(report.phases)
     activation = run.activation_bytes
     if stage is not None:

@@ -29,8 +29,8 @@ from ..formulas.registry import Formula
 from ..report.report import Report
 from ..shapes_only.mode import CpuFakeTensorMode
 from ..train.step import default_loss
-from . import stages
-from .layout import Layout, slice_batch
+from . import context, stages
+from .layout import FSDP_DIMS, Layout, slice_batch
 from .local import CollectiveCall, LocalShards
 from .styles import default_parallelize
 from .world import fake_world, group_dims, meta_copy
@@ -100,7 +100,7 @@ def uneven_dims(model: nn.Module, mesh: DeviceMesh) -> set[str]:
         names = p.device_mesh.mesh_dim_names or ()
         for i, placement in enumerate(p.placements):
             if isinstance(placement, Shard) and p.shape[placement.dim] % p.device_mesh.size(i):
-                if not (id(p) in fsdp and names[i] == "dp"):
+                if not (id(p) in fsdp and names[i] in FSDP_DIMS):
                     out.add(names[i])
     return out
 
@@ -144,6 +144,8 @@ def run_rank(
             if layout.sizes["dp"] > 1
             else (args, kwargs)
         )
+        if layout.sizes["cp"] > 1:  # then its chunk of each sample's sequence
+            a, k = context.slice_sequence(module, a, k, layout.sizes["cp"], coords["cp"])
         if options.microbatches > 1:
             a, k = slice_batch(a, k, options.microbatches, 0, "micro-batches")
         a, k = _fake_inputs(fake, (a, k))
@@ -179,6 +181,9 @@ def run_rank(
             )
             localized = scope.enter_context(LocalShards(group_dims(mesh)))
             scope.enter_context(_loss_parallel(module))
+            if layout.sizes["cp"] > 1:
+                group = mesh["cp"].get_group().group_name
+                scope.enter_context(context.gathered_attention(group, layout.sizes["cp"], coords["cp"]))
             if train:
                 scope.enter_context(torch.autograd.graph.saved_tensors_hooks(_saver(saved), lambda t: t))
             output = module(*a, **k)

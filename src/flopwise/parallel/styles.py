@@ -21,7 +21,8 @@ experts and exchanging tokens by all-to-all. The experts' parameters are then le
 every rank of an ep group holds experts no other rank holds, so there is nothing to shard or reduce (torchtitan
 with ep = its whole dp_shard does the same). ep < dp (the experts' FSDP2 over the rest of dp) is refused.
 
-Data parallel (`dp`) is FSDP2 (`fully_shard` on the mesh's dp dimension): each block of the model's largest
+Data parallel (`dp`) is FSDP2 (`fully_shard` on the mesh's dp dimension; with cp, on dp and cp flattened: the
+ranks of a cp group hold the same parameters and reduce their gradients too): each block of the model's largest
 ModuleList (a transformer's layers; an nn.Sequential's children) is one FSDP unit, the root is another. Under
 pipeline parallelism the parameters stay unsharded between micro-batches (`reshard_after_forward=False`,
 torchtitan's setting with PP).
@@ -41,7 +42,7 @@ from torch.distributed.tensor import DTensor, Replicate, Shard
 from torch.distributed.tensor.parallel import ColwiseParallel, ParallelStyle, RowwiseParallel, parallelize_module
 
 from .experts import expert_parallel, expert_params
-from .world import has_dim, sub_mesh
+from .world import fsdp_dim, has_dim, sub_mesh
 
 LLAMA_NAMES = {
     "q_proj": "colwise",
@@ -190,8 +191,8 @@ def default_parallelize(
             )
         notes += expert_parallel(model, mesh)
         ignored = expert_params(model)  # each ep rank's own experts: no other rank holds them, nothing to reduce
-    if has_dim(mesh, "dp"):
+    if has_dim(mesh, fsdp_dim(mesh)):
         notes += data_parallel(
-            model, sub_mesh(mesh, "dp"), pipelined=pipelined, mixed_precision=mixed_precision, ignored=ignored
+            model, sub_mesh(mesh, fsdp_dim(mesh)), pipelined=pipelined, mixed_precision=mixed_precision, ignored=ignored
         )
     return notes

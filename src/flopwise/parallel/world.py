@@ -13,6 +13,7 @@ import copy
 import sys
 import weakref
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -20,7 +21,8 @@ from torch.distributed.device_mesh import DeviceMesh, init_device_mesh
 
 from .layout import Layout
 
-FLATTENED: weakref.WeakKeyDictionary[DeviceMesh, DeviceMesh] = weakref.WeakKeyDictionary()  # mesh → its "dp"
+# mesh → its flattened dimensions by name
+FLATTENED: weakref.WeakKeyDictionary[DeviceMesh, dict[str, DeviceMesh]] = weakref.WeakKeyDictionary()
 
 
 @contextlib.contextmanager
@@ -46,25 +48,26 @@ def fake_world(layout: Layout, rank: int) -> Iterator[DeviceMesh]:
 
 def device_mesh(layout: Layout) -> DeviceMesh:
     """The device mesh of `layout` on the default process group (fake or real). With ep, "dp" is the flattening of
-    "edp" and "ep" (layout.py), kept in `FLATTENED`; the ep group is a process group of its own even where it holds
-    every rank (torch would reuse the default group, and dp's flattening would too: one name for two dimensions)."""
+    "edp" and "ep"; with cp, "dp_cp" that of "dp" and "cp" (layout.py); both kept in `FLATTENED`. The ep and cp
+    groups are process groups of their own even where they hold every rank (torch would reuse the default group,
+    and the flattening would too: one name for two dimensions)."""
+    borrowed: dict[int | str, Any] = {d: dist.get_backend() for d in ("ep", "cp") if layout.sizes.get(d, 1) > 1}
     mesh = init_device_mesh(
-        "cpu",
-        layout.mesh_shape,
-        mesh_dim_names=layout.mesh_dims,
-        backend_override={"ep": dist.get_backend()} if layout.ep > 1 else None,
+        "cpu", layout.mesh_shape, mesh_dim_names=layout.mesh_dims, backend_override=borrowed or None
     )
+    flattened: dict[str, DeviceMesh] = {}
     if layout.ep > 1:
-        lenders = tuple(d for d in ("edp", "ep") if d in layout.mesh_dims)
-        FLATTENED[mesh] = mesh[lenders]._flatten("dp")
+        flattened["dp"] = mesh[tuple(d for d in ("edp", "ep") if d in layout.mesh_dims)]._flatten("dp")
+    if layout.sizes["cp"] > 1:
+        flattened["dp_cp"] = mesh[tuple(d for d in ("dp", "cp") if d in layout.mesh_dims)]._flatten("dp_cp")
+    if flattened:
+        FLATTENED[mesh] = flattened
     return mesh
 
 
 def sub_mesh(mesh: DeviceMesh, name: str) -> DeviceMesh:
-    """`mesh[name]`, the flattened "dp" included."""
-    if name == "dp" and mesh in FLATTENED:
-        return FLATTENED[mesh]
-    return mesh[name]
+    """`mesh[name]`, the flattened dimensions ("dp" with ep, "dp_cp" with cp) included."""
+    return FLATTENED.get(mesh, {}).get(name) or mesh[name]
 
 
 def forget_meshes() -> None:
@@ -80,18 +83,21 @@ def forget_meshes() -> None:
 
 
 def group_dims(mesh: DeviceMesh) -> dict[str, str]:
-    """{process group name: mesh dimension} for each dimension of `mesh` (a world of one: the default group), and
-    for "dp" where it is the flattening of "edp" and "ep"."""
-    names = list(mesh.mesh_dim_names or ())
-    if mesh in FLATTENED:
-        names.append("dp")
+    """{process group name: mesh dimension} for each dimension of `mesh` (a world of one: the default group) and
+    each flattened one."""
+    names = [*(mesh.mesh_dim_names or ()), *FLATTENED.get(mesh, {})]
     return {sub_mesh(mesh, d).get_group().group_name: d for d in names}
 
 
 def has_dim(mesh: DeviceMesh, name: str) -> bool:
-    """Whether `mesh` has dimension `name` of size above 1 (the flattened "dp" included)."""
-    names = mesh.mesh_dim_names or ()
-    return (name in names or (name == "dp" and mesh in FLATTENED)) and sub_mesh(mesh, name).size() > 1
+    """Whether `mesh` has dimension `name` of size above 1 (the flattened ones included)."""
+    names = (*(mesh.mesh_dim_names or ()), *FLATTENED.get(mesh, {}))
+    return name in names and sub_mesh(mesh, name).size() > 1
+
+
+def fsdp_dim(mesh: DeviceMesh) -> str:
+    """The name of the dense layers' FSDP2 group on `mesh` (layout.FSDP_DIMS)."""
+    return "dp_cp" if "dp_cp" in FLATTENED.get(mesh, {}) else "dp"
 
 
 def meta_copy(model: torch.nn.Module) -> torch.nn.Module:
