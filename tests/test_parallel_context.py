@@ -11,7 +11,7 @@ from torch import nn
 
 import flopwise
 from flopwise.parallel import parse, plan
-from flopwise.parallel.context import MASKED, slice_sequence
+from flopwise.parallel.context import slice_sequence
 
 B, S, E, H = 2, 8, 16, 2  # batch, sequence, width, heads (of D = 8)
 D = E // H
@@ -101,7 +101,10 @@ def test_what_cp_refuses() -> None:
         plan(Attention(), torch.randn(B, 7, E), {"cp": 2})
     with pytest.raises(ValueError, match="cannot be split by sequence"):
         plan(Attention(masked=True), torch.randn(B, S, E), {"cp": 2})
-    assert "mask of its own" in MASKED
+    model, _ = tiny_llama(batch=4)
+    ids = torch.randint(0, 128, (4, 16))
+    with pytest.raises(ValueError, match="with pipeline stages of a transformers model is not planned"):
+        plan(model, {"input_ids": ids}, {"cp": 2, "pp": 2})
 
 
 def test_causal_attention_keeps_the_keys_up_to_each_global_position() -> None:

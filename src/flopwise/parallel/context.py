@@ -39,6 +39,11 @@ MASKED = (
     "context parallel takes causal or full attention without a mask, as torch's context_parallel does"
 )
 
+PIPELINED = (
+    "cp: context parallel with pipeline stages of a transformers model is not planned yet (a stage runs without a "
+    "cache, and transformers then builds an explicit attention mask from the positions, on fake tensors always)"
+)
+
 
 def sequence_length(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
     """The sequence: dimension 1 of the first tensor input with two dimensions or more."""

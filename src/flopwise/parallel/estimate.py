@@ -8,9 +8,10 @@ pipeline's bubbles from its schedule. An ESTIMATE under the assumptions it lists
 - Communication: each collective by the NCCL ring model of links.py, on the link of its group: `intra` when
   all the group's ranks share a node (`ranks_per_node` consecutive ranks), else `inter`.
 - Overlap (stated, not derived): collectives on the dp dimension (FSDP2's all-gathers and reduce-scatters,
-  prefetched) hide under the rank's compute up to `overlap` × its compute time; tensor-parallel collectives
-  and expert parallel's all-to-alls are exposed (they sit between the matmuls that need them); a pipeline's sends
-  take their time between the stages' actions.
+  prefetched; "dp_cp" with context parallelism) hide under the rank's compute up to `overlap` × its compute time;
+  tensor-parallel collectives, context parallel's key and value gathers and expert parallel's all-to-alls are
+  exposed (they sit between the matmuls that need them); a pipeline's sends take their time between the stages'
+  actions.
 - Pipeline: the schedule's own action order (torch.distributed.pipelining `pipeline_order`) replayed, each
   stage's forward and backward taking their micro-batch times: the bubbles are what it leaves idle.
 - MFU = model FLOPs (2·MACs of forward and backward over all ranks) / step time / (ranks × dense peak).
@@ -219,7 +220,8 @@ def estimate(
         f"({between.bandwidth_gbs:g} GB/s; {between.source}); latency: {intra.latency_source}"
         + (f"; bandwidths × {efficiency:g}" if efficiency != 1.0 else ""),
         f"overlap: dp (FSDP2) collectives hidden under up to {overlap:.0%} of the rank's compute; tensor-parallel "
-        "collectives and expert-parallel all-to-alls exposed; pipeline sends between the stages' actions",
+        "collectives, context-parallel gathers and expert-parallel all-to-alls exposed; pipeline sends between the "
+        "stages' actions",
     ]
     if unknown:
         assumptions.append(
