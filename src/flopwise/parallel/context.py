@@ -6,13 +6,14 @@ kernels only (flash, efficient, cuDNN): on the CPU, SDPA runs `_scaled_dot_produ
 its dispatcher does not take, so DTensor's generic rule gathers queries, keys and values and every rank computes
 the whole attention (and under fake tensors its sharding propagation does not finish). A plan counted that way
 would be torch's CPU fallback, not a context-parallel rank. The rank program here is the all-gather form of
-context parallelism instead (Llama 3, "The Llama 3 Herd of Models" §3.3.2; what torch's ring attention moves
-with `set_rotate_method("allgather")`): SDPA patched as torch's `context_parallel` patches it (the function
-`torch.nn.functional.scaled_dot_product_attention`, for the time of the rank's step), keys and values all-gathered
-along the sequence with torch's functional collectives (autograd's backward reduce-scatters their gradients), the
-rank's queries attending to all of them. A causal attention keeps, for the query at global position p, the keys at
-positions ≤ p: an explicit mask whose diagonal is offset by the rank's first position. Contiguous chunks, no load
-balancing (torch's `_cp_options.enable_load_balance = False`).
+context parallelism instead (Llama 3, "The Llama 3 Herd of Models" §3.3.2): SDPA patched as torch's
+`context_parallel` patches it (the function `torch.nn.functional.scaled_dot_product_attention`, for the time of
+the rank's step), keys and values all-gathered along the sequence with torch's functional collectives (autograd's
+backward reduce-scatters their gradients), the rank's queries attending to all of them in one SDPA. A causal
+attention keeps, for the query at global position p, the keys at positions ≤ p: an explicit mask whose diagonal
+is offset by the rank's first position. Contiguous chunks, no load balancing. torch's ring attention with
+`set_rotate_method("allgather")` moves the same bytes (keys and values concatenated, one all-gather) but runs one
+SDPA per chunk of keys, skipping those a causal mask removes.
 
 The inputs: dimension 1 of every tensor input that has the sequence length there is cut (input_ids, labels,
 inputs_embeds, a padding mask); a transformers model is given its `position_ids` (the global positions of the
