@@ -1,10 +1,11 @@
 """Run by tests/test_parallel_real_experts.py under `torchrun --nproc-per-node 2` (gloo, CPU), each rank counting
 its own program as `plan()` counts on the fake process group, and writing its MACs, FLOPs, bytes and collectives
-to OUT/rank{R}.json. `ep`: one train step of a tiny Mixtral (real weights) under flopwise's default plan for
-`dp=2,ep=2` (FSDP2 for the dense layers, transformers' expert parallelism for the experts: its AllToAllEP on real
-tensors), the router's choice made balanced (token t's j-th expert is (t·k + j) mod E), the routing the plan
-assumes, by a hook that runs outside the count. `cp`: one train step of the tiny Llama of tests/test_parallel.py
-under `cp=2` (each rank its half of the sequence, keys and values all-gathered, FSDP2 over the cp ranks)."""
+to OUT/rank{R}.json: `parallel_rank_experts.py OUT MODEL LAYOUT`. MODEL "mixtral": one train step of a tiny
+Mixtral (real weights) under flopwise's default plan for LAYOUT (e.g. dp=2,ep=2: FSDP2 for the dense layers,
+transformers' expert parallelism for the experts, its AllToAllEP on real tensors), the router's choice made
+balanced (token t's j-th expert is (t·k + j) mod E), the routing the plan assumes, by a hook that runs outside
+the count. MODEL "llama": the tiny Llama of tests/test_parallel.py (e.g. cp=2: each rank its chunk of the
+sequence, keys and values all-gathered, FSDP2 over the cp ranks)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import flopwise
 from flopwise.parallel.context import gathered_attention, slice_sequence
 from flopwise.parallel.layout import parse
 from flopwise.parallel.local import LocalShards
+from flopwise.parallel.rank import _loss_parallel
 from flopwise.parallel.styles import default_parallelize
 from flopwise.parallel.world import device_mesh, group_dims
 
@@ -67,34 +69,34 @@ def tiny_llama() -> LlamaForCausalLM:
     return LlamaForCausalLM(config)
 
 
-def main(out: str, dim: str) -> None:
+def main(out: str, model_name: str, layout_text: str) -> None:
     dist.init_process_group("gloo")
-    rank, world = dist.get_rank(), dist.get_world_size()
-    if dim == "ep":
-        model: torch.nn.Module = tiny_mixtral()
-        torch.manual_seed(0)
-        ids = torch.randint(0, 128, (4, 8)).chunk(world)[rank]  # the global batch, each data-parallel rank its slice
-        layout = parse({"dp": world, "ep": world})
-        inputs = {"input_ids": ids, "labels": ids}
-    else:
-        model = tiny_llama()
-        torch.manual_seed(0)
-        ids = torch.randint(0, 128, (4, 16))  # every cp rank holds the whole batch, then its half of each sequence
-        layout = parse({"cp": world})
-        inputs = slice_sequence(model, (), {"input_ids": ids, "labels": ids}, world, rank)[1]
+    rank = dist.get_rank()
+    layout = parse(layout_text)
+    coords = layout.coords(rank)
+    model = tiny_mixtral() if model_name == "mixtral" else tiny_llama()
+    torch.manual_seed(0)
+    ids = torch.randint(0, 128, (4, 8) if model_name == "mixtral" else (4, 16))  # the global batch, seeded
+    ids = ids.chunk(layout.sizes["dp"])[coords["dp"]]  # each data-parallel rank its slice
+    inputs: dict[str, Any] = {"input_ids": ids, "labels": ids}
+    if layout.sizes["cp"] > 1:  # then its chunk of each sequence
+        inputs = slice_sequence(model, (), inputs, layout.sizes["cp"], coords["cp"])[1]
     mesh = device_mesh(layout)
     default_parallelize(model, mesh)
-    if dim == "ep":
+    if layout.ep > 1:
         for layer in model.model.layers:
             layer.mlp.gate.register_forward_hook(balanced)
-    attention = (
-        gathered_attention(mesh["cp"].get_group().group_name, world, rank) if dim == "cp" else contextlib.nullcontext()
-    )
-    with flopwise.counting(model=model, step="train") as session, LocalShards(group_dims(mesh)) as local:
-        with torch.enable_grad(), attention:
-            loss = model(**inputs).loss
-            with session.labeler.seed():
-                loss.backward()
+    with contextlib.ExitStack() as scope:
+        session = scope.enter_context(flopwise.counting(model=model, step="train"))
+        local = scope.enter_context(LocalShards(group_dims(mesh)))
+        scope.enter_context(torch.enable_grad())
+        scope.enter_context(_loss_parallel(model))  # as plan() takes the loss: under loss_parallel() with tp
+        if layout.sizes["cp"] > 1:
+            group = mesh["cp"].get_group().group_name
+            scope.enter_context(gathered_attention(group, layout.sizes["cp"], coords["cp"]))
+        loss = model(**inputs).loss
+        with session.labeler.seed():
+            loss.backward()
     r = session.report
     # gloo has no reduce-scatter kernel: it all-reduces the whole input, then splits it and copies this rank's part
     # into the output, ops the dispatcher sees right after the collective: the backend's, left out and listed
@@ -123,4 +125,4 @@ def main(out: str, dim: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    main(sys.argv[1], sys.argv[2], sys.argv[3])

@@ -1,8 +1,8 @@
 """Expert and context parallelism planned on the fake process group against the same plans run for real:
-`torchrun --nproc-per-node 2` on gloo (tests/parallel_rank_experts.py). `ep`: a tiny Mixtral's train step under
-`dp=2,ep=2` (FSDP2 for the dense layers, transformers' AllToAllEP for the experts), the router made balanced in the
-real run. `cp`: a tiny Llama's train step under `cp=2`. Each real rank counts its own program; the plan's per-rank
-counts and collectives must equal them exactly."""
+`torchrun` on gloo (tests/parallel_rank_experts.py). A tiny Mixtral's train step under `dp=2,ep=2` (FSDP2 for the
+dense layers, transformers' AllToAllEP for the experts), the router made balanced in the real run; a tiny Llama's
+under `cp=2`. Each real rank counts its own program; the plan's per-rank counts and collectives must equal them
+exactly. Four-process layouts (ep with tp, cp with dp) run with FLOPWISE_PARALLEL_REAL=all."""
 
 from __future__ import annotations
 
@@ -20,32 +20,39 @@ pytest.importorskip("transformers")
 
 from parallel_rank_experts import tiny_llama, tiny_mixtral  # noqa: E402  (after the importorskip)
 
-from flopwise.parallel import plan  # noqa: E402
+from flopwise.parallel import parse, plan  # noqa: E402
 
 SCRIPT = Path(__file__).parent / "parallel_rank_experts.py"
 
 
+ALL = os.environ.get("FLOPWISE_PARALLEL_REAL", "") == "all"
+FOUR = pytest.mark.skipif(not ALL, reason="4 processes: set FLOPWISE_PARALLEL_REAL=all")
+
+
 @pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun is not installed beside this Python")
-@pytest.mark.parametrize("dim", ["ep", "cp"])
-def test_the_fake_group_plan_equals_a_real_two_process_run(dim: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("model", "layout"),
+    [
+        ("mixtral", "dp=2,ep=2"),
+        ("llama", "cp=2"),
+        pytest.param("mixtral", "dp=2,ep=2,tp=2", marks=FOUR),
+        pytest.param("llama", "dp=2,cp=2", marks=FOUR),
+    ],
+)
+def test_the_fake_group_plan_equals_a_real_run(model: str, layout: str, tmp_path: Path) -> None:
+    world = parse(layout).world
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = [str(TORCHRUN), "--nproc-per-node", str(world), "--master-port", str(free_port())]
     done = subprocess.run(
-        [str(TORCHRUN), "--nproc-per-node", "2", "--master-port", str(free_port()), str(SCRIPT), str(tmp_path), dim],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [*command, str(SCRIPT), str(tmp_path), model, layout], env=env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, f"{done.stderr[:3000]}\n…\n{done.stderr[-3000:]}"
-    real = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    real = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(world)]
     torch.manual_seed(0)
     # what the script draws (the same seed; the count needs only the shapes)
-    if dim == "ep":
-        ids = torch.randint(0, 128, (4, 8))
-        p = plan(tiny_mixtral(), {"input_ids": ids, "labels": ids}, {"dp": 2, "ep": 2}, step="train")
-    else:
-        ids = torch.randint(0, 128, (4, 16))
-        p = plan(tiny_llama(), {"input_ids": ids, "labels": ids}, {"cp": 2}, step="train")
+    ids = torch.randint(0, 128, (4, 8) if model == "mixtral" else (4, 16))
+    built = tiny_mixtral() if model == "mixtral" else tiny_llama()
+    p = plan(built, {"input_ids": ids, "labels": ids}, layout, step="train")
     for rank, counted in enumerate(real):
         mine = p.ranks[rank]
         assert counted["unsupported"] == {}
@@ -54,7 +61,9 @@ def test_the_fake_group_plan_equals_a_real_two_process_run(dim: str, tmp_path: P
         assert counted["reduce_scatters"] == 3  # FSDP2's units: 2 layers and the root
         # the experts' products: 32 rows a layer (balanced: 16 kept, 16 received) through 3·H·I = 6,144 MACs each,
         # forward and twice in backward, 2 layers: 3·2·32·6,144 = 1,179,648
-        assert counted["grouped_mm_macs"] == (1_179_648 if dim == "ep" else 0)
+        # with tp = 2, each tp rank half of the rows: 589,824
+        tp = parse(layout).sizes["tp"]
+        assert counted["grouped_mm_macs"] == (1_179_648 // tp if model == "mixtral" else 0)
         assert (mine.macs, mine.flops, mine.bytes_read, mine.bytes_written) == (
             counted["macs"],
             counted["flops"],
