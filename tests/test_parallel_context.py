@@ -11,7 +11,7 @@ from torch import nn
 
 import flopwise
 from flopwise.parallel import parse, plan
-from flopwise.parallel.context import slice_sequence
+from flopwise.parallel.context import NOTE, slice_sequence
 
 B, S, E, H = 2, 8, 16, 2  # batch, sequence, width, heads (of D = 8)
 D = E // H
@@ -58,6 +58,7 @@ def test_cp2_full_attention_does_half_the_pairs_and_gathers_keys_and_values() ->
     fsdp = [(c.kind, c.bytes) for c in r.program_collectives if c.mesh_dim == "dp_cp"]
     assert fsdp == [("all_gather", 3_072), ("all_gather", 3_072), ("reduce_scatter", 3_072)]
     assert p.counted == 1 and p.ranks[1] is r  # the two chunks at the same shapes: equal by symmetry
+    assert NOTE in r.notes  # which context parallelism was counted is said
 
 
 def test_cp2_causal_llama_attention_per_rank_is_half_the_dense_count() -> None:

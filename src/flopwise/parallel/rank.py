@@ -148,6 +148,7 @@ def run_rank(
         )
         if layout.sizes["cp"] > 1:  # then its chunk of each sample's sequence
             a, k = context.slice_sequence(module, a, k, layout.sizes["cp"], coords["cp"])
+            notes.append(context.NOTE)
         if options.microbatches > 1:
             a, k = slice_batch(a, k, options.microbatches, 0, "micro-batches")
         a, k = _fake_inputs(fake, (a, k))
