@@ -93,8 +93,14 @@ def ep_entries(model: nn.Module) -> dict[str, str]:
 
 def expert_parallel(model: nn.Module, mesh: DeviceMesh) -> list[str]:
     """Apply transformers' expert parallelism on the mesh's ep dimension (tp: the ranks that share a batch); returns
-    the plan's notes, the routing assumption first."""
-    from transformers.distributed.expert_parallel import EPImplementationInterface, apply_expert_parallelism
+    the plan's note: the routing assumption."""
+    try:
+        from transformers.distributed.expert_parallel import EPImplementationInterface, apply_expert_parallelism
+    except ImportError as error:
+        raise ValueError(
+            "ep: expert parallelism is transformers' own (transformers.distributed.expert_parallel, transformers 5.x), "
+            f"which this environment does not have ({error}); pass parallelize_fn(model, mesh)"
+        ) from None
 
     entries = ep_entries(model)
     if not any(style == "ep_dispatch_experts" for style in entries.values()):
