@@ -66,14 +66,15 @@ def test_tensor_parallel_plans_of_an_mlp_in_the_order_given() -> None:
 def test_a_pipeline_row_takes_its_busiest_stage_and_each_kind_of_traffic() -> None:
     # 3 layers of 8×8 on 2 stages: stage 0 runs layers 0-1, stage 1 layer 2 (earlier stages take one more)
     model = nn.Sequential(*[nn.Linear(8, 8, bias=False) for _ in range(3)])
-    c = compare(model, torch.randn(4, 8), [{"pp": 2}, {"dp": 2}])
+    c = compare(model, torch.randn(4, 8), [{"pp": 2}, {"dp": 2}], microbatches=4)  # the dp plan takes none
     pp, dp = c.rows
-    # pp: 2 micro-batches (as many as stages) of 2 rows; stage 0: 2·(2·8·8) = 256 MACs each, 512 a step; stage 1
-    # half of that. The row shows the busiest rank's
+    # pp: 4 micro-batches of one row; stage 0: 2·(8·8) = 128 MACs each, 512 a step; stage 1 half of that. The
+    # row shows the busiest rank's
+    assert pp.plan.microbatches == 4 and dp.plan.microbatches == 1
     assert [r.macs for r in pp.plan.ranks] == [512, 256] and pp.macs == 512
     # and the memory of the rank needing the most: stage 0's two layers, 128 float32 = 512 bytes of weights
     assert pp.weight_bytes == 2 * 64 * 4 == 512
-    # stage 0 sends each micro-batch's 2·8 float32 (64 bytes) on, stage 1 receives them: 128 bytes a step each
+    # stage 0 sends each micro-batch's 8 float32 (32 bytes) on, stage 1 receives them: 128 bytes a step each
     assert pp.communication == {"send": 128, "recv": 128}
     assert pp.bubble is not None and 0 < pp.bubble < 1 and pp.bubble == pp.estimate.bubble_fraction
     # dp: each rank 2 rows through the 3 layers (3·2·64 = 384 MACs); FSDP2 gathers each layer's 64 float32

@@ -192,7 +192,8 @@ def compare(
 ) -> PlanComparison:
     """Plan `model` on `inputs` under each of `plans` ({"dp": 8, "tp": 8} or "dp=8,tp=8") with the same
     `options` (as `plan()` takes them), estimate each on `device` and the links (as `estimate()` takes them), and
-    set them side by side (module docstring). Every layout is checked before any plan is counted."""
+    set them side by side (module docstring); `microbatches` goes to the pipelined plans alone. Every layout is
+    checked before any plan is counted."""
     if not plans:
         raise ValueError("compare(): give at least one plan, e.g. [{'dp': 8, 'tp': 8}, {'dp': 4, 'pp': 2, 'tp': 8}]")
     if memory is not None and memory <= 0:
@@ -204,7 +205,9 @@ def compare(
     within, between = find_link(link if link is not None else "NVLink4"), find_link(inter)
     rows = []
     for p in plans:
-        planned = plan(model, inputs, p, parallelize_fn, **options)
+        # micro-batches are a pipeline's: `microbatches=` applies to the plans with stages, the others take none
+        mine = options if parse(p).sizes["pp"] > 1 else {k: v for k, v in options.items() if k != "microbatches"}
+        planned = plan(model, inputs, p, parallelize_fn, **mine)
         timed = estimate(
             planned,
             device,
