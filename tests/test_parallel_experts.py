@@ -105,8 +105,24 @@ def test_what_ep_refuses() -> None:
     ids = torch.randint(0, 128, (4, 16))
     with pytest.raises(ValueError, match="no expert-parallel plan"):
         plan(llama, {"input_ids": ids}, {"dp": 2, "ep": 2})
-    with pytest.raises(ValueError, match="ep < dp"):
-        plan(tiny_mixtral(), inputs(), {"dp": 4, "ep": 2})
+
+
+def test_ep_smaller_than_dp_shards_the_experts_over_the_rest_of_dp() -> None:
+    """dp=4, ep=2: ranks 0 and 1 share experts out (an ep group), ranks 0 and 2 hold the same two (an edp group):
+    each experts module is an FSDP2 unit over edp, the dense layers one over all four."""
+    p = plan(tiny_mixtral(), inputs(), {"dp": 4, "ep": 2}, step="train")
+    r = p.ranks[0]
+    # 32 tokens / 4 = 8 per rank, P = 16 pairs: 16 rows through each layer's experts, forward and twice backward
+    assert r.report.by_operator()["aten._grouped_mm"].macs == 3 * LAYERS * 3 * 16 * H * I == 589_824
+    # a layer's 2 local experts, 12,288 float32 = 49,152 bytes, gathered over edp in forward and backward and their
+    # gradients reduce-scattered; the dense layers' as before (13,056 a layer, 32,896 the root) over dp
+    by_dim = [(c.kind, c.mesh_dim, c.bytes) for c in r.program_collectives if c.mesh_dim in ("edp", "dp")]
+    assert sorted(b for k, d, b in by_dim if d == "edp" and k == "all_gather") == [49_152] * 4
+    assert sorted(b for k, d, b in by_dim if d == "edp" and k == "reduce_scatter") == [49_152] * 2
+    assert sorted(b for k, d, b in by_dim if d == "dp" and k == "reduce_scatter") == [13_056, 13_056, 32_896]
+    # parameters: the dense ones in four, (2·3,264 + 8,224) / 4 = 3,688; the experts' 2·12,288 in two: 12,288
+    assert r.params == 3_688 + 12_288 == 15_976
+    assert {c["mesh_dim"]: c["group_size"] for c in r.collectives} == {"dp": 4, "edp": 2, "ep": 2}
 
 
 def test_balanced_split_sizes() -> None:

@@ -2,7 +2,7 @@
 `torchrun` on gloo (tests/parallel_rank_experts.py). A tiny Mixtral's train step under `dp=2,ep=2` (FSDP2 for the
 dense layers, transformers' AllToAllEP for the experts), the router made balanced in the real run; a tiny Llama's
 under `cp=2`. Each real rank counts its own program; the plan's per-rank counts and collectives must equal them
-exactly. Four-process layouts (ep with tp, cp with dp) run with FLOPWISE_PARALLEL_REAL=all."""
+exactly. Four-process layouts (ep with tp, ep < dp, cp with dp) run with FLOPWISE_PARALLEL_REAL=all."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ FOUR = pytest.mark.skipif(not ALL, reason="4 processes: set FLOPWISE_PARALLEL_RE
         ("mixtral", "dp=2,ep=2"),
         ("llama", "cp=2"),
         pytest.param("mixtral", "dp=2,ep=2,tp=2", marks=FOUR),
+        pytest.param("mixtral", "dp=4,ep=2", marks=FOUR),
         pytest.param("llama", "dp=2,cp=2", marks=FOUR),
     ],
 )
@@ -58,12 +59,14 @@ def test_the_fake_group_plan_equals_a_real_run(model: str, layout: str, tmp_path
         assert counted["unsupported"] == {}
         # left out of the real count: gloo's own split and copy after each reduce-scatter (the rank script)
         assert counted["backend_ops"] == ["aten.split", "aten.copy_"] * counted["reduce_scatters"]
-        assert counted["reduce_scatters"] == 3  # FSDP2's units: 2 layers and the root
-        # the experts' products: 32 rows a layer (balanced: 16 kept, 16 received) through 3·H·I = 6,144 MACs each,
-        # forward and twice in backward, 2 layers: 3·2·32·6,144 = 1,179,648
-        # with tp = 2, each tp rank half of the rows: 589,824
-        tp = parse(layout).sizes["tp"]
-        assert counted["grouped_mm_macs"] == (1_179_648 // tp if model == "mixtral" else 0)
+        # FSDP2's units: 2 layers and the root; with ep < dp, each layer's experts too (over edp)
+        assert counted["reduce_scatters"] == 3 + (2 if "edp" in parse(layout).mesh_dims else 0)
+        # the experts' products: a rank's 32 tokens / (dp·tp) (dp slices the batch, transformers the rows over tp),
+        # top-2, so 64 / (dp·tp) rows a layer (balanced: as many received as sent) through 3·H·I = 6,144 MACs each,
+        # forward and twice in backward, 2 layers: dp=2: 3·2·32·6,144 = 1,179,648; dp=2,tp=2 and dp=4: 589,824
+        sizes = parse(layout).sizes
+        rows = 64 // (sizes["dp"] * sizes["tp"])
+        assert counted["grouped_mm_macs"] == (3 * 2 * rows * 6_144 if model == "mixtral" else 0)
         assert (mine.macs, mine.flops, mine.bytes_read, mine.bytes_written) == (
             counted["macs"],
             counted["flops"],

@@ -111,8 +111,3 @@ def expert_parallel(model: nn.Module, mesh: DeviceMesh) -> list[str]:
     EPImplementationInterface.register(IMPLEMENTATION, _implementation())
     apply_expert_parallelism(model, mesh["ep"], mesh["tp"], entries, ep_implementation=IMPLEMENTATION)
     return [BALANCED]
-
-
-def expert_params(model: nn.Module) -> set[nn.Parameter]:
-    """The parameters of the experts modules expert parallelism split (FSDP2 of the dense layers leaves them)."""
-    return {p for m in model.modules() if getattr(m, "_is_expert_parallel", False) for p in m.parameters()}

@@ -17,8 +17,9 @@ Expert parallelism (`ep`) adds no ranks: as in torchtitan (`dp_shard_in_ep`) and
 inside data parallel), it borrows them from dp, so `ep` must divide `dp`. The dp ranks split into dp/ep groups of
 ep consecutive dp coordinates; the ranks of one ep group share their experts out (each holds E/ep of them) and
 exchange tokens by all-to-all. The mesh then has "edp" (dp/ep, the experts' own data parallel: torchtitan's
-`dp_shard_mod_ep`, Megatron's expert data parallel) and "ep" in dp's place, in that order, and "dp" is their
-flattening (the dense layers' FSDP2 group); a rank's ep coordinate is its dp coordinate modulo ep. ep together
+`dp_shard_mod_ep`, Megatron's expert data parallel: the experts' FSDP2 group) and "ep" in dp's place, in that
+order, and "dp" is their flattening (the dense layers' FSDP2 group); a rank's ep coordinate is its dp coordinate
+modulo ep. ep together
 with cp is refused (torchtitan lets ep borrow from cp too; not planned here).
 
 The inputs given to `plan()` are the global batch, what one step of the whole job processes: every data-parallel

@@ -17,9 +17,10 @@ Tensor parallel (`tp`), with `parallelize_module` on the mesh's tp dimension:
 
 Expert parallel (`ep`, ranks borrowed from dp: layout.py) is transformers' own (experts.py): the model's
 `ep_plan` applied with `apply_expert_parallelism` on the mesh's ep dimension, each rank holding E/ep whole
-experts and exchanging tokens by all-to-all. The experts' parameters are then left out of FSDP2 (`ignored_params`):
-every rank of an ep group holds experts no other rank holds, so there is nothing to shard or reduce (torchtitan
-with ep = its whole dp_shard does the same). ep < dp (the experts' FSDP2 over the rest of dp) is refused.
+experts and exchanging tokens by all-to-all. The experts' parameters are then left out of the dense layers'
+FSDP2 (`ignored_params`): with ep = dp every expert lives on one rank, so there is nothing to shard or reduce; with
+ep < dp each experts module is its own FSDP2 unit over "edp" (the ranks holding the same experts), as torchtitan
+shards its experts over `dp_shard_mod_ep`.
 
 Data parallel (`dp`) is FSDP2 (`fully_shard` on the mesh's dp dimension; with cp, on dp and cp flattened: the
 ranks of a cp group hold the same parameters and reduce their gradients too): each block of the model's largest
@@ -41,7 +42,7 @@ from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.tensor import DTensor, Replicate, Shard
 from torch.distributed.tensor.parallel import ColwiseParallel, ParallelStyle, RowwiseParallel, parallelize_module
 
-from .experts import expert_parallel, expert_params
+from .experts import expert_parallel
 from .world import fsdp_dim, has_dim, sub_mesh
 
 LLAMA_NAMES = {
@@ -156,9 +157,10 @@ def data_parallel(
     *,
     pipelined: bool,
     mixed_precision: str | None,
-    ignored: set[nn.Parameter] | None = None,
+    experts: DeviceMesh | None = None,
 ) -> list[str]:
-    """FSDP2 over `mesh`, the `ignored` parameters (an expert-parallel model's experts) left to themselves."""
+    """FSDP2 over `mesh`; the experts expert parallelism split left out of it, each experts module sharded over
+    `experts` instead when given (the experts' own data parallel, "edp")."""
     from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     if mixed_precision is not None and mixed_precision not in PRECISIONS:
@@ -168,8 +170,12 @@ def data_parallel(
         if mixed_precision is not None
         else MixedPrecisionPolicy()
     )
-    units = blocks(model)
-    for block in units:
+    split = [m for m in model.modules() if getattr(m, "_is_expert_parallel", False)]
+    if experts is not None:
+        for m in split:  # before the blocks that hold them, as FSDP2 nests
+            fully_shard(m, mesh=experts, reshard_after_forward=not pipelined, mp_policy=policy)
+    ignored = {p for m in split for p in m.parameters()} or None
+    for block in blocks(model):
         fully_shard(block, mesh=mesh, reshard_after_forward=not pipelined, mp_policy=policy, ignored_params=ignored)
     fully_shard(model, mesh=mesh, reshard_after_forward=not pipelined, mp_policy=policy, ignored_params=ignored)
     return []
@@ -183,16 +189,14 @@ def default_parallelize(
     notes: list[str] = []
     if has_dim(mesh, "tp"):
         notes += tensor_parallel(model, mesh["tp"])
-    ignored = None
     if has_dim(mesh, "ep"):
-        if has_dim(mesh, "edp"):
-            raise ValueError(
-                "ep: experts sharded by FSDP2 over the rest of dp (ep < dp) are not planned yet; give ep = dp"
-            )
         notes += expert_parallel(model, mesh)
-        ignored = expert_params(model)  # each ep rank's own experts: no other rank holds them, nothing to reduce
     if has_dim(mesh, fsdp_dim(mesh)):
         notes += data_parallel(
-            model, sub_mesh(mesh, fsdp_dim(mesh)), pipelined=pipelined, mixed_precision=mixed_precision, ignored=ignored
+            model,
+            sub_mesh(mesh, fsdp_dim(mesh)),
+            pipelined=pipelined,
+            mixed_precision=mixed_precision,
+            experts=mesh["edp"] if has_dim(mesh, "edp") else None,
         )
     return notes
