@@ -23,7 +23,7 @@ from ..counter import counting_on_fakes
 from ..engine.prepare import prepare, running_on
 from ..formulas.pricing import cost_call
 from ..symbolic.trace import Trace, TraceBroken
-from .generate import cache_argument
+from .cache import cache_argument
 
 CONTEXT = "context"
 

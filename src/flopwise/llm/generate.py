@@ -18,7 +18,6 @@ its steps equal the real path's exactly on models small enough to run both.
 from __future__ import annotations
 
 import contextlib
-import inspect
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, replace
@@ -33,6 +32,7 @@ from ..counter import counting, counting_on_fakes
 from ..engine.prepare import prepare, running_on
 from ..report.report import Report
 from ..shapes_only.mode import CpuFakeTensorMode
+from .cache import CACHE_NAMES, cache_argument, cache_bytes
 
 if TYPE_CHECKING:
     from .decode_trace import DecodeTrace
@@ -68,17 +68,6 @@ class GenerateReport(Report):
     steps: tuple[Step, ...] = ()
     draft_steps: tuple[Step, ...] = ()
     accepted: tuple[int, ...] = ()
-
-
-def cache_bytes(cache: Any) -> int:
-    """Bytes of the keys and values held by a transformers cache (its `layers`, each with keys and values)."""
-    total = 0
-    for layer in getattr(cache, "layers", ()) or ():
-        for name in ("keys", "values"):
-            t = getattr(layer, name, None)
-            if isinstance(t, torch.Tensor):
-                total += t.numel() * t.element_size()
-    return total
 
 
 class _Steps:
@@ -310,15 +299,6 @@ def _step_inputs(batch: int, start: int, length: int, cache: Any, model: torch.n
         "use_cache": True,
         "return_dict": True,
     }
-
-
-CACHE_NAMES = ("cache", "past_key_values")  # transformers 5 renames past_key_values to cache
-
-
-def cache_argument(model: torch.nn.Module) -> str:
-    """The name the model's forward takes its KV cache by, as generate() passes it: `cache` where the forward
-    has it (transformers ≥ 5 warns on the old name), else `past_key_values`."""
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def _split(report: Report, steps: _Steps, drafts: _Steps, weight_bytes: int) -> GenerateReport:
