@@ -7,11 +7,11 @@ pipeline's bubbles from its schedule. An ESTIMATE under the assumptions it lists
   memory): a bound an eager run approaches. Collective ops are communication, timed below, not here.
 - Communication: each collective by the NCCL ring model of links.py, on the link of its group: `intra` when
   all the group's ranks share a node (`ranks_per_node` consecutive ranks), else `inter`.
-- Overlap (stated, not derived): collectives on the dp dimension (FSDP2's all-gathers and reduce-scatters,
-  prefetched; "dp_cp" with context parallelism) hide under the rank's compute up to `overlap` × its compute time;
-  tensor-parallel collectives, context parallel's key and value gathers and expert parallel's all-to-alls are
-  exposed (they sit between the matmuls that need them); a pipeline's sends take their time between the stages'
-  actions.
+- Overlap (stated, not derived): FSDP2's collectives (its all-gathers and reduce-scatters, prefetched, on dp;
+  "dp_cp" with context parallelism, "edp" for experts sharded over part of dp) hide under the rank's compute up
+  to `overlap` × its compute time; tensor-parallel collectives, context parallel's key and value gathers and
+  expert parallel's all-to-alls are exposed (they sit between the matmuls that need them); a pipeline's sends
+  take their time between the stages' actions.
 - Pipeline: the schedule's own action order (torch.distributed.pipelining `pipeline_order`) replayed, each
   stage's forward and backward taking their micro-batch times: the bubbles are what it leaves idle.
 - MFU = model FLOPs (2·MACs of forward and backward over all ranks) / step time / (ranks × dense peak).

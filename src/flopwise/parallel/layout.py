@@ -11,7 +11,7 @@ context-parallel ones, as torchtitan orders them (pp, dp_replicate, dp_shard, cp
 
 Context parallelism (`cp`) splits each sample's sequence: the ranks of a cp group hold the same samples, each a
 contiguous 1/cp of their tokens. Their parameters are the same, so the dense layers' FSDP2 group is dp and cp
-flattened, named "dp_cp" (torchtitan's `dp_shard_cp`); without cp it is "dp" (FSDP_DIMS).
+flattened, named "dp_cp" (torchtitan's `dp_shard_cp`); without cp it is "dp".
 
 Expert parallelism (`ep`) adds no ranks: as in torchtitan (`dp_shard_in_ep`) and Megatron (expert model parallel
 inside data parallel), it borrows them from dp, so `ep` must divide `dp`. The dp ranks split into dp/ep groups of
@@ -37,7 +37,7 @@ from torch.utils._pytree import tree_map
 
 DIMS = ("pp", "dp", "cp", "tp")  # outermost first: the dimensions that make the world
 BORROWED = {"ep": "dp"}  # dimensions that take their ranks from another (module docstring)
-FSDP_DIMS = ("dp", "dp_cp")  # the names the dense layers' FSDP2 group goes by
+FSDP_DIMS = ("dp", "dp_cp", "edp")  # FSDP2's groups: the dense layers' (dp, or dp_cp with cp), the experts' (edp)
 
 
 @dataclass(frozen=True)

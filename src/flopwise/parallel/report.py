@@ -9,8 +9,8 @@ Figures of a `RankReport` are per training (or forward) step of that rank, at it
   activations the other micro-batches in flight keep for backward, as many as the schedule holds at once);
 - `collectives`: `[{kind, bytes, mesh_dim, calls, group_size}]`, one entry per kind, mesh dimension and group
   size, `bytes` their total size (local.py says what a collective's size is). Pipelined: per micro-batch ones
-  times `microbatches`, except those on the dp dimension (FSDP2 gathers once and reduce-scatters once per step
-  with `reshard_after_forward=False`); sends and receives of the stage boundary added from its tensors' sizes.
+  times `microbatches`, except FSDP2's (on dp, dp_cp or edp: FSDP2 gathers once and reduce-scatters once per
+  step with `reshard_after_forward=False`); sends and receives of the stage boundary added from its tensors' sizes.
 
 `report` is the flopwise Report of the program counted (one micro-batch when pipelined): per module, per
 operator, with its warnings. `ranks` lists every rank the report stands for.
