@@ -136,3 +136,14 @@ def test_the_estimate_times_the_all_to_alls_exposed() -> None:
     e = plan(tiny_mixtral(), inputs(), {"dp": 2, "ep": 2}, step="train").estimate()
     assert "ep" in e.links and e.ranks[0].comm_s["ep"] > 0
     assert any("expert-parallel all-to-alls exposed" in a for a in e.assumptions)
+
+
+def test_the_experts_fsdp2_runs_once_a_step_under_a_pipeline() -> None:
+    ids = torch.randint(0, V, (8, SEQ))  # 8 sequences: 2 per dp rank, one per micro-batch
+    p = plan(tiny_mixtral(), {"input_ids": ids, "labels": ids}, {"dp": 4, "ep": 2, "pp": 2}, step="train")
+    calls = {(c["mesh_dim"], c["kind"]): c["calls"] for c in p.ranks[0].collectives}
+    # one layer a stage, 2 micro-batches: its 3 all-to-alls forward and 2 backward each time, 2·(3 + 2) = 10; the
+    # experts' gather and gradient reduce-scatter once a step (FSDP2 keeps them gathered across micro-batches under
+    # a pipeline, reshard_after_forward=False), as the dense layers' on dp
+    assert calls[("ep", "all_to_all")] == 10
+    assert calls[("edp", "all_gather")] == calls[("edp", "reduce_scatter")] == 1
