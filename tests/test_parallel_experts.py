@@ -10,7 +10,7 @@ pytest.importorskip("transformers")
 
 from parallel_rank_experts import tiny_mixtral  # noqa: E402  (after the importorskip)
 
-from flopwise.parallel import parse, plan  # noqa: E402
+from flopwise.parallel import RankReport, parse, plan  # noqa: E402
 from flopwise.parallel.experts import BALANCED, balanced_sizes, local_rows  # noqa: E402
 
 # the tiny Mixtral: hidden H = 32, expert width I = 64, E = 4 experts, top-k = 2, 2 layers, vocabulary 128;
@@ -26,8 +26,8 @@ def inputs() -> dict[str, torch.Tensor]:
     return {"input_ids": ids, "labels": ids}
 
 
-def ep_collectives(p_rank: object) -> list[tuple[str, int, bool]]:
-    return [(c.op, c.bytes, c.backward) for c in p_rank.program_collectives if c.mesh_dim == "ep"]  # type: ignore[attr-defined]
+def ep_collectives(rank: RankReport) -> list[tuple[str, int, bool]]:
+    return [(c.op, c.bytes, c.backward) for c in rank.program_collectives if c.mesh_dim == "ep"]
 
 
 def test_ep2_forward_each_rank_runs_its_pairs_through_half_the_experts() -> None:
