@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 from test_cli import SCRIPT  # the console script beside this interpreter
+from test_cli_startup import start_interruptible
 from torch import nn
 
 MODELS = '''
@@ -300,12 +301,8 @@ def test_output_files_say_when_they_replace_one(tmp_path):
 
 def test_ctrl_c_in_compare_prints_the_finished_rows_and_exits_130(tmp_path):
     (tmp_path / "models.py").write_text(MODELS)
-    process = subprocess.Popen(
-        [SCRIPT, "compare", "guides:SimpleLinearModel", "models.py:slow", "guides:SimpleConv"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    process = start_interruptible(
+        [SCRIPT, "compare", "guides:SimpleLinearModel", "models.py:slow", "guides:SimpleConv"], cwd=tmp_path
     )
     deadline = time.monotonic() + 240
     while not (tmp_path / "slow.started").exists() and time.monotonic() < deadline:

@@ -79,17 +79,39 @@ def test_a_program_importing_flopwise_gets_the_whole_api():
     assert result.stdout.split() == ["True", "True", "Report"], result.stderr
 
 
+def start_interruptible(args: list[str], **popen) -> subprocess.Popen:
+    """The command as a terminal starts it, Ctrl-C's default restored (a shell's background job ignores SIGINT,
+    and Python keeps an ignored SIGINT ignored), once its interpreter catches SIGINT: a loaded machine may take
+    longer than a test's delay to start Python at all."""
+    process = subprocess.Popen(
+        args,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        **popen,
+    )
+    deadline = time.monotonic() + 60
+    while not _catches_sigint(process.pid) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return process
+
+
+def _catches_sigint(pid: int) -> bool:
+    """Whether the process has a SIGINT handler (Linux: the SigCgt mask of /proc/PID/status, bit SIGINT − 1)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            caught = next(line for line in status if line.startswith("SigCgt:"))
+    except (OSError, StopIteration):
+        return True  # no /proc: the test's own delay is all there is
+    return bool(int(caught.split()[1], 16) >> (signal.SIGINT - 1) & 1)
+
+
 @pytest.mark.parametrize("after_s", [0.3, 1.0, 2.5])
 def test_ctrl_c_at_any_moment_exits_130_quietly(tmp_path, after_s):
     """Whether Ctrl-C lands while torch is imported, while the model loads or while it is counted."""
     (tmp_path / "slow.py").write_text(SLOW)
-    process = subprocess.Popen(
-        [SCRIPT, "slow.py:Slow", "--input", "1x4"],
-        cwd=tmp_path,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    process = start_interruptible([SCRIPT, "slow.py:Slow", "--input", "1x4"], cwd=tmp_path)
     time.sleep(after_s)
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=120)
