@@ -59,9 +59,10 @@ torchvision-published: $(VENV)/.ready
 	$(PY) bench/torchvision_published.py
 
 # Parallel plans against real torchrun runs on gloo, the 4-process matrix included (tp=4, dp=4, dp=2×tp=2,
-# pp=2×tp=2; a few minutes on 2 cores); `make test` runs the 2-process ones (tests/test_parallel_real.py).
+# pp=2×tp=2; dp=2×ep=2×tp=2, dp=4×ep=2, dp=2×cp=2; a few minutes on 2 cores); `make test` runs the 2-process ones
+# (tp=2, dp=2, pp=2, dp=2×ep=2, cp=2).
 parallel-real: $(VENV)/.ready
-	FLOPWISE_PARALLEL_REAL=all $(PY) -m pytest -q tests/test_parallel_real.py
+	FLOPWISE_PARALLEL_REAL=all $(PY) -m pytest -q tests/test_parallel_real.py tests/test_parallel_real_experts.py
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

@@ -86,14 +86,16 @@ def main(out: str, model_name: str, layout_text: str) -> None:
     if layout.ep > 1:
         for layer in model.model.layers:
             layer.mlp.gate.register_forward_hook(balanced)
+    # slicing the mesh runs ops (this rank's coordinates), no part of the step: before the count, as plan() does
+    groups = group_dims(mesh)
+    cp_group = mesh["cp"].get_group().group_name if layout.sizes["cp"] > 1 else None
     with contextlib.ExitStack() as scope:
         session = scope.enter_context(flopwise.counting(model=model, step="train"))
-        local = scope.enter_context(LocalShards(group_dims(mesh)))
+        local = scope.enter_context(LocalShards(groups))
         scope.enter_context(torch.enable_grad())
         scope.enter_context(_loss_parallel(model))  # as plan() takes the loss: under loss_parallel() with tp
-        if layout.sizes["cp"] > 1:
-            group = mesh["cp"].get_group().group_name
-            scope.enter_context(gathered_attention(group, layout.sizes["cp"], coords["cp"]))
+        if cp_group is not None:
+            scope.enter_context(gathered_attention(cp_group, layout.sizes["cp"], coords["cp"]))
         loss = model(**inputs).loss
         with session.labeler.seed():
             loss.backward()

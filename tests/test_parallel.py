@@ -103,6 +103,26 @@ def test_ranks_equal_by_symmetry_are_the_ranks_counted_apart() -> None:
         )
 
 
+def test_a_two_dimensional_mesh_is_sliced_before_the_count() -> None:
+    # slicing a 2-D mesh (mesh["tp"]) looks up the rank's coordinates with ops (torch's DeviceMesh: as_strided,
+    # view, eq, nonzero, select, _local_scalar_dense): not the rank's program, so not in its count
+    p = plan(MLP(), torch.randn(B, S, D), {"dp": 2, "tp": 2}, colwise_rowwise)
+    rank = p.ranks[0]
+    linear = ["aten.view", "aten.t", "aten.view", "aten.mm", "aten._unsafe_view"]
+    assert [c.op for c in rank.report.calls] == [
+        *linear,
+        "aten.relu",
+        *linear,
+        "_c10d_functional.all_reduce",
+        "_c10d_functional.wait_tensor",
+    ]
+    # the rank's 1 of 2 samples, 5 tokens: up (64 → 128 of 256 columns) reads 5·64·4 + 64·128·4 = 34,048 bytes,
+    # writes 5·128·4 = 2,560; the ReLU reads and writes 2,560; down (128 of 256 rows → 64) reads 2,560 +
+    # 128·64·4 = 35,328, writes 5·64·4 = 1,280; the all-reduce reads and writes its 1,280
+    assert rank.bytes_read == 34_048 + 2_560 + 35_328 + 1_280 == 73_216
+    assert rank.bytes_written == 2_560 + 2_560 + 1_280 + 1_280 == 7_680
+
+
 def test_uneven_shards_are_counted_for_each_coordinate() -> None:
     # 250 output features over 4 ranks: torch.chunk gives 63, 63, 63, 61 rows; those ranks run different shapes
     def gathered(model: nn.Module, mesh: Any) -> None:

@@ -99,3 +99,17 @@ def test_the_estimate_draws_its_bars_and_timeline_as_svg() -> None:
     # three bars per distinct rank (compute, communication, exposed), one block per action of the timeline
     assert len(rects) == 3 * len(e.ranks) + len(e.timeline) == 3 * 2 + 2 * 2 * 2
     assert "bubbles" in svg
+
+
+def test_a_pipelined_step_takes_the_gradient_accumulation_of_its_later_micro_batches() -> None:
+    # stage 0: Linear(8, 16) and its ReLU; 4 micro-batches, each after the first adding its gradients into
+    # .grad: weight 128 and bias 16 float32 elements, 12 bytes each (8 read, 4 written), 1,728 bytes a micro-batch
+    # at 3,350 GB/s (memory-bound: 144 FLOPs at 67 TFLOP/s take far less)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4), torch.nn.ReLU())
+    p = plan(model, torch.randn(8, 8), {"pp": 2}, step="train", microbatches=4)
+    spec = find_device("H100-SXM")
+    assert spec is not None
+    first = p.ranks[0]
+    program = sum(t for t, label in zip(call_seconds(first, spec, set()), first.phase_of_calls, strict=True))
+    e = p.estimate(device="H100-SXM")
+    assert e.ranks[0].compute_s == pytest.approx(4 * program + 3 * 1_728 / 3_350e9)

@@ -9,6 +9,7 @@ from test_parallel import tiny_llama
 from torch import nn
 
 import flopwise
+from flopwise.core.cost import Cost
 from flopwise.parallel import plan
 from flopwise.parallel.planner import in_flight
 from flopwise.parallel.stages import shares
@@ -70,6 +71,48 @@ def test_pipeline_with_data_and_tensor_parallel_gathers_once_per_step() -> None:
     tp = next(c for c in p.ranks[0].collectives if c["mesh_dim"] == "tp")
     # per micro-batch: forward the embedding's and 2 per layer (5), backward one per attention and MLP input (4)
     assert tp["calls"] == 2 * (5 + 4)
+
+
+def _two_stage_mlp() -> nn.Sequential:
+    # stage 0: Linear(8, 16) and its ReLU, 8·16 + 16 = 144 parameters; stage 1: Linear(16, 4) and its ReLU,
+    # 16·4 + 4 = 68
+    return nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4), nn.ReLU())
+
+
+def test_each_micro_batch_after_the_first_adds_its_gradients_into_the_earlier_ones() -> None:
+    p = plan(_two_stage_mlp(), torch.randn(8, 8), {"pp": 2}, step="train", microbatches=4)
+    # autograd's AccumulateGrad: `grad += new_grad`, one aten.add_ per gradient tensor (weight and bias), for each
+    # of the 3 micro-batches after the first: one FLOP per element, float32: 8 bytes read, 4 written
+    # stage 0: 3·144 = 432 FLOPs, 432·8 = 3,456 bytes read, 432·4 = 1,728 written;
+    # stage 1: 3·68 = 204 FLOPs, 204·8 = 1,632 bytes read, 204·4 = 816 written
+    expected = {0: Cost(0, 432, 3_456, 1_728), 1: Cost(0, 204, 1_632, 816)}
+    for r in p.ranks:
+        assert r.stage is not None and r.accumulation is not None
+        assert [c.op for c in r.accumulation.calls] == ["aten.add_", "aten.add_"]
+        one = r.report.phases
+        assert (
+            r.phases["backward"]
+            == Cost(
+                4 * one["backward"].macs,
+                4 * one["backward"].flops,
+                4 * one["backward"].bytes_read,
+                4 * one["backward"].bytes_written,
+            )
+            + expected[r.stage]
+        )
+        assert r.flops == 4 * one["forward"].flops + 4 * one["backward"].flops + expected[r.stage].flops
+    forward = plan(_two_stage_mlp(), torch.randn(8, 8), {"pp": 2}, microbatches=4)  # no backward, no gradients
+    assert all(r.accumulation is None for r in forward.ranks)
+
+
+def test_under_fsdp2_a_pipeline_accumulates_the_unsharded_gradients() -> None:
+    # FSDP2 under a pipeline keeps the parameters gathered and syncs gradients once a step (PipelineStage turns
+    # gradient sync off until the last micro-batch): autograd accumulates into the unsharded gradients, 144
+    # elements on stage 0 though the rank keeps 72 (Linear(8, 16) sharded over dp=2: 8·8 + 8)
+    p = plan(_two_stage_mlp(), torch.randn(16, 8), {"dp": 2, "pp": 2}, step="train", microbatches=4)
+    first = p.ranks[0]
+    assert first.stage == 0 and first.gradient_bytes == 72 * 4 and first.accumulation is not None
+    assert first.accumulation.total == Cost(0, 144, 144 * 8, 144 * 4)
 
 
 def test_stage_shares_and_refusals() -> None:

@@ -171,8 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="DIM=N,…",
-        help="count what each rank runs under a parallel plan, e.g. dp=16,pp=8,tp=8; given twice or more, the "
-        "plans side by side: per-rank MACs, memory, communication, estimated step time and MFU on --device",
+        help="count what each rank runs under a parallel plan of dp, pp, tp, ep (expert parallel, ranks borrowed "
+        "from dp) and cp (context parallel), e.g. dp=16,pp=8,tp=8 or dp=8,ep=8; given twice or more, the plans "
+        "side by side: per-rank MACs, memory, communication, estimated step time and MFU on --device",
     )
     plans.add_argument(
         "--link",

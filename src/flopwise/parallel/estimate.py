@@ -13,16 +13,19 @@ pipeline's bubbles from its schedule. An ESTIMATE under the assumptions it lists
   expert parallel's all-to-alls are exposed (they sit between the matmuls that need them); a pipeline's sends
   take their time between the stages' actions.
 - Pipeline: the schedule's own action order (torch.distributed.pipelining `pipeline_order`) replayed, each
-  stage's forward and backward taking their micro-batch times: the bubbles are what it leaves idle.
+  stage's forward and backward taking their micro-batch times: the bubbles are what it leaves idle. The gradient
+  accumulation of the micro-batches after the first is spread evenly over the micro-batches' backward.
 - MFU = model FLOPs (2·MACs of forward and backward over all ranks) / step time / (ranks × dense peak).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.cost import OpCall
 from ..hardware.devices import DeviceSpec, find_device
 from ..render.units import si_small
 from .layout import FSDP_DIMS
@@ -97,10 +100,14 @@ def _peak(spec: DeviceSpec, dtype: str) -> float | None:
 
 def call_seconds(r: RankReport, spec: DeviceSpec, unknown: set[str]) -> list[float]:
     """Each counted call's roofline time (module docstring)."""
+    return _roofline(r.report.calls, spec, unknown)
+
+
+def _roofline(calls: Sequence[OpCall], spec: DeviceSpec, unknown: set[str]) -> list[float]:
     vector = _peak(spec, "float32")
     memory = spec.bandwidth_gbs * 1e9
     out = []
-    for call in r.report.calls:
+    for call in calls:
         if call.op.startswith(COMMUNICATION):  # timed as communication, on its link
             out.append(0.0)
             continue
@@ -173,6 +180,9 @@ def estimate(
             else:
                 fwd_comm += t
             comm[c.mesh_dim] = comm.get(c.mesh_dim, 0.0) + (t if c.mesh_dim in FSDP_DIMS else t * m)
+        # gradient accumulation (the micro-batches after the first), spread over the micro-batches' backward
+        accumulation: Sequence[OpCall] = r.accumulation.calls if r.accumulation is not None else ()
+        by_phase["backward"] = by_phase.get("backward", 0.0) + sum(_roofline(accumulation, spec, unknown)) * (m - 1) / m
         forward = by_phase.get("forward", 0.0) + fwd_comm
         backward = by_phase.get("backward", 0.0) + by_phase.get("recompute", 0.0) + bwd_comm
         optimizer = by_phase.get("optimizer", 0.0)

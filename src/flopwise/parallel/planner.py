@@ -174,8 +174,11 @@ def _rank_report(
                 add("send", "pp", pp, got, m)
         if train and order:
             activation += (in_flight(order.get(stage.index, [])) - 1) * run.saved_bytes
-    # every phase once per micro-batch, the optimizer's once per step
+    # every phase once per micro-batch, the optimizer's once per step; each micro-batch after the first also adds
+    # its gradients into the earlier ones' (accumulate.py), in backward
     phases = {k: _times(v, 1 if k == "optimizer" else m) for k, v in report.phases.items()}
+    if run.accumulation is not None and "backward" in phases:
+        phases["backward"] = phases["backward"] + _times(run.accumulation.total, m - 1)
     total = sum(phases.values(), Cost()) if phases else _times(report.total, m)
     return RankReport(
         rank=rank,
@@ -196,6 +199,7 @@ def _rank_report(
         activation_bytes=activation,
         collectives=sorted(ledger.values(), key=lambda e: (e["mesh_dim"], e["kind"])),
         phase_of_calls=run.phases,
+        accumulation=run.accumulation,
         program_collectives=list(run.collectives),
         boundary_bytes=(
             _boundary_bytes(run.received) if stage is not None and not stage.first else 0,

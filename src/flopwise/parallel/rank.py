@@ -29,7 +29,7 @@ from ..formulas.registry import Formula
 from ..report.report import Report
 from ..shapes_only.mode import CpuFakeTensorMode
 from ..train.step import default_loss
-from . import context, stages
+from . import accumulate, context, stages
 from .layout import FSDP_DIMS, Layout, slice_batch
 from .local import CollectiveCall, LocalShards
 from .styles import default_parallelize
@@ -70,6 +70,7 @@ class RankRun:
     received: tuple[tuple[int, ...], torch.dtype] | None = None  # what it gets from the stage before
     order: dict[int, list[str]] | None = None  # the schedule's actions per pp rank
     phases: list[str] = field(default_factory=list)  # each call's phase (a train step), aligned with report.calls
+    accumulation: Report | None = None  # one later micro-batch's gradient accumulation (accumulate.py)
     notes: list[str] = field(default_factory=list)
 
 
@@ -171,6 +172,11 @@ def run_rank(
         optimizer = _optimizer(module, options, fake) if train and options.optimizer is not None else None
         saved: dict[int, int] = {}
         output_meta = None
+        # the mesh's process groups, before the count: slicing a mesh of two or more dimensions looks up this
+        # rank's coordinates in it (torch's DeviceMesh runs ops for that), no part of the rank's program
+        groups = group_dims(mesh)
+        cp_group = mesh["cp"].get_group().group_name if layout.sizes["cp"] > 1 else None
+        accumulated: list[torch.Tensor] = []  # what later micro-batches' backward adds gradients into
         with contextlib.ExitStack() as scope:
             scope.enter_context(warnings.catch_warnings())
             # FSDP2 warns when a module returns a view (a stage's hidden states through a pass-through head)
@@ -182,11 +188,10 @@ def run_rank(
                     options.convention, options.overrides, model=module, step=options.step, attention=options.attention
                 )
             )
-            localized = scope.enter_context(LocalShards(group_dims(mesh)))
+            localized = scope.enter_context(LocalShards(groups))
             scope.enter_context(_loss_parallel(module))
-            if layout.sizes["cp"] > 1:
-                group = mesh["cp"].get_group().group_name
-                scope.enter_context(context.gathered_attention(group, layout.sizes["cp"], coords["cp"]))
+            if cp_group is not None:
+                scope.enter_context(context.gathered_attention(cp_group, layout.sizes["cp"], coords["cp"]))
             if train:
                 scope.enter_context(torch.autograd.graph.saved_tensors_hooks(_saver(saved), lambda t: t))
             output = module(*a, **k)
@@ -200,13 +205,26 @@ def run_rank(
                 output_meta = (tuple(local(sent).shape), sent.dtype)
             if train:
                 with session.labeler.seed():
-                    if sent is not None:
-                        sent.backward(torch.empty_like(sent))  # type: ignore[no-untyped-call]
-                    else:
-                        (options.loss_fn or default_loss)(output).backward()  # type: ignore[no-untyped-call]
+                    root = sent if sent is not None else (options.loss_fn or default_loss)(output)
+                    if options.microbatches > 1:
+                        accumulated = accumulate.leaves(root, tree_leaves((a, k)))
+                    root.backward(torch.empty_like(sent) if sent is not None else None)  # type: ignore[no-untyped-call]
                 if optimizer is not None:
                     optimizer.step()
         report = session.report
+        accumulation = (
+            accumulate.count(
+                accumulated,
+                fake,
+                groups,
+                convention=options.convention,
+                overrides=options.overrides,
+                model=module,
+                attention=options.attention,
+            )
+            if accumulated
+            else None
+        )
         notes += report.warnings  # what the count had to assume (an MoE's routing on fake tensors, …)
         if train:
             gradient = storage_bytes([p.grad for p in module.parameters() if p.grad is not None])
@@ -243,6 +261,7 @@ def run_rank(
             received=received,
             order=order,
             phases=list(session.labeler.labels) if train else [],
+            accumulation=accumulation,
             notes=notes,
         )
 

@@ -3,7 +3,9 @@
 Figures of a `RankReport` are per training (or forward) step of that rank, at its local shapes:
 
 - `macs`, `flops`, `bytes_read`, `bytes_written`, `phases`: the counted program; under pipeline parallelism the
-  program of one micro-batch times `microbatches` (every micro-batch has the same shapes);
+  program of one micro-batch times `microbatches` (every micro-batch has the same shapes), and in a train step
+  the gradient accumulation of the micro-batches after the first (in `phases["backward"]`; `accumulation`: one
+  micro-batch's adds, accumulate.py);
 - `params` (local parameter elements), `weight_bytes`, `gradient_bytes`, `optimizer_bytes`,
   `activation_bytes` (the peak of the tensors the step makes; pipelined, one micro-batch's peak plus the
   activations the other micro-batches in flight keep for backward, as many as the schedule holds at once);
@@ -50,6 +52,7 @@ class RankReport:
     phase_of_calls: list[str] = field(default_factory=list, repr=False)  # the counted calls' phases (train)
     program_collectives: list[Any] = field(default_factory=list, repr=False)  # the counted program's, in order
     boundary_bytes: tuple[int, int] = (0, 0)  # a stage's hidden states received and sent, per micro-batch
+    accumulation: Report | None = field(default=None, repr=False)  # a later micro-batch's gradient adds, each
     notes: list[str] = field(default_factory=list)
 
     @property
