@@ -105,6 +105,54 @@ def test_gpt2_and_bert_are_identical_in_every_mode(family: str) -> None:
         assert _counts(model, ids, "meta", convention) == real
 
 
+def _padding(batch: int, length: int, padded: int) -> torch.Tensor:
+    mask = torch.ones(batch, length, dtype=torch.long)
+    mask[-1, :padded] = 0  # the last row left-padded
+    return mask
+
+
+@pytest.mark.parametrize(
+    "family, extra",
+    [
+        ("llama", {"attention_mask": _padding(2, 16, 0)}),  # a tokenizer's mask without padding: all ones
+        ("llama", {"attention_mask": _padding(2, 16, 4)}),
+        ("llama", {"use_cache": False}),  # no cache: transformers looks for packed sequences in the positions
+        ("llama", {"position_ids": torch.tensor([[0, 1, 2, 3, 4, 0, 1, 2, 0, 1, 2, 3, 4, 5, 6, 7]] * 2)}),
+        ("bert", {"attention_mask": _padding(2, 16, 0)}),
+        ("bert", {"attention_mask": _padding(2, 16, 4)}),
+    ],
+)
+def test_checks_transformers_makes_on_values_are_made_as_a_real_run_makes_them(family: str, extra: dict) -> None:
+    """transformers takes its compile-safe path on fake tensors (`is_tracing`): an explicit mask where a real run
+    finds the padding mask all ones, or one unpacked sequence in the positions, and skips it. Shape-only counts
+    know these inputs' values and must count what the real run does: every figure equal."""
+    t = transformers
+    torch.manual_seed(0)
+    if family == "llama":
+        model = t.LlamaForCausalLM(
+            t.LlamaConfig(
+                vocab_size=128,
+                hidden_size=64,
+                intermediate_size=128,
+                num_hidden_layers=2,
+                num_attention_heads=8,
+                num_key_value_heads=4,
+                attn_implementation="sdpa",
+            )
+        ).eval()
+    else:
+        config = t.BertConfig(
+            vocab_size=128, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128
+        )
+        model = t.BertModel(config).eval()
+    inputs = {"input_ids": torch.randint(0, 128, (2, 16)), **extra}
+    real = flopwise.count(model, inputs)
+    for mode in ("fake", "meta"):
+        shape_only = flopwise.count(model, inputs, mode=mode)
+        assert shape_only.to_dict()["total"] == real.to_dict()["total"], mode
+        assert shape_only.operator_calls() == real.operator_calls(), mode  # the same ops, not only the same sums
+
+
 def test_fast_paths_chosen_by_device_are_taken_as_on_the_cpu() -> None:
     # nn.TransformerEncoderLayer in eval runs one fused op on the CPU; on the meta device it would take the
     # unfused path (separate projections, softmax, …): different FLOPs and bytes for the same MACs

@@ -109,4 +109,6 @@ def test_transformers_flattening_collator_on_a_tiny_llama(mode: str) -> None:
     # SDPA is given a block-diagonal causal mask: its kernel computes all 16² pairs (dense), the mask keeps 57
     width = 32 // H
     assert dense.macs - masked.macs == 2 * (attention_macs(16 * 16, width) - attention_macs(CAUSAL, width))  # 2 layers
-    assert masked.warnings == []
+    # no mask left unread; in shape-only modes one value is read from the inputs: transformers' check for packing
+    read = [] if mode == "real" else [f"{mode} mode: data-dependent values (aten._local_scalar_dense ×1) were "]
+    assert [w[: len(r)] for w, r in zip(masked.warnings, read, strict=True)] == read

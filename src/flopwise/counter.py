@@ -35,6 +35,7 @@ from .report.assemble import build_report
 from .report.effective import with_effective
 from .report.experts import BALANCED, MoEObserver
 from .report.report import Report, Shortcuts
+from .shapes_only.eager_checks import eager_checks_on_known_values
 from .shapes_only.mode import CpuFakeTensorMode
 from .shapes_only.values import NeedsData, TensorsFromScalars, Values, nested_fast_path_stops
 from .shortcuts.replay import Replicas
@@ -143,8 +144,10 @@ def _session(
     session._stack, session._mode, session.labeler = stack, mode, labeler
     experts = MoEObserver(run.values)
     hook = torch.nn.modules.module.register_module_forward_pre_hook(experts)
+    # on fake tensors, transformers' checks of values run as an eager run's do, where the count knows the values
+    checks = eager_checks_on_known_values(run.values) if run.values is not None else contextlib.nullcontext()
     try:
-        with mode, fullgraph_tolerated(), labeler if labeler is not None else contextlib.nullcontext():
+        with mode, fullgraph_tolerated(), labeler if labeler is not None else contextlib.nullcontext(), checks:
             yield session
     finally:
         hook.remove()
