@@ -102,8 +102,9 @@ class _Steps:
     def post(self, module: Any, args: Any, kwargs: dict[str, Any], out: Any) -> None:
         ids = kwargs.get("input_ids", args[0] if args else None)
         tokens = int(ids.shape[-1]) if isinstance(ids, torch.Tensor) else 0
-        given = [kwargs.get(name) for name in CACHE_NAMES] + [getattr(out, name, None) for name in CACHE_NAMES]
-        cache = next((c for c in given if c is not None), None)
+        cache = next((kwargs[name] for name in CACHE_NAMES if kwargs.get(name) is not None), None)
+        if cache is None:  # the output's: `cache` where it has one (transformers 5 warns on reading the old name)
+            cache = getattr(out, "cache" if hasattr(out, "cache") else "past_key_values", None)
         self.spans.append((self._start, len(self.calls), tokens, cache_bytes(cache), None))
         self.done()
 
