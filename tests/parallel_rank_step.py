@@ -60,21 +60,6 @@ def keep_stage(model: LlamaForCausalLM, stage: int, stages: int) -> None:
         model.lm_head = Skipped()  # type: ignore[assignment]
 
 
-def packed_as_on_fakes() -> None:
-    """A stage is called with use_cache=False, as the plan calls it (parallel/stages.py). Without a cache and an
-    attention mask, transformers looks for packed sequences in the position ids (masking_utils.py,
-    find_packed_sequence_indices): on real tensors it reads their values and, finding one sequence a row, builds a
-    plain causal mask (or none: SDPA's is_causal); on fake tensors it cannot read them and builds the
-    packed-sequence mask, which is what the plan counts. This run is made to build it too, by the same ops."""
-    import transformers.masking_utils
-
-    def packed(position_ids: torch.Tensor) -> torch.Tensor:
-        first = position_ids[:, :1] - 1
-        return (torch.diff(position_ids, prepend=first, dim=-1) != 1).cumsum(-1)
-
-    transformers.masking_utils.find_packed_sequence_indices = packed
-
-
 class StageStep(nn.Module):
     """What the pipeline runs on a stage: token ids (first stage) or the hidden states received, to the hidden
     states sent on (`logits` through a skipped head) or the logits (last stage)."""
@@ -134,7 +119,6 @@ def main(out: str, spec: str) -> None:
     pipelined = layout.sizes["pp"] > 1
     if pipelined:
         keep_stage(model, coords["pp"], layout.sizes["pp"])
-        packed_as_on_fakes()
     default_parallelize(model, mesh, pipelined=pipelined)
     parallel_loss = loss_parallel() if layout.sizes["tp"] > 1 else contextlib.nullcontext()
     with parallel_loss:

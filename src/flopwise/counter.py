@@ -90,6 +90,7 @@ def counting(
     inputs: str = "",
     step: str = "forward",
     attention: str | None = None,
+    values: Values | None = None,
 ) -> Iterator[Counting]:
     """Count every aten op run inside the block: training steps, generate(), several models.
 
@@ -97,11 +98,13 @@ def counting(
     their class (`GPT2Model.h.0.attn`). `overrides` maps ops to a formula, or to None to ignore them.
     `step="train"` splits the count by phase (`report.phases`: forward, backward, optimizer, recompute).
     `attention="masked"` counts only the query–key pairs attention masks keep; "dense" (the default) all of them.
+    `values` (a block run on fake tensors, as parallel plans run a rank): the real values of its fake inputs, so
+    that data-dependent ops are answered and checks on values run as a real run's do.
     """
     rules = resolve(convention)
     if attention is not None:
         rules = with_attention(rules, attention)
-    run = RunState(rules, {op_name(op): fn for op, fn in (overrides or {}).items()})
+    run = RunState(rules, {op_name(op): fn for op, fn in (overrides or {}).items()}, values=values)
     with _session(ModuleStack({model: ""} if model is not None else None), run, model, inputs, step) as session:
         yield session
 

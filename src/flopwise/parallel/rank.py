@@ -28,6 +28,7 @@ from ..counter import counting
 from ..formulas.registry import Formula
 from ..report.report import Report
 from ..shapes_only.mode import CpuFakeTensorMode
+from ..shapes_only.values import Values
 from ..train.step import default_loss
 from . import accumulate, context, stages
 from .layout import FSDP_DIMS, Layout, slice_batch
@@ -106,8 +107,17 @@ def uneven_dims(model: nn.Module, mesh: DeviceMesh) -> set[str]:
     return out
 
 
-def _fake_inputs(fake: CpuFakeTensorMode, tree: Any) -> Any:
-    return tree_map(lambda x: fake.from_tensor(x) if isinstance(x, torch.Tensor) else x, tree)
+def _fake_inputs(fake: CpuFakeTensorMode, tree: Any, values: Values) -> Any:
+    """The inputs as fake tensors, each real one's values kept beside it (token ids, masks, positions)."""
+
+    def made(x: Any) -> Any:
+        if not isinstance(x, torch.Tensor):
+            return x
+        out = fake.from_tensor(x)
+        values.seed(out, x)
+        return out
+
+    return tree_map(made, tree)
 
 
 def run_rank(
@@ -152,7 +162,8 @@ def run_rank(
             notes.append(context.NOTE)
         if options.microbatches > 1:
             a, k = slice_batch(a, k, options.microbatches, 0, "micro-batches")
-        a, k = _fake_inputs(fake, (a, k))
+        values = Values()  # the inputs' real values: a real run's checks on them (a mask all ones) run alike
+        a, k = _fake_inputs(fake, (a, k), values)
         hidden = None
         if stage is not None:
             if not stage.first:
@@ -185,7 +196,12 @@ def run_rank(
             scope.enter_context(torch.enable_grad() if train else torch.no_grad())
             session = scope.enter_context(
                 counting(
-                    options.convention, options.overrides, model=module, step=options.step, attention=options.attention
+                    options.convention,
+                    options.overrides,
+                    model=module,
+                    step=options.step,
+                    attention=options.attention,
+                    values=values,
                 )
             )
             localized = scope.enter_context(LocalShards(groups))

@@ -34,6 +34,7 @@ DATA_DEPENDENT = (DataDependentOutputException, DynamicOutputShapeException)
 LIMIT = 1 << 24  # elements: larger tensors have no known value (a causal mask over 4,096 tokens is the largest kept)
 
 
+COLLECTIVES = ("_c10d_functional", "c10d", "_c10d_functional_autograd")  # results made of other ranks' values
 WEIGHTS = "needs a value computed from the weights (shape-only modes know only the inputs' values)"
 
 
@@ -87,7 +88,7 @@ class Values:
 
     def follow(self, func: torch._ops.OpOverload, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> None:
         """After an op ran on fake tensors: its outputs' values if its inputs have them; stale ones dropped."""
-        real = self._real_arguments(func, args, kwargs)
+        real = None if func.namespace in COLLECTIVES else self._real_arguments(func, args, kwargs)
         if real is None or sum(t.numel() for t in tensors_in(out)) > LIMIT:
             if not func._schema.is_mutable:
                 return
