@@ -74,7 +74,7 @@ class DecodeTrace:
 def _costed(call: OpCall, costed: Any) -> OpCall:
     """A traced call with the work, cost, shapes and dtype of its recipe costed at one cache length."""
     work, cost, shapes, dtype = costed
-    return call._replace(cost=cost, work=work, shapes=shapes, dtype=dtype)
+    return OpCall(call.op, call.module, cost, work, shapes, dtype)
 
 
 def _polynomial(expression: Any, symbol: Any) -> list[int] | None:

@@ -29,7 +29,7 @@ from torch.utils._python_dispatch import _disable_current_modes
 from ..core.conventions import Convention
 from ..core.cost import ZERO, Cost, OpCall, summed
 from ..counter import counting, counting_on_fakes
-from ..engine.prepare import prepare, running_on
+from ..engine.prepare import collector_paused, prepare, running_on
 from ..report.report import Report
 from ..shapes_only.mode import CpuFakeTensorMode
 from .cache import CACHE_NAMES, cache_argument, cache_bytes
@@ -180,7 +180,7 @@ def count_generate(
     )
     # fake CPU stand-ins of the parameters and buffers (tied weights stay tied), as a meta-mode count makes them
     state = (prepare(model, (), {}, "meta", fake)[0] or {}) if fake is not None else {}
-    with torch.no_grad(), fake or contextlib.nullcontext():
+    with torch.no_grad(), fake or contextlib.nullcontext(), collector_paused(fake is not None):
         # on fakes, each decode step repeats the last one's ops but attention's: replays and the memo make them
         session_of = (
             counting(convention, model=model, inputs=described, attention=attention)
@@ -232,8 +232,9 @@ def _traced_steps(
         steps.calls.extend(calls)
         steps.spans.append((start, len(steps.calls), 1, decode.cache_bytes(context), cost))
         steps.positions.append(context)
-        module_calls.update(decode.module_calls)
         steps.done()
+    for name, calls in decode.module_calls.items():  # each module ran as often in every step
+        module_calls[name] += calls * len(numbers)
 
 
 def _accepted(steps: _Steps, total: int) -> tuple[int, ...]:
@@ -265,14 +266,15 @@ def _decode_trace(
 
     from .decode_trace import trace_decode  # noqa: PLC0415 - sympy, only when a trace is made
 
-    decode = trace_decode(
-        model,
-        batch,
-        prompt + first - 1,
-        convention,
-        attention,
-        lambda: DynamicCache(config=getattr(model, "config", None)),
-    )
+    with collector_paused():  # a shape-only run's many short-lived objects (prepare.py)
+        decode = trace_decode(
+            model,
+            batch,
+            prompt + first - 1,
+            convention,
+            attention,
+            lambda: DynamicCache(config=getattr(model, "config", None)),
+        )
     if decode is None or not all(decode.holds_at(prompt + step - 1) for step in range(first, n)):
         return None
     return decode
