@@ -233,8 +233,8 @@ def _traced_steps(
         steps.spans.append((start, len(steps.calls), 1, decode.cache_bytes(context), cost))
         steps.positions.append(context)
         steps.done()
-    for name, calls in decode.module_calls.items():  # each module ran as often in every step
-        module_calls[name] += calls * len(numbers)
+    for name, ran in decode.module_calls.items():  # each module ran as often in every step
+        module_calls[name] += ran * len(numbers)
 
 
 def _accepted(steps: _Steps, total: int) -> tuple[int, ...]:
