@@ -193,3 +193,27 @@ def test_a_view_has_the_strides_the_cpu_gives_its_size_1_dimension(mode: str) ->
     # mm reads the 16×8 tokens and the 8×4 weight, writes 16×4; add reads that and the 4 biases, writes 16×4
     assert fc.bytes_read == 4 * (16 * 8 + 8 * 4) + 4 * (16 * 4 + 4)
     assert fc.bytes_written == 4 * 16 * 4 + 4 * 16 * 4
+
+
+def test_counts_that_overlap_each_see_their_values_and_transformers_gets_its_function_back() -> None:
+    """Two counts in two threads (parallel plans take no process-wide lock) may start and end in any order."""
+    import transformers.utils.import_utils as checks
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from flopwise.shapes_only.eager_checks import eager_checks_on_known_values
+    from flopwise.shapes_only.values import Values
+
+    original = checks.is_fake_tensor
+    with FakeTensorMode():
+        a, b = torch.empty(3), torch.empty(3)
+    first, second = Values(), Values()
+    first.seed(a, torch.ones(3))
+    second.seed(b, torch.zeros(3))
+    one, two = eager_checks_on_known_values(first), eager_checks_on_known_values(second)
+    one.__enter__()
+    two.__enter__()
+    assert not checks.is_fake_tensor(a) and not checks.is_fake_tensor(b)  # each count's known values
+    one.__exit__(None, None, None)  # the first count ends before the second
+    assert checks.is_fake_tensor(a) and not checks.is_fake_tensor(b)
+    two.__exit__(None, None, None)
+    assert checks.is_fake_tensor is original and checks.is_fake_tensor(a)

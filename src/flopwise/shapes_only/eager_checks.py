@@ -11,28 +11,42 @@ from __future__ import annotations
 
 import contextlib
 import sys
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .values import Values
 
 CHECKS = "transformers.utils.import_utils"  # where is_tracing looks up is_fake_tensor, at each call
 
+# The stores of the counts running now (several threads may count: a parallel plan takes no process-wide lock),
+# and transformers' own function, put back when the last of them ends.
+_stores: list[Values] = []
+_original: list[Callable[[Any], bool]] = []
+_lock = threading.Lock()
+
+
+def _is_fake_tensor(x: Any) -> bool:
+    return bool(_original[0](x)) and all(store.value_of(x) is None for store in list(_stores))
+
 
 @contextlib.contextmanager
 def eager_checks_on_known_values(values: Values) -> Iterator[None]:
     """transformers (when imported) sees a fake tensor of known values as the eager run's tensor, for the count."""
     module = sys.modules.get(CHECKS)
-    original = getattr(module, "is_fake_tensor", None)
-    if module is None or original is None:
+    names = vars(module) if module is not None else {}
+    if "is_fake_tensor" not in names:
         yield
         return
-
-    def is_fake_tensor(x: Any) -> bool:
-        return bool(original(x)) and values.value_of(x) is None
-
-    module.is_fake_tensor = is_fake_tensor  # type: ignore[attr-defined]
+    with _lock:
+        if not _stores:
+            _original[:] = [names["is_fake_tensor"]]
+            names["is_fake_tensor"] = _is_fake_tensor
+        _stores.append(values)
     try:
         yield
     finally:
-        module.is_fake_tensor = original  # type: ignore[attr-defined]
+        with _lock:
+            _stores.remove(values)
+            if not _stores:
+                names["is_fake_tensor"] = _original.pop()
