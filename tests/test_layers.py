@@ -141,3 +141,19 @@ def test_module_within_the_size_budget(name: str) -> None:
 
 # count() and counting() with the one run they share: one module that reads top to bottom beats two halves
 OVER_BUDGET: set[str] = {"flopwise.counter"}
+
+
+def readme_layout() -> list[str]:
+    """The entries of the README's layout block, top to bottom: `cli`, `counter`, `__init__`, …"""
+    readme = (SOURCE.parent.parent / "README.md").read_text()
+    block = readme.split("## Layout", 1)[1].split("```", 2)[1]
+    entries = [line.split()[0] for line in block.splitlines() if line.startswith("  ") and not line.startswith("   ")]
+    return [entry.rstrip("/").removesuffix(".py") for entry in entries]
+
+
+def test_the_readme_layout_lists_the_tree_in_layer_order() -> None:
+    on_disk = {p.stem if p.is_file() else p.name for p in SOURCE.iterdir() if p.suffix == ".py" or p.is_dir()}
+    listed = readme_layout()
+    assert sorted(listed) == sorted(on_disk - {"__pycache__"})
+    layers = [layer("flopwise" if entry == "__init__" else f"flopwise.{entry}") for entry in listed]
+    assert layers == sorted(layers, reverse=True), list(zip(listed, layers))  # each entry stands on those below it
