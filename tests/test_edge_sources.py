@@ -114,6 +114,15 @@ def test_pte_from_the_command_line(capsys, tmp_path):
     assert "outside the file" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["tiny.pte", "tiny.tflite"])
+def test_flags_that_run_pytorch_are_refused_on_a_graph_file(capsys, name):
+    for flags in (["--measure"], ["--step", "train"]):
+        assert main([str(FIXTURES / name), *flags]) == 2
+        refused = capsys.readouterr().err
+        assert f"{name}: {flags[0]}" in refused and "needs a PyTorch model" in refused, refused
+        assert ".onnx" not in refused  # the message names the file given, not another format
+
+
 # — LiteRT —
 
 

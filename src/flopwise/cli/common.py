@@ -69,9 +69,9 @@ def count_loaded(
         notify(note)
     if loaded.scripted:
         return _count_scripted(loaded, convention)
-    if loaded.counter is not None:  # an .onnx file: counted from its graph, whatever the mode
+    if loaded.counter is not None:  # an .onnx, .pte or .tflite file: counted from its graph, whatever the mode
         if step != "forward":
-            raise UsageError(f"{loaded.spec}: --step {step} needs a PyTorch model; an .onnx file has no backward")
+            raise UsageError(f"{loaded.spec}: --step {step} needs a PyTorch model; this graph file has no backward")
         report = loaded.counter(resolve(convention))
     else:
         report = _count_module(loaded, mode, convention, step, shortcuts)

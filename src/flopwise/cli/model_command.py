@@ -122,9 +122,9 @@ def _sweep_within_positions(loaded: Loaded, sweeps: list[str]) -> None:
 
 
 def _torch_model(loaded: Loaded, flag: str) -> Loaded:
-    """`loaded`, when it is a PyTorch model that `flag` can run; an .onnx file is counted from its graph only."""
+    """`loaded`, when it is a PyTorch model that `flag` can run; an .onnx, .pte or .tflite file is a graph only."""
     if loaded.counter is not None:
-        raise UsageError(f"{loaded.spec}: {flag} needs a PyTorch model; an .onnx file is counted from its graph only")
+        raise UsageError(f"{loaded.spec}: {flag} needs a PyTorch model; this file is counted from its graph only")
     return loaded
 
 

@@ -74,7 +74,7 @@ class Loaded:
     notes: list[str] = field(default_factory=list)  # said on stderr unless --quiet
     scripted: bool = False  # TorchScript: counted by running it, without module attribution
     rebuild: Callable[[], nn.Module] | None = None  # a model with real weights, for falling back to mode="real"
-    counter: Callable[[Convention], Report] | None = None  # counted without running PyTorch (an .onnx file)
+    counter: Callable[[Convention], Report] | None = None  # counted without running PyTorch (.onnx, .pte, .tflite)
     text_only: Any = None  # a multimodal model's default inputs without the image: counted if the image fails
     rebuild_limit: int | None = None  # bytes of random weights `rebuild` may fill (None: weights.limit_bytes())
 
