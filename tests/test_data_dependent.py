@@ -87,7 +87,28 @@ def test_a_weight_dependent_value_on_the_meta_device_fails_in_one_line() -> None
     message = str(caught.value)
     assert "\n" not in message
     assert "aten._local_scalar_dense in module '(root)' needs a value computed from the weights" in message
-    assert "a model on the meta device has none" in message
+    assert "a model on the meta device has none: count a model with weights (mode='real')" in message
+    assert "hf:" not in message  # the config rebuild is for transformers models, which this is not
+
+
+def test_a_transformers_model_on_the_meta_device_is_offered_the_config_rebuild() -> None:
+    transformers = pytest.importorskip("transformers")
+
+    class Trimmed(transformers.LlamaModel):  # keeps one or two positions, chosen by a value of the weights
+        def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+            hidden = super().forward(input_ids).last_hidden_state
+            return hidden[:, : int(hidden.sum() > 0) + 1]
+
+    config = transformers.LlamaConfig(
+        hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4, vocab_size=100
+    )
+    with torch.device("meta"):
+        model = Trimmed(config).eval()
+    with pytest.raises(NeedsData) as caught:
+        flopwise.count(model, {"input_ids": torch.randint(0, 100, (1, 8))})
+    message = str(caught.value)
+    assert "\n" not in message and "needs a value computed from the weights" in message
+    assert "count a model with weights (mode='real'), or, from the command line, `flopwise hf:config.json`" in message
 
 
 def test_transformers_models_that_check_their_inputs_count_on_meta() -> None:

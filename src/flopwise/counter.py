@@ -275,7 +275,7 @@ def count(
             return _count(model, args, kwargs, mode, convention, overrides, attention, shortcuts, scalars=True)
     except NeedsData as error:  # a value that depends on the weights, in a shape-only mode
         if on_meta(model):
-            raise NeedsData(error.op, error.module, _NO_WEIGHTS, error.reason) from None
+            raise NeedsData(error.op, error.module, _no_weights(model), error.reason) from None
         if any(isinstance(t, torch.Tensor) and t.is_meta for t in tree_leaves((args, kwargs))):
             meta_inputs = "; the inputs are on the meta device: pass real inputs"
             raise NeedsData(error.op, error.module, meta_inputs, error.reason) from None
@@ -288,10 +288,15 @@ def count(
     return dataclasses.replace(report, warnings=[said, *report.warnings])
 
 
-_NO_WEIGHTS = (
-    "; a model on the meta device has none: count a model with weights (mode='real'), or, from the command "
-    "line, `flopwise hf:config.json` rebuilds small models with random weights and counts them for real"
-)
+def _no_weights(model: torch.nn.Module) -> str:
+    """What to do instead; the command line's rebuild from a config is offered for transformers models only."""
+    advice = "; a model on the meta device has none: count a model with weights (mode='real')"
+    if any(cls.__module__.startswith("transformers.") for cls in type(model).__mro__):
+        advice += (
+            ", or, from the command line, `flopwise hf:config.json` rebuilds small models with random weights "
+            "and counts them for real"
+        )
+    return advice
 
 
 class _ReadsStorage(RuntimeError):
