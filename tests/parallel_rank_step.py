@@ -1,13 +1,15 @@
 """Run by tests/test_parallel_real.py under `torchrun --nproc-per-node N` (gloo, CPU): one train step of a tiny
-Llama (real weights) under flopwise's default plan for a layout such as `tp=2`, `dp=2,tp=2` or `pp=2,tp=2`, each
+Llama (real weights) under flopwise's default plan for a layout such as `tp=2`, `dp=2,tp=2` or `pp=2,cp=2`, each
 rank counting its own program (the counting modes with `LocalShards` above them, as `plan()` counts on the fake
 process group). Every rank writes its MACs, FLOPs, bytes, operators and collectives to OUT/rank{R}.json.
 
-The mesh is laid out as flopwise lays it out (pp, dp, tp, outermost first); a data-parallel rank takes its slice
-of the global batch. With pp > 1 the model is cut here as the plan cuts it (the same split points: earlier stages
-one layer more; the embedding on the first stage, the final norm and the head on the last) and the step is run by
+The mesh is laid out as flopwise lays it out (pp, dp, cp, tp, outermost first); a data-parallel rank takes its
+slice of the global batch, a context-parallel rank its chunk of each sequence (with the chunk's positions). With
+pp > 1 the model is cut here as the plan cuts it (the same split points: earlier stages one layer more; the
+embedding on the first stage, the final norm and the head on the last) and the step is run by
 torch.distributed.pipelining: a `PipelineStage` per rank and `Schedule1F1B` over as many micro-batches as stages,
-after one uncounted warm-up step (the schedule's first step infers the stages' shapes by running them)."""
+after one uncounted warm-up step (the schedule's first step infers the stages' shapes by running them). With
+FSDP2 the stage's module is FSDP2's root, as in torchtitan."""
 
 from __future__ import annotations
 
@@ -19,15 +21,16 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import fully_shard
 from torch.distributed.tensor.parallel import loss_parallel
 from transformers import LlamaConfig, LlamaForCausalLM
 
 import flopwise
+from flopwise.parallel.context import gathered_attention, slice_sequence
 from flopwise.parallel.layout import Layout, parse
 from flopwise.parallel.local import LocalShards
-from flopwise.parallel.styles import default_parallelize
-from flopwise.parallel.world import group_dims
+from flopwise.parallel.styles import default_parallelize, fsdp_dim, has_dim
+from flopwise.parallel.world import device_mesh, group_dims, sub_mesh
 
 BATCH, SEQ, VOCAB = 4, 16, 128  # the global batch: 4 sequences of 16 tokens
 
@@ -68,18 +71,27 @@ class StageStep(nn.Module):
         super().__init__()
         self.model, self.first = model, first
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, position_ids: torch.Tensor | None = None) -> torch.Tensor:
         given = {"input_ids": x} if self.first else {"inputs_embeds": x}
+        if position_ids is not None:  # under cp: the global positions of the rank's chunk
+            given["position_ids"] = position_ids
         out: torch.Tensor = self.model(**given, use_cache=False).logits
         return out
 
 
-def pipelined_step(model: LlamaForCausalLM, layout: Layout, stage: int, ids: torch.Tensor, mesh: Any) -> Any:
+def pipelined_step(
+    model: LlamaForCausalLM, layout: Layout, stage: int, ids: torch.Tensor, positions: torch.Tensor | None, mesh: Any
+) -> Any:
     """One uncounted warm-up step, then a schedule ready for the counted one: `run()` runs it."""
     from torch.distributed.pipelining import PipelineStage, Schedule1F1B
 
     stages = layout.sizes["pp"]
     piece = StageStep(model, first=stage == 0)
+    if has_dim(mesh, fsdp_dim(mesh)):
+        # the stage torch's schedule runs is FSDP2's root, as in torchtitan, where the stage's module is the
+        # sharded model part: the schedule then keeps gradients unsharded across micro-batches and reduce-scatters
+        # them once, after the last (PipelineStage's no-sync backward); a unit holding no parameters of its own
+        fully_shard(piece, mesh=sub_mesh(mesh, fsdp_dim(mesh)), reshard_after_forward=False)
     pipe = PipelineStage(piece, stage, stages, torch.device("cpu"), group=mesh.get_group("pp"))
 
     def loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -90,7 +102,9 @@ def pipelined_step(model: LlamaForCausalLM, layout: Layout, stage: int, ids: tor
 
     def run() -> None:
         given = (ids,) if stage == 0 else ()
-        schedule.step(*given, target=ids if stage == stages - 1 else None, return_outputs=False)
+        # keyword inputs are split into micro-batches as the ids are, and given to every stage
+        extra = {"position_ids": positions} if positions is not None else {}
+        schedule.step(*given, target=ids if stage == stages - 1 else None, return_outputs=False, **extra)
 
     run()
     model.zero_grad(set_to_none=True)
@@ -115,20 +129,26 @@ def main(out: str, spec: str) -> None:
     model = LlamaForCausalLM(config)
     ids = torch.randint(0, VOCAB, (BATCH, SEQ))  # the global batch, the same on every rank (seeded)
     ids = ids.chunk(layout.sizes["dp"])[coords["dp"]]  # each data-parallel rank its slice
-    mesh = init_device_mesh("cpu", layout.mesh_shape, mesh_dim_names=layout.mesh_dims)
+    positions = None
+    if layout.sizes["cp"] > 1:  # then its chunk of each sequence, with the chunk's global positions
+        _, sliced = slice_sequence(model, (), {"input_ids": ids}, layout.sizes["cp"], coords["cp"])
+        ids, positions = sliced["input_ids"], sliced["position_ids"]
+    mesh = device_mesh(layout)
     pipelined = layout.sizes["pp"] > 1
     if pipelined:
         keep_stage(model, coords["pp"], layout.sizes["pp"])
     default_parallelize(model, mesh, pipelined=pipelined)
     parallel_loss = loss_parallel() if layout.sizes["tp"] > 1 else contextlib.nullcontext()
-    with parallel_loss:
-        run = pipelined_step(model, layout, coords["pp"], ids, mesh) if pipelined else None
+    cp = layout.sizes["cp"]
+    attention = gathered_attention(mesh["cp"].get_group().group_name, cp, coords["cp"]) if cp > 1 else None
+    with parallel_loss, attention or contextlib.nullcontext():
+        run = pipelined_step(model, layout, coords["pp"], ids, positions, mesh) if pipelined else None
         groups = group_dims(mesh)  # slicing the mesh runs ops (each rank's coordinates), no part of the step
         with flopwise.counting(model=model, step="train") as session, LocalShards(groups) as local:
             if run is not None:
                 run()
             else:
-                loss = model(input_ids=ids, labels=ids).loss
+                loss = model(input_ids=ids, labels=ids, position_ids=positions).loss
                 with session.labeler.seed():
                     loss.backward()
     r = session.report

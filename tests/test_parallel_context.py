@@ -102,10 +102,20 @@ def test_what_cp_refuses() -> None:
         plan(Attention(), torch.randn(B, 7, E), {"cp": 2})
     with pytest.raises(ValueError, match="cannot be split by sequence"):
         plan(Attention(masked=True), torch.randn(B, S, E), {"cp": 2})
+
+
+def test_cp_with_the_pipeline_stages_of_a_transformers_model() -> None:
     model, _ = tiny_llama(batch=4)
     ids = torch.randint(0, 128, (4, 16))
-    with pytest.raises(ValueError, match="with pipeline stages of a transformers model is not planned"):
-        plan(model, {"input_ids": ids}, {"cp": 2, "pp": 2})
+    p = plan(model, {"input_ids": ids}, {"cp": 2, "pp": 2})
+    assert p.counted == 2  # one rank a stage; its cp partner holds the other chunk at the same shapes
+    for r in p.ranks:
+        # a stage holds one layer; a micro-batch is 2 of the 4 sequences (m = 2); the rank's 8 queries against
+        # all 16 keys, 8 heads of 8: QKᵀ and AV, 2 · 2·8·8·16·8 = 32,768 MACs
+        assert r.microbatches == 2 and r.report.by_operator()[SDPA].macs == 32_768
+        # keys and values of the micro-batch, 4 key/value heads, the whole sequence: 2·4·16·8 float32 = 4,096 B
+        assert gathered(r) == [("all_gather", 4_096, False)] * 2
+    assert p.macs == flopwise.count(model, {"input_ids": ids}).macs  # every position's work, once, somewhere
 
 
 def test_causal_attention_keeps_the_keys_up_to_each_global_position() -> None:

@@ -44,10 +44,6 @@ NOTE = (
     "cp: attention as the all-gather form of context parallelism (each rank's queries against the keys and values "
     "gathered over cp; torch's context_parallel ring attention runs on CUDA kernels only)"
 )
-PIPELINED = (
-    "cp: context parallel with pipeline stages of a transformers model is not planned yet (a stage runs without a "
-    "cache, and transformers then builds an explicit attention mask from the positions, on fake tensors always)"
-)
 
 
 def sequence_length(args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:

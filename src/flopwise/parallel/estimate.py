@@ -48,6 +48,7 @@ class RankTime:
     comm_s: dict[str, float]  # per mesh dimension, per step, all of it (hidden or not)
     exposed_dp_s: float  # dp communication left after overlap
     step_s: float  # this rank's own step, without waiting for other stages
+    per_step_s: float = 0.0  # FSDP2's copies around its gathers and reductions, once a step under a pipeline
 
 
 @dataclass(frozen=True)
@@ -161,8 +162,12 @@ def estimate(
         per_call = call_seconds(r, spec, unknown)
         labels = r.phase_of_calls or ["forward"] * len(per_call)
         by_phase: dict[str, float] = {}
-        for t, label in zip(per_call, labels, strict=True):
-            by_phase[label] = by_phase.get(label, 0.0) + t
+        per_step = 0.0  # FSDP2's own calls under a pipeline: once a step, not per micro-batch (per_step.py)
+        for t, label, once in zip(per_call, labels, r.once_per_step or [False] * len(per_call), strict=True):
+            if once:
+                per_step += t
+            else:
+                by_phase[label] = by_phase.get(label, 0.0) + t
         for call, label in zip(r.report.calls, labels, strict=True):
             if label in ("forward", "backward"):
                 dtype_macs[call.dtype] = dtype_macs.get(call.dtype, 0) + call.cost.macs * len(r.ranks)
@@ -189,6 +194,7 @@ def estimate(
         compute = (
             m * (by_phase.get("forward", 0.0) + by_phase.get("backward", 0.0) + by_phase.get("recompute", 0.0))
             + optimizer
+            + per_step
         )
         exposed = max(0.0, dp_comm - overlap * compute)
         send = 0.0
@@ -202,8 +208,10 @@ def estimate(
                 max(durations.get(r.stage, (0.0, 0.0, 0.0))[1], backward if r.phases else 0.0),
                 send,
             )
-        own = m * (forward + backward) + optimizer + exposed
-        times.append(RankTime(r.rank, r.ranks, r.stage, compute, forward, backward, optimizer, comm, exposed, own))
+        own = m * (forward + backward) + optimizer + per_step + exposed
+        times.append(
+            RankTime(r.rank, r.ranks, r.stage, compute, forward, backward, optimizer, comm, exposed, own, per_step)
+        )
         if r.phases:
             model_flops += 2 * (r.report.phases["forward"].macs + r.report.phases["backward"].macs) * m * len(r.ranks)
         else:
@@ -213,7 +221,7 @@ def estimate(
     if plan.pipeline_order:
         train = plan.step == "train"
         makespan, timeline = replay(plan.pipeline_order, durations, train)
-        tail = max((t.optimizer_s + t.exposed_dp_s for t in times), default=0.0)
+        tail = max((t.optimizer_s + t.per_step_s + t.exposed_dp_s for t in times), default=0.0)
         step = makespan + tail
         busy = sum(end - start for _, _, start, end in timeline)
         bubble = 1 - busy / (makespan * len(plan.pipeline_order)) if makespan else None

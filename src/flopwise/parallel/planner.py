@@ -23,6 +23,7 @@ from ..core.cost import Cost
 from ..counter import split_inputs
 from ..engine.prepare import describe_inputs
 from ..formulas.registry import Formula
+from . import per_step
 from .layout import DIMS, FSDP_DIMS, Layout, parse
 from .rank import Options, Parallelize, RankRun, run_rank
 from .report import ParallelPlan, RankReport
@@ -175,11 +176,21 @@ def _rank_report(
         if train and order:
             activation += (in_flight(order.get(stage.index, [])) - 1) * run.saved_bytes
     # every phase once per micro-batch, the optimizer's once per step; each micro-batch after the first also adds
-    # its gradients into the earlier ones' (accumulate.py), in backward
-    phases = {k: _times(v, 1 if k == "optimizer" else m) for k, v in report.phases.items()}
+    # its gradients into the earlier ones' (accumulate.py), in backward; FSDP2's gathers, reductions and their
+    # copies run once a step under a pipeline (per_step.py)
+    once = per_step.once_per_step(report, run.collectives) if m > 1 else []
+    single = per_step.by_phase(report, once, run.phases) if m > 1 else {}
+
+    def per_step_cost(phase: str, cost: Cost) -> Cost:
+        if phase == "optimizer":
+            return cost
+        taken_once = single.get(phase, Cost())
+        return _times(_less(cost, taken_once), m) + taken_once
+
+    phases = {k: per_step_cost(k, v) for k, v in report.phases.items()}
     if run.accumulation is not None and "backward" in phases:
         phases["backward"] = phases["backward"] + _times(run.accumulation.total, m - 1)
-    total = sum(phases.values(), Cost()) if phases else _times(report.total, m)
+    total = sum(phases.values(), Cost()) if phases else per_step_cost("forward", report.total)
     return RankReport(
         rank=rank,
         ranks=sharing,
@@ -200,6 +211,7 @@ def _rank_report(
         collectives=sorted(ledger.values(), key=lambda e: (e["mesh_dim"], e["kind"])),
         phase_of_calls=run.phases,
         accumulation=run.accumulation,
+        once_per_step=once,
         program_collectives=list(run.collectives),
         boundary_bytes=(
             _boundary_bytes(run.received) if stage is not None and not stage.first else 0,
@@ -211,3 +223,12 @@ def _rank_report(
 
 def _times(cost: Cost, m: int) -> Cost:
     return Cost(cost.macs * m, cost.flops * m, cost.bytes_read * m, cost.bytes_written * m)
+
+
+def _less(cost: Cost, part: Cost) -> Cost:
+    return Cost(
+        cost.macs - part.macs,
+        cost.flops - part.flops,
+        cost.bytes_read - part.bytes_read,
+        cost.bytes_written - part.bytes_written,
+    )

@@ -135,8 +135,6 @@ def run_rank(
     with fake_world(layout, rank) as mesh:
         module = meta_copy(model)
         stage = stages.cut(module, coords["pp"], layout.sizes["pp"]) if layout.sizes["pp"] > 1 else None
-        if stage is not None and stage.kind == "transformers" and layout.sizes["cp"] > 1:
-            raise ValueError(context.PIPELINED)
         notes: list[str] = []
         if options.parallelize_fn is not None:
             options.parallelize_fn(module, mesh)

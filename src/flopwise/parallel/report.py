@@ -53,6 +53,7 @@ class RankReport:
     program_collectives: list[Any] = field(default_factory=list, repr=False)  # the counted program's, in order
     boundary_bytes: tuple[int, int] = (0, 0)  # a stage's hidden states received and sent, per micro-batch
     accumulation: Report | None = field(default=None, repr=False)  # a later micro-batch's gradient adds, each
+    once_per_step: list[bool] = field(default_factory=list, repr=False)  # calls run once a step (per_step.py)
     notes: list[str] = field(default_factory=list)
 
     @property
