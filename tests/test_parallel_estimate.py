@@ -113,3 +113,17 @@ def test_a_pipelined_step_takes_the_gradient_accumulation_of_its_later_micro_bat
     program = sum(t for t, label in zip(call_seconds(first, spec, set()), first.phase_of_calls, strict=True))
     e = p.estimate(device="H100-SXM")
     assert e.ranks[0].compute_s == pytest.approx(4 * program + 3 * 1_728 / 3_350e9)
+
+
+def test_fsdp2_copies_under_a_pipeline_are_timed_once_a_step() -> None:
+    # FSDP2's copies and collectives under a pipeline run once a step (parallel/per_step.py): the copies' roofline
+    # time (no FLOPs: their bytes at 3,350 GB/s) is the rank's per-step time, outside the micro-batches' forward;
+    # the collectives are timed on their links, once a step too
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4), torch.nn.ReLU())
+    p = plan(model, torch.randn(16, 8), {"dp": 2, "pp": 2}, step="train", microbatches=4)
+    first = p.ranks[0]
+    once = [c for c, taken in zip(first.report.calls, first.once_per_step, strict=True) if taken]
+    assert len(once) == 5 and all(c.cost.flops == 0 for c in once)
+    e = p.estimate(device="H100-SXM")
+    copies = [c for c in once if c.op.startswith("fsdp.")]
+    assert len(copies) == 3 and e.ranks[0].per_step_s == pytest.approx(sum(c.cost.bytes for c in copies) / 3_350e9)

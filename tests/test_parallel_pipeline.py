@@ -115,6 +115,37 @@ def test_under_fsdp2_a_pipeline_accumulates_the_unsharded_gradients() -> None:
     assert first.accumulation.total == Cost(0, 144, 144 * 8, 144 * 4)
 
 
+def test_under_fsdp2_a_pipeline_gathers_and_reduces_once_a_step() -> None:
+    # stage 0's one FSDP2 unit with parameters (Linear(8, 16)): in the first micro-batch's forward its parameters
+    # are copied into the gather buffer, all-gathered and copied out; after the last backward its gradients are
+    # copied into the reduce buffer and reduce-scattered. The other 3 micro-batches find them gathered and skip
+    # the sync (a real run: tests/test_parallel_real.py, pp=2,dp=2)
+    p = plan(_two_stage_mlp(), torch.randn(16, 8), {"dp": 2, "pp": 2}, step="train", microbatches=4)
+    first = p.ranks[0]
+    once = [
+        (c.op, phase)
+        for c, taken, phase in zip(first.report.calls, first.once_per_step, first.phase_of_calls, strict=True)
+        if taken
+    ]
+    assert once == [
+        ("fsdp.all_gather_copy_in", "forward"),
+        ("c10d._allgather_base_", "forward"),
+        ("fsdp.split_with_sizes_copy", "forward"),
+        ("fsdp.chunk_cat", "backward"),
+        ("c10d._reduce_scatter_base_", "backward"),
+    ]
+    calls = zip(first.report.calls, first.once_per_step, first.phase_of_calls, strict=True)
+    fsdp_forward = sum((c.cost for c, taken, phase in calls if taken and phase == "forward"), Cost())
+    program = first.report.phases["forward"]
+    assert first.phases["forward"] == Cost(
+        4 * program.macs,
+        4 * program.flops,
+        4 * (program.bytes_read - fsdp_forward.bytes_read) + fsdp_forward.bytes_read,
+        4 * (program.bytes_written - fsdp_forward.bytes_written) + fsdp_forward.bytes_written,
+    )
+    assert fsdp_forward.bytes_read > 0  # the copies and the gather move bytes: taking them 4 times would show
+
+
 def test_stage_shares_and_refusals() -> None:
     assert shares(10, 4) == [(0, 3), (3, 6), (6, 8), (8, 10)]
     with pytest.raises(ValueError, match="cannot fill 4 stages"):
