@@ -120,6 +120,33 @@ def test_ctrl_c_at_any_moment_exits_130_quietly(tmp_path, after_s):
     assert out == ""
 
 
+SWALLOWED = """
+import importlib, os, signal, sys, time
+sys.argv = [{script!r}, "guides:SimpleConv"]
+cli = importlib.import_module("flopwise.cli.main")
+
+def swallowing_import(command):  # as torch's C++ start-up treats an error its import of numpy meets
+    try:
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(30)
+    except BaseException:
+        pass
+    return lambda options: print("ran on") or 0
+
+cli._command = swallowing_import
+sys.exit(cli.main())
+"""
+
+
+def test_ctrl_c_during_the_imports_ends_the_run_though_an_import_swallows_it():
+    """torch's start-up can swallow a KeyboardInterrupt (or abort on one, inside C++): Ctrl-C while the command's
+    imports run ends the process then and there."""
+    process = start_interruptible([sys.executable, "-c", SWALLOWED.format(script=SCRIPT)])
+    out, err = process.communicate(timeout=120)
+    assert (process.returncode, out) == (130, ""), err
+    assert err.strip().endswith("flopwise: interrupted") and "Traceback" not in err, err
+
+
 def test_a_long_run_says_what_it_is_doing_with_progress_and_not_with_quiet(tmp_path):
     (tmp_path / "slow.py").write_text(SLOW)
     args = [SCRIPT, "slow.py:Slow", "--input", "1x4", "--progress"]
