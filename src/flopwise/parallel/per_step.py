@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..core.cost import Cost
 from ..report.report import Report
 from .layout import FSDP_DIMS
 from .local import CollectiveCall
@@ -37,13 +36,3 @@ def once_per_step(report: Report, collectives: Sequence[CollectiveCall]) -> list
             raise RuntimeError(f"{call.op}: the count has more calls than the collectives recorded ({len(groups)})")
         once.append(groups[index - 1])
     return once
-
-
-def by_phase(report: Report, once: Sequence[bool], phases: Sequence[str]) -> dict[str, Cost]:
-    """The cost of the calls run once a step, by phase ("forward" where the count has no phases)."""
-    found: dict[str, Cost] = {}
-    for i, call in enumerate(report.calls):
-        if once[i]:
-            phase = phases[i] if phases else "forward"
-            found[phase] = found.get(phase, Cost()) + call.cost
-    return found

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..core.conventions import Convention
-from ..core.cost import Cost
+from ..core.cost import ZERO, Cost, totals_by
 from ..counter import split_inputs
 from ..engine.prepare import describe_inputs
 from ..formulas.registry import Formula
@@ -175,22 +175,19 @@ def _rank_report(
                 add("send", "pp", pp, got, m)
         if train and order:
             activation += (in_flight(order.get(stage.index, [])) - 1) * run.saved_bytes
-    # every phase once per micro-batch, the optimizer's once per step; each micro-batch after the first also adds
-    # its gradients into the earlier ones' (accumulate.py), in backward; FSDP2's gathers, reductions and their
-    # copies run once a step under a pipeline (per_step.py)
-    once = per_step.once_per_step(report, run.collectives) if m > 1 else []
-    single = per_step.by_phase(report, once, run.phases) if m > 1 else {}
-
-    def per_step_cost(phase: str, cost: Cost) -> Cost:
-        if phase == "optimizer":
-            return cost
-        taken_once = single.get(phase, Cost())
-        return _times(_less(cost, taken_once), m) + taken_once
-
-    phases = {k: per_step_cost(k, v) for k, v in report.phases.items()}
+    # every call once per micro-batch, but the optimizer's once per step, and under a pipeline FSDP2's gathers,
+    # reductions and their copies too (per_step.py); each micro-batch after the first also adds its gradients into
+    # the earlier ones' (accumulate.py), in backward
+    once = per_step.once_per_step(report, run.collectives) if m > 1 else [False] * len(report.calls)
+    labels = run.phases or ["forward"] * len(report.calls)
+    by_phase = totals_by(
+        (label, call.cost, 1 if taken or label == "optimizer" else m)
+        for call, label, taken in zip(report.calls, labels, once, strict=True)
+    )
+    phases = {k: by_phase.get(k, ZERO) for k in report.phases}
     if run.accumulation is not None and "backward" in phases:
         phases["backward"] = phases["backward"] + _times(run.accumulation.total, m - 1)
-    total = sum(phases.values(), Cost()) if phases else per_step_cost("forward", report.total)
+    total = sum(phases.values(), ZERO) if phases else by_phase.get("forward", ZERO)
     return RankReport(
         rank=rank,
         ranks=sharing,
@@ -223,12 +220,3 @@ def _rank_report(
 
 def _times(cost: Cost, m: int) -> Cost:
     return Cost(cost.macs * m, cost.flops * m, cost.bytes_read * m, cost.bytes_written * m)
-
-
-def _less(cost: Cost, part: Cost) -> Cost:
-    return Cost(
-        cost.macs - part.macs,
-        cost.flops - part.flops,
-        cost.bytes_read - part.bytes_read,
-        cost.bytes_written - part.bytes_written,
-    )
